@@ -1,0 +1,61 @@
+"""Page tables: written by the kernel, walked by the CPU.
+
+One :class:`PageTable` per address space (mm).  It is sparse: a dict from
+virtual page number to a PTE value laid out like an x86-64 PTE, so that the
+kernel's cost follows the number of present entries, never the size of a
+range.
+"""
+
+from __future__ import annotations
+
+PTE_PRESENT = 1 << 0
+PTE_RW = 1 << 1
+PTE_USER = 1 << 2
+PTE_ACCESSED = 1 << 5
+PTE_DIRTY = 1 << 6
+PTE_SPECIAL = 1 << 9  # software bit: a VM_PFNMAP entry (no struct page)
+PTE_NX = 1 << 63
+PTE_PFN_SHIFT = 12
+PTE_PFN_MASK = ((1 << 52) - 1) & ~((1 << PTE_PFN_SHIFT) - 1)
+
+
+def make_pte(pfn: int, flags: int) -> int:
+    return (pfn << PTE_PFN_SHIFT) | flags | PTE_PRESENT
+
+
+def pte_pfn(pte: int) -> int:
+    return (pte & PTE_PFN_MASK) >> PTE_PFN_SHIFT
+
+
+class PageTable:
+    """vpn -> PTE.  Absent keys are not-present entries."""
+
+    __slots__ = ("ptes",)
+
+    def __init__(self) -> None:
+        self.ptes: dict[int, int] = {}
+
+    def get(self, vpn: int) -> int:
+        return self.ptes.get(vpn, 0)
+
+    def set(self, vpn: int, pte: int) -> None:
+        self.ptes[vpn] = pte
+
+    def clear(self, vpn: int) -> int:
+        """Remove the entry; return the old PTE (0 if none)."""
+        return self.ptes.pop(vpn, 0)
+
+    def populated(self, lo_vpn: int, hi_vpn: int) -> list[int]:
+        """The vpns in ``[lo_vpn, hi_vpn)`` that have an entry, in order.
+
+        Costs min(range, populated entries): a 64 GiB range over an empty
+        table costs nothing."""
+        ptes = self.ptes
+        if hi_vpn - lo_vpn <= len(ptes):
+            return [v for v in range(lo_vpn, hi_vpn) if v in ptes]
+        return sorted(v for v in ptes if lo_vpn <= v < hi_vpn)
+
+    def copy(self) -> PageTable:
+        pt = PageTable()
+        pt.ptes = dict(self.ptes)
+        return pt

@@ -1,0 +1,1 @@
+"""Linux: syscalls, mm, security (LSM) and the SGX driver."""

@@ -1,0 +1,64 @@
+"""How the kernel says no: ``OSError(errno)`` for syscalls and ioctls,
+:class:`Signal` for a fault the kernel turns into SIGSEGV/SIGBUS.
+
+Both carry ``why``: the :class:`~sgxsim.trace.Decision` of the layer and rule
+that decided, so a user can ask the model why the kernel refused.
+"""
+
+from __future__ import annotations
+
+import errno as _errno
+import os
+import signal as _signal
+
+from sgxsim.trace import Decision
+
+# errno values the kernel uses internally and never returns to user space.
+ERESTARTSYS = 512
+ENOIOCTLCMD = 515
+
+# si_code values (include/uapi/asm-generic/siginfo.h).
+SEGV_MAPERR = 1
+SEGV_ACCERR = 2
+BUS_ADRALN = 1
+BUS_ADRERR = 2
+
+
+def errno_name(e: int) -> str:
+    if e == ERESTARTSYS:
+        return "ERESTARTSYS"
+    if e == ENOIOCTLCMD:
+        return "ENOIOCTLCMD"
+    return _errno.errorcode.get(e, str(e))
+
+
+def refuse(err: int, layer: str, rule: str, detail: str = "") -> OSError:
+    """Build the ``OSError`` a syscall raises, with its provenance.
+
+    Usage: ``raise refuse(errno.EACCES, "sgx", "sgx_encl_may_map", "...")``.
+    """
+    why = Decision(layer, rule, errno_name(err), detail)
+    exc = OSError(err, os.strerror(err) if err < 512 else errno_name(err))
+    exc.why = why  # type: ignore[attr-defined]
+    return exc
+
+
+def why_of(exc: BaseException) -> Decision | None:
+    return getattr(exc, "why", None)
+
+
+class Signal(Exception):
+    """A synchronous signal delivered to the process (SIGSEGV, SIGBUS, ...)."""
+
+    def __init__(self, signo: int, si_code: int, addr: int, why: Decision,
+                 trapno: int = 14, error_code: int = 0):
+        self.signo = signo
+        self.si_code = si_code
+        self.addr = addr
+        self.why = why
+        # What the CPU reported (si_trapno / the hardware error code); the
+        # vDSO's exception fixup copies these into struct sgx_enclave_run.
+        self.trapno = trapno
+        self.error_code = error_code
+        name = _signal.Signals(signo).name if signo in _signal.Signals._value2member_map_ else signo
+        super().__init__(f"{name} si_code={si_code} addr={addr:#x}: {why}")
