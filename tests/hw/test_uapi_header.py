@@ -21,20 +21,11 @@ def _c_program() -> str:
     ]
     for cname, cls in uapi.UAPI_STRUCTS.items():
         lines.append(f'  printf("size {cname} %zu\\n", sizeof(struct {cname}));')
-        for field, _off, size, _kind in cls.FIELDS:
-            if field == "reserved" and cname == "sgx_enclave_run":
-                lines.append(
-                    f'  printf("off {cname}.{field} %zu\\n", offsetof(struct {cname}, {field}));'
-                )
-                lines.append(
-                    f'  printf("fsize {cname}.{field} %zu\\n",'
-                    f" sizeof(((struct {cname} *)0)->{field}));"
-                )
-                continue
-            lines.append(f'  printf("off {cname}.{field} %zu\\n", offsetof(struct {cname}, {field}));')
-            lines.append(
-                f'  printf("fsize {cname}.{field} %zu\\n", sizeof(((struct {cname} *)0)->{field}));'
-            )
+        for field, _off, _size, _kind in cls.FIELDS:
+            member = f"((struct {cname} *)0)->{field}"
+            offset = f"offsetof(struct {cname}, {field})"
+            lines.append(f'  printf("off {cname}.{field} %zu\\n", {offset});')
+            lines.append(f'  printf("fsize {cname}.{field} %zu\\n", sizeof({member}));')
     for name in uapi.IOCTLS:
         lines.append(f'  printf("ioctl {name} %lu\\n", (unsigned long){name});')
     lines.append('  printf("const SGX_MAGIC %d\\n", SGX_MAGIC);')
