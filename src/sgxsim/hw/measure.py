@@ -74,8 +74,12 @@ class Measurement:
         """One EEXTEND: the header record, then the 256 bytes as four blocks."""
         if len(chunk) != EEXTEND_CHUNK:
             raise ValueError(f"EEXTEND measures {EEXTEND_CHUNK} bytes, got {len(chunk)}")
-        self._feed(_EEXTEND.pack(TAG_EEXTEND, offset) + bytes(chunk))
+        record = _EEXTEND.pack(TAG_EEXTEND, offset) + chunk
         self.updates += 5
+        if self._log is None:
+            self._h.update(record)
+        else:
+            self._feed(record)
 
     def eextend_page(self, offset: int, page: bytes | bytearray | memoryview) -> None:
         """Sixteen EEXTENDs over one 4 KiB page, as one hash update."""
