@@ -39,8 +39,11 @@ def build_through_leaves(size: int, per_page_eextend: bool) -> tuple[float, byte
         phys.write(pi, Pageinfo(linaddr=BASE + n * PAGE_SIZE, srcpge=src, secinfo=si,
                                 secs=secs).pack())
         cpu.eadd(pi, epc)
-        for c in range(0, PAGE_SIZE, 256):
-            cpu.eextend(secs, epc + c)
+        if per_page_eextend:
+            cpu.eextend_page(secs, epc)
+        else:
+            for c in range(0, PAGE_SIZE, 256):
+                cpu.eextend(secs, epc + c)
     digest = cpu.epc.secs_state[0].measurement.digest()
     return time.perf_counter() - t0, digest
 
@@ -87,17 +90,21 @@ def epcm_bytes_per_page(npages: int) -> float:
 def run() -> str:
     size = 64 * MIB
     t_leaves, d1 = build_through_leaves(size, False)
+    t_paged, d3 = build_through_leaves(size, True)
     t_hash, d2 = hash_same_stream(size)
     t_once = hash_stream_once(size)
-    assert d1 == d2, "the leaves and hashlib disagree on MRENCLAVE"
+    assert d1 == d2 == d3, "the leaves and hashlib disagree on MRENCLAVE"
     per_page = epcm_bytes_per_page(1 << 20)
     rows = [
         "| measure | value | target |",
         "|---|---|---|",
         f"| 64 MiB measured build through ECREATE/EADD/EEXTEND | {t_leaves:.2f} s | |",
+        f"| the same, EEXTEND issued per page (`eextend_page`) | {t_paged:.2f} s | |",
         f"| hashlib.sha256 over the same records, fed record by record | {t_hash:.2f} s | |",
         f"| hashlib.sha256 over the same bytes in one call | {t_once:.2f} s | |",
         f"| ratio leaves / hashlib (record by record) | {t_leaves / t_hash:.2f}x | <= 1.3x |",
+        f"| ratio leaves with `eextend_page` / hashlib (record by record) | {t_paged / t_hash:.2f}x"
+        " | <= 1.3x |",
         f"| ratio leaves / hashlib (one call) | {t_leaves / t_once:.2f}x | |",
         f"| EPCM metadata, 1,048,576-page EPC (tracemalloc) | {per_page:.1f} B/page | <= 32 |",
     ]

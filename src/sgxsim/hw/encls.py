@@ -287,6 +287,20 @@ class EnclsMixin:
         off = chunk & 0xFFF
         st.measurement.eextend(epc_.addr[i] - st.base + off, epc_.data[i][off : off + 256])
 
+    def eextend_page(self: Cpu, secs: int, page: int) -> None:
+        """Sixteen EEXTENDs over the 256-byte chunks of one EPC page, in order,
+        as the driver issues them for SGX_PAGE_MEASURE.  Every chunk of a page
+        passes or fails the same checks (RCX is 256-aligned by construction),
+        so they run once; the measurement is the same record stream."""
+        if page & 0xFFF:
+            raise _gp("EEXTEND", "RCX not 256-byte aligned")
+        self.eextend(secs, page)  # the checks, and the first chunk
+        epc_ = self.epc
+        i = (page - EPC_BASE) >> 12
+        st = epc_.secs_state[(secs - EPC_BASE) >> 12]
+        data = memoryview(epc_.data[i])
+        st.measurement.eextend_page(epc_.addr[i] - st.base + 256, data[256:])
+
     # -- EINIT ------------------------------------------------------------------------------
     def einit(self: Cpu, sigstruct: int, secs: int, token: int) -> int:
         # SDM: EINIT
