@@ -1,85 +1,58 @@
-"""A small enclave of sgxsim's own making, with deterministic contents, and
-its measurement and SIGSTRUCT.
+"""``sgxsim demo``: measure and sign a small enclave of the project's own making.
 
-Layout (SECS.SIZE 0x4000, SSAFRAMESIZE 1), in EADD order:
-
-======  ==========  ===========  =====================================
-offset  type        permissions  contents
-======  ==========  ===========  =====================================
-0x0000  PT_TCS      (none)       TCS: OSSA 0x1000, NSSA 1, OENTRY 0x2000
-0x1000  PT_REG      RW           SSA frame (zero)
-0x2000  PT_REG      RX           code: ``mov eax, EEXIT; enclu``
-0x3000  PT_REG      RW           data: byte i is ``(7*i + 3) & 0xff``
-======  ==========  ===========  =====================================
-
-Every page is measured (EADD, then sixteen EEXTENDs).
+The enclave: a TCS page, two code pages (RX) and a data page (RW), with
+deterministic contents; everything measured.  MRENCLAVE is computed record by
+record with :class:`~sgxsim.hw.measure.Measurement`, a fresh RSA-3072/e=3 key
+signs the SIGSTRUCT.
 """
 
 from __future__ import annotations
 
-import struct
-from dataclasses import dataclass
+import hashlib
+from pathlib import Path
 
-from sgxsim.hw.consts import (
-    PAGE_SIZE,
-    SECINFO_PERM_MASK,
-    SECINFO_PT_MASK,
-    SECINFO_PT_SHIFT,
-    Enclu,
-    PageType,
-    SecinfoFlags,
-    secinfo_flags,
-)
+from sgxsim.hw import sigstruct as S
+from sgxsim.hw.consts import PAGE_SIZE, PageType, SecinfoFlags, secinfo_flags
 from sgxsim.hw.measure import Measurement
 from sgxsim.hw.structs import Tcs
 
-SIZE = 0x4000
-SSA_FRAME_SIZE = 1
-ENTRY = 0x2000
+RX = SecinfoFlags.R | SecinfoFlags.X
+RW = SecinfoFlags.R | SecinfoFlags.W
 
 
-@dataclass(frozen=True, slots=True)
-class DemoPage:
-    offset: int
-    secinfo_flags: int
-    data: bytes
-    measure: bool = True
+def demo_pages() -> list[tuple[int, int, bytes]]:
+    """(offset, SECINFO flags, contents) of the demo enclave."""
+    tcs = Tcs(ossa=3 * PAGE_SIZE, nssa=1, oentry=PAGE_SIZE, fslimit=0xFFFFFFFF, gslimit=0xFFFFFFFF)
 
+    def filler(tag: bytes) -> bytes:
+        return b"".join(hashlib.sha256(tag + i.to_bytes(4, "little")).digest() for i in range(128))
 
-def _code_page() -> bytes:
-    # mov eax, imm32 (EEXIT) ; enclu -- then int3 padding.
-    code = b"\xb8" + struct.pack("<I", Enclu.EEXIT) + b"\x0f\x01\xd7"
-    return code + b"\xcc" * (PAGE_SIZE - len(code))
-
-
-def _data_page() -> bytes:
-    return bytes((7 * i + 3) & 0xFF for i in range(PAGE_SIZE))
-
-
-def demo_pages() -> list[DemoPage]:
-    """The pages of the demo enclave, in EADD order."""
-    rw = SecinfoFlags.R | SecinfoFlags.W
-    rx = SecinfoFlags.R | SecinfoFlags.X
-    tcs = Tcs(ossa=0x1000, nssa=1, oentry=ENTRY).pack()
     return [
-        DemoPage(0x0000, secinfo_flags(PageType.PT_TCS), tcs),
-        DemoPage(0x1000, secinfo_flags(PageType.PT_REG, rw), bytes(PAGE_SIZE)),
-        DemoPage(0x2000, secinfo_flags(PageType.PT_REG, rx), _code_page()),
-        DemoPage(0x3000, secinfo_flags(PageType.PT_REG, rw), _data_page()),
+        (0, secinfo_flags(PageType.PT_TCS), tcs.pack()),
+        (PAGE_SIZE, secinfo_flags(PageType.PT_REG, RX), filler(b"text0")),
+        (2 * PAGE_SIZE, secinfo_flags(PageType.PT_REG, RX), filler(b"text1")),
+        (3 * PAGE_SIZE, secinfo_flags(PageType.PT_REG, RW), bytes(PAGE_SIZE)),
     ]
 
 
-def measure(pages: list[DemoPage], size: int = SIZE, ssa_frame_size: int = SSA_FRAME_SIZE
-            ) -> Measurement:
-    """MRENCLAVE predicted record by record, as ECREATE/EADD/EEXTEND would
-    build it (EADD of a TCS measures its flags with RWX forced to 0)."""
+def measure(pages: list[tuple[int, int, bytes]], ssa_frame_size: int = 1) -> bytes:
+    size = PAGE_SIZE
+    while size < len(pages) * PAGE_SIZE:
+        size <<= 1
     m = Measurement()
     m.ecreate(size, ssa_frame_size)
-    for p in pages:
-        flags = p.secinfo_flags
-        if (flags & SECINFO_PT_MASK) >> SECINFO_PT_SHIFT == PageType.PT_TCS:
-            flags &= ~SECINFO_PERM_MASK
-        m.eadd(p.offset, flags)
-        if p.measure:
-            m.eextend_page(p.offset, p.data)
-    return m
+    for offset, flags, data in pages:
+        m.eadd(offset, flags)
+        m.eextend_page(offset, data)
+    return m.digest()
+
+
+def build_signed(out: Path) -> Path:
+    mrenclave = measure(demo_pages())
+    key = S.generate_key()
+    sig = S.sign(S.build(mrenclave, date=0x20261123), key)
+    out.mkdir(parents=True, exist_ok=True)
+    path = out / "demo.sigstruct"
+    path.write_bytes(sig.pack())
+    (out / "demo.pem").write_bytes(S.key_pem(key))
+    return path

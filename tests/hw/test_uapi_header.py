@@ -1,20 +1,15 @@
-"""The Python uapi definitions against the system's <asm/sgx.h>, compiled
-with gcc: every sizeof, every offsetof, every ioctl number."""
+"""The uapi definitions against the system's <asm/sgx.h>, compiled with gcc."""
 
 from __future__ import annotations
 
 import shutil
 import subprocess
-from pathlib import Path
 
 import pytest
 
 from sgxsim.hw import uapi
 
-HEADER_HELP = (
-    "the uapi header test needs gcc and <asm/sgx.h> "
-    "(Debian/Ubuntu: apt-get install gcc linux-libc-dev; `make test` installs the header as root)"
-)
+SGX_PAGE_MEASURE_C = "SGX_PAGE_MEASURE"
 
 
 def _c_program() -> str:
@@ -25,80 +20,62 @@ def _c_program() -> str:
         "int main(void) {",
     ]
     for cname, cls in uapi.UAPI_STRUCTS.items():
-        lines.append(f'  printf("sizeof {cname} %zu\\n", sizeof(struct {cname}));')
+        lines.append(f'  printf("size {cname} %zu\\n", sizeof(struct {cname}));')
         for field, _off, _size, _kind in cls.FIELDS:
-            lines.append(
-                f'  printf("offsetof {cname}.{field} %zu\\n", offsetof(struct {cname}, {field}));'
-            )
-            lines.append(
-                f'  printf("fieldsize {cname}.{field} %zu\\n", '
-                f"sizeof(((struct {cname} *)0)->{field}));"
-            )
-    for name in uapi.SGX_IOCTLS:
+            member = f"((struct {cname} *)0)->{field}"
+            offset = f"offsetof(struct {cname}, {field})"
+            lines.append(f'  printf("off {cname}.{field} %zu\\n", {offset});')
+            lines.append(f'  printf("fsize {cname}.{field} %zu\\n", sizeof({member}));')
+    for name in uapi.IOCTLS:
         lines.append(f'  printf("ioctl {name} %lu\\n", (unsigned long){name});')
     lines.append('  printf("const SGX_MAGIC %d\\n", SGX_MAGIC);')
-    lines.append('  printf("const SGX_PAGE_MEASURE %d\\n", (int)SGX_PAGE_MEASURE);')
-    lines += ["  return 0;", "}"]
+    lines.append(f'  printf("const SGX_PAGE_MEASURE %d\\n", {SGX_PAGE_MEASURE_C});')
+    lines.append("  return 0;\n}")
     return "\n".join(lines) + "\n"
 
 
 @pytest.fixture(scope="module")
-def c_layout(tmp_path_factory: pytest.TempPathFactory) -> dict[str, int]:
+def c_facts(tmp_path_factory) -> dict[str, int]:
     gcc = shutil.which("gcc")
-    if gcc is None:
-        pytest.fail(f"gcc not found: {HEADER_HELP}")
-    d: Path = tmp_path_factory.mktemp("uapi")
-    src = d / "layout.c"
+    assert gcc, "gcc is required for the uapi header test (make test installs nothing for it)"
+    d = tmp_path_factory.mktemp("uapi")
+    src, exe = d / "uapi.c", d / "uapi"
     src.write_text(_c_program())
-    exe = d / "layout"
     cc = subprocess.run([gcc, "-o", str(exe), str(src)], capture_output=True, text=True)
-    if cc.returncode != 0:
-        pytest.fail(f"compiling against <asm/sgx.h> failed: {HEADER_HELP}\n{cc.stderr}")
+    assert cc.returncode == 0, (
+        "could not compile against <asm/sgx.h> (install Debian's linux-libc-dev; "
+        f".ci/run and make test do so when root):\n{cc.stderr}"
+    )
     out = subprocess.run([str(exe)], capture_output=True, text=True, check=True).stdout
-    result = {}
+    facts = {}
     for line in out.splitlines():
         kind, name, value = line.split()
-        result[f"{kind} {name}"] = int(value)
-    return result
+        facts[f"{kind} {name}"] = int(value)
+    return facts
 
 
 @pytest.mark.parametrize("cname", sorted(uapi.UAPI_STRUCTS))
-def test_struct_layout_matches_header(c_layout: dict[str, int], cname: str) -> None:
+def test_struct_layout_matches_header(c_facts, cname):
     cls = uapi.UAPI_STRUCTS[cname]
-    assert cls.SIZE == c_layout[f"sizeof {cname}"]
-    for field, off, size, _kind in cls.FIELDS:
-        assert off == c_layout[f"offsetof {cname}.{field}"], field
-        assert size == c_layout[f"fieldsize {cname}.{field}"], field
+    assert c_facts[f"size {cname}"] == cls.SIZE
+    for field, off, size, _ in cls.FIELDS:
+        assert c_facts[f"off {cname}.{field}"] == off, field
+        assert c_facts[f"fsize {cname}.{field}"] == size, field
 
 
-def test_ioctl_numbers_match_header(c_layout: dict[str, int]) -> None:
-    for name, number in uapi.SGX_IOCTLS.items():
-        assert number == c_layout[f"ioctl {name}"], name
-    assert uapi.SGX_MAGIC == c_layout["const SGX_MAGIC"]
-    assert uapi.SGX_PAGE_MEASURE == c_layout["const SGX_PAGE_MEASURE"]
+@pytest.mark.parametrize("name", sorted(uapi.IOCTLS))
+def test_ioctl_numbers_match_header(c_facts, name):
+    assert c_facts[f"ioctl {name}"] == uapi.IOCTLS[name]
 
 
-def test_ioctl_numbers_known_values() -> None:
-    # Independent of the header: the values as printed by a C program on x86-64.
-    assert uapi.SGX_IOC_ENCLAVE_CREATE == 0x4008A400
-    assert uapi.SGX_IOC_ENCLAVE_ADD_PAGES == 0xC030A401
-    assert uapi.SGX_IOC_ENCLAVE_INIT == 0x4008A402
-    assert uapi.SGX_IOC_VEPC_REMOVE_ALL == 0xA404
+def test_constants_match_header(c_facts):
+    assert c_facts["const SGX_MAGIC"] == uapi.SGX_MAGIC
+    assert c_facts["const SGX_PAGE_MEASURE"] == uapi.SGX_PAGE_MEASURE
 
 
-def test_ioc_decoding_round_trip() -> None:
-    n = uapi.SGX_IOC_ENCLAVE_RESTRICT_PERMISSIONS
-    assert uapi._IOC_DIR(n) == uapi._IOC_READ | uapi._IOC_WRITE
-    assert uapi._IOC_TYPE(n) == uapi.SGX_MAGIC
-    assert uapi._IOC_NR(n) == 0x05
-    assert uapi._IOC_SIZE(n) == uapi.SgxEnclaveRestrictPermissions.SIZE
-    with pytest.raises(ValueError):
-        uapi._IOC(uapi._IOC_WRITE, uapi.SGX_MAGIC, 0, 1 << 14)
-
-
-def test_enclave_run_round_trip() -> None:
-    run = uapi.SgxEnclaveRun(tcs=0x7000, function=2, exception_vector=14,
-                             exception_error_code=0x8007, exception_addr=0x1234)
-    raw = run.pack()
-    assert len(raw) == 256
-    assert uapi.SgxEnclaveRun.unpack(raw) == run
+def test_ioctl_decoding_round_trips():
+    cmd = uapi.SGX_IOC_ENCLAVE_ADD_PAGES
+    assert uapi.ioc_type(cmd) == uapi.SGX_MAGIC
+    assert uapi.ioc_nr(cmd) == 1
+    assert uapi.ioc_size(cmd) == uapi.SgxEnclaveAddPages.SIZE
+    assert uapi.ioc_dir(cmd) == uapi.IOC_READ | uapi.IOC_WRITE
