@@ -150,11 +150,11 @@ class MprotectMixin:
         if nxt is not None and nxt.vm_start != end:
             nxt = None
         pglen = (end - start) >> PAGE_SHIFT
-        same_ops = (lambda o: o.vm_ops is vma.vm_ops)
-        m_prev = prev is not None and same_ops(prev) and can_merge_after(prev, newflags, file,
-                                                                         anon, pgoff)
-        m_next = nxt is not None and same_ops(nxt) and can_merge_before(nxt, newflags, file, anon,
-                                                                        pgoff, pglen)
+        ops = vma.vm_ops
+        m_prev = prev is not None and prev.vm_ops is ops and can_merge_after(prev, newflags, file,
+                                                                             anon, pgoff)
+        m_next = nxt is not None and nxt.vm_ops is ops and can_merge_before(nxt, newflags, file,
+                                                                            anon, pgoff, pglen)
         if m_prev and m_next and prev.anon_vma is not None and nxt.anon_vma is not None \
                 and prev.anon_vma is not nxt.anon_vma:
             m_next = False
