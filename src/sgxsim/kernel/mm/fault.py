@@ -257,9 +257,13 @@ class FaultMixin:
 
     # -- driver helpers -----------------------------------------------------------------------
     def vmf_insert_pfn(self, vma: Vma, addr: int, pfn: int) -> int:
-        # vmf_insert_pfn(): a special PTE with the VMA's protection
-        prot = vm_get_page_prot(vma.vm_flags)
-        if vma.vm_flags & VM_WRITE and vma.vm_flags & VM_SHARED:
+        # vmf_insert_pfn(): a special PTE with the VMA's protection (vm_page_prot)
+        return self.vmf_insert_pfn_prot(vma, addr, pfn, vma.vm_flags)
+
+    def vmf_insert_pfn_prot(self, vma: Vma, addr: int, pfn: int, vm_flags: int) -> int:
+        # vmf_insert_pfn_prot(vma, addr, pfn, vm_get_page_prot(vm_flags))
+        prot = vm_get_page_prot(vm_flags)
+        if vm_flags & VM_WRITE and vm_flags & VM_SHARED:
             prot |= PTE_RW
         vma.vm_mm.pgtable.set(addr >> PAGE_SHIFT, make_pte(pfn, prot | PTE_SPECIAL))
         return VM_FAULT_NOPAGE
