@@ -551,7 +551,7 @@ class SgxEnclOps:
         ret = 0
         while i < length:
             try:
-                entry = self.sgx_encl_reserve_page(encl, addr + i, vma.vm_flags)
+                entry = self.sgx_encl_reserve_page(encl, (addr + i) & PAGE_MASK, vma.vm_flags)
             except OSError as e:
                 ret = -e.errno
                 break
@@ -573,7 +573,8 @@ class SgxEnclOps:
             else:
                 buf[i:i + cnt] = word[offset:offset + cnt]
             i += cnt
-        return ret if ret < 0 and i == 0 else i
+        # "ret < 0 ? ret : i": an error wins even after some bytes were done.
+        return ret if ret < 0 else i
 
     def sgx_edbgrd(self, epc_addr: int) -> tuple[int, int]:
         # __edbgrd(): (status, data)
