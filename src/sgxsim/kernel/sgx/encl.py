@@ -388,7 +388,7 @@ class SgxEnclOps:
         for i in range(PCMDS_PER_PAGE):
             addr = start_addr + i * PAGE_SIZE
             if addr == encl.base + encl.size:  # the SECS: no page_array entry
-                continue
+                break
             entry = encl.page_array.get(addr >> PAGE_SHIFT)
             if entry is not None and entry.being_reclaimed:
                 return True

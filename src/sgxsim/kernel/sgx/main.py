@@ -28,6 +28,7 @@ from typing import Any
 from sgxsim.hw.consts import PAGE_SHIFT, SgxReturn
 from sgxsim.hw.memory import EPC_BASE
 from sgxsim.kernel.errors import ERESTARTSYS, refuse
+from sgxsim.kernel.sgx.encl import SGX_ENCL_PAGE_BEING_RECLAIMED
 from sgxsim.kernel.sgx.encls import encls, encls_failed
 
 # sgx.h
@@ -207,7 +208,7 @@ class SgxMain:
         """sgx_encl_ewb(): write a blocked page out, with the ETRACK/IPI retries."""
         encl_page = epc_page.owner
         encl = encl_page.encl
-        encl_page.being_reclaimed = False
+        encl_page.desc &= ~SGX_ENCL_PAGE_BEING_RECLAIMED
         va_page = encl.va_pages[0]
         va_offset = va_page.sgx_alloc_va_slot()
         va_slot = va_page.epc_page.paddr + va_offset
@@ -229,7 +230,7 @@ class SgxMain:
                 self.warn(f"EWB returned {ret:#x}")
             va_page.sgx_free_va_slot(va_offset)
         else:
-            encl_page.va_offset = va_offset
+            encl_page.desc |= va_offset
             encl_page.va_page = va_page
 
     def sgx_reclaimer_write(self, epc_page: SgxEpcPage, backing: Any) -> None:
@@ -273,7 +274,7 @@ class SgxMain:
             if self.sgx_reclaimer_age(epc_page):
                 page_index = (encl_page.addr - encl.base) >> PAGE_SHIFT
                 backing[i] = self.sgx_encl_alloc_backing(encl, page_index)
-                encl_page.being_reclaimed = True
+                encl_page.desc |= SGX_ENCL_PAGE_BEING_RECLAIMED
                 continue
             # skip: back to the tail of the LRU.
             lru[epc_page.index] = None
