@@ -11,6 +11,7 @@ each use.  :class:`SgxDriverSgx2` is the same driver as Linux 6.0 has it.
 from __future__ import annotations
 
 import errno
+import struct
 from typing import Any
 
 from sgxsim.hw.consts import (
@@ -36,6 +37,8 @@ from sgxsim.kernel.sgx.ioctl import SgxIoctl, SgxIoctlSgx2
 from sgxsim.kernel.sgx.main import SgxMain
 
 U64 = (1 << 64) - 1
+_PAGEINFO = struct.Struct("<4Q")
+_SECINFO = struct.Struct("<Q56x")
 
 
 class SgxVmOps(VmOperations):
@@ -262,15 +265,14 @@ class SgxDriver(SgxIoctl, SgxEnclOps, SgxMain):
 
     def kstack_pageinfo(self, addr: int, contents: int, metadata: int, secs: int) -> int:
         """A PAGEINFO on the kernel stack (32-byte aligned)."""
-        self.cpu.phys.write(self.kstack, b"".join(
-            (v & U64).to_bytes(8, "little") for v in (addr, contents, metadata, secs)))
+        _PAGEINFO.pack_into(self.cpu.phys.frame(self.kstack >> PAGE_SHIFT), 0,
+                            addr & U64, contents & U64, metadata & U64, secs & U64)
         return self.kstack
 
     def kstack_secinfo(self, flags: int) -> int:
         """A zeroed SECINFO on the kernel stack (64-byte aligned)."""
-        paddr = self.kstack + 64
-        self.cpu.phys.write(paddr, (flags & U64).to_bytes(8, "little") + bytes(56))
-        return paddr
+        _SECINFO.pack_into(self.cpu.phys.frame(self.kstack >> PAGE_SHIFT), 64, flags & U64)
+        return self.kstack + 64
 
     # -- invariants (used by tests and the checker) ------------------------------
     def check_invariants(self) -> list[str]:
