@@ -8,12 +8,12 @@ import mmap as _mmap
 import os
 import struct
 
-from sgxsim.machine import Machine
+from sgxsim.machine import Machine  # noqa: E402
 
 from sgxsim.hw import uapi
-from sgxsim.hw.consts import PAGE_SIZE, Attribute, PageType, SecinfoFlags, secinfo_flags
-from sgxsim.hw.measure import Measurement
-from sgxsim.hw.structs import Secs, Tcs
+from sgxsim.hw.consts import PAGE_SIZE, Attribute, PageType, SecinfoFlags, secinfo_flags  # noqa: E402
+from sgxsim.hw.measure import Measurement  # noqa: E402
+from sgxsim.hw.structs import Secs, Tcs  # noqa: E402
 
 PROT_NONE = _mmap.PROT_NONE if hasattr(_mmap, "PROT_NONE") else 0
 PROT_READ, PROT_WRITE, PROT_EXEC = 0x1, 0x2, 0x4
