@@ -28,7 +28,7 @@ from sgxsim.hw.consts import (
     PageType,
     SgxReturn,
 )
-from sgxsim.hw.faults import VEC_PF
+from sgxsim.hw.faults import VEC_PF, HwFault
 from sgxsim.hw.structs import Secinfo, Sigstruct
 from sgxsim.kernel.errors import ENOIOCTLCMD, ERESTARTSYS, refuse
 from sgxsim.kernel.mm import VM_MAYEXEC, VM_READ, VM_WRITE
@@ -42,7 +42,13 @@ from sgxsim.kernel.sgx.encl import (
     SgxEncl,
     calc_vm_prot_bits,
 )
-from sgxsim.kernel.sgx.encls import encls, encls_failed, encls_faulted, encls_trapnr
+from sgxsim.kernel.sgx.encls import (
+    SGX_ENCLS_FAULT_FLAG,
+    encls,
+    encls_failed,
+    encls_faulted,
+    encls_trapnr,
+)
 
 U64 = (1 << 64) - 1
 
@@ -227,12 +233,19 @@ class SgxIoctl:
     def _sgx_encl_extend(self, encl: SgxEncl, epc_page: Any) -> None:
         """__sgx_encl_extend(): EEXTEND each 256-byte block of the page."""
         secs = encl.secs.epc_page.paddr
-        for offset in range(0, PAGE_SIZE, SGX_EEXTEND_BLOCK_SIZE):
-            ret = encls(self.cpu.eextend, secs, epc_page.paddr + offset)
-            if ret:
-                if encls_failed(ret):
-                    self.warn(f"EEXTEND returned {ret:#x}")
-                raise refuse(errno.EIO, "sgx", "__sgx_encl_extend", f"EEXTEND returned {ret:#x}")
+        eextend = self.cpu.eextend
+        ret = 0
+        try:  # the ENCLS fault fixup, once for the 16 leaves
+            for chunk in range(epc_page.paddr, epc_page.paddr + PAGE_SIZE, SGX_EEXTEND_BLOCK_SIZE):
+                ret = eextend(secs, chunk) or 0
+                if ret:
+                    break
+        except HwFault as fault:
+            ret = fault.vector | SGX_ENCLS_FAULT_FLAG
+        if ret:
+            if encls_failed(ret):
+                self.warn(f"EEXTEND returned {ret:#x}")
+            raise refuse(errno.EIO, "sgx", "__sgx_encl_extend", f"EEXTEND returned {ret:#x}")
 
     def sgx_encl_add_page(self, encl: SgxEncl, src: int, offset: int, secinfo_flags: int,
                           secinfo_paddr: int, flags: int) -> None:

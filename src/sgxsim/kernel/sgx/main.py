@@ -42,18 +42,15 @@ SGX_NR_HIGH_PAGES = 64
 class SgxEpcPage:
     """struct sgx_epc_page."""
 
-    __slots__ = ("index", "flags", "owner", "poison")
+    __slots__ = ("index", "paddr", "flags", "owner", "poison")
 
     def __init__(self, index: int):
         self.index = index
+        # sgx_get_epc_virt_addr(): the direct map is the identity.
+        self.paddr = EPC_BASE + (index << PAGE_SHIFT)
         self.flags = SGX_EPC_PAGE_IS_FREE
         self.owner: Any = None
         self.poison = 0
-
-    @property
-    def paddr(self) -> int:
-        # sgx_get_epc_virt_addr(): the direct map is the identity.
-        return EPC_BASE + (self.index << PAGE_SHIFT)
 
     def __repr__(self) -> str:
         return f"SgxEpcPage({self.index}, flags={self.flags:#x})"
