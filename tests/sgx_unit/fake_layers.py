@@ -21,6 +21,15 @@ import sgxsim.kernel.mm as kmm
 from sgxsim.hw.faults import GeneralProtection, PageFault
 from sgxsim.hw.measure import Measurement
 from sgxsim.hw.memory import EPC_BASE, PhysMem
+from sgxsim.hw.paging import (
+    PTE_ACCESSED,
+    PTE_RW,
+    PTE_SPECIAL,
+    PTE_USER,
+    PageTable,
+    make_pte,
+    pte_pfn,
+)
 from sgxsim.hw.structs import Struct
 from sgxsim.kernel.errors import refuse
 from sgxsim.trace import Trace
@@ -278,7 +287,7 @@ class Vma:
 class Mm:
     def __init__(self):
         self.vmas: list[Vma] = []
-        self.ptes: dict[int, tuple] = {}  # vpn -> ("ram"|"pfn", pfn, accessed)
+        self.pgtable = PageTable()
         self.notifiers: list = []
         self.users = 1
 
@@ -339,11 +348,12 @@ class FakeKernel:
         v = self.find_vma(task.mm, addr)
         if v is None or addr < v.vm_start or not v.vm_flags & 1 or v.vm_flags & 0x4400:
             raise refuse(errno.EFAULT, "mm", "get_user_pages")
-        pte = task.mm.ptes.get(addr >> 12)
-        if pte is None:
-            pte = ("ram", self.cpu.phys.alloc_frame(), 1)
-            task.mm.ptes[addr >> 12] = pte
-        return pte[1]
+        pt = task.mm.pgtable
+        pte = pt.get(addr >> 12)
+        if not pte:
+            pte = make_pte(self.cpu.phys.alloc_frame(), PTE_RW | PTE_USER | PTE_ACCESSED)
+            pt.set(addr >> 12, pte)
+        return pte_pfn(pte)
 
     def copy_from_user(self, task, addr, n):
         out = b""
@@ -364,16 +374,17 @@ class FakeKernel:
         return task.files.get(fd)
 
     def vmf_insert_pfn(self, vma, addr, pfn):
-        vma.vm_mm.ptes[addr >> 12] = ("pfn", pfn, 0)
+        rw = PTE_RW if vma.vm_flags & kmm.VM_WRITE else 0
+        vma.vm_mm.pgtable.set(addr >> 12, make_pte(pfn, PTE_USER | PTE_SPECIAL | rw))
         return kmm.VM_FAULT_NOPAGE
 
     def zap_vma_ptes(self, vma, addr, size):
-        vma.vm_mm.ptes.pop(addr >> 12, None)
+        vma.vm_mm.pgtable.clear(addr >> 12)
 
     def ptep_test_and_clear_young(self, mm, addr):
-        p = mm.ptes.get(addr >> 12)
-        if p is not None and p[2]:
-            mm.ptes[addr >> 12] = (p[0], p[1], 0)
+        pte = mm.pgtable.get(addr >> 12)
+        if pte & PTE_ACCESSED:
+            mm.pgtable.set(addr >> 12, pte & ~PTE_ACCESSED)
             return True
         return False
 
@@ -396,8 +407,5 @@ class FakeKernel:
     def mm_get_unmapped_area(self, mm, file, addr, length, pgoff, flags):
         return 0x4000_0000
 
-    def check_no_pte_to(self, free_indexes):
-        base = EPC_BASE >> 12
-        return [f"PTE {vpn:#x} -> free EPC page {p[1] - base}"
-                for vpn, p in self.current.mm.ptes.items()
-                if p[0] == "pfn" and p[1] - base in free_indexes]
+    def all_page_tables(self):
+        return [self.current.mm.pgtable]

@@ -14,6 +14,7 @@ from fake_layers import FakeCpu, FakeKernel, File, UserArg, Vma, uapi
 
 from sgxsim.hw.consts import MSR_IA32_SGXLEPUBKEYHASH0, PAGE_SIZE, PageType
 from sgxsim.hw.measure import Measurement
+from sgxsim.hw.paging import PTE_ACCESSED
 from sgxsim.hw.structs import Secs, Sigstruct
 from sgxsim.kernel.errors import ENOIOCTLCMD, ERESTARTSYS
 from sgxsim.kernel.sgx.driver import SgxDriver, SgxDriverSgx2
@@ -105,7 +106,7 @@ class Env:
         """do_munmap(): the VMA and its PTEs go."""
         self.t.mm.vmas.remove(vma)
         for vpn in range(vma.vm_start >> 12, vma.vm_end >> 12):
-            self.t.mm.ptes.pop(vpn, None)
+            self.t.mm.pgtable.clear(vpn)
 
     def fault(self, vma, addr):
         vmf = type("Vmf", (), {})()
@@ -298,10 +299,10 @@ def test_modify_types_and_remove():
     assert e.sgx2(mt, 2 * PAGE_SIZE, PAGE_SIZE, TCS, 0, 0)[0] == errno.EPERM  # R only
     vma = e.mmap(3, 1, 7)
     assert e.fault(vma, BASE + 3 * PAGE_SIZE) == NOPAGE
-    assert (BASE >> 12) + 3 in e.t.mm.ptes
+    assert e.t.mm.pgtable.get((BASE >> 12) + 3)
     assert e.sgx2(mt, 3 * PAGE_SIZE, PAGE_SIZE, TCS, 0, 0) == (
         0, (3 * PAGE_SIZE, PAGE_SIZE, TCS, 0, PAGE_SIZE))
-    assert (BASE >> 12) + 3 not in e.t.mm.ptes  # zapped
+    assert not e.t.mm.pgtable.get((BASE >> 12) + 3)  # zapped
     assert (e.page(3).vm_max_prot_bits, e.page(3).type) == (3, TCS)
     assert e.fault(vma, BASE + 3 * PAGE_SIZE) == SIGBUS  # RWX VMA over an RW maximum
     assert e.sgx2(mt, 3 * PAGE_SIZE, PAGE_SIZE, TCS, 0, 0)[0] == errno.EINVAL  # TCS -> TCS
@@ -434,12 +435,11 @@ def test_young_page_survives_a_scan():
     for i in (2, 3):
         assert e.fault(vma, BASE + i * PAGE_SIZE) == NOPAGE
     vpn = (BASE >> 12) + 2
-    kind, pfn, _ = e.t.mm.ptes[vpn]
-    e.t.mm.ptes[vpn] = (kind, pfn, 1)  # the CPU set the accessed bit
+    e.t.mm.pgtable.set(vpn, e.t.mm.pgtable.get(vpn) | PTE_ACCESSED)  # the CPU set A
     e.d.nr_to_scan = 64
     e.d.sgx_reclaim_pages()
     assert e.page(2).epc_page is not None and e.page(3).epc_page is None
-    assert vpn in e.t.mm.ptes and vpn + 1 not in e.t.mm.ptes
+    assert e.t.mm.pgtable.get(vpn) and not e.t.mm.pgtable.get(vpn + 1)
     assert e.d.check_invariants() == []
 
 

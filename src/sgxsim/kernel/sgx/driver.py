@@ -20,6 +20,8 @@ from sgxsim.hw.consts import (
     SGX_MISC_RESERVED_MASK,
     XFRM_LEGACY,
 )
+from sgxsim.hw.memory import EPC_BASE_PFN
+from sgxsim.hw.paging import pte_pfn
 from sgxsim.kernel.errors import refuse
 from sgxsim.kernel.mm import (
     MAP_FIXED,
@@ -34,7 +36,7 @@ from sgxsim.kernel.mm import (
 )
 from sgxsim.kernel.sgx.encl import SgxEncl, SgxEnclOps, SgxEnclOpsSgx2
 from sgxsim.kernel.sgx.ioctl import SgxIoctl, SgxIoctlSgx2
-from sgxsim.kernel.sgx.main import SgxMain
+from sgxsim.kernel.sgx.main import SGX_EPC_PAGE_IS_FREE, SgxMain
 
 U64 = (1 << 64) - 1
 _PAGEINFO = struct.Struct("<4Q")
@@ -238,6 +240,10 @@ class SgxDriver(SgxIoctl, SgxEnclOps, SgxMain):
         # sgx_ipi_cb(): the interrupt makes every LP in the enclave exit (AEX).
         self.kernel.send_ipis(cpus)
 
+    def all_page_tables(self) -> list[Any]:
+        """The PageTable of every live mm (for the invariant check)."""
+        return self.kernel.all_page_tables()
+
     def mmu_notifier_register(self, encl_mm: Any, mm: Any) -> None:
         self.kernel.mmu_notifier_register(encl_mm, mm)
 
@@ -293,15 +299,26 @@ class SgxDriver(SgxIoctl, SgxEnclOps, SgxMain):
             for va in encl.va_pages:
                 owned[va.epc_page.index] = va
         for page in self.epc_pages:
-            free = bool(page.flags & 2)
+            free = bool(page.flags & SGX_EPC_PAGE_IS_FREE)
             if free and page.index in owned:
                 bad.append(f"EPC page {page.index} is free but owned by {owned[page.index]}")
-        nr_free = sum(1 for p in self.epc_pages if p.flags & 2)
+        nr_free = sum(1 for p in self.epc_pages if p.flags & SGX_EPC_PAGE_IS_FREE)
         if nr_free != self.sgx_nr_free_pages or nr_free != len(self.free_page_list):
             bad.append(f"sgx_nr_free_pages {self.sgx_nr_free_pages} != free pages {nr_free}")
         bad.extend(self.check_epcm(owned))
-        bad.extend(self.kernel.check_no_pte_to(
-            {p.index for p in self.epc_pages if p.flags & 2}))
+        bad.extend(self.check_no_pte_to_free_epc())
+        return bad
+
+    def check_no_pte_to_free_epc(self) -> list[str]:
+        """No page table of any process maps a free EPC page."""
+        bad = []
+        for pt in self.all_page_tables():
+            for vpn, pte in pt.ptes.items():
+                pfn = pte_pfn(pte)
+                if self.cpu.phys.is_epc_pfn(pfn):
+                    page = self.epc_pages[pfn - EPC_BASE_PFN]
+                    if page.flags & SGX_EPC_PAGE_IS_FREE:
+                        bad.append(f"PTE {vpn << PAGE_SHIFT:#x} maps free EPC page {page.index}")
         return bad
 
     def check_epcm(self, owned: dict[int, Any]) -> list[str]:
@@ -310,7 +327,7 @@ class SgxDriver(SgxIoctl, SgxEnclOps, SgxMain):
         epc = self.cpu.epc
         for page in self.epc_pages:
             valid = epc.is_valid(page.index)
-            if page.flags & 2 and valid:
+            if page.flags & SGX_EPC_PAGE_IS_FREE and valid:
                 bad.append(f"EPC page {page.index} is free but EPCM.VALID")
             elif page.index in owned and not valid:
                 bad.append(f"EPC page {page.index} owned by {owned[page.index]} but invalid")
