@@ -482,3 +482,28 @@ def test_mm_exit_drops_its_reference():
     assert e.encl.mm_list == [] and e.encl.refcount == 1
     e.d.sgx_release(None, e.f)
     assert e.d.sgx_nr_free_pages == 64
+
+
+@pytest.mark.parametrize("missing", ["flc", "sgx1"])
+def test_drv_init_needs_flc_and_sgx1(missing):
+    cpu = FakeCpu(8)
+    setattr(cpu, missing, False)
+    k = FakeKernel(cpu)
+    d = SgxDriverSgx2(k)
+    with pytest.raises(OSError) as ei:
+        d.sgx_drv_init()
+    assert ei.value.errno == errno.ENODEV and k.devs == {}
+    ok = FakeKernel(FakeCpu(8))
+    SgxDriver(ok).sgx_drv_init()
+    assert sorted(ok.devs) == ["/dev/sgx_enclave", "/dev/sgx_provision"]
+
+
+def test_drv_init_reserved_masks():
+    cpu = FakeCpu(8)
+    cpu.attributes_valid, cpu.miscselect_valid, cpu.xfrm_valid = 0x36, 0x1, 0x7
+    d = SgxDriver(FakeKernel(cpu))
+    d.sgx_drv_init()
+    assert d.sgx_attributes_reserved_mask & 0x36 == 0 and d.sgx_attributes_reserved_mask & 0x1
+    assert d.sgx_attributes_reserved_mask & (1 << 10)  # AEX-notify reserved on 5.11/6.0
+    assert d.sgx_misc_reserved_mask == (1 << 64) - 2
+    assert d.sgx_xfrm_reserved_mask == ((1 << 64) - 1) & ~0x7
