@@ -16,8 +16,12 @@ $(STAMP): pyproject.toml
 run: $(STAMP)
 	$(PY) -m sgxsim.cli demo
 
-# The whole test suite.
+# The whole test suite.  The uapi test compiles against <asm/sgx.h>: on a
+# Debian machine without it (root), install linux-libc-dev first.
 test: $(STAMP)
+	@echo '#include <asm/sgx.h>' | gcc -E -x c - >/dev/null 2>&1 || \
+	  { [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null && \
+	    apt-get update -qq && apt-get install -y -qq linux-libc-dev; } || true
 	$(PY) -m pytest
 
 lint: $(STAMP)
