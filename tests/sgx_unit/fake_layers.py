@@ -4,8 +4,8 @@ isolation: a scripted CPU (ENCLS leaves with just the EPCM state the driver
 depends on) and the kernel services the driver calls.  The end-to-end tests
 on the real machine are in tests/sgx.
 
-While the mm and uapi layers are not merged, the few constants and the two
-base classes the driver imports are provided here with their Linux values.
+While the mm layer is not merged, the few constants and the two base
+classes the driver imports from it are provided here with their Linux values.
 """
 
 from __future__ import annotations
@@ -13,11 +13,10 @@ from __future__ import annotations
 import copy
 import errno
 import struct
-import sys
 import types
 
-import sgxsim.hw
 import sgxsim.kernel.mm as kmm
+from sgxsim.hw import uapi  # noqa: F401  (re-exported for the tests)
 from sgxsim.hw.faults import GeneralProtection, PageFault
 from sgxsim.hw.measure import Measurement
 from sgxsim.hw.memory import EPC_BASE, PhysMem
@@ -30,7 +29,6 @@ from sgxsim.hw.paging import (
     make_pte,
     pte_pfn,
 )
-from sgxsim.hw.structs import Struct
 from sgxsim.kernel.errors import refuse
 from sgxsim.trace import Trace
 
@@ -46,38 +44,6 @@ if not hasattr(kmm, "FileOperations"):
     kmm.FileOperations = type("FileOperations", (), {})
 if not hasattr(kmm, "VmOperations"):
     kmm.VmOperations = type("VmOperations", (), {})
-
-
-def _ioc(d: int, nr: int, size: int) -> int:
-    return (d << 30) | (size << 16) | (0xA4 << 8) | nr
-
-
-try:
-    from sgxsim.hw import uapi
-except ImportError:  # asm/sgx.h, until hw-crypto is merged
-    uapi = types.ModuleType("sgxsim.hw.uapi")
-
-    def _mk(name: str, fields: list[str]) -> None:
-        cls = type(name, (Struct,), dict(
-            SIZE=8 * len(fields), FIELDS=tuple((f, 8 * i, 8, "u") for i, f in enumerate(fields))))
-        setattr(uapi, name, cls)
-
-    _mk("SgxEnclaveCreate", ["src"])
-    _mk("SgxEnclaveAddPages", ["src", "offset", "length", "secinfo", "flags", "count"])
-    _mk("SgxEnclaveInit", ["sigstruct"])
-    _mk("SgxEnclaveProvision", ["fd"])
-    _mk("SgxEnclaveRestrictPermissions", ["offset", "length", "permissions", "result", "count"])
-    _mk("SgxEnclaveModifyTypes", ["offset", "length", "page_type", "result", "count"])
-    _mk("SgxEnclaveRemovePages", ["offset", "length", "count"])
-    uapi.SGX_IOC_ENCLAVE_CREATE = _ioc(1, 0, 8)
-    uapi.SGX_IOC_ENCLAVE_ADD_PAGES = _ioc(3, 1, 48)
-    uapi.SGX_IOC_ENCLAVE_INIT = _ioc(1, 2, 8)
-    uapi.SGX_IOC_ENCLAVE_PROVISION = _ioc(1, 3, 8)
-    uapi.SGX_IOC_ENCLAVE_RESTRICT_PERMISSIONS = _ioc(3, 5, 40)
-    uapi.SGX_IOC_ENCLAVE_MODIFY_TYPES = _ioc(3, 6, 40)
-    uapi.SGX_IOC_ENCLAVE_REMOVE_PAGES = _ioc(3, 7, 24)
-    sys.modules["sgxsim.hw.uapi"] = uapi
-    sgxsim.hw.uapi = uapi
 
 
 class Epcm:
