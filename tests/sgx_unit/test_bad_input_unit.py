@@ -60,7 +60,7 @@ class DriverBadInput(RuleBasedStateMachine):
     def build(self, n, init):
         """A well-formed enclave, so the deeper paths (reclaim, ELDU, SGX2) are reached."""
         if self.e.create() == 0:
-            self.e.add(0, sflags=0x100)
+            self.e.add(0, sflags=0x100, tcs=True)
             for i in range(1, n + 1):
                 self.e.add(i * PAGE_SIZE, i)
             if init:
@@ -116,11 +116,8 @@ class DriverBadInput(RuleBasedStateMachine):
     def sgx2(self, cmd, page, n, value):
         self.e.sgx2(cmd, page * PAGE_SIZE, n * PAGE_SIZE, value, 0, 0)
 
-    @rule(page=st.integers(0, NPAGES), accept=st.booleans())
-    def remove(self, page, accept):
-        entry = self.e.encl.page_array.get((BASE >> 12) + page)
-        if accept and entry is not None and entry.epc_page is not None:
-            self.e.cpu.eaccept(entry.epc_page.paddr)
+    @rule(page=st.integers(0, NPAGES))
+    def remove(self, page):
         self.e.sgx2(uapi.SGX_IOC_ENCLAVE_REMOVE_PAGES, page * PAGE_SIZE, PAGE_SIZE, 0)
 
     @rule()

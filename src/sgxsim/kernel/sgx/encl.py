@@ -409,9 +409,10 @@ class SgxEnclOps:
         assert encl_page.va_page is not None
         pginfo = self.kstack_pageinfo(encl_page.addr, b.contents_paddr, b.pcmd_paddr,
                                       secs_page.paddr if secs_page is not None else 0)
-        self.stats["eldu"] += 1
         ret = encls(self.cpu.eldu, pginfo, epc_page.paddr,
                     encl_page.va_page.epc_page.paddr + va_offset)
+        if not ret:
+            self.stats["eldu"] += 1  # pages loaded back
         err = None
         if ret:
             if encls_failed(ret):

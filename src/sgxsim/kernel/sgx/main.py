@@ -198,8 +198,10 @@ class SgxMain:
     def _sgx_encl_ewb(self, epc_page: SgxEpcPage, va_slot: int, backing: Any) -> int:
         # __sgx_encl_ewb(): PAGEINFO {addr 0, secs 0, contents, PCMD}.
         pginfo = self.kstack_pageinfo(0, backing.contents_paddr, backing.pcmd_paddr, 0)
-        self.stats["ewb"] += 1
-        return encls(self.cpu.ewb, pginfo, epc_page.paddr, va_slot)
+        ret = encls(self.cpu.ewb, pginfo, epc_page.paddr, va_slot)
+        if not ret:
+            self.stats["ewb"] += 1  # pages written out
+        return ret
 
     def sgx_encl_ewb(self, epc_page: SgxEpcPage, backing: Any) -> None:
         """sgx_encl_ewb(): write a blocked page out, with the ETRACK/IPI retries."""
