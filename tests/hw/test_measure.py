@@ -63,3 +63,23 @@ def test_eextend_needs_256_bytes():
     m = Measurement()
     with pytest.raises(ValueError):
         m.eextend(0, bytes(255))
+
+
+def test_copy_deepcopy_and_pickle():
+    import copy
+    import pickle
+
+    m = Measurement()
+    m.ecreate(0x2000, 1)
+    m.eadd(0, 0x100)
+    for clone in (m.copy(), copy.deepcopy(m), pickle.loads(pickle.dumps(m))):
+        assert clone.digest().hex() == V2
+        clone.eadd(0x1000, 0x203)
+        assert clone.digest() != m.digest()
+    big = Measurement()
+    big.ecreate(1 << 30, 1)
+    for off in range(0, 300 * 4096, 4096):
+        big.eextend_page(off, bytes(4096))
+    assert copy.deepcopy(big).digest() == big.digest()
+    with pytest.raises(TypeError):
+        pickle.dumps(big)
