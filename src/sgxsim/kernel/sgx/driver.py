@@ -19,6 +19,7 @@ from sgxsim.hw.consts import (
     PAGE_SIZE,
     SGX_MISC_RESERVED_MASK,
     XFRM_LEGACY,
+    PageType,
 )
 from sgxsim.hw.memory import EPC_BASE_PFN
 from sgxsim.hw.paging import pte_pfn
@@ -322,7 +323,8 @@ class SgxDriver(SgxIoctl, SgxEnclOps, SgxMain):
         return bad
 
     def check_epcm(self, owned: dict[int, Any]) -> list[str]:
-        """Every page the driver owns is valid in the EPCM; every free one is not."""
+        """EPCM ownership: every page the driver owns is valid with the type,
+        address and SECS the driver believes; every free page is invalid."""
         bad = []
         epc = self.cpu.epc
         for page in self.epc_pages:
@@ -331,6 +333,19 @@ class SgxDriver(SgxIoctl, SgxEnclOps, SgxMain):
                 bad.append(f"EPC page {page.index} is free but EPCM.VALID")
             elif page.index in owned and not valid:
                 bad.append(f"EPC page {page.index} owned by {owned[page.index]} but invalid")
+        for encl in self.encls:
+            secs = encl.secs.epc_page
+            for p in encl.page_array.values():
+                if p.epc_page is None or not epc.is_valid(p.epc_page.index):
+                    continue
+                e = epc.epcm(p.epc_page.index)
+                if e.pt != p.type or e.enclaveaddress != p.addr or (
+                        secs is not None and e.enclavesecs != secs.index):
+                    bad.append(f"EPCM of {p} says PT {e.pt} at {e.enclaveaddress:#x} "
+                               f"under SECS {e.enclavesecs}")
+            for va in encl.va_pages:
+                if epc.epcm(va.epc_page.index).pt != PageType.PT_VA:
+                    bad.append(f"VA page {va.epc_page.index} is not PT_VA in the EPCM")
         return bad
 
 
