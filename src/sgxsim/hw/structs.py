@@ -48,10 +48,14 @@ class Struct:
             setattr(cls, f"OFF_{name.upper()}", off)
 
     def __init__(self, **values: Any) -> None:
-        for name, default in self._defaults.items():
-            object.__setattr__(self, name, values.pop(name, default))
-        if values:
-            raise TypeError(f"{type(self).__name__}: unknown fields {sorted(values)}")
+        d = self.__dict__
+        d.update(self._defaults)
+        d.update(values)
+        if len(d) != len(self._defaults):
+            unknown = sorted(set(values) - set(self._defaults))
+            for k in unknown:
+                del d[k]
+            raise TypeError(f"{type(self).__name__}: unknown fields {unknown}")
 
     @classmethod
     def unpack(cls, data: bytes | bytearray | memoryview) -> Any:
@@ -60,8 +64,7 @@ class Struct:
         if len(data) < cls.SIZE:
             raise ValueError(f"{cls.__name__} needs {cls.SIZE} bytes, got {len(data)}")
         obj = cls.__new__(cls)
-        for name, value in zip(cls._names, cls._codec.unpack_from(data), strict=True):
-            object.__setattr__(obj, name, value)
+        obj.__dict__.update(zip(cls._names, cls._codec.unpack_from(data), strict=True))
         return obj
 
     def pack(self) -> bytes:
