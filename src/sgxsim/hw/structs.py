@@ -30,6 +30,7 @@ class Struct:
     _codec: ClassVar[struct.Struct]
     _names: ClassVar[tuple[str, ...]]
     _defaults: ClassVar[dict[str, Any]]
+    _byte_fields: ClassVar[tuple[tuple[str, int], ...]]
 
     def __init_subclass__(cls, **kw: Any) -> None:
         super().__init_subclass__(**kw)
@@ -44,6 +45,7 @@ class Struct:
         cls._codec = struct.Struct(fmt)
         cls._names = tuple(f[0] for f in cls.FIELDS)
         cls._defaults = {n: (0 if k == "u" else bytes(s)) for n, _, s, k in cls.FIELDS}
+        cls._byte_fields = tuple((n, s) for n, _, s, k in cls.FIELDS if k == "b")
         for name, off, _, _ in cls.FIELDS:
             setattr(cls, f"OFF_{name.upper()}", off)
 
@@ -68,6 +70,10 @@ class Struct:
         return obj
 
     def pack(self) -> bytes:
+        # struct's "Ns" would silently pad or cut a wrong-sized byte field.
+        for name, size in self._byte_fields:
+            if len(getattr(self, name)) != size:
+                raise ValueError(f"{type(self).__name__}.{name} is {size} bytes")
         try:
             return self._codec.pack(*(getattr(self, n) for n in self._names))
         except struct.error as e:
