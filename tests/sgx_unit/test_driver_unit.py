@@ -551,3 +551,16 @@ def test_drv_init_reserved_masks():
     assert d.sgx_attributes_reserved_mask & (1 << 10)  # AEX-notify reserved on 5.11/6.0
     assert d.sgx_misc_reserved_mask == (1 << 64) - 2
     assert d.sgx_xfrm_reserved_mask == ((1 << 64) - 1) & ~0x7
+
+
+def test_reclaim_one_chosen_page():
+    e = Env().build(pages=[(2, 3), (3, 3)])
+    assert e.d.sgx_reclaim_page(e.page(3))
+    assert e.page(3).epc_page is None and e.page(2).epc_page is not None
+    assert not e.d.sgx_reclaim_page(e.page(3))  # not resident any more
+    assert e.d.stats["ewb"] == 1 and e.d.check_invariants() == []
+    vma = e.mmap(3, 1, 3)
+    assert e.fault(vma, BASE + 3 * PAGE_SIZE) == NOPAGE  # ELDU
+    buf = bytearray(8)
+    assert e.d.sgx_vma_access(vma, BASE + 3 * PAGE_SIZE, buf, False) == 8
+    assert buf == bytes([3]) * 8

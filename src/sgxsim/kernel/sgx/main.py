@@ -252,7 +252,7 @@ class SgxMain:
         """sgx_reclaim_pages(): isolate up to SGX_NR_TO_SCAN pages from the
         head of the LRU, age them, then block and write the old ones."""
         self.stats["reclaim_runs"] += 1
-        chunk: list[SgxEpcPage | None] = []
+        chunk: list[SgxEpcPage] = []
         lru = self.sgx_active_page_list
         for _ in range(self.nr_to_scan):
             if not lru:
@@ -265,12 +265,18 @@ class SgxMain:
                 chunk.append(epc_page)
             else:
                 epc_page.flags &= ~SGX_EPC_PAGE_RECLAIMER_TRACKED
+        self._sgx_reclaim_isolated(chunk, age=True)
+
+    def _sgx_reclaim_isolated(self, isolated: list[SgxEpcPage], age: bool) -> None:
+        """The second half of sgx_reclaim_pages() over pinned, isolated pages:
+        age, pin backing, block every page, then write each one out."""
+        chunk: list[SgxEpcPage | None] = list(isolated)
         backing: list[Any] = [None] * len(chunk)
-        for i, epc_page in enumerate(chunk):
-            assert epc_page is not None
+        lru = self.sgx_active_page_list
+        for i, epc_page in enumerate(isolated):
             encl_page = epc_page.owner
             encl = encl_page.encl
-            if self.sgx_reclaimer_age(epc_page):
+            if not age or self.sgx_reclaimer_age(epc_page):
                 page_index = (encl_page.addr - encl.base) >> PAGE_SHIFT
                 backing[i] = self.sgx_encl_alloc_backing(encl, page_index)
                 encl_page.desc |= SGX_ENCL_PAGE_BEING_RECLAIMED
@@ -290,6 +296,21 @@ class SgxMain:
             self.sgx_encl_put(encl)
             epc_page.flags &= ~SGX_EPC_PAGE_RECLAIMER_TRACKED
             self.sgx_free_epc_page(epc_page)
+
+    def sgx_reclaim_page(self, encl_page: Any, age: bool = False) -> bool:
+        """Reclaim one chosen enclave page now (a scheduling choice for the
+        checker: the real reclaimer picks pages from the LRU head).  The page
+        goes through the same steps as in sgx_reclaim_pages(); False if it is
+        not resident and reclaimable."""
+        epc_page = encl_page.epc_page
+        if epc_page is None or epc_page.index not in self.sgx_active_page_list:
+            return False
+        if encl_page.encl.refcount <= 0:
+            return False
+        del self.sgx_active_page_list[epc_page.index]
+        encl_page.encl.refcount += 1
+        self._sgx_reclaim_isolated([epc_page], age=age)
+        return encl_page.epc_page is None
 
     # -- counts for tests and invariants ----------------------------------------
     def nr_used_epc_pages(self) -> int:
