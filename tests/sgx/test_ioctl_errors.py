@@ -156,7 +156,7 @@ def test_add_pages_source_checks(kname):
     si = e.put(struct.pack("<Q", REG << 8 | R | W) + bytes(56))
     nfree = free_pages(m)
     # src in no VMA at all (above every mapping): find_vma() finds nothing
-    e_, buf = add_raw(e, 0x7FFF_FFFF_0000, 0, PAGE_SIZE, si)
+    e_, buf = add_raw(e, 0x7FFF_FFFF_F000, 0, PAGE_SIZE, si)
     assert e_ == errno.EFAULT and struct.unpack("<6Q", buf)[5] == 0
     # src PROT_NONE: get_user_pages() fails
     none = e.proc.mmap(0x2000_0000, PAGE_SIZE, PROT_NONE, MAP_PRIVATE | MAP_ANONYMOUS | MAP_FIXED)
@@ -355,12 +355,17 @@ def test_restrict_permissions_checks():
 
 
 def test_restrict_permissions_emodpr_error_in_result():
-    """EMODPR on a page whose previous restriction was not EACCEPTed:
-    SGX_PAGE_NOT_MODIFIABLE in result, -EFAULT."""
+    """EMODPR on a PENDING page (EAUGed on fault, not yet EACCEPTed):
+    SGX_PAGE_NOT_MODIFIABLE in result, -EFAULT, count 0.  (A page whose
+    earlier restriction was not EACCEPTed is *not* refused: the SDM checks
+    only PENDING and MODIFIED, reference sgx-hardware.md §13 item 6.)"""
     e = Encl(machine()).build([(2 * PAGE_SIZE, R | W)])
     cmd = uapi.SGX_IOC_ENCLAVE_RESTRICT_PERMISSIONS
     assert e.sgx2(cmd, 2 * PAGE_SIZE, PAGE_SIZE, R, 0, 0)[0] == 0
-    err, (_, _, _, result, count) = e.sgx2(cmd, 2 * PAGE_SIZE, PAGE_SIZE, R, 0, 0)
+    assert e.sgx2(cmd, 2 * PAGE_SIZE, PAGE_SIZE, R, 0, 0)[0] == 0
+    hole = e.mmap(4 * PAGE_SIZE, PAGE_SIZE, 0x3)  # PROT_READ | PROT_WRITE
+    e.proc.poke(hole, b"x")  # the fault EAUGs the page (the write itself is dropped)
+    err, (_, _, _, result, count) = e.sgx2(cmd, 4 * PAGE_SIZE, PAGE_SIZE, R, 0, 0)
     assert (err, result, count) == (errno.EFAULT, 20, 0)
 
 

@@ -208,6 +208,13 @@ class Process:
 
         return self._call(sys_ioctl)
 
+    def file(self, fd: int) -> Any:
+        """The struct file behind ``fd`` (for tools and tests; like /proc/PID/fd)."""
+        f = self.files.get(fd)
+        if f is None:
+            raise refuse(errno.EBADF, "vfs", "fget", f"fd {fd} not open")
+        return f
+
     # -- user memory -----------------------------------------------------------------------------
     def peek(self, addr: int, n: int) -> bytes:
         """A user-mode read (SIGSEGV/SIGBUS raised as Signal)."""

@@ -40,6 +40,7 @@ from sgxsim.trace import Decision
 
 MAX_FAULT_RETRIES = 64
 STACK_GUARD_GAP = 256 << PAGE_SHIFT
+RLIMIT_STACK = 8 << 20  # the default soft limit
 
 
 class VmFault:
@@ -145,8 +146,11 @@ class FaultMixin:
         return ""
 
     def expand_stack(self, vma: Vma, addr: int) -> bool:
+        # expand_downwards() / acct_stack_growth(): RLIMIT_STACK and the guard gap
         mm = vma.vm_mm
         addr &= PAGE_MASK
+        if vma.vm_end - addr > RLIMIT_STACK:
+            return False
         prev = mm.prev_of(vma)
         if prev is not None and addr - STACK_GUARD_GAP < prev.vm_end:
             return False
