@@ -4,6 +4,7 @@ results (with per-layer traces and scenario files), render the matrix."""
 
 from __future__ import annotations
 
+import importlib
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -115,3 +116,16 @@ def run_scenario(factory: ModelFactory, sc: scn.Scenario, design: str | None = N
         v = "reachable" if hit_at else "unreachable"
     lines.append(f"verdict: {v}" + (f" at step {hit_at}" if hit_at else ""))
     return lines, v, hit_at
+
+
+def make_model(design: str, scope):
+    """The model of ``design`` (a kernel name of ``sgxsim.kernel.registry``) in
+    ``scope``: the real Machine driven through the scope's actions."""
+    try:
+        registry = importlib.import_module("sgxsim.kernel.registry")
+        adapter = importlib.import_module("sgxsim.check.machine_model")
+    except ModuleNotFoundError as e:
+        raise LookupError(f"design {design!r}: {e.name} is not available in this build") from None
+    if design not in registry.names():
+        raise LookupError(f"no design named {design!r}; known: {', '.join(registry.names())}")
+    return adapter.MachineModel(design, scope)
