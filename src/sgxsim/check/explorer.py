@@ -50,37 +50,74 @@ class Exploration:
     levels: list[int] = field(default_factory=list)
 
 
-# Worker-process globals: set once per pool by _init (a process's own copy,
-# not shared model state).
-_W: dict[str, Any] = {}
+def _children(model, props: list[Property], idx: int, state, ghost: Ghost, open_props: set[str]):
+    """Yield, for every action enabled in ``state`` (in order): ``(action
+    index, action, fingerprint, new state, new ghost, {prop: reason})``."""
+    for ai, action in enumerate(model.actions(state)):
+        st = model.step(state, action)
+        g2 = ghost.after(st.events)
+        hits = {}
+        for p in props:
+            if p.name in open_props:
+                why = p.check(st.view, ghost, g2, st.events)
+                if why is not None:
+                    hits[p.name] = why
+        yield ai, action, (model.fingerprint(st.state), g2.key()), st.state, g2, hits
 
 
-def _init(model, prop_names) -> None:
-    _W["model"] = model
-    _W["props"] = [PROPERTIES[n] for n in prop_names]
+def _worker(conn, model, names) -> None:
+    """A worker process: keeps its share of the frontier, expands it on
+    request and reports only fingerprints and property hits; states stay here
+    except the few moved to balance the load."""
+    props = [PROPERTIES[n] for n in names]
+    frontier: list[tuple[int, Any, Ghost]] = []
+    pending: dict[tuple[int, int], tuple[Any, Ghost]] = {}
+    while True:
+        msg = conn.recv()
+        cmd = msg[0]
+        if cmd == "expand":
+            pending = {}
+            records = []
+            for idx, state, ghost in frontier:
+                for ai, action, fp, st, g2, hits in _children(model, props, idx, state, ghost, msg[1]):
+                    pending[(idx, ai)] = (st, g2)
+                    records.append((idx, ai, action, fp, hits))
+            conn.send(records)
+        elif cmd == "keep":
+            _, keeps, give = msg
+            frontier = [(nid, *pending[(pidx, ai)]) for pidx, ai, nid in keeps]
+            pending = {}
+            surplus, frontier = frontier[len(frontier) - give:] if give else [], \
+                frontier[:len(frontier) - give] if give else frontier
+            conn.send(surplus)
+        elif cmd == "take":
+            frontier.extend(msg[1])
+        else:
+            conn.close()
+            return
 
 
-def _expand(model, props: list[Property], nodes: list[tuple[int, Any, Ghost]], open_props: set[str]):
-    """Children of ``nodes``, in (node, action) order: ``(parent, action,
-    fingerprint, state, ghost, {prop: reason})``."""
-    out = []
-    for idx, state, ghost in nodes:
-        for action in model.actions(state):
-            st = model.step(state, action)
-            g2 = ghost.after(st.events)
-            hits = {}
-            for p in props:
-                if p.name in open_props:
-                    why = p.check(st.view, ghost, g2, st.events)
-                    if why is not None:
-                        hits[p.name] = why
-            out.append((idx, action, (model.fingerprint(st.state), g2.key()), st.state, g2, hits))
-    return out
+class _Pool:
+    """Persistent worker processes, one pipe each."""
 
+    def __init__(self, model, names, workers: int):
+        ctx = mp.get_context("fork") if "fork" in mp.get_all_start_methods() else mp.get_context()
+        self.conns, self.procs = [], []
+        for _ in range(workers):
+            a, b = ctx.Pipe()
+            p = ctx.Process(target=_worker, args=(b, model, names), daemon=True)
+            p.start()
+            self.conns.append(a)
+            self.procs.append(p)
 
-def _expand_chunk(args):
-    nodes, open_props = args
-    return _expand(_W["model"], _W["props"], nodes, open_props)
+    def close(self) -> None:
+        for c in self.conns:
+            try:
+                c.send(("stop",))
+            except OSError:
+                pass
+        for p in self.procs:
+            p.join(timeout=5)
 
 
 def explore(model, prop_names: list[str] | None = None, depth: int = 6, workers: int = 1,
@@ -93,11 +130,10 @@ def explore(model, prop_names: list[str] | None = None, depth: int = 6, workers:
     init = model.initial()
     ghost = Ghost()
     # Node tables: parent index and action of every distinct state (the path
-    # to any state is rebuilt from them); states only for the frontier.
+    # to any state is rebuilt from them).
     parent: list[int] = [-1]
     via: list[Action | None] = [None]
     seen = {(model.fingerprint(init), ghost.key()): 0}
-    frontier = [(0, init, ghost)]
     res = Exploration(model.design, 0, 1, 0.0, False)
     open_props = set(names)
 
@@ -108,44 +144,78 @@ def explore(model, prop_names: list[str] | None = None, depth: int = 6, workers:
             i = parent[i]
         return p[::-1]
 
-    pool = None
-    if workers > 1:
-        ctx = mp.get_context("fork") if "fork" in mp.get_all_start_methods() else mp.get_context()
-        pool = ctx.Pool(workers, initializer=_init, initargs=(model, names))
-    try:
-        level = 0
+    def merge(level: int, records) -> list[tuple[int, int, int]]:
+        """Record the children in (parent, action) order; return the new ones
+        as (parent, action index, new node id)."""
+        new = []
+        for pidx, ai, action, fp, hits in records:
+            for name, why in hits.items():
+                if name in open_props:
+                    open_props.discard(name)
+                    res.findings[name] = Finding(name, level, path_to(pidx) + [action], why,
+                                                 len(seen), time.perf_counter() - t0)
+            if fp in seen:
+                continue
+            nid = len(parent)
+            seen[fp] = nid
+            parent.append(pidx)
+            via.append(action)
+            new.append((pidx, ai, nid))
+        return new
+
+    level = 0
+    if workers <= 1:
+        frontier = [(0, init, ghost)]
         while frontier and level < depth and open_props:
             level += 1
-            if pool is None or len(frontier) < 2 * workers:
-                children = _expand(model, props, frontier, open_props)
-            else:
-                n = max(1, len(frontier) // (workers * 4))
-                chunks = [(frontier[i:i + n], open_props) for i in range(0, len(frontier), n)]
-                children = [c for part in pool.map(_expand_chunk, chunks) for c in part]
-            nxt = []
-            for pidx, action, fp, state, g2, hits in children:
-                for name, why in hits.items():
-                    if name in open_props:
-                        open_props.discard(name)
-                        res.findings[name] = Finding(name, level, path_to(pidx) + [action], why,
-                                                     len(seen), time.perf_counter() - t0)
-                if fp in seen:
-                    continue
-                seen[fp] = len(parent)
-                parent.append(pidx)
-                via.append(action)
-                nxt.append((len(parent) - 1, state, g2))
-            frontier = nxt
-            res.levels.append(len(nxt))
-            res.depth = level
+            records, states = [], {}
+            for idx, state, g in frontier:
+                for ai, action, fp, st, g2, hits in _children(model, props, idx, state, g, open_props):
+                    records.append((idx, ai, action, fp, hits))
+                    states[(idx, ai)] = (st, g2)
+            frontier = [(nid, *states[(pidx, ai)]) for pidx, ai, nid in merge(level, records)]
+            res.levels.append(len(frontier))
             if max_states is not None and len(seen) >= max_states:
                 break
-    finally:
-        if pool is not None:
+        remaining = len(frontier)
+    else:
+        pool = _Pool(model, names, workers)
+        try:
+            pool.conns[0].send(("take", [(0, init, ghost)]))
+            remaining = 1
+            while remaining and level < depth and open_props:
+                level += 1
+                for c in pool.conns:
+                    c.send(("expand", set(open_props)))
+                owner: dict[tuple[int, int], int] = {}
+                records = []
+                for w, c in enumerate(pool.conns):
+                    for r in c.recv():
+                        owner[(r[0], r[1])] = w
+                        records.append(r)
+                records.sort(key=lambda r: (r[0], r[1]))  # the sequential order
+                new = merge(level, records)
+                keeps: list[list[tuple[int, int, int]]] = [[] for _ in pool.conns]
+                for k in new:
+                    keeps[owner[(k[0], k[1])]].append(k)
+                target = -(-len(new) // workers)
+                for w, c in enumerate(pool.conns):
+                    c.send(("keep", keeps[w], max(0, len(keeps[w]) - target)))
+                surplus = [s for c in pool.conns for s in c.recv()]
+                for w, c in enumerate(pool.conns):
+                    lack = target - min(len(keeps[w]), target)
+                    if lack and surplus:
+                        c.send(("take", surplus[:lack]))
+                        surplus = surplus[lack:]
+                remaining = len(new)
+                res.levels.append(remaining)
+                if max_states is not None and len(seen) >= max_states:
+                    break
+        finally:
             pool.close()
-            pool.join()
+    res.depth = level
     res.states = len(seen)
-    res.exhausted = not frontier
+    res.exhausted = not remaining
     res.seconds = time.perf_counter() - t0
     return res
 
