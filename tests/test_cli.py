@@ -47,3 +47,21 @@ def test_demo_signs_its_own_enclave(tmp_path):
     assert r.exit_code == 0, r.output
     assert "signature verifies  yes" in r.output
     assert measure(demo_pages()).hex() in r.output
+
+
+def test_sigstruct_json_fields(enarx_vector):
+    r = CliRunner().invoke(main, ["sigstruct", "--json", str(enarx_vector / "encl.ss")])
+    info = json.loads(r.output)
+    assert info["mrenclave"] == "b999536238fcf4e9d360ef6cd3e0c20ef8a684c7b93f74a9c4a4c6d517d61fc0"
+    assert info["header_valid"] is True and info["exponent"] == 3 and info["modulus_bits"] == 3072
+    assert info["attributes_names"] == ["MODE64BIT"] and info["xfrm_names"] == ["X87", "SSE"]
+    assert info["attributes_mask"] == 0 and info["xfrm_mask"] == 0 and info["misc_mask"] == 0
+    assert (info["vendor"], info["isvprodid"], info["isvsvn"], info["miscselect"]) == (0, 0, 0, 0)
+
+
+def test_sigstruct_invalid_header_exits_nonzero(enarx_vector, tmp_path):
+    raw = bytearray((enarx_vector / "encl.ss").read_bytes())
+    raw[16] = 0x42  # VENDOR outside {0, 0x8086}: header invalid (and signature broken)
+    (tmp_path / "bad.ss").write_bytes(raw)
+    r = CliRunner().invoke(main, ["sigstruct", str(tmp_path / "bad.ss")])
+    assert r.exit_code == 1 and "INVALID" in r.output

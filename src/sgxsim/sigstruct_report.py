@@ -19,6 +19,15 @@ def attribute_names(flags: int) -> list[str]:
     return names
 
 
+# XCR0/XFRM feature bits (SDM Vol. 1 §13.1).
+XFRM_BITS = {0: "X87", 1: "SSE", 2: "AVX", 3: "BNDREGS", 4: "BNDCSR", 5: "OPMASK",
+             6: "ZMM_HI256", 7: "HI16_ZMM", 9: "PKRU", 17: "XTILECFG", 18: "XTILEDATA"}
+
+
+def xfrm_names(xfrm: int) -> list[str]:
+    return [XFRM_BITS.get(b, f"bit{b}") for b in range(64) if xfrm >> b & 1]
+
+
 def describe(raw: bytes) -> dict[str, Any]:
     """Every field a signer's dump shows, and whether the signature verifies."""
     if len(raw) != Sigstruct.SIZE:
@@ -37,14 +46,21 @@ def describe(raw: bytes) -> dict[str, Any]:
         "attributes": s.attributes,
         "attributes_names": attribute_names(s.attributes),
         "attributes_mask": s.attributes_mask,
+        "attributes_mask_names": attribute_names(s.attributes_mask),
         "xfrm": s.xfrm,
+        "xfrm_names": xfrm_names(s.xfrm),
         "xfrm_mask": s.xfrm_mask,
+        "xfrm_mask_names": xfrm_names(s.xfrm_mask),
         "miscselect": s.miscselect,
         "misc_mask": s.misc_mask,
         "isvprodid": s.isvprodid,
         "isvsvn": s.isvsvn,
         "signature_valid": S.check_signature(s),
     }
+
+
+def _named(value: int, names: list[str]) -> str:
+    return f"{value:#018x} ({', '.join(names) or 'none'})"
 
 
 def render(info: dict[str, Any]) -> str:
@@ -61,9 +77,9 @@ def render(info: dict[str, Any]) -> str:
             "attributes",
             f"{info['attributes']:#018x} ({', '.join(info['attributes_names']) or 'none'})",
         ),
-        ("attributes mask", f"{info['attributes_mask']:#018x}"),
-        ("xfrm", f"{info['xfrm']:#018x}"),
-        ("xfrm mask", f"{info['xfrm_mask']:#018x}"),
+        ("attributes mask", _named(info["attributes_mask"], info["attributes_mask_names"])),
+        ("xfrm", _named(info["xfrm"], info["xfrm_names"])),
+        ("xfrm mask", _named(info["xfrm_mask"], info["xfrm_mask_names"])),
         ("miscselect", f"{info['miscselect']:#010x}"),
         ("misc mask", f"{info['misc_mask']:#010x}"),
         ("isvprodid", str(info["isvprodid"])),

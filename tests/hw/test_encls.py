@@ -394,3 +394,18 @@ def test_emodt():
     k.cpu.epc.flags[i] &= ~0x40
     k.enter()
     assert k.cpu.eremove(epa(i)) == 0
+
+
+def test_eextend_page_equals_sixteen_eextends():
+    a, b = Kit(), Kit()
+    for k in (a, b):
+        k.ecreate()
+    data = bytes((i * 7) & 0xFF for i in range(PAGE_SIZE))
+    ia = a.eadd(0, REG | RW, data, measure=False)
+    ib = b.eadd(0, REG | RW, data, measure=False)
+    for j in range(16):
+        a.cpu.eextend(epa(0), epa(ia) + j * 256)
+    b.cpu.eextend_page(epa(0), epa(ib))
+    assert a.cpu.epc.secs_state[0].measurement.digest() == b.cpu.epc.secs_state[0].measurement.digest()
+    with pytest.raises(GP):
+        b.cpu.eextend_page(epa(0), epa(ib) + 256)

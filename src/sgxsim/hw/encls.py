@@ -42,6 +42,7 @@ from sgxsim.hw.epc import (
 )
 from sgxsim.hw.faults import PF_PROT, PF_SGX, PF_WRITE, GeneralProtection, PageFault
 from sgxsim.hw.measure import Measurement
+from sgxsim.hw.memory import EPC_BASE
 from sgxsim.hw.structs import Einittoken, Pageinfo, Pcmd, Secinfo, Secs, Sigstruct, Tcs
 from sgxsim.trace import Decision
 
@@ -60,6 +61,7 @@ _MISC_SIZE = {0: 16}  # EXINFO
 _SSA_GPR = 184
 _TCS_LIMIT = Tcs.OFF_RESERVED  # EDBGRD may read the architectural TCS fields only
 _REG_TCS_TRIM = (PageType.PT_REG, PageType.PT_TCS, PageType.PT_TRIM)
+_REG_TCS = (int(PageType.PT_REG), int(PageType.PT_TCS))
 
 
 def _gp(leaf: str, detail: str) -> GeneralProtection:
@@ -112,6 +114,12 @@ class EnclsMixin:
         if i is None:
             raise _pf(leaf, pa, f"{what} {pa:#x} is not in the EPC", write)
         return i
+
+    def _pageinfo(self: Cpu, leaf: str, pa: int) -> Pageinfo:
+        frame = self.phys.frames.get(pa >> 12)
+        if frame is not None and (pa & 0xFFF) <= PAGE_SIZE - Pageinfo.SIZE:
+            return Pageinfo.unpack(memoryview(frame)[pa & 0xFFF :])
+        return Pageinfo.unpack(self._kread(leaf, pa, Pageinfo.SIZE))
 
     def _secinfo(self: Cpu, leaf: str, pa: int) -> Secinfo:
         si = Secinfo.unpack(self._kread(leaf, pa, Secinfo.SIZE))
@@ -207,7 +215,7 @@ class EnclsMixin:
         if pageinfo % Pageinfo.ALIGN or epc % PAGE_SIZE:
             raise _gp(leaf, "PAGEINFO or RCX misaligned")
         i = self._epc_operand(leaf, epc, "RCX")
-        pi = Pageinfo.unpack(self._kread(leaf, pageinfo, Pageinfo.SIZE))
+        pi = self._pageinfo(leaf, pageinfo)
         if (pi.srcpge % PAGE_SIZE or pi.secs % PAGE_SIZE or pi.secinfo % Secinfo.ALIGN
                 or pi.linaddr % PAGE_SIZE):
             raise _gp(leaf, "SRCPGE, SECS, SECINFO or LINADDR misaligned")
@@ -222,7 +230,9 @@ class EnclsMixin:
         if not epc_.flags[secs_i] & EPCM_VALID or epc_.pt[secs_i] != PageType.PT_SECS:
             raise _pf(leaf, pi.secs, "EPCM(SECS) is not a valid PT_SECS page")
         st = epc_.secs_state[secs_i]
-        page = bytearray(self._kread(leaf, pi.srcpge, PAGE_SIZE))
+        src = self.phys.frames.get(pi.srcpge >> 12)
+        page = bytearray(src) if src is not None else bytearray(
+            self._kread(leaf, pi.srcpge, PAGE_SIZE))
         flags = si.flags
         if pt == PageType.PT_TCS:
             tcs = Tcs.unpack(page)
@@ -251,16 +261,22 @@ class EnclsMixin:
 
     # -- EEXTEND -------------------------------------------------------------------------
     def eextend(self: Cpu, secs: int, chunk: int) -> None:
-        # SDM: EEXTEND (reference §12 items 4, 5: "does not resolve"; INIT enforced)
+        # SDM: EEXTEND (reference §12 items 4, 5: "does not resolve"; INIT enforced).
+        # Written flat: the driver issues it 16 times per measured page.
         leaf = "EEXTEND"
-        if secs % PAGE_SIZE:
-            raise _gp(leaf, "RBX (SECS) not 4 KiB aligned")
-        secs_i = self._epc_operand(leaf, secs, "RBX")
-        if chunk % 256:
-            raise _gp(leaf, "RCX not 256-byte aligned")
-        i = self._epc_operand(leaf, chunk, "RCX")
         epc_ = self.epc
-        if not epc_.flags[i] & EPCM_VALID or epc_.pt[i] not in (PageType.PT_REG, PageType.PT_TCS):
+        n = epc_.npages
+        if secs & 0xFFF:
+            raise _gp(leaf, "RBX (SECS) not 4 KiB aligned")
+        secs_i = (secs - EPC_BASE) >> 12
+        if secs < EPC_BASE or secs_i >= n:
+            raise _pf(leaf, secs, f"RBX {secs:#x} is not in the EPC")
+        if chunk & 0xFF:
+            raise _gp(leaf, "RCX not 256-byte aligned")
+        i = (chunk - EPC_BASE) >> 12
+        if chunk < EPC_BASE or i >= n:
+            raise _pf(leaf, chunk, f"RCX {chunk:#x} is not in the EPC")
+        if not epc_.flags[i] & EPCM_VALID or epc_.pt[i] not in _REG_TCS:
             raise _pf(leaf, chunk, "EPCM(RCX) is not a valid PT_REG/PT_TCS page")
         if epc_.secs[i] != secs_i or epc_.pt[secs_i] != PageType.PT_SECS \
                 or not epc_.flags[secs_i] & EPCM_VALID:
@@ -268,8 +284,22 @@ class EnclsMixin:
         st = epc_.secs_state[secs_i]
         if st.initialized:
             raise _gp(leaf, "SECS already initialised")
-        off = chunk & (PAGE_SIZE - 1)
+        off = chunk & 0xFFF
         st.measurement.eextend(epc_.addr[i] - st.base + off, epc_.data[i][off : off + 256])
+
+    def eextend_page(self: Cpu, secs: int, page: int) -> None:
+        """Sixteen EEXTENDs over the 256-byte chunks of one EPC page, in order,
+        as the driver issues them for SGX_PAGE_MEASURE.  Every chunk of a page
+        passes or fails the same checks (RCX is 256-aligned by construction),
+        so they run once; the measurement is the same record stream."""
+        if page & 0xFFF:
+            raise _gp("EEXTEND", "RCX not 256-byte aligned")
+        self.eextend(secs, page)  # the checks, and the first chunk
+        epc_ = self.epc
+        i = (page - EPC_BASE) >> 12
+        st = epc_.secs_state[(secs - EPC_BASE) >> 12]
+        data = memoryview(epc_.data[i])
+        st.measurement.eextend_page(epc_.addr[i] - st.base + 256, data[256:])
 
     # -- EINIT ------------------------------------------------------------------------------
     def einit(self: Cpu, sigstruct: int, secs: int, token: int) -> int:

@@ -20,6 +20,7 @@ TAG_EEXTEND = 0x00444E4554584545  # "EEXTEND\0"
 _ECREATE = struct.Struct("<QIQ44x")
 _EADD = struct.Struct("<QQQ40x")
 _EEXTEND = struct.Struct("<QQ48x")
+_RECORD = 64 + EEXTEND_CHUNK  # one EEXTEND: header record and four data blocks
 
 
 # Below this many bytes hashed a measurement keeps its input, so that it can be
@@ -74,18 +75,30 @@ class Measurement:
         """One EEXTEND: the header record, then the 256 bytes as four blocks."""
         if len(chunk) != EEXTEND_CHUNK:
             raise ValueError(f"EEXTEND measures {EEXTEND_CHUNK} bytes, got {len(chunk)}")
-        self._feed(_EEXTEND.pack(TAG_EEXTEND, offset) + bytes(chunk))
+        record = _EEXTEND.pack(TAG_EEXTEND, offset) + chunk
         self.updates += 5
+        if self._log is None:
+            self._h.update(record)
+        else:
+            self._feed(record)
 
     def eextend_page(self, offset: int, page: bytes | bytearray | memoryview) -> None:
-        """Sixteen EEXTENDs over one 4 KiB page, as one hash update."""
+        """One EEXTEND per 256-byte chunk of ``page`` (measured at ``offset``,
+        ``offset + 256``, ...), fed to the hash as one update."""
         mv = memoryview(page)
-        parts = []
-        for i in range(0, len(mv), EEXTEND_CHUNK):
-            parts.append(_EEXTEND.pack(TAG_EEXTEND, offset + i))
-            parts.append(mv[i : i + EEXTEND_CHUNK])
-        self._feed(b"".join(parts))
-        self.updates += 5 * (len(mv) // EEXTEND_CHUNK)
+        n = len(mv) // EEXTEND_CHUNK
+        if n * EEXTEND_CHUNK != len(mv):
+            raise ValueError("EEXTEND measures whole 256-byte chunks")
+        buf = bytearray(_RECORD * n)
+        for k in range(n):
+            pos = k * _RECORD
+            _EEXTEND.pack_into(buf, pos, TAG_EEXTEND, offset + k * EEXTEND_CHUNK)
+            buf[pos + 64 : pos + _RECORD] = mv[k * EEXTEND_CHUNK : (k + 1) * EEXTEND_CHUNK]
+        self.updates += 5 * n
+        if self._log is None:
+            self._h.update(buf)
+        else:
+            self._feed(buf)
 
     def digest(self) -> bytes:
         """MRENCLAVE as EINIT finalises it (the hash state is not consumed)."""

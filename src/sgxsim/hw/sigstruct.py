@@ -145,6 +145,7 @@ def header_valid(sig: Sigstruct) -> bool:
         and sig.vendor in (0, VENDOR_INTEL)
         and sig.exponent == EXPONENT
         and not any(sig.reserved1)
+        and not any(sig.reserved2)
         and not any(sig.reserved3)
         and not any(sig.reserved4)
     )
