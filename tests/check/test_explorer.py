@@ -67,3 +67,32 @@ def test_scenario_writer_quotes_and_rejects_bad_values():
         pass
     else:
         raise AssertionError("a float must be refused")
+
+
+def _brute_force_first(model, depth):
+    """The shortest length at which each property fires, by enumerating every
+    action sequence (no deduplication): the explorer must agree."""
+    from sgxsim.check.ghost import Ghost
+    from sgxsim.check.properties import PROPERTIES
+
+    first: dict[str, int] = {}
+    layer = [(model.initial(), Ghost())]
+    for d in range(1, depth + 1):
+        nxt = []
+        for state, g in layer:
+            for a in model.actions(state):
+                st = model.step(state, a)
+                g2 = g.after(st.events)
+                for name, p in PROPERTIES.items():
+                    if name not in first and p.check(st.view, g, g2, st.events) is not None:
+                        first[name] = d
+                nxt.append((st.state, g2))
+        layer = nxt
+    return first
+
+
+def test_dedup_keeps_every_shortest_trace_of_brute_force():
+    for checked in (False, True):
+        m = ToyModel(checked=checked, pages=1)
+        exp = explore(m, depth=4)
+        assert {k: f.depth for k, f in exp.findings.items()} == _brute_force_first(m, 4)
