@@ -76,6 +76,11 @@ def render_matrix(results: list[dict]) -> str:
             row.append(txt.ljust(cw))
         lines.append(d.ljust(w) + " | " + " | ".join(row))
     lines.append("")
+    for d in designs:
+        rs = [r for r in results if r["design"] == d]
+        total = max(rs, key=lambda r: (r["states"], r["seconds"]))
+        lines.append(f"{d}: {total['states']} distinct states, depth {max(r['depth'] for r in rs)}, "
+                     f"{total['seconds']} s")
     lines.append("(n) = length of the shortest trace; holds/unreachable are up to the depth bound")
     return "\n".join(lines)
 
