@@ -27,7 +27,7 @@ from typing import Any
 
 from sgxsim.hw.consts import PAGE_SHIFT
 from sgxsim.kernel.errors import refuse
-from sgxsim.kernel.mm import VM_ACCESS_FLAGS
+from sgxsim.kernel.mm import VM_ACCESS_FLAGS, VM_SHARED
 from sgxsim.kernel.registry import register
 from sgxsim.kernel.sgx.driver import SgxDriverSgx2
 from sgxsim.kernel.sgx.encl import SgxEncl, SgxEnclPage
@@ -50,7 +50,8 @@ class Sgx2RfcDriver(SgxDriverSgx2):
         prot_bits = vma.vm_flags & VM_ACCESS_FLAGS
         if entry is not None:
             prot_bits &= entry.vm_max_prot_bits
-        return self.kernel.vmf_insert_pfn_prot(vma, addr, pfn, prot_bits)
+        # "Add VM_SHARED so that PTE is made writable right away" (no COW).
+        return self.kernel.vmf_insert_pfn_prot(vma, addr, pfn, prot_bits | (vma.vm_flags & VM_SHARED))
 
 
 @register("sgx2-rfc")
