@@ -76,3 +76,15 @@ def test_scope_enumeration_is_deterministic():
     s = Scope()
     assert s.enabled(initialized=False, sgx2=True, added=frozenset()) == \
         Scope().enabled(initialized=False, sgx2=True, added=frozenset())
+
+
+def test_run_fails_when_the_replay_does_not_reproduce_the_verdict(toy, tmp_path):
+    cli = CliRunner()
+    r = cli.invoke(main, ["check", "--design", "no-hook", "--property", "no-escalation", "--depth", "3",
+                          "--out", str(tmp_path)])
+    assert r.exit_code == 0
+    f = tmp_path / "no-hook--no-escalation.toml"
+    text = f.read_text()
+    f.write_text(text[:text.rindex("[[step]]")])  # drop the last step
+    out = cli.invoke(main, ["run", str(f)])
+    assert out.exit_code != 0 and "expected violated, replay gives holds" in out.output

@@ -96,3 +96,20 @@ def test_dedup_keeps_every_shortest_trace_of_brute_force():
         m = ToyModel(checked=checked, pages=1)
         exp = explore(m, depth=4)
         assert {k: f.depth for k, f in exp.findings.items()} == _brute_force_first(m, 4)
+
+
+from hypothesis import given  # noqa: E402
+from hypothesis import strategies as st  # noqa: E402
+
+_VALUES = st.one_of(st.booleans(), st.integers(0, 2**64 - 1), st.text(max_size=20))
+
+
+@given(st.lists(st.tuples(st.sampled_from(["mmap", "mprotect", "store"]),
+                          st.dictionaries(st.from_regex(r"[a-z][a-z_]{0,8}", fullmatch=True)
+                                          .filter(lambda k: k != "action"), _VALUES, max_size=4)),
+                max_size=5), st.text(max_size=40))
+def test_scenario_text_round_trips_any_steps(steps, reason):
+    sc = scn.Scenario("no-hook", "w-xor-x", "violated",
+                      [Action(n, tuple(a.items())) for n, a in steps], {"pages": 4}, len(steps), reason)
+    back = scn.loads(scn.dumps(sc, [[reason]] * len(steps)))
+    assert back.steps == sc.steps and back.reason == reason and back.at_step == len(steps)

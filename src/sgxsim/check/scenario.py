@@ -49,7 +49,10 @@ def _value(v: Any) -> str:
     if isinstance(v, int):
         return hex(v) if v >= 4096 else str(v)
     if isinstance(v, str):
-        out = v.replace("\\", "\\\\").replace('"', '\\"').replace("\n", "\\n")
+        # A TOML basic string: escape the quote, the backslash and every
+        # control character (TOML forbids them raw).
+        out = "".join("\\" + c if c in '"\\' else f"\\u{ord(c):04x}" if ord(c) < 0x20 or c == "\x7f"
+                      else c for c in v)
         return f'"{out}"'
     raise TypeError(f"a scenario value must be bool, int or str, not {type(v).__name__}")
 
@@ -69,7 +72,8 @@ def dumps(sc: Scenario, comments: list[list[str]] | None = None) -> str:
     for i, a in enumerate(sc.steps):
         lines.append("")
         for c in (comments[i] if comments and i < len(comments) else []):
-            lines.append("# " + c.replace("\n", " "))
+            # TOML comments may not hold control characters either.
+            lines.append("# " + "".join(" " if ord(ch) < 0x20 or ch == "\x7f" else ch for ch in c))
         lines.append("[[step]]")
         lines.append(f"action = {_value(a.name)}")
         lines += [f"{_key(k)} = {_value(v)}" for k, v in a.args]
