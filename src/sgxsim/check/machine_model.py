@@ -1,0 +1,369 @@
+"""The checker's model over the real ``Machine``: one design, one scope.
+
+State: a whole :class:`~sgxsim.machine.Machine` (deep-copied per transition)
+plus what the user program driving it knows (its file descriptor, the
+running MRENCLAVE of what it added, whether it INITed).  Actions go through
+the real API: syscalls and ioctls of ``Process``, enclave accesses and ENCLU
+leaves through :mod:`sgxsim.check.enclave_ops`, the reclaimer's
+``sgx_reclaim_page``.
+
+Layout of the default scope (``pages`` = 4): ELRANGE is the next power of two
+of at least ``pages + 4`` pages.  Offsets ``0 .. pages-1`` are the explored
+pages.  Behind them the *runtime* pages, added and mapped RW in the initial
+state, never touched by the search's actions: a TCS (NSSA 2), its two SSA
+frames and a data page holding the SECINFOs the enclave passes to EACCEPT,
+EACCEPTCOPY and EMODPE.  They exist so the enclave can be entered at all; the
+properties only see them as RW pages with no ghost history.
+"""
+
+from __future__ import annotations
+
+import copy
+import os
+import struct
+from typing import Any
+
+from sgxsim.check import enclave_ops, observe
+from sgxsim.check.model import Action, Event, Step
+from sgxsim.check.properties import View, VmaView
+from sgxsim.check.scope import PAGE, Scope
+from sgxsim.hw import sigstruct as hwsig
+from sgxsim.hw import uapi
+from sgxsim.hw.consts import Attribute, PageType, SecinfoFlags, secinfo_flags
+from sgxsim.hw.epc import EPCM_PENDING, EPCM_RWX, EPCM_VALID
+from sgxsim.hw.faults import HwFault
+from sgxsim.hw.measure import Measurement
+from sgxsim.hw.structs import Secs, Tcs
+from sgxsim.kernel.mm import VM_EXEC, VM_READ, VM_WRITE
+from sgxsim.kernel.sgx.driver import SgxDriverSgx2
+from sgxsim.machine import Machine
+
+PROT_READ, PROT_WRITE, PROT_EXEC = 0x1, 0x2, 0x4
+MAP_SHARED, MAP_PRIVATE, MAP_FIXED, MAP_ANONYMOUS = 0x01, 0x02, 0x10, 0x20
+PROTS = {"R": PROT_READ, "RW": PROT_READ | PROT_WRITE, "RX": PROT_READ | PROT_EXEC,
+         "RWX": PROT_READ | PROT_WRITE | PROT_EXEC}
+SI_PERMS = {"R": SecinfoFlags.R, "RW": SecinfoFlags.R | SecinfoFlags.W,
+            "RX": SecinfoFlags.R | SecinfoFlags.X,
+            "RWX": SecinfoFlags.R | SecinfoFlags.W | SecinfoFlags.X}
+TYPES = {"REG": PageType.PT_REG, "TCS": PageType.PT_TCS, "TRIM": PageType.PT_TRIM}
+
+ENCL_BASE = 0x7F00_0000_0000
+SRC = {"image": 0x4000_0000, "anon": 0x5000_0000, "noexec": 0x6000_0000}
+SCRATCH = 0x1000_0000
+AEP = 0x40_0000
+IMAGE_PATH, NOEXEC_PATH = "/home/user/enclave.img", "/mnt/noexec/data"
+ATTRS = Attribute.MODE64BIT | Attribute.DEBUG
+XFRM = 3
+RUNTIME_PAGES = 4  # TCS, SSA 0, SSA 1, SECINFO data
+
+# Signing key and SIGSTRUCTs by MRENCLAVE: a cache of the checker process,
+# not model state (RSA key generation is slow; keys do not pickle).
+_SIGN: dict[Any, Any] = {}
+
+
+def _sigstruct(mrenclave: bytes) -> bytes:
+    got = _SIGN.get(mrenclave)
+    if got is None:
+        key = _SIGN.get("key")
+        if key is None:
+            key = _SIGN["key"] = hwsig.generate_key()
+        got = _SIGN[mrenclave] = hwsig.sign(
+            hwsig.build(mrenclave, attributes=ATTRS, xfrm=XFRM,
+                        attributes_mask=~Attribute.DEBUG & ((1 << 64) - 1), vendor=0), key).pack()
+    return got
+
+
+def prot_str(vm_flags: int) -> str:
+    if not vm_flags & (VM_READ | VM_WRITE | VM_EXEC):
+        return ""
+    return "R" + ("W" if vm_flags & VM_WRITE else "") + ("X" if vm_flags & VM_EXEC else "")
+
+
+class MState:
+    """One explored state: the machine and what the driving program knows."""
+
+    __slots__ = ("m", "proc", "fd", "meas", "initialized", "added")
+
+    def __init__(self, m: Machine, proc: Any, fd: int, meas: Measurement):
+        self.m, self.proc, self.fd, self.meas = m, proc, fd, meas
+        self.initialized = False
+        self.added: frozenset[int] = frozenset()
+
+
+class MachineModel:
+    """``MachineModel(design, scope)``: see the module docstring."""
+
+    def __init__(self, design: str, scope: Scope | None = None):
+        self.design = design
+        self.sc = scope or Scope()
+        self.pages = self.sc.pages
+        size = 2
+        while size < self.pages + RUNTIME_PAGES:
+            size *= 2
+        self.size = size * PAGE
+        self.base = ENCL_BASE
+        self.rt = self.pages * PAGE  # offset of the runtime pages
+        self.tcs = self.base + self.rt
+        self.si_la = self.base + self.rt + 3 * PAGE
+        self._init = None
+
+    def scope(self) -> dict[str, Any]:
+        return self.sc.as_dict()
+
+    # -- building the initial state -------------------------------------------------------
+    def initial(self) -> MState:
+        if self._init is None:
+            self._init = self._build()
+        return self._init
+
+    def _build(self) -> MState:
+        m = Machine(kernel=self.design, epc_pages=256,
+                    policy=self.sc.policy)
+        vfs = m.vfs
+        n = self.pages * PAGE
+        vfs.create_file(IMAGE_PATH, bytes(n), mode=0o755, label="user_home_t")
+        vfs.mount("/mnt/noexec", noexec=True)
+        vfs.create_file(NOEXEC_PATH, bytes(n), label="user_home_t")
+        p = m.spawn()
+        img = p.open(IMAGE_PATH, os.O_RDONLY)
+        p.mmap(SRC["image"], n, PROT_READ | PROT_EXEC, MAP_PRIVATE | MAP_FIXED, img, 0)
+        p.mmap(SRC["anon"], n, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS | MAP_FIXED)
+        nx = p.open(NOEXEC_PATH, os.O_RDONLY)
+        p.mmap(SRC["noexec"], n, PROT_READ, MAP_PRIVATE | MAP_FIXED, nx, 0)
+        p.mmap(SCRATCH, 4 * PAGE, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS | MAP_FIXED)
+        fd = p.open("/dev/sgx_enclave", os.O_RDWR)
+        st = MState(m, p, fd, Measurement())
+        # SGX_IOC_ENCLAVE_CREATE
+        p.poke(SCRATCH, Secs(size=self.size, base=self.base, ssa_frame_size=1, attributes=ATTRS,
+                             xfrm=XFRM).pack())
+        p.ioctl(fd, uapi.SGX_IOC_ENCLAVE_CREATE, bytearray(struct.pack("<Q", SCRATCH)))
+        st.meas.ecreate(self.size, 1)
+        # The runtime pages: TCS (NSSA 2, entry at the data page), SSA x2, data.
+        rt = self.rt
+        tcs = Tcs(ossa=rt + PAGE, nssa=2, oentry=rt + 3 * PAGE, fslimit=0xFFFFFFFF,
+                  gslimit=0xFFFFFFFF).pack()
+        self._add_raw(st, rt, tcs, secinfo_flags(PageType.PT_TCS, 0))
+        for i in (1, 2, 3):
+            self._add_raw(st, rt + i * PAGE, bytes(PAGE), secinfo_flags(PageType.PT_REG, SI_PERMS["RW"]))
+        p.mmap(self.base + rt, RUNTIME_PAGES * PAGE, PROT_READ | PROT_WRITE, MAP_SHARED | MAP_FIXED, fd, 0)
+        m.trace.enabled = False
+        return st
+
+    def _add_raw(self, st: MState, offset: int, data: bytes, sflags: int) -> tuple[int, int]:
+        p = st.proc
+        p.poke(SCRATCH + PAGE, data.ljust(PAGE, b"\0"))
+        p.poke(SCRATCH + 2 * PAGE, struct.pack("<Q", sflags) + bytes(56))
+        return self._ioctl_add(st, SCRATCH + PAGE, offset, SCRATCH + 2 * PAGE, data, sflags)
+
+    def _ioctl_add(self, st, src, offset, si, data, sflags) -> tuple[int, int]:
+        buf = bytearray(struct.pack("<6Q", src, offset, PAGE, si, 1, 0))
+        e = _errno(st.proc.ioctl, st.fd, uapi.SGX_IOC_ENCLAVE_ADD_PAGES, buf)
+        count = struct.unpack_from("<6Q", buf)[5]
+        if count:
+            st.meas.eadd(offset, sflags)
+            st.meas.eextend_page(offset, data)
+        return e, count
+
+    # -- the search interface ---------------------------------------------------------------
+    def sgx2(self, st: MState) -> bool:
+        return isinstance(st.m.kernel.sgx, SgxDriverSgx2)
+
+    def actions(self, st: MState) -> list[Action]:
+        return self.sc.enabled(initialized=st.initialized, sgx2=self.sgx2(st), added=st.added)
+
+    def encl(self, st: MState) -> Any:
+        return st.proc.file(st.fd).private_data
+
+    def _resident(self, st: MState) -> frozenset[int]:
+        pa = self.encl(st).page_array
+        b = self.base >> 12
+        return frozenset(i for i in range(self.pages) if (b + i) in pa)
+
+    def step(self, state: MState, action: Action, trace: bool = False) -> Step:
+        st = copy.deepcopy(state)
+        m = st.m
+        m.trace.enabled = trace
+        m.trace.take()
+        before = self._resident(st)
+        events: list[Event] = []
+        getattr(self, "_do_" + action.name)(st, action, events)
+        after = self._resident(st)
+        for i in sorted(after - before):
+            if i * PAGE not in {e.addr for e in events if e.kind == "add"}:
+                events.insert(0, Event("aug", i * PAGE, True))
+        decisions = m.trace.take() if trace else []
+        m.trace.enabled = False
+        return Step(st, tuple(events), self.view(st), decisions)
+
+    # -- actions ----------------------------------------------------------------------------
+    def _do_mmap(self, st, a, ev):
+        _errno(st.proc.mmap, self.base + a.arg("offset"), a.arg("length"), PROTS[a.arg("prot")],
+               MAP_SHARED | MAP_FIXED, st.fd, 0)
+
+    def _do_mprotect(self, st, a, ev):
+        start = self.base + a.arg("offset")
+        e = _errno(st.proc.mprotect, start, a.arg("length"), PROTS[a.arg("prot")])
+        ev.append(Event("mprotect", start, e == 0, (start + a.arg("length"), a.arg("prot"))))
+
+    def _do_munmap(self, st, a, ev):
+        _errno(st.proc.munmap, self.base + a.arg("offset"), a.arg("length"))
+
+    def _do_add_pages(self, st, a, ev):
+        off, source, typ, perms = a.arg("offset"), a.arg("source"), a.arg("type"), a.arg("perms")
+        p = st.proc
+        src = SRC[source] + off
+        vma = p.mm.find_vma(src)
+        source_exec = bool(vma is not None and vma.vm_start <= src and vma.vm_flags & VM_EXEC)
+        data = p.peek(src, PAGE)  # what the signer measures
+        sflags = secinfo_flags(TYPES[typ], 0 if typ == "TCS" else SI_PERMS[perms])
+        p.poke(SCRATCH + 2 * PAGE, struct.pack("<Q", sflags) + bytes(56))
+        e, count = self._ioctl_add(st, src, off, SCRATCH + 2 * PAGE, data, sflags)
+        ok = e == 0 and count == PAGE
+        if ok:
+            st.added = st.added | {off}
+        ev.append(Event("add", off, ok, (typ, "RW" if typ == "TCS" else perms, source_exec)))
+
+    def _do_init(self, st, a, ev):
+        p = st.proc
+        p.poke(SCRATCH + 3 * PAGE, _sigstruct(st.meas.digest()))
+        e = _errno(p.ioctl, st.fd, uapi.SGX_IOC_ENCLAVE_INIT, bytearray(struct.pack("<Q", SCRATCH + 3 * PAGE)))
+        st.initialized = e == 0
+
+    def _sgx2_ioctl(self, st, cmd, *fields) -> int:
+        return _errno(st.proc.ioctl, st.fd, cmd, bytearray(struct.pack(f"<{len(fields)}Q", *fields)))
+
+    def _do_restrict(self, st, a, ev):
+        e = self._sgx2_ioctl(st, uapi.SGX_IOC_ENCLAVE_RESTRICT_PERMISSIONS, a.arg("offset"), PAGE,
+                             int(SI_PERMS[a.arg("perms")]), 0, 0)
+        ev.append(Event("restrict", a.arg("offset"), e == 0, (a.arg("perms"),)))
+
+    def _do_modtype(self, st, a, ev):
+        e = self._sgx2_ioctl(st, uapi.SGX_IOC_ENCLAVE_MODIFY_TYPES, a.arg("offset"), PAGE,
+                             int(TYPES[a.arg("type")]), 0, 0)
+        ev.append(Event("modtype", a.arg("offset"), e == 0, (a.arg("type"),)))
+
+    def _do_remove(self, st, a, ev):
+        e = self._sgx2_ioctl(st, uapi.SGX_IOC_ENCLAVE_REMOVE_PAGES, a.arg("offset"), PAGE, 0)
+        ev.append(Event("remove", a.arg("offset"), e == 0))
+
+    def _do_reclaim(self, st, a, ev):
+        entry = self.encl(st).page_array.get((self.base + a.arg("offset")) >> 12)
+        ok = entry is not None and st.m.kernel.sgx.sgx_reclaim_page(entry)
+        ev.append(Event("reclaim", a.arg("offset"), bool(ok)))
+
+    def _enclave(self, st, a, ev, kind, op):
+        off = a.arg("offset")
+        try:
+            rc = enclave_ops.run(st.proc, self.tcs, AEP, op)
+        except enclave_ops.EnclaveFault as f:
+            ev.append(Event(kind, off, False, (f.error_code,)))
+            return
+        except HwFault:
+            ev.append(Event(kind, off, False))
+            return
+        ev.append(Event(kind, off, not rc))
+
+    def _do_load(self, st, a, ev):
+        la = self.base + a.arg("offset")
+        self._enclave(st, a, ev, "load", lambda cpu, lp: (cpu.load(lp, la, 8), 0)[1])
+
+    def _do_store(self, st, a, ev):
+        la = self.base + a.arg("offset")
+        self._enclave(st, a, ev, "store", lambda cpu, lp: (cpu.store(lp, la, b"\xcc" * 8), 0)[1])
+
+    def _do_fetch(self, st, a, ev):
+        la = self.base + a.arg("offset")
+        self._enclave(st, a, ev, "fetch", lambda cpu, lp: (cpu.fetch(lp, la), 0)[1])
+
+    def _leaf(self, st, a, ev, kind, sflags, leaf):
+        si = struct.pack("<Q", sflags) + bytes(56)
+
+        def op(cpu, lp):
+            cpu.store(lp, self.si_la, si)
+            return leaf(cpu, lp)
+        self._enclave(st, a, ev, kind, op)
+
+    def _do_eaccept(self, st, a, ev):
+        # The enclave accepts what it asked for: the SECINFO a well-behaved
+        # enclave passes matches the page's EPCM type, permissions and state
+        # (EAUG: REG RW PENDING; RESTRICT: PR; MODIFY_TYPES: MODIFIED).
+        la = self.base + a.arg("offset")
+        epc = st.m.cpu.epc
+        sflags = secinfo_flags(PageType.PT_REG, SI_PERMS["RW"], SecinfoFlags.PENDING)
+        for i in range(epc.npages):
+            f = epc.flags[i]
+            if f & EPCM_VALID and epc.addr[i] == la and epc.pt[i] != PageType.PT_SECS:
+                state = f & (EPCM_PENDING | 0x10 | 0x20)  # PENDING, MODIFIED, PR (EPCM = SECINFO bits)
+                sflags = secinfo_flags(epc.pt[i], f & EPCM_RWX, state)
+                break
+        self._leaf(st, a, ev, "eaccept", sflags, lambda cpu, lp: cpu.eaccept(lp, self.si_la, la))
+
+    def _do_eacceptcopy(self, st, a, ev):
+        la = self.base + a.arg("offset")
+        src = self.base + min(st.added) if st.added else self.base + self.rt + 3 * PAGE
+        sflags = secinfo_flags(PageType.PT_REG, SI_PERMS["RWX"])
+        self._leaf(st, a, ev, "eacceptcopy", sflags,
+                   lambda cpu, lp: cpu.eacceptcopy(lp, self.si_la, la, src))
+
+    def _do_emodpe(self, st, a, ev):
+        la = self.base + a.arg("offset")
+        perms = a.arg("perms")
+        sflags = secinfo_flags(PageType.PT_REG, SI_PERMS[perms])
+        self._enclave_emodpe(st, a, ev, sflags, la, perms)
+
+    def _enclave_emodpe(self, st, a, ev, sflags, la, perms):
+        si = struct.pack("<Q", sflags) + bytes(56)
+
+        def op(cpu, lp):
+            cpu.store(lp, self.si_la, si)
+            cpu.emodpe(lp, self.si_la, la)
+            return 0
+        off = a.arg("offset")
+        try:
+            enclave_ops.run(st.proc, self.tcs, AEP, op)
+        except enclave_ops.EnclaveFault as f:
+            ev.append(Event("emodpe", off, False, (f.error_code,)))
+            return
+        except HwFault:
+            ev.append(Event("emodpe", off, False))
+            return
+        ev.append(Event("emodpe", off, True, (perms,)))
+
+    # -- what the checker reads -------------------------------------------------------------
+    def _secs_index(self, st: MState) -> int:
+        ep = self.encl(st).secs.epc_page
+        return ep.index if ep is not None else -1
+
+    def view(self, st: MState) -> View:
+        m, p = st.m, st.proc
+        ptes = observe.pte_views(p.mm.pgtable, m.cpu.epc, self._secs_index(st), self.base, self.size)
+        vmas = tuple(VmaView(v.vm_start, v.vm_end, prot_str(v.vm_flags)) for v in p.mm.vmas)
+        execmem = execmod = False
+        for mod in getattr(m.kernel.security, "modules", ()):
+            proc_perms = getattr(mod, "process", None)
+            if proc_perms is not None:
+                execmem = "execmem" in proc_perms.get(p.label, set())
+                dev = m.vfs.inodes["/dev/sgx_enclave"].label
+                execmod = "execmod" in mod.files.get((p.label, dev), set())
+        return View(ptes, vmas, execmem, execmod)
+
+    def fingerprint(self, st: MState) -> tuple:
+        m, p = st.m, st.proc
+        epc = m.cpu.epc
+        encl = self.encl(st)
+        pages = tuple(sorted((k - (self.base >> 12), e.vm_max_prot_bits, e.type, e.epc_page is None,
+                              getattr(e, "fingerprint_extra", ()))
+                             for k, e in encl.page_array.items()))
+        vmas = tuple((v.vm_start, v.vm_end, v.vm_flags, v.vm_file.path if v.vm_file else None)
+                     for v in p.mm.vmas)
+        return (observe.epc_key(epc, self._secs_index(st), self.base),
+                observe.pt_key(p.mm.pgtable, epc, self.base), vmas, pages, st.initialized,
+                st.meas.digest() if not st.initialized else b"")
+
+
+def _errno(fn, *args) -> int:
+    try:
+        fn(*args)
+    except OSError as e:
+        return e.errno or -1
+    return 0
