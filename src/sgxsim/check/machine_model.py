@@ -18,8 +18,8 @@ properties only see them as RW pages with no ghost history.
 
 from __future__ import annotations
 
-import copy
 import os
+import pickle
 import struct
 from typing import Any
 
@@ -180,7 +180,9 @@ class MachineModel:
         return frozenset(i for i in range(self.pages) if (b + i) in pa)
 
     def step(self, state: MState, action: Action, trace: bool = False) -> Step:
-        st = copy.deepcopy(state)
+        # A pickle round trip copies the whole machine ~3x faster than
+        # copy.deepcopy and needs nothing the workers do not already need.
+        st = pickle.loads(pickle.dumps(state, pickle.HIGHEST_PROTOCOL))
         m = st.m
         m.trace.enabled = trace
         m.trace.take()
@@ -352,11 +354,13 @@ class MachineModel:
         epc = m.cpu.epc
         encl = self.encl(st)
         pages = tuple(sorted((k - (self.base >> 12), e.vm_max_prot_bits, e.type, e.epc_page is None,
-                              getattr(e, "fingerprint_extra", ()))
+                              )
                              for k, e in encl.page_array.items()))
         vmas = tuple((v.vm_start, v.vm_end, v.vm_flags, v.vm_file.path if v.vm_file else None)
                      for v in p.mm.vmas)
-        return (observe.epc_key(epc, self._secs_index(st), self.base),
+        design = getattr(m.kernel.sgx, "design_state", None)
+        extra = design(encl) if design is not None else ()
+        return (extra, observe.epc_key(epc, self._secs_index(st), self.base),
                 observe.pt_key(p.mm.pgtable, epc, self.base), vmas, pages, st.initialized,
                 st.meas.digest() if not st.initialized else b"")
 

@@ -9,6 +9,11 @@ the SGX driver's kernels (``sgxsim.kernel.sgx.kernels``), re-exported here.
 
 from sgxsim.designs.merged import Linux60, Linux511
 from sgxsim.designs.no_hook import NoHook
+from sgxsim.designs.propagate_source import PropagateSource
+from sgxsim.designs.rfc_2019 import Rfc2019
+from sgxsim.designs.safe_to_execute import SafeToExecute
 from sgxsim.designs.sgx2_rfc import Sgx2Rfc
+from sgxsim.designs.v40 import V40, V40CheckOnly
 
-__all__ = ["Linux511", "Linux60", "NoHook", "Sgx2Rfc"]
+__all__ = ["Linux511", "Linux60", "NoHook", "PropagateSource", "Rfc2019", "SafeToExecute", "Sgx2Rfc",
+           "V40", "V40CheckOnly"]
