@@ -51,7 +51,12 @@ def run(proc: Any, tcs: int, aep: int, op: Any) -> Any:
     cpu, lp = kernel.cpu, proc.lp
     kernel.current = proc
     lp.cr3 = proc.mm.pgtable
-    _outside(kernel, proc, cpu.eenter, lp, tcs, aep)
+    try:
+        _outside(kernel, proc, cpu.eenter, lp, tcs, aep)
+    except Signal as sig:
+        # The TCS or SSA could not be faulted in: the vDSO reports the
+        # exception without having entered.
+        raise EnclaveFault(sig, sig.error_code) from None
     for _ in range(MAX_RETRIES):
         try:
             out = op(cpu, lp)

@@ -140,12 +140,13 @@ class MachineModel:
         st.meas.ecreate(self.size, 1)
         # The runtime pages: TCS (NSSA 2, entry at the data page), SSA x2, data.
         rt = self.rt
+        # Mapped before they are added (a hole is free to map in every design).
+        p.mmap(self.base + rt, RUNTIME_PAGES * PAGE, PROT_READ | PROT_WRITE, MAP_SHARED | MAP_FIXED, fd, 0)
         tcs = Tcs(ossa=rt + PAGE, nssa=2, oentry=rt + 3 * PAGE, fslimit=0xFFFFFFFF,
                   gslimit=0xFFFFFFFF).pack()
         self._add_raw(st, rt, tcs, secinfo_flags(PageType.PT_TCS, 0))
         for i in (1, 2, 3):
             self._add_raw(st, rt + i * PAGE, bytes(PAGE), secinfo_flags(PageType.PT_REG, SI_PERMS["RW"]))
-        p.mmap(self.base + rt, RUNTIME_PAGES * PAGE, PROT_READ | PROT_WRITE, MAP_SHARED | MAP_FIXED, fd, 0)
         m.trace.enabled = False
         return st
 
