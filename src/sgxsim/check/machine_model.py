@@ -158,7 +158,7 @@ class MachineModel:
 
     def _ioctl_add(self, st, src, offset, si, data, sflags) -> tuple[int, int]:
         buf = bytearray(struct.pack("<6Q", src, offset, PAGE, si, 1, 0))
-        e = _errno(st.proc.ioctl, st.fd, uapi.SGX_IOC_ENCLAVE_ADD_PAGES, buf)
+        e = _errno(st, st.proc.ioctl, st.fd, uapi.SGX_IOC_ENCLAVE_ADD_PAGES, buf)
         count = struct.unpack_from("<6Q", buf)[5]
         if count:
             st.meas.eadd(offset, sflags)
@@ -200,16 +200,16 @@ class MachineModel:
 
     # -- actions ----------------------------------------------------------------------------
     def _do_mmap(self, st, a, ev):
-        _errno(st.proc.mmap, self.base + a.arg("offset"), a.arg("length"), PROTS[a.arg("prot")],
+        _errno(st, st.proc.mmap, self.base + a.arg("offset"), a.arg("length"), PROTS[a.arg("prot")],
                MAP_SHARED | MAP_FIXED, st.fd, 0)
 
     def _do_mprotect(self, st, a, ev):
         start = self.base + a.arg("offset")
-        e = _errno(st.proc.mprotect, start, a.arg("length"), PROTS[a.arg("prot")])
+        e = _errno(st, st.proc.mprotect, start, a.arg("length"), PROTS[a.arg("prot")])
         ev.append(Event("mprotect", start, e == 0, (start + a.arg("length"), a.arg("prot"))))
 
     def _do_munmap(self, st, a, ev):
-        _errno(st.proc.munmap, self.base + a.arg("offset"), a.arg("length"))
+        _errno(st, st.proc.munmap, self.base + a.arg("offset"), a.arg("length"))
 
     def _do_add_pages(self, st, a, ev):
         off, source, typ, perms = a.arg("offset"), a.arg("source"), a.arg("type"), a.arg("perms")
@@ -229,11 +229,11 @@ class MachineModel:
     def _do_init(self, st, a, ev):
         p = st.proc
         p.poke(SCRATCH + 3 * PAGE, _sigstruct(st.meas.digest()))
-        e = _errno(p.ioctl, st.fd, uapi.SGX_IOC_ENCLAVE_INIT, bytearray(struct.pack("<Q", SCRATCH + 3 * PAGE)))
+        e = _errno(st, p.ioctl, st.fd, uapi.SGX_IOC_ENCLAVE_INIT, bytearray(struct.pack("<Q", SCRATCH + 3 * PAGE)))
         st.initialized = e == 0
 
     def _sgx2_ioctl(self, st, cmd, *fields) -> int:
-        return _errno(st.proc.ioctl, st.fd, cmd, bytearray(struct.pack(f"<{len(fields)}Q", *fields)))
+        return _errno(st, st.proc.ioctl, st.fd, cmd, bytearray(struct.pack(f"<{len(fields)}Q", *fields)))
 
     def _do_restrict(self, st, a, ev):
         e = self._sgx2_ioctl(st, uapi.SGX_IOC_ENCLAVE_RESTRICT_PERMISSIONS, a.arg("offset"), PAGE,
@@ -366,9 +366,15 @@ class MachineModel:
                 st.meas.digest() if not st.initialized else b"")
 
 
-def _errno(fn, *args) -> int:
+def _errno(st: MState, fn, *args) -> int:
+    """Run a syscall; return its errno (0 on success).  The refusal's
+    decision goes into the trace: it is what the syscall's caller sees."""
     try:
         fn(*args)
     except OSError as e:
+        why = getattr(e, "why", None)
+        tr = st.m.trace
+        if why is not None and tr.enabled and why not in tr.records:
+            tr.add(why)
         return e.errno or -1
     return 0
