@@ -229,7 +229,8 @@ class MachineModel:
     def _do_init(self, st, a, ev):
         p = st.proc
         p.poke(SCRATCH + 3 * PAGE, _sigstruct(st.meas.digest()))
-        e = _errno(st, p.ioctl, st.fd, uapi.SGX_IOC_ENCLAVE_INIT, bytearray(struct.pack("<Q", SCRATCH + 3 * PAGE)))
+        arg = bytearray(struct.pack("<Q", SCRATCH + 3 * PAGE))
+        e = _errno(st, p.ioctl, st.fd, uapi.SGX_IOC_ENCLAVE_INIT, arg)
         st.initialized = e == 0
 
     def _sgx2_ioctl(self, st, cmd, *fields) -> int:
