@@ -10,10 +10,12 @@ import click
 from sgxsim.check import runner
 from sgxsim.check import scenario as scn
 from sgxsim.check.properties import PROPERTIES
-from sgxsim.check.scope import POLICIES, SCOPE_HELP, Scope
+from sgxsim.check.scope import ACTIONS, PERMS, POLICIES, SCOPE_HELP, SOURCES, Scope
 
 DESIGNS = ("no-hook", "rfc-2019", "v40", "linux-5.11", "sgx2-rfc", "linux-6.0", "safe-to-execute",
            "propagate-source")
+# Variants checked only when named (v40 with a check-only driver).
+VARIANTS = ("v40-checkonly",)
 
 
 def _factory(scope: Scope):
@@ -25,11 +27,19 @@ def _factory(scope: Scope):
     return make
 
 
+def _subset(opt: str, text: str, allowed: tuple[str, ...]) -> tuple[str, ...]:
+    got = tuple(x.strip() for x in text.split(",") if x.strip())
+    bad = [x for x in got if x not in allowed]
+    if bad or not got:
+        raise ValueError(f"{opt} takes a comma list of {', '.join(allowed)}, not {text!r}")
+    return got
+
+
 @click.command(help="Explore every design's reachable states breadth first up to the depth bound and "
                     "decide each property (holds/violated, reachable/unreachable), printing the "
                     "shortest trace of every violation or witness.\n\nDefault scope and its restrictions:\n\n"
                     + SCOPE_HELP)
-@click.option("--design", "designs", multiple=True, type=click.Choice(DESIGNS),
+@click.option("--design", "designs", multiple=True, type=click.Choice(DESIGNS + VARIANTS),
               help="Design to check (repeatable; default all).")
 @click.option("--property", "props", multiple=True, type=click.Choice(list(PROPERTIES)),
               help="Property to decide (repeatable; default all).")
@@ -39,12 +49,20 @@ def _factory(scope: Scope):
               help="Processes expanding each BFS level.")
 @click.option("--pages", default=4, show_default=True, type=int, help="Enclave pages (a power of two).")
 @click.option("--policy", default="selinux", show_default=True, type=click.Choice(POLICIES))
+@click.option("--perms", default=",".join(PERMS), show_default=True,
+              help="Narrow the protections/SECINFO permissions offered (comma list).")
+@click.option("--sources", default=",".join(SOURCES), show_default=True,
+              help="Narrow the ADD_PAGES source kinds offered (comma list).")
+@click.option("--actions", default=",".join(ACTIONS), show_default=True,
+              help="Narrow the actions offered (comma list).")
 @click.option("--json", "as_json", is_flag=True, help="Print one JSON object {\"results\": [...]}.")
 @click.option("--out", type=click.Path(file_okay=False, path_type=Path), default=Path("scenarios"),
               show_default=True, help="Directory for the scenario file of every trace.")
-def check(designs, props, depth, workers, pages, policy, as_json, out) -> None:
+def check(designs, props, depth, workers, pages, policy, perms, sources, actions, as_json, out) -> None:
     try:
-        scope = Scope(pages=pages, policy=policy)
+        scope = Scope(pages=pages, policy=policy, perms=_subset("--perms", perms, PERMS),
+                      sources=_subset("--sources", sources, SOURCES),
+                      actions=_subset("--actions", actions, ACTIONS))
     except ValueError as e:
         raise click.BadParameter(str(e)) from None
     results = runner.check(_factory(scope), list(designs or DESIGNS), list(props or PROPERTIES),
@@ -60,7 +78,7 @@ def check(designs, props, depth, workers, pages, policy, as_json, out) -> None:
 @click.command(help="Replay a scenario file step by step, printing each layer's decisions and "
                     "whether the scenario's property is violated or reached.")
 @click.argument("file", type=click.Path(exists=True, dir_okay=False, path_type=Path))
-@click.option("--design", default=None, type=click.Choice(DESIGNS),
+@click.option("--design", default=None, type=click.Choice(DESIGNS + VARIANTS),
               help="Replay on this design instead of the scenario's own.")
 def run(file: Path, design: str | None) -> None:
     try:

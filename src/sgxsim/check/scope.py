@@ -2,8 +2,11 @@
 
 Default scope (``sgxsim check --help`` repeats this):
 
-* one process, one enclave of ``pages`` (default 4) pages at the start of an
-  ELRANGE of the same size; the initial state is the process after
+* one process, one enclave of ``pages`` (default 4) explored pages at the
+  start of an ELRANGE of the next power of two of at least ``pages + 4``
+  pages; the 4 pages behind them are the runtime's (TCS with NSSA 2, two SSA
+  frames, a SECINFO page), added and mapped RW in the initial state and not
+  touched by the actions; the initial state is the process after
   ``open("/dev/sgx_enclave")`` and SGX_IOC_ENCLAVE_CREATE, with three source
   mappings in place: the enclave image (a file on an exec mount, mapped
   PROT_READ|PROT_EXEC, MAP_PRIVATE), an anonymous PROT_READ|PROT_WRITE buffer,
@@ -11,6 +14,9 @@ Default scope (``sgxsim check --help`` repeats this):
 * the policy (``--policy``, default ``selinux``): the mm model's SELinux-like
   policy allowing read/write/execute on /dev/sgx_enclave and on the image file
   and denying ``execmem`` and ``execmod``;
+* ``--perms``, ``--sources``, ``--actions`` narrow the parameters and actions
+  offered below (the full default scope branches ~100 ways per step: at
+  depth 6 it does not finish in reasonable time on the real model);
 * actions, each with restricted parameters:
   - ``mmap``/``mprotect``/``munmap`` of ``/dev/sgx_enclave`` over one page or
     the whole enclave, MAP_SHARED|MAP_FIXED, protections R, RW, RX, RWX;
@@ -40,6 +46,8 @@ PAGE = 4096
 PERMS = ("R", "RW", "RX", "RWX")
 SOURCES = ("image", "anon", "noexec")
 POLICIES = ("selinux", "none")
+ACTIONS = ("mmap", "mprotect", "munmap", "add_pages", "init", "restrict", "modtype", "remove", "load",
+           "store", "fetch", "eaccept", "eacceptcopy", "emodpe", "reclaim")
 
 
 @dataclass(frozen=True, slots=True)
@@ -48,9 +56,7 @@ class Scope:
     policy: str = "selinux"
     perms: tuple[str, ...] = PERMS
     sources: tuple[str, ...] = SOURCES
-    actions: tuple[str, ...] = ("mmap", "mprotect", "munmap", "add_pages", "init", "restrict",
-                                "modtype", "remove", "load", "store", "fetch", "eaccept",
-                                "eacceptcopy", "emodpe", "reclaim")
+    actions: tuple[str, ...] = ACTIONS
 
     def __post_init__(self):
         if not 1 <= self.pages <= 64 or self.pages & (self.pages - 1):
