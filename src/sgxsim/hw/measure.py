@@ -65,6 +65,10 @@ class Measurement:
         """MRENCLAVE as EINIT finalises it (the hash state is not consumed)."""
         return self._h.copy().digest()
 
+    def __deepcopy__(self, memo: dict) -> Measurement:
+        # hashlib objects do not pickle; a Machine snapshot copies the hash state.
+        return self.copy()
+
     def copy(self) -> Measurement:
         m = Measurement()
         m._h = self._h.copy()
