@@ -26,11 +26,16 @@ class Builder:
         self.scratch = phys.alloc_frame() << 12  # PAGEINFO @0, SECINFO @64, PCMD @128
         self.src = phys.alloc_frame() << 12  # source page / SIGSTRUCT
         self.token = phys.alloc_frame() << 12
-        self.free = list(range(cpu.epc.npages - 1, -1, -1))
+        # One EPC allocator per CPU, shared by every Builder on it (the test
+        # helper's "kernel"): pages handed out in index order.
+        if not hasattr(cpu, "_test_epc_next"):
+            cpu._test_epc_next = 0
 
     # -- memory ------------------------------------------------------------------
     def alloc_epc(self) -> int:
-        return Epc.paddr(self.free.pop())
+        i = self.cpu._test_epc_next
+        self.cpu._test_epc_next += 1
+        return Epc.paddr(i)
 
     def put_pageinfo(self, linaddr: int = 0, srcpge: int = 0, secinfo: int = 0,
                      secs: int = 0) -> int:
