@@ -83,6 +83,7 @@ def test_epcm_denials_in_enclave(cpu, encl, key):
 
 def test_epcm_write_denied_is_0x8007(cpu, key):
     from sgxbuild import REG_RWX
+
     from sgxsim.hw.consts import PageType, secinfo_flags
     encl = Enclave(cpu, key, reg_pages=1, reg_flags=secinfo_flags(PageType.PT_REG, 1))
     assert REG_RWX

@@ -385,7 +385,7 @@ def test_ewb_slot_occupied_and_eldb(cpu, key):
 
 def test_ewb_eldu_secs(cpu, key):
     e, va, back = evict_setup(cpu, key)
-    for la, p in list(e.pages.items()):
+    for _la, p in list(e.pages.items()):
         cpu.eblock(p)
     assert cpu.etrack(e.secs) == 0
     for k, p in enumerate(e.pages.values()):
