@@ -193,7 +193,7 @@ def test_eaccept_trim(cpu, encl):
     assert cpu.eremove(page) == 0
 
 
-# -- EACCEPTCOPY / EMODPE ---------------------------------------------------------------------------
+# -- EACCEPTCOPY / EMODPE --
 def test_eacceptcopy(cpu, encl):
     la = encl.reg(5)
     pa = aug(cpu, encl, la)
@@ -235,7 +235,7 @@ def test_emodpe(cpu, key):
         cpu.emodpe(lp, si, 0x3000)  # outside ELRANGE
 
 
-# -- EREPORT / EGETKEY -------------------------------------------------------------------------------
+# -- EREPORT / EGETKEY --
 def test_ereport_and_egetkey(cpu, encl):
     import hashlib
     import hmac
