@@ -54,6 +54,8 @@ _TCS_HEAD = struct.Struct("<QQQIIQQQQII")  # STATE, FLAGS, OSSA, CSSA, NSSA, OEN
 _TCS_FLAGS_ALLOWED = Tcs.FLAGS_DBGOPTIN  # AEX-Notify is not modelled: bit 1 is reserved
 _Q = struct.Struct("<Q")
 _SEAL_ATTR_ALWAYS = int(Attribute.INIT | Attribute.DEBUG)
+A_INIT = int(Attribute.INIT)
+A_MODE64BIT = int(Attribute.MODE64BIT)
 
 
 class EncluLeaves:
@@ -128,9 +130,9 @@ class EncluLeaves:
             raise self._gp(L, "FS/GS base not canonical")
         if tflags & ~_TCS_FLAGS_ALLOWED:
             raise self._gp(L, "TCS.FLAGS reserved bits set")
-        if not st.attributes & Attribute.INIT:
+        if not st.attributes & A_INIT:
             raise self._gp(L, "enclave not initialised")
-        if not st.attributes & Attribute.MODE64BIT:
+        if not st.attributes & A_MODE64BIT:
             raise self._gp(L, "32-bit enclave entered from 64-bit mode")
         if resume:
             if cssa == 0:
@@ -250,7 +252,7 @@ class EncluLeaves:
                 raise self._gp(L, "TCS reserved area not 0")
             if tflags & Tcs.FLAGS_DBGOPTIN or cssa >= nssa or aep or state:
                 raise self._gp(L, "TCS contents not acceptable")
-            if not st.attributes & Attribute.MODE64BIT and (
+            if not st.attributes & A_MODE64BIT and (
                     fsl & 0xFFF != 0xFFF or gsl & 0xFFF != 0xFFF):
                 raise self._gp(L, "TCS FS/GS limit")
         epc.flags[i] = f & ~(EPCM_PENDING | EPCM_MODIFIED | EPCM_PR)
