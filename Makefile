@@ -4,7 +4,7 @@ VENV   := .venv
 PY     := $(VENV)/bin/python
 STAMP  := $(VENV)/.installed
 
-.PHONY: run test bench lint clean
+.PHONY: run test bench lint clean sgx-header
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -17,8 +17,22 @@ run: $(STAMP)
 	$(PY) -m sgxsim.cli demo
 
 # The whole test suite.
-test: $(STAMP)
+test: $(STAMP) sgx-header
 	$(PY) -m pytest
+
+# tests/hw/test_uapi_header.py compiles against the system's <asm/sgx.h>
+# (Debian: linux-libc-dev). Install it when missing and we are root with apt-get.
+sgx-header:
+	@if ! echo '#include <asm/sgx.h>' | gcc -E -x c - >/dev/null 2>&1; then \
+	    if [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then \
+	        echo "<asm/sgx.h> missing: installing linux-libc-dev"; \
+	        apt-get update -qq && \
+	        DEBIAN_FRONTEND=noninteractive apt-get install -y -qq linux-libc-dev; \
+	    else \
+	        echo "warning: gcc or <asm/sgx.h> missing (install gcc linux-libc-dev);" \
+	             "the uapi header test will fail" >&2; \
+	    fi; \
+	fi
 
 lint: $(STAMP)
 	$(VENV)/bin/ruff check src tests benches

@@ -18,3 +18,11 @@ def enarx_vector() -> Path:
     if not (d / "encl.bin").is_file():
         pytest.skip(f"public vector not available: {d} is absent (it lives in ../shared)")
     return d
+
+
+@pytest.fixture(scope="session")
+def signing_key():  # -> rsa.RSAPrivateKey
+    """One fresh RSA-3072 e=3 key per test session (generation is slowish)."""
+    from sgxsim.hw.sigstruct import generate_key
+
+    return generate_key()

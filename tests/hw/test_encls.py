@@ -1,477 +1,411 @@
-"""ENCLS leaves: one test per documented failure, asserting the exact fault or code."""
+"""ENCLS leaves: one test per documented failure (sgx-hardware.md §4.1-§4.14)."""
 
 from __future__ import annotations
 
-import struct
-
 import pytest
-from sgxbuild import REG_RW, REG_RWX, TCS_FLAGS, Builder, Enclave, tcs_page
+from tests.hw.leafkit import BASE, REG, RW, RWX, TCS, TRIM, Kit, epa
 
-from sgxsim.hw.consts import PAGE_SIZE, Attribute, PageType, SgxReturn, secinfo_flags
-from sgxsim.hw.faults import PF_PROT, PF_SGX, PF_WRITE, GeneralProtection, PageFault
+from sgxsim.hw import sigstruct as S
+from sgxsim.hw.consts import PAGE_SIZE, SgxReturn
+from sgxsim.hw.faults import GeneralProtection, PageFault
 from sgxsim.hw.memory import EPC_BASE
-from sgxsim.hw.structs import Pcmd, Secs
+from sgxsim.hw.structs import Pageinfo, Secs, Sigstruct
 
-BASE = 0x20_0000_0000
+GP, PF = GeneralProtection, PageFault
 R = SgxReturn
 
 
-def pf(exc, addr, code=PF_PROT | PF_SGX):
-    assert isinstance(exc.value, PageFault)
-    assert exc.value.addr == addr and exc.value.error_code == code
-
-
-# -- ECREATE -----------------------------------------------------------------
-def test_ecreate_checks(cpu):
-    b = Builder(cpu)
-    epc = b.alloc_epc()
-    src = b.put_src(Secs(size=0x2000, base=BASE, ssa_frame_size=1, xfrm=3,
-                         attributes=int(Attribute.MODE64BIT)).pack())
-    pi = b.put_pageinfo(srcpge=src, secinfo=b.put_secinfo(0))
-    with pytest.raises(GeneralProtection):
-        cpu.ecreate(pi + 8, epc)
-    with pytest.raises(GeneralProtection):
-        cpu.ecreate(pi, epc + 8)
-    with pytest.raises(PageFault) as e:
-        cpu.ecreate(pi, 0x1000)
-    pf(e, 0x1000, PF_PROT | PF_SGX | PF_WRITE)
-    b.put_pageinfo(linaddr=0x1000, srcpge=src, secinfo=b.scratch + 64)
-    with pytest.raises(GeneralProtection):
-        cpu.ecreate(pi, epc)
-    b.put_pageinfo(srcpge=src, secinfo=b.put_secinfo(TCS_FLAGS))
-    with pytest.raises(GeneralProtection):
-        cpu.ecreate(pi, epc)
-    b.put_secinfo(0)
-    cpu.ecreate(pi, epc)
-    with pytest.raises(PageFault) as e:
-        cpu.ecreate(pi, epc)
-    pf(e, epc, PF_PROT | PF_SGX | PF_WRITE)
-
-
-@pytest.mark.parametrize("fields", [
-    dict(xfrm=1), dict(xfrm=0x3 | 0x8), dict(miscselect=2), dict(ssa_frame_size=0),
-    dict(size=0x1000), dict(size=0x3000), dict(base=BASE + 0x1000),
-    dict(attributes=int(Attribute.MODE64BIT | Attribute.INIT)),
-    dict(attributes=int(Attribute.MODE64BIT) | (1 << 3)),
-    dict(attributes=0, base=1 << 33), dict(base=1 << 47),
-    dict(reserved4=b"\1" + bytes(3833)), dict(config_svn=1), dict(size=1 << 36, base=0),
+# -- ECREATE ------------------------------------------------------------------------------
+@pytest.mark.parametrize("change,exc", [
+    ({"size": 0x1000}, GP),            # below 8 KiB
+    ({"size": 0x3000}, GP),            # not a power of two
+    ({"base": BASE + 0x1000}, GP),     # not naturally aligned
+    ({"xfrm": 1}, GP),                 # x87|SSE required
+    ({"xfrm": 0x3 | 1 << 9}, GP),      # unsupported XFRM bit
+    ({"ssa": 0}, GP),                  # SSA frame too small
+    ({"attributes": 0x5}, GP),         # INIT set in the input
+    ({"attributes": 0x4 | 1 << 3}, GP),  # reserved attribute
+    ({"miscselect": 0x2}, GP),         # unsupported MISCSELECT
+    ({"base": 1 << 47}, GP),           # non-canonical base
+    ({"size": 1 << 40, "base": 0}, GP),  # above the CPU's maximum size
+    ({"config_svn": 1}, GP),           # CONFIGSVN without KSS
 ])
-def test_ecreate_secs_validation_gp(cpu, fields):
-    b = Builder(cpu)
-    vals = dict(size=0x2000, base=BASE, ssa_frame_size=1, xfrm=3,
-                attributes=int(Attribute.MODE64BIT))
-    vals.update(fields)
-    b.put_src(Secs(**vals).pack())
-    with pytest.raises(GeneralProtection):
-        cpu.ecreate(b.put_pageinfo(srcpge=b.src, secinfo=b.put_secinfo(0)), b.alloc_epc())
+def test_ecreate_secs_checks(change, exc):
+    k = Kit()
+    with pytest.raises(exc):
+        k.ecreate(**change)
+    assert not k.cpu.epc.is_valid(0)
 
 
-# -- EADD / EEXTEND --------------------------------------------------------------
-def test_eadd_checks(cpu):
-    b = Builder(cpu)
-    secs = b.ecreate(0x4000, BASE)
-    epc = b.alloc_epc()
-    si = b.put_secinfo(REG_RWX)
-    with pytest.raises(PageFault) as e:
-        cpu.eadd(b.put_pageinfo(BASE, b.src, si, secs), 0x2000)
-    pf(e, 0x2000, PF_PROT | PF_SGX | PF_WRITE)
-    with pytest.raises(GeneralProtection):
-        cpu.eadd(b.put_pageinfo(BASE + 1, b.src, si, secs), epc)
-    with pytest.raises(PageFault) as e:
-        cpu.eadd(b.put_pageinfo(BASE, b.src, si, 0x3000), epc)
-    pf(e, 0x3000)
-    for bad in (secinfo_flags(PageType.PT_VA, 3), REG_RW | 0x8, REG_RW | (1 << 16)):
-        b.put_secinfo(bad)
-        with pytest.raises(GeneralProtection):
-            cpu.eadd(b.put_pageinfo(BASE, b.src, si, secs), epc)
-    b.put_secinfo(secinfo_flags(PageType.PT_REG, 2))  # W without R
-    with pytest.raises(GeneralProtection):
-        cpu.eadd(b.put_pageinfo(BASE, b.src, si, secs), epc)
-    b.put_secinfo(REG_RW)
-    with pytest.raises(GeneralProtection):  # outside ELRANGE
-        cpu.eadd(b.put_pageinfo(BASE + 0x4000, b.src, si, secs), epc)
-    other = b.alloc_epc()
-    with pytest.raises(PageFault) as e:  # SECS operand not a SECS page
-        cpu.eadd(b.put_pageinfo(BASE, b.src, si, other), epc)
-    pf(e, other)
-    b.put_src(tcs_page(0x1000)[:100] + b"\1")
-    b.put_secinfo(TCS_FLAGS)
-    with pytest.raises(GeneralProtection):  # TCS reserved area
-        cpu.eadd(b.put_pageinfo(BASE, b.src, si, secs), epc)
-    b.put_src(b"")
-    b.put_secinfo(REG_RW)
-    cpu.eadd(b.put_pageinfo(BASE, b.src, si, secs), epc)
-    with pytest.raises(PageFault) as e:
-        cpu.eadd(b.put_pageinfo(BASE + 0x1000, b.src, si, secs), epc)
-    pf(e, epc, PF_PROT | PF_SGX | PF_WRITE)
+def test_ecreate_operand_checks():
+    k = Kit()
+    src = k.frame(Secs(size=0x8000, base=BASE, ssa_frame_size=1, attributes=4, xfrm=3).pack())
+    good = k.pageinfo(srcpge=src, secinfo=k.secinfo(0))
+    with pytest.raises(GP):
+        k.cpu.ecreate(good + 8, EPC_BASE)  # PAGEINFO misaligned
+    with pytest.raises(GP):
+        k.cpu.ecreate(good, EPC_BASE + 8)  # RCX misaligned
+    with pytest.raises(PF) as e:
+        k.cpu.ecreate(good, k.frame())  # RCX not in the EPC
+    assert e.value.error_code & 0x8000
+    with pytest.raises(GP):
+        k.cpu.ecreate(k.pageinfo(linaddr=BASE, srcpge=src, secinfo=k.secinfo(0)), EPC_BASE)
+    with pytest.raises(GP):
+        k.cpu.ecreate(k.pageinfo(srcpge=src, secinfo=k.secinfo(REG)), EPC_BASE)  # PT not SECS
+    with pytest.raises(PF):
+        k.cpu.ecreate(k.pageinfo(srcpge=0x7000_0000, secinfo=k.secinfo(0)), EPC_BASE)  # unmapped
+    k.cpu.ecreate(k.pageinfo(srcpge=src, secinfo=k.secinfo(0)), EPC_BASE)
+    with pytest.raises(PF):  # EPCM(RCX).VALID
+        k.cpu.ecreate(k.pageinfo(srcpge=src, secinfo=k.secinfo(0)), EPC_BASE)
 
 
-def test_eadd_tcs_forces_fields(cpu):
-    b = Builder(cpu)
-    secs = b.ecreate(0x4000, BASE)
-    from sgxsim.hw.structs import Tcs
-    raw = Tcs(ossa=0x1000, nssa=1, cssa=5, aep=7, state=1, flags=1).pack()
-    epc = b.eadd(secs, BASE, raw, TCS_FLAGS | 7, measure=False) if False else None
-    assert epc is None
-    with pytest.raises(GeneralProtection):  # PT_TCS with RWX stays legal; bits 3-5 not
-        b.eadd(secs, BASE, raw, TCS_FLAGS | 0x20, measure=False)
-    epc = b.eadd(secs, BASE, raw, TCS_FLAGS | 7, measure=False)
-    t = Tcs.unpack(cpu.epc.page(cpu.epc.index(epc)))
-    assert (t.cssa, t.aep, t.state, t.flags) == (0, 0, 0, 0)
-    assert cpu.epc.flags[cpu.epc.index(epc)] & 7 == 0
+# -- EADD / EEXTEND ----------------------------------------------------------------------------
+def test_eadd_checks_in_order():
+    k = Kit()
+    k.ecreate()
+    src = k.frame()
+    secs = epa(0)
+    with pytest.raises(GP):  # SECINFO PT neither REG nor TCS (before EPCM(RCX).VALID)
+        k.cpu.eadd(k.pageinfo(BASE, src, k.secinfo(TRIM), secs), epa(0))
+    with pytest.raises(PF):  # target already valid (the SECS itself)
+        k.cpu.eadd(k.pageinfo(BASE, src, k.secinfo(REG | RW), secs), epa(0))
+    with pytest.raises(PF):  # SECS operand is not a SECS page
+        k.cpu.eadd(k.pageinfo(BASE, src, k.secinfo(REG | RW), epa(5)), epa(1))
+    with pytest.raises(GP):  # outside ELRANGE
+        k.cpu.eadd(k.pageinfo(BASE + 0x8000, src, k.secinfo(REG | RW), secs), epa(1))
+    with pytest.raises(GP):  # reserved SECINFO bit (PENDING treated as reserved)
+        k.cpu.eadd(k.pageinfo(BASE, src, k.secinfo(REG | RW | 0x8), secs), epa(1))
+    with pytest.raises(GP):  # TCS reserved area non-zero
+        k.cpu.eadd(k.pageinfo(BASE, k.frame(b"\0" * 72 + b"\1" + bytes(4023)),
+                              k.secinfo(TCS), secs), epa(1))
+    assert k.cpu.epc.secs_state[0].children == 0
 
 
-def test_eextend_checks(cpu, key):
-    b = Builder(cpu)
-    secs = b.ecreate(0x4000, BASE)
-    secs2 = b.ecreate(0x4000, BASE)
-    page = b.eadd(secs, BASE, b"", REG_RW, measure=False)
-    with pytest.raises(GeneralProtection):
-        cpu.eextend(secs + 8, page)
-    with pytest.raises(PageFault) as e:
-        cpu.eextend(0x5000, page)
-    pf(e, 0x5000)
-    with pytest.raises(GeneralProtection):
-        cpu.eextend(secs, page + 8)
-    with pytest.raises(PageFault) as e:
-        cpu.eextend(secs, 0x5100)
-    pf(e, 0x5100)
-    with pytest.raises(PageFault) as e:
-        cpu.eextend(secs, secs2)  # a SECS page is not REG/TCS
-    pf(e, secs2)
-    with pytest.raises(GeneralProtection):
-        cpu.eextend(secs2, page)  # not this page's SECS
-    cpu.eextend(secs, page + 256)
-    e2 = Enclave(cpu, key)
-    with pytest.raises(GeneralProtection):  # initialised (reference §12 item 5)
-        cpu.eextend(e2.secs, e2.pages[e2.reg(0)])
+def test_tcs_is_measured_with_rwx_cleared_and_fields_reset():
+    k = Kit()
+    k.ecreate()
+    data = bytearray(PAGE_SIZE)
+    data[8] = 1  # DBGOPTIN
+    data[40:48] = (0x1234).to_bytes(8, "little")  # AEP
+    i = k.eadd(0, TCS | RWX, bytes(data), measure=False)
+    e = k.cpu.epc.epcm(i)
+    assert (e.r, e.w, e.x, e.pt) == (False, False, False, 1)
+    page = k.cpu.epc.page(i)
+    assert page[8] == 0 and not any(page[40:48])
+    from sgxsim.hw.measure import Measurement
+
+    m = Measurement()
+    m.ecreate(0x8000, 1)
+    m.eadd(0, TCS)
+    assert k.cpu.epc.secs_state[0].measurement.digest() == m.digest()
 
 
-# -- EINIT ---------------------------------------------------------------------------
-def test_einit_faults_and_attribute_codes(cpu, key):
-    from sgxsim.hw import sigstruct as sigmod
-    b = Builder(cpu)
-    secs = b.ecreate(0x4000, BASE, attributes=Attribute.MODE64BIT | Attribute.DEBUG)
-    mr = cpu.epc.secs_state[cpu.epc.index(secs)].measurement.digest()
-    with pytest.raises(GeneralProtection):
-        cpu.einit(b.src + 64, secs, b.token)
-    with pytest.raises(PageFault) as e:
-        cpu.einit(b.src, 0x4000, b.token)
-    pf(e, 0x4000)
-    # Mask: the signer demands DEBUG=0.
-    sig = sigmod.sign(sigmod.build(mr, attributes=Attribute.MODE64BIT,
-                                   attributes_mask=Attribute.DEBUG), key)
-    b.set_launch_hash(sigmod.mrsigner(sig))
-    assert b.einit(secs, sig.pack()) == R.SGX_INVALID_ATTRIBUTE
-    sig = sigmod.sign(sigmod.build(mr, miscselect=1, misc_mask=1), key)
-    assert b.einit(secs, sig.pack()) == R.SGX_INVALID_ATTRIBUTE
-    sig = sigmod.sign(sigmod.build(mr, vendor=0x1234), key)
-    assert b.einit(secs, sig.pack()) == R.SGX_INVALID_SIG_STRUCT
-    sig = sigmod.sign(sigmod.build(mr), key)
-    assert b.einit(secs, sig.pack()) == 0
-    with pytest.raises(GeneralProtection):  # already initialised
-        b.einit(secs, sig.pack())
+def test_eadd_and_eextend_after_einit_are_gp():
+    k = Kit().standard(init=True)
+    with pytest.raises(GP):
+        k.eadd(5 * PAGE_SIZE, REG | RW)
+    with pytest.raises(GP):
+        k.cpu.eextend(epa(k.secs_i), epa(k.data_i[0]))
 
 
-def test_einit_einittokenkey_needs_le_signer(cpu, key):
-    from sgxsim.hw import sigstruct as sigmod
-    b = Builder(cpu)
-    secs = b.ecreate(0x4000, BASE, attributes=Attribute.MODE64BIT | Attribute.EINITTOKENKEY)
-    mr = cpu.epc.secs_state[cpu.epc.index(secs)].measurement.digest()
-    sig = sigmod.sign(sigmod.build(mr), key)
-    assert b.einit(secs, sig.pack()) == R.SGX_INVALID_ATTRIBUTE  # MSRs hold Intel's hash
-    b.set_launch_hash(sigmod.mrsigner(sig))
-    assert b.einit(secs, sig.pack()) == 0
+def test_eextend_checks():
+    k = Kit()
+    k.ecreate()
+    i = k.eadd(0, REG | RW, measure=False)
+    with pytest.raises(GP):
+        k.cpu.eextend(epa(0) + 8, epa(i))
+    with pytest.raises(GP):
+        k.cpu.eextend(epa(0), epa(i) + 8)
+    with pytest.raises(PF):
+        k.cpu.eextend(epa(0), epa(20))  # not a valid REG/TCS page
+    with pytest.raises(PF):
+        k.cpu.eextend(epa(0), k.frame())  # not EPC
+    k2 = Kit()
+    k2.ecreate()
+    k2.ecreate(base=BASE + 0x8000)  # second enclave at EPC 1
+    j = k2.eadd(0, REG | RW, measure=False)
+    with pytest.raises(GP):  # RBX is not the page's SECS
+        k2.cpu.eextend(epa(0), epa(j))
 
 
-def test_einit_token_path(cpu, key):
-    import hashlib
-    import hmac
-
-    from sgxsim.hw import sigstruct as sigmod
-    from sgxsim.hw.structs import Einittoken
-    b = Builder(cpu)
-    secs = b.ecreate(0x4000, BASE)
-    st = cpu.epc.secs_state[cpu.epc.index(secs)]
-    mr = st.measurement.digest()
-    sig = sigmod.sign(sigmod.build(mr), key)
-    tok = Einittoken(valid=1, attributes=int(st.attributes), xfrm=st.xfrm, mrenclave=mr,
-                     mrsigner=sigmod.mrsigner(sig))
-    assert b.einit(secs, sig.pack(), tok.pack()) == R.SGX_INVALID_EINITTOKEN  # bad MAC
-    mac = hmac.new(cpu.einittoken_key(), tok.pack()[:192], hashlib.sha256).digest()[:16]
-    assert b.einit(secs, sig.pack(), tok.replace(mac=mac).pack()) == 0
+# -- EINIT -------------------------------------------------------------------------------------
+def _vector_enclave(d):
+    k = Kit()
+    data = (d / "encl.bin").read_bytes()
+    k.ecreate(size=0x8000)
+    for i in range(6):
+        k.eadd(i * PAGE_SIZE, TCS if i == 0 else REG | RWX, data[i * 4096 : (i + 1) * 4096])
+    raw = (d / "encl.ss").read_bytes()
+    return k, raw
 
 
-# -- EREMOVE ---------------------------------------------------------------------------
-def test_eremove(cpu, key):
-    e = Enclave(cpu, key)
-    with pytest.raises(GeneralProtection):
-        cpu.eremove(e.secs + 1)
-    with pytest.raises(PageFault) as x:
-        cpu.eremove(0x1000)
-    pf(x, 0x1000, PF_PROT | PF_SGX | PF_WRITE)
-    assert cpu.eremove(e.b.alloc_epc()) == 0  # not VALID: no-op success
-    assert cpu.eremove(e.secs) == R.SGX_CHILD_PRESENT
-    lp = cpu.lps[0]
-    lp.cr3 = e.pt
-    cpu.eenter(lp, e.tcs_la, 0x1000)
-    assert cpu.eremove(e.pages[e.reg(0)]) == R.SGX_ENCLAVE_ACT
-    cpu.eexit(lp, 0x1000)
-    for pa in e.pages.values():
-        assert cpu.eremove(pa) == 0
-    assert cpu.eremove(e.secs) == 0
-    assert not cpu.epc.valid(cpu.epc.index(e.secs))
+def _einit(k, raw):
+    return k.cpu.einit(k.frame(raw + bytes(PAGE_SIZE - len(raw))), epa(k.secs_i), k.frame())
 
 
-def test_eremove_accepted_trim_ignores_enclave_act(cpu, key):
-    e = Enclave(cpu, key)
-    i = cpu.epc.index(e.pages[e.reg(0)])
-    assert cpu.emodt(e.b.put_secinfo(secinfo_flags(PageType.PT_TRIM)), e.pages[e.reg(0)]) == 0
-    cpu.epc.flags[i] &= ~0x20  # as EACCEPT leaves it (MODIFIED=0)
-    lp = cpu.lps[0]
-    lp.cr3 = e.pt
-    cpu.eenter(lp, e.tcs_la, 0x1000)
-    assert cpu.eremove(e.pages[e.reg(0)]) == 0  # reference §12 item 1
+def test_einit_enarx_vector(enarx_vector):
+    k, raw = _vector_enclave(enarx_vector)
+    st = k.cpu.epc.secs_state[k.secs_i]
+    assert st.measurement.digest().hex().startswith("b999536238fcf4e9")
+    assert _einit(k, raw) == R.SGX_INVALID_EINITTOKEN  # launch MSRs still Intel's
+    k.set_lehash(S.mrsigner(Sigstruct.unpack(raw)))
+    assert _einit(k, raw) == 0
+    assert st.initialized and st.mrsigner.hex().startswith("2f9f8fd4")
+    with pytest.raises(GP):  # already initialised
+        _einit(k, raw)
 
 
-# -- EDBGRD / EDBGWR ---------------------------------------------------------------------
-def test_edbg(cpu, key):
-    e = Enclave(cpu, key, attributes=int(Attribute.DEBUG))
-    pa = e.pages[e.reg(0)]
-    assert cpu.edbgrd(pa) == (0, int.from_bytes(b"\1" * 8, "little"))
-    assert cpu.edbgwr(pa + 8, 0x55) == 0 and cpu.edbgrd(pa + 8) == (0, 0x55)
-    with pytest.raises(GeneralProtection):
-        cpu.edbgrd(pa + 4)
-    with pytest.raises(PageFault):
-        cpu.edbgrd(0x1000)
-    with pytest.raises(PageFault):
-        cpu.edbgrd(e.b.alloc_epc())  # not VALID
-    with pytest.raises(PageFault):
-        cpu.edbgrd(e.secs)  # PT_SECS not debuggable
-    with pytest.raises(GeneralProtection):
-        cpu.edbgrd(e.tcs + 72)  # beyond the TCS limit
-    with pytest.raises(GeneralProtection):
-        cpu.edbgwr(e.tcs + 16, 1)  # only FLAGS
-    assert cpu.edbgwr(e.tcs + 8, 1) == 0
-    aug = e.b.alloc_epc()
-    cpu.eaug(e.b.put_pageinfo(e.reg(5), 0, 0, e.secs), aug)
-    assert cpu.edbgrd(aug) == (R.SGX_PAGE_NOT_DEBUGGABLE, 0)
-    assert cpu.edbgwr(aug, 1) == R.SGX_PAGE_NOT_DEBUGGABLE
-    cpu2_e = Enclave(cpu, key, base=0x30_0000_0000)
-    with pytest.raises(GeneralProtection):  # not a debug enclave
-        cpu.edbgrd(cpu2_e.pages[cpu2_e.reg(0)])
+@pytest.mark.parametrize("what,code", [
+    ("signature", R.SGX_INVALID_SIGNATURE),
+    ("page", R.SGX_INVALID_MEASUREMENT),
+    ("msr", R.SGX_INVALID_EINITTOKEN),
+    ("header", R.SGX_INVALID_SIG_STRUCT),
+])
+def test_einit_enarx_vector_one_byte_off(enarx_vector, what, code):
+    d = enarx_vector
+    data = bytearray((d / "encl.bin").read_bytes())
+    raw = bytearray((d / "encl.ss").read_bytes())
+    if what == "signature":
+        raw[600] ^= 1
+    elif what == "page":
+        data[3 * 4096 + 100] ^= 1
+    elif what == "header":
+        raw[3] ^= 1
+    k = Kit()
+    k.ecreate(size=0x8000)
+    for i in range(6):
+        k.eadd(i * PAGE_SIZE, TCS if i == 0 else REG | RWX, bytes(data[i * 4096 : (i + 1) * 4096]))
+    lehash = bytearray(S.mrsigner(Sigstruct.unpack(bytes(raw))))
+    if what == "msr":
+        lehash[0] ^= 1
+    k.set_lehash(bytes(lehash))
+    assert _einit(k, bytes(raw)) == code
+    assert not k.cpu.epc.secs_state[k.secs_i].initialized
 
 
-# -- EBLOCK / ETRACK / EPA / EWB / ELDU -----------------------------------------------------
-def test_eblock_codes(cpu, key):
-    e = Enclave(cpu, key)
-    va = e.b.alloc_epc()
-    cpu.epa(va)
-    assert cpu.eblock(e.b.alloc_epc()) == R.SGX_PG_INVLD
-    assert cpu.eblock(e.secs) == R.SGX_PG_IS_SECS
-    assert cpu.eblock(va) == R.SGX_NOTBLOCKABLE
-    assert cpu.eblock(e.pages[e.reg(0)]) == 0
-    assert cpu.eblock(e.pages[e.reg(0)]) == R.SGX_BLKSTATE
-    with pytest.raises(GeneralProtection):
-        cpu.eblock(va + 4)
-    with pytest.raises(PageFault):
-        cpu.eblock(0x1000)
+def test_einit_attribute_masks_and_unmasked_events():
+    k = Kit().standard(init=False)
+    assert k.einit(attributes=0x6, attributes_mask=0x2) == R.SGX_INVALID_ATTRIBUTE
+    assert k.einit(misc_mask=1, miscselect=1) == R.SGX_INVALID_ATTRIBUTE
+    k.cpu.inject_unmasked_events(2)
+    assert k.einit() == R.SGX_UNMASKED_EVENT
+    assert k.einit() == R.SGX_UNMASKED_EVENT
+    assert k.einit() == 0
 
 
-def test_etrack_prev_incomplete(cpu, key):
-    e = Enclave(cpu, key)
-    lp = cpu.lps[1]
-    lp.cr3 = e.pt
-    cpu.eenter(lp, e.tcs_la, 0x1000)
-    assert cpu.etrack(e.secs) == 0
-    assert cpu.etrack(e.secs) == R.SGX_PREV_TRK_INCMPL
-    cpu.eexit(lp, 0x1000)
-    assert cpu.etrack(e.secs) == 0
-    with pytest.raises(PageFault) as x:
-        cpu.etrack(e.tcs)
-    pf(x, e.tcs)
+def test_einittokenkey_is_controlled():
+    k = Kit()
+    k.ecreate(attributes=0x4 | 0x20)
+    k.eadd(0, REG | RW)
+    mr = k.cpu.epc.secs_state[0].measurement.digest()
+    sig = S.sign(S.build(mr), Kit.key())
+    k.set_lehash(bytes(32))
+    assert k.cpu.einit(k.frame(sig.pack() + bytes(2288)), epa(0), k.frame()) \
+        == R.SGX_INVALID_ATTRIBUTE
 
 
-def test_epa(cpu):
-    b = Builder(cpu)
-    va = b.alloc_epc()
-    with pytest.raises(GeneralProtection):
-        cpu.epa(va, rbx=2)
-    cpu.epa(va)
-    with pytest.raises(PageFault) as x:
-        cpu.epa(va)
-    pf(x, va, PF_PROT | PF_SGX | PF_WRITE)
+# -- EREMOVE -----------------------------------------------------------------------------------
+def test_eremove():
+    k = Kit().standard()
+    assert k.cpu.eremove(epa(k.secs_i)) == R.SGX_CHILD_PRESENT
+    k.enter()
+    assert k.cpu.eremove(epa(k.data_i[0])) == R.SGX_ENCLAVE_ACT
+    k.cpu.eexit(k.lp, 0x1000)
+    for i in [k.tcs_i, k.ssa_i, *k.data_i]:
+        assert k.cpu.eremove(epa(i)) == 0
+    assert k.cpu.eremove(epa(k.secs_i)) == 0
+    assert k.cpu.eremove(epa(k.secs_i)) == 0  # VALID=0: nothing to do
+    with pytest.raises(GP):
+        k.cpu.eremove(epa(0) + 1)
+    with pytest.raises(PF):
+        k.cpu.eremove(k.frame())
 
 
-def evict_setup(cpu, key):
-    e = Enclave(cpu, key)
-    va = e.b.alloc_epc()
-    cpu.epa(va)
-    back = cpu.phys.alloc_frame() << 12
-    return e, va, back
+# -- EDBGRD / EDBGWR -----------------------------------------------------------------------------
+def test_debug_leaves():
+    k = Kit()
+    k.ecreate(attributes=0x6)
+    i = k.eadd(0, REG | RW, b"\x11" * PAGE_SIZE)
+    t = k.eadd(PAGE_SIZE, TCS)
+    assert k.cpu.edbgrd(epa(i) + 8) == (0, 0x1111111111111111)
+    assert k.cpu.edbgwr(epa(i) + 8, 42) == 0
+    assert k.cpu.edbgrd(epa(i) + 8) == (0, 42)
+    with pytest.raises(GP):
+        k.cpu.edbgrd(epa(i) + 4)
+    with pytest.raises(GP):
+        k.cpu.edbgwr(epa(t) + 16, 1)  # only TCS.FLAGS is writable
+    assert k.cpu.edbgwr(epa(t) + 8, 1) == 0
+    with pytest.raises(PF):
+        k.cpu.edbgrd(epa(k.secs_i))  # SECS is not debuggable
+    k2 = Kit().standard()
+    with pytest.raises(GP):  # not a debug enclave
+        k2.cpu.edbgrd(epa(k2.data_i[0]))
 
 
-def ewb(cpu, e, page, va_slot, back):
-    pi = e.b.put_pageinfo(0, back, e.b.scratch + 128, 0)
-    return cpu.ewb(pi, page, va_slot)
+def test_edbgrd_of_pending_page_is_not_debuggable():
+    k = Kit()
+    k.ecreate(attributes=0x6)
+    k.eadd(0, TCS, __import__("sgxsim.hw.structs", fromlist=["Tcs"]).Tcs(
+        ossa=PAGE_SIZE, nssa=1).pack())
+    k.eadd(PAGE_SIZE, REG | RW)
+    assert k.einit() == 0
+    j = k.eaug(2 * PAGE_SIZE)
+    assert k.cpu.edbgrd(epa(j))[0] == R.SGX_PAGE_NOT_DEBUGGABLE
 
 
-def test_ewb_codes_and_round_trip(cpu, key):
-    e, va, back = evict_setup(cpu, key)
-    page = e.pages[e.reg(0)]
-    i = cpu.epc.index(page)
-    before = bytes(cpu.epc.page(i)), cpu.epc.flags[i], cpu.epc.pt[i], cpu.epc.addr[i]
-    assert ewb(cpu, e, page, va, back) == R.SGX_PAGE_NOT_BLOCKED
-    assert cpu.eblock(page) == 0
-    assert ewb(cpu, e, page, va, back) == R.SGX_NOT_TRACKED
-    assert cpu.etrack(e.secs) == 0
-    assert ewb(cpu, e, e.secs, va + 8, back) == R.SGX_CHILD_PRESENT
-    assert ewb(cpu, e, page, va, back) == 0
-    assert not cpu.epc.valid(i)
-    linaddr = struct.unpack_from("<Q", cpu.phys.read(e.b.scratch, 8))[0]
-    assert linaddr == e.reg(0)
-    # Tampered contents -> MAC failure, slot kept.
-    new = e.b.alloc_epc()
-    pi = e.b.put_pageinfo(e.reg(0), back, e.b.scratch + 128, e.secs)
-    cpu.phys.write(back + 7, b"\x99")
-    assert cpu.eldu(pi, new, va) == R.SGX_MAC_COMPARE_FAIL
-    cpu.phys.write(back + 7, before[0][7:8])
-    assert cpu.eldu(pi, new, va) == 0
-    j = cpu.epc.index(new)
-    after = bytes(cpu.epc.page(j)), cpu.epc.flags[j], cpu.epc.pt[j], cpu.epc.addr[j]
-    assert after == (before[0], before[1], before[2], before[3])
-    # Replay: the slot was consumed.
-    again = e.b.alloc_epc()
-    assert cpu.eldu(pi, again, va) == R.SGX_MAC_COMPARE_FAIL
+# -- EBLOCK / ETRACK / EWB / ELDU / EPA ------------------------------------------------------------
+def _evict(k, i):
+    va = k.alloc_epc()
+    k.cpu.epa(epa(va))
+    backing, pcmd = k.frame(), k.frame()
+    pginfo = k.frame()
+    k.cpu.phys.write(pginfo, Pageinfo(srcpge=backing, secinfo=pcmd).pack())
+    return va, backing, pcmd, pginfo
 
 
-def test_ewb_operand_faults(cpu, key):
-    e, va, back = evict_setup(cpu, key)
-    page = e.pages[e.reg(0)]
-    with pytest.raises(GeneralProtection):
-        ewb(cpu, e, page, va + 4, back)
-    with pytest.raises(PageFault) as x:
-        ewb(cpu, e, page, 0x8000, back)
-    pf(x, 0x8000, PF_PROT | PF_SGX | PF_WRITE)
-    with pytest.raises(GeneralProtection):
-        ewb(cpu, e, page, page + 8, back)
-    with pytest.raises(PageFault) as x:
-        ewb(cpu, e, page, e.pages[e.reg(1)], back)  # RDX not a VA page
-    pf(x, e.pages[e.reg(1)], PF_PROT | PF_SGX | PF_WRITE)
-    with pytest.raises(PageFault) as x:
-        ewb(cpu, e, e.b.alloc_epc(), va, back)
-    e.b.put_pageinfo(1, back, e.b.scratch + 128, 0)
-    with pytest.raises(GeneralProtection):
-        cpu.ewb(e.b.scratch, page, va)
+def test_eblock_codes():
+    k = Kit().standard()
+    assert k.cpu.eblock(epa(30)) == R.SGX_PG_INVLD
+    assert k.cpu.eblock(epa(k.secs_i)) == R.SGX_PG_IS_SECS
+    va = k.alloc_epc()
+    k.cpu.epa(epa(va))
+    assert k.cpu.eblock(epa(va)) == R.SGX_NOTBLOCKABLE
+    assert k.cpu.eblock(epa(k.data_i[0])) == 0
+    assert k.cpu.eblock(epa(k.data_i[0])) == R.SGX_BLKSTATE
 
 
-def test_ewb_slot_occupied_and_eldb(cpu, key):
-    e, va, back = evict_setup(cpu, key)
-    p0, p1 = e.pages[e.reg(0)], e.pages[e.reg(1)]
-    for p in (p0, p1):
-        assert cpu.eblock(p) == 0
-    assert cpu.etrack(e.secs) == 0
-    assert ewb(cpu, e, p0, va, back) == 0
-    back2 = cpu.phys.alloc_frame() << 12
-    assert ewb(cpu, e, p1, va, back2) == R.SGX_VA_SLOT_OCCUPIED
-    assert not cpu.epc.valid(cpu.epc.index(p1))
-    new = e.b.alloc_epc()
-    pi = e.b.put_pageinfo(e.reg(1), back2, e.b.scratch + 128, e.secs)
-    assert cpu.eldb(pi, new, va) == 0
-    assert cpu.epc.flags[cpu.epc.index(new)] & 0x08  # BLOCKED
-    with pytest.raises(PageFault):
-        cpu.eldb(pi, new, va)  # target VALID
+def test_ewb_eldu_round_trip_and_its_failures():
+    k = Kit().standard()
+    i = k.data_i[0]
+    k.cpu.epc.page(i)[:5] = b"hello"
+    before = k.cpu.epc.epcm(i)
+    va, backing, pcmd, pginfo = _evict(k, i)
+    assert k.cpu.ewb(pginfo, epa(i), epa(va)) == R.SGX_PAGE_NOT_BLOCKED
+    assert k.cpu.eblock(epa(i)) == 0
+    assert k.cpu.ewb(pginfo, epa(i), epa(va)) == R.SGX_NOT_TRACKED
+    k.enter()  # a thread inside at ETRACK time keeps tracking incomplete
+    assert k.cpu.etrack(epa(k.secs_i)) == 0
+    assert k.cpu.etrack(epa(k.secs_i)) == R.SGX_PREV_TRK_INCMPL
+    assert k.cpu.ewb(pginfo, epa(i), epa(va)) == R.SGX_NOT_TRACKED
+    k.cpu.eexit(k.lp, 0x1000)
+    assert k.cpu.ewb(pginfo, epa(i), epa(va)) == 0
+    assert not k.cpu.epc.is_valid(i)
+    assert k.cpu.phys.read(backing, 5) != b"hello"  # encrypted
+    assert k.cpu.eremove(epa(k.secs_i)) == R.SGX_CHILD_PRESENT
+    # Reload into another EPC page.
+    j = k.alloc_epc()
+    k.cpu.phys.write(pginfo, Pageinfo(linaddr=BASE + 2 * PAGE_SIZE, srcpge=backing,
+                                      secinfo=pcmd, secs=epa(k.secs_i)).pack())
+    assert k.cpu.eldu(pginfo, epa(j), epa(va)) == 0
+    after = k.cpu.epc.epcm(j)
+    assert after == before
+    assert bytes(k.cpu.epc.page(j)[:5]) == b"hello"
+    # Replay: the VA slot was consumed.
+    k.cpu.eremove(epa(j))
+    assert k.cpu.eldu(pginfo, epa(j), epa(va)) == R.SGX_MAC_COMPARE_FAIL
 
 
-def test_ewb_eldu_secs(cpu, key):
-    e, va, back = evict_setup(cpu, key)
-    for _la, p in list(e.pages.items()):
-        cpu.eblock(p)
-    assert cpu.etrack(e.secs) == 0
-    for k, p in enumerate(e.pages.values()):
-        fr = cpu.phys.alloc_frame() << 12
-        pi = e.b.put_pageinfo(0, fr, e.b.scratch + 128 + 128 * (k % 8), 0)
-        assert cpu.ewb(pi, p, va + 8 * (k + 1)) == 0
-    assert ewb(cpu, e, e.secs, va, back) == 0
-    pc = Pcmd.unpack(cpu.phys.read(e.b.scratch + 128, 128))
-    assert pc.secinfo[1] == PageType.PT_SECS
-    new = e.b.alloc_epc()
-    assert cpu.eldu(e.b.put_pageinfo(0, back, e.b.scratch + 128, 0), new, va) == 0
-    assert cpu.epc.secs_state[cpu.epc.index(new)].attributes & Attribute.INIT
+def test_ewb_of_secs_needs_no_children_and_eldu_tampering_fails():
+    k = Kit().standard()
+    i = k.data_i[0]
+    va, backing, pcmd, pginfo = _evict(k, i)
+    k.cpu.eblock(epa(i))
+    k.cpu.etrack(epa(k.secs_i))
+    k.cpu.phys.write(pginfo, Pageinfo(srcpge=backing, secinfo=pcmd).pack())
+    assert k.cpu.ewb(pginfo, epa(i), epa(va)) == 0
+    # Tamper with the ciphertext: the MAC check fails.
+    raw = bytearray(k.cpu.phys.read(backing, PAGE_SIZE))
+    raw[7] ^= 1
+    k.cpu.phys.write(backing, bytes(raw))
+    k.cpu.phys.write(pginfo, Pageinfo(linaddr=BASE + 2 * PAGE_SIZE, srcpge=backing,
+                                      secinfo=pcmd, secs=epa(k.secs_i)).pack())
+    assert k.cpu.eldu(pginfo, epa(i), epa(va)) == R.SGX_MAC_COMPARE_FAIL
 
 
-# -- EAUG / EMODPR / EMODT -----------------------------------------------------------------------
-def test_eaug_checks(cpu, key):
-    b = Builder(cpu)
-    secs = b.ecreate(0x4000, BASE)
-    epc = b.alloc_epc()
-    with pytest.raises(GeneralProtection):  # not initialised
-        cpu.eaug(b.put_pageinfo(BASE, 0, 0, secs), epc)
-    e = Enclave(cpu, key, base=0x30_0000_0000)
-    with pytest.raises(GeneralProtection):
-        cpu.eaug(b.put_pageinfo(e.reg(5), b.src, 0, e.secs), epc)
-    with pytest.raises(GeneralProtection):
-        cpu.eaug(b.put_pageinfo(e.reg(5), 0, b.scratch + 64, e.secs), epc)
-    with pytest.raises(GeneralProtection):
-        cpu.eaug(b.put_pageinfo(e.base + 0x10000, 0, 0, e.secs), epc)
-    with pytest.raises(PageFault) as x:
-        cpu.eaug(b.put_pageinfo(e.reg(5), 0, 0, e.tcs), epc)
-    pf(x, e.tcs)
-    cpu.eaug(b.put_pageinfo(e.reg(5), 0, 0, e.secs), epc)
-    i = cpu.epc.index(epc)
-    assert cpu.epc.pt[i] == PageType.PT_REG and cpu.epc.flags[i] == 0x80 | 0x10 | 3
-    with pytest.raises(PageFault) as x:
-        cpu.eaug(b.put_pageinfo(e.reg(6), 0, 0, e.secs), epc)
-    pf(x, epc, PF_PROT | PF_SGX | PF_WRITE)
-    sgx1 = type(cpu)(16, sgx2=False)
-    with pytest.raises(GeneralProtection):
-        sgx1.eaug(0, EPC_BASE)
+def test_epa_checks():
+    k = Kit()
+    with pytest.raises(GP):
+        k.cpu.epa(epa(0), rbx=2)
+    k.cpu.epa(epa(0))
+    with pytest.raises(PF):
+        k.cpu.epa(epa(0))
+    assert k.cpu.epc.epcm(0).pt == 3
 
 
-def test_emodpr_order(cpu, key):
-    e = Enclave(cpu, key)
-    page = e.pages[e.reg(0)]
-    si = e.b.put_secinfo(1)
-    with pytest.raises(GeneralProtection):
-        cpu.emodpr(si + 8, page)
-    e.b.put_secinfo(2)  # W without R
-    with pytest.raises(GeneralProtection):
-        cpu.emodpr(si, page)
-    e.b.put_secinfo(1)
-    with pytest.raises(PageFault):
-        cpu.emodpr(si, e.b.alloc_epc())
-    assert cpu.emodpr(si, page) == 0
-    i = cpu.epc.index(page)
-    assert cpu.epc.flags[i] & 0x47 == 0x41  # R only, PR
-    with pytest.raises(PageFault) as x:
-        cpu.emodpr(si, e.tcs)  # not REG
-    pf(x, e.tcs)
-    cpu.emodt(e.b.put_secinfo(secinfo_flags(PageType.PT_TRIM)), page)
-    e.b.put_secinfo(7)
-    assert cpu.emodpr(si, page) == R.SGX_PAGE_NOT_MODIFIABLE  # state before type
-    cpu.epc.flags[i] &= ~0x20  # accepted
-    with pytest.raises(PageFault):
-        cpu.emodpr(si, page)
+# -- EAUG / EMODPR / EMODT --------------------------------------------------------------------------
+def test_eaug_checks():
+    k = Kit().standard(init=False)
+    with pytest.raises(GP):  # not initialised
+        k.eaug(6 * PAGE_SIZE)
+    assert k.einit() == 0
+    with pytest.raises(GP):  # outside ELRANGE
+        k.eaug(0x8000)
+    i = k.eaug(6 * PAGE_SIZE)
+    e = k.cpu.epc.epcm(i)
+    assert (e.r, e.w, e.x, e.pending, e.pt) == (True, True, False, True, 2)
+    with pytest.raises(PF):
+        k.cpu.eaug(k.pageinfo(BASE + 7 * PAGE_SIZE, 0, 0, epa(k.secs_i)), epa(i))
+    with pytest.raises(GP):  # SRCPGE must be 0
+        k.cpu.eaug(k.pageinfo(BASE + 7 * PAGE_SIZE, k.frame(), 0, epa(k.secs_i)), epa(20))
 
 
-def test_emodt_order(cpu, key):
-    e = Enclave(cpu, key)
-    page = e.pages[e.reg(0)]
-    si = e.b.put_secinfo(secinfo_flags(PageType.PT_REG))
-    with pytest.raises(GeneralProtection):
-        cpu.emodt(si, page)
-    e.b.put_secinfo(secinfo_flags(PageType.PT_TCS))
-    assert cpu.emodt(si, page) == 0
-    with pytest.raises(PageFault) as x:  # TCS -> TCS: type first
-        cpu.emodt(si, page)
-    pf(x, page)
-    e.b.put_secinfo(secinfo_flags(PageType.PT_TRIM))
-    assert cpu.emodt(si, page) == R.SGX_PAGE_NOT_MODIFIABLE
-    with pytest.raises(PageFault):
-        cpu.emodt(si, e.secs)
-    b = Builder(cpu)
-    secs = b.ecreate(0x4000, BASE)
-    p = b.eadd(secs, BASE, b"", REG_RW, measure=False)
-    with pytest.raises(GeneralProtection):  # not initialised
-        cpu.emodt(si, p)
-    assert PAGE_SIZE and TCS_FLAGS
+def test_sgx2_leaves_need_sgx2():
+    k = Kit(sgx2=False).standard()
+    with pytest.raises(GP):
+        k.eaug(6 * PAGE_SIZE)
+    with pytest.raises(GP):
+        k.cpu.emodpr(k.secinfo(1), epa(k.data_i[0]))
+
+
+def test_emodpr():
+    k = Kit().standard(data_flags=RWX)
+    i = k.data_i[0]
+    with pytest.raises(GP):
+        k.cpu.emodpr(k.secinfo(0x2), epa(i))  # W without R
+    assert k.cpu.emodpr(k.secinfo(0x1), epa(i)) == 0
+    e = k.cpu.epc.epcm(i)
+    assert (e.r, e.w, e.x, e.pr) == (True, False, False, True)
+    assert k.cpu.emodpr(k.secinfo(0x7), epa(i)) == 0  # never adds
+    assert k.cpu.epc.epcm(i).perms == 0x1
+    with pytest.raises(PF):
+        k.cpu.emodpr(k.secinfo(0x1), epa(k.tcs_i))  # not PT_REG
+    j = k.eaug(6 * PAGE_SIZE)
+    assert k.cpu.emodpr(k.secinfo(0x1), epa(j)) == R.SGX_PAGE_NOT_MODIFIABLE
+
+
+def test_emodt():
+    k = Kit().standard()
+    i, j = k.data_i
+    with pytest.raises(GP):
+        k.cpu.emodt(k.secinfo(REG), epa(i))  # target type must be TCS or TRIM
+    assert k.cpu.emodt(k.secinfo(TRIM), epa(i)) == 0
+    e = k.cpu.epc.epcm(i)
+    assert (e.pt, e.modified, e.perms) == (4, True, 0)
+    with pytest.raises(PF):  # TRIM -> TCS is not a transition
+        k.cpu.emodt(k.secinfo(TCS), epa(i))
+    with pytest.raises(PF):  # TRIM -> TRIM neither (type is checked before state)
+        k.cpu.emodt(k.secinfo(TRIM), epa(i))
+    p = k.eaug(6 * PAGE_SIZE)  # REG but PENDING
+    assert k.cpu.emodt(k.secinfo(TRIM), epa(p)) == R.SGX_PAGE_NOT_MODIFIABLE
+    assert k.cpu.emodt(k.secinfo(TCS), epa(j)) == 0
+    # The REMOVE_PAGES probe: EMODPR on an unaccepted TRIM page -> 20.
+    assert k.cpu.emodpr(k.secinfo(0x7), epa(i)) == R.SGX_PAGE_NOT_MODIFIABLE
+    # Accepted-TRIM pages are freed by EREMOVE even while a thread is inside.
+    k.cpu.epc.flags[i] &= ~0x40
+    k.enter()
+    assert k.cpu.eremove(epa(i)) == 0
+
+
+def test_eextend_page_equals_sixteen_eextends():
+    a, b = Kit(), Kit()
+    for k in (a, b):
+        k.ecreate()
+    data = bytes((i * 7) & 0xFF for i in range(PAGE_SIZE))
+    ia = a.eadd(0, REG | RW, data, measure=False)
+    ib = b.eadd(0, REG | RW, data, measure=False)
+    for j in range(16):
+        a.cpu.eextend(epa(0), epa(ia) + j * 256)
+    b.cpu.eextend_page(epa(0), epa(ib))
+    assert a.cpu.epc.secs_state[0].measurement.digest() == b.cpu.epc.secs_state[0].measurement.digest()
+    with pytest.raises(GP):
+        b.cpu.eextend_page(epa(0), epa(ib) + 256)

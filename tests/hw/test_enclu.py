@@ -1,274 +1,201 @@
-"""ENCLU leaves: per-leaf failures with the exact fault or code."""
+"""ENCLU leaves (sgx-hardware.md §4.15-§4.21)."""
 
 from __future__ import annotations
 
-import struct
-
 import pytest
-from sgxbuild import Enclave
+from tests.hw.leafkit import BASE, REG, RW, RWX, TCS, TRIM, Kit, epa
 
-from sgxsim.hw.consts import PAGE_SIZE, Attribute, PageType, SgxReturn, secinfo_flags
-from sgxsim.hw.faults import PF_PROT, PF_SGX, PF_USER, GeneralProtection, PageFault
-from sgxsim.hw.structs import Keyrequest, Report, Targetinfo
+from sgxsim.hw.consts import PAGE_SIZE, SgxReturn
+from sgxsim.hw.faults import GeneralProtection, PageFault
+from sgxsim.hw.structs import Keyrequest, Report, Tcs
 
-AEP = 0x40_1000
+GP, PF = GeneralProtection, PageFault
 R = SgxReturn
-PEND = 0x8
-MOD = 0x10
-PR = 0x20
+D0 = BASE + 2 * PAGE_SIZE  # first data page
+D1 = BASE + 3 * PAGE_SIZE  # second data page; D0 holds SECINFOs
 
 
 @pytest.fixture
-def encl(cpu, key):
-    return Enclave(cpu, key, reg_pages=4, attributes=int(Attribute.DEBUG))
+def kit():
+    return Kit().standard(data_pages=2)
 
 
-def enter(cpu, encl, n=0):
-    """EENTER, or ERESUME when an AEX left a frame in use (as a runtime does)."""
-    lp = cpu.lps[n]
-    lp.cr3 = encl.pt
-    cssa = struct.unpack_from("<I", cpu.epc.page(cpu.epc.index(encl.tcs)), 24)[0]
-    (cpu.eresume if cssa else cpu.eenter)(lp, encl.tcs_la, AEP)
-    return lp
+def test_eenter_eexit(kit):
+    kit.lp.regs.update(rip=0x1000, rsp=0x7000)
+    kit.cpu.eenter(kit.lp, BASE, 0x5000)
+    assert kit.lp.enclave is not None
+    assert kit.lp.regs["rip"] == BASE + 2 * PAGE_SIZE  # OENTRY
+    assert kit.lp.regs["rcx"] == 0x1003 and kit.lp.regs["rax"] == 0
+    with pytest.raises(GP):
+        kit.cpu.eenter(kit.lp, BASE, 0x5000)  # already in enclave mode
+    kit.cpu.eexit(kit.lp, 0x1003)
+    assert kit.lp.enclave is None and kit.lp.regs["rcx"] == 0x5000
+    with pytest.raises(GP):
+        kit.cpu.eexit(kit.lp, 0)  # not in enclave mode
 
 
-def put(cpu, lp, la, data):
-    cpu.store(lp, la, data)
+def test_eenter_checks():
+    k = Kit().standard(init=False)
+    with pytest.raises(GP):  # not initialised
+        k.enter()
+    assert k.einit() == 0
+    with pytest.raises(GP):
+        k.cpu.eenter(k.lp, BASE + 8, 0)  # TCS misaligned
+    with pytest.raises(PF) as e:
+        k.cpu.eenter(k.lp, D0, 0)  # not a TCS page
+    assert e.value.error_code & 0x8000
+    with pytest.raises(GP):
+        k.cpu.eenter(k.lp, BASE, 1 << 48)  # AEP not canonical
+    k.pt.clear(BASE >> 12)
+    with pytest.raises(PF) as e:
+        k.cpu.eenter(k.lp, BASE, 0)
+    assert e.value.error_code == 0x4  # an ordinary not-present read
 
 
-def secinfo_at(cpu, lp, encl, flags, k=0):
-    la = encl.reg(k) + 0x40
-    put(cpu, lp, la, struct.pack("<Q", flags) + bytes(56))
-    return la
+def test_tcs_busy_and_cssa_limits(kit):
+    kit.lp.regs["rip"] = 0x1000
+    kit.cpu.eenter(kit.lp, BASE, 0x5000)
+    lp2 = kit.cpu.lps[1]
+    lp2.cr3 = kit.pt
+    with pytest.raises(GP):  # TCS busy
+        kit.cpu.eenter(lp2, BASE, 0x5000)
+    kit.cpu.epc.flags[kit.data_i[0]] &= ~0x4
+    with pytest.raises(PF):
+        kit.cpu.store(kit.lp, D0, b"x")  # AEX: CSSA 0 -> 1 = NSSA
+    with pytest.raises(GP):  # CSSA >= NSSA
+        kit.cpu.eenter(kit.lp, BASE, 0x5000)
+    with pytest.raises(GP):  # ERESUME of a TCS with CSSA 0
+        k = Kit().standard()
+        k.cpu.eresume(k.lp, BASE, 0)
 
 
-def aug(cpu, encl, la):
-    pa = encl.b.alloc_epc()
-    cpu.eaug(encl.b.put_pageinfo(la, 0, 0, encl.secs), pa)
-    encl.map(la, pa)
-    return pa
+def _accept(kit, flags, page, secinfo_off=0):
+    la = kit.secinfo_in_enclave(2 * PAGE_SIZE + secinfo_off, flags)
+    return kit.cpu.eaccept(kit.lp, la, page)
 
 
-# -- EENTER / ERESUME / EEXIT ----------------------------------------------------------
-def test_eenter_faults(cpu, encl):
-    lp = cpu.lps[0]
-    lp.cr3 = encl.pt
-    with pytest.raises(GeneralProtection):
-        cpu.eenter(lp, encl.tcs_la + 8, AEP)
-    with pytest.raises(PageFault) as e:
-        cpu.eenter(lp, 0x7000, AEP)  # not mapped: ordinary #PF
-    assert e.value.error_code == PF_USER
-    with pytest.raises(GeneralProtection):
-        cpu.eenter(lp, encl.tcs_la, 1 << 60)  # AEP not canonical
-    with pytest.raises(PageFault) as e:
-        cpu.eenter(lp, encl.reg(0), AEP)  # not a TCS
-    assert (e.value.addr, e.value.error_code) == (encl.reg(0), PF_PROT | PF_USER | PF_SGX)
-    cpu.eenter(lp, encl.tcs_la, AEP)
-    with pytest.raises(GeneralProtection):  # in enclave mode: #GP, AEX
-        cpu.eenter(lp, encl.tcs_la, AEP)
-    assert lp.enclave is None
-    lp2 = cpu.lps[1]
-    lp2.cr3 = encl.pt
-    cpu.eresume(lp2, encl.tcs_la, AEP)  # the AEX left CSSA = 1
-    with pytest.raises(GeneralProtection):  # TCS.STATE is ACTIVE (reference §12 item 6)
-        cpu.eenter(lp, encl.tcs_la, AEP)
-    assert lp.enclave is None and lp2.enclave is not None
+def test_eaccept_after_eaug():
+    k = Kit().standard(data_pages=2)
+    p = BASE + 4 * PAGE_SIZE
+    i = k.eaug(4 * PAGE_SIZE)
+    k.enter()
+    with pytest.raises(PF):  # pending page inaccessible
+        k.cpu.load(k.lp, p, 1)
+    k.cpu.eresume(k.lp, BASE, 0x5000)
+    assert _accept(k, REG | RW | 0x20, p) == R.SGX_PAGE_ATTRIBUTES_MISMATCH  # PENDING differs
+    assert _accept(k, REG | RW | 0x8 | 0x4, p) == R.SGX_PAGE_ATTRIBUTES_MISMATCH  # X differs
+    with pytest.raises(GP):  # neither PENDING nor PR: not a legal request
+        _accept(k, REG | RW, p)
+    k.cpu.eresume(k.lp, BASE, 0x5000)
+    with pytest.raises(GP):  # TRIM without MODIFIED
+        _accept(k, TRIM, p)
+    k.cpu.eresume(k.lp, BASE, 0x5000)
+    assert _accept(k, REG | RW | 0x8, p) == 0
+    assert not k.cpu.epc.epcm(i).pending
+    k.cpu.store(k.lp, p, b"ok")
 
 
-def test_eenter_cssa_nssa_and_eresume_zero(cpu, encl):
-    lp = cpu.lps[0]
-    lp.cr3 = encl.pt
-    with pytest.raises(GeneralProtection):
-        cpu.eresume(lp, encl.tcs_la, AEP)  # CSSA = 0
-    for _ in range(2):
-        cpu.eenter(lp, encl.tcs_la, AEP)
-        with pytest.raises(PageFault):
-            cpu.load(lp, encl.tcs_la, 1)  # AEX: CSSA += 1
-    with pytest.raises(GeneralProtection):
-        cpu.eenter(lp, encl.tcs_la, AEP)  # CSSA = NSSA
+def test_eaccept_after_emodpr_needs_tracking(kit):
+    i = kit.data_i[1]
+    assert kit.cpu.emodpr(kit.secinfo(0x1), epa(i)) == 0
+    kit.enter()
+    assert _accept(kit, REG | 0x1 | 0x20, D1) == R.SGX_NOT_TRACKED
+    kit.cpu.eexit(kit.lp, 0)
+    assert kit.cpu.etrack(epa(kit.secs_i)) == 0
+    kit.enter()
+    assert _accept(kit, REG | RW | 0x20, D1) == R.SGX_PAGE_ATTRIBUTES_MISMATCH
+    assert _accept(kit, REG | 0x1 | 0x20, D1) == 0
+    with pytest.raises(PF) as e:
+        kit.cpu.store(kit.lp, D1, b"x")
+    assert e.value.error_code == 0x8007
 
 
-def test_eenter_uninitialised_and_ssa(cpu, key):
-    from sgxbuild import TCS_FLAGS, Builder, map_page, tcs_page
-
-    from sgxsim.hw.paging import PageTable
-    b = Builder(cpu)
-    base = 0x50_0000_0000
-    secs = b.ecreate(0x4000, base)
-    tcs = b.eadd(secs, base, tcs_page(0x1000), TCS_FLAGS)
-    pt = PageTable()
-    map_page(pt, base, tcs)
-    lp = cpu.lps[0]
-    lp.cr3 = pt
-    with pytest.raises(GeneralProtection):  # not initialised
-        cpu.eenter(lp, base, AEP)
-    e = Enclave(cpu, key, base=0x60_0000_0000)
-    lp.cr3 = e.pt
-    e.pt.clear((e.base + 0x1000) >> 12)
-    with pytest.raises(PageFault) as x:  # SSA page not mapped: ordinary #PF (write)
-        cpu.eenter(lp, e.tcs_la, AEP)
-    assert x.value.addr == e.base + 0x1000 and x.value.error_code == 0x6
-    e.map(e.base + 0x1000, e.pages[e.reg(0)])  # SSA address mapped to the wrong page
-    with pytest.raises(PageFault) as x:
-        cpu.eenter(lp, e.tcs_la, AEP)
-    assert x.value.error_code == 0x8007
+def test_eaccept_trim_and_tcs(kit):
+    i = kit.data_i[1]
+    assert kit.cpu.emodt(kit.secinfo(TRIM), epa(i)) == 0
+    kit.cpu.etrack(epa(kit.secs_i))
+    kit.enter()
+    assert _accept(kit, TRIM | 0x10, D1) == 0
+    assert kit.cpu.epc.epcm(i).modified is False
 
 
-def test_eexit(cpu, encl):
-    lp = cpu.lps[0]
-    with pytest.raises(GeneralProtection):
-        cpu.eexit(lp, AEP)
-    lp = enter(cpu, encl)
-    cpu.eexit(lp, 0x5000)
-    assert lp.enclave is None and lp.regs["rip"] == 0x5000 and lp.regs["rcx"] == AEP
-    lp = enter(cpu, encl)
-    with pytest.raises(GeneralProtection):
-        cpu.eexit(lp, 1 << 50)
-    assert lp.enclave is None  # AEX
+def test_eaccept_faults(kit):
+    kit.enter()
+    with pytest.raises(GP):  # SECINFO misaligned
+        kit.cpu.eaccept(kit.lp, D0 + 8, D1)
+    kit.cpu.eresume(kit.lp, BASE, 0x5000)
+    with pytest.raises(GP):  # target outside ELRANGE
+        kit.cpu.eaccept(kit.lp, kit.secinfo_in_enclave(2 * PAGE_SIZE, REG | 0x8), BASE + 0x8000)
+    kit.cpu.eresume(kit.lp, BASE, 0x5000)
+    with pytest.raises(PF) as e:  # not-present target: an ordinary read fault
+        kit.cpu.eaccept(kit.lp, D0, BASE + 6 * PAGE_SIZE)
+    assert (e.value.error_code, e.value.addr) == (0x4, BASE + 6 * PAGE_SIZE)
 
 
-# -- EACCEPT -------------------------------------------------------------------------------
-def test_eaccept_after_eaug(cpu, encl):
-    la = encl.reg(4)
-    aug(cpu, encl, la)
-    lp = enter(cpu, encl)
-    si = secinfo_at(cpu, lp, encl, secinfo_flags(PageType.PT_REG, 3, PEND))
-    bad = secinfo_at(cpu, lp, encl, secinfo_flags(PageType.PT_REG, 0, PEND), k=1)
-    assert cpu.eaccept(lp, bad, la) == R.SGX_PAGE_ATTRIBUTES_MISMATCH
-    assert cpu.eaccept(lp, si, la) == 0
-    assert cpu.load(lp, la, 1) == b"\0"
-    assert cpu.eaccept(lp, si, la) == R.SGX_PAGE_ATTRIBUTES_MISMATCH  # no longer PENDING
+def test_emodpe_extends_only(kit):
+    i = kit.data_i[1]
+    kit.enter()
+    la = kit.secinfo_in_enclave(2 * PAGE_SIZE, REG | 0x4)
+    kit.cpu.emodpe(kit.lp, la, D1)
+    assert kit.cpu.epc.epcm(i).perms == RWX
+    la = kit.secinfo_in_enclave(2 * PAGE_SIZE, REG)
+    kit.cpu.emodpe(kit.lp, la, D1)
+    assert kit.cpu.epc.epcm(i).perms == RWX  # nothing removed
+    with pytest.raises(PF):  # TCS target
+        kit.cpu.emodpe(kit.lp, la, BASE)
 
 
-def test_eaccept_faults(cpu, encl):
-    lp = enter(cpu, encl)
-    si = secinfo_at(cpu, lp, encl, secinfo_flags(PageType.PT_REG, 3, PEND))
-    with pytest.raises(PageFault) as e:  # not present: ordinary #PF, U read
-        cpu.eaccept(lp, si, encl.reg(6))
-    assert e.value.error_code == PF_USER == 0x4
-    lp = enter(cpu, encl)
-    with pytest.raises(GeneralProtection):
-        cpu.eaccept(lp, si + 8, encl.reg(1))
-    lp = enter(cpu, encl)
-    with pytest.raises(GeneralProtection):
-        cpu.eaccept(lp, 0x1000, encl.reg(1))  # outside ELRANGE
-    lp = enter(cpu, encl)
-    with pytest.raises(PageFault) as e:
-        cpu.eaccept(lp, encl.tcs_la, encl.reg(1))  # SECINFO in a TCS page
-    assert e.value.error_code == 0x8005
-    lp = enter(cpu, encl)
-    bad = secinfo_at(cpu, lp, encl, secinfo_flags(PageType.PT_REG, 3))  # no PR/PENDING
-    with pytest.raises(GeneralProtection):
-        cpu.eaccept(lp, bad, encl.reg(1))
-    assert cpu.lps[0].enclave is None
-    with pytest.raises(GeneralProtection):
-        cpu.eaccept(cpu.lps[1], si, encl.reg(1))  # not in enclave mode
+def test_eacceptcopy():
+    k = Kit().standard(data_pages=2)
+    k.cpu.epc.page(k.data_i[1])[:4] = b"code"
+    j = k.eaug(4 * PAGE_SIZE)
+    k.enter()
+    la = k.secinfo_in_enclave(2 * PAGE_SIZE, REG | 0x5)
+    assert k.cpu.eacceptcopy(k.lp, la, BASE + 4 * PAGE_SIZE, D1) == 0
+    e = k.cpu.epc.epcm(j)
+    assert (e.perms, e.pending) == (0x5, False)
+    assert bytes(k.cpu.epc.page(j)[:4]) == b"code"
+    assert k.cpu.eacceptcopy(k.lp, la, BASE + 4 * PAGE_SIZE, D1) \
+        == R.SGX_PAGE_ATTRIBUTES_MISMATCH  # no longer pending
 
 
-def test_eaccept_emodpr_needs_tracking(cpu, encl):
-    page = encl.pages[encl.reg(2)]
-    assert cpu.emodpr(encl.b.put_secinfo(1), page) == 0
-    lp = enter(cpu, encl)
-    si = secinfo_at(cpu, lp, encl, secinfo_flags(PageType.PT_REG, 1, PR))
-    assert cpu.eaccept(lp, si, encl.reg(2)) == R.SGX_NOT_TRACKED  # no ETRACK yet
-    assert cpu.etrack(encl.secs) == 0
-    assert cpu.eaccept(lp, si, encl.reg(2)) == R.SGX_NOT_TRACKED  # this LP still inside
-    cpu.eexit(lp, AEP)
-    lp = enter(cpu, encl)
-    si = secinfo_at(cpu, lp, encl, secinfo_flags(PageType.PT_REG, 1, PR))
-    assert cpu.eaccept(lp, si, encl.reg(2)) == 0
-    assert cpu.epc.flags[cpu.epc.index(page)] & 0x7F == 1
-
-
-def test_eaccept_trim(cpu, encl):
-    page = encl.pages[encl.reg(3)]
-    assert cpu.emodt(encl.b.put_secinfo(secinfo_flags(PageType.PT_TRIM)), page) == 0
-    assert cpu.etrack(encl.secs) == 0
-    lp = enter(cpu, encl)
-    si = secinfo_at(cpu, lp, encl, secinfo_flags(PageType.PT_TRIM, 0, MOD))
-    assert cpu.eaccept(lp, si, encl.reg(3)) == 0
-    # The kernel's REMOVE_PAGES probe: after the accept EMODPR takes a #PF.
-    with pytest.raises(PageFault):
-        cpu.emodpr(encl.b.put_secinfo(7), page)
-    assert cpu.eremove(page) == 0
-
-
-# -- EACCEPTCOPY / EMODPE --
-def test_eacceptcopy(cpu, encl):
-    la = encl.reg(5)
-    pa = aug(cpu, encl, la)
-    lp = enter(cpu, encl)
-    si = secinfo_at(cpu, lp, encl, secinfo_flags(PageType.PT_REG, 5))
-    with pytest.raises(PageFault) as e:  # source is the TCS
-        cpu.eacceptcopy(lp, si, la, encl.tcs_la)
-    assert e.value.addr == encl.tcs_la and e.value.sgx
-    lp = enter(cpu, encl)
-    assert cpu.eacceptcopy(lp, si, encl.reg(1), encl.reg(0)) == R.SGX_PAGE_ATTRIBUTES_MISMATCH
-    bad = secinfo_at(cpu, lp, encl, secinfo_flags(PageType.PT_REG, 2), k=1)
-    with pytest.raises(GeneralProtection):
-        cpu.eacceptcopy(lp, bad, la, encl.reg(0))
-    lp = enter(cpu, encl)
-    assert cpu.eacceptcopy(lp, si, la, encl.reg(0)) == 0
-    i = cpu.epc.index(pa)
-    assert cpu.epc.flags[i] & 0x7F == 5 and cpu.epc.page(i)[:16] == b"\1" * 16
-
-
-def test_emodpe(cpu, key):
-    e = Enclave(cpu, key, reg_pages=2, reg_flags=secinfo_flags(PageType.PT_REG, 1))
-    lp = enter(cpu, e)
-    with pytest.raises(PageFault):
-        cpu.store(lp, e.reg(1), b"x")
-    lp = enter(cpu, e)
-    # SECINFO must be in a readable REG page: use the (RW) SSA page 2.
-    si = e.base + 0x2000 + 0x40
-    cpu.store(lp, si, struct.pack("<Q", 2) + bytes(56))
-    with pytest.raises(GeneralProtection):  # would give W without R? R is 1: allowed
-        cpu.emodpe(lp, si + 8, e.reg(1))
-    lp = enter(cpu, e)
-    cpu.emodpe(lp, si, e.reg(1))
-    cpu.store(lp, e.reg(1), b"x")
-    with pytest.raises(PageFault) as x:
-        cpu.emodpe(lp, si, e.tcs_la)
-    assert x.value.addr == e.tcs_la and x.value.sgx
-    lp = enter(cpu, e)
-    with pytest.raises(GeneralProtection):
-        cpu.emodpe(lp, si, 0x3000)  # outside ELRANGE
-
-
-# -- EREPORT / EGETKEY --
-def test_ereport_and_egetkey(cpu, encl):
+def test_ereport_and_egetkey(kit):
+    kit.enter()
+    st = kit.cpu.epc.secs_state[kit.secs_i]
+    # TARGETINFO (512) at D0+0x200, REPORTDATA (64) at D0+0x80, REPORT out at D1.
+    kit.cpu.epc.page(kit.data_i[0])[0x200:0x228] = st.mrenclave + st.attributes.to_bytes(8, "little")
+    kit.cpu.ereport(kit.lp, D0 + 0x200, D0 + 0x80, D1)
+    rep = Report.unpack(kit.cpu.epc.page(kit.data_i[1])[: Report.SIZE])
+    assert rep.mrenclave == st.mrenclave and rep.mrsigner == st.mrsigner
+    req = Keyrequest(keyname=Keyrequest.KEYNAME_REPORT)
+    kit.cpu.epc.page(kit.data_i[0])[0x400:0x600] = req.pack()
+    assert kit.cpu.egetkey(kit.lp, D0 + 0x400, D1 + 0x800) == 0
+    key = bytes(kit.cpu.epc.page(kit.data_i[1])[0x800:0x810])
     import hashlib
     import hmac
-    lp = enter(cpu, encl)
-    st = cpu.epc.secs_state[cpu.epc.index(encl.secs)]
-    ti = encl.reg(0)
-    cpu.store(lp, ti, Targetinfo(mrenclave=st.mrenclave, attributes=int(st.attributes),
-                                 xfrm=st.xfrm).pack()[:512])
-    rd = encl.reg(1)
-    cpu.store(lp, rd, b"R" * 64)
-    out = encl.reg(2)
-    cpu.ereport(lp, ti, rd, out)
-    rep = Report.unpack(cpu.load(lp, out, Report.SIZE))
-    assert rep.mrenclave == st.mrenclave and rep.mrsigner == encl.mrsigner
-    assert rep.reportdata == b"R" * 64
-    kr = encl.reg(3)
-    cpu.store(lp, kr, Keyrequest(keyname=Keyrequest.KEYNAME_REPORT).pack())
-    assert cpu.egetkey(lp, kr, out + 0x800) == 0
-    k = cpu.load(lp, out + 0x800, 16)
-    assert hmac.new(k, rep.pack()[:384], hashlib.sha256).digest()[:16] == rep.mac
-    cpu.store(lp, kr, Keyrequest(keyname=9).pack())
-    assert cpu.egetkey(lp, kr, out) == R.SGX_INVALID_KEYNAME
-    cpu.store(lp, kr, Keyrequest(keyname=Keyrequest.KEYNAME_PROVISION).pack())
-    assert cpu.egetkey(lp, kr, out) == R.SGX_INVALID_ATTRIBUTE
-    cpu.store(lp, kr, Keyrequest(keyname=Keyrequest.KEYNAME_SEAL, isvsvn=1).pack())
-    assert cpu.egetkey(lp, kr, out) == R.SGX_INVALID_ISVSVN
-    cpu.store(lp, kr, Keyrequest(keyname=Keyrequest.KEYNAME_SEAL, keypolicy=0x4).pack())
-    with pytest.raises(GeneralProtection):
-        cpu.egetkey(lp, kr, out)
-    lp = enter(cpu, encl)
-    with pytest.raises(GeneralProtection):
-        cpu.ereport(lp, ti + 8, rd, out)
-    lp = enter(cpu, encl)
-    with pytest.raises(PageFault):
-        cpu.ereport(lp, encl.tcs_la, rd, out)
-    assert PAGE_SIZE
+
+    assert hmac.new(key, rep.pack()[:384], hashlib.sha256).digest()[:16] == rep.mac
+    req = Keyrequest(keyname=Keyrequest.KEYNAME_PROVISION)
+    kit.cpu.epc.page(kit.data_i[0])[0x400:0x600] = req.pack()
+    assert kit.cpu.egetkey(kit.lp, D0 + 0x400, D1 + 0x800) == R.SGX_INVALID_ATTRIBUTE
+    req = Keyrequest(keyname=9)
+    kit.cpu.epc.page(kit.data_i[0])[0x400:0x600] = req.pack()
+    assert kit.cpu.egetkey(kit.lp, D0 + 0x400, D1 + 0x800) == R.SGX_INVALID_KEYNAME
+
+
+def test_enclu_outside_enclave_mode_is_gp(kit):
+    with pytest.raises(GP):
+        kit.cpu.eaccept(kit.lp, D0, D1)
+    with pytest.raises(GP):
+        kit.cpu.emodpe(kit.lp, D0, D1)
+
+
+def test_new_tcs_via_emodt_and_eaccept():
+    k = Kit().standard(data_pages=2)
+    i = k.data_i[1]
+    k.cpu.epc.page(i)[:] = Tcs(ossa=PAGE_SIZE, nssa=1, oentry=0).pack()
+    assert k.cpu.emodt(k.secinfo(TCS), epa(i)) == 0
+    k.cpu.etrack(epa(k.secs_i))
+    k.enter()
+    assert _accept(k, TCS | 0x10, D1) == 0
+    assert k.cpu.epc.epcm(i).pt == 1

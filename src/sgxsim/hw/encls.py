@@ -1,15 +1,8 @@
-"""ENCLS leaves (ring 0), SDM Vol. 3D ch. 40; reference sgx-hardware.md §4.
+"""ENCLS leaves (ring 0): SDM Vol. 3D ch. 40; reference sgx-hardware.md §4.1-§4.14.
 
-Operands are physical addresses (the model kernel's direct map is the
-identity): PAGEINFO, SECINFO, SIGSTRUCT, EINITTOKEN, SRCPGE and PCMD are in RAM
-(:class:`~sgxsim.hw.memory.PhysMem`), EPC pages are ``EPC_BASE + i*4096``, a
-VA slot is the EPC address of a VA page plus ``slot*8``.  Every leaf runs its
-checks in the SDM's order; the first failing check decides: a fault is
-raised (#GP(0), #PF(operand)), a status is returned (``SgxReturn``).
-
-Concurrency ("EPC page in use", "SECS busy") cannot arise: the model runs one
-leaf at a time to completion, so those checks never fire (reference §13
-item 13).
+Every operand is a physical address (the model's kernel uses an identity
+direct map).  Each leaf runs its checks in the SDM's order; the first that
+fails decides: a fault is raised, a status code is returned.
 """
 
 from __future__ import annotations
@@ -17,17 +10,21 @@ from __future__ import annotations
 import hashlib
 import hmac
 import struct
+from typing import TYPE_CHECKING
 
-from sgxsim.hw import sigstruct as sigmod
+from cryptography.exceptions import InvalidTag
+from cryptography.hazmat.primitives.ciphers.aead import AESGCM
+
+from sgxsim.hw import sigstruct as sigs
 from sgxsim.hw.consts import (
+    EINITTOKEN_SIZE,
+    PAGE_MASK,
     PAGE_SIZE,
-    SECINFO_PERM_MASK,
+    SECINFO_PT_MASK,
     SECINFO_PT_SHIFT,
-    SECINFO_RESERVED_MASK,
-    SSA_GPRSGX_SIZE,
+    SIGSTRUCT_SIZE,
     Attribute,
     PageType,
-    SecinfoFlags,
     SgxReturn,
 )
 from sgxsim.hw.epc import (
@@ -40,733 +37,699 @@ from sgxsim.hw.epc import (
     EPCM_VALID,
     EPCM_W,
     SecsState,
+    epcm_to_perms,
+    perms_to_epcm,
 )
 from sgxsim.hw.faults import PF_PROT, PF_SGX, PF_WRITE, GeneralProtection, PageFault
-from sgxsim.hw.lp import canonical
+from sgxsim.hw.measure import Measurement
 from sgxsim.hw.memory import EPC_BASE
-from sgxsim.hw.structs import Einittoken, Pcmd, Secs, Sigstruct, Tcs
+from sgxsim.hw.structs import Einittoken, Pageinfo, Pcmd, Secinfo, Secs, Sigstruct, Tcs
 from sgxsim.trace import Decision
 
-# Plain ints on the hot paths (IntFlag arithmetic costs microseconds).
-A_INIT = int(Attribute.INIT)
-A_DEBUG = int(Attribute.DEBUG)
-A_MODE64BIT = int(Attribute.MODE64BIT)
-A_EINITTOKENKEY = int(Attribute.EINITTOKENKEY)
-A_KSS = int(Attribute.KSS)
-SI_R = int(SecinfoFlags.R)
-SI_W = int(SecinfoFlags.W)
+if TYPE_CHECKING:
+    from sgxsim.hw.cpu import Cpu
 
-PT_SECS = PageType.PT_SECS
-PT_TCS = PageType.PT_TCS
-PT_REG = PageType.PT_REG
-PT_VA = PageType.PT_VA
-PT_TRIM = PageType.PT_TRIM
-
-# SECINFO bits 3-5 (PENDING/MODIFIED/PR) are treated as reserved for the
-# leaves that do not consume them (EADD, ECREATE, EMODPR, EMODT): reference
-# §13 item 12, recommendation #GP (Linux rejects them in software too).
-SECINFO_STATE_BITS = int(SecinfoFlags.PENDING | SecinfoFlags.MODIFIED | SecinfoFlags.PR)
-_RSV_NO_STATE = SECINFO_RESERVED_MASK | SECINFO_STATE_BITS
-_ZERO_PAGE = bytes(PAGE_SIZE)
-_ALL_ONES = b"\xff" * PAGE_SIZE
-
-_PAGEINFO = struct.Struct("<QQQQ")
-_Q = struct.Struct("<Q")
-_TCS_HEAD = struct.Struct("<QQQIIQQQQII")  # STATE..GSLIMIT, 72 bytes
-TCS_ARCH_SIZE = _TCS_HEAD.size  # SGX_TCS_LIMIT: the architectural TCS fields
-_SECS_HEAD = struct.Struct("<QQII24xQQ")  # SIZE, BASEADDR, SSAFRAMESIZE, MISCSELECT, ATTR, XFRM
-_MAC_LEN = 16
-
-XSAVE_LEGACY = 512 + 64  # legacy region + XSAVE header
-XSAVE_COMPONENT_SIZE = {2: 256}  # AVX (YMM_Hi128)
-MISC_EXINFO_SIZE = 16
+U64 = (1 << 64) - 1
+# SECINFO.FLAGS bits reserved for the ENCLS leaves that take a SECINFO (EADD,
+# EMODPR, EMODT): 63:16 and 7:3 (reference §13 item 12: PENDING/MODIFIED/PR
+# are treated as reserved there).
+SECINFO_ENCLS_RESERVED = U64 & ~(0x7 | SECINFO_PT_MASK)
+_SECS_HIDDEN_RESERVED = (("reserved1", 24), ("reserved2", 96), ("reserved3", 160))
+_XSAVE_LEGACY = 512 + 64  # legacy area + XSAVE header
+_XSAVE_COMPONENT = {2: 256}  # AVX
+_MISC_SIZE = {0: 16}  # EXINFO
+_SSA_GPR = 184
+_TCS_LIMIT = Tcs.OFF_RESERVED  # EDBGRD may read the architectural TCS fields only
+_REG_TCS_TRIM = (PageType.PT_REG, PageType.PT_TCS, PageType.PT_TRIM)
+_REG_TCS = (int(PageType.PT_REG), int(PageType.PT_TCS))
 
 
-def xsave_size(xfrm: int) -> int:
-    """Size of the XSAVE area for the feature set ``xfrm`` (non-compacted)."""
-    size = XSAVE_LEGACY
-    for bit, extra in XSAVE_COMPONENT_SIZE.items():
-        if xfrm >> bit & 1:
-            size += extra
-    return size
+def _gp(leaf: str, detail: str) -> GeneralProtection:
+    return GeneralProtection(Decision("hw", f"SDM: {leaf}", "#GP(0)", detail))
 
 
-def secinfo_epcm_flags(flags: int) -> int:
-    """The EPCM flags byte a SECINFO/PCMD.SECINFO describes (RWX and state)."""
-    out = flags & SECINFO_PERM_MASK
-    if flags & SecinfoFlags.PENDING:
-        out |= EPCM_PENDING
-    if flags & SecinfoFlags.MODIFIED:
-        out |= EPCM_MODIFIED
-    if flags & SecinfoFlags.PR:
-        out |= EPCM_PR
-    return out
+def _pf(leaf: str, addr: int, detail: str, write: bool = False) -> PageFault:
+    # An ENCLS operand refused by the EPCM: a #PF with the SGX bit, as the
+    # kernel sees it (encls_faulted() with trapnr 14).
+    ec = PF_PROT | PF_SGX | (PF_WRITE if write else 0)
+    return PageFault(addr, ec, Decision("hw", f"SDM: {leaf}", f"#PF({addr:#x})", detail))
 
 
-def epcm_secinfo_flags(pt: int, f: int) -> int:
-    """SECINFO.FLAGS describing an EPCM entry (EWB's PCMD.SECINFO)."""
-    out = (pt << SECINFO_PT_SHIFT) | (f & EPCM_RWX)
-    if f & EPCM_PENDING:
-        out |= SecinfoFlags.PENDING
-    if f & EPCM_MODIFIED:
-        out |= SecinfoFlags.MODIFIED
-    if f & EPCM_PR:
-        out |= SecinfoFlags.PR
-    return int(out)
+def _code(leaf: str, code: SgxReturn, detail: str, cpu: Cpu) -> int:
+    cpu.trace.note("hw", f"SDM: {leaf}", code.name, detail)
+    return int(code)
 
 
-class EnclsLeaves:
-    """Mixin of :class:`sgxsim.hw.cpu.Cpu`: the ENCLS leaves."""
+def _canonical(a: int) -> bool:
+    top = a >> 47
+    return top == 0 or top == (1 << 17) - 1
 
-    # -- helpers: faults -------------------------------------------------------
-    def _gp(self, leaf: str, detail: str) -> GeneralProtection:
-        return GeneralProtection(Decision("hw", f"SDM: {leaf}", "#GP(0)", detail))
 
-    def _pf(self, leaf: str, addr: int, detail: str, write: bool = False) -> PageFault:
-        """#PF(operand) of an ENCLS leaf: an EPC/EPCM requirement of a
-        supervisor access, so P=1 and the SGX bit set."""
-        code = PF_PROT | PF_SGX | (PF_WRITE if write else 0)
-        return PageFault(addr, code, Decision("hw", f"SDM: {leaf}", "#PF", detail))
+class EnclsMixin:
+    """ENCLS[ECREATE ... EMODT]."""
 
-    def _ret(self, leaf: str, code: SgxReturn, detail: str = "") -> int:
-        self.trace.note("hw", f"SDM: {leaf}", code.name, detail)
-        return int(code)
+    # -- operand helpers ------------------------------------------------------------
+    def _kread(self: Cpu, leaf: str, pa: int, n: int) -> bytes:
+        """A kernel read of ordinary memory (PAGEINFO, SECINFO, SRCPGE...)."""
+        phys = self.phys
+        if phys.is_epc(pa):
+            return b"\xff" * n  # abort-page semantics outside enclave mode
+        try:
+            return phys.read(pa, n)
+        except KeyError:
+            raise PageFault(pa, 0, Decision("hw", f"SDM: {leaf}", f"#PF({pa:#x})",
+                                            "operand is not mapped memory")) from None
 
-    # -- helpers: memory -------------------------------------------------------
-    def _kread(self, leaf: str, addr: int, n: int) -> bytes:
-        """Read a memory operand through the kernel's direct map: RAM frames,
-        abort-page semantics for EPC, #PF(addr) where nothing is mapped."""
-        frames = self.phys.frames
-        off = addr & (PAGE_SIZE - 1)
-        pfn = addr >> 12
-        if off + n <= PAGE_SIZE:
-            page = frames.get(pfn)
-            if page is not None:
-                return bytes(page[off : off + n]) if n != PAGE_SIZE else bytes(page)
-        out = bytearray()
-        while n > 0:
-            take = min(n, PAGE_SIZE - off)
-            if self.epc.index(addr) >= 0:
-                out += _ALL_ONES[:take]
-            else:
-                page = frames.get(addr >> 12)
-                if page is None or addr < 0:
-                    raise PageFault(addr, 0, Decision("hw", f"SDM: {leaf}", "#PF",
-                                                      "operand not mapped"))
-                out += page[off : off + take]
-            addr += take
-            n -= take
-            off = 0
-        return bytes(out)
+    def _kwrite(self: Cpu, leaf: str, pa: int, data: bytes) -> None:
+        phys = self.phys
+        if phys.is_epc(pa):
+            return
+        if (pa >> 12) not in phys.frames or ((pa + len(data) - 1) >> 12) not in phys.frames:
+            raise PageFault(pa, PF_WRITE, Decision("hw", f"SDM: {leaf}", f"#PF({pa:#x})",
+                                                   "operand is not mapped memory"))
+        phys.write(pa, data)
 
-    def _kwrite(self, leaf: str, addr: int, data: bytes) -> None:
-        """Write a memory operand (writes to EPC outside enclave mode drop)."""
-        mv = memoryview(data)
-        # Check every frame first so a fault leaves memory untouched.
-        a, n = addr, len(mv)
-        while n > 0:
-            take = min(n, PAGE_SIZE - (a & (PAGE_SIZE - 1)))
-            if self.epc.index(a) < 0 and (a < 0 or (a >> 12) not in self.phys.frames):
-                raise PageFault(a, PF_WRITE, Decision("hw", f"SDM: {leaf}", "#PF",
-                                                      "operand not mapped"))
-            a += take
-            n -= take
-        while mv:
-            off = addr & (PAGE_SIZE - 1)
-            take = min(len(mv), PAGE_SIZE - off)
-            page = self.phys.frames.get(addr >> 12)
-            if page is not None:
-                page[off : off + take] = mv[:take]
-            addr += take
-            mv = mv[take:]
-
-    def _epc_index(self, leaf: str, addr: int, what: str, write: bool = False) -> int:
-        i = self.epc.index(addr)
-        if i < 0:
-            raise self._pf(leaf, addr, f"{what} not in EPC", write)
+    def _epc_operand(self: Cpu, leaf: str, pa: int, what: str, write: bool = False) -> int:
+        i = self.epc.index(pa & PAGE_MASK)
+        if i is None:
+            raise _pf(leaf, pa, f"{what} {pa:#x} is not in the EPC", write)
         return i
 
-    def _secinfo(self, leaf: str, addr: int, reserved: int) -> int:
-        """Read a SECINFO and check its reserved bits and bytes (#GP)."""
-        raw = self._kread(leaf, addr, 64)
-        flags = _Q.unpack_from(raw)[0]
-        if flags & reserved or raw[8:] != _ZERO_PAGE[:56]:
-            raise self._gp(leaf, f"SECINFO reserved bits set ({flags:#x})")
-        return flags
+    def _pageinfo(self: Cpu, leaf: str, pa: int) -> Pageinfo:
+        frame = self.phys.frames.get(pa >> 12)
+        if frame is not None and (pa & 0xFFF) <= PAGE_SIZE - Pageinfo.SIZE:
+            return Pageinfo.unpack(memoryview(frame)[pa & 0xFFF :])
+        return Pageinfo.unpack(self._kread(leaf, pa, Pageinfo.SIZE))
 
-    def _secs_of(self, leaf: str, addr: int, i: int) -> SecsState:
-        epc = self.epc
-        if not epc.flags[i] & EPCM_VALID or epc.pt[i] != PT_SECS:
-            raise self._pf(leaf, addr, "EPCM(SECS) not a valid PT_SECS page")
-        return epc.secs_state[i]
+    def _secinfo(self: Cpu, leaf: str, pa: int) -> Secinfo:
+        si = Secinfo.unpack(self._kread(leaf, pa, Secinfo.SIZE))
+        if si.flags & SECINFO_ENCLS_RESERVED or any(si.reserved):
+            raise _gp(leaf, f"SECINFO reserved bits set (flags {si.flags:#x})")
+        return si
 
-    def _tracked(self, secs: SecsState, i: int) -> bool:
-        """Reference §7: an ETRACK since the page's change, and every LP inside
-        at that ETRACK has left since."""
-        return secs.epoch > self.epc.epoch[i] and not secs.tracking_set
+    def _secs_of(self: Cpu, leaf: str, pa: int) -> tuple[int, SecsState]:
+        i = self._epc_operand(leaf, pa, "SECS")
+        if not self.epc.flags[i] & EPCM_VALID or self.epc.pt[i] != PageType.PT_SECS:
+            raise _pf(leaf, pa, "EPCM(SECS) is not a valid PT_SECS page")
+        return i, self.epc.secs_state[i]
 
-    # -- ECREATE -----------------------------------------------------------------
-    def ecreate(self, pageinfo: int, epc_page: int) -> None:
-        """SDM: ECREATE."""
-        L = "ECREATE"
-        if pageinfo % 32:
-            raise self._gp(L, "PAGEINFO not 32-byte aligned")
-        if epc_page % PAGE_SIZE:
-            raise self._gp(L, "RCX not 4 KiB aligned")
-        i = self._epc_index(L, epc_page, "RCX", True)
-        linaddr, srcpge, secinfo, secs = _PAGEINFO.unpack(self._kread(L, pageinfo, 32))
-        if srcpge % PAGE_SIZE or secinfo % 64:
-            raise self._gp(L, "SRCPGE/SECINFO misaligned")
-        if linaddr or secs:
-            raise self._gp(L, "PAGEINFO.LINADDR/SECS not 0")
-        flags = self._secinfo(L, secinfo, _RSV_NO_STATE)
-        if flags >> SECINFO_PT_SHIFT != PT_SECS:
-            raise self._gp(L, "SECINFO.PT is not PT_SECS")
-        epc = self.epc
-        if epc.flags[i] & EPCM_VALID:
-            raise self._pf(L, epc_page, "EPCM(RCX).VALID=1", True)
-        src = self._kread(L, srcpge, PAGE_SIZE)
-        size, base, ssa, misc, attrs, xfrm = _SECS_HEAD.unpack_from(src)
-        if xfrm & 3 != 3 or xfrm & ~self.xfrm_allowed:
-            raise self._gp(L, f"XFRM {xfrm:#x} not legal")
-        # Reference §12 item 8: MISCSELECT & ~CPUID.12H.0:EBX != 0 -> #GP.
-        if misc & ~self.miscselect_allowed:
-            raise self._gp(L, f"MISCSELECT {misc:#x} not supported")
-        need = xsave_size(xfrm) + SSA_GPRSGX_SIZE + (MISC_EXINFO_SIZE if misc & 1 else 0)
-        if ssa * PAGE_SIZE < need:
-            raise self._gp(L, "SSAFRAMESIZE too small")
-        if attrs & A_MODE64BIT:
-            if not canonical(base):
-                raise self._gp(L, "BASEADDR not canonical")
-            if size >= 1 << self.max_enclave_size_64:
-                raise self._gp(L, "SIZE beyond CPUID max (64-bit)")
-        else:
-            if base >= 1 << 32:
-                raise self._gp(L, "BASEADDR above 4 GiB in a 32-bit enclave")
-            if size >= 1 << self.max_enclave_size_32:
-                raise self._gp(L, "SIZE beyond CPUID max (32-bit)")
-        if size < 0x2000 or size & (size - 1):
-            raise self._gp(L, "SIZE not a power of two >= 8 KiB")
-        if base & (size - 1):
-            raise self._gp(L, "BASEADDR not naturally aligned to SIZE")
-        # Reference §13 item 11: INIT set in the input is outside the allowed
-        # attributes -> #GP.
-        if attrs & ~self.attributes_allowed:
-            raise self._gp(L, f"ATTRIBUTES {attrs:#x} not allowed")
-        if (src[Secs.OFF_RESERVED1 : Secs.OFF_ATTRIBUTES] != _ZERO_PAGE[:24]
-                or src[Secs.OFF_RESERVED2 : Secs.OFF_MRSIGNER] != _ZERO_PAGE[:32]
-                or src[Secs.OFF_RESERVED3 : Secs.OFF_CONFIG_ID] != _ZERO_PAGE[:32]
-                or src[Secs.OFF_RESERVED4 :] != _ZERO_PAGE[Secs.OFF_RESERVED4 :]):
-            raise self._gp(L, "SECS reserved fields not 0")
-        if not attrs & A_KSS and (
-                src[Secs.OFF_CONFIG_ID : Secs.OFF_ISV_PROD_ID] != _ZERO_PAGE[:64]
-                or src[Secs.OFF_CONFIG_SVN : Secs.OFF_CONFIG_SVN + 2] != b"\0\0"):
-            raise self._gp(L, "CONFIGID/CONFIGSVN without KSS")
-        page = bytearray(src)
-        page[Secs.OFF_ISV_PROD_ID : Secs.OFF_ISV_PROD_ID + 4] = bytes(4)  # ISVPRODID/ISVSVN := 0
-        page[Secs.OFF_MRENCLAVE : Secs.OFF_MRENCLAVE + 32] = bytes(32)
-        page[Secs.OFF_MRSIGNER : Secs.OFF_MRSIGNER + 32] = bytes(32)
-        st = SecsState(self.next_eid, base, size, ssa, misc, attrs, xfrm)
+    def _require_sgx2(self: Cpu, leaf: str) -> None:
+        if not self.sgx2:
+            raise _gp(leaf, "SGX2 leaf on a CPU without SGX2 (invalid leaf)")
+
+    # -- ECREATE ---------------------------------------------------------------------
+    def ecreate(self: Cpu, pageinfo: int, epc: int) -> None:
+        # SDM: ECREATE
+        leaf = "ECREATE"
+        if pageinfo % Pageinfo.ALIGN:
+            raise _gp(leaf, "PAGEINFO not 32-byte aligned")
+        if epc % PAGE_SIZE:
+            raise _gp(leaf, "RCX not 4 KiB aligned")
+        i = self._epc_operand(leaf, epc, "RCX")
+        pi = Pageinfo.unpack(self._kread(leaf, pageinfo, Pageinfo.SIZE))
+        if pi.srcpge % PAGE_SIZE or pi.secinfo % Secinfo.ALIGN:
+            raise _gp(leaf, "SRCPGE or SECINFO misaligned")
+        if pi.linaddr or pi.secs:
+            raise _gp(leaf, "PAGEINFO.LINADDR and PAGEINFO.SECS must be 0")
+        si = self._secinfo(leaf, pi.secinfo)
+        if (si.flags & SECINFO_PT_MASK) >> SECINFO_PT_SHIFT != PageType.PT_SECS:
+            raise _gp(leaf, "SECINFO.PT is not PT_SECS")
+        if self.epc.flags[i] & EPCM_VALID:
+            raise _pf(leaf, epc, "EPCM(RCX).VALID=1")
+        raw = self._kread(leaf, pi.srcpge, PAGE_SIZE)
+        s = Secs.unpack(raw)
+        self._ecreate_validate(s)
+        # Effects: the SECS page, its hidden state, the ECREATE record.
+        m = Measurement()
+        m.ecreate(s.size, s.ssa_frame_size)
+        page = bytearray(raw)
+        page[Secs.OFF_ATTRIBUTES : Secs.OFF_ATTRIBUTES + 8] = struct.pack(
+            "<Q", s.attributes & ~Attribute.INIT)
+        page[Secs.OFF_ISV_PROD_ID : Secs.OFF_ISV_PROD_ID + 4] = bytes(4)
+        self.epc.set_entry(i, pt=PageType.PT_SECS, flags=0)
+        self.epc.data[i] = page
+        self.epc.secs_state[i] = SecsState(
+            base=s.base, size=s.size, ssa_frame_size=s.ssa_frame_size, miscselect=s.miscselect,
+            attributes=s.attributes & ~Attribute.INIT, xfrm=s.xfrm, eid=self.next_eid,
+            measurement=m)
         self.next_eid += 1
-        st.measurement.ecreate(size, ssa)
-        epc.set_entry(i, PT_SECS, 0, 0, 0, page)
-        epc.secs_state[i] = st
+        self.count("ecreate")
 
-    # -- EADD ----------------------------------------------------------------------
-    def eadd(self, pageinfo: int, epc_page: int) -> None:
-        """SDM: EADD."""
-        L = "EADD"
-        if pageinfo % 32 or epc_page % PAGE_SIZE:
-            raise self._gp(L, "PAGEINFO/RCX misaligned")
-        epc = self.epc
-        i = epc.index(epc_page)
-        if i < 0:
-            raise self._pf(L, epc_page, "RCX not in EPC", True)
-        linaddr, srcpge, secinfo, secs = _PAGEINFO.unpack(self._kread(L, pageinfo, 32))
-        if srcpge % PAGE_SIZE or secs % PAGE_SIZE or secinfo % 64 or linaddr % PAGE_SIZE:
-            raise self._gp(L, "SRCPGE/SECS/SECINFO/LINADDR misaligned")
-        si = epc.index(secs)
-        if si < 0:
-            raise self._pf(L, secs, "PAGEINFO.SECS not in EPC")
-        flags = self._secinfo(L, secinfo, _RSV_NO_STATE)
-        pt = flags >> SECINFO_PT_SHIFT
-        if pt != PT_REG and pt != PT_TCS:
-            raise self._gp(L, f"SECINFO.PT {pt} not REG/TCS")
-        if epc.flags[i] & EPCM_VALID:
-            raise self._pf(L, epc_page, "EPCM(RCX).VALID=1", True)
-        st = self._secs_of(L, secs, si)
-        page = bytearray(self._kread(L, srcpge, PAGE_SIZE))
-        if pt == PT_TCS:
-            if page[TCS_ARCH_SIZE:] != _ZERO_PAGE[TCS_ARCH_SIZE:]:
-                raise self._gp(L, "TCS reserved area not 0")
-            if not st.attributes & A_MODE64BIT:
-                head = _TCS_HEAD.unpack_from(page)
-                if head[9] & 0xFFF != 0xFFF or head[10] & 0xFFF != 0xFFF:
-                    raise self._gp(L, "TCS FS/GS limit low bits not 0xFFF")
-        elif flags & SI_W and not flags & SI_R:
-            raise self._gp(L, "SECINFO W without R")
-        if not st.base <= linaddr < st.base + st.size:
-            raise self._gp(L, "LINADDR outside ELRANGE")
-        if st.attributes & A_INIT:
-            raise self._gp(L, "enclave already initialised")
-        if pt == PT_TCS:
-            flags &= ~SECINFO_PERM_MASK  # RWX forced to 0 before measuring
-            struct.pack_into("<Q", page, Tcs.OFF_STATE, 0)
-            struct.pack_into("<Q", page, Tcs.OFF_FLAGS,
-                             _Q.unpack_from(page, Tcs.OFF_FLAGS)[0] & ~Tcs.FLAGS_DBGOPTIN)
-            struct.pack_into("<I", page, Tcs.OFF_CSSA, 0)
-            struct.pack_into("<Q", page, Tcs.OFF_AEP, 0)
-        st.measurement.eadd(linaddr - st.base, flags)
-        # Reference §12 item 13: EADD leaves EPCM.PR = 0.
-        epc.set_entry(i, pt, flags & SECINFO_PERM_MASK, si, linaddr, page)
+    def _ecreate_validate(self: Cpu, s: Secs) -> None:
+        leaf = "ECREATE"
+        if s.xfrm & 0x3 != 0x3 or s.xfrm & ~self.xfrm_valid:
+            raise _gp(leaf, f"XFRM {s.xfrm:#x} illegal")
+        # Reference §12 item 8: MISCSELECT & ~CPUID.12H.0:EBX != 0.
+        if s.miscselect & ~self.miscselect_valid:
+            raise _gp(leaf, f"MISCSELECT {s.miscselect:#x} unsupported")
+        need = _XSAVE_LEGACY + sum(v for b, v in _XSAVE_COMPONENT.items() if s.xfrm >> b & 1)
+        need += _SSA_GPR + sum(v for b, v in _MISC_SIZE.items() if s.miscselect >> b & 1)
+        if s.ssa_frame_size * PAGE_SIZE < need:
+            raise _gp(leaf, f"SSAFRAMESIZE {s.ssa_frame_size} below the {need}-byte need")
+        mode64 = bool(s.attributes & Attribute.MODE64BIT)
+        if mode64 and not _canonical(s.base):
+            raise _gp(leaf, "BASEADDR not canonical")
+        if not mode64 and s.base >= 1 << 32:
+            raise _gp(leaf, "BASEADDR above 4 GiB for a 32-bit enclave")
+        if s.size >= 1 << (self.MAX_ENCLAVE_SIZE_64 if mode64 else self.MAX_ENCLAVE_SIZE_32):
+            raise _gp(leaf, f"SIZE {s.size:#x} above the CPU's maximum")
+        if s.size < 0x2000 or s.size & (s.size - 1):
+            raise _gp(leaf, f"SIZE {s.size:#x} not a power of two >= 8 KiB")
+        if s.base & (s.size - 1):
+            raise _gp(leaf, "BASEADDR not naturally aligned to SIZE")
+        # Reference §13 item 11: INIT set in the input is rejected.
+        if s.attributes & ~self.attributes_valid or s.attributes & Attribute.INIT:
+            raise _gp(leaf, f"ATTRIBUTES {s.attributes:#x} not allowed")
+        for name, _ in _SECS_HIDDEN_RESERVED:
+            if any(getattr(s, name)):
+                raise _gp(leaf, f"SECS {name} not zero")
+        if any(s.reserved4):
+            raise _gp(leaf, "SECS reserved area not zero")
+        if not s.attributes & Attribute.KSS and (any(s.config_id) or s.config_svn):
+            raise _gp(leaf, "CONFIGID/CONFIGSVN without KSS")
+
+    # -- EADD ---------------------------------------------------------------------------
+    def eadd(self: Cpu, pageinfo: int, epc: int) -> None:
+        # SDM: EADD
+        leaf = "EADD"
+        if pageinfo % Pageinfo.ALIGN or epc % PAGE_SIZE:
+            raise _gp(leaf, "PAGEINFO or RCX misaligned")
+        i = self._epc_operand(leaf, epc, "RCX")
+        pi = self._pageinfo(leaf, pageinfo)
+        if (pi.srcpge % PAGE_SIZE or pi.secs % PAGE_SIZE or pi.secinfo % Secinfo.ALIGN
+                or pi.linaddr % PAGE_SIZE):
+            raise _gp(leaf, "SRCPGE, SECS, SECINFO or LINADDR misaligned")
+        secs_i = self._epc_operand(leaf, pi.secs, "PAGEINFO.SECS")
+        si = self._secinfo(leaf, pi.secinfo)
+        pt = (si.flags & SECINFO_PT_MASK) >> SECINFO_PT_SHIFT
+        if pt not in (PageType.PT_REG, PageType.PT_TCS):
+            raise _gp(leaf, f"SECINFO.PT {pt} is neither PT_REG nor PT_TCS")
+        epc_ = self.epc
+        if epc_.flags[i] & EPCM_VALID:
+            raise _pf(leaf, epc, "EPCM(RCX).VALID=1")
+        if not epc_.flags[secs_i] & EPCM_VALID or epc_.pt[secs_i] != PageType.PT_SECS:
+            raise _pf(leaf, pi.secs, "EPCM(SECS) is not a valid PT_SECS page")
+        st = epc_.secs_state[secs_i]
+        src = self.phys.frames.get(pi.srcpge >> 12)
+        page = bytearray(src) if src is not None else bytearray(
+            self._kread(leaf, pi.srcpge, PAGE_SIZE))
+        flags = si.flags
+        if pt == PageType.PT_TCS:
+            tcs = Tcs.unpack(page)
+            if any(tcs.reserved):
+                raise _gp(leaf, "TCS reserved area not zero")
+            if not st.attributes & Attribute.MODE64BIT and (
+                    tcs.fslimit & 0xFFF != 0xFFF or tcs.gslimit & 0xFFF != 0xFFF):
+                raise _gp(leaf, "TCS FS/GS limit of a 32-bit enclave")
+        elif flags & 0x2 and not flags & 0x1:
+            raise _gp(leaf, "SECINFO W without R")
+        if not st.base <= pi.linaddr < st.base + st.size:
+            raise _gp(leaf, f"LINADDR {pi.linaddr:#x} outside ELRANGE")
+        if st.initialized:
+            raise _gp(leaf, "SECS already initialised")
+        if pt == PageType.PT_TCS:
+            # The CPU clears RWX, DBGOPTIN, CSSA, AEP and STATE before measuring.
+            flags &= ~0x7
+            tcs = Tcs.unpack(page)
+            page[:Tcs.SIZE] = tcs.replace(flags=tcs.flags & ~Tcs.FLAGS_DBGOPTIN, cssa=0, aep=0,
+                                          state=0).pack()
+        st.measurement.eadd(pi.linaddr - st.base, flags)
+        epc_.set_entry(i, pt=pt, flags=perms_to_epcm(flags), secs=secs_i, addr=pi.linaddr)
+        epc_.data[i] = page
         st.children += 1
+        self.count("eadd")
 
-    # -- EEXTEND ---------------------------------------------------------------------
-    def eextend(self, secs: int, chunk: int) -> None:
-        """SDM: EEXTEND (the SDM-2018 "does resolve" typo read as "does not",
-        reference §12 item 4; the INIT check enforced, §12 item 5).  Kept
-        lean: it runs 16 times per measured page."""
-        epc = self.epc
-        n = epc.npages
+    # -- EEXTEND -------------------------------------------------------------------------
+    def eextend(self: Cpu, secs: int, chunk: int) -> None:
+        # SDM: EEXTEND (reference §12 items 4, 5: "does not resolve"; INIT enforced).
+        # Written flat: the driver issues it 16 times per measured page.
+        leaf = "EEXTEND"
+        epc_ = self.epc
+        n = epc_.npages
         if secs & 0xFFF:
-            raise self._gp("EEXTEND", "RBX not 4 KiB aligned")
-        si = (secs - EPC_BASE) >> 12
-        if not 0 <= si < n:
-            raise self._pf("EEXTEND", secs, "RBX not in EPC")
+            raise _gp(leaf, "RBX (SECS) not 4 KiB aligned")
+        secs_i = (secs - EPC_BASE) >> 12
+        if secs < EPC_BASE or secs_i >= n:
+            raise _pf(leaf, secs, f"RBX {secs:#x} is not in the EPC")
         if chunk & 0xFF:
-            raise self._gp("EEXTEND", "RCX not 256-byte aligned")
+            raise _gp(leaf, "RCX not 256-byte aligned")
         i = (chunk - EPC_BASE) >> 12
-        if not 0 <= i < n:
-            raise self._pf("EEXTEND", chunk, "RCX not in EPC")
-        pt = epc.pt[i]
-        if not epc.flags[i] & EPCM_VALID or (pt != PT_REG and pt != PT_TCS):
-            raise self._pf("EEXTEND", chunk, "EPCM(RCX) not a valid REG/TCS page")
-        if epc.secs[i] != si:
-            raise self._gp("EEXTEND", "RBX is not the page's SECS")
-        st = epc.secs_state[si]
-        if st.attributes & A_INIT:
-            raise self._gp("EEXTEND", "enclave already initialised")
+        if chunk < EPC_BASE or i >= n:
+            raise _pf(leaf, chunk, f"RCX {chunk:#x} is not in the EPC")
+        if not epc_.flags[i] & EPCM_VALID or epc_.pt[i] not in _REG_TCS:
+            raise _pf(leaf, chunk, "EPCM(RCX) is not a valid PT_REG/PT_TCS page")
+        if epc_.secs[i] != secs_i or epc_.pt[secs_i] != PageType.PT_SECS \
+                or not epc_.flags[secs_i] & EPCM_VALID:
+            raise _gp(leaf, "RBX is not the SECS of the page")
+        st = epc_.secs_state[secs_i]
+        if st.initialized:
+            raise _gp(leaf, "SECS already initialised")
         off = chunk & 0xFFF
-        st.measurement.eextend(epc.addr[i] - st.base + off, epc.pages[i][off : off + 256])
+        st.measurement.eextend(epc_.addr[i] - st.base + off, epc_.data[i][off : off + 256])
 
-    # -- EINIT -----------------------------------------------------------------------
-    def einit(self, sigstruct: int, secs: int, token: int) -> int:
-        """SDM: EINIT."""
-        L = "EINIT"
-        if sigstruct % PAGE_SIZE or secs % PAGE_SIZE or token % 512:
-            raise self._gp(L, "SIGSTRUCT/SECS/EINITTOKEN misaligned")
-        si = self._epc_index(L, secs, "RCX")
-        sig = Sigstruct.unpack(self._kread(L, sigstruct, Sigstruct.SIZE))
-        tok = Einittoken.unpack(self._kread(L, token, Einittoken.SIZE))
-        if not sigmod.header_valid(sig):
-            return self._ret(L, SgxReturn.SGX_INVALID_SIG_STRUCT, "header")
-        if self.unmasked_events > 0:
-            # An interrupt arrived in EINIT's window; the caller retries.
-            self.unmasked_events -= 1
-            return self._ret(L, SgxReturn.SGX_UNMASKED_EVENT)
-        if not sigmod.check_signature(sig):
-            return self._ret(L, SgxReturn.SGX_INVALID_SIGNATURE)
-        st = self._secs_of(L, secs, si)
-        if st.attributes & A_INIT:
-            raise self._gp(L, "enclave already initialised")
-        if any(sig.isvfamilyid) and not st.attributes & A_KSS:
-            return self._ret(L, SgxReturn.SGX_INVALID_SIG_STRUCT, "ISVFAMILYID without KSS")
+    def eextend_page(self: Cpu, secs: int, page: int) -> None:
+        """Sixteen EEXTENDs over the 256-byte chunks of one EPC page, in order,
+        as the driver issues them for SGX_PAGE_MEASURE.  Every chunk of a page
+        passes or fails the same checks (RCX is 256-aligned by construction),
+        so they run once; the measurement is the same record stream."""
+        if page & 0xFFF:
+            raise _gp("EEXTEND", "RCX not 256-byte aligned")
+        self.eextend(secs, page)  # the checks, and the first chunk
+        epc_ = self.epc
+        i = (page - EPC_BASE) >> 12
+        st = epc_.secs_state[(secs - EPC_BASE) >> 12]
+        data = memoryview(epc_.data[i])
+        st.measurement.eextend_page(epc_.addr[i] - st.base + 256, data[256:])
+
+    # -- EINIT ------------------------------------------------------------------------------
+    def einit(self: Cpu, sigstruct: int, secs: int, token: int) -> int:
+        # SDM: EINIT
+        leaf = "EINIT"
+        if sigstruct % PAGE_SIZE or secs % PAGE_SIZE or token % Einittoken.ALIGN:
+            raise _gp(leaf, "SIGSTRUCT, SECS or EINITTOKEN misaligned")
+        secs_i = self._epc_operand(leaf, secs, "RCX")
+        sig = Sigstruct.unpack(self._kread(leaf, sigstruct, SIGSTRUCT_SIZE))
+        tok = Einittoken.unpack(self._kread(leaf, token, EINITTOKEN_SIZE))
+        if not sigs.header_valid(sig):
+            return _code(leaf, SgxReturn.SGX_INVALID_SIG_STRUCT, "SIGSTRUCT header", self)
+        if self.pending_unmasked_events:
+            self.pending_unmasked_events -= 1
+            return _code(leaf, SgxReturn.SGX_UNMASKED_EVENT, "interrupt pending", self)
+        if not sigs.check_signature(sig):
+            return _code(leaf, SgxReturn.SGX_INVALID_SIGNATURE, "RSA check failed", self)
+        epc_ = self.epc
+        if not epc_.flags[secs_i] & EPCM_VALID or epc_.pt[secs_i] != PageType.PT_SECS:
+            raise _pf(leaf, secs, "EPCM(SECS) is not a valid PT_SECS page")
+        st = epc_.secs_state[secs_i]
+        if st.initialized:
+            raise _gp(leaf, "SECS already initialised")
+        if any(sig.isvfamilyid) and not st.attributes & Attribute.KSS:
+            return _code(leaf, SgxReturn.SGX_INVALID_SIG_STRUCT, "ISVFAMILYID without KSS", self)
         mrenclave = st.measurement.digest()
-        if mrenclave != bytes(sig.enclavehash):
-            return self._ret(L, SgxReturn.SGX_INVALID_MEASUREMENT)
-        mrsigner = sigmod.mrsigner(sig)
-        lehash = bytes(self.lepubkeyhash)
-        if st.attributes & A_EINITTOKENKEY and mrsigner != lehash:
-            return self._ret(L, SgxReturn.SGX_INVALID_ATTRIBUTE, "EINITTOKENKEY")
-        secs_attr = st.attributes | (st.xfrm << 64)
-        sig_attr = sig.attributes | (sig.xfrm << 64)
-        mask = sig.attributes_mask | (sig.xfrm_mask << 64)
+        if mrenclave != sig.enclavehash:
+            return _code(leaf, SgxReturn.SGX_INVALID_MEASUREMENT,
+                         f"MRENCLAVE {mrenclave.hex()[:16]}... != ENCLAVEHASH", self)
+        mrsigner = sigs.mrsigner(sig)
+        lehash = self.lepubkeyhash()
+        if st.attributes & Attribute.EINITTOKENKEY and mrsigner != lehash:
+            return _code(leaf, SgxReturn.SGX_INVALID_ATTRIBUTE, "EINITTOKENKEY is controlled",
+                         self)
+        secs_attr = st.attributes | st.xfrm << 64
+        sig_attr = sig.attributes | sig.xfrm << 64
+        mask = sig.attributes_mask | sig.xfrm_mask << 64
         if secs_attr & mask != sig_attr & mask:
-            return self._ret(L, SgxReturn.SGX_INVALID_ATTRIBUTE, "attributes under mask")
+            return _code(leaf, SgxReturn.SGX_INVALID_ATTRIBUTE, "ATTRIBUTES under the mask", self)
         if st.miscselect & sig.misc_mask != sig.miscselect & sig.misc_mask:
-            return self._ret(L, SgxReturn.SGX_INVALID_ATTRIBUTE, "miscselect under mask")
+            return _code(leaf, SgxReturn.SGX_INVALID_ATTRIBUTE, "MISCSELECT under the mask", self)
         if not tok.valid & 1:
             if mrsigner != lehash:
-                return self._ret(L, SgxReturn.SGX_INVALID_EINITTOKEN, "MRSIGNER != LEPUBKEYHASH")
+                return _code(leaf, SgxReturn.SGX_INVALID_EINITTOKEN,
+                             "no token and MRSIGNER != IA32_SGXLEPUBKEYHASH", self)
         else:
             code = self._einit_token(tok, st, mrenclave, mrsigner)
             if code:
                 return code
         # Commit.
+        st.initialized = True
         st.mrenclave = mrenclave
         st.mrsigner = mrsigner
-        st.isv_prod_id = sig.isvprodid
-        st.isv_svn = sig.isvsvn
-        st.padding = sigmod.pkcs1_padding()
-        st.attributes = int(st.attributes) | A_INIT
-        page = self.epc.pages[si]
+        st.isvprodid, st.isvsvn = sig.isvprodid, sig.isvsvn
+        st.padding = sigs.pkcs1_padding()
+        st.attributes |= Attribute.INIT
+        page = epc_.data[secs_i]
         page[Secs.OFF_MRENCLAVE : Secs.OFF_MRENCLAVE + 32] = mrenclave
         page[Secs.OFF_MRSIGNER : Secs.OFF_MRSIGNER + 32] = mrsigner
-        struct.pack_into("<QHH", page, Secs.OFF_ATTRIBUTES, st.attributes, 0, 0)
-        struct.pack_into("<HH", page, Secs.OFF_ISV_PROD_ID, sig.isvprodid, sig.isvsvn)
-        return self._ret(L, SgxReturn.SGX_SUCCESS)
+        page[Secs.OFF_ATTRIBUTES : Secs.OFF_ATTRIBUTES + 8] = struct.pack("<Q", st.attributes)
+        page[Secs.OFF_ISV_PROD_ID : Secs.OFF_ISV_PROD_ID + 4] = struct.pack(
+            "<HH", sig.isvprodid, sig.isvsvn)
+        self.count("einit")
+        return _code(leaf, SgxReturn.SGX_SUCCESS, "enclave initialised", self)
 
-    def einittoken_key(self) -> bytes:
-        """The EINITTOKEN key: derived from the CPU secret and the launch MSRs
-        (as MRSIGNER of the launch enclave)."""
-        return hmac.new(self.secret, b"EINITTOKEN" + bytes(self.lepubkeyhash),
-                        hashlib.sha256).digest()
-
-    def _einit_token(self, tok: Einittoken, st: SecsState, mrenclave: bytes,
+    def _einit_token(self: Cpu, tok: Einittoken, st: SecsState, mrenclave: bytes,
                      mrsigner: bytes) -> int:
-        """SDM: EINIT, the token path (VALID=1)."""
-        L = "EINIT"
-        if tok.maskedattributesle & A_DEBUG and not st.attributes & A_DEBUG:
-            return self._ret(L, SgxReturn.SGX_INVALID_EINITTOKEN, "token DEBUG")
-        raw = tok.pack()
-        if (tok.valid & ~1 or any(tok.reserved1) or any(tok.reserved2) or any(tok.reserved3)
-                or any(tok.reserved4)):
-            return self._ret(L, SgxReturn.SGX_INVALID_EINITTOKEN, "token reserved")
-        if any(tok.cpusvnle):  # the model's CPUSVN is all zero
-            return self._ret(L, SgxReturn.SGX_INVALID_CPUSVN)
-        mac = hmac.new(self.einittoken_key(), raw[:192], hashlib.sha256).digest()[:_MAC_LEN]
-        if not hmac.compare_digest(mac, bytes(tok.mac)):
-            return self._ret(L, SgxReturn.SGX_INVALID_EINITTOKEN, "token MAC")
-        if bytes(tok.mrenclave) != mrenclave or bytes(tok.mrsigner) != mrsigner:
-            return self._ret(L, SgxReturn.SGX_INVALID_MEASUREMENT, "token identity")
-        # Reference §12 item 12: SGX_INVALID_EINIT_ATTRIBUTE read as 2.
+        leaf = "EINIT"
+        if tok.maskedattributesle & Attribute.DEBUG and not st.attributes & Attribute.DEBUG:
+            return _code(leaf, SgxReturn.SGX_INVALID_EINITTOKEN, "token DEBUG mismatch", self)
+        if tok.valid & ~1 or any(tok.reserved1 + tok.reserved2 + tok.reserved3 + tok.reserved4):
+            return _code(leaf, SgxReturn.SGX_INVALID_EINITTOKEN, "token reserved bits", self)
+        if any(tok.cpusvnle):
+            return _code(leaf, SgxReturn.SGX_INVALID_CPUSVN, "token CPUSVN beyond", self)
+        # The EINITTOKEN key is derived from the platform secret and the launch
+        # MSRs; its MAC is modelled as truncated HMAC-SHA256 over [0, 192).
+        if not hmac.compare_digest(self.einittoken_mac(tok.pack()[:192]), tok.mac):
+            return _code(leaf, SgxReturn.SGX_INVALID_EINITTOKEN, "token MAC", self)
+        if tok.mrenclave != mrenclave or tok.mrsigner != mrsigner:
+            return _code(leaf, SgxReturn.SGX_INVALID_MEASUREMENT, "token identity", self)
         if tok.attributes != st.attributes or tok.xfrm != st.xfrm:
-            return self._ret(L, SgxReturn.SGX_INVALID_ATTRIBUTE, "token attributes")
+            return _code(leaf, SgxReturn.SGX_INVALID_ATTRIBUTE, "token attributes", self)
         return 0
 
-    # -- EREMOVE ---------------------------------------------------------------------
-    def eremove(self, epc_page: int) -> int:
-        """SDM: EREMOVE, with the reference §12 item 1 resolution: an accepted
-        TRIM page (MODIFIED=0) is freed without the SGX_ENCLAVE_ACT check."""
-        L = "EREMOVE"
-        if epc_page % PAGE_SIZE:
-            raise self._gp(L, "RCX not 4 KiB aligned")
-        i = self._epc_index(L, epc_page, "RCX", True)
-        epc = self.epc
-        f = epc.flags[i]
+    def einittoken_mac(self: Cpu, body: bytes) -> bytes:
+        key = hmac.new(self.secret, b"EINITTOKEN" + self.lepubkeyhash(), hashlib.sha256).digest()
+        return hmac.new(key, body, hashlib.sha256).digest()[:16]
+
+    # -- EREMOVE -------------------------------------------------------------------------------
+    def eremove(self: Cpu, epc: int) -> int:
+        # SDM: EREMOVE (reference §12 item 1: an accepted TRIM page is freed)
+        leaf = "EREMOVE"
+        if epc % PAGE_SIZE:
+            raise _gp(leaf, "RCX not 4 KiB aligned")
+        i = self._epc_operand(leaf, epc, "RCX")
+        epc_ = self.epc
+        f = epc_.flags[i]
         if not f & EPCM_VALID:
-            return self._ret(L, SgxReturn.SGX_SUCCESS, "not VALID")
-        pt = epc.pt[i]
-        if pt == PT_VA or (pt == PT_TRIM and not f & EPCM_MODIFIED):
-            self._free_child(i)
-            return self._ret(L, SgxReturn.SGX_SUCCESS)
-        if pt == PT_SECS:
-            if epc.secs_state[i].children:
-                return self._ret(L, SgxReturn.SGX_CHILD_PRESENT)
-            epc.invalidate(i)
-            return self._ret(L, SgxReturn.SGX_SUCCESS)
-        st = epc.secs_state.get(epc.secs[i])
-        if st is not None and st.active:
-            return self._ret(L, SgxReturn.SGX_ENCLAVE_ACT)
-        self._free_child(i)
-        return self._ret(L, SgxReturn.SGX_SUCCESS)
-
-    def _free_child(self, i: int) -> None:
-        epc = self.epc
-        if epc.pt[i] not in (PT_SECS, PT_VA):
-            st = epc.secs_state.get(epc.secs[i])
-            if st is not None:
-                st.children -= 1
-        epc.invalidate(i)
-
-    # -- EDBGRD / EDBGWR -------------------------------------------------------------
-    def _edbg(self, L: str, addr: int, types: tuple[int, ...]) -> tuple[int, int]:
-        if addr % 8:
-            raise self._gp(L, "address not 8-byte aligned")
-        i = self._epc_index(L, addr, "address", L == "EDBGWR")
-        epc = self.epc
-        f = epc.flags[i]
-        if not f & EPCM_VALID:
-            raise self._pf(L, addr, "EPCM not VALID")
-        if epc.pt[i] not in types:
-            raise self._pf(L, addr, f"EPCM.PT {epc.pt[i]} not debuggable")
-        if f & (EPCM_PENDING | EPCM_MODIFIED):
-            return -1, i
-        return 0, i
-
-    def edbgrd(self, addr: int) -> tuple[int, int]:
-        """SDM: EDBGRD -> (status, value)."""
-        L = "EDBGRD"
-        st_code, i = self._edbg(L, addr, (PT_REG, PT_TCS, PT_VA))
-        if st_code:
-            return self._ret(L, SgxReturn.SGX_PAGE_NOT_DEBUGGABLE), 0
-        epc = self.epc
-        off = addr & (PAGE_SIZE - 1)
-        if epc.pt[i] == PT_TCS and off >= TCS_ARCH_SIZE:
-            raise self._gp(L, "TCS offset beyond SGX_TCS_LIMIT")
-        if epc.pt[i] != PT_VA and not epc.secs_state[epc.secs[i]].attributes & A_DEBUG:
-            raise self._gp(L, "enclave not DEBUG")
-        value = _Q.unpack_from(epc.pages[i], off)[0]
-        if epc.pt[i] == PT_VA:
-            value = (1 << 64) - 1 if value else 0
-        return 0, value
-
-    def edbgwr(self, addr: int, value: int) -> int:
-        """SDM: EDBGWR."""
-        L = "EDBGWR"
-        st_code, i = self._edbg(L, addr, (PT_REG, PT_TCS))
-        if st_code:
-            return self._ret(L, SgxReturn.SGX_PAGE_NOT_DEBUGGABLE)
-        epc = self.epc
-        off = addr & (PAGE_SIZE - 1)
-        if epc.pt[i] == PT_TCS and off != Tcs.OFF_FLAGS:
-            raise self._gp(L, "only TCS.FLAGS is writable")
-        if not epc.secs_state[epc.secs[i]].attributes & A_DEBUG:
-            raise self._gp(L, "enclave not DEBUG")
-        _Q.pack_into(epc.pages[i], off, value & ((1 << 64) - 1))
-        return 0
-
-    # -- EBLOCK / ETRACK --------------------------------------------------------------
-    def eblock(self, epc_page: int) -> int:
-        """SDM: EBLOCK (codes 3, 5 and 18 are reported in CF; the value is the same)."""
-        L = "EBLOCK"
-        if epc_page % PAGE_SIZE:
-            raise self._gp(L, "RCX not 4 KiB aligned")
-        i = self._epc_index(L, epc_page, "RCX")
-        epc = self.epc
-        f = epc.flags[i]
-        if not f & EPCM_VALID:
-            return self._ret(L, SgxReturn.SGX_PG_INVLD)
-        pt = epc.pt[i]
-        if pt not in (PT_REG, PT_TCS, PT_TRIM):
-            code = SgxReturn.SGX_PG_IS_SECS if pt == PT_SECS else SgxReturn.SGX_NOTBLOCKABLE
-            return self._ret(L, code)
-        if f & EPCM_BLOCKED:
-            return self._ret(L, SgxReturn.SGX_BLKSTATE)
-        epc.flags[i] = f | EPCM_BLOCKED
-        epc.epoch[i] = epc.secs_state[epc.secs[i]].epoch
-        return 0
-
-    def etrack(self, secs: int) -> int:
-        """SDM: ETRACK (tracking model of reference §7)."""
-        L = "ETRACK"
-        if secs % PAGE_SIZE:
-            raise self._gp(L, "RCX not 4 KiB aligned")
-        i = self._epc_index(L, secs, "RCX")
-        st = self._secs_of(L, secs, i)
-        if st.tracking_set:
-            return self._ret(L, SgxReturn.SGX_PREV_TRK_INCMPL)
-        st.tracking_set = set(st.active)
-        st.epoch += 1
-        return 0
-
-    # -- EPA ---------------------------------------------------------------------------
-    def epa(self, epc_page: int, rbx: int = PT_VA) -> None:
-        """SDM: EPA (RBX must be PT_VA)."""
-        L = "EPA"
-        if rbx != PT_VA or epc_page % PAGE_SIZE:
-            raise self._gp(L, "RBX != PT_VA or RCX misaligned")
-        i = self._epc_index(L, epc_page, "RCX", True)
-        if self.epc.flags[i] & EPCM_VALID:
-            raise self._pf(L, epc_page, "EPCM(RCX).VALID=1", True)
-        self.epc.set_entry(i, PT_VA, 0, 0, 0, None)
-
-    # -- EWB / ELDU / ELDB ------------------------------------------------------------
-    def _ewb_mac(self, version: int, eid: int, linaddr: int, secinfo: int,
-                 contents: bytes) -> bytes:
-        """The eviction MAC: keyed by the CPU secret over the version, the
-        AAD (EID, LINADDR, SECINFO) and the contents.  (A keyed MAC stands in
-        for AES-GCM: the contents leave in clear, which the model accepts.)"""
-        h = hmac.new(self.secret, struct.pack("<QQQQ", version, eid, linaddr, secinfo),
-                     hashlib.sha256)
-        h.update(contents)
-        return h.digest()[:_MAC_LEN]
-
-    def _va_slot(self, L: str, va_slot: int, write: bool) -> int:
-        if va_slot % 8:
-            raise self._gp(L, "RDX not 8-byte aligned")
-        return self._epc_index(L, va_slot, "RDX", write)
-
-    def ewb(self, pageinfo: int, epc_page: int, va_slot: int) -> int:
-        """SDM: EWB."""
-        L = "EWB"
-        if pageinfo % 32 or epc_page % PAGE_SIZE:
-            raise self._gp(L, "PAGEINFO/RCX misaligned")
-        i = self._epc_index(L, epc_page, "RCX")
-        vi = self._va_slot(L, va_slot, True)
-        if vi == i:
-            raise self._gp(L, "RCX and RDX in the same page")
-        linaddr, srcpge, pcmd, secs = _PAGEINFO.unpack(self._kread(L, pageinfo, 32))
-        if linaddr or secs:
-            raise self._gp(L, "PAGEINFO.LINADDR/SECS not 0")
-        if pcmd % 128 or srcpge % PAGE_SIZE:
-            raise self._gp(L, "PCMD/SRCPGE misaligned")
-        epc = self.epc
-        f = epc.flags[i]
-        if not f & EPCM_VALID:
-            raise self._pf(L, epc_page, "EPCM(RCX) not VALID")
-        if not epc.flags[vi] & EPCM_VALID or epc.pt[vi] != PT_VA:
-            raise self._pf(L, va_slot, "RDX not in a valid VA page", True)
-        pt = epc.pt[i]
-        eid = 0
-        if pt in (PT_REG, PT_TCS, PT_TRIM):
-            st = epc.secs_state[epc.secs[i]]
-            if not f & EPCM_BLOCKED:
-                return self._ret(L, SgxReturn.SGX_PAGE_NOT_BLOCKED)
-            if not self._tracked(st, i):
-                return self._ret(L, SgxReturn.SGX_NOT_TRACKED)
-            eid = st.eid
-        elif pt == PT_SECS:
-            st = epc.secs_state[i]
+            return 0
+        pt = epc_.pt[i]
+        if pt == PageType.PT_VA or (pt == PageType.PT_TRIM and not f & EPCM_MODIFIED):
+            epc_.invalidate(i)
+            return 0
+        if pt == PageType.PT_SECS:
+            st = epc_.secs_state[i]
             if st.children:
-                return self._ret(L, SgxReturn.SGX_CHILD_PRESENT)
-        # Check the destinations are writable before anything changes.
-        contents = bytes(epc.pages[i])
-        secinfo = epcm_secinfo_flags(pt, f)
-        version = self.next_version
-        mac = self._ewb_mac(version, eid, epc.addr[i], secinfo, contents)
-        pc = Pcmd(secinfo=_Q.pack(secinfo) + bytes(56),
-                  enclave_id=eid if pt != PT_SECS else epc.secs_state[i].eid, mac=mac)
-        self._kwrite(L, srcpge, contents)
-        self._kwrite(L, pcmd, pc.pack())
-        self._kwrite(L, pageinfo, _Q.pack(epc.addr[i]))
-        self.next_version += 1
-        va = epc.pages[vi]
-        off = va_slot & (PAGE_SIZE - 1)
-        occupied = _Q.unpack_from(va, off)[0] != 0
-        _Q.pack_into(va, off, version)
-        if pt == PT_SECS:
-            self.evicted_secs[version] = epc.secs_state[i]
-        self._free_child(i)
-        if occupied:  # CF=1 warning: the eviction happened anyway
-            return self._ret(L, SgxReturn.SGX_VA_SLOT_OCCUPIED)
+                return _code(leaf, SgxReturn.SGX_CHILD_PRESENT, f"{st.children} children", self)
+            epc_.invalidate(i)
+            return 0
+        owner = epc_.secs_state.get(epc_.secs[i])
+        if owner is not None and owner.active:
+            return _code(leaf, SgxReturn.SGX_ENCLAVE_ACT, "a thread is inside the enclave", self)
+        epc_.invalidate(i)
+        self.count("eremove")
         return 0
 
-    def eldu(self, pageinfo: int, epc_page: int, va_slot: int) -> int:
-        """SDM: ELDU."""
-        return self._eld("ELDU", pageinfo, epc_page, va_slot, False)
+    # -- EDBGRD / EDBGWR ----------------------------------------------------------------------------
+    def _dbg_target(self: Cpu, leaf: str, addr: int, allowed: tuple[int, ...]) -> int:
+        if addr % 8:
+            raise _gp(leaf, "address not 8-byte aligned")
+        i = self._epc_operand(leaf, addr, "RCX")
+        epc_ = self.epc
+        if not epc_.flags[i] & EPCM_VALID:
+            raise _pf(leaf, addr, "EPCM(RCX).VALID=0")
+        if epc_.pt[i] not in allowed:
+            raise _pf(leaf, addr, f"EPCM.PT={epc_.pt[i]} not debuggable")
+        return i
 
-    def eldb(self, pageinfo: int, epc_page: int, va_slot: int) -> int:
-        """SDM: ELDB (the page comes back BLOCKED)."""
-        return self._eld("ELDB", pageinfo, epc_page, va_slot, True)
+    def edbgrd(self: Cpu, addr: int) -> tuple[int, int]:
+        # SDM: EDBGRD
+        leaf = "EDBGRD"
+        i = self._dbg_target(leaf, addr, (PageType.PT_REG, PageType.PT_TCS, PageType.PT_VA))
+        epc_ = self.epc
+        if epc_.flags[i] & (EPCM_PENDING | EPCM_MODIFIED):
+            return _code(leaf, SgxReturn.SGX_PAGE_NOT_DEBUGGABLE, "PENDING or MODIFIED", self), 0
+        off = addr & (PAGE_SIZE - 1)
+        pt = epc_.pt[i]
+        if pt == PageType.PT_TCS and off >= _TCS_LIMIT:
+            raise _gp(leaf, "TCS offset beyond SGX_TCS_LIMIT")
+        word = int.from_bytes(epc_.page(i)[off : off + 8], "little")
+        if pt == PageType.PT_VA:
+            return 0, (U64 if word else 0)
+        if not epc_.secs_state[epc_.secs[i]].attributes & Attribute.DEBUG:
+            raise _gp(leaf, "enclave is not a debug enclave")
+        return 0, word
 
-    def _eld(self, L: str, pageinfo: int, epc_page: int, va_slot: int, blocked: bool) -> int:
-        if pageinfo % 32 or epc_page % PAGE_SIZE:
-            raise self._gp(L, "PAGEINFO/RCX misaligned")
-        i = self._epc_index(L, epc_page, "RCX", True)
-        vi = self._va_slot(L, va_slot, True)
-        linaddr, srcpge, pcmd, secs = _PAGEINFO.unpack(self._kread(L, pageinfo, 32))
-        if pcmd % 128 or srcpge % PAGE_SIZE:
-            raise self._gp(L, "PCMD/SRCPGE misaligned")
-        epc = self.epc
-        if epc.flags[i] & EPCM_VALID:
-            raise self._pf(L, epc_page, "EPCM(RCX).VALID=1", True)
-        if not epc.flags[vi] & EPCM_VALID or epc.pt[vi] != PT_VA:
-            raise self._pf(L, va_slot, "RDX not in a valid VA page", True)
-        pc = Pcmd.unpack(self._kread(L, pcmd, Pcmd.SIZE))
-        secinfo = _Q.unpack_from(pc.secinfo)[0]
-        pt = (secinfo >> SECINFO_PT_SHIFT) & 0xFF
-        si = 0
+    def edbgwr(self: Cpu, addr: int, value: int) -> int:
+        # SDM: EDBGWR
+        leaf = "EDBGWR"
+        i = self._dbg_target(leaf, addr, (PageType.PT_REG, PageType.PT_TCS))
+        epc_ = self.epc
+        if epc_.flags[i] & (EPCM_PENDING | EPCM_MODIFIED):
+            return _code(leaf, SgxReturn.SGX_PAGE_NOT_DEBUGGABLE, "PENDING or MODIFIED", self)
+        off = addr & (PAGE_SIZE - 1)
+        if epc_.pt[i] == PageType.PT_TCS and off != Tcs.OFF_FLAGS:
+            raise _gp(leaf, "only TCS.FLAGS may be written")
+        if not epc_.secs_state[epc_.secs[i]].attributes & Attribute.DEBUG:
+            raise _gp(leaf, "enclave is not a debug enclave")
+        epc_.page(i)[off : off + 8] = (value & U64).to_bytes(8, "little")
+        return 0
+
+    # -- EBLOCK / ETRACK ------------------------------------------------------------------------------
+    def eblock(self: Cpu, epc: int) -> int:
+        # SDM: EBLOCK
+        leaf = "EBLOCK"
+        if epc % PAGE_SIZE:
+            raise _gp(leaf, "RCX not 4 KiB aligned")
+        i = self._epc_operand(leaf, epc, "RCX")
+        epc_ = self.epc
+        f = epc_.flags[i]
+        if not f & EPCM_VALID:
+            return _code(leaf, SgxReturn.SGX_PG_INVLD, "EPCM.VALID=0", self)
+        pt = epc_.pt[i]
+        if pt not in _REG_TCS_TRIM:
+            code = SgxReturn.SGX_PG_IS_SECS if pt == PageType.PT_SECS else SgxReturn.SGX_NOTBLOCKABLE
+            return _code(leaf, code, f"PT={pt}", self)
+        if f & EPCM_BLOCKED:
+            return _code(leaf, SgxReturn.SGX_BLKSTATE, "already BLOCKED", self)
+        epc_.flags[i] = f | EPCM_BLOCKED
+        epc_.mod_epoch[i] = epc_.secs_state[epc_.secs[i]].epoch
+        return 0
+
+    def etrack(self: Cpu, secs: int) -> int:
+        # SDM: ETRACK (tracking model of reference §7)
+        leaf = "ETRACK"
+        if secs % PAGE_SIZE:
+            raise _gp(leaf, "RCX not 4 KiB aligned")
+        _, st = self._secs_of(leaf, secs)
+        if st.tracking_set:
+            return _code(leaf, SgxReturn.SGX_PREV_TRK_INCMPL,
+                         f"LPs {sorted(st.tracking_set)} still inside since the last ETRACK", self)
+        st.epoch += 1
+        st.tracking_set = set(st.active)
+        if not st.tracking_set:
+            st.completed_epoch = st.epoch
+        return 0
+
+    def tracked(self: Cpu, index: int) -> bool:
+        """Has tracking completed since the page's EBLOCK/EMODPR/EMODT?"""
+        st = self.epc.secs_state[self.epc.secs[index]]
+        return st.completed_epoch > self.epc.mod_epoch[index]
+
+    # -- EPA ------------------------------------------------------------------------------------------
+    def epa(self: Cpu, epc: int, rbx: int = PageType.PT_VA) -> None:
+        # SDM: EPA
+        leaf = "EPA"
+        if rbx != PageType.PT_VA or epc % PAGE_SIZE:
+            raise _gp(leaf, "RBX is not PT_VA or RCX misaligned")
+        i = self._epc_operand(leaf, epc, "RCX")
+        if self.epc.flags[i] & EPCM_VALID:
+            raise _pf(leaf, epc, "EPCM(RCX).VALID=1")
+        self.epc.set_entry(i, pt=PageType.PT_VA, flags=0)
+        self.epc.data[i] = bytearray(PAGE_SIZE)
+
+    # -- EWB / ELDU / ELDB ------------------------------------------------------------------------------
+    def _va_slot(self: Cpu, leaf: str, va_slot: int, epc: int) -> int:
+        if va_slot % 8:
+            raise _gp(leaf, "RDX (VA slot) not 8-byte aligned")
+        va_i = self._epc_operand(leaf, va_slot, "RDX")
+        if (va_slot & PAGE_MASK) == (epc & PAGE_MASK):
+            raise _gp(leaf, "RCX and RDX in the same page")
+        return va_i
+
+    def _aead(self: Cpu) -> AESGCM:
+        return AESGCM(hashlib.sha256(self.secret + b"EWB").digest()[:16])
+
+    @staticmethod
+    def _aad(eid: int, linaddr: int, secinfo_flags: int) -> bytes:
+        return struct.pack("<QQQ", eid, linaddr, secinfo_flags)
+
+    def ewb(self: Cpu, pageinfo: int, epc: int, va_slot: int) -> int:
+        # SDM: EWB
+        leaf = "EWB"
+        if pageinfo % Pageinfo.ALIGN or epc % PAGE_SIZE:
+            raise _gp(leaf, "PAGEINFO or RCX misaligned")
+        i = self._epc_operand(leaf, epc, "RCX")
+        va_i = self._va_slot(leaf, va_slot, epc)
+        pi = Pageinfo.unpack(self._kread(leaf, pageinfo, Pageinfo.SIZE))
+        if pi.linaddr or pi.secs:
+            raise _gp(leaf, "PAGEINFO.LINADDR and PAGEINFO.SECS must be 0")
+        if pi.secinfo % Pcmd.ALIGN or pi.srcpge % PAGE_SIZE:
+            raise _gp(leaf, "PCMD or SRCPGE misaligned")
+        epc_ = self.epc
+        f = epc_.flags[i]
+        if not f & EPCM_VALID:
+            raise _pf(leaf, epc, "EPCM(RCX).VALID=0")
+        if not epc_.flags[va_i] & EPCM_VALID or epc_.pt[va_i] != PageType.PT_VA:
+            raise _pf(leaf, va_slot, "RDX is not in a valid PT_VA page")
+        pt = epc_.pt[i]
         eid = 0
-        st = None
-        if pt in (PT_REG, PT_TCS, PT_TRIM):
-            if secs % PAGE_SIZE:
-                raise self._gp(L, "PAGEINFO.SECS misaligned")
-            si = self._epc_index(L, secs, "PAGEINFO.SECS")
-            st = self._secs_of(L, secs, si)
+        if pt in _REG_TCS_TRIM:
+            if not f & EPCM_BLOCKED:
+                return _code(leaf, SgxReturn.SGX_PAGE_NOT_BLOCKED, "page not BLOCKED", self)
+            if not self.tracked(i):
+                return _code(leaf, SgxReturn.SGX_NOT_TRACKED, "no completed ETRACK since EBLOCK",
+                             self)
+            eid = epc_.secs_state[epc_.secs[i]].eid
+        elif pt == PageType.PT_SECS:
+            st = epc_.secs_state[i]
+            if st.children:
+                return _code(leaf, SgxReturn.SGX_CHILD_PRESENT, f"{st.children} children", self)
             eid = st.eid
-        contents = self._kread(L, srcpge, PAGE_SIZE)
-        va = epc.pages[vi]
+        secinfo_flags = (pt << SECINFO_PT_SHIFT) | epcm_to_perms(f) | (
+            (0x8 if f & EPCM_PENDING else 0) | (0x10 if f & EPCM_MODIFIED else 0)
+            | (0x20 if f & EPCM_PR else 0))
+        linaddr = epc_.addr[i]
+        version = self.next_version
+        self.next_version += 1
+        nonce = version.to_bytes(12, "little")
+        sealed = self._aead().encrypt(nonce, bytes(epc_.page(i)),
+                                      self._aad(eid, linaddr, secinfo_flags))
+        pcmd = Pcmd(secinfo=Secinfo(flags=secinfo_flags).pack(), enclave_id=eid,
+                    mac=sealed[PAGE_SIZE:])
+        self._kwrite(leaf, pi.srcpge, sealed[:PAGE_SIZE])
+        self._kwrite(leaf, pi.secinfo, pcmd.pack())
+        self._kwrite(leaf, pageinfo, struct.pack("<Q", linaddr))
+        if pt == PageType.PT_SECS:
+            self.evicted_secs[version] = epc_.secs_state[i]
+        va_page = epc_.page(va_i)
         off = va_slot & (PAGE_SIZE - 1)
-        version = _Q.unpack_from(va, off)[0]
-        mac = self._ewb_mac(version, eid, linaddr, secinfo, contents)
-        if not version or not hmac.compare_digest(mac, bytes(pc.mac)):
-            return self._ret(L, SgxReturn.SGX_MAC_COMPARE_FAIL)
-        _Q.pack_into(va, off, 0)  # SDM-2023 (reference §12 item 2): the slot is consumed
-        flags = secinfo_epcm_flags(secinfo)
-        if blocked and pt not in (PT_SECS, PT_VA):
-            flags |= EPCM_BLOCKED
-        if pt == PT_SECS:
-            epc.set_entry(i, pt, flags, 0, 0, contents)
-            epc.secs_state[i] = self.evicted_secs.pop(version)
-        elif pt == PT_VA:
-            epc.set_entry(i, pt, flags, 0, 0, contents)
+        occupied = any(va_page[off : off + 8])
+        va_page[off : off + 8] = version.to_bytes(8, "little")
+        if pt == PageType.PT_SECS:
+            epc_.secs_state.pop(i)  # kept under its version until ELDU
+            epc_.flags[i] = 0
+            epc_.data.pop(i, None)
         else:
-            epc.set_entry(i, pt, flags, si, linaddr, contents)
-            st.children += 1
+            epc_.invalidate(i)
+        self.count("ewb")
+        if occupied:
+            return _code(leaf, SgxReturn.SGX_VA_SLOT_OCCUPIED, "VA slot was not empty", self)
         return 0
 
-    # -- SGX2: EAUG / EMODPR / EMODT ------------------------------------------------------
-    def _sgx2(self, L: str) -> None:
-        if not self.sgx2:
-            raise self._gp(L, "SGX2 leaf on an SGX1 CPU (invalid leaf)")
+    def eldu(self: Cpu, pageinfo: int, epc: int, va_slot: int) -> int:
+        # SDM: ELDU (reference §12 item 2: the VA slot is cleared, SDM-2023)
+        return self._eld("ELDU", pageinfo, epc, va_slot, blocked=False)
 
-    def eaug(self, pageinfo: int, epc_page: int) -> None:
-        """SDM: EAUG (SDM-2018 operand rules: SECINFO must be 0, no CET)."""
-        L = "EAUG"
-        self._sgx2(L)
-        if pageinfo % 32 or epc_page % PAGE_SIZE:
-            raise self._gp(L, "PAGEINFO/RCX misaligned")
-        i = self._epc_index(L, epc_page, "RCX", True)
-        linaddr, srcpge, secinfo, secs = _PAGEINFO.unpack(self._kread(L, pageinfo, 32))
-        if secs % PAGE_SIZE or linaddr % PAGE_SIZE:
-            raise self._gp(L, "SECS/LINADDR misaligned")
-        if srcpge or secinfo:
-            raise self._gp(L, "SRCPGE/SECINFO not 0")
-        si = self._epc_index(L, secs, "PAGEINFO.SECS")
-        epc = self.epc
-        if epc.flags[i] & EPCM_VALID:
-            raise self._pf(L, epc_page, "EPCM(RCX).VALID=1", True)
-        st = self._secs_of(L, secs, si)
-        if not st.attributes & A_INIT:
-            raise self._gp(L, "enclave not initialised")
-        if not st.base <= linaddr < st.base + st.size:
-            raise self._gp(L, "LINADDR outside ELRANGE")
-        epc.set_entry(i, PT_REG, EPCM_R | EPCM_W | EPCM_PENDING, si, linaddr, None)
+    def eldb(self: Cpu, pageinfo: int, epc: int, va_slot: int) -> int:
+        # SDM: ELDB
+        return self._eld("ELDB", pageinfo, epc, va_slot, blocked=True)
+
+    def _eld(self: Cpu, leaf: str, pageinfo: int, epc: int, va_slot: int, blocked: bool) -> int:
+        if pageinfo % Pageinfo.ALIGN or epc % PAGE_SIZE:
+            raise _gp(leaf, "PAGEINFO or RCX misaligned")
+        i = self._epc_operand(leaf, epc, "RCX")
+        va_i = self._va_slot(leaf, va_slot, epc)
+        pi = Pageinfo.unpack(self._kread(leaf, pageinfo, Pageinfo.SIZE))
+        if pi.secinfo % Pcmd.ALIGN or pi.srcpge % PAGE_SIZE:
+            raise _gp(leaf, "PCMD or SRCPGE misaligned")
+        epc_ = self.epc
+        if epc_.flags[i] & EPCM_VALID:
+            raise _pf(leaf, epc, "EPCM(RCX).VALID=1")
+        if not epc_.flags[va_i] & EPCM_VALID or epc_.pt[va_i] != PageType.PT_VA:
+            raise _pf(leaf, va_slot, "RDX is not in a valid PT_VA page")
+        pcmd = Pcmd.unpack(self._kread(leaf, pi.secinfo, Pcmd.SIZE))
+        flags = Secinfo.unpack(pcmd.secinfo).flags
+        pt = (flags & SECINFO_PT_MASK) >> SECINFO_PT_SHIFT
+        secs_i, eid = 0, 0
+        if pt in _REG_TCS_TRIM:
+            if pi.secs % PAGE_SIZE:
+                raise _gp(leaf, "PAGEINFO.SECS misaligned")
+            secs_i, st = self._secs_of(leaf, pi.secs)
+            eid = st.eid
+        elif pt == PageType.PT_SECS:
+            eid = pcmd.enclave_id
+        va_page = epc_.page(va_i)
+        off = va_slot & (PAGE_SIZE - 1)
+        version = int.from_bytes(va_page[off : off + 8], "little")
+        sealed = self._kread(leaf, pi.srcpge, PAGE_SIZE) + pcmd.mac
+        try:
+            if not version:
+                raise InvalidTag
+            plain = self._aead().decrypt(version.to_bytes(12, "little"), sealed,
+                                         self._aad(eid, pi.linaddr, flags))
+        except InvalidTag:
+            return _code(leaf, SgxReturn.SGX_MAC_COMPARE_FAIL, "MAC, version or identity", self)
+        va_page[off : off + 8] = bytes(8)
+        perms = perms_to_epcm(flags) | (EPCM_PENDING if flags & 0x8 else 0) | (
+            EPCM_MODIFIED if flags & 0x10 else 0) | (EPCM_PR if flags & 0x20 else 0)
+        if blocked and pt not in (PageType.PT_SECS, PageType.PT_VA):
+            perms |= EPCM_BLOCKED
+        epc_.set_entry(i, pt=pt, flags=perms, secs=secs_i, addr=pi.linaddr)
+        epc_.data[i] = bytearray(plain)
+        if pt == PageType.PT_SECS:
+            epc_.secs_state[i] = self.evicted_secs.pop(version)
+        elif pt in _REG_TCS_TRIM:
+            epc_.secs_state[secs_i].children += 1
+        self.count("eldu")
+        return 0
+
+    # -- EAUG ------------------------------------------------------------------------------------------
+    def eaug(self: Cpu, pageinfo: int, epc: int) -> None:
+        # SDM: EAUG (SDM-2018 reading: PAGEINFO.SECINFO must be 0)
+        leaf = "EAUG"
+        self._require_sgx2(leaf)
+        if pageinfo % Pageinfo.ALIGN or epc % PAGE_SIZE:
+            raise _gp(leaf, "PAGEINFO or RCX misaligned")
+        i = self._epc_operand(leaf, epc, "RCX")
+        pi = Pageinfo.unpack(self._kread(leaf, pageinfo, Pageinfo.SIZE))
+        if pi.secs % PAGE_SIZE or pi.linaddr % PAGE_SIZE:
+            raise _gp(leaf, "SECS or LINADDR misaligned")
+        if pi.srcpge or pi.secinfo:
+            raise _gp(leaf, "SRCPGE and SECINFO must be 0")
+        secs_i = self._epc_operand(leaf, pi.secs, "PAGEINFO.SECS")
+        epc_ = self.epc
+        if epc_.flags[i] & EPCM_VALID:
+            raise _pf(leaf, epc, "EPCM(RCX).VALID=1")
+        if not epc_.flags[secs_i] & EPCM_VALID or epc_.pt[secs_i] != PageType.PT_SECS:
+            raise _pf(leaf, pi.secs, "EPCM(SECS) is not a valid PT_SECS page")
+        st = epc_.secs_state[secs_i]
+        if not st.initialized:
+            raise _gp(leaf, "SECS not initialised")
+        if not st.base <= pi.linaddr < st.base + st.size:
+            raise _gp(leaf, f"LINADDR {pi.linaddr:#x} outside ELRANGE")
+        epc_.set_entry(i, pt=PageType.PT_REG, flags=EPCM_R | EPCM_W | EPCM_PENDING, secs=secs_i,
+                       addr=pi.linaddr)
+        epc_.data[i] = bytearray(PAGE_SIZE)
         st.children += 1
+        self.count("eaug")
 
-    def emodpr(self, secinfo: int, epc_page: int) -> int:
-        """SDM: EMODPR (state checked before type, reference §4.13)."""
-        L = "EMODPR"
-        self._sgx2(L)
-        if secinfo % 64 or epc_page % PAGE_SIZE:
-            raise self._gp(L, "SECINFO/RCX misaligned")
-        i = self._epc_index(L, epc_page, "RCX")
-        flags = self._secinfo(L, secinfo, _RSV_NO_STATE)
-        if flags & SI_W and not flags & SI_R:
-            raise self._gp(L, "SECINFO W without R")
-        epc = self.epc
-        f = epc.flags[i]
+    # -- EMODPR / EMODT -----------------------------------------------------------------------------------
+    def emodpr(self: Cpu, secinfo: int, epc: int) -> int:
+        # SDM: EMODPR
+        leaf = "EMODPR"
+        self._require_sgx2(leaf)
+        if secinfo % Secinfo.ALIGN or epc % PAGE_SIZE:
+            raise _gp(leaf, "SECINFO or RCX misaligned")
+        i = self._epc_operand(leaf, epc, "RCX")
+        si = self._secinfo(leaf, secinfo)
+        if si.flags & 0x2 and not si.flags & 0x1:
+            raise _gp(leaf, "SECINFO W without R")
+        epc_ = self.epc
+        f = epc_.flags[i]
         if not f & EPCM_VALID:
-            raise self._pf(L, epc_page, "EPCM not VALID")
+            raise _pf(leaf, epc, "EPCM(RCX).VALID=0")
         if f & (EPCM_PENDING | EPCM_MODIFIED):
-            return self._ret(L, SgxReturn.SGX_PAGE_NOT_MODIFIABLE)
-        if epc.pt[i] != PT_REG:
-            raise self._pf(L, epc_page, "EPCM.PT is not PT_REG")
-        st = epc.secs_state[epc.secs[i]]
-        if not st.attributes & A_INIT:
-            raise self._gp(L, "enclave not initialised")
-        epc.flags[i] = (f & ~EPCM_RWX) | (f & flags & EPCM_RWX) | EPCM_PR
-        epc.epoch[i] = st.epoch
+            return _code(leaf, SgxReturn.SGX_PAGE_NOT_MODIFIABLE, "PENDING or MODIFIED", self)
+        if epc_.pt[i] != PageType.PT_REG:
+            raise _pf(leaf, epc, f"EPCM.PT={epc_.pt[i]} is not PT_REG")
+        st = epc_.secs_state[epc_.secs[i]]
+        if not st.initialized:
+            raise _gp(leaf, "SECS not initialised")
+        epc_.flags[i] = (f & ~EPCM_RWX) | (f & EPCM_RWX & perms_to_epcm(si.flags)) | EPCM_PR
+        epc_.mod_epoch[i] = st.epoch
         return 0
 
-    def emodt(self, secinfo: int, epc_page: int) -> int:
-        """SDM: EMODT (type checked before state, reference §4.14)."""
-        L = "EMODT"
-        self._sgx2(L)
-        if secinfo % 64 or epc_page % PAGE_SIZE:
-            raise self._gp(L, "SECINFO/RCX misaligned")
-        i = self._epc_index(L, epc_page, "RCX")
-        flags = self._secinfo(L, secinfo, _RSV_NO_STATE)
-        new = flags >> SECINFO_PT_SHIFT
-        if new != PT_TCS and new != PT_TRIM:
-            raise self._gp(L, f"SECINFO.PT {new} not TCS/TRIM")
-        epc = self.epc
-        f = epc.flags[i]
+    def emodt(self: Cpu, secinfo: int, epc: int) -> int:
+        # SDM: EMODT
+        leaf = "EMODT"
+        self._require_sgx2(leaf)
+        if secinfo % Secinfo.ALIGN or epc % PAGE_SIZE:
+            raise _gp(leaf, "SECINFO or RCX misaligned")
+        i = self._epc_operand(leaf, epc, "RCX")
+        si = self._secinfo(leaf, secinfo)
+        new = (si.flags & SECINFO_PT_MASK) >> SECINFO_PT_SHIFT
+        if new not in (PageType.PT_TCS, PageType.PT_TRIM):
+            raise _gp(leaf, f"SECINFO.PT {new} is neither PT_TCS nor PT_TRIM")
+        epc_ = self.epc
+        f = epc_.flags[i]
         if not f & EPCM_VALID:
-            raise self._pf(L, epc_page, "EPCM not VALID")
-        old = epc.pt[i]
-        if not (old == PT_REG or (old == PT_TCS and new == PT_TRIM)):
-            raise self._pf(L, epc_page, f"EMODT {old}->{new} not allowed")
+            raise _pf(leaf, epc, "EPCM(RCX).VALID=0")
+        old = epc_.pt[i]
+        if not (old == PageType.PT_REG or (old == PageType.PT_TCS and new == PageType.PT_TRIM)):
+            raise _pf(leaf, epc, f"EPCM.PT {old} -> {new} is not allowed")
         if f & (EPCM_PENDING | EPCM_MODIFIED):
-            return self._ret(L, SgxReturn.SGX_PAGE_NOT_MODIFIABLE)
-        st = epc.secs_state[epc.secs[i]]
-        if not st.attributes & A_INIT:
-            raise self._gp(L, "enclave not initialised")
-        epc.flags[i] = (f & ~(EPCM_RWX | EPCM_PR)) | EPCM_MODIFIED
-        epc.pt[i] = new
-        epc.epoch[i] = st.epoch
+            return _code(leaf, SgxReturn.SGX_PAGE_NOT_MODIFIABLE, "PENDING or MODIFIED", self)
+        st = epc_.secs_state[epc_.secs[i]]
+        if not st.initialized:
+            raise _gp(leaf, "SECS not initialised")
+        epc_.flags[i] = (f & ~(EPCM_RWX | EPCM_PR)) | EPCM_MODIFIED
+        epc_.pt[i] = new
+        epc_.mod_epoch[i] = st.epoch
         return 0
-
-
-__all__ = ["EnclsLeaves", "EPC_BASE", "xsave_size"]

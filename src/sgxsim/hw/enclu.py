@@ -1,33 +1,26 @@
-"""ENCLU leaves (ring 3), SDM Vol. 3D ch. 40; reference sgx-hardware.md §4.15–§4.21.
+"""ENCLU leaves (ring 3): SDM Vol. 3D ch. 40; reference sgx-hardware.md
+§4.15-§4.21.
 
-Operands are user linear addresses translated through ``lp.cr3`` (an
-ordinary #PF on a paging failure), then checked against the EPCM as each
-leaf's pseudocode lists (a #PF with the SGX bit, or a #GP, or a status).
-A fault taken while the logical processor is in enclave mode performs an AEX
-first (:meth:`sgxsim.hw.cpu.Cpu.aex`).
-
-The code that runs inside the enclave is not modelled here: EENTER and
-ERESUME set up the register file (RIP = BASEADDR+OENTRY, RAX = CSSA, RBX =
-TCS, RCX = return RIP) and return the :class:`EnclaveContext`; an enclave
-program then uses ``cpu.load/store/fetch`` and these leaves.
+Operands are user linear addresses, translated through the LP's page tables
+(an ordinary #PF on a paging failure), then checked against the EPCM as each
+leaf specifies.  A fault raised by a leaf executed in enclave mode is
+delivered through an AEX, like any other exception in enclave mode.
 """
 
 from __future__ import annotations
 
 import hashlib
 import hmac
-import struct
+from typing import TYPE_CHECKING
 
+from sgxsim.hw.access import READ, WRITE
 from sgxsim.hw.consts import (
     PAGE_MASK,
     PAGE_SIZE,
-    SECINFO_PERM_MASK,
+    SECINFO_PT_MASK,
     SECINFO_PT_SHIFT,
-    SECINFO_RESERVED_MASK,
-    SSA_GPRSGX_SIZE,
     Attribute,
     PageType,
-    SecinfoFlags,
     SgxReturn,
 )
 from sgxsim.hw.epc import (
@@ -40,368 +33,416 @@ from sgxsim.hw.epc import (
     EPCM_VALID,
     EPCM_W,
     EPCM_X,
+    perms_to_epcm,
 )
-from sgxsim.hw.faults import PF_PROT, PF_SGX, PF_USER, PF_WRITE, HwFault, PageFault
-from sgxsim.hw.lp import ENCLU_LEN, GPRS, READ, WRITE, EnclaveContext, canonical
-from sgxsim.hw.structs import Keyrequest, Report, SsaGpr, Targetinfo, Tcs
+from sgxsim.hw.faults import (
+    PF_PROT,
+    PF_SGX,
+    PF_USER,
+    PF_WRITE,
+    GeneralProtection,
+    HwFault,
+    PageFault,
+)
+from sgxsim.hw.memory import EPC_BASE_PFN
+from sgxsim.hw.structs import Keyrequest, Report, Secinfo, SsaGpr, Targetinfo, Tcs
 from sgxsim.trace import Decision
 
-PT_TCS = PageType.PT_TCS
-PT_REG = PageType.PT_REG
-PT_TRIM = PageType.PT_TRIM
+if TYPE_CHECKING:
+    from sgxsim.hw.cpu import Cpu, EnclaveContext, LogicalProcessor
 
-_TCS_HEAD = struct.Struct("<QQQIIQQQQII")  # STATE, FLAGS, OSSA, CSSA, NSSA, OENTRY, AEP, ...
-_TCS_FLAGS_ALLOWED = Tcs.FLAGS_DBGOPTIN  # AEX-Notify is not modelled: bit 1 is reserved
-_Q = struct.Struct("<Q")
-_SEAL_ATTR_ALWAYS = int(Attribute.INIT | Attribute.DEBUG)
-A_INIT = int(Attribute.INIT)
-A_MODE64BIT = int(Attribute.MODE64BIT)
+U64 = (1 << 64) - 1
+# SECINFO.FLAGS reserved for the ENCLU leaves: 63:16 and 7:6.
+SECINFO_ENCLU_RESERVED = U64 & ~(0x3F | SECINFO_PT_MASK)
+_GPR_OFF = PAGE_SIZE - SsaGpr.SIZE
+_ENCLU_LEN = 3  # ENCLU is 0F 01 D7
+_TCS_FLAGS_VALID = Tcs.FLAGS_DBGOPTIN | Tcs.FLAGS_AEXNOTIFY
+_GPR_NAMES = ("rax", "rcx", "rdx", "rbx", "rsp", "rbp", "rsi", "rdi", "r8", "r9", "r10",
+              "r11", "r12", "r13", "r14", "r15", "rflags", "rip")
 
 
-class EncluLeaves:
-    """Mixin of :class:`sgxsim.hw.cpu.Cpu`: the ENCLU leaves."""
+def _gp(leaf: str, detail: str) -> GeneralProtection:
+    return GeneralProtection(Decision("hw", f"SDM: {leaf}", "#GP(0)", detail))
 
-    # -- helpers -----------------------------------------------------------------
-    def _ugp(self, leaf: str, detail: str):
-        return self._gp(leaf, detail)
 
-    def _upf(self, leaf: str, la: int, detail: str, write: bool = False) -> PageFault:
-        """An EPCM-induced #PF on a user operand: P|U|SGX (+W)."""
-        code = PF_PROT | PF_USER | PF_SGX | (PF_WRITE if write else 0)
-        return PageFault(la, code, Decision("hw", f"SDM: {leaf}", "#PF", detail))
+def _pf(leaf: str, la: int, detail: str, write: bool = False) -> PageFault:
+    ec = PF_USER | PF_PROT | PF_SGX | (PF_WRITE if write else 0)
+    return PageFault(la, ec, Decision("hw", f"SDM: {leaf}", f"#PF({la:#x}, {ec:#x})", detail))
 
-    def _inside(self, lp, leaf: str) -> EnclaveContext:
-        ctx = lp.enclave
-        if ctx is None:
-            raise self._gp(leaf, "not in enclave mode")
-        return ctx
 
-    def _in_elrange(self, ctx: EnclaveContext, la: int, leaf: str, what: str) -> None:
-        if not ctx.base <= la < ctx.limit:
-            raise self._gp(leaf, f"{what} outside ELRANGE")
+def _canonical(a: int) -> bool:
+    top = a >> 47
+    return top == 0 or top == (1 << 17) - 1
 
-    def _epc_of(self, lp, la: int, acc: int, leaf: str) -> int:
-        """Paging (ordinary #PF), then the EPC requirement (#PF with SGX)."""
-        pa = self.walk(lp, la, acc, True)
-        i = self.epc.index(pa)
-        if i < 0:
-            raise self._upf(leaf, la, "operand not in EPC", acc == WRITE)
+
+class EncluMixin:
+    """ENCLU[EENTER ... EACCEPTCOPY]."""
+
+    # -- helpers -------------------------------------------------------------------------
+    def _u_epc(self: Cpu, lp: LogicalProcessor, leaf: str, la: int, access: int) -> int:
+        """Translate a user operand; return its EPC index or #PF."""
+        pfn = self.walk(lp, la, access, user=True)
+        i = pfn - EPC_BASE_PFN
+        if not 0 <= i < self.epc_pages:
+            raise _pf(leaf, la, f"operand {la:#x} is not in the EPC", access == WRITE)
         return i
 
-    def _run(self, lp, fn, *args):
+    def _owned(self: Cpu, ctx: EnclaveContext, i: int, la: int) -> bool:
+        return self.epc.secs[i] == ctx.secs and self.epc.addr[i] == la & PAGE_MASK
+
+    def _in_enclave(self: Cpu, lp: LogicalProcessor, leaf: str) -> EnclaveContext:
+        if lp.enclave is None:
+            raise _gp(leaf, "executed outside enclave mode")
+        return lp.enclave
+
+    def _run_inside(self: Cpu, lp: LogicalProcessor, fn, *args):
+        """Run an in-enclave leaf; a fault it raises goes through an AEX."""
         try:
             return fn(lp, *args)
-        except HwFault as f:
-            raise self._fault(lp, f) from None
+        except HwFault as fault:
+            if lp.enclave is not None:
+                raise self.aex(lp, fault=fault) from None
+            raise
 
-    # -- EENTER / ERESUME -----------------------------------------------------------------
-    def eenter(self, lp, tcs: int, aep: int) -> EnclaveContext:
-        """SDM: EENTER.  Returns the enclave context; ``lp.regs`` hold RIP =
-        BASEADDR+OENTRY, RAX = CSSA, RBX = TCS, RCX = the return RIP."""
-        return self._run(lp, self._enter, tcs, aep, False)
+    def _secinfo_page(self: Cpu, lp: LogicalProcessor, ctx: EnclaveContext, leaf: str,
+                      la: int) -> Secinfo:
+        # The SECINFO must sit in a readable, accepted REG page of this enclave.
+        if la % Secinfo.ALIGN:
+            raise _gp(leaf, "SECINFO not 64-byte aligned")
+        if not ctx.in_elrange(la):
+            raise _gp(leaf, "SECINFO outside ELRANGE")
+        i = self._u_epc(lp, leaf, la, READ)
+        f = self.epc.flags[i]
+        if (not f & EPCM_VALID or not f & EPCM_R or f & (EPCM_PENDING | EPCM_MODIFIED | EPCM_BLOCKED)
+                or self.epc.pt[i] != PageType.PT_REG or not self._owned(ctx, i, la)):
+            raise _pf(leaf, la, "SECINFO page is not an accessible REG page of this enclave")
+        off = la & (PAGE_SIZE - 1)
+        si = Secinfo.unpack(self.epc.page(i)[off : off + Secinfo.SIZE])
+        if si.flags & SECINFO_ENCLU_RESERVED or any(si.reserved):
+            raise _gp(leaf, f"SECINFO reserved bits set (flags {si.flags:#x})")
+        return si
 
-    def eresume(self, lp, tcs: int, aep: int) -> EnclaveContext:
-        """SDM: ERESUME: the registers come back from SSA[CSSA-1]; CSSA -= 1."""
-        return self._run(lp, self._enter, tcs, aep, True)
-
-    def _enter(self, lp, tcs: int, aep: int, resume: bool) -> EnclaveContext:
-        L = "ERESUME" if resume else "EENTER"
+    # -- EENTER / ERESUME ------------------------------------------------------------------------
+    def _enter_checks(self: Cpu, lp: LogicalProcessor, leaf: str, tcs: int, aep: int):
         if lp.enclave is not None:
-            raise self._gp(L, "already in enclave mode")
+            raise _gp(leaf, "already in enclave mode")
         if tcs % PAGE_SIZE:
-            raise self._gp(L, "TCS not 4 KiB aligned")
-        ti = self._epc_of(lp, tcs, READ, L)
-        if not canonical(aep):
-            raise self._gp(L, "AEP not canonical")
+            raise _gp(leaf, "TCS not 4 KiB aligned")
+        ti = self._u_epc(lp, leaf, tcs, READ)
+        if not _canonical(aep):
+            raise _gp(leaf, "AEP not canonical")
         epc = self.epc
         f = epc.flags[ti]
         if (not f & EPCM_VALID or f & (EPCM_BLOCKED | EPCM_PENDING | EPCM_MODIFIED)
-                or epc.addr[ti] != tcs or epc.pt[ti] != PT_TCS):
-            raise self._upf(L, tcs, "EPCM(TCS) not a usable TCS page")
-        si = epc.secs[ti]
-        st = epc.secs_state[si]
-        tpage = epc.pages[ti]
-        state, tflags, ossa, cssa, nssa, oentry, _aep, ofs, ogs, _fl, _gl = _TCS_HEAD.unpack_from(
-            tpage)
-        if ossa & ~PAGE_MASK or ofs & ~PAGE_MASK or ogs & ~PAGE_MASK:
-            raise self._gp(L, "OSSA/OFSBASE/OGSBASE not page aligned")
-        if not canonical((st.base + ofs) & ((1 << 64) - 1)) or not canonical(
-                (st.base + ogs) & ((1 << 64) - 1)):
-            raise self._gp(L, "FS/GS base not canonical")
-        if tflags & ~_TCS_FLAGS_ALLOWED:
-            raise self._gp(L, "TCS.FLAGS reserved bits set")
-        if not st.attributes & A_INIT:
-            raise self._gp(L, "enclave not initialised")
-        if not st.attributes & A_MODE64BIT:
-            raise self._gp(L, "32-bit enclave entered from 64-bit mode")
-        if resume:
-            if cssa == 0:
-                raise self._gp(L, "CSSA = 0")
-            frame = cssa - 1
-        else:
-            if cssa >= nssa:
-                raise self._gp(L, "CSSA >= NSSA")
-            frame = cssa
-        # Every page of the SSA frame: paging R/W, then EPCM REG RW of this enclave.
-        fbase = st.base + ossa + PAGE_SIZE * st.ssa_frame_size * frame
-        gi = -1
+                or epc.addr[ti] != tcs or epc.pt[ti] != PageType.PT_TCS):
+            raise _pf(leaf, tcs, "EPCM(TCS) is not a valid, accepted PT_TCS page at this address")
+        t = Tcs.unpack(epc.page(ti))
+        secs_i = epc.secs[ti]
+        st = epc.secs_state[secs_i]
+        if t.ossa % PAGE_SIZE or t.ofsbase % PAGE_SIZE or t.ogsbase % PAGE_SIZE:
+            raise _gp(leaf, "OSSA, OFSBASE or OGSBASE not page aligned")
+        if not _canonical(st.base + t.ofsbase) or not _canonical(st.base + t.ogsbase):
+            raise _gp(leaf, "FS/GS base not canonical")
+        if t.flags & ~_TCS_FLAGS_VALID:
+            raise _gp(leaf, "TCS.FLAGS reserved bits set")
+        if not st.initialized:
+            raise _gp(leaf, "enclave not initialised")
+        if not st.attributes & Attribute.MODE64BIT:
+            raise _gp(leaf, "32-bit enclaves are not modelled in 64-bit mode")
+        return ti, t, secs_i, st
+
+    def _ssa_frame(self: Cpu, lp: LogicalProcessor, leaf: str, st, secs_i: int, t: Tcs,
+                   frame: int) -> tuple[int, list[int]]:
+        # Every page of the SSA frame must be a RW, accepted REG page of this enclave.
+        frame_la = st.base + t.ossa + frame * PAGE_SIZE * st.ssa_frame_size
+        pages = []
+        epc = self.epc
         for k in range(st.ssa_frame_size):
-            la = (fbase + k * PAGE_SIZE) & ((1 << 64) - 1)
-            gi = self._epc_of(lp, la, WRITE, L)
-            g = epc.flags[gi]
-            if (not g & EPCM_VALID or g & (EPCM_BLOCKED | EPCM_PENDING | EPCM_MODIFIED)
-                    or epc.pt[gi] != PT_REG or epc.secs[gi] != si or epc.addr[gi] != la
-                    or g & (EPCM_R | EPCM_W) != EPCM_R | EPCM_W):
-                raise self._upf(L, la, "SSA page not a RW REG page of this enclave", True)
-        if gi < 0:
-            raise self._gp(L, "SSAFRAMESIZE = 0")
-        if not canonical((st.base + oentry) & ((1 << 64) - 1)):
-            raise self._gp(L, "entry point not canonical")
-        if state:
-            raise self._gp(L, "TCS.STATE is ACTIVE")
-        goff = PAGE_SIZE - SSA_GPRSGX_SIZE
-        gpage = epc.pages[gi]
+            la = frame_la + k * PAGE_SIZE
+            i = self._u_epc(lp, leaf, la, WRITE)
+            f = epc.flags[i]
+            if (not f & EPCM_VALID or f & (EPCM_BLOCKED | EPCM_PENDING | EPCM_MODIFIED)
+                    or epc.pt[i] != PageType.PT_REG or epc.secs[i] != secs_i
+                    or epc.addr[i] != la or not f & EPCM_R or not f & EPCM_W):
+                raise _pf(leaf, la, "SSA page is not a RW, accepted REG page of this enclave", True)
+            pages.append(i)
+        return frame_la, pages
+
+    def _enter(self: Cpu, lp: LogicalProcessor, tcs: int, aep: int, ti: int, t: Tcs,
+               secs_i: int, st, frame_la: int, pages: list[int]) -> None:
+        from sgxsim.hw.cpu import EnclaveContext
+
+        lp.enclave = EnclaveContext(secs=secs_i, base=st.base, size=st.size, tcs=tcs, tcs_epc=ti,
+                                    aep=aep, ssa_pages=pages, ssa_la=frame_la)
+        page = self.epc.page(ti)
+        page[Tcs.OFF_STATE : Tcs.OFF_STATE + 8] = (1).to_bytes(8, "little")
+        page[Tcs.OFF_AEP : Tcs.OFF_AEP + 8] = aep.to_bytes(8, "little")
+        st.active.add(lp.id)
+
+    def eenter(self: Cpu, lp: LogicalProcessor, tcs: int, aep: int) -> None:
+        # SDM: EENTER
+        leaf = "EENTER"
+        ti, t, secs_i, st = self._enter_checks(lp, leaf, tcs, aep)
+        if t.cssa >= t.nssa:
+            raise _gp(leaf, "CSSA >= NSSA")
+        frame_la, pages = self._ssa_frame(lp, leaf, st, secs_i, t, t.cssa)
+        target = st.base + t.oentry
+        if not _canonical(target):
+            raise _gp(leaf, "entry point not canonical")
+        if t.state:
+            raise _gp(leaf, "TCS busy")
         regs = lp.regs
-        ctx = EnclaveContext(si, st.base, st.size, ti, tcs, aep, frame, gi, goff)
-        if resume:
-            ssa = SsaGpr.unpack(gpage[goff : goff + SSA_GPRSGX_SIZE])
-            for r in GPRS:
-                regs[r] = getattr(ssa, r)
-            regs["rflags"] = ssa.rflags
-            regs["rip"] = ssa.rip
-            struct.pack_into("<I", tpage, Tcs.OFF_CSSA, cssa - 1)
-        else:
-            # Save URSP/URBP into the frame's GPR area; RCX = return RIP, RAX = CSSA.
-            struct.pack_into("<QQ", gpage, goff + SsaGpr.OFF_URSP, regs["rsp"] & ((1 << 64) - 1),
-                             regs["rbp"] & ((1 << 64) - 1))
-            regs["rcx"] = regs["rip"] + ENCLU_LEN
-            regs["rax"] = cssa
-            regs["rbx"] = tcs
-            regs["rip"] = (st.base + oentry) & ((1 << 64) - 1)
-        _Q.pack_into(tpage, Tcs.OFF_AEP, aep)
-        # Reference §12 item 6: the pseudocode never sets STATE; EENTER does.
-        _Q.pack_into(tpage, Tcs.OFF_STATE, 1)
-        lp.enclave = ctx
-        st.active.add(lp.index)
-        return ctx
+        ret = (regs.get("rip", 0) + _ENCLU_LEN) & U64
+        # Save URSP/URBP in the SSA's GPR area.
+        gpr_page = self.epc.page(pages[-1])
+        gpr = SsaGpr.unpack(gpr_page[_GPR_OFF:])
+        gpr_page[_GPR_OFF:] = gpr.replace(ursp=regs.get("rsp", 0), urbp=regs.get("rbp", 0)).pack()
+        self._enter(lp, tcs, aep, ti, t, secs_i, st, frame_la, pages)
+        regs.update(rcx=ret, rax=t.cssa, rbx=tcs, rip=target)
+        self.count("eenter")
 
-    # -- EEXIT ---------------------------------------------------------------------------
-    def eexit(self, lp, target: int) -> None:
-        """SDM: EEXIT: RIP = target, RCX = AEP, leave enclave mode."""
-        self._run(lp, self._eexit, target)
+    def eresume(self: Cpu, lp: LogicalProcessor, tcs: int, aep: int) -> None:
+        # SDM: ERESUME
+        leaf = "ERESUME"
+        ti, t, secs_i, st = self._enter_checks(lp, leaf, tcs, aep)
+        if t.cssa == 0:
+            raise _gp(leaf, "CSSA = 0: nothing to resume")
+        if t.cssa > t.nssa:
+            raise _gp(leaf, "CSSA > NSSA")
+        frame_la, pages = self._ssa_frame(lp, leaf, st, secs_i, t, t.cssa - 1)
+        if t.state:
+            raise _gp(leaf, "TCS busy")
+        gpr = SsaGpr.unpack(self.epc.page(pages[-1])[_GPR_OFF:])
+        if not _canonical(gpr.rip):
+            raise _gp(leaf, "saved RIP not canonical")
+        self._enter(lp, tcs, aep, ti, t, secs_i, st, frame_la, pages)
+        page = self.epc.page(ti)
+        page[Tcs.OFF_CSSA : Tcs.OFF_CSSA + 4] = (t.cssa - 1).to_bytes(4, "little")
+        lp.regs.update({k: getattr(gpr, k) for k in _GPR_NAMES})
+        self.count("eresume")
 
-    def _eexit(self, lp, target: int) -> None:
-        ctx = self._inside(lp, "EEXIT")
-        if not canonical(target):
-            raise self._gp("EEXIT", "target not canonical")
-        lp.regs["rip"] = target
-        lp.regs["rcx"] = ctx.aep
-        _Q.pack_into(self.epc.pages[ctx.tcs], Tcs.OFF_STATE, 0)
-        self._leave(lp)
+    # -- EEXIT -----------------------------------------------------------------------------------------
+    def eexit(self: Cpu, lp: LogicalProcessor, target: int) -> None:
+        # SDM: EEXIT
+        ctx = self._in_enclave(lp, "EEXIT")
+        if not _canonical(target):
+            raise self.aex(lp, fault=_gp("EEXIT", "target not canonical"))
+        page = self.epc.page(ctx.tcs_epc)
+        page[Tcs.OFF_STATE : Tcs.OFF_STATE + 8] = bytes(8)
+        lp.regs.update(rip=target, rcx=ctx.aep)
+        self._leave_enclave(lp)
+        self.count("eexit")
 
-    # -- the SECINFO operand of EACCEPT/EACCEPTCOPY/EMODPE --------------------------------
-    def _secinfo_operand(self, lp, ctx: EnclaveContext, la: int, leaf: str) -> int:
-        """SECINFO in a readable, accepted REG page of this enclave (the EPCM
-        rules of the access check): returns SECINFO.FLAGS."""
-        pa = self.check(lp, la, READ)
-        raw = self._phys_read(pa, 64)
-        flags = _Q.unpack_from(raw)[0]
-        if flags & SECINFO_RESERVED_MASK or any(raw[8:]):
-            raise self._gp(leaf, "SECINFO reserved bits set")
-        return flags
+    # -- EACCEPT ---------------------------------------------------------------------------------------
+    def eaccept(self: Cpu, lp: LogicalProcessor, secinfo: int, page: int) -> int:
+        # SDM: EACCEPT
+        ctx = self._in_enclave(lp, "EACCEPT")
+        return self._run_inside(lp, self._eaccept, ctx, secinfo, page)
 
-    # -- EACCEPT ---------------------------------------------------------------------------
-    def eaccept(self, lp, secinfo: int, page: int) -> int:
-        """SDM: EACCEPT (reference §12 item 3: ENCLAVEADDRESS vs RBX & ~0xFFF;
-        the TCS content checks only for PT_TCS)."""
-        return self._run(lp, self._eaccept, secinfo, page)
-
-    def _eaccept(self, lp, secinfo: int, page: int) -> int:
-        L = "EACCEPT"
-        ctx = self._inside(lp, L)
-        if secinfo % 64:
-            raise self._gp(L, "SECINFO not 64-byte aligned")
-        self._in_elrange(ctx, secinfo, L, "SECINFO")
-        flags = self._secinfo_operand(lp, ctx, secinfo, L)
+    def _eaccept(self: Cpu, lp: LogicalProcessor, ctx: EnclaveContext, secinfo: int,
+                 page: int) -> int:
+        leaf = "EACCEPT"
+        si = self._secinfo_page(lp, ctx, leaf, secinfo)
         if page % PAGE_SIZE:
-            raise self._gp(L, "RCX not 4 KiB aligned")
-        self._in_elrange(ctx, page, L, "RCX")
-        i = self._epc_of(lp, page, READ, L)
-        pt = flags >> SECINFO_PT_SHIFT
-        pr, pend, mod = flags & SecinfoFlags.PR, flags & SecinfoFlags.PENDING, flags & (
-            SecinfoFlags.MODIFIED)
-        if not ((pt == PT_REG and (pr or pend) and not mod)
-                or (pt in (PT_TCS, PT_TRIM) and not pr and not pend and mod)):
-            raise self._gp(L, f"SECINFO {flags:#x} is not a legal request")
+            raise _gp(leaf, "RCX not 4 KiB aligned")
+        if not ctx.in_elrange(page):
+            raise _gp(leaf, "RCX outside ELRANGE")
+        i = self._u_epc(lp, leaf, page, READ)
+        sflags = si.flags
+        spt = (sflags & SECINFO_PT_MASK) >> SECINFO_PT_SHIFT
+        pending, modified, pr = sflags & 0x8, sflags & 0x10, sflags & 0x20
+        legal = (spt == PageType.PT_REG and (pr or pending) and not modified) or (
+            spt in (PageType.PT_TCS, PageType.PT_TRIM) and not pr and not pending and modified)
+        if not legal:
+            raise _gp(leaf, f"SECINFO {sflags:#x} is not a legal EACCEPT request")
         epc = self.epc
         f = epc.flags[i]
-        if (not f & EPCM_VALID or f & EPCM_BLOCKED or epc.pt[i] not in (PT_REG, PT_TCS, PT_TRIM)
-                or epc.secs[i] != ctx.secs):
-            raise self._upf(L, page, "EPCM(RCX) not acceptable")
-        if (epc.addr[i] != page or bool(f & EPCM_PENDING) != bool(pend)
-                or bool(f & EPCM_MODIFIED) != bool(mod)
-                or f & EPCM_RWX != flags & SECINFO_PERM_MASK or epc.pt[i] != pt):
-            return self._ret(L, SgxReturn.SGX_PAGE_ATTRIBUTES_MISMATCH)
-        st = epc.secs_state[ctx.secs]
-        if f & (EPCM_PR | EPCM_MODIFIED) and not self._tracked(st, i):
-            return self._ret(L, SgxReturn.SGX_NOT_TRACKED)
-        if pt == PT_TCS:
-            tp = epc.pages[i]
-            state, tflags, _o, cssa, nssa, _e, aep, _f, _g, fsl, gsl = _TCS_HEAD.unpack_from(tp)
-            if any(tp[_TCS_HEAD.size :]):
-                raise self._gp(L, "TCS reserved area not 0")
-            if tflags & Tcs.FLAGS_DBGOPTIN or cssa >= nssa or aep or state:
-                raise self._gp(L, "TCS contents not acceptable")
-            if not st.attributes & A_MODE64BIT and (
-                    fsl & 0xFFF != 0xFFF or gsl & 0xFFF != 0xFFF):
-                raise self._gp(L, "TCS FS/GS limit")
+        if (not f & EPCM_VALID or f & EPCM_BLOCKED or epc.secs[i] != ctx.secs
+                or epc.pt[i] not in (PageType.PT_REG, PageType.PT_TCS, PageType.PT_TRIM)):
+            raise _pf(leaf, page, "EPCM(RCX) is not a valid page of this enclave")
+        mismatch = []
+        if epc.addr[i] != page:
+            mismatch.append("ENCLAVEADDRESS")
+        if bool(f & EPCM_PENDING) != bool(pending):
+            mismatch.append("PENDING")
+        if bool(f & EPCM_MODIFIED) != bool(modified):
+            mismatch.append("MODIFIED")
+        if f & EPCM_RWX != perms_to_epcm(sflags):
+            mismatch.append("RWX")
+        if epc.pt[i] != spt:
+            mismatch.append("PT")
+        if mismatch:
+            self.trace.note("hw", f"SDM: {leaf}", "SGX_PAGE_ATTRIBUTES_MISMATCH", ", ".join(mismatch))
+            return int(SgxReturn.SGX_PAGE_ATTRIBUTES_MISMATCH)
+        if f & (EPCM_PR | EPCM_MODIFIED) and not self.tracked(i):
+            self.trace.note("hw", f"SDM: {leaf}", "SGX_NOT_TRACKED", "tracking not complete")
+            return int(SgxReturn.SGX_NOT_TRACKED)
+        if epc.pt[i] == PageType.PT_TCS:
+            t = Tcs.unpack(epc.page(i))
+            if (any(t.reserved) or t.flags & Tcs.FLAGS_DBGOPTIN or t.cssa >= t.nssa or t.aep
+                    or t.state):
+                raise _gp(leaf, "TCS contents not valid for a new TCS")
         epc.flags[i] = f & ~(EPCM_PENDING | EPCM_MODIFIED | EPCM_PR)
         return 0
 
-    # -- EACCEPTCOPY -------------------------------------------------------------------------
-    def eacceptcopy(self, lp, secinfo: int, dst: int, src: int) -> int:
-        """SDM: EACCEPTCOPY (reference §12 item 10: the R test is on the
-        source, the BLOCKED test on the destination)."""
-        return self._run(lp, self._eacceptcopy, secinfo, dst, src)
+    # -- EACCEPTCOPY -------------------------------------------------------------------------------------
+    def eacceptcopy(self: Cpu, lp: LogicalProcessor, secinfo: int, dst: int, src: int) -> int:
+        # SDM: EACCEPTCOPY (reference §12 item 10: operands of the R/BLOCKED tests swapped back)
+        ctx = self._in_enclave(lp, "EACCEPTCOPY")
+        return self._run_inside(lp, self._eacceptcopy, ctx, secinfo, dst, src)
 
-    def _eacceptcopy(self, lp, secinfo: int, dst: int, src: int) -> int:
-        L = "EACCEPTCOPY"
-        ctx = self._inside(lp, L)
-        if secinfo % 64 or dst % PAGE_SIZE or src % PAGE_SIZE:
-            raise self._gp(L, "operand misaligned")
-        for la, what in ((secinfo, "SECINFO"), (dst, "RCX"), (src, "RDX")):
-            self._in_elrange(ctx, la, L, what)
-        flags = self._secinfo_operand(lp, ctx, secinfo, L)
-        di = self._epc_of(lp, dst, WRITE, L)
-        si = self._epc_of(lp, src, READ, L)
-        if (flags & SecinfoFlags.W and not flags & SecinfoFlags.R) or (
-                flags >> SECINFO_PT_SHIFT != PT_REG):
-            raise self._gp(L, "SECINFO not a legal REG request")
+    def _eacceptcopy(self: Cpu, lp: LogicalProcessor, ctx: EnclaveContext, secinfo: int,
+                     dst: int, src: int) -> int:
+        leaf = "EACCEPTCOPY"
+        if secinfo % Secinfo.ALIGN or dst % PAGE_SIZE or src % PAGE_SIZE:
+            raise _gp(leaf, "operand misaligned")
+        if not (ctx.in_elrange(secinfo) and ctx.in_elrange(dst) and ctx.in_elrange(src)):
+            raise _gp(leaf, "operand outside ELRANGE")
+        si = self._secinfo_page(lp, ctx, leaf, secinfo)
+        di = self._u_epc(lp, leaf, dst, WRITE)
+        sri = self._u_epc(lp, leaf, src, READ)
+        sflags = si.flags
+        if sflags & 0x2 and not sflags & 0x1:
+            raise _gp(leaf, "SECINFO W without R")
+        if (sflags & SECINFO_PT_MASK) >> SECINFO_PT_SHIFT != PageType.PT_REG:
+            raise _gp(leaf, "SECINFO.PT is not PT_REG")
         epc = self.epc
-        g = epc.flags[si]
-        if (not g & EPCM_VALID or not g & EPCM_R
-                or g & (EPCM_PENDING | EPCM_MODIFIED | EPCM_BLOCKED)
-                or epc.pt[si] != PT_REG or epc.secs[si] != ctx.secs or epc.addr[si] != src):
-            raise self._upf(L, src, "source not a readable REG page of this enclave")
-        f = epc.flags[di]
-        if not f & EPCM_VALID or f & EPCM_BLOCKED or epc.secs[di] != ctx.secs:
-            raise self._upf(L, dst, "destination not a page of this enclave", True)
-        if not f & EPCM_PENDING or f & EPCM_MODIFIED or epc.pt[di] != PT_REG:
-            return self._ret(L, SgxReturn.SGX_PAGE_ATTRIBUTES_MISMATCH)
-        if f & EPCM_RWX != EPCM_R | EPCM_W or epc.addr[di] != dst:
-            return self._ret(L, SgxReturn.SGX_PAGE_ATTRIBUTES_MISMATCH)
-        epc.pages[di][:] = epc.pages[si]
-        epc.flags[di] = (f & ~(EPCM_RWX | EPCM_PENDING)) | (flags & SECINFO_PERM_MASK)
+        sf = epc.flags[sri]
+        if (not sf & EPCM_VALID or not sf & EPCM_R
+                or sf & (EPCM_PENDING | EPCM_MODIFIED | EPCM_BLOCKED)
+                or epc.pt[sri] != PageType.PT_REG or not self._owned(ctx, sri, src)):
+            raise _pf(leaf, src, "source is not a readable, accepted REG page of this enclave")
+        df = epc.flags[di]
+        if (not df & EPCM_VALID or not df & EPCM_PENDING or df & EPCM_MODIFIED
+                or epc.pt[di] != PageType.PT_REG or epc.secs[di] != ctx.secs):
+            self.trace.note("hw", f"SDM: {leaf}", "SGX_PAGE_ATTRIBUTES_MISMATCH", "destination")
+            return int(SgxReturn.SGX_PAGE_ATTRIBUTES_MISMATCH)
+        if df & EPCM_RWX != EPCM_R | EPCM_W or epc.addr[di] != dst:
+            self.trace.note("hw", f"SDM: {leaf}", "SGX_PAGE_ATTRIBUTES_MISMATCH", "destination")
+            return int(SgxReturn.SGX_PAGE_ATTRIBUTES_MISMATCH)
+        epc.data[di] = bytearray(epc.page(sri))
+        epc.flags[di] = (df & ~(EPCM_RWX | EPCM_PENDING)) | perms_to_epcm(sflags)
         return 0
 
-    # -- EMODPE ------------------------------------------------------------------------------
-    def emodpe(self, lp, secinfo: int, page: int) -> None:
-        """SDM: EMODPE (the #GP after the R=0/W=1 test, lost in the SDM-2023
-        HTML, is kept: reference §12 item 11)."""
-        self._run(lp, self._emodpe, secinfo, page)
+    # -- EMODPE ------------------------------------------------------------------------------------------
+    def emodpe(self: Cpu, lp: LogicalProcessor, secinfo: int, page: int) -> None:
+        # SDM: EMODPE (reference §12 item 11: the R=0/W=1 test raises #GP)
+        ctx = self._in_enclave(lp, "EMODPE")
+        self._run_inside(lp, self._emodpe, ctx, secinfo, page)
 
-    def _emodpe(self, lp, secinfo: int, page: int) -> None:
-        L = "EMODPE"
-        ctx = self._inside(lp, L)
-        if secinfo % 64 or page % PAGE_SIZE:
-            raise self._gp(L, "operand misaligned")
-        self._in_elrange(ctx, secinfo, L, "SECINFO")
-        self._in_elrange(ctx, page, L, "RCX")
-        flags = self._secinfo_operand(lp, ctx, secinfo, L)
-        i = self._epc_of(lp, page, READ, L)
+    def _emodpe(self: Cpu, lp: LogicalProcessor, ctx: EnclaveContext, secinfo: int,
+                page: int) -> None:
+        leaf = "EMODPE"
+        if secinfo % Secinfo.ALIGN or page % PAGE_SIZE:
+            raise _gp(leaf, "operand misaligned")
+        if not (ctx.in_elrange(secinfo) and ctx.in_elrange(page)):
+            raise _gp(leaf, "operand outside ELRANGE")
+        si = self._secinfo_page(lp, ctx, leaf, secinfo)
+        i = self._u_epc(lp, leaf, page, READ)
         epc = self.epc
         f = epc.flags[i]
         if (not f & EPCM_VALID or f & (EPCM_PENDING | EPCM_MODIFIED | EPCM_BLOCKED)
-                or epc.pt[i] != PT_REG or epc.secs[i] != ctx.secs or epc.addr[i] != page):
-            raise self._upf(L, page, "EPCM(RCX) not an accepted REG page of this enclave")
-        if not f & EPCM_R and not flags & SecinfoFlags.R and flags & SecinfoFlags.W:
-            raise self._gp(L, "W without R")
-        epc.flags[i] = f | (flags & SECINFO_PERM_MASK)
+                or epc.pt[i] != PageType.PT_REG or not self._owned(ctx, i, page)):
+            raise _pf(leaf, page, "target is not an accepted REG page of this enclave")
+        if not f & EPCM_R and not si.flags & 0x1 and si.flags & 0x2:
+            raise _gp(leaf, "would give W without R")
+        epc.flags[i] = f | perms_to_epcm(si.flags)
 
-    # -- EREPORT / EGETKEY -------------------------------------------------------------------
-    def _key(self, label: bytes, *parts: bytes) -> bytes:
-        h = hmac.new(self.secret, label, hashlib.sha256)
-        for p in parts:
-            h.update(p)
-        return h.digest()[:16]
+    # -- EREPORT / EGETKEY ------------------------------------------------------------------------------------
+    def _data_operand(self: Cpu, lp, ctx, leaf: str, la: int, align: int, write: bool) -> int:
+        if la % align:
+            raise _gp(leaf, f"operand {la:#x} not {align}-byte aligned")
+        if not ctx.in_elrange(la):
+            raise _gp(leaf, "operand outside ELRANGE")
+        i = self._u_epc(lp, leaf, la, WRITE if write else READ)
+        f = self.epc.flags[i]
+        need = EPCM_W if write else EPCM_R
+        if (not f & EPCM_VALID or f & (EPCM_BLOCKED | EPCM_PENDING | EPCM_MODIFIED)
+                or self.epc.pt[i] != PageType.PT_REG or not self._owned(ctx, i, la)
+                or not f & need):
+            raise _pf(leaf, la, "operand page not accessible to the enclave", write)
+        return i
 
-    def report_key(self, mrenclave: bytes, attributes: int, xfrm: int, miscselect: int) -> bytes:
-        """The REPORT key of the enclave with this identity."""
-        return self._key(b"REPORT", mrenclave, struct.pack("<QQI", attributes, xfrm, miscselect))
+    def _key(self: Cpu, *parts: bytes) -> bytes:
+        return hmac.new(self.secret, b"|".join(parts), hashlib.sha256).digest()[:16]
 
-    def ereport(self, lp, targetinfo: int, reportdata: int, out: int) -> None:
-        """SDM: EREPORT: a REPORT MACed with the target enclave's REPORT key."""
-        self._run(lp, self._ereport, targetinfo, reportdata, out)
+    def ereport(self: Cpu, lp: LogicalProcessor, targetinfo: int, reportdata: int, out: int) -> None:
+        # SDM: EREPORT
+        ctx = self._in_enclave(lp, "EREPORT")
+        self._run_inside(lp, self._ereport, ctx, targetinfo, reportdata, out)
 
-    def _ereport(self, lp, targetinfo: int, reportdata: int, out: int) -> None:
-        L = "EREPORT"
-        ctx = self._inside(lp, L)
-        if targetinfo % 512 or reportdata % 128 or out % 512:
-            raise self._gp(L, "operand misaligned")
-        for la, what in ((targetinfo, "TARGETINFO"), (reportdata, "REPORTDATA"), (out, "OUTPUT")):
-            self._in_elrange(ctx, la, L, what)
-        ti_pa = self.check(lp, targetinfo, READ)
-        rd_pa = self.check(lp, reportdata, READ)
-        out_pa = self.check(lp, out, WRITE)
-        ti = Targetinfo.unpack(self._phys_read(ti_pa, Targetinfo.SIZE))
-        st = self.epc.secs_state[ctx.secs]
-        rep = Report(miscselect=st.miscselect, attributes=int(st.attributes), xfrm=st.xfrm,
-                     mrenclave=st.mrenclave, mrsigner=st.mrsigner, isvprodid=st.isv_prod_id,
-                     isvsvn=st.isv_svn, reportdata=self._phys_read(rd_pa, 64),
-                     keyid=self._key(b"KEYID") * 2)
-        raw = rep.pack()
-        key = self.report_key(bytes(ti.mrenclave), ti.attributes, ti.xfrm, ti.miscselect)
-        mac = hmac.new(key, raw[:384], hashlib.sha256).digest()[:16]  # MAC over [0, 384)
-        self._phys_write(out_pa, raw[:416] + mac)
+    def _ereport(self: Cpu, lp, ctx, targetinfo: int, reportdata: int, out: int) -> None:
+        leaf = "EREPORT"
+        ti = self._data_operand(lp, ctx, leaf, targetinfo, Targetinfo.ALIGN, False)
+        ri = self._data_operand(lp, ctx, leaf, reportdata, 128, False)
+        oi = self._data_operand(lp, ctx, leaf, out, Report.ALIGN, True)
+        epc = self.epc
+        toff, roff, ooff = (targetinfo & 0xFFF, reportdata & 0xFFF, out & 0xFFF)
+        target = Targetinfo.unpack(epc.page(ti)[toff : toff + Targetinfo.SIZE])
+        st = epc.secs_state[ctx.secs]
+        rep = Report(miscselect=st.miscselect, attributes=st.attributes, xfrm=st.xfrm,
+                     mrenclave=st.mrenclave, mrsigner=st.mrsigner, isvprodid=st.isvprodid,
+                     isvsvn=st.isvsvn, reportdata=bytes(epc.page(ri)[roff : roff + 64]),
+                     keyid=hashlib.sha256(self.secret + b"KEYID").digest())
+        body = rep.pack()[:384]
+        key = self._key(b"REPORT", target.mrenclave, target.attributes.to_bytes(8, "little"))
+        rep.mac = hmac.new(key, body, hashlib.sha256).digest()[:16]
+        epc.page(oi)[ooff : ooff + Report.SIZE] = rep.pack()
 
-    def egetkey(self, lp, keyrequest: int, out: int) -> int:
-        """SDM: EGETKEY: a 128-bit key derived from the CPU secret and the
-        enclave identity the KEYPOLICY selects."""
-        return self._run(lp, self._egetkey, keyrequest, out)
+    def report_key(self: Cpu, mrenclave: bytes, attributes: int) -> bytes:
+        """The REPORT key of an enclave (what its EGETKEY(REPORT) returns)."""
+        return self._key(b"REPORT", mrenclave, attributes.to_bytes(8, "little"))
 
-    def _egetkey(self, lp, keyrequest: int, out: int) -> int:
-        L = "EGETKEY"
-        ctx = self._inside(lp, L)
-        if keyrequest % 512 or out % 16:
-            raise self._gp(L, "operand misaligned")
-        # Reference §12 item 7: "within ELRANGE -> #GP" read as "not within".
-        self._in_elrange(ctx, keyrequest, L, "KEYREQUEST")
-        self._in_elrange(ctx, out, L, "OUTPUTDATA")
-        kr_pa = self.check(lp, keyrequest, READ)
-        out_pa = self.check(lp, out, WRITE)
-        kr = Keyrequest.unpack(self._phys_read(kr_pa, Keyrequest.SIZE))
-        st = self.epc.secs_state[ctx.secs]
-        if any(kr.reserved1) or any(kr.reserved2) or kr.keypolicy & ~0x3F:
-            raise self._gp(L, "KEYREQUEST reserved bits set")
-        if not st.attributes & Attribute.KSS and (kr.keypolicy & 0x3C or kr.configsvn):
-            raise self._gp(L, "KSS policy bits without KSS")
-        name = kr.keyname
-        if name > Keyrequest.KEYNAME_SEAL:
-            return self._ret(L, SgxReturn.SGX_INVALID_KEYNAME)
-        if name == Keyrequest.KEYNAME_EINITTOKEN and not st.attributes & Attribute.EINITTOKENKEY:
-            return self._ret(L, SgxReturn.SGX_INVALID_ATTRIBUTE)
-        if name in (Keyrequest.KEYNAME_PROVISION, Keyrequest.KEYNAME_PROVISION_SEAL) and not (
-                st.attributes & Attribute.PROVISIONKEY):
-            return self._ret(L, SgxReturn.SGX_INVALID_ATTRIBUTE)
-        if name != Keyrequest.KEYNAME_REPORT:
-            if any(kr.cpusvn):  # beyond the model platform's CPUSVN (all zero)
-                return self._ret(L, SgxReturn.SGX_INVALID_CPUSVN)
-            if kr.isvsvn > st.isv_svn:
-                return self._ret(L, SgxReturn.SGX_INVALID_ISVSVN)
+    def egetkey(self: Cpu, lp: LogicalProcessor, keyrequest: int, out: int) -> int:
+        # SDM: EGETKEY (reference §12 item 7: "not within ELRANGE")
+        ctx = self._in_enclave(lp, "EGETKEY")
+        return self._run_inside(lp, self._egetkey, ctx, keyrequest, out)
+
+    def _egetkey(self: Cpu, lp, ctx, keyrequest: int, out: int) -> int:
+        leaf = "EGETKEY"
+        ki = self._data_operand(lp, ctx, leaf, keyrequest, Keyrequest.ALIGN, False)
+        oi = self._data_operand(lp, ctx, leaf, out, 16, True)
+        epc = self.epc
+        koff = keyrequest & 0xFFF
+        req = Keyrequest.unpack(epc.page(ki)[koff : koff + Keyrequest.SIZE])
+        st = epc.secs_state[ctx.secs]
+        if any(req.reserved1) or any(req.reserved2) or req.keypolicy & ~0x3F:
+            raise _gp(leaf, "KEYREQUEST reserved bits set")
+        if not st.attributes & Attribute.KSS and (req.keypolicy & 0x3C or req.configsvn):
+            raise _gp(leaf, "KSS key policy without KSS")
+        name = req.keyname
+        if name in (Keyrequest.KEYNAME_PROVISION, Keyrequest.KEYNAME_PROVISION_SEAL):
+            if not st.attributes & Attribute.PROVISIONKEY:
+                return int(SgxReturn.SGX_INVALID_ATTRIBUTE)
+        elif name == Keyrequest.KEYNAME_EINITTOKEN:
+            if not st.attributes & Attribute.EINITTOKENKEY:
+                return int(SgxReturn.SGX_INVALID_ATTRIBUTE)
+        elif name not in (Keyrequest.KEYNAME_REPORT, Keyrequest.KEYNAME_SEAL):
+            return int(SgxReturn.SGX_INVALID_KEYNAME)
+        if any(req.cpusvn):
+            return int(SgxReturn.SGX_INVALID_CPUSVN)
+        if req.isvsvn > st.isvsvn:
+            return int(SgxReturn.SGX_INVALID_ISVSVN)
         if name == Keyrequest.KEYNAME_REPORT:
-            key = self.report_key(st.mrenclave, int(st.attributes), st.xfrm, st.miscselect)
+            key = self.report_key(st.mrenclave, st.attributes)
         else:
-            pol = kr.keypolicy
-            attrs = (int(st.attributes) & kr.attributemask) | _SEAL_ATTR_ALWAYS
-            ident = (st.mrenclave if pol & Keyrequest.POLICY_MRENCLAVE else bytes(32)) + (
-                st.mrsigner if pol & Keyrequest.POLICY_MRSIGNER else bytes(32))
-            prod = 0 if pol & Keyrequest.POLICY_NOISVPRODID else st.isv_prod_id
-            key = self._key(b"KEY", struct.pack("<HH", name, pol), ident,
-                            struct.pack("<QQIHH", attrs, st.xfrm & kr.xfrmmask,
-                                        st.miscselect & kr.miscmask, prod, kr.isvsvn),
-                            bytes(kr.keyid))
-        self._phys_write(out_pa, key)
+            ident = []
+            if req.keypolicy & Keyrequest.POLICY_MRENCLAVE:
+                ident.append(st.mrenclave)
+            if req.keypolicy & Keyrequest.POLICY_MRSIGNER:
+                ident.append(st.mrsigner)
+            # Sealing always includes INIT|DEBUG in the attributes.
+            attr = st.attributes & (req.attributemask | 0x3)
+            key = self._key(name.to_bytes(2, "little"), *ident, attr.to_bytes(8, "little"),
+                            req.isvsvn.to_bytes(2, "little"), req.keyid)
+        epc.page(oi)[out & 0xFFF : (out & 0xFFF) + 16] = key
         return 0
 
+    # -- identity, for the code that runs inside -------------------------------------------------------
+    def enclave_identity(self: Cpu, lp: LogicalProcessor) -> bytes:
+        """MRENCLAVE of the enclave the LP is executing (selects its code)."""
+        ctx = self._in_enclave(lp, "identity")
+        return self.epc.secs_state[ctx.secs].mrenclave
 
-__all__ = ["EncluLeaves", "EPCM_X"]
+
+__all__ = ["EncluMixin", "EPCM_X"]

@@ -1,129 +1,153 @@
-"""The EPC and the EPCM (SDM Table 38-27; reference sgx-hardware.md §2, §7).
+"""The EPC and its EPCM (SDM Table 38-27; reference sgx-hardware.md §2).
 
-Page contents are sparse: a 4 KiB ``bytearray`` exists only for a VALID page.
-The EPCM is a set of parallel compact arrays indexed by EPC page number, so
-that a 1,048,576-page EPC costs ~18 bytes of metadata per page:
-
-- ``flags``  (1 byte): VALID, R, W, X, BLOCKED, PENDING, MODIFIED, PR
-- ``pt``     (1 byte): EPCM.PT
-- ``secs``   (array('I')): ENCLAVESECS as the EPC index of the owning SECS
-- ``addr``   (array('Q')): ENCLAVEADDRESS
-- ``epoch``  (array('I')): the tracking epoch recorded by EBLOCK/EMODPR/EMODT
-
-The hidden, implementation-placed SECS fields (EID, running measurement,
-tracking state; reference §13 item 4) live in :class:`SecsState`, one per
-valid SECS page, outside the 4 KiB image.
+The EPCM is stored as parallel compact arrays indexed by EPC page number, so
+that metadata costs a few bytes per page (18 here) whatever the EPC size;
+page contents exist only for valid pages.  State the SDM keeps in hidden
+SECS fields (the running measurement, EID, MRSIGNER, tracking state) lives in
+a :class:`SecsState` per SECS page.
 """
 
 from __future__ import annotations
 
 from array import array
+from dataclasses import dataclass, field
+from typing import NamedTuple
 
-from sgxsim.hw.consts import PAGE_SHIFT, PAGE_SIZE
+from sgxsim.hw.consts import PAGE_SHIFT, PAGE_SIZE, PageType
 from sgxsim.hw.measure import Measurement
 from sgxsim.hw.memory import EPC_BASE
 
-# EPCM flag bits (one byte per page).  R/W/X share the SECINFO bit positions
-# so that SECINFO.FLAGS & 7 is the permission field as is.
-EPCM_R = 0x01
-EPCM_W = 0x02
-EPCM_X = 0x04
-EPCM_RWX = 0x07
-EPCM_BLOCKED = 0x08
-EPCM_PENDING = 0x10
-EPCM_MODIFIED = 0x20
-EPCM_PR = 0x40
-EPCM_VALID = 0x80
+# One byte of EPCM flags per page.
+EPCM_VALID = 1 << 0
+EPCM_R = 1 << 1
+EPCM_W = 1 << 2
+EPCM_X = 1 << 3
+EPCM_BLOCKED = 1 << 4
+EPCM_PENDING = 1 << 5
+EPCM_MODIFIED = 1 << 6
+EPCM_PR = 1 << 7
+EPCM_RWX = EPCM_R | EPCM_W | EPCM_X
+EPCM_STATE = EPCM_PENDING | EPCM_MODIFIED | EPCM_PR
 
 
+def perms_to_epcm(secinfo_rwx: int) -> int:
+    """SECINFO R/W/X (bits 0-2) to EPCM R/W/X bits."""
+    return (secinfo_rwx & 0x7) << 1
+
+
+def epcm_to_perms(flags: int) -> int:
+    return (flags >> 1) & 0x7
+
+
+class EpcmEntry(NamedTuple):
+    """A read-only view of one EPCM entry (for the kernel's checks and tests)."""
+
+    valid: bool
+    r: bool
+    w: bool
+    x: bool
+    pt: int
+    enclavesecs: int
+    enclaveaddress: int
+    blocked: bool
+    pending: bool
+    modified: bool
+    pr: bool
+
+    @property
+    def perms(self) -> int:
+        return int(self.r) | int(self.w) << 1 | int(self.x) << 2
+
+
+@dataclass(slots=True)
 class SecsState:
-    """The parts of a SECS the CPU keeps besides its 4 KiB image: identity,
-    the running MRENCLAVE, the tracking state (reference §7) and the count
-    of valid child pages (EREMOVE/EWB SGX_CHILD_PRESENT)."""
+    """What the CPU keeps about an enclave besides the architectural SECS bytes."""
 
-    __slots__ = (
-        "eid", "base", "size", "ssa_frame_size", "miscselect", "attributes", "xfrm",
-        "measurement", "mrenclave", "mrsigner", "isv_prod_id", "isv_svn", "padding",
-        "children", "epoch", "tracking_set", "active",
-    )
-
-    def __init__(self, eid: int, base: int, size: int, ssa_frame_size: int, miscselect: int,
-                 attributes: int, xfrm: int) -> None:
-        self.eid = eid
-        self.base = base
-        self.size = size
-        self.ssa_frame_size = ssa_frame_size
-        self.miscselect = miscselect
-        self.attributes = attributes
-        self.xfrm = xfrm
-        self.measurement = Measurement()
-        self.mrenclave = bytes(32)
-        self.mrsigner = bytes(32)
-        self.isv_prod_id = 0
-        self.isv_svn = 0
-        self.padding = b""
-        self.children = 0
-        # Tracking (reference §7): epoch, the LPs inside at the last ETRACK
-        # that have not left since, and the LPs inside now.
-        self.epoch = 1
-        self.tracking_set: set[int] = set()
-        self.active: set[int] = set()
+    base: int
+    size: int
+    ssa_frame_size: int
+    miscselect: int
+    attributes: int
+    xfrm: int
+    eid: int
+    measurement: Measurement
+    initialized: bool = False
+    mrenclave: bytes = bytes(32)
+    mrsigner: bytes = bytes(32)
+    isvprodid: int = 0
+    isvsvn: int = 0
+    padding: bytes = b""
+    # Tracking (reference §7): the epoch counter, the LPs that were inside at
+    # the last ETRACK and have not left since, the highest epoch whose
+    # tracking has completed, and the LPs currently inside.
+    epoch: int = 1
+    tracking_set: set[int] = field(default_factory=set)
+    completed_epoch: int = 0
+    active: set[int] = field(default_factory=set)
+    children: int = 0  # valid EPC pages whose ENCLAVESECS is this SECS
 
 
 class Epc:
     """EPC page contents and the EPCM."""
 
-    __slots__ = ("npages", "pages", "flags", "pt", "secs", "addr", "epoch", "secs_state")
+    __slots__ = ("npages", "flags", "pt", "secs", "addr", "mod_epoch", "data", "secs_state")
 
-    def __init__(self, npages: int) -> None:
+    def __init__(self, npages: int):
         self.npages = npages
-        self.pages: dict[int, bytearray] = {}
         self.flags = bytearray(npages)
         self.pt = bytearray(npages)
-        self.secs = array("I", bytes(4 * npages))
-        self.addr = array("Q", bytes(8 * npages))
-        self.epoch = array("I", bytes(4 * npages))
+        self.secs = array("I", bytes(4 * npages))  # ENCLAVESECS as an EPC index
+        self.addr = array("Q", bytes(8 * npages))  # ENCLAVEADDRESS
+        self.mod_epoch = array("I", bytes(4 * npages))  # epoch of EBLOCK/EMODPR/EMODT
+        self.data: dict[int, bytearray] = {}  # contents of valid pages only
         self.secs_state: dict[int, SecsState] = {}
-
-    # -- addresses -----------------------------------------------------------
-    def index(self, paddr: int) -> int:
-        """EPC page index of a physical address, or -1 outside the EPC."""
-        i = (paddr - EPC_BASE) >> PAGE_SHIFT
-        return i if 0 <= i < self.npages and paddr >= EPC_BASE else -1
 
     @staticmethod
     def paddr(index: int) -> int:
         return EPC_BASE + (index << PAGE_SHIFT)
 
-    # -- EPCM entry changes --------------------------------------------------
-    def set_entry(self, i: int, pt: int, flags: int, secs: int, addr: int,
-                  contents: bytes | bytearray | None = None) -> None:
-        """Make page ``i`` VALID with the given EPCM fields and contents."""
-        self.flags[i] = EPCM_VALID | flags
-        self.pt[i] = pt
-        self.secs[i] = secs
-        self.addr[i] = addr
-        self.epoch[i] = 0
-        if type(contents) is not bytearray:  # a caller's fresh bytearray is taken as is
-            contents = bytearray(contents) if contents is not None else bytearray(PAGE_SIZE)
-        self.pages[i] = contents
+    def index(self, paddr: int) -> int | None:
+        """The EPC page number of a physical address, or None outside the EPC."""
+        i = (paddr - EPC_BASE) >> PAGE_SHIFT
+        return i if 0 <= i < self.npages and paddr >= EPC_BASE else None
 
-    def invalidate(self, i: int) -> None:
-        """EPCM(i).VALID := 0; the contents are gone with it."""
-        self.flags[i] = 0
-        self.pt[i] = 0
-        self.secs[i] = 0
-        self.addr[i] = 0
-        self.epoch[i] = 0
-        self.pages.pop(i, None)
-        self.secs_state.pop(i, None)
+    def is_valid(self, index: int) -> bool:
+        return bool(self.flags[index] & EPCM_VALID)
 
-    def valid(self, i: int) -> bool:
-        return bool(self.flags[i] & EPCM_VALID)
+    def epcm(self, index: int) -> EpcmEntry:
+        f = self.flags[index]
+        return EpcmEntry(
+            valid=bool(f & EPCM_VALID),
+            r=bool(f & EPCM_R),
+            w=bool(f & EPCM_W),
+            x=bool(f & EPCM_X),
+            pt=self.pt[index],
+            enclavesecs=self.secs[index],
+            enclaveaddress=self.addr[index],
+            blocked=bool(f & EPCM_BLOCKED),
+            pending=bool(f & EPCM_PENDING),
+            modified=bool(f & EPCM_MODIFIED),
+            pr=bool(f & EPCM_PR),
+        )
 
-    def page(self, i: int) -> bytearray:
-        """Contents of a valid page."""
-        return self.pages[i]
+    def set_entry(self, index: int, *, pt: int, flags: int, secs: int = 0, addr: int = 0) -> None:
+        self.flags[index] = flags | EPCM_VALID
+        self.pt[index] = pt
+        self.secs[index] = secs
+        self.addr[index] = addr
 
-    def valid_count(self) -> int:
-        return len(self.pages)
+    def invalidate(self, index: int) -> None:
+        """VALID=0 (EREMOVE, EWB): the page's contents are gone."""
+        if self.flags[index] & EPCM_VALID and self.pt[index] not in (PageType.PT_SECS, PageType.PT_VA):
+            st = self.secs_state.get(self.secs[index])
+            if st is not None:
+                st.children -= 1
+        self.flags[index] = 0
+        self.data.pop(index, None)
+        self.secs_state.pop(index, None)
+
+    def page(self, index: int) -> bytearray:
+        d = self.data.get(index)
+        if d is None:
+            d = self.data[index] = bytearray(PAGE_SIZE)
+        return d

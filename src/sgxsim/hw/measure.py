@@ -20,56 +20,93 @@ TAG_EEXTEND = 0x00444E4554584545  # "EEXTEND\0"
 _ECREATE = struct.Struct("<QIQ44x")
 _EADD = struct.Struct("<QQQ40x")
 _EEXTEND = struct.Struct("<QQ48x")
+_RECORD = 64 + EEXTEND_CHUNK  # one EEXTEND: header record and four data blocks
+
+
+# Below this many bytes hashed a measurement keeps its input, so that it can be
+# pickled (hashlib states cannot); deep copies never need it.
+_PICKLE_LOG_LIMIT = 1 << 20
 
 
 class Measurement:
     """The running MRENCLAVE hash of one enclave."""
 
-    __slots__ = ("_h", "updates")
+    __slots__ = ("_h", "updates", "_log")
 
     def __init__(self) -> None:
         self._h = hashlib.sha256()
         self.updates = 0  # number of 64-byte blocks hashed
+        self._log: bytearray | None = bytearray()
+
+    def _feed(self, data) -> None:
+        self._h.update(data)
+        log = self._log
+        if log is not None:
+            if len(log) + len(data) > _PICKLE_LOG_LIMIT:
+                self._log = None
+            else:
+                log += data
+
+    def __deepcopy__(self, memo) -> Measurement:
+        return self.copy()
+
+    def __getstate__(self):
+        if self._log is None:
+            raise TypeError("a measurement of more than 1 MiB of records cannot be pickled")
+        return (bytes(self._log), self.updates)
+
+    def __setstate__(self, state) -> None:
+        log, self.updates = state
+        self._h = hashlib.sha256(log)
+        self._log = bytearray(log)
 
     def ecreate(self, size: int, ssa_frame_size: int) -> None:
         """The ECREATE record: SSAFRAMESIZE (u32) and SIZE (u64)."""
-        self._h.update(_ECREATE.pack(TAG_ECREATE, ssa_frame_size, size))
+        self._feed(_ECREATE.pack(TAG_ECREATE, ssa_frame_size, size))
         self.updates += 1
 
     def eadd(self, offset: int, secinfo_flags: int) -> None:
         """The EADD record: the page offset in ELRANGE and the first 48 bytes
         of the SECINFO (FLAGS, then reserved bytes that must be zero)."""
-        self._h.update(_EADD.pack(TAG_EADD, offset, secinfo_flags))
+        self._feed(_EADD.pack(TAG_EADD, offset, secinfo_flags))
         self.updates += 1
 
     def eextend(self, offset: int, chunk: bytes | bytearray | memoryview) -> None:
         """One EEXTEND: the header record, then the 256 bytes as four blocks."""
         if len(chunk) != EEXTEND_CHUNK:
             raise ValueError(f"EEXTEND measures {EEXTEND_CHUNK} bytes, got {len(chunk)}")
-        # One update of header + data: the same 320 bytes, one C call.
-        self._h.update(_EEXTEND.pack(TAG_EEXTEND, offset) + chunk)
+        record = _EEXTEND.pack(TAG_EEXTEND, offset) + chunk
         self.updates += 5
+        if self._log is None:
+            self._h.update(record)
+        else:
+            self._feed(record)
 
     def eextend_page(self, offset: int, page: bytes | bytearray | memoryview) -> None:
-        """Sixteen EEXTENDs over one 4 KiB page, as one hash update."""
+        """One EEXTEND per 256-byte chunk of ``page`` (measured at ``offset``,
+        ``offset + 256``, ...), fed to the hash as one update."""
         mv = memoryview(page)
-        parts = []
-        for i in range(0, len(mv), EEXTEND_CHUNK):
-            parts.append(_EEXTEND.pack(TAG_EEXTEND, offset + i))
-            parts.append(mv[i : i + EEXTEND_CHUNK])
-        self._h.update(b"".join(parts))
-        self.updates += 5 * (len(mv) // EEXTEND_CHUNK)
+        n = len(mv) // EEXTEND_CHUNK
+        if n * EEXTEND_CHUNK != len(mv):
+            raise ValueError("EEXTEND measures whole 256-byte chunks")
+        buf = bytearray(_RECORD * n)
+        for k in range(n):
+            pos = k * _RECORD
+            _EEXTEND.pack_into(buf, pos, TAG_EEXTEND, offset + k * EEXTEND_CHUNK)
+            buf[pos + 64 : pos + _RECORD] = mv[k * EEXTEND_CHUNK : (k + 1) * EEXTEND_CHUNK]
+        self.updates += 5 * n
+        if self._log is None:
+            self._h.update(buf)
+        else:
+            self._feed(buf)
 
     def digest(self) -> bytes:
         """MRENCLAVE as EINIT finalises it (the hash state is not consumed)."""
         return self._h.copy().digest()
 
-    def __deepcopy__(self, memo: dict) -> Measurement:
-        # hashlib objects do not pickle; a Machine snapshot copies the hash state.
-        return self.copy()
-
     def copy(self) -> Measurement:
-        m = Measurement()
+        m = Measurement.__new__(Measurement)
         m._h = self._h.copy()
         m.updates = self.updates
+        m._log = None if self._log is None else bytearray(self._log)
         return m

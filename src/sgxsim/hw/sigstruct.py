@@ -1,12 +1,11 @@
-"""SIGSTRUCT: build, sign, verify, MRSIGNER (SDM 38.13, EINIT; reference
-sgx-hardware.md §3.6, §4.4 steps 3/5/9, §10).
+"""SIGSTRUCT: building, signing and verifying (SDM 38.13; reference
+sgx-hardware.md §10, linux-sgx-driver.md §7.3).
 
-The signature is RSASSA-PKCS1-v1_5 with SHA-256 under an RSA-3072 key with
-public exponent 3, over the header block [0,128) and the body block
-[900,1028).  MODULUS, SIGNATURE, Q1 and Q2 are little-endian integers.
-EINIT checks the signature with the help of Q1 and Q2 so that it needs no
-division; :func:`check_signature` checks both quotients exactly and the
-RSA equation itself.
+The signature is RSASSA-PKCS1-v1_5 with SHA-256 over header‖body (bytes
+[0, 128) and [900, 1028)) under an RSA-3072 key with public exponent 3.
+Modulus, signature, Q1 and Q2 are stored as little-endian integers.  Q1 and Q2
+let the CPU check s³ ≡ EM (mod n) without dividing; :func:`check_signature`
+checks them exactly, as EINIT does.
 """
 
 from __future__ import annotations
@@ -16,39 +15,41 @@ import hashlib
 from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import padding, rsa
 
-from sgxsim.hw.consts import SGX_MODULUS_SIZE, XFRM_LEGACY, Attribute
+from sgxsim.hw.consts import SGX_MODULUS_SIZE, Attribute
 from sgxsim.hw.structs import Sigstruct
 
-RSA_EXPONENT = 3
-RSA_BITS = SGX_MODULUS_SIZE * 8
+KEY_BITS = 3072
+EXPONENT = 3
+# DER DigestInfo prefix for SHA-256 (RFC 8017 §9.2, note 1).
+_SHA256_DIGESTINFO = bytes.fromhex("3031300d060960864801650304020105000420")
 VENDOR_INTEL = 0x8086
-VALID_VENDORS = (0, VENDOR_INTEL)
-
-# DER DigestInfo prefix for SHA-256 (RFC 8017 §9.2 note 1).
-SHA256_DIGEST_INFO = bytes.fromhex("3031300d060960864801650304020105000420")
-_PS_LEN = SGX_MODULUS_SIZE - 3 - len(SHA256_DIGEST_INFO) - 32
-# The reserved ranges of SIGSTRUCT that EINIT requires to be zero.
-_RESERVED_FIELDS = ("reserved1", "reserved2", "reserved3", "reserved4")
 
 
 def generate_key() -> rsa.RSAPrivateKey:
-    """A fresh RSA-3072 signing key with public exponent 3."""
-    return rsa.generate_private_key(public_exponent=RSA_EXPONENT, key_size=RSA_BITS)
+    """A fresh RSA-3072 key with e = 3, as SGX requires."""
+    return rsa.generate_private_key(public_exponent=EXPONENT, key_size=KEY_BITS)
 
 
-def load_key(pem: bytes) -> rsa.RSAPrivateKey:
-    """An RSA private key from PEM (e.g. the kernel selftest's sign_key.pem)."""
-    key = serialization.load_pem_private_key(pem, password=None)
+def load_key(pem: bytes, password: bytes | None = None) -> rsa.RSAPrivateKey:
+    key = serialization.load_pem_private_key(pem, password=password)
     if not isinstance(key, rsa.RSAPrivateKey):
-        raise ValueError("not an RSA private key")
+        raise ValueError("SIGSTRUCT keys are RSA keys")
     return key
+
+
+def key_pem(key: rsa.RSAPrivateKey) -> bytes:
+    return key.private_bytes(
+        serialization.Encoding.PEM,
+        serialization.PrivateFormat.TraditionalOpenSSL,
+        serialization.NoEncryption(),
+    )
 
 
 def build(
     mrenclave: bytes,
     *,
     attributes: int = Attribute.MODE64BIT,
-    xfrm: int = XFRM_LEGACY,
+    xfrm: int = 3,
     attributes_mask: int = 0,
     xfrm_mask: int = 0,
     miscselect: int = 0,
@@ -59,21 +60,21 @@ def build(
     date: int = 0,
     swdefined: int = 0,
 ) -> Sigstruct:
-    """An unsigned SIGSTRUCT for an enclave whose MRENCLAVE is ``mrenclave``."""
+    """An unsigned SIGSTRUCT with the architectural header constants."""
     if len(mrenclave) != 32:
-        raise ValueError(f"MRENCLAVE is 32 bytes, got {len(mrenclave)}")
+        raise ValueError("MRENCLAVE is 32 bytes")
     return Sigstruct(
         header=Sigstruct.HEADER,
         vendor=vendor,
         date=date,
         header2=Sigstruct.HEADER2,
         swdefined=swdefined,
-        exponent=RSA_EXPONENT,
+        exponent=EXPONENT,
         miscselect=miscselect,
         misc_mask=misc_mask,
         attributes=int(attributes),
         xfrm=xfrm,
-        attributes_mask=int(attributes_mask),
+        attributes_mask=attributes_mask,
         xfrm_mask=xfrm_mask,
         enclavehash=bytes(mrenclave),
         isvprodid=isvprodid,
@@ -81,77 +82,70 @@ def build(
     )
 
 
-def _le(b: bytes) -> int:
-    return int.from_bytes(b, "little")
-
-
-def _quotients(s: int, n: int) -> tuple[int, int]:
-    """q1 = floor(s^2 / n), q2 = floor(s * (s^2 mod n) / n)."""
-    q1, r = divmod(s * s, n)
-    return q1, (s * r) // n
+def _le(n: int) -> bytes:
+    return n.to_bytes(SGX_MODULUS_SIZE, "little")
 
 
 def sign(sig: Sigstruct, key: rsa.RSAPrivateKey) -> Sigstruct:
-    """Sign header||body with ``key``; fill MODULUS, EXPONENT, SIGNATURE, Q1, Q2."""
+    """Sign header‖body with ``key``; fill modulus, exponent, signature, Q1, Q2."""
     pub = key.public_key().public_numbers()
-    if pub.e != RSA_EXPONENT or key.key_size != RSA_BITS:
-        raise ValueError(f"SIGSTRUCT needs RSA-{RSA_BITS} with e={RSA_EXPONENT}")
+    if pub.e != EXPONENT or pub.n.bit_length() != KEY_BITS:
+        raise ValueError("SIGSTRUCT needs an RSA-3072 key with public exponent 3")
     n = pub.n
-    # The signed bytes do not include MODULUS/EXPONENT, so set them first or after alike.
-    out = sig.replace(modulus=n.to_bytes(SGX_MODULUS_SIZE, "little"), exponent=RSA_EXPONENT)
-    s_be = key.sign(out.signed_data(), padding.PKCS1v15(), hashes.SHA256())
-    s = int.from_bytes(s_be, "big")
-    q1, q2 = _quotients(s, n)
-    return out.replace(
-        signature=s.to_bytes(SGX_MODULUS_SIZE, "little"),
-        q1=q1.to_bytes(SGX_MODULUS_SIZE, "little"),
-        q2=q2.to_bytes(SGX_MODULUS_SIZE, "little"),
+    s = int.from_bytes(key.sign(sig.signed_data(), padding.PKCS1v15(), hashes.SHA256()), "big")
+    q1 = s * s // n
+    q2 = s * (s * s % n) // n
+    return sig.replace(
+        modulus=_le(n), exponent=EXPONENT, signature=_le(s), q1=_le(q1), q2=_le(q2)
     )
 
 
+def pkcs1_encoding(digest: bytes) -> bytes:
+    """EM = 00 01 FF.. 00 ‖ DigestInfo(SHA-256) ‖ digest, 384 bytes big-endian."""
+    tail = _SHA256_DIGESTINFO + digest
+    return b"\x00\x01" + b"\xff" * (SGX_MODULUS_SIZE - 3 - len(tail)) + b"\x00" + tail
+
+
 def pkcs1_padding() -> bytes:
-    """The 352-byte PKCS#1 v1.5 prefix (00 01 FF.. 00 DigestInfo) that EINIT
-    expects in the decoded signature and stores as SECS.PADDING."""
-    return b"\x00\x01" + b"\xff" * _PS_LEN + b"\x00" + SHA256_DIGEST_INFO
-
-
-def encoded_message(sig: Sigstruct) -> bytes:
-    """EM = PKCS#1 v1.5 encoding of SHA-256(header||body), big-endian, 384 bytes."""
-    return pkcs1_padding() + hashlib.sha256(sig.signed_data()).digest()
+    """The SDM's HARDCODED_PKCS1_5_PADDING: the first 352 bytes of EM, which
+    EINIT keeps as SECS.PADDING."""
+    return pkcs1_encoding(bytes(32))[:352]
 
 
 def check_signature(sig: Sigstruct) -> bool:
-    """EINIT's RSA check (SDM: EINIT "verify signature using q1/q2"): Q1 and Q2
-    exactly as the formulas give them, and s^3 mod n == EM.  The exponent
-    field is not consulted here (the hardware always uses 3; EXPONENT is a
-    header check).  Malformed input gives False, never an exception."""
-    n = _le(sig.modulus)
-    s = _le(sig.signature)
-    if n == 0 or s >= n:
+    """EINIT's RSA check: Q1 and Q2 exactly as the formulas give them, and
+    s³ mod n equal to the PKCS#1 v1.5 encoding of SHA-256(header‖body).
+
+    Malformed input (zero or even modulus, s ≥ n) is a failed check."""
+    n = int.from_bytes(sig.modulus, "little")
+    s = int.from_bytes(sig.signature, "little")
+    if n < 3 or s >= n:
         return False
-    q1, q2 = _quotients(s, n)
-    if _le(sig.q1) != q1 or _le(sig.q2) != q2:
+    q1 = int.from_bytes(sig.q1, "little")
+    q2 = int.from_bytes(sig.q2, "little")
+    s2 = s * s
+    if q1 != s2 // n or q2 != s * (s2 % n) // n:
         return False
-    # pow(s, 3, n) from the quotients, the way the hardware does it:
-    # s^2 mod n = s^2 - q1*n;  s^3 mod n = s*(s^2 mod n) - q2*n.
-    r = s * (s * s - q1 * n) - q2 * n
-    em = int.from_bytes(encoded_message(sig), "big")
-    return r == em
+    em = pow(s, EXPONENT, n).to_bytes(SGX_MODULUS_SIZE, "big")
+    return em == pkcs1_encoding(hashlib.sha256(sig.signed_data()).digest())
 
 
 def mrsigner(sig: Sigstruct) -> bytes:
-    """MRSIGNER = SHA-256 of the 384 MODULUS bytes as stored (EINIT step 9)."""
-    return hashlib.sha256(bytes(sig.modulus)).digest()
+    """MRSIGNER = SHA-256 of the 384 modulus bytes as stored (little-endian)."""
+    return hashlib.sha256(sig.modulus).digest()
 
 
 def header_valid(sig: Sigstruct) -> bool:
-    """EINIT's SGX_INVALID_SIG_STRUCT checks on the copied SIGSTRUCT: HEADER
-    and HEADER2 constants (all 16 bytes each), VENDOR 0 or 0x8086, EXPONENT 3,
-    reserved fields zero."""
-    if bytes(sig.header) != Sigstruct.HEADER or bytes(sig.header2) != Sigstruct.HEADER2:
-        return False
-    if sig.vendor not in VALID_VENDORS:
-        return False
-    if sig.exponent != RSA_EXPONENT:
-        return False
-    return not any(any(getattr(sig, f)) for f in _RESERVED_FIELDS)
+    """The SIGSTRUCT header checks of EINIT (SDM: EINIT; SGX_INVALID_SIG_STRUCT):
+    HEADER and HEADER2 constants, VENDOR 0 or 0x8086, EXPONENT 3, reserved
+    bytes zero."""
+    return (
+        sig.header == Sigstruct.HEADER
+        and sig.header2 == Sigstruct.HEADER2
+        and sig.vendor in (0, VENDOR_INTEL)
+        and sig.exponent == EXPONENT
+        and not any(sig.reserved1)
+        and not any(sig.reserved2)
+        and not any(sig.reserved3)
+        and not any(sig.reserved4)
+    )

@@ -30,6 +30,7 @@ class Struct:
     _codec: ClassVar[struct.Struct]
     _names: ClassVar[tuple[str, ...]]
     _defaults: ClassVar[dict[str, Any]]
+    _byte_fields: ClassVar[tuple[tuple[str, int], ...]]
 
     def __init_subclass__(cls, **kw: Any) -> None:
         super().__init_subclass__(**kw)
@@ -44,14 +45,19 @@ class Struct:
         cls._codec = struct.Struct(fmt)
         cls._names = tuple(f[0] for f in cls.FIELDS)
         cls._defaults = {n: (0 if k == "u" else bytes(s)) for n, _, s, k in cls.FIELDS}
+        cls._byte_fields = tuple((n, s) for n, _, s, k in cls.FIELDS if k == "b")
         for name, off, _, _ in cls.FIELDS:
             setattr(cls, f"OFF_{name.upper()}", off)
 
     def __init__(self, **values: Any) -> None:
-        for name, default in self._defaults.items():
-            object.__setattr__(self, name, values.pop(name, default))
-        if values:
-            raise TypeError(f"{type(self).__name__}: unknown fields {sorted(values)}")
+        d = self.__dict__
+        d.update(self._defaults)
+        d.update(values)
+        if len(d) != len(self._defaults):
+            unknown = sorted(set(values) - set(self._defaults))
+            for k in unknown:
+                del d[k]
+            raise TypeError(f"{type(self).__name__}: unknown fields {unknown}")
 
     @classmethod
     def unpack(cls, data: bytes | bytearray | memoryview) -> Any:
@@ -60,11 +66,14 @@ class Struct:
         if len(data) < cls.SIZE:
             raise ValueError(f"{cls.__name__} needs {cls.SIZE} bytes, got {len(data)}")
         obj = cls.__new__(cls)
-        for name, value in zip(cls._names, cls._codec.unpack_from(data), strict=True):
-            object.__setattr__(obj, name, value)
+        obj.__dict__.update(zip(cls._names, cls._codec.unpack_from(data), strict=True))
         return obj
 
     def pack(self) -> bytes:
+        # struct's "Ns" would silently pad or cut a wrong-sized byte field.
+        for name, size in self._byte_fields:
+            if len(getattr(self, name)) != size:
+                raise ValueError(f"{type(self).__name__}.{name} is {size} bytes")
         try:
             return self._codec.pack(*(getattr(self, n) for n in self._names))
         except struct.error as e:

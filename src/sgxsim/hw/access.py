@@ -1,0 +1,231 @@
+"""The access check: paging first, then the EPCM (SDM 38.5 and 39.5; reference
+sgx-hardware.md §5), and the asynchronous exit that a fault in enclave mode
+causes (SDM 40.4).
+
+Every error code is composed from the ``PF_*`` bits here, so the values the
+kernel selftests observe (0x7, 0x8005, 0x8007, 0x6, 0x4) come out of the
+mechanism.
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+from sgxsim.hw.consts import PAGE_MASK, PAGE_SHIFT, PAGE_SIZE, PageType
+from sgxsim.hw.epc import (
+    EPCM_BLOCKED,
+    EPCM_MODIFIED,
+    EPCM_PENDING,
+    EPCM_R,
+    EPCM_VALID,
+    EPCM_W,
+    EPCM_X,
+)
+from sgxsim.hw.faults import (
+    PF_INSTR,
+    PF_PROT,
+    PF_SGX,
+    PF_USER,
+    PF_WRITE,
+    VEC_GP,
+    VEC_PF,
+    GeneralProtection,
+    HwFault,
+    PageFault,
+)
+from sgxsim.hw.memory import EPC_BASE_PFN
+from sgxsim.hw.paging import PTE_ACCESSED, PTE_DIRTY, PTE_NX, PTE_PRESENT, PTE_RW, PTE_USER
+from sgxsim.hw.structs import SsaExinfo, SsaGpr, Tcs
+from sgxsim.trace import Decision
+
+if TYPE_CHECKING:
+    from sgxsim.hw.cpu import Cpu, LogicalProcessor
+
+READ, WRITE, FETCH = 0, 1, 2
+_ACCESS_BITS = (0, PF_WRITE, PF_INSTR)
+_EPCM_NEEDS = (EPCM_R, EPCM_W, EPCM_X)
+_ACCESS_NAME = ("read", "write", "fetch")
+_ABORT_PAGE = b"\xff" * PAGE_SIZE
+_GPR_OFF = PAGE_SIZE - SsaGpr.SIZE  # GPRSGX sits at the end of the frame's last page
+_EXINFO_OFF = _GPR_OFF - SsaExinfo.SIZE
+_EXIT_TYPE_HW = 3
+
+
+def _pf(la: int, ec: int, rule: str, detail: str) -> PageFault:
+    return PageFault(la, ec, Decision("hw", rule, f"#PF({la:#x}, {ec:#x})", detail))
+
+
+class AccessMixin:
+    """Loads, stores and fetches by a logical processor."""
+
+    # -- paging ---------------------------------------------------------------
+    def walk(self: Cpu, lp: LogicalProcessor, la: int, access: int, user: bool = True) -> int:
+        """Translate ``la`` through ``lp.cr3`` for an access; return the PFN.
+
+        Raises an ordinary #PF (SGX bit clear) as the page walker would, and
+        sets the accessed/dirty bits of the PTE it used."""
+        ec = _ACCESS_BITS[access] | (PF_USER if user else 0)
+        pt = lp.cr3
+        vpn = la >> PAGE_SHIFT
+        pte = pt.ptes.get(vpn, 0) if pt is not None else 0
+        if not pte & PTE_PRESENT:
+            raise _pf(la, ec, "paging", f"{_ACCESS_NAME[access]} of a not-present page")
+        if user and not pte & PTE_USER:
+            raise _pf(la, ec | PF_PROT, "paging", "user access to a supervisor page")
+        if access == WRITE and not pte & PTE_RW:
+            raise _pf(la, ec | PF_PROT, "paging", "write to a read-only PTE")
+        if access == FETCH and pte & PTE_NX:
+            raise _pf(la, ec | PF_PROT, "paging", "fetch from an NX PTE")
+        new = pte | PTE_ACCESSED | (PTE_DIRTY if access == WRITE else 0)
+        if new != pte:
+            pt.ptes[vpn] = new
+        return (pte >> PAGE_SHIFT) & ((1 << 40) - 1)
+
+    # -- the check --------------------------------------------------------------
+    def _frame(self: Cpu, lp: LogicalProcessor, la: int, access: int, user: bool):
+        """Return (kind, index) for an access: kind "ram" (PFN) or "epc" (EPC
+        index, enclave access granted) or "abort" (EPC seen from outside)."""
+        pfn = self.walk(lp, la, access, user)
+        ctx = lp.enclave
+        epc_i = pfn - EPC_BASE_PFN
+        is_epc = 0 <= epc_i < self.epc_pages
+        if ctx is None:
+            # Outside enclave mode the EPC is an abort page (SDM 38.5, A).
+            return ("abort", 0) if is_epc else ("ram", pfn)
+        ec = _ACCESS_BITS[access] | (PF_USER if user else 0) | PF_PROT | PF_SGX
+        if ctx.base <= la < ctx.base + ctx.size:
+            # SDM 38.5, B: inside ELRANGE only an accessible EPC page of this
+            # enclave at this address will do.
+            if not is_epc:
+                raise _pf(la, ec, "SDM: EPCM access check", "ELRANGE address maps to non-EPC memory")
+            self._epcm_check(ctx, la, epc_i, access, ec)
+            return ("epc", epc_i)
+        # SDM 38.5, C: outside ELRANGE, fetches fault and data goes to memory.
+        if access == FETCH:
+            raise GeneralProtection(Decision("hw", "SDM: EPCM access check", "#GP(0)",
+                                             f"enclave fetch outside ELRANGE at {la:#x}"))
+        if is_epc:
+            # ENCLAVEADDRESS can never match an address outside ELRANGE
+            # (reference §13 item 1: read as an EPCM #PF).
+            raise _pf(la, ec, "SDM: EPCM access check", "EPC page reached outside ELRANGE")
+        return ("ram", pfn)
+
+    def _epcm_check(self: Cpu, ctx, la: int, i: int, access: int, ec: int) -> None:
+        epc = self.epc
+        f = epc.flags[i]
+        why = None
+        if not f & EPCM_VALID:
+            why = "EPCM.VALID=0"
+        elif epc.secs[i] != ctx.secs:
+            why = "page belongs to another enclave"
+        elif epc.addr[i] != la & PAGE_MASK:
+            why = f"EPCM.ENCLAVEADDRESS {epc.addr[i]:#x} != {la & PAGE_MASK:#x}"
+        elif epc.pt[i] != PageType.PT_REG:
+            why = f"EPCM.PT={PageType(epc.pt[i]).name}, not PT_REG"
+        elif f & EPCM_BLOCKED:
+            why = "EPCM.BLOCKED=1"
+        elif f & EPCM_PENDING:
+            why = "EPCM.PENDING=1"
+        elif f & EPCM_MODIFIED:
+            why = "EPCM.MODIFIED=1"
+        elif not f & _EPCM_NEEDS[access]:
+            why = f"EPCM denies {_ACCESS_NAME[access]}"
+        if why is not None:
+            raise _pf(la, ec, "SDM: EPCM access check", why)
+
+    # -- the accesses -------------------------------------------------------------
+    def _access(self: Cpu, lp, la: int, access: int, user: bool, n: int, data=None):
+        try:
+            kind, idx = self._frame(lp, la, access, user)
+        except HwFault as fault:
+            if lp.enclave is not None:
+                raise self.aex(lp, fault=fault) from None
+            raise
+        off = la & (PAGE_SIZE - 1)
+        if kind == "abort":
+            return _ABORT_PAGE[:n] if data is None else None  # writes are dropped
+        page = self.epc.page(idx) if kind == "epc" else self.phys.frames[idx]
+        if data is None:
+            return bytes(page[off : off + n])
+        page[off : off + n] = data
+        return None
+
+    def load(self: Cpu, lp: LogicalProcessor, la: int, n: int, user: bool = True) -> bytes:
+        """A data read of ``n`` bytes at linear address ``la``."""
+        out = b""
+        while n > 0:
+            take = min(n, PAGE_SIZE - (la & (PAGE_SIZE - 1)))
+            out += self._access(lp, la, READ, user, take)
+            la += take
+            n -= take
+        return out
+
+    def store(self: Cpu, lp: LogicalProcessor, la: int, data: bytes, user: bool = True) -> None:
+        """A data write of ``data`` at linear address ``la``."""
+        mv = memoryview(bytes(data))
+        while mv:
+            take = min(len(mv), PAGE_SIZE - (la & (PAGE_SIZE - 1)))
+            self._access(lp, la, WRITE, user, take, mv[:take])
+            la += take
+            mv = mv[take:]
+
+    def fetch(self: Cpu, lp: LogicalProcessor, la: int, n: int = 1) -> bytes:
+        """An instruction fetch at ``la`` (user mode)."""
+        return self._access(lp, la, FETCH, True, n)
+
+    # -- asynchronous exit ----------------------------------------------------------
+    def aex(self: Cpu, lp: LogicalProcessor, fault: HwFault | None = None,
+            vector: int | None = None) -> HwFault | None:
+        """AEX (SDM 40.4): save the state in SSA[CSSA], load the synthetic
+        state, CSSA += 1, leave enclave mode.  Returns the fault to deliver,
+        with CR2's low 12 bits cleared for a #PF."""
+        ctx = lp.enclave
+        assert ctx is not None
+        epc = self.epc
+        secs = epc.secs_state[ctx.secs]
+        regs = lp.regs
+        gpr_page = epc.page(ctx.ssa_pages[-1])
+        vec = fault.vector if fault is not None else vector
+        exitinfo = 0
+        exinfo_wanted = bool(secs.miscselect & 1)
+        if fault is not None and (vec not in (VEC_PF, VEC_GP) or exinfo_wanted):
+            exitinfo = (vec & 0xFF) | (_EXIT_TYPE_HW << 8) | SsaGpr.EXITINFO_VALID
+        gpr = SsaGpr(**{k: regs.get(k, 0) for k in ("rax", "rcx", "rdx", "rbx", "rsp", "rbp",
+                                                    "rsi", "rdi", "r8", "r9", "r10", "r11",
+                                                    "r12", "r13", "r14", "r15", "rflags",
+                                                    "rip")})
+        old = SsaGpr.unpack(gpr_page[_GPR_OFF:])
+        gpr.ursp, gpr.urbp = old.ursp, old.urbp
+        gpr.fsbase, gpr.gsbase = old.fsbase, old.gsbase
+        gpr.exitinfo = exitinfo
+        gpr_page[_GPR_OFF:] = gpr.pack()
+        if exinfo_wanted and isinstance(fault, (PageFault, GeneralProtection)):
+            maddr = fault.addr if isinstance(fault, PageFault) else 0
+            errcd = fault.error_code if isinstance(fault, PageFault) else 0
+            gpr_page[_EXINFO_OFF:_GPR_OFF] = SsaExinfo(maddr=maddr, errcd=errcd).pack()
+        # TCS.CSSA += 1; the TCS is free again for ERESUME.
+        tcs_page = epc.page(ctx.tcs_epc)
+        tcs = Tcs.unpack(tcs_page)
+        tcs_page[Tcs.OFF_CSSA : Tcs.OFF_CSSA + 4] = (tcs.cssa + 1).to_bytes(4, "little")
+        tcs_page[Tcs.OFF_STATE : Tcs.OFF_STATE + 8] = bytes(8)
+        # Synthetic state: RAX=ERESUME, RBX=TCS, RCX=AEP, RIP=AEP.
+        for k in regs:
+            regs[k] = 0
+        regs.update(rax=3, rbx=ctx.tcs, rcx=ctx.aep, rip=ctx.aep, rsp=old.ursp, rbp=old.urbp)
+        self._leave_enclave(lp)
+        self.count("aex")
+        if isinstance(fault, PageFault):
+            return PageFault(fault.addr & PAGE_MASK, fault.error_code, fault.why)
+        return fault
+
+    def _leave_enclave(self: Cpu, lp: LogicalProcessor) -> None:
+        """Leave enclave mode; the LP counts as having exited for tracking."""
+        ctx = lp.enclave
+        lp.enclave = None
+        st = self.epc.secs_state.get(ctx.secs)
+        if st is not None:
+            st.active.discard(lp.id)
+            if lp.id in st.tracking_set:
+                st.tracking_set.discard(lp.id)
+                if not st.tracking_set:
+                    st.completed_epoch = st.epoch
