@@ -1,1 +1,56 @@
-"""kernel/security."""
+"""LSM hook points (security/security.c) and the policies behind them.
+
+``Security`` holds a list of modules; each hook asks every module in order
+and the first refusal decides, as ``call_int_hook`` does.  Designs add
+modules or hooks of their own.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+
+class LsmModule:
+    """Base of a module: every hook allows."""
+
+    name = "none"
+
+    def mmap_file(self, task: Any, file: Any, reqprot: int, prot: int, flags: int) -> None:
+        return None
+
+    def file_mprotect(self, task: Any, vma: Any, reqprot: int, prot: int) -> None:
+        return None
+
+
+class Security:
+    def __init__(self, modules: list[LsmModule] | None = None):
+        self.modules = modules or []
+
+    def security_mmap_file(self, task: Any, file: Any, reqprot: int, prot: int,
+                           flags: int) -> None:
+        # security_mmap_file(): raises OSError to refuse
+        for m in self.modules:
+            m.mmap_file(task, file, reqprot, prot, flags)
+
+    def security_file_mprotect(self, task: Any, vma: Any, reqprot: int, prot: int) -> None:
+        # security_file_mprotect()
+        for m in self.modules:
+            m.file_mprotect(task, vma, reqprot, prot)
+
+    def find(self, name: str) -> LsmModule | None:
+        return next((m for m in self.modules if m.name == name), None)
+
+
+def make_policy(policy: Any) -> list[LsmModule]:
+    """``"none"``, ``"selinux"`` (the default table) or a module / list of modules."""
+    if policy in (None, "none"):
+        return []
+    if policy == "selinux":
+        from sgxsim.kernel.security.selinux import SelinuxPolicy
+
+        return [SelinuxPolicy.default()]
+    if isinstance(policy, LsmModule):
+        return [policy]
+    if isinstance(policy, list):
+        return policy
+    raise ValueError(f"unknown policy {policy!r}: use 'none', 'selinux' or an LsmModule")

@@ -1,0 +1,103 @@
+"""The generic Linux kernel of the model: the mm, the VFS, the LSM hook points,
+tasks.  Kernels with the SGX driver and the designs subclass it."""
+
+from __future__ import annotations
+
+import errno
+from typing import Any
+
+from sgxsim.hw.cpu import Cpu
+from sgxsim.kernel.errors import refuse
+from sgxsim.kernel.mm import (
+    FaultMixin,
+    FileVmOps,
+    MmapMixin,
+    MprotectMixin,
+    MremapMixin,
+    ShmemVmOps,
+)
+from sgxsim.kernel.registry import register
+from sgxsim.kernel.security import Security, make_policy
+from sgxsim.kernel.vfs import Vfs
+from sgxsim.trace import Trace
+
+
+@register("linux")
+class Linux(MmapMixin, MprotectMixin, MremapMixin, FaultMixin):
+    """Linux without SGX support (the base of every kernel and design)."""
+
+    name = "linux"
+
+    def __init__(self, cpu: Cpu, *, policy: Any = "none", trace: Trace | None = None):
+        self.cpu = cpu
+        self.trace = trace if trace is not None else cpu.trace
+        self.security = Security(make_policy(policy))
+        self.vfs = Vfs(self)
+        self.file_vm_ops = FileVmOps(self)
+        self.shmem_vm_ops = ShmemVmOps(self)
+        self.page_refs: dict[int, int] = {}  # anonymous frames and their mappers
+        self.zero_pfn = cpu.phys.alloc_frame()
+        self.tasks: list[Any] = []
+        self.current: Any = None
+        self.next_pid = 1
+        self._last_fault_why = ""
+        self.boot()
+
+    def boot(self) -> None:
+        """Start-up: the filesystem layout.  Subclasses register drivers."""
+        for d in ("/dev", "/tmp", "/home/user"):
+            self.vfs.mkdir(d)
+
+    # -- services drivers use ---------------------------------------------------------------
+    def misc_register(self, path: str, fops: Any, label: str = "device_t") -> None:
+        """misc_register(): a character device node backed by ``fops``."""
+        self.vfs.mknod_chr(path, fops, label=label)
+
+    def signal_pending(self, task: Any) -> bool:
+        return bool(task.pending_signals)
+
+    def fget(self, task: Any, fd: int) -> Any:
+        return task.files.get(fd)
+
+    def fput(self, file: Any) -> None:
+        """fput(): the last reference runs f_op->release."""
+        file.refcount -= 1
+        if file.refcount == 0 and file.f_op.release is not None:
+            file.f_op.release(file.inode, file)
+
+    def mmget_not_zero(self, mm: Any) -> bool:
+        return mm.users > 0
+
+    def mm_cpumask(self, mm: Any) -> set[int]:
+        return {lp.id for lp in self.cpu.lps if lp.cr3 is mm.pgtable}
+
+    def send_ipis(self, cpus: set[int]) -> None:
+        self.cpu.ipi(cpus)
+
+    def mmu_notifier_register(self, obj: Any, mm: Any) -> None:
+        mm.notifiers.append(obj)
+
+    def mmu_notifier_unregister(self, obj: Any, mm: Any) -> None:
+        if obj in mm.notifiers:
+            mm.notifiers.remove(obj)
+
+    def all_page_tables(self) -> list[Any]:
+        return [t.mm.pgtable for t in self.tasks if t.mm is not None]
+
+    def warn(self, msg: str) -> None:
+        self.trace.note("kernel", "WARN", "warn", msg)
+
+    # -- syscall boundary ------------------------------------------------------------------
+    @staticmethod
+    def syscall_errno(e: OSError) -> OSError:
+        """Kernel-internal errnos never reach user space."""
+        from sgxsim.kernel.errors import ENOIOCTLCMD, ERESTARTSYS
+
+        if e.errno == ERESTARTSYS:
+            out = refuse(errno.EINTR, "kernel", "signal", "ERESTARTSYS: interrupted by a signal")
+        elif e.errno == ENOIOCTLCMD:
+            out = refuse(errno.ENOTTY, "kernel", "vfs_ioctl", "ENOIOCTLCMD: unknown ioctl")
+        else:
+            return e
+        out.inner = getattr(e, "why", None)  # type: ignore[attr-defined]
+        return out

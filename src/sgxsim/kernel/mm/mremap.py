@@ -1,0 +1,153 @@
+"""mremap (mm/mremap.c): shrink, grow in place, move."""
+
+from __future__ import annotations
+
+import errno
+
+from sgxsim.kernel.errors import refuse
+from sgxsim.kernel.mm.flags import (
+    MAP_FIXED,
+    MAP_PRIVATE,
+    MAP_SHARED,
+    MREMAP_DONTUNMAP,
+    MREMAP_FIXED,
+    MREMAP_MAYMOVE,
+    PAGE_MASK,
+    PAGE_SHIFT,
+    TASK_SIZE,
+    VM_ACCOUNT,
+    VM_DONTEXPAND,
+    VM_MAYSHARE,
+    VM_PFNMAP,
+    VM_SHARED,
+    page_align,
+)
+
+
+def _err(e: int, detail: str) -> OSError:
+    return refuse(e, "mm", "mremap", detail)
+
+
+class MremapMixin:
+    def do_mremap(self, addr: int, old_len: int, new_len: int, flags: int, new_addr: int) -> int:
+        # SYSCALL_DEFINE5(mremap) / do_mremap()
+        mm = self.current.mm
+        if flags & ~(MREMAP_FIXED | MREMAP_MAYMOVE | MREMAP_DONTUNMAP):
+            raise _err(errno.EINVAL, f"unknown flags {flags:#x}")
+        if flags & MREMAP_FIXED and not flags & MREMAP_MAYMOVE:
+            raise _err(errno.EINVAL, "MREMAP_FIXED without MREMAP_MAYMOVE")
+        if flags & MREMAP_DONTUNMAP and (not flags & MREMAP_MAYMOVE or old_len != new_len):
+            raise _err(errno.EINVAL, "MREMAP_DONTUNMAP needs MAYMOVE and equal sizes")
+        if addr & ~PAGE_MASK:
+            raise _err(errno.EINVAL, "old address not page aligned")
+        old_len = page_align(old_len)
+        new_len = page_align(new_len)
+        if not new_len:
+            raise _err(errno.EINVAL, "new length 0")
+        if old_len > TASK_SIZE or new_len > TASK_SIZE or addr > TASK_SIZE - old_len:
+            raise _err(errno.EINVAL, "range beyond TASK_SIZE")
+        if flags & (MREMAP_FIXED | MREMAP_DONTUNMAP):
+            return self._mremap_to(addr, old_len, new_addr, new_len, flags)
+        # Shrinking in place always works.
+        if old_len >= new_len:
+            if old_len > new_len:
+                self.unmap_range(mm, addr + new_len, addr + old_len)
+            vma = mm.vma_lookup(addr)
+            if vma is None:
+                raise _err(errno.EFAULT, f"{addr:#x} is not mapped")
+            return addr
+        vma = self._mremap_vma(addr, old_len, new_len)
+        # Grow in place when the VMA ends at the old end and the gap is free.
+        if vma.vm_end == addr + old_len:
+            nxt = mm.next_of(vma)
+            room = nxt.vm_start if nxt is not None else TASK_SIZE
+            if addr + new_len <= room:
+                vma.vm_end = addr + new_len
+                self._merge_grown(vma)
+                return addr
+        if not flags & MREMAP_MAYMOVE:
+            raise _err(errno.ENOMEM, "cannot grow in place and MREMAP_MAYMOVE not given")
+        mtype = MAP_SHARED if vma.vm_flags & VM_MAYSHARE else MAP_PRIVATE
+        dest = self.get_unmapped_area(vma.vm_file, 0, new_len, vma.pgoff_at(addr), mtype)
+        return self._move_vma(vma, addr, old_len, new_len, dest, flags)
+
+    def _mremap_vma(self, addr: int, old_len: int, new_len: int):
+        # vma_to_resize() / resize_is_valid()
+        vma = self.current.mm.vma_lookup(addr)
+        if vma is None:
+            raise _err(errno.EFAULT, f"{addr:#x} is not mapped")
+        if old_len > vma.vm_end - addr:
+            raise _err(errno.EFAULT, "old range spans more than one mapping")
+        if new_len > old_len and vma.vm_flags & (VM_DONTEXPAND | VM_PFNMAP):
+            raise _err(errno.EFAULT, "VM_DONTEXPAND/VM_PFNMAP mappings cannot grow")
+        return vma
+
+    def _mremap_to(self, addr: int, old_len: int, new_addr: int, new_len: int, flags: int) -> int:
+        # mremap_to()
+        mm = self.current.mm
+        if new_addr & ~PAGE_MASK:
+            raise _err(errno.EINVAL, "new address not page aligned")
+        if new_len > TASK_SIZE or new_addr > TASK_SIZE - new_len:
+            raise _err(errno.EINVAL, "new range beyond TASK_SIZE")
+        if flags & MREMAP_FIXED and new_addr < addr + old_len and addr < new_addr + new_len:
+            raise _err(errno.EINVAL, "old and new ranges overlap")
+        if flags & MREMAP_FIXED:
+            self.unmap_range(mm, new_addr, new_addr + new_len)
+        if old_len > new_len:
+            self.unmap_range(mm, addr + new_len, addr + old_len)
+            old_len = new_len
+        vma = self._mremap_vma(addr, old_len, new_len)
+        mtype = MAP_SHARED if vma.vm_flags & VM_MAYSHARE else MAP_PRIVATE
+        if flags & MREMAP_FIXED:
+            mtype |= MAP_FIXED
+        dest = self.get_unmapped_area(vma.vm_file, new_addr, new_len, vma.pgoff_at(addr), mtype)
+        return self._move_vma(vma, addr, old_len, new_len, dest, flags)
+
+    def _move_vma(self, vma, addr: int, old_len: int, new_len: int, dest: int, flags: int) -> int:
+        # move_vma(): copy the VMA part and its PTEs to dest, then unmap the old range
+        mm = self.current.mm
+        if vma.vm_start < addr:
+            vma = self.split_vma(mm, vma, addr)
+        if vma.vm_end > addr + old_len:
+            self.split_vma(mm, vma, addr + old_len)
+        new = vma.clone()
+        new.vm_start, new.vm_end = dest, dest + new_len
+        if new.vm_file is not None:
+            new.vm_file.refcount += 1
+        pt = mm.pgtable
+        shift = (dest - addr) >> PAGE_SHIFT
+        moved = []
+        for vpn in pt.populated(addr >> PAGE_SHIFT, (addr + old_len) >> PAGE_SHIFT):
+            moved.append((vpn + shift, pt.clear(vpn)))
+        merged = None
+        if not vma.vm_flags & (VM_PFNMAP | VM_DONTEXPAND):
+            merged = self.vma_merge_new_range(mm, dest, dest + new_len, new.vm_flags, new.vm_file,
+                                              new.vm_pgoff, new.anon_vma, ops=new.vm_ops)
+        if merged is None:
+            mm.insert(new)
+            if new.vm_ops is not None and new.vm_ops.open is not None:
+                new.vm_ops.open(new)
+        elif new.vm_file is not None:
+            self.fput(new.vm_file)
+        for vpn, pte in moved:
+            pt.set(vpn, pte)
+        if flags & MREMAP_DONTUNMAP:
+            vma.vm_flags &= ~VM_ACCOUNT
+            if not vma.vm_flags & VM_SHARED:
+                vma.anon_vma = None
+        else:
+            self.remove_vma(mm, vma)
+        return dest
+
+    def _merge_grown(self, vma) -> None:
+        # vma_merge_extend(): a grown VMA may now touch a compatible next VMA
+        mm = vma.vm_mm
+        nxt = mm.next_of(vma)
+        from sgxsim.kernel.mm.vma import can_merge_before
+
+        if nxt is not None and nxt.vm_start == vma.vm_end and nxt.vm_ops is vma.vm_ops and \
+                can_merge_before(nxt, vma.vm_flags, vma.vm_file, vma.anon_vma, vma.vm_pgoff,
+                                 vma.pages()):
+            vma.vm_end = nxt.vm_end
+            vma.anon_vma = vma.anon_vma or nxt.anon_vma
+            self.remove_vma(mm, nxt, merged=True)

@@ -1,0 +1,319 @@
+"""A task and its syscall surface, with Python's os/mmap/fcntl names.
+
+Every syscall runs with ``kernel.current`` set to the task, raises
+``OSError(errno)`` (with ``.why``) on failure, and converts the kernel's
+internal ERESTARTSYS/ENOIOCTLCMD at the boundary as Linux does.
+"""
+
+from __future__ import annotations
+
+import errno
+from dataclasses import dataclass
+from typing import Any
+
+from sgxsim.hw.paging import PTE_PRESENT, PTE_RW, PTE_SPECIAL, pte_pfn
+from sgxsim.kernel.errors import refuse
+from sgxsim.kernel.mm.flags import (
+    MAP_ANONYMOUS,
+    MAP_HUGETLB,
+    PAGE_MASK,
+    PAGE_SHIFT,
+    PAGE_SIZE,
+    TASK_SIZE,
+    VM_DONTCOPY,
+    VM_GROWSDOWN,
+    VM_MAYEXEC,
+    VM_MAYREAD,
+    VM_MAYWRITE,
+    VM_READ,
+    VM_SHARED,
+    VM_WRITE,
+)
+from sgxsim.kernel.mm.vma import MmStruct, Vma
+
+U64 = (1 << 64) - 1
+U32 = (1 << 32) - 1
+STACK_TOP = 0x7FFF_FFFF_F000
+STACK_SIZE = 132 * 1024
+MMAP_BASE = STACK_TOP - (1 << 30) - 0x1000_0000  # below the stack and its gap
+
+
+def _s32(v: int) -> int:
+    v &= U32
+    return v - (1 << 32) if v & 0x80000000 else v
+
+
+@dataclass(frozen=True)
+class MapEntry:
+    """One line of /proc/PID/maps."""
+
+    start: int
+    end: int
+    perms: str
+    offset: int
+    dev: str
+    inode: int
+    path: str
+
+    def __str__(self) -> str:
+        return (f"{self.start:08x}-{self.end:08x} {self.perms} {self.offset:08x} {self.dev} "
+                f"{self.inode:<10d} {self.path}").rstrip()
+
+
+class UserArg:
+    """An ioctl argument as the driver sees it: a user pointer
+    (``copy_from_user``/``copy_to_user`` with EFAULT) or, for an argument
+    passed as a Python buffer, that buffer (``fcntl.ioctl`` style)."""
+
+    def __init__(self, kernel: Any, task: Any, addr: int = 0, buf: bytearray | None = None):
+        self.kernel, self.task, self.addr, self.buf = kernel, task, addr, buf
+
+    def copy_from(self, n: int) -> bytes:
+        if self.buf is not None:
+            if len(self.buf) < n:
+                raise refuse(errno.EFAULT, "mm", "copy_from_user", "argument buffer too short")
+            return bytes(self.buf[:n])
+        return self.kernel.copy_from_user(self.task, self.addr, n)
+
+    def copy_to(self, data: bytes) -> None:
+        if self.buf is not None:
+            if len(self.buf) < len(data):
+                raise refuse(errno.EFAULT, "mm", "copy_to_user", "argument buffer too short")
+            self.buf[: len(data)] = data
+            return
+        self.kernel.copy_to_user(self.task, self.addr, data)
+
+
+class Process:
+    """A single-threaded process (task + mm + file table) on one LP."""
+
+    def __init__(self, kernel: Any, lp: Any, label: str = "user_t", mm: MmStruct | None = None):
+        self.kernel = kernel
+        self.lp = lp
+        self.pid = kernel.next_pid
+        kernel.next_pid += 1
+        self.label = label
+        self.persona = 0
+        self.pending_signals: set[int] = set()
+        self.files: dict[int, Any] = {}
+        self.alive = True
+        if mm is None:
+            mm = MmStruct(MMAP_BASE)
+            stack = Vma(mm, STACK_TOP - STACK_SIZE, STACK_TOP,
+                        VM_READ | VM_WRITE | VM_MAYREAD | VM_MAYWRITE | VM_MAYEXEC | VM_GROWSDOWN,
+                        (STACK_TOP - STACK_SIZE) >> PAGE_SHIFT)
+            mm.insert(stack)
+            mm.start_stack = STACK_TOP - 0x1000
+        self.mm = mm
+        kernel.tasks.append(self)
+
+    # -- plumbing -------------------------------------------------------------------------
+    def _enter(self) -> Any:
+        if not self.alive:
+            raise refuse(errno.ESRCH, "kernel", "syscall", "the process has exited")
+        k = self.kernel
+        k.current = self
+        self.lp.cr3 = self.mm.pgtable
+        return k
+
+    def _call(self, fn: Any, *args: Any) -> Any:
+        k = self._enter()
+        try:
+            return fn(*args)
+        except OSError as e:
+            raise k.syscall_errno(e) from None
+
+    # -- memory syscalls -------------------------------------------------------------------
+    def mmap(self, addr: int, length: int, prot: int, flags: int, fd: int = -1,
+             offset: int = 0) -> int:
+        """mmap(2): returns the address or raises OSError."""
+        addr, length, offset = addr & U64, length & U64, offset & U64
+        prot, flags = _s32(prot) & U32, _s32(flags) & U32
+
+        def sys_mmap() -> int:
+            k = self.kernel
+            # arch/x86/kernel/sys_x86_64.c: sys_mmap()
+            if offset & ~PAGE_MASK & U64:
+                raise refuse(errno.EINVAL, "mm", "sys_mmap", "offset not page aligned")
+            file = None
+            if not flags & MAP_ANONYMOUS:
+                file = k.fget(self, _s32(fd))
+                if file is None:
+                    raise refuse(errno.EBADF, "mm", "ksys_mmap_pgoff", f"fd {_s32(fd)} not open")
+                if flags & MAP_HUGETLB:
+                    raise refuse(errno.EINVAL, "mm", "ksys_mmap_pgoff", "MAP_HUGETLB on a file")
+            return k.vm_mmap_pgoff(file, addr, length, prot, flags, offset >> PAGE_SHIFT)
+
+        return self._call(sys_mmap)
+
+    def munmap(self, addr: int, length: int) -> None:
+        self._call(self.kernel.do_vmi_munmap, addr & U64, length & U64)
+
+    def mprotect(self, addr: int, length: int, prot: int) -> None:
+        self._call(self.kernel.do_mprotect_pkey, addr & U64, length & U64, _s32(prot) & U32)
+
+    def mremap(self, old_addr: int, old_size: int, new_size: int, flags: int = 0,
+               new_addr: int = 0) -> int:
+        return self._call(self.kernel.do_mremap, old_addr & U64, old_size & U64, new_size & U64,
+                          _s32(flags) & U32, new_addr & U64)
+
+    def personality(self, persona: int) -> int:
+        """personality(2): sets the persona unless it is 0xffffffff; returns the old one."""
+        self._enter()
+        old = self.persona
+        if persona & U32 != U32:
+            self.persona = persona & U32
+        return old
+
+    @property
+    def task_personality(self) -> int:
+        return self.persona
+
+    # -- files --------------------------------------------------------------------------------
+    def open(self, path: str, flags: int = 0, mode: int = 0o644) -> int:
+        def sys_open() -> int:
+            f = self.kernel.vfs.open(path, _s32(flags) & U32, mode)
+            fd = 0
+            while fd in self.files:
+                fd += 1
+            self.files[fd] = f
+            return fd
+
+        return self._call(sys_open)
+
+    def close(self, fd: int) -> None:
+        def sys_close() -> None:
+            f = self.files.pop(fd, None)
+            if f is None:
+                raise refuse(errno.EBADF, "vfs", "close_fd", f"fd {fd} not open")
+            self.kernel.fput(f)
+
+        self._call(sys_close)
+
+    def ioctl(self, fd: int, request: int, arg: Any = 0) -> int:
+        """ioctl(2).  ``arg`` is a mutable buffer (copied in and back, as
+        ``fcntl.ioctl`` does) or an int user address."""
+
+        def sys_ioctl() -> int:
+            f = self.files.get(_s32(fd))
+            if f is None:
+                raise refuse(errno.EBADF, "vfs", "ioctl", f"fd {fd} not open")
+            if f.f_op.unlocked_ioctl is None:
+                raise refuse(errno.ENOTTY, "vfs", "vfs_ioctl", "no unlocked_ioctl")
+            if isinstance(arg, (bytearray, memoryview)):
+                uarg = UserArg(self.kernel, self, buf=arg)  # type: ignore[arg-type]
+            else:
+                uarg = UserArg(self.kernel, self, addr=int(arg) & U64)
+            return f.f_op.unlocked_ioctl(f, request & U32, uarg)
+
+        return self._call(sys_ioctl)
+
+    def file(self, fd: int) -> Any:
+        """The struct file behind ``fd`` (for tools and tests; like /proc/PID/fd)."""
+        f = self.files.get(fd)
+        if f is None:
+            raise refuse(errno.EBADF, "vfs", "fget", f"fd {fd} not open")
+        return f
+
+    # -- user memory -----------------------------------------------------------------------------
+    def peek(self, addr: int, n: int) -> bytes:
+        """A user-mode read (SIGSEGV/SIGBUS raised as Signal)."""
+        k = self._enter()
+        out = bytearray()
+        while n > 0:
+            take = min(n, PAGE_SIZE - (addr & (PAGE_SIZE - 1)))
+            out += k.user_access(self, lambda lp, a, m: k.cpu.load(lp, a, m), addr, take)
+            addr += take
+            n -= take
+        return bytes(out)
+
+    def poke(self, addr: int, data: bytes) -> None:
+        k = self._enter()
+        mv = memoryview(bytes(data))
+        while mv:
+            take = min(len(mv), PAGE_SIZE - (addr & (PAGE_SIZE - 1)))
+            k.user_access(self, lambda lp, a, d: k.cpu.store(lp, a, d), addr, bytes(mv[:take]))
+            addr += take
+            mv = mv[take:]
+
+    def fetch(self, addr: int) -> bytes:
+        """An instruction fetch of one byte."""
+        k = self._enter()
+        return k.user_access(self, lambda lp, a: k.cpu.fetch(lp, a), addr)
+
+    def maps(self) -> list[MapEntry]:
+        """/proc/PID/maps."""
+        out = []
+        for v in self.mm.vmas:
+            f = v.vm_file
+            if f is not None:
+                path = f.path
+                off = v.vm_pgoff << PAGE_SHIFT
+                ino = f.inode.ino
+                dev = "00:01"
+            else:
+                path = "[stack]" if v.vm_start <= self.mm.start_stack < v.vm_end else ""
+                off, ino, dev = 0, 0, "00:00"
+            out.append(MapEntry(v.vm_start, v.vm_end, v.perms(), off, dev, ino, path))
+        return out
+
+    # -- signals, fork, exit -----------------------------------------------------------------
+    def kill(self, sig: int) -> None:
+        """Make ``sig`` pending (the interrupted paths of the driver see it)."""
+        self.pending_signals.add(sig)
+
+    def fork(self) -> Process:
+        """fork(2): copy the mm (private pages COW), the file table."""
+        k = self._enter()
+        lp = k.cpu.lps[len(k.tasks) % len(k.cpu.lps)]
+        mm = MmStruct(self.mm.mmap_base)
+        mm.start_stack = self.mm.start_stack
+        child = Process(k, lp, self.label, mm=mm)
+        child.personality_value = self.persona
+        for fd, f in self.files.items():
+            f.refcount += 1
+            child.files[fd] = f
+        src_pt, dst_pt = self.mm.pgtable, mm.pgtable
+        for v in self.mm.vmas:
+            if v.vm_flags & VM_DONTCOPY:
+                continue
+            nv = v.clone()
+            nv.vm_mm = mm
+            if nv.vm_file is not None:
+                nv.vm_file.refcount += 1
+            mm.insert(nv)
+            if nv.vm_ops is not None and nv.vm_ops.open is not None:
+                nv.vm_ops.open(nv)
+            for vpn in src_pt.populated(v.vm_start >> PAGE_SHIFT, v.vm_end >> PAGE_SHIFT):
+                pte = src_pt.ptes[vpn]
+                if pte & PTE_SPECIAL:
+                    continue  # copy_page_range() skips VM_PFNMAP: refault in the child
+                if not v.vm_flags & VM_SHARED and pte & PTE_PRESENT:
+                    pte &= ~PTE_RW
+                    src_pt.ptes[vpn] = pte
+                k.get_frame(pte_pfn(pte))
+                dst_pt.ptes[vpn] = pte
+        return child
+
+    def exit(self) -> None:
+        """exit(2): unmap everything (->close, fput), close files, mm exit."""
+        k = self._enter()
+        mm = self.mm
+        for v in list(mm.vmas):
+            k.zap_page_range(v, v.vm_start, v.vm_end)
+            k.remove_vma(mm, v)
+        for fd in list(self.files):
+            k.fput(self.files.pop(fd))
+        mm.users -= 1
+        for n in list(mm.notifiers):
+            n.release(mm)
+        if self.lp.cr3 is mm.pgtable:
+            self.lp.cr3 = None
+        self.alive = False
+        k.tasks.remove(self)
+
+    def __repr__(self) -> str:
+        return f"Process(pid={self.pid})"
+
+
+__all__ = ["MapEntry", "Process", "UserArg", "TASK_SIZE"]

@@ -1,0 +1,40 @@
+"""The kernels with the SGX driver: ``linux-5.11`` (SGX1, the merged
+``vm_ops->mprotect`` hook) and ``linux-6.0`` (SGX2/EDMM).
+
+Each is the generic kernel plus the driver registered at boot
+(``sgx_drv_init``); 6.0 only swaps the driver class for the SGX2 one.  A
+design subclasses one of these and, usually, its driver class.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from sgxsim.kernel.linux import Linux
+from sgxsim.kernel.registry import register
+from sgxsim.kernel.sgx.driver import SgxDriver, SgxDriverSgx2
+
+
+@register("linux-5.11")
+class Linux511(Linux):
+    """Linux 5.11: the SGX driver as first merged (SGX1 only)."""
+
+    sgx_driver_class: type[SgxDriver] = SgxDriver
+    # Keyword arguments for the driver (small EPC watermarks in tests).
+    sgx_driver_options: dict[str, Any] = {}
+
+    def boot(self) -> None:
+        super().boot()
+        self.sgx = self.sgx_driver_class(self, **self.sgx_driver_options)
+        try:
+            self.sgx.sgx_drv_init()
+        except OSError:
+            # -ENODEV: no launch control or no SGX1; no device nodes.
+            pass
+
+
+@register("linux-6.0")
+class Linux60(Linux511):
+    """Linux 6.0: SGX2 (EDMM) added to the same driver."""
+
+    sgx_driver_class = SgxDriverSgx2
