@@ -46,5 +46,10 @@ def demo(out: Path | None) -> None:
         click.echo(render(describe(path.read_bytes())))
 
 
+from sgxsim.check.cli import check, run  # noqa: E402  (commands registered on main)
+
+main.add_command(check)
+main.add_command(run)
+
 if __name__ == "__main__":
     main()

@@ -57,7 +57,7 @@ class Mm:
 class Task:
     def __init__(self):
         self.mm = Mm()
-        self.personality = 0
+        self.persona = 0
         self.pending = False
         self.files: dict[int, File] = {}
 

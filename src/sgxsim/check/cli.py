@@ -1,0 +1,79 @@
+"""The ``sgxsim check`` and ``sgxsim run`` commands (registered in sgxsim.cli)."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import click
+
+from sgxsim.check import runner
+from sgxsim.check import scenario as scn
+from sgxsim.check.properties import PROPERTIES
+from sgxsim.check.scope import POLICIES, SCOPE_HELP, Scope
+
+DESIGNS = ("no-hook", "rfc-2019", "v40", "linux-5.11", "sgx2-rfc", "linux-6.0", "safe-to-execute",
+           "propagate-source")
+
+
+def _factory(scope: Scope):
+    def make(design: str):
+        try:
+            return runner.make_model(design, scope)
+        except LookupError as e:
+            raise click.ClickException(str(e)) from None
+    return make
+
+
+@click.command(help="Explore every design's reachable states breadth first up to the depth bound and "
+                    "decide each property (holds/violated, reachable/unreachable), printing the "
+                    "shortest trace of every violation or witness.\n\nDefault scope and its restrictions:\n\n"
+                    + SCOPE_HELP)
+@click.option("--design", "designs", multiple=True, type=click.Choice(DESIGNS),
+              help="Design to check (repeatable; default all).")
+@click.option("--property", "props", multiple=True, type=click.Choice(list(PROPERTIES)),
+              help="Property to decide (repeatable; default all).")
+@click.option("--depth", default=6, show_default=True, type=click.IntRange(0, 64),
+              help="Maximum number of actions after the initial state.")
+@click.option("--workers", default=1, show_default=True, type=click.IntRange(1, 64),
+              help="Processes expanding each BFS level.")
+@click.option("--pages", default=4, show_default=True, type=int, help="Enclave pages (a power of two).")
+@click.option("--policy", default="selinux", show_default=True, type=click.Choice(POLICIES))
+@click.option("--json", "as_json", is_flag=True, help="Print one JSON object {\"results\": [...]}.")
+@click.option("--out", type=click.Path(file_okay=False, path_type=Path), default=Path("scenarios"),
+              show_default=True, help="Directory for the scenario file of every trace.")
+def check(designs, props, depth, workers, pages, policy, as_json, out) -> None:
+    try:
+        scope = Scope(pages=pages, policy=policy)
+    except ValueError as e:
+        raise click.BadParameter(str(e)) from None
+    results = runner.check(_factory(scope), list(designs or DESIGNS), list(props or PROPERTIES),
+                           depth=depth, workers=workers, out_dir=out)
+    if as_json:
+        keys = ("design", "property", "verdict", "depth", "states", "seconds", "trace")
+        click.echo(json.dumps({"results": [{k: r[k] for k in keys} for r in results]}, indent=1))
+        return
+    click.echo(runner.render_matrix(results))
+    click.echo(runner.render_traces(results))
+
+
+@click.command(help="Replay a scenario file step by step, printing each layer's decisions and "
+                    "whether the scenario's property is violated or reached.")
+@click.argument("file", type=click.Path(exists=True, dir_okay=False, path_type=Path))
+@click.option("--design", default=None, type=click.Choice(DESIGNS),
+              help="Replay on this design instead of the scenario's own.")
+def run(file: Path, design: str | None) -> None:
+    try:
+        sc = scn.read(file)
+    except ValueError as e:
+        raise click.ClickException(f"{file}: {e}") from None
+    if sc.prop not in PROPERTIES:
+        raise click.ClickException(f"{file}: unknown property {sc.prop!r}")
+    try:
+        scope = Scope(**{k: v for k, v in sc.scope.items() if k in ("pages", "policy")})
+    except (TypeError, ValueError) as e:
+        raise click.ClickException(f"{file}: bad scope: {e}") from None
+    lines, verdict, _ = runner.run_scenario(_factory(scope), sc, design)
+    click.echo("\n".join(lines))
+    if design is None and verdict != sc.expect:
+        raise click.ClickException(f"expected {sc.expect}, replay gives {verdict}")

@@ -1,0 +1,107 @@
+"""The checker's ghost (monitor) state: facts about the history of each
+enclave page that the machine itself forgets but the properties need.
+
+It is kept beside each explored state, updated only from the
+:class:`~sgxsim.check.model.Event` s a step produced, and it is part of the
+state's fingerprint (two machines that are equal but whose pages have
+different histories are different states for the properties).
+"""
+
+from __future__ import annotations
+
+from typing import NamedTuple
+
+from sgxsim.check.model import Event
+
+
+class PageGhost(NamedTuple):
+    """History of one enclave page, keyed by its offset in ELRANGE.
+
+    ``origin`` is ``build`` (added by ADD_PAGES) or ``aug`` (added after
+    INIT by EAUG); ``secinfo`` the permissions its SECINFO declared at ADD
+    (``""`` for EAUG pages) and ``sectype`` its type; ``source_exec`` whether
+    the source mapping was VM_EXEC when the page was added; ``written``
+    whether an enclave store or EACCEPTCOPY wrote it since; ``restrict`` is
+    ``""``, ``"pending:P"`` after RESTRICT_PERMISSIONS to ``P``, or
+    ``"accepted:P"`` once the enclave EACCEPTed that restriction."""
+
+    origin: str
+    secinfo: str
+    sectype: str
+    source_exec: bool
+    written: bool = False
+    restrict: str = ""
+
+
+class Ghost:
+    """Immutable: :meth:`after` returns a new ghost."""
+
+    __slots__ = ("pages", "ran_build_code", "wrote_build_data", "_key")
+
+    def __init__(self, pages: dict[int, PageGhost] | None = None,
+                 ran_build_code: bool = False, wrote_build_data: bool = False):
+        self.pages = pages or {}
+        self.ran_build_code = ran_build_code
+        self.wrote_build_data = wrote_build_data
+        self._key = None
+
+    def page(self, offset: int) -> PageGhost | None:
+        return self.pages.get(offset)
+
+    def key(self) -> tuple:
+        if self._key is None:
+            self._key = (tuple(sorted(self.pages.items())), self.ran_build_code, self.wrote_build_data)
+        return self._key
+
+    def __eq__(self, other: object) -> bool:
+        return isinstance(other, Ghost) and self.key() == other.key()
+
+    def __hash__(self) -> int:
+        return hash(self.key())
+
+    def __getstate__(self):
+        return (self.pages, self.ran_build_code, self.wrote_build_data)
+
+    def __setstate__(self, st):
+        self.pages, self.ran_build_code, self.wrote_build_data = st
+        self._key = None
+
+    def after(self, events: tuple[Event, ...]) -> Ghost:
+        if not events:
+            return self
+        pages = dict(self.pages)
+        ran, wrote = self.ran_build_code, self.wrote_build_data
+        for ev in events:
+            if not ev.ok:
+                continue
+            g = pages.get(ev.addr)
+            k = ev.kind
+            if k == "add":
+                sectype, perms, source_exec = ev.info
+                pages[ev.addr] = PageGhost("build", perms, sectype, bool(source_exec))
+            elif k == "aug":
+                pages[ev.addr] = PageGhost("aug", "", "REG", False)
+            elif g is None:
+                continue
+            elif k in ("store", "eacceptcopy"):
+                pages[ev.addr] = g._replace(written=True)
+                if k == "store" and g.origin == "build":
+                    wrote = True
+            elif k == "fetch":
+                if g.origin == "build":
+                    ran = True
+            elif k == "restrict":
+                pages[ev.addr] = g._replace(restrict=f"pending:{ev.info[0]}")
+            elif k == "eaccept":
+                if g.restrict.startswith("pending:"):
+                    pages[ev.addr] = g._replace(restrict="accepted:" + g.restrict.split(":", 1)[1])
+            elif k == "emodpe":
+                pages[ev.addr] = g._replace(restrict="")
+            elif k == "modtype":
+                pages[ev.addr] = g._replace(sectype=ev.info[0], restrict="")
+            elif k == "remove":
+                del pages[ev.addr]
+        return Ghost(pages, ran, wrote)
+
+    def __repr__(self) -> str:
+        return f"Ghost({self.pages!r}, ran={self.ran_build_code}, wrote={self.wrote_build_data})"

@@ -1,0 +1,136 @@
+"""``sgxsim check`` and ``sgxsim run`` without the command-line dressing:
+explore each design once for all selected properties, turn findings into
+results (with per-layer traces and scenario files), render the matrix."""
+
+from __future__ import annotations
+
+import importlib
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+from sgxsim.check import scenario as scn
+from sgxsim.check.explorer import Exploration, explore, replay, verdict
+from sgxsim.check.properties import PROPERTIES
+
+ModelFactory = Callable[[str], Any]
+
+
+def trace_of(model, path, props) -> list[dict[str, Any]]:
+    """The JSON trace of ``path``: each action, what each layer decided, what
+    the checker saw."""
+    out = []
+    for action, decisions, events, hits in replay(model, path, props):
+        out.append({**action.as_dict(),
+                    "decisions": [str(d) for d in decisions],
+                    "events": [f"{e.kind}@{e.addr:#x}:{'ok' if e.ok else 'fail'}" for e in events],
+                    "properties": dict(hits)})
+    return out
+
+
+def results_for(model, exp: Exploration, props: list[str], out_dir: Path | None = None) -> list[dict]:
+    res = []
+    for name in props:
+        v = verdict(name, exp)
+        f = exp.findings.get(name)
+        r = {"design": exp.design, "property": name, "verdict": v,
+             "depth": f.depth if f else exp.depth,
+             "states": f.states if f else exp.states,
+             "seconds": round(f.seconds if f else exp.seconds, 3),
+             "trace": trace_of(model, f.path, [name]) if f else []}
+        if f:
+            r["reason"] = f.reason
+            if out_dir is not None:
+                out_dir.mkdir(parents=True, exist_ok=True)
+                sc = scn.Scenario(exp.design, name, v, f.path, model.scope(), len(f.path), f.reason)
+                comments = [s["decisions"] for s in r["trace"]]
+                r["scenario"] = str(scn.write(out_dir / f"{exp.design}--{name}.toml", sc, comments))
+        res.append(r)
+    return res
+
+
+def check(factory: ModelFactory, designs: list[str], props: list[str] | None = None, depth: int = 6,
+          workers: int = 1, out_dir: Path | None = None) -> list[dict]:
+    props = list(props or PROPERTIES)
+    results = []
+    for d in designs:
+        model = factory(d)
+        exp = explore(model, props, depth=depth, workers=workers)
+        results.extend(results_for(model, exp, props, out_dir))
+    return results
+
+
+def render_matrix(results: list[dict]) -> str:
+    designs = list(dict.fromkeys(r["design"] for r in results))
+    props = list(dict.fromkeys(r["property"] for r in results))
+    cell = {(r["design"], r["property"]): r for r in results}
+    w = max(12, *(len(d) for d in designs))
+    cw = max(16, *(len(p) for p in props))
+    lines = ["design".ljust(w) + " | " + " | ".join(p.ljust(cw) for p in props)]
+    lines.append("-" * len(lines[0]))
+    for d in designs:
+        row = []
+        for p in props:
+            r = cell.get((d, p))
+            txt = "" if r is None else f"{r['verdict']}" + (f" ({len(r['trace'])})" if r["trace"] else "")
+            row.append(txt.ljust(cw))
+        lines.append(d.ljust(w) + " | " + " | ".join(row))
+    lines.append("")
+    for d in designs:
+        rs = [r for r in results if r["design"] == d]
+        total = max(rs, key=lambda r: (r["states"], r["seconds"]))
+        lines.append(f"{d}: {total['states']} distinct states, depth {max(r['depth'] for r in rs)}, "
+                     f"{total['seconds']} s")
+    lines.append("(n) = length of the shortest trace; holds/unreachable are up to the depth bound")
+    return "\n".join(lines)
+
+
+def render_traces(results: list[dict]) -> str:
+    out = []
+    for r in results:
+        if not r["trace"]:
+            continue
+        out.append(f"\n== {r['design']} / {r['property']}: {r['verdict']} at depth {r['depth']} "
+                   f"({r['states']} states, {r['seconds']} s): {r.get('reason', '')}")
+        if "scenario" in r:
+            out.append(f"   scenario: {r['scenario']}")
+        for i, s in enumerate(r["trace"], 1):
+            args = ", ".join(f"{k}={v}" for k, v in s.items()
+                             if k not in ("action", "decisions", "events", "properties"))
+            out.append(f"  {i}. {s['action']}({args})")
+            out += [f"       {d}" for d in s["decisions"]]
+    return "\n".join(out)
+
+
+def run_scenario(factory: ModelFactory, sc: scn.Scenario, design: str | None = None):
+    """Replay ``sc`` (on ``design`` if given); return ``(lines, verdict,
+    step_number_or_None)`` where the verdict is for the scenario's property."""
+    model = factory(design or sc.design)
+    lines = [f"# design {model.design}, property {sc.prop}, expected {sc.expect} at step {sc.at_step}"]
+    kind = PROPERTIES[sc.prop].kind
+    hit_at = None
+    for i, (action, decisions, _events, hits) in enumerate(replay(model, sc.steps, [sc.prop]), 1):
+        lines.append(f"{i}. {action}")
+        lines += [f"     {d}" for d in decisions]
+        if sc.prop in hits and hit_at is None:
+            hit_at = i
+            lines.append(f"  => {sc.prop}: {hits[sc.prop]}")
+    if kind == "safety":
+        v = "violated" if hit_at else "holds"
+    else:
+        v = "reachable" if hit_at else "unreachable"
+    lines.append(f"verdict: {v}" + (f" at step {hit_at}" if hit_at else ""))
+    return lines, v, hit_at
+
+
+def make_model(design: str, scope):
+    """The model of ``design`` (a kernel name of ``sgxsim.kernel.registry``) in
+    ``scope``: the real Machine driven through the scope's actions."""
+    try:
+        registry = importlib.import_module("sgxsim.kernel.registry")
+        adapter = importlib.import_module("sgxsim.check.machine_model")
+    except ModuleNotFoundError as e:
+        raise LookupError(f"design {design!r}: {e.name} is not available in this build") from None
+    if design not in registry.names():
+        raise LookupError(f"no design named {design!r}; known: {', '.join(registry.names())}")
+    return adapter.MachineModel(design, scope)

@@ -1,0 +1,121 @@
+"""The scope the checker explores by default, and its documented restrictions.
+
+Default scope (``sgxsim check --help`` repeats this):
+
+* one process, one enclave of ``pages`` (default 4) pages at the start of an
+  ELRANGE of the same size; the initial state is the process after
+  ``open("/dev/sgx_enclave")`` and SGX_IOC_ENCLAVE_CREATE, with three source
+  mappings in place: the enclave image (a file on an exec mount, mapped
+  PROT_READ|PROT_EXEC, MAP_PRIVATE), an anonymous PROT_READ|PROT_WRITE buffer,
+  and a file on a ``noexec`` mount mapped PROT_READ;
+* the policy (``--policy``, default ``selinux``): the mm model's SELinux-like
+  policy allowing read/write/execute on /dev/sgx_enclave and on the image file
+  and denying ``execmem`` and ``execmod``;
+* actions, each with restricted parameters:
+  - ``mmap``/``mprotect``/``munmap`` of ``/dev/sgx_enclave`` over one page or
+    the whole enclave, MAP_SHARED|MAP_FIXED, protections R, RW, RX, RWX;
+  - ``add_pages`` (before INIT): one page, source ``image``/``anon``/``noexec``,
+    SECINFO type REG or TCS, REG permissions R, RW, RX, RWX, measured;
+  - ``init`` (before INIT) with a SIGSTRUCT signed for the enclave's MRENCLAVE;
+  - on SGX2 kernels, after INIT: ``restrict`` (RESTRICT_PERMISSIONS of one page
+    to R or RW), ``modtype`` (MODIFY_TYPES of one page to TCS or TRIM),
+    ``remove`` (REMOVE_PAGES of one page);
+  - after INIT, entering the enclave through the vDSO: ``load``, ``store``,
+    ``fetch`` of one page; on SGX2 CPUs ``eaccept``, ``eacceptcopy`` (from the
+    first build-time page), ``emodpe`` (to RX or RWX) of one page;
+  - ``reclaim``: the EPC reclaimer writes one enclave page back (EWB).
+
+ADD_PAGES and INIT are not offered after INIT, nor the SGX2 ioctls before it
+or on SGX1 kernels: the driver refuses them there without changing state, so
+offering them would only cost time.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from sgxsim.check.model import Action
+
+PAGE = 4096
+PERMS = ("R", "RW", "RX", "RWX")
+SOURCES = ("image", "anon", "noexec")
+POLICIES = ("selinux", "none")
+
+
+@dataclass(frozen=True, slots=True)
+class Scope:
+    pages: int = 4
+    policy: str = "selinux"
+    perms: tuple[str, ...] = PERMS
+    sources: tuple[str, ...] = SOURCES
+    actions: tuple[str, ...] = ("mmap", "mprotect", "munmap", "add_pages", "init", "restrict",
+                                "modtype", "remove", "load", "store", "fetch", "eaccept",
+                                "eacceptcopy", "emodpe", "reclaim")
+
+    def __post_init__(self):
+        if not 1 <= self.pages <= 64 or self.pages & (self.pages - 1):
+            # ELRANGE is max(2, pages) pages: SECS.SIZE is a power of two of at
+            # least two pages (SDM: ECREATE).
+            raise ValueError(f"--pages must be a power of two between 1 and 64, not {self.pages}")
+        if self.policy not in POLICIES:
+            raise ValueError(f"--policy must be one of {', '.join(POLICIES)}, not {self.policy!r}")
+
+    def as_dict(self) -> dict:
+        return {"pages": self.pages, "policy": self.policy}
+
+    def ranges(self) -> list[tuple[int, int]]:
+        """(offset, length): every single page, then the whole enclave."""
+        one = [(i * PAGE, PAGE) for i in range(self.pages)]
+        return one + ([(0, self.pages * PAGE)] if self.pages > 1 else [])
+
+    def enabled(self, *, initialized: bool, sgx2: bool, added: frozenset[int]) -> list[Action]:
+        """The actions offered in a state, in the fixed order of the search."""
+        out: list[Action] = []
+        want = set(self.actions)
+        offs = [i * PAGE for i in range(self.pages)]
+        for name in ("mmap", "mprotect"):
+            if name in want:
+                out += [Action.make(name, offset=o, length=n, prot=p) for o, n in self.ranges()
+                        for p in self.perms]
+        if "munmap" in want:
+            out += [Action.make("munmap", offset=o, length=n) for o, n in self.ranges()]
+        if not initialized:
+            if "add_pages" in want:
+                for o in offs:
+                    if o in added:
+                        continue
+                    for s in self.sources:
+                        out.append(Action.make("add_pages", offset=o, source=s, type="TCS", perms="RW"))
+                        out += [Action.make("add_pages", offset=o, source=s, type="REG", perms=p)
+                                for p in self.perms]
+            if "init" in want and added:
+                out.append(Action.make("init"))
+            if "reclaim" in want:
+                out += [Action.make("reclaim", offset=o) for o in offs if o in added]
+            return out
+        if sgx2:
+            if "restrict" in want:
+                out += [Action.make("restrict", offset=o, perms=p) for o in offs for p in ("R", "RW")]
+            if "modtype" in want:
+                out += [Action.make("modtype", offset=o, type=t) for o in offs for t in ("TCS", "TRIM")]
+            if "remove" in want:
+                out += [Action.make("remove", offset=o) for o in offs]
+        for name in ("load", "store", "fetch"):
+            if name in want:
+                out += [Action.make(name, offset=o) for o in offs]
+        if sgx2:
+            if "eaccept" in want:
+                out += [Action.make("eaccept", offset=o) for o in offs]
+            if "eacceptcopy" in want:
+                out += [Action.make("eacceptcopy", offset=o) for o in offs]
+            if "emodpe" in want:
+                out += [Action.make("emodpe", offset=o, perms=p) for o in offs for p in ("RX", "RWX")]
+        if "reclaim" in want:
+            out += [Action.make("reclaim", offset=o) for o in offs]
+        return out
+
+
+# The scope paragraph of this docstring, for ``--help`` (one unwrapped block).
+SCOPE_HELP = "\b\n" + "\n".join(
+    line for line in __doc__.split("repeats this):", 1)[1].split("ADD_PAGES and INIT are not", 1)[0]
+    .splitlines() if line.strip())
