@@ -9,13 +9,12 @@ import os
 import struct
 import time
 
-from sgxsim.machine import Machine
-
 from sgxsim.hw import sigstruct as hwsig
 from sgxsim.hw import uapi
 from sgxsim.hw.consts import PAGE_SIZE, Attribute, PageType, secinfo_flags
 from sgxsim.hw.measure import Measurement
 from sgxsim.hw.structs import Secs
+from sgxsim.machine import Machine
 
 TITLE = "SGX driver: building a measured enclave"
 SIZES_MIB = (16, 64, 256)
