@@ -13,8 +13,9 @@ from __future__ import annotations
 import errno
 import random
 
-from sgxsim import Machine
 from tests.kernel.realkernel import FDKEYS, FILES, PAGE, WINDOW, WINDOW_PAGES
+
+from sgxsim import Machine
 
 PROTS = [0, 1, 3, 5, 7, 2, 4]
 MAP_SHARED, MAP_PRIVATE, MAP_FIXED, MAP_ANONYMOUS = 0x1, 0x2, 0x10, 0x20
