@@ -13,6 +13,8 @@ from sgx_helpers import (
     MAP_FIXED,
     MAP_PRIVATE,
     PROT_NONE,
+    PROT_READ,
+    PROT_WRITE,
     REG,
     TCS,
     Encl,
@@ -27,7 +29,7 @@ from sgxsim.hw import uapi
 from sgxsim.hw.consts import MSR_IA32_SGXLEPUBKEYHASH0, PAGE_SIZE, Attribute, PageType
 from sgxsim.kernel.sgx.encl import SGX_ENCL_IOCTL
 
-UNMAPPED = 0x6000_0000_0000
+UNMAPPED = 0x0800_0000  # below every VMA: no stack to grow into
 
 
 @pytest.fixture(params=["linux-5.11", "linux-6.0"])
@@ -156,7 +158,7 @@ def test_add_pages_source_checks(kname):
     si = e.put(struct.pack("<Q", REG << 8 | R | W) + bytes(56))
     nfree = free_pages(m)
     # src in no VMA at all (above every mapping): find_vma() finds nothing
-    e_, buf = add_raw(e, 0x7FFF_FFFF_0000, 0, PAGE_SIZE, si)
+    e_, buf = add_raw(e, 0x7FFF_FFFF_F000, 0, PAGE_SIZE, si)
     assert e_ == errno.EFAULT and struct.unpack("<6Q", buf)[5] == 0
     # src PROT_NONE: get_user_pages() fails
     none = e.proc.mmap(0x2000_0000, PAGE_SIZE, PROT_NONE, MAP_PRIVATE | MAP_ANONYMOUS | MAP_FIXED)
@@ -355,13 +357,14 @@ def test_restrict_permissions_checks():
 
 
 def test_restrict_permissions_emodpr_error_in_result():
-    """EMODPR on a page whose previous restriction was not EACCEPTed:
-    SGX_PAGE_NOT_MODIFIABLE in result, -EFAULT."""
+    """EMODPR on an EAUGed page the enclave has not EACCEPTed (PENDING):
+    SGX_PAGE_NOT_MODIFIABLE in result, -EFAULT, count = the pages before it."""
     e = Encl(machine()).build([(2 * PAGE_SIZE, R | W)])
     cmd = uapi.SGX_IOC_ENCLAVE_RESTRICT_PERMISSIONS
-    assert e.sgx2(cmd, 2 * PAGE_SIZE, PAGE_SIZE, R, 0, 0)[0] == 0
-    err, (_, _, _, result, count) = e.sgx2(cmd, 2 * PAGE_SIZE, PAGE_SIZE, R, 0, 0)
-    assert (err, result, count) == (errno.EFAULT, 20, 0)
+    a = e.mmap(3 * PAGE_SIZE, PAGE_SIZE, PROT_READ | PROT_WRITE)
+    e.proc.peek(a, 1)  # EAUG on first touch
+    err, (_, _, _, result, count) = e.sgx2(cmd, 2 * PAGE_SIZE, 2 * PAGE_SIZE, R, 0, 0)
+    assert (err, result, count) == (errno.EFAULT, 20, PAGE_SIZE)
 
 
 def test_modify_types_checks():

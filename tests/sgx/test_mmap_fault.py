@@ -110,7 +110,7 @@ def test_mprotect_above_max_is_eacces_and_keeps_earlier_vmas(kname):
 def vma_prots(e):
     """(vm_start, PROT_* of VM_READ|WRITE|EXEC) of the enclave VMAs."""
     out = []
-    for vma in e.proc.mm.vmas():
+    for vma in e.proc.mm.vmas:
         if vma.vm_private_data is e.encl:
             out.append((vma.vm_start, vma.vm_flags & 0x7))
     return out

@@ -376,7 +376,7 @@ def test_may_map_rules(env):
     assert env.init() == 0
     after = env.mmap(0, 1, 1, addr=below)
     assert (after == errno.EACCES) == (isinstance(env.d, SgxDriverSgx2))
-    env.t.personality = READ_IMPLIES_EXEC
+    env.t.persona = READ_IMPLIES_EXEC
     assert env.mmap(8, 1, 1) == errno.EACCES
 
 

@@ -201,7 +201,7 @@ class SgxDriver(SgxIoctl, SgxEnclOps, SgxMain):
 
     def current_personality(self) -> int:
         task = self.current()
-        return task.personality if task is not None else 0
+        return task.persona if task is not None else 0
 
     def find_vma(self, mm: Any, addr: int) -> Any:
         return self.kernel.find_vma(mm, addr)
