@@ -104,7 +104,7 @@ class MmMachine(RuleBasedStateMachine):
     def consistent(self):
         check_tree(self.p)
         maps = self.p.maps()
-        assert all(a.end <= b.start for a, b in zip(maps, maps[1:]))
+        assert all(a.end <= b.start for a, b in zip(maps, maps[1:], strict=False))
 
 
 TestMmMachine = MmMachine.TestCase
