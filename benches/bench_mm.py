@@ -33,15 +33,20 @@ static double now(void) { struct timespec t; clock_gettime(CLOCK_MONOTONIC, &t);
   return t.tv_sec + t.tv_nsec * 1e-9; }
 int main(void) {
   const int n = %(n)d; const long pg = 4096; char *base = (char *)%(base)dUL;
-  char *a = mmap(base, 3 * pg, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS | MAP_FIXED, -1, 0);
+  char *a = mmap(base, 3 * pg, PROT_READ | PROT_WRITE,
+                 MAP_PRIVATE | MAP_ANONYMOUS | MAP_FIXED, -1, 0);
   double t0 = now();
-  for (int i = 0; i < n; i++) { mprotect(a + pg, pg, PROT_READ); mprotect(a + pg, pg, PROT_READ | PROT_WRITE); }
+  for (int i = 0; i < n; i++) {
+    mprotect(a + pg, pg, PROT_READ);
+    mprotect(a + pg, pg, PROT_READ | PROT_WRITE);
+  }
   double split = (now() - t0) / (2.0 * n);
   t0 = now();
   for (int i = 0; i < n; i++) { char *b = mmap(base + 64 * pg, 16 * pg, PROT_READ | PROT_WRITE,
       MAP_PRIVATE | MAP_ANONYMOUS | MAP_FIXED, -1, 0); munmap(b, 16 * pg); }
   double mm16 = (now() - t0) / n;
-  char *c = mmap(base + 128 * pg, (long)n * pg, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS | MAP_FIXED, -1, 0);
+  char *c = mmap(base + 128 * pg, (long)n * pg, PROT_READ | PROT_WRITE,
+                 MAP_PRIVATE | MAP_ANONYMOUS | MAP_FIXED, -1, 0);
   t0 = now();
   for (int i = 0; i < n; i++) c[(long)i * pg] = 1;
   double touch = (now() - t0) / n;
