@@ -26,3 +26,10 @@ def signing_key():  # -> rsa.RSAPrivateKey
     from sgxsim.hw.sigstruct import generate_key
 
     return generate_key()
+
+
+def pytest_addoption(parser):
+    parser.addoption("--diff-seed", type=int, default=20261123,
+                     help="seed of the differential mm test's random sequences")
+    parser.addoption("--diff-count", type=int, default=2000,
+                     help="number of 20-step sequences the differential mm test runs")

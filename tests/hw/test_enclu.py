@@ -26,12 +26,21 @@ def test_eenter_eexit(kit):
     assert kit.lp.enclave is not None
     assert kit.lp.regs["rip"] == BASE + 2 * PAGE_SIZE  # OENTRY
     assert kit.lp.regs["rcx"] == 0x1003 and kit.lp.regs["rax"] == 0
-    with pytest.raises(GP):
-        kit.cpu.eenter(kit.lp, BASE, 0x5000)  # already in enclave mode
     kit.cpu.eexit(kit.lp, 0x1003)
     assert kit.lp.enclave is None and kit.lp.regs["rcx"] == 0x5000
     with pytest.raises(GP):
         kit.cpu.eexit(kit.lp, 0)  # not in enclave mode
+
+
+def test_eenter_in_enclave_mode_is_gp_through_aex(kit):
+    kit.enter()
+    with pytest.raises(GP):
+        kit.cpu.eenter(kit.lp, BASE, 0x5000)  # already in enclave mode
+    # Raised in enclave mode, so delivered through an AEX: enclave mode left,
+    # CSSA advanced, synthetic state loaded (RAX = ERESUME, RCX = AEP).
+    assert kit.lp.enclave is None
+    assert kit.lp.regs["rax"] == 3 and kit.lp.regs["rcx"] == 0x5000
+    assert Tcs.unpack(kit.cpu.epc.page(kit.tcs_i)).cssa == 1
 
 
 def test_eenter_checks():

@@ -9,10 +9,10 @@ import os
 import struct
 
 from sgxsim.hw import uapi
-from sgxsim.hw.consts import PAGE_SIZE, Attribute, PageType, SecinfoFlags, secinfo_flags  # noqa: E402
-from sgxsim.hw.measure import Measurement  # noqa: E402
-from sgxsim.hw.structs import Secs, Tcs  # noqa: E402
-from sgxsim.machine import Machine  # noqa: E402
+from sgxsim.hw.consts import PAGE_SIZE, Attribute, PageType, SecinfoFlags, secinfo_flags
+from sgxsim.hw.measure import Measurement
+from sgxsim.hw.structs import Secs, Tcs
+from sgxsim.machine import Machine
 
 PROT_NONE = _mmap.PROT_NONE if hasattr(_mmap, "PROT_NONE") else 0
 PROT_READ, PROT_WRITE, PROT_EXEC = 0x1, 0x2, 0x4
@@ -80,7 +80,7 @@ class Encl:
     @property
     def encl(self):
         """The kernel's struct sgx_encl behind this fd."""
-        return self.proc.file(self.fd).private_data
+        return self.proc.files[self.fd].private_data
 
     # -- user memory -------------------------------------------------------------
     def put(self, data: bytes) -> int:

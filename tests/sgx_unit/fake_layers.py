@@ -1,10 +1,8 @@
 """Test doubles for the kernel services under the SGX driver (one task, its
-mm with a real page table, files, copy_from_user, vmf_insert_pfn, ...), so
-the driver runs on the real CPU model (sgxsim.hw.cpu) before the mm layer is
-merged.  The end-to-end tests on the real machine are in tests/sgx.
-
-While the mm layer is not merged, the few constants and the two base
-classes the driver imports from it are provided here with their Linux values.
+mm with a real page table, files, copy_from_user, vmf_insert_pfn, ...): the
+driver runs on the real CPU model (sgxsim.hw.cpu) with every kernel service
+it calls visible and scriptable.  The end-to-end tests on the real machine
+(Machine, Process, the generic mm) are in tests/sgx.
 """
 
 from __future__ import annotations
@@ -25,19 +23,6 @@ from sgxsim.hw.paging import (
 )
 from sgxsim.kernel.errors import refuse
 from sgxsim.trace import Trace
-
-# include/linux/mm.h, mman.h values (only where the mm layer lacks them).
-_MM = dict(VM_READ=1, VM_WRITE=2, VM_EXEC=4, VM_SHARED=8, VM_MAYREAD=0x10, VM_MAYWRITE=0x20,
-           VM_MAYEXEC=0x40, VM_IO=0x4000, VM_PFNMAP=0x400, VM_DONTEXPAND=0x40000,
-           VM_DONTDUMP=0x04000000, VM_ACCESS_FLAGS=7, VM_FAULT_OOM=1, VM_FAULT_SIGBUS=2,
-           VM_FAULT_NOPAGE=0x100, MAP_TYPE=0xF, MAP_PRIVATE=2, MAP_SHARED=1, MAP_FIXED=0x10)
-for _k, _v in _MM.items():
-    if not hasattr(kmm, _k):
-        setattr(kmm, _k, _v)
-if not hasattr(kmm, "FileOperations"):
-    kmm.FileOperations = type("FileOperations", (), {})
-if not hasattr(kmm, "VmOperations"):
-    kmm.VmOperations = type("VmOperations", (), {})
 
 
 class Vma:

@@ -65,7 +65,7 @@ class Cpu(AccessMixin, EnclsMixin, EncluMixin):
     MAX_ENCLAVE_SIZE_32 = 31  # CPUID.12H.0:EDX[7:0]
 
     def __init__(self, epc_pages: int, *, sgx2: bool = True, flc: bool = True,
-                 nr_cpus: int = 2, trace: Trace | None = None, seed: int = 0):
+                 nr_cpus: int = 2, trace: Trace | None = None, seed: int = 0, pku: bool = True):
         if epc_pages < 1:
             raise ValueError("the EPC needs at least one page")
         self.phys = PhysMem(epc_pages)
@@ -74,6 +74,7 @@ class Cpu(AccessMixin, EnclsMixin, EncluMixin):
         self.sgx1 = True
         self.sgx2 = sgx2
         self.flc = flc
+        self.pku = pku  # protection keys (CPUID.7:ECX.PKU, OSPKE)
         self.miscselect_valid = self.MISCSELECT_VALID
         self.attributes_valid = int(self.ATTRIBUTES_VALID)
         self.xfrm_valid = self.XFRM_VALID

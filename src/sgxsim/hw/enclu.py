@@ -125,7 +125,9 @@ class EncluMixin:
     # -- EENTER / ERESUME ------------------------------------------------------------------------
     def _enter_checks(self: Cpu, lp: LogicalProcessor, leaf: str, tcs: int, aep: int):
         if lp.enclave is not None:
-            raise _gp(leaf, "already in enclave mode")
+            # The #GP is raised in enclave mode, so it is delivered through an
+            # AEX like any other exception there (SDM 40.4; module docstring).
+            raise self.aex(lp, fault=_gp(leaf, "already in enclave mode"))
         if tcs % PAGE_SIZE:
             raise _gp(leaf, "TCS not 4 KiB aligned")
         ti = self._u_epc(lp, leaf, tcs, READ)

@@ -8,6 +8,8 @@ range.
 
 from __future__ import annotations
 
+from bisect import bisect_left, insort
+
 PTE_PRESENT = 1 << 0
 PTE_RW = 1 << 1
 PTE_USER = 1 << 2
@@ -28,34 +30,41 @@ def pte_pfn(pte: int) -> int:
 
 
 class PageTable:
-    """vpn -> PTE.  Absent keys are not-present entries."""
+    """vpn -> PTE.  Absent keys are not-present entries.
 
-    __slots__ = ("ptes",)
+    ``ptes`` may be read and its existing entries rewritten in place (the CPU
+    sets A/D bits); entries are added and removed through :meth:`set` and
+    :meth:`clear`, which keep a sorted index so that a range query costs the
+    entries in the range, never the size of the range or of the table."""
+
+    __slots__ = ("ptes", "_keys")
 
     def __init__(self) -> None:
         self.ptes: dict[int, int] = {}
+        self._keys: list[int] = []
 
     def get(self, vpn: int) -> int:
         return self.ptes.get(vpn, 0)
 
     def set(self, vpn: int, pte: int) -> None:
+        if vpn not in self.ptes:
+            insort(self._keys, vpn)
         self.ptes[vpn] = pte
 
     def clear(self, vpn: int) -> int:
         """Remove the entry; return the old PTE (0 if none)."""
-        return self.ptes.pop(vpn, 0)
+        if vpn not in self.ptes:
+            return 0
+        del self._keys[bisect_left(self._keys, vpn)]
+        return self.ptes.pop(vpn)
 
     def populated(self, lo_vpn: int, hi_vpn: int) -> list[int]:
-        """The vpns in ``[lo_vpn, hi_vpn)`` that have an entry, in order.
-
-        Costs min(range, populated entries): a 64 GiB range over an empty
-        table costs nothing."""
-        ptes = self.ptes
-        if hi_vpn - lo_vpn <= len(ptes):
-            return [v for v in range(lo_vpn, hi_vpn) if v in ptes]
-        return sorted(v for v in ptes if lo_vpn <= v < hi_vpn)
+        """The vpns in ``[lo_vpn, hi_vpn)`` that have an entry, in order."""
+        keys = self._keys
+        return keys[bisect_left(keys, lo_vpn) : bisect_left(keys, hi_vpn)]
 
     def copy(self) -> PageTable:
         pt = PageTable()
         pt.ptes = dict(self.ptes)
+        pt._keys = list(self._keys)
         return pt

@@ -292,7 +292,7 @@ class Process:
                     pte &= ~PTE_RW
                     src_pt.ptes[vpn] = pte
                 k.get_frame(pte_pfn(pte))
-                dst_pt.ptes[vpn] = pte
+                dst_pt.set(vpn, pte)
         return child
 
     def exit(self) -> None:

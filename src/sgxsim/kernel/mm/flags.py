@@ -85,9 +85,12 @@ VM_MIXEDMAP = 0x10000000
 VM_HUGEPAGE = 0x20000000
 VM_NOHUGEPAGE = 0x40000000
 VM_GROWSUP = 0
+# x86 protection keys live in VM_HIGH_ARCH_0..3 (VM_PKEY_BIT0..3).
+VM_PKEY_SHIFT = 32
+ARCH_VM_PKEY_FLAGS = 0xF << VM_PKEY_SHIFT
 VM_ACCESS_FLAGS = VM_READ | VM_WRITE | VM_EXEC
 VM_SPECIAL = VM_IO | VM_DONTEXPAND | VM_PFNMAP | VM_MIXEDMAP
-VM_FLAGS_CLEAR = VM_ACCESS_FLAGS  # | ARCH_VM_PKEY_FLAGS (no pkeys modelled)
+VM_FLAGS_CLEAR = ARCH_VM_PKEY_FLAGS | VM_ACCESS_FLAGS
 VM_IGNORE_MERGE = VM_SOFTDIRTY
 VM_STACK_INCOMPLETE_SETUP = 0
 
@@ -123,9 +126,10 @@ FMODE_WRITE = 0x2
 FMODE_EXEC = 0x20
 
 
-def calc_vm_prot_bits(prot: int) -> int:
-    """calc_vm_prot_bits(prot, 0): PROT_* to VM_READ/WRITE/EXEC."""
-    return prot & (PROT_READ | PROT_WRITE | PROT_EXEC)  # the bit values coincide
+def calc_vm_prot_bits(prot: int, pkey: int = 0) -> int:
+    """calc_vm_prot_bits(): PROT_* to VM_READ/WRITE/EXEC, plus the x86
+    protection key bits (arch_calc_vm_prot_bits)."""
+    return (prot & (PROT_READ | PROT_WRITE | PROT_EXEC)) | ((pkey & 0xF) << VM_PKEY_SHIFT)
 
 
 def calc_vm_flag_bits(flags: int) -> int:

@@ -42,6 +42,12 @@ from sgxsim.kernel.mm.vma import MmStruct, Vma, can_merge_after, can_merge_befor
 from sgxsim.kernel.vfs import FMODE_READ, FMODE_WRITE
 
 MAP_NORESERVE = 0x4000
+
+
+def vma_pkey(vma: Vma) -> int:
+    from sgxsim.kernel.mm.flags import ARCH_VM_PKEY_FLAGS, VM_PKEY_SHIFT
+
+    return (vma.vm_flags & ARCH_VM_PKEY_FLAGS) >> VM_PKEY_SHIFT
 STACK_GUARD_GAP = 256 << PAGE_SHIFT
 DEFAULT_MAX_MAP_COUNT = 65530
 
@@ -144,7 +150,10 @@ class MmapMixin:
         addr = self.get_unmapped_area(file, addr, length, pgoff_gua, flags)
         if flags & MAP_FIXED_NOREPLACE and mm.overlapping(addr, addr + length):
             raise _mm("do_mmap", errno.EEXIST, "MAP_FIXED_NOREPLACE over an existing mapping")
-        vm_flags = calc_vm_prot_bits(prot) | calc_vm_flag_bits(flags) | VM_MAYREAD | \
+        pkey = 0
+        if prot == PROT_EXEC:
+            pkey = max(self.execute_only_pkey(mm), 0)
+        vm_flags = calc_vm_prot_bits(prot, pkey) | calc_vm_flag_bits(flags) | VM_MAYREAD | \
             VM_MAYWRITE | VM_MAYEXEC
         if file is not None:
             mtype = flags & MAP_TYPE
@@ -176,7 +185,7 @@ class MmapMixin:
                 raise _mm("do_mmap", errno.EINVAL, "MAP_GROWSDOWN on a file")
         else:
             mtype = flags & MAP_TYPE
-            if mtype in (MAP_SHARED, MAP_SHARED_VALIDATE):
+            if mtype == MAP_SHARED:  # MAP_SHARED_VALIDATE is for files only
                 if vm_flags & VM_GROWSDOWN:
                     raise _mm("do_mmap", errno.EINVAL, "MAP_GROWSDOWN on a shared mapping")
                 pgoff = 0
@@ -261,6 +270,36 @@ class MmapMixin:
             mm.reindex()
             return nxt
         return None
+
+    # -- protection keys (arch/x86/mm/pkeys.c) -------------------------------------------------
+    def execute_only_pkey(self, mm: MmStruct) -> int:
+        """__execute_only_pkey(): with PKU, PROT_EXEC-only memory gets a key
+        that denies data access; -1 without PKU."""
+        if not self.cpu.pku:
+            return -1
+        if mm.execute_only_pkey == -1:
+            mm.execute_only_pkey = 1  # mm_pkey_alloc(): the first free key
+        return mm.execute_only_pkey
+
+    def arch_override_mprotect_pkey(self, vma: Vma, prot: int, pkey: int) -> int:
+        # arch_override_mprotect_pkey()
+        if pkey != -1:
+            return pkey
+        if prot == PROT_EXEC:
+            key = self.execute_only_pkey(vma.vm_mm)
+            if key > 0:
+                return key
+        elif self.vma_is_pkey_exec_only(vma):
+            return 0  # no longer execute-only: back to ARCH_DEFAULT_PKEY
+        return vma_pkey(vma)
+
+    @staticmethod
+    def vma_is_pkey_exec_only(vma: Vma) -> bool:
+        from sgxsim.kernel.mm.flags import VM_ACCESS_FLAGS
+
+        if vma.vm_flags & VM_ACCESS_FLAGS != VM_EXEC:
+            return False
+        return vma_pkey(vma) == vma.vm_mm.execute_only_pkey
 
     # -- munmap ---------------------------------------------------------------------------
     def do_vmi_munmap(self, start: int, length: int) -> None:

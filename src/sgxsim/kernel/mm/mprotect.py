@@ -69,7 +69,7 @@ class MprotectMixin:
             raise refuse(errno.ENOMEM, "mm", "do_mprotect_pkey", "range wraps")
         if prot & ~(PROT_READ | PROT_WRITE | PROT_EXEC | PROT_SEM):
             raise refuse(errno.EINVAL, "mm", "arch_validate_prot", f"unknown prot bits {prot:#x}")
-        if pkey != -1:
+        if pkey != -1 and pkey not in mm.allocated_pkeys():
             raise refuse(errno.EINVAL, "mm", "do_mprotect_pkey", "protection key not allocated")
         reqprot = prot
         vma = mm.find_vma(start)
@@ -91,7 +91,9 @@ class MprotectMixin:
                 raise refuse(errno.ENOMEM, "mm", "do_mprotect_pkey", f"hole at {tmp:#x}")
             if rier and vma.vm_flags & 0x40:  # VM_MAYEXEC
                 prot |= PROT_EXEC
-            newflags = calc_vm_prot_bits(prot) | (vma.vm_flags & ~(VM_ACCESS_FLAGS | VM_FLAGS_CLEAR))
+            new_vma_pkey = self.arch_override_mprotect_pkey(vma, prot, pkey)
+            newflags = calc_vm_prot_bits(prot, new_vma_pkey) | (
+                vma.vm_flags & ~(VM_ACCESS_FLAGS | VM_FLAGS_CLEAR))
             tmp = min(vma.vm_end, end)
             vma = self.mprotect_vma(vma, nstart, tmp, newflags, reqprot, prot)
             tmp = min(vma.vm_end, end)  # vma_iter_end(): the VMA may have merged

@@ -47,16 +47,28 @@ class MremapMixin:
         if old_len > TASK_SIZE or new_len > TASK_SIZE or addr > TASK_SIZE - old_len:
             raise _err(errno.EINVAL, "range beyond TASK_SIZE")
         if flags & (MREMAP_FIXED | MREMAP_DONTUNMAP):
-            return self._mremap_to(addr, old_len, new_addr, new_len, flags)
+            # check_mremap_params(): the new range, before any lookup
+            if new_addr & ~PAGE_MASK:
+                raise _err(errno.EINVAL, "new address not page aligned")
+            if new_len > TASK_SIZE or new_addr > TASK_SIZE - new_len:
+                raise _err(errno.EINVAL, "new range beyond TASK_SIZE")
+            if new_addr < addr + old_len and addr < new_addr + new_len:
+                raise _err(errno.EINVAL, "old and new ranges overlap")
+        # do_mremap(): the old address must be mapped before anything changes
+        vma = mm.vma_lookup(addr)
+        if vma is None:
+            raise _err(errno.EFAULT, f"{addr:#x} is not mapped")
+        implies_new = bool(flags & (MREMAP_FIXED | MREMAP_DONTUNMAP))
+        # Linux 6.17+: a same-size MREMAP_FIXED move may span several VMAs.
+        multi = implies_new and old_len == new_len and not flags & MREMAP_DONTUNMAP
+        self._check_prep_vma(vma, addr, old_len, new_len, implies_new, multi)
+        if implies_new:
+            return self._mremap_to(addr, old_len, new_addr, new_len, flags, multi)
         # Shrinking in place always works.
         if old_len >= new_len:
             if old_len > new_len:
                 self.unmap_range(mm, addr + new_len, addr + old_len)
-            vma = mm.vma_lookup(addr)
-            if vma is None:
-                raise _err(errno.EFAULT, f"{addr:#x} is not mapped")
             return addr
-        vma = self._mremap_vma(addr, old_len, new_len)
         # Grow in place when the VMA ends at the old end and the gap is free.
         if vma.vm_end == addr + old_len:
             nxt = mm.next_of(vma)
@@ -71,37 +83,61 @@ class MremapMixin:
         dest = self.get_unmapped_area(vma.vm_file, 0, new_len, vma.pgoff_at(addr), mtype)
         return self._move_vma(vma, addr, old_len, new_len, dest, flags)
 
-    def _mremap_vma(self, addr: int, old_len: int, new_len: int):
-        # vma_to_resize() / resize_is_valid()
-        vma = self.current.mm.vma_lookup(addr)
-        if vma is None:
-            raise _err(errno.EFAULT, f"{addr:#x} is not mapped")
-        if old_len > vma.vm_end - addr:
+    @staticmethod
+    def _check_prep_vma(vma, addr: int, old_len: int, new_len: int, implies_new: bool,
+                        multi: bool) -> None:
+        # check_prep_vma(): only moves and expansions are checked
+        if not implies_new and new_len <= old_len:
+            return
+        # A shrinking move moves only what is left after the shrink.
+        if not multi and min(old_len, new_len) > vma.vm_end - addr:
             raise _err(errno.EFAULT, "old range spans more than one mapping")
-        if new_len > old_len and vma.vm_flags & (VM_DONTEXPAND | VM_PFNMAP):
-            raise _err(errno.EFAULT, "VM_DONTEXPAND/VM_PFNMAP mappings cannot grow")
-        return vma
+        if new_len == old_len:
+            return
+        if vma.pgoff_at(addr) + (new_len >> PAGE_SHIFT) >= 1 << 64:
+            raise _err(errno.EINVAL, "page offset overflows")
+        if vma.vm_flags & (VM_DONTEXPAND | VM_PFNMAP):
+            raise _err(errno.EFAULT, "VM_DONTEXPAND/VM_PFNMAP mappings cannot be resized")
 
-    def _mremap_to(self, addr: int, old_len: int, new_addr: int, new_len: int, flags: int) -> int:
+    def _mremap_to(self, addr: int, old_len: int, new_addr: int, new_len: int, flags: int,
+                   multi: bool) -> int:
         # mremap_to()
         mm = self.current.mm
-        if new_addr & ~PAGE_MASK:
-            raise _err(errno.EINVAL, "new address not page aligned")
-        if new_len > TASK_SIZE or new_addr > TASK_SIZE - new_len:
-            raise _err(errno.EINVAL, "new range beyond TASK_SIZE")
-        if flags & MREMAP_FIXED and new_addr < addr + old_len and addr < new_addr + new_len:
-            raise _err(errno.EINVAL, "old and new ranges overlap")
-        if flags & MREMAP_FIXED:
+        if flags & MREMAP_FIXED and not multi:
             self.unmap_range(mm, new_addr, new_addr + new_len)
         if old_len > new_len:
-            self.unmap_range(mm, addr + new_len, addr + old_len)
+            self.unmap_range(mm, addr + new_len, addr + old_len)  # shrink_vma()
             old_len = new_len
-        vma = self._mremap_vma(addr, old_len, new_len)
+        if multi:
+            return self._move_multiple(addr, old_len, new_addr, flags)
+        vma = mm.vma_lookup(addr)
+        if vma is None:
+            raise _err(errno.EFAULT, f"{addr:#x} is not mapped")
         mtype = MAP_SHARED if vma.vm_flags & VM_MAYSHARE else MAP_PRIVATE
         if flags & MREMAP_FIXED:
             mtype |= MAP_FIXED
         dest = self.get_unmapped_area(vma.vm_file, new_addr, new_len, vma.pgoff_at(addr), mtype)
         return self._move_vma(vma, addr, old_len, new_len, dest, flags)
+
+    def _move_multiple(self, addr: int, length: int, new_addr: int, flags: int) -> int:
+        """remap_move(): each VMA of [addr, addr+length) moves by the same
+        delta; holes stay holes (Linux 6.17+)."""
+        mm = self.current.mm
+        pos, end = addr, addr + length
+        while pos < end:
+            cur = mm.find_vma(pos)
+            if cur is None or cur.vm_start >= end:
+                break
+            lo, hi = max(cur.vm_start, pos), min(cur.vm_end, end)
+            mtype = MAP_SHARED if cur.vm_flags & VM_MAYSHARE else MAP_PRIVATE
+            dest = new_addr + (lo - addr)
+            self.unmap_range(mm, dest, dest + (hi - lo))  # only where a VMA lands
+            cur = mm.vma_lookup(lo)  # the unmap may have split it
+            dest = self.get_unmapped_area(cur.vm_file, dest, hi - lo, cur.pgoff_at(lo),
+                                          mtype | MAP_FIXED)
+            self._move_vma(cur, lo, hi - lo, hi - lo, dest, flags)
+            pos = hi
+        return new_addr
 
     def _move_vma(self, vma, addr: int, old_len: int, new_len: int, dest: int, flags: int) -> int:
         # move_vma(): copy the VMA part and its PTEs to dest, then unmap the old range
@@ -112,6 +148,8 @@ class MremapMixin:
             self.split_vma(mm, vma, addr + old_len)
         new = vma.clone()
         new.vm_start, new.vm_end = dest, dest + new_len
+        if new.is_anonymous() and new.anon_vma is None:
+            new.vm_pgoff = dest >> PAGE_SHIFT  # copy_vma(): never faulted, rebase pgoff
         if new.vm_file is not None:
             new.vm_file.refcount += 1
         pt = mm.pgtable
@@ -136,7 +174,9 @@ class MremapMixin:
             if not vma.vm_flags & VM_SHARED:
                 vma.anon_vma = None
         else:
-            self.remove_vma(mm, vma)
+            # The source may have merged into the new VMA (copy_vma() with a
+            # rebased pgoff), so unmap the old range rather than the object.
+            self.unmap_range(mm, addr, addr + old_len)
         return dest
 
     def _merge_grown(self, vma) -> None:

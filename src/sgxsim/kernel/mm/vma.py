@@ -127,6 +127,10 @@ class MmStruct:
         self.brk = 0
         self.start_stack = 0
         self.next_anon = 1
+        self.execute_only_pkey = -1
+
+    def allocated_pkeys(self) -> set[int]:
+        return {0} | ({self.execute_only_pkey} if self.execute_only_pkey > 0 else set())
 
     @property
     def map_count(self) -> int:

@@ -1,0 +1,116 @@
+"""Run mm operation sequences on the kernel of this machine, in a child
+process, through ctypes; report each step's result and the mappings inside
+a reserved window as /proc/self/maps shows them.
+
+The child reads one JSON document on stdin: {"dir": PATH, "sequences": [[op,
+...], ...]} and writes one JSON list of per-sequence step results.  Every op
+is a list: ["mmap", off, length, prot, flags, fdkey, offset],
+["munmap", off, length], ["mprotect", off, length, prot],
+["mremap", off, old_len, new_len, flags, new_off], ["personality", persona].
+Offsets are relative to the window base; ``fdkey`` names one of the files
+opened at the start (or null for anonymous memory).
+"""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+
+WINDOW = 0x2000_0000_0000
+WINDOW_PAGES = 64
+PAGE = 4096
+FILES = {  # name -> size in bytes
+    "small": PAGE + 100,
+    "big": 16 * PAGE,
+}
+FDKEYS = ["small-ro", "small-rw", "big-ro", "big-rw", "bad"]
+
+CHILD = r'''
+import ctypes, ctypes.util, json, os, sys
+libc = ctypes.CDLL(ctypes.util.find_library("c"), use_errno=True)
+libc.mmap.restype = ctypes.c_void_p
+libc.mmap.argtypes = [ctypes.c_void_p, ctypes.c_size_t, ctypes.c_int, ctypes.c_int,
+                      ctypes.c_int, ctypes.c_long]
+libc.munmap.argtypes = [ctypes.c_void_p, ctypes.c_size_t]
+libc.mprotect.argtypes = [ctypes.c_void_p, ctypes.c_size_t, ctypes.c_int]
+libc.mremap.restype = ctypes.c_void_p
+libc.mremap.argtypes = [ctypes.c_void_p, ctypes.c_size_t, ctypes.c_size_t, ctypes.c_int,
+                        ctypes.c_void_p]
+libc.personality.argtypes = [ctypes.c_ulong]
+WINDOW, SIZE = %(window)d, %(size)d
+MAP_FAILED = (1 << 64) - 1
+doc = json.load(sys.stdin)
+fds = {}
+for name in %(files)r:
+    path = os.path.join(doc["dir"], name)
+    fds[name + "-ro"] = os.open(path, os.O_RDONLY)
+    fds[name + "-rw"] = os.open(path, os.O_RDWR)
+fds["bad"] = 999
+
+def window_maps():
+    out = []
+    with open("/proc/self/maps") as f:
+        for line in f:
+            parts = line.split(None, 5)
+            lo, hi = (int(x, 16) for x in parts[0].split("-"))
+            if hi <= WINDOW or lo >= WINDOW + SIZE:
+                continue
+            path = parts[5].strip() if len(parts) > 5 else ""
+            out.append([lo - WINDOW, hi - WINDOW, parts[1], int(parts[2], 16), path])
+    return out
+
+def ret(v, fail):
+    if v == fail or v is None and fail is None:
+        return -ctypes.get_errno()
+    return v
+
+results = []
+for seq in doc["sequences"]:
+    libc.personality(0)
+    libc.munmap(WINDOW, SIZE)
+    steps = []
+    for op in seq:
+        ctypes.set_errno(0)
+        kind = op[0]
+        if kind == "mmap":
+            _, off, length, prot, flags, fdkey, foff = op
+            fd = fds[fdkey] if fdkey else -1
+            r = libc.mmap(WINDOW + off, length, prot, flags, fd, foff)
+            r = -ctypes.get_errno() if r is None or r == MAP_FAILED else r - WINDOW
+        elif kind == "munmap":
+            r = libc.munmap(WINDOW + op[1], op[2])
+            r = -ctypes.get_errno() if r else 0
+        elif kind == "mprotect":
+            r = libc.mprotect(WINDOW + op[1], op[2], op[3])
+            r = -ctypes.get_errno() if r else 0
+        elif kind == "mremap":
+            _, off, old, new, flags, noff = op
+            r = libc.mremap(WINDOW + off, old, new, flags, WINDOW + noff)
+            r = -ctypes.get_errno() if r is None or r == MAP_FAILED else r - WINDOW
+        elif kind == "personality":
+            r = libc.personality(op[1])
+            r = r if r != -1 else -ctypes.get_errno()
+        steps.append([r, window_maps()])
+    results.append(steps)
+libc.personality(0)
+libc.munmap(WINDOW, SIZE)
+json.dump(results, sys.stdout)
+'''
+
+
+def make_files(directory: str) -> None:
+    import os
+
+    for name, size in FILES.items():
+        with open(os.path.join(directory, name), "wb") as f:
+            f.write(bytes((i * 7 + len(name)) & 0xFF for i in range(size)))
+
+
+def run_real(directory: str, sequences: list[list[list]]) -> list:
+    src = CHILD % {"window": WINDOW, "size": WINDOW_PAGES * PAGE, "files": list(FILES)}
+    proc = subprocess.run([sys.executable, "-c", src], input=json.dumps(
+        {"dir": directory, "sequences": sequences}), capture_output=True, text=True, check=False)
+    if proc.returncode != 0:
+        raise RuntimeError(f"real-kernel child failed: {proc.stderr[-2000:]}")
+    return json.loads(proc.stdout)

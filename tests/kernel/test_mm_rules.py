@@ -1,0 +1,251 @@
+"""The mm's rules, one at a time: order of checks, VM_MAY*, READ_IMPLIES_EXEC,
+a driver's vm_ops->mprotect refusal, the SELinux-like policy, faults."""
+
+from __future__ import annotations
+
+import errno
+import signal
+
+import pytest
+
+from sgxsim import (
+    MAP_ANONYMOUS,
+    MAP_FIXED,
+    MAP_PRIVATE,
+    MAP_SHARED,
+    O_RDONLY,
+    O_RDWR,
+    PROT_EXEC,
+    PROT_GROWSDOWN,
+    PROT_GROWSUP,
+    PROT_NONE,
+    PROT_READ,
+    PROT_WRITE,
+    READ_IMPLIES_EXEC,
+    Machine,
+    Signal,
+)
+from sgxsim.kernel.errors import refuse
+from sgxsim.kernel.mm import FileOperations, VmOperations
+from sgxsim.kernel.security.selinux import SelinuxPolicy
+
+A = 0x1000_0000
+PG = 4096
+ANON = MAP_PRIVATE | MAP_ANONYMOUS | MAP_FIXED
+
+
+def errno_of(fn, *args):
+    try:
+        fn(*args)
+    except OSError as e:
+        return e.errno, e.why
+    return 0, None
+
+
+@pytest.fixture
+def proc():
+    m = Machine(kernel="linux")
+    m.vfs.create_file("/home/user/lib.so", bytes(3 * PG), label="user_home_t")
+    m.vfs.mount("/mnt/noexec", noexec=True)
+    m.vfs.create_file("/mnt/noexec/data", bytes(2 * PG))
+    return m.spawn()
+
+
+# -- do_mprotect_pkey: the order of checks -------------------------------------------------
+def test_unaligned_start_beats_a_hole(proc):
+    assert errno_of(proc.mprotect, A + 1, PG, PROT_READ)[0] == errno.EINVAL
+
+
+def test_growsdown_and_growsup_together_beats_unaligned(proc):
+    e, why = errno_of(proc.mprotect, A + 1, PG, PROT_READ | PROT_GROWSDOWN | PROT_GROWSUP)
+    assert e == errno.EINVAL and "GROWSUP" in why.detail
+
+
+def test_zero_length_succeeds_before_any_lookup(proc):
+    assert errno_of(proc.mprotect, A, 0, PROT_READ)[0] == 0
+
+
+def test_unknown_prot_bit_is_einval_before_the_lookup(proc):
+    assert errno_of(proc.mprotect, A, PG, 0x40)[0] == errno.EINVAL
+
+
+def test_unmapped_is_enomem(proc):
+    e, why = errno_of(proc.mprotect, A, PG, PROT_READ)
+    assert e == errno.ENOMEM and why.rule == "do_mprotect_pkey"
+
+
+def test_hole_after_a_changed_vma_is_enomem_without_rollback(proc):
+    proc.mmap(A, PG, PROT_READ, ANON)
+    proc.mmap(A + 2 * PG, PG, PROT_READ, ANON)
+    assert errno_of(proc.mprotect, A, 3 * PG, PROT_READ | PROT_WRITE)[0] == errno.ENOMEM
+    assert [e.perms for e in proc.maps()][:2] == ["rw-p", "r--p"]
+
+
+def test_vm_may_exec_missing_on_noexec_mount(proc):
+    fd = proc.open("/mnt/noexec/data", O_RDONLY)
+    a = proc.mmap(A, PG, PROT_READ, MAP_PRIVATE | MAP_FIXED, fd)
+    e, why = errno_of(proc.mprotect, a, PG, PROT_READ | PROT_EXEC)
+    assert e == errno.EACCES and "VM_MAYEXEC" in why.detail
+    assert errno_of(proc.mmap, A + PG, PG, PROT_EXEC, MAP_PRIVATE | MAP_FIXED, fd)[0] == errno.EPERM
+
+
+def test_vm_may_write_missing_on_a_read_only_shared_file(proc):
+    fd = proc.open("/home/user/lib.so", O_RDONLY)
+    a = proc.mmap(A, PG, PROT_READ, MAP_SHARED | MAP_FIXED, fd)
+    assert errno_of(proc.mprotect, a, PG, PROT_READ | PROT_WRITE)[0] == errno.EACCES
+    assert errno_of(proc.mmap, A, PG, PROT_WRITE, MAP_SHARED | MAP_FIXED, fd)[0] == errno.EACCES
+    # A private mapping may be made writable (copy on write).
+    b = proc.mmap(A + PG, PG, PROT_READ, MAP_PRIVATE | MAP_FIXED, fd)
+    proc.mprotect(b, PG, PROT_READ | PROT_WRITE)
+
+
+def test_read_implies_exec_adds_exec_where_may_exec(proc):
+    proc.personality(READ_IMPLIES_EXEC)
+    a = proc.mmap(A, PG, PROT_READ, ANON)
+    assert proc.maps()[0].perms == "r-xp"
+    proc.mprotect(a, PG, PROT_READ)
+    assert proc.maps()[0].perms == "r-xp"
+    fd = proc.open("/mnt/noexec/data", O_RDONLY)
+    b = proc.mmap(A + 4 * PG, PG, PROT_READ, MAP_PRIVATE | MAP_FIXED, fd)
+    proc.mprotect(b, PG, PROT_READ)  # no VM_MAYEXEC: nothing added, no EACCES
+    assert [e.perms for e in proc.maps() if e.start == b] == ["r--p"]
+
+
+# -- vm_ops->mprotect ----------------------------------------------------------------------------
+class RefusingVmOps(VmOperations):
+    def mprotect(self, vma, start, end, newflags):
+        if newflags & 0x4:
+            raise refuse(errno.EACCES, "test", "refusing_mprotect", "no exec here")
+
+
+class TestDevice(FileOperations):
+    def mmap(self, file, vma):
+        vma.vm_ops = RefusingVmOps()
+
+
+def test_driver_refusal_leaves_earlier_vmas_changed(proc):
+    k = proc.kernel
+    k.misc_register("/dev/test", TestDevice())
+    fd = proc.open("/dev/test", O_RDWR)
+    proc.mmap(A, PG, PROT_READ, ANON)
+    proc.mmap(A + PG, PG, PROT_READ, MAP_SHARED | MAP_FIXED, fd)
+    e, why = errno_of(proc.mprotect, A, 2 * PG, PROT_READ | PROT_EXEC)
+    assert e == errno.EACCES and why.rule == "refusing_mprotect"
+    assert [m.perms for m in proc.maps()[:2]] == ["r-xp", "r--s"]
+
+
+def test_the_hook_runs_after_the_lsm(proc):
+    proc.kernel.security.modules.append(SelinuxPolicy(process={"user_t": set()}, files={}))
+    proc.kernel.misc_register("/dev/test", TestDevice())
+    proc.kernel.security.modules[0].allow("user_t", "read", "device_t")
+    fd = proc.open("/dev/test", O_RDWR)
+    proc.mmap(A, PG, PROT_READ, MAP_SHARED | MAP_FIXED, fd)
+    e, why = errno_of(proc.mprotect, A, PG, PROT_READ | PROT_EXEC)
+    assert e == errno.EACCES and why.layer == "lsm"  # the LSM said no first
+
+
+# -- the SELinux-like policy -------------------------------------------------------------------------
+@pytest.fixture
+def selinux():
+    m = Machine(kernel="linux", policy="selinux")
+    m.vfs.create_file("/home/user/lib.so", bytes(2 * PG), label="user_home_t")
+    m.vfs.create_file("/tmp/x", bytes(2 * PG), label="tmp_t")
+    return m, m.spawn()
+
+
+def test_execmem_denied_for_anonymous_exec(selinux):
+    _, p = selinux
+    e, why = errno_of(p.mmap, A, PG, PROT_READ | PROT_EXEC, ANON)
+    assert e == errno.EACCES and "execmem" in why.detail
+    p.mmap(A, PG, PROT_READ | PROT_WRITE, ANON)
+    assert errno_of(p.mprotect, A, PG, PROT_READ | PROT_EXEC)[0] == errno.EACCES
+
+
+def test_file_execute_and_execmod(selinux):
+    m, p = selinux
+    fd = p.open("/home/user/lib.so", O_RDONLY)
+    a = p.mmap(A, PG, PROT_READ | PROT_EXEC, MAP_PRIVATE | MAP_FIXED, fd)  # execute granted
+    b = p.mmap(A + PG, PG, PROT_READ, MAP_PRIVATE | MAP_FIXED, fd)
+    p.mprotect(b, PG, PROT_READ | PROT_WRITE)
+    p.poke(b, b"x")  # a COW page: the VMA now has an anon_vma
+    p.mprotect(b, PG, PROT_READ)
+    e, why = errno_of(p.mprotect, b, PG, PROT_READ | PROT_EXEC)
+    assert e == errno.EACCES and "execmod" in why.detail
+    m.kernel.security.modules[0].allow("user_t", "execmod", "user_home_t")
+    p.mprotect(b, PG, PROT_READ | PROT_EXEC)
+    assert a == A
+
+
+def test_file_execute_denied_on_tmp(selinux):
+    _, p = selinux
+    fd = p.open("/tmp/x", O_RDWR)
+    e, why = errno_of(p.mmap, A, PG, PROT_READ | PROT_EXEC, MAP_SHARED | MAP_FIXED, fd)
+    assert e == errno.EACCES and "execute" in why.detail
+    p.mmap(A, PG, PROT_READ | PROT_WRITE, MAP_SHARED | MAP_FIXED, fd)
+
+
+def test_private_writable_exec_file_mapping_needs_execmem(selinux):
+    _, p = selinux
+    fd = p.open("/home/user/lib.so", O_RDONLY)
+    e, why = errno_of(p.mmap, A, PG, PROT_READ | PROT_WRITE | PROT_EXEC, MAP_PRIVATE | MAP_FIXED, fd)
+    assert e == errno.EACCES and "execmem" in why.detail
+
+
+# -- faults -------------------------------------------------------------------------------------------
+def test_faults(proc):
+    with pytest.raises(Signal) as s:
+        proc.peek(A, 1)
+    assert (s.value.signo, s.value.si_code) == (signal.SIGSEGV, 1)  # SEGV_MAPERR
+    proc.mmap(A, PG, PROT_NONE, ANON)
+    with pytest.raises(Signal) as s:
+        proc.peek(A, 1)
+    assert (s.value.signo, s.value.si_code) == (signal.SIGSEGV, 2)  # SEGV_ACCERR
+    proc.mmap(A + PG, PG, PROT_READ, ANON)
+    with pytest.raises(Signal) as s:
+        proc.poke(A + PG, b"x")
+    assert s.value.si_code == 2 and s.value.error_code == 0x6  # W|U: not present yet
+    proc.peek(A + PG, 1)  # the read fault maps the zero page read-only
+    with pytest.raises(Signal) as s:
+        proc.poke(A + PG, b"x")
+    assert s.value.error_code == 0x7  # P|W|U
+    with pytest.raises(Signal):
+        proc.fetch(A + PG)  # NX
+
+
+def test_sigbus_beyond_end_of_file(proc):
+    fd = proc.open("/home/user/lib.so", O_RDONLY)
+    a = proc.mmap(A, 5 * PG, PROT_READ, MAP_PRIVATE | MAP_FIXED, fd)
+    assert proc.peek(a + 2 * PG, 1) == b"\0"
+    with pytest.raises(Signal) as s:
+        proc.peek(a + 3 * PG, 1)
+    assert s.value.signo == signal.SIGBUS
+
+
+def test_private_file_cow_and_shared_writes(proc):
+    m_file = proc.kernel.vfs.inodes["/home/user/lib.so"]
+    fd = proc.open("/home/user/lib.so", O_RDWR)
+    priv = proc.mmap(A, PG, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_FIXED, fd)
+    shared = proc.mmap(A + 4 * PG, PG, PROT_READ | PROT_WRITE, MAP_SHARED | MAP_FIXED, fd)
+    proc.poke(priv, b"private")
+    assert proc.peek(shared, 7) == bytes(7)
+    proc.poke(shared, b"shared!")
+    assert proc.peek(priv, 7) == b"private"
+    assert m_file.size == 3 * PG
+
+
+def test_fork_copies_on_write(proc):
+    a = proc.mmap(A, PG, PROT_READ | PROT_WRITE, ANON)
+    proc.poke(a, b"parent")
+    child = proc.fork()
+    assert child.peek(a, 6) == b"parent"
+    child.poke(a, b"child!")
+    assert proc.peek(a, 6) == b"parent" and child.peek(a, 6) == b"child!"
+    child.exit()
+
+
+def test_closed_fd_and_bad_mmap_flags(proc):
+    assert errno_of(proc.mmap, A, PG, PROT_READ, MAP_PRIVATE | MAP_FIXED, 42)[0] == errno.EBADF
+    assert errno_of(proc.mmap, A, PG, PROT_READ, MAP_ANONYMOUS | MAP_FIXED)[0] == errno.EINVAL
+    assert errno_of(proc.mmap, A, 0, PROT_READ, ANON)[0] == errno.EINVAL
+    assert errno_of(proc.close, 7)[0] == errno.EBADF
+    assert errno_of(proc.mmap, A, PG, PROT_READ, ANON, -1, 1)[0] == errno.EINVAL
