@@ -108,3 +108,30 @@ def test_machine_model_states_copy_and_fingerprint_canonically():
     assert model.fingerprint(s1) == model.fingerprint(s2) != model.fingerprint(s0)
     # The step worked on a copy.
     assert model.fingerprint(model.initial()) == model.fingerprint(s0)
+
+
+# Lutomirski's example: map RW, EAUG+EACCEPT, unmap, map RX, EMODPE, fetch.
+REMAP_RX = [
+    Action.make("add_pages", offset=0, source="image", type="REG", perms="RX"),
+    Action.make("init"),
+    Action.make("mmap", offset=PAGE, length=PAGE, prot="RW"),
+    Action.make("eaccept", offset=PAGE),
+    Action.make("munmap", offset=PAGE, length=PAGE),
+    Action.make("mmap", offset=PAGE, length=PAGE, prot="RX"),
+    Action.make("emodpe", offset=PAGE, perms="RX"),
+    Action.make("fetch", offset=PAGE),
+]
+
+
+@pytest.mark.parametrize("design,expect", [("linux-6.0", "violated"), ("sgx2-rfc", "violated"),
+                                           ("safe-to-execute", "holds")])
+def test_remap_rx_after_writing_a_dynamic_page(design, expect, tmp_path):
+    sc = scn.Scenario("linux-6.0", "exec-origin", "violated", REMAP_RX, {"pages": 2}, 8)
+    path = scn.write(tmp_path / "remap.toml", sc)
+    r = CliRunner().invoke(main, ["run", str(path), "--design", design])
+    assert r.exit_code == 0, r.output
+    assert f"verdict: {expect}" in r.output
+    if expect == "holds":
+        assert "safe_to_execute: EACCES" in r.output
+    else:
+        assert "violated at step 8" in r.output
