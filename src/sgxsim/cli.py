@@ -51,5 +51,17 @@ from sgxsim.check.cli import check, run  # noqa: E402  (commands registered on m
 main.add_command(check)
 main.add_command(run)
 
+@main.command()
+@click.option("--kernel", "kernel", default="linux-6.0", show_default=True,
+              help="Kernel or design to run the suite on.")
+@click.option("--sgx1", is_flag=True, help="A CPU without SGX2.")
+def selftest(kernel: str, sgx1: bool) -> None:
+    """Run tools/testing/selftests/sgx (main.c) on the model; TAP output."""
+    from sgxsim.user.selftests import tap
+
+    failed = tap(kernel, sgx1, out=click.echo)
+    raise SystemExit(1 if failed else 0)
+
+
 if __name__ == "__main__":
     main()

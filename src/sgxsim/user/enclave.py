@@ -1,0 +1,114 @@
+"""Code that runs inside an enclave, and the interpreter that runs it.
+
+An enclave program is a table from code offsets (RIP relative to the
+enclave base) to *instructions*: functions that perform one architectural
+step through the in-enclave CPU interface (loads, stores, ENCLU leaves) and
+return the next RIP, or ``None`` after EEXIT.  All state lives in the
+logical processor's registers and in memory, so an AEX saves it in the SSA
+and ERESUME restores it exactly as hardware does: the faulting instruction is
+simply executed again.  An instruction must therefore have no side effect
+before its last possibly-faulting access.
+
+The program an enclave runs is chosen by the enclave's identity (MRENCLAVE):
+change a measured page and the enclave is another enclave, whose code the
+library does not know: fetching it raises #UD.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+from sgxsim.hw.faults import InvalidOpcode
+from sgxsim.trace import Decision
+
+Instruction = Callable[["EnclaveCpu"], "int | None"]
+
+
+@dataclass
+class EnclaveProgram:
+    """A named program: code offset -> instruction; entry points by name."""
+
+    name: str
+    code: dict[int, Instruction]
+    symbols: dict[str, int] = field(default_factory=dict)
+
+
+class EnclaveCpu:
+    """The in-enclave CPU interface an instruction uses (one LP, enclave mode)."""
+
+    def __init__(self, cpu: Any, lp: Any):
+        self.cpu = cpu
+        self.lp = lp
+
+    @property
+    def regs(self) -> dict[str, int]:
+        return self.lp.regs
+
+    @property
+    def base(self) -> int:
+        return self.lp.enclave.base
+
+    def load(self, la: int, n: int) -> bytes:
+        return self.cpu.load(self.lp, la, n)
+
+    def load_u64(self, la: int) -> int:
+        return int.from_bytes(self.cpu.load(self.lp, la, 8), "little")
+
+    def store(self, la: int, data: bytes) -> None:
+        self.cpu.store(self.lp, la, data)
+
+    def store_u64(self, la: int, value: int) -> None:
+        self.cpu.store(self.lp, la, (value & ((1 << 64) - 1)).to_bytes(8, "little"))
+
+    def eaccept(self, secinfo: int, page: int) -> int:
+        return self.cpu.eaccept(self.lp, secinfo, page)
+
+    def eacceptcopy(self, secinfo: int, dst: int, src: int) -> int:
+        return self.cpu.eacceptcopy(self.lp, secinfo, dst, src)
+
+    def emodpe(self, secinfo: int, page: int) -> None:
+        self.cpu.emodpe(self.lp, secinfo, page)
+
+    def ereport(self, targetinfo: int, reportdata: int, out: int) -> None:
+        self.cpu.ereport(self.lp, targetinfo, reportdata, out)
+
+    def egetkey(self, keyrequest: int, out: int) -> int:
+        return self.cpu.egetkey(self.lp, keyrequest, out)
+
+    def eexit(self, target: int) -> None:
+        self.cpu.eexit(self.lp, target)
+
+
+class EnclaveLibrary:
+    """Which program each enclave identity runs (per Machine)."""
+
+    MAX_STEPS = 100_000
+
+    def __init__(self) -> None:
+        self.programs: dict[bytes, EnclaveProgram] = {}
+
+    def bind(self, mrenclave: bytes, program: EnclaveProgram) -> None:
+        self.programs[bytes(mrenclave)] = program
+
+    def run(self, cpu: Any, lp: Any) -> None:
+        """Execute from lp.regs["rip"] until EEXIT; faults propagate (after
+        the AEX the CPU performed) to the caller, i.e. the kernel."""
+        ecpu = EnclaveCpu(cpu, lp)
+        for _ in range(self.MAX_STEPS):
+            if lp.enclave is None:
+                return
+            rip = lp.regs["rip"]
+            cpu.fetch(lp, rip)  # the instruction bytes must be executable here
+            program = self.programs.get(cpu.enclave_identity(lp))
+            insn = program.code.get(rip - lp.enclave.base) if program is not None else None
+            if insn is None:
+                fault = InvalidOpcode(Decision("hw", "decode", "#UD",
+                                               f"no instruction known at {rip:#x} for this enclave"))
+                raise cpu.aex(lp, fault=fault)
+            nxt = insn(ecpu)
+            if nxt is None:
+                return
+            lp.regs["rip"] = nxt
+        raise RuntimeError("enclave program did not exit")

@@ -1,0 +1,168 @@
+"""The selftests' loader (tools/testing/selftests/sgx/load.c, sigstruct.c):
+an enclave ELF to segments and SECINFO flags, MRENCLAVE and a signed
+SIGSTRUCT, and encl_build() through /dev/sgx_enclave."""
+
+from __future__ import annotations
+
+import errno
+import io
+import struct
+from dataclasses import dataclass, field
+from typing import Any
+
+from elftools.elf.elffile import ELFFile
+
+from sgxsim.hw import sigstruct as S
+from sgxsim.hw import uapi
+from sgxsim.hw.consts import PAGE_SIZE, Attribute, PageType
+from sgxsim.hw.measure import Measurement
+from sgxsim.hw.structs import Secinfo, Secs
+from sgxsim.kernel.errors import refuse
+from sgxsim.kernel.mm.flags import (
+    MAP_ANONYMOUS,
+    MAP_FIXED,
+    MAP_PRIVATE,
+    MAP_SHARED,
+    O_RDWR,
+    PROT_EXEC,
+    PROT_NONE,
+    PROT_READ,
+    PROT_WRITE,
+)
+
+ENCL_HEAP_SIZE_DEFAULT = PAGE_SIZE
+SECINFO_TCS = PageType.PT_TCS << 8
+SECINFO_REG = PageType.PT_REG << 8
+
+
+@dataclass
+class Segment:
+    """struct encl_segment."""
+
+    offset: int
+    size: int
+    prot: int
+    flags: int  # SECINFO flags
+    measure: bool
+    src: bytes | None = None  # page contents (None: the anonymous heap source)
+
+
+@dataclass
+class Encl:
+    """struct encl."""
+
+    segments: list[Segment]
+    src_size: int
+    encl_size: int
+    symbols: dict[str, int]
+    mrenclave: bytes = b""
+    sigstruct: bytes = b""
+    fd: int = -1
+    encl_base: int = 0
+    heap_src: int = 0
+    extra: dict[str, Any] = field(default_factory=dict)
+
+
+def encl_load(elf_bytes: bytes, heap_size: int = ENCL_HEAP_SIZE_DEFAULT) -> Encl:
+    """encl_load(): segments from PT_LOAD headers (the first must be RW: the
+    TCS segment), then the unmeasured heap; SIZE is a power of two."""
+    elf = ELFFile(io.BytesIO(elf_bytes))
+    segments: list[Segment] = []
+    src_offset = 0
+    for j, ph in enumerate(s for s in elf.iter_segments() if s["p_type"] == "PT_LOAD"):
+        pf = ph["p_flags"]
+        if pf & ~0x7:
+            raise ValueError(f"segment {j}: unsupported p_flags {pf:#x}")
+        prot = (PROT_READ if pf & 4 else 0) | (PROT_WRITE if pf & 2 else 0) | (
+            PROT_EXEC if pf & 1 else 0)
+        if j == 0:
+            if prot != PROT_READ | PROT_WRITE:
+                raise ValueError("the first segment must be the RW TCS segment")
+            flags = SECINFO_TCS
+            src_offset = ph["p_offset"] & ~(PAGE_SIZE - 1)
+        else:
+            flags = SECINFO_REG | prot  # PROT_* equal the SECINFO R/W/X bits
+        size = (ph["p_filesz"] + PAGE_SIZE - 1) & ~(PAGE_SIZE - 1)
+        data = ph.data().ljust(size, b"\0")
+        segments.append(Segment((ph["p_offset"] & ~(PAGE_SIZE - 1)) - src_offset, size, prot,
+                                flags, True, data))
+    last = segments[-1]
+    segments.append(Segment(last.offset + last.size, heap_size, PROT_READ | PROT_WRITE,
+                            SECINFO_REG | PROT_READ | PROT_WRITE, False, None))
+    src_size = segments[-1].offset + segments[-1].size
+    encl_size = PAGE_SIZE
+    while encl_size < src_size:
+        encl_size <<= 1
+    symtab = elf.get_section_by_name(".symtab")
+    symbols = {s.name: s["st_value"] for s in symtab.iter_symbols() if s.name} if symtab else {}
+    return Encl(segments, src_size, encl_size, symbols)
+
+
+def encl_measure(encl: Encl, key: Any) -> None:
+    """encl_measure(): MRENCLAVE record by record, then the signed SIGSTRUCT."""
+    m = Measurement()
+    m.ecreate(encl.encl_size, 1)
+    for seg in encl.segments:
+        for off in range(0, seg.size, PAGE_SIZE):
+            m.eadd(seg.offset + off, seg.flags)
+            if seg.measure:
+                m.eextend_page(seg.offset + off, seg.src[off : off + PAGE_SIZE])
+    encl.mrenclave = m.digest()
+    encl.sigstruct = S.sign(S.build(encl.mrenclave), key).pack()
+
+
+def _ioctl(proc: Any, fd: int, cmd: int, fields: bytes) -> bytearray:
+    buf = bytearray(fields)
+    proc.ioctl(fd, cmd, buf)
+    return buf
+
+
+def encl_build(proc: Any, encl: Encl, scratch: int) -> None:
+    """encl_build(): reserve 2x SIZE, align the base, CREATE, ADD_PAGES per
+    segment, INIT.  ``scratch`` is a user buffer of at least SIGSTRUCT size
+    for the structures passed by pointer; sources are written there too."""
+    fd = proc.open("/dev/sgx_enclave", O_RDWR)
+    encl.fd = fd
+    # The noexec-/dev probes of load.c.
+    for prot in (PROT_READ, PROT_EXEC):
+        a = proc.mmap(0, PAGE_SIZE, prot, MAP_SHARED, fd, 0)
+        proc.munmap(a, PAGE_SIZE)
+    area = proc.mmap(0, encl.encl_size * 2, PROT_NONE, MAP_PRIVATE | MAP_ANONYMOUS)
+    base = (area + encl.encl_size - 1) & ~(encl.encl_size - 1)
+    if base > area:
+        proc.munmap(area, base - area)
+    if area + encl.encl_size * 2 > base + encl.encl_size:
+        proc.munmap(base + encl.encl_size, area + encl.encl_size * 2 - base - encl.encl_size)
+    encl.encl_base = base
+    secs = Secs(size=encl.encl_size, base=base, ssa_frame_size=1,
+                attributes=Attribute.MODE64BIT, xfrm=3)
+    proc.poke(scratch, secs.pack())
+    _ioctl(proc, fd, uapi.SGX_IOC_ENCLAVE_CREATE, struct.pack("<Q", scratch))
+    si_addr = scratch + PAGE_SIZE
+    for seg in encl.segments:
+        if seg.src is None:
+            src = proc.mmap(0, seg.size, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS)
+            encl.heap_src = src
+        else:
+            src = proc.mmap(0, seg.size, PROT_READ | PROT_WRITE | PROT_EXEC,
+                            MAP_PRIVATE | MAP_ANONYMOUS)
+            proc.poke(src, seg.src)
+        proc.poke(si_addr, Secinfo(flags=seg.flags).pack())
+        arg = uapi.SgxEnclaveAddPages(src=src, offset=seg.offset, length=seg.size,
+                                      secinfo=si_addr, flags=uapi.SGX_PAGE_MEASURE if seg.measure
+                                      else 0)
+        out = uapi.SgxEnclaveAddPages.unpack(_ioctl(proc, fd, uapi.SGX_IOC_ENCLAVE_ADD_PAGES,
+                                                    arg.pack()))
+        if out.count != seg.size:
+            raise refuse(errno.EIO, "loader", "encl_build", "ADD_PAGES added less than asked")
+        if seg.src is not None:
+            proc.munmap(src, seg.size)
+    sig_addr = scratch + 2 * PAGE_SIZE
+    proc.poke(sig_addr, encl.sigstruct)
+    _ioctl(proc, fd, uapi.SGX_IOC_ENCLAVE_INIT, struct.pack("<Q", sig_addr))
+
+
+def map_segments(proc: Any, encl: Encl) -> None:
+    """setup_test_encl(): map every segment MAP_SHARED|MAP_FIXED with its prot."""
+    for seg in encl.segments:
+        proc.mmap(encl.encl_base + seg.offset, seg.size, seg.prot, MAP_SHARED | MAP_FIXED, encl.fd, 0)

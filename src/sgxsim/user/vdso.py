@@ -1,0 +1,112 @@
+"""__vdso_sgx_enter_enclave (arch/x86/entry/vdso/vsgx.S) and the kernel's
+fixup_vdso_exception() that reports enclave faults in struct sgx_enclave_run.
+
+The vDSO's ENCLU sits at ``VDSO_ENCLU``; it is both where EENTER/ERESUME run
+and the AEP, so every exception taken in the enclave arrives at that ENCLU
+and, when the kernel cannot fix it, is turned into a synchronous report with
+return value 0 instead of a signal.
+"""
+
+from __future__ import annotations
+
+import errno
+import signal
+from collections.abc import Callable
+from typing import Any
+
+from sgxsim.hw.consts import Enclu
+from sgxsim.hw.faults import HwFault, PageFault
+from sgxsim.hw.uapi import SgxEnclaveRun
+from sgxsim.kernel.errors import Signal
+from sgxsim.trace import Decision
+from sgxsim.user.enclave import EnclaveLibrary
+
+VDSO_ENCLU = 0x7FFF_F7FF_E000  # where the vDSO's ENCLU instruction is
+EENTER, ERESUME, EEXIT = int(Enclu.EENTER), int(Enclu.ERESUME), int(Enclu.EEXIT)
+SI_KERNEL = 0x80
+
+UserHandler = Callable[[int, int, int, int, int, int, int], int]
+
+
+class Vdso:
+    """The vDSO of one process, with the user handlers it may call."""
+
+    def __init__(self, proc: Any, library: EnclaveLibrary):
+        self.proc = proc
+        self.library = library
+        self.handlers: dict[int, UserHandler] = {}
+        self._next_handler = 0x7FFF_F7F0_0000
+
+    def register_handler(self, fn: UserHandler) -> int:
+        """A user function's address, for run.user_handler."""
+        addr = self._next_handler
+        self._next_handler += 0x40
+        self.handlers[addr] = fn
+        return addr
+
+    def _deliver(self, fault: HwFault) -> None:
+        """The kernel's exception path for a user fault at the vDSO ENCLU:
+        fix it (return) or raise the Signal it would send."""
+        k = self.proc.kernel
+        if isinstance(fault, PageFault):
+            k.do_user_addr_fault(self.proc, fault)
+            return
+        signo = signal.SIGILL if fault.vector == 6 else signal.SIGSEGV
+        raise Signal(signo, SI_KERNEL, 0, fault.why, trapno=fault.vector, error_code=0)
+
+    def sgx_enter_enclave(self, rdi: int, rsi: int, rdx: int, function: int, r8: int, r9: int,
+                          run_addr: int) -> int:
+        """__vdso_sgx_enter_enclave(rdi, rsi, rdx, function, r8, r9, run)."""
+        proc = self.proc
+        k = proc._enter()
+        cpu = k.cpu
+        lp = proc.lp
+        run = SgxEnclaveRun.unpack(proc.peek(run_addr, SgxEnclaveRun.SIZE))
+        while True:
+            if function not in (EENTER, ERESUME):
+                return -errno.EINVAL
+            if any(run.reserved):
+                return -errno.EINVAL
+            lp.cr3 = proc.mm.pgtable
+            lp.regs.update(rdi=rdi, rsi=rsi, rdx=rdx, r8=r8, r9=r9, rip=VDSO_ENCLU,
+                           rax=function)
+            leaf = function
+            try:
+                while True:
+                    try:
+                        if leaf == EENTER:
+                            cpu.eenter(lp, run.tcs, VDSO_ENCLU)
+                        else:
+                            cpu.eresume(lp, run.tcs, VDSO_ENCLU)
+                        self.library.run(cpu, lp)
+                        break  # EEXIT
+                    except HwFault as fault:
+                        # The fault reached the kernel (after the CPU's AEX when
+                        # it was taken inside).  The ENCLU at the AEP runs the
+                        # leaf in EAX: ERESUME after an AEX (synthetic RAX = 3),
+                        # the same leaf again for a fault on EENTER/ERESUME itself.
+                        leaf = lp.regs.get("rax", leaf) & 0xFFFFFFFF
+                        self._deliver(fault)
+                run.function = EEXIT
+                run.exception_vector = run.exception_error_code = run.exception_addr = 0
+            except Signal as sig:
+                # fixup_vdso_exception(): report instead of signalling
+                run.function = leaf
+                run.exception_vector = sig.trapno & 0xFFFF
+                run.exception_error_code = sig.error_code & 0xFFFF
+                run.exception_addr = sig.addr
+                k.trace.add(Decision("vdso", "fixup_vdso_exception", "reported",
+                                     f"vector {sig.trapno}, error code {sig.error_code:#x}, "
+                                     f"address {sig.addr:#x}: {sig.why}"))
+            proc.poke(run_addr, run.pack())
+            if not run.user_handler:
+                return 0
+            handler = self.handlers.get(run.user_handler)
+            if handler is None:
+                raise Signal(signal.SIGSEGV, 1, run.user_handler,
+                             Decision("vdso", "user_handler", "SIGSEGV", "not a function"))
+            ret = handler(rdi, rsi, rdx, lp.regs.get("rsp", 0), r8, r9, run_addr)
+            run = SgxEnclaveRun.unpack(proc.peek(run_addr, SgxEnclaveRun.SIZE))
+            if ret <= 0:
+                return ret
+            function = ret

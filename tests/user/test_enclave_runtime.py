@@ -1,0 +1,77 @@
+"""The loader, the vDSO's exception reporting and the binding of a program
+to the enclave's identity."""
+
+from __future__ import annotations
+
+import io
+
+from elftools.elf.elffile import ELFFile
+
+from sgxsim.hw import sigstruct as HS
+from sgxsim.user import selftests as S
+from sgxsim.user import test_encl as T
+from sgxsim.user.elf import write_elf
+from sgxsim.user.enclave import EnclaveLibrary
+from sgxsim.user.loader import encl_load, encl_measure
+
+
+def _elf() -> bytes:
+    return write_elf([(n, o, p, d) for n, (o, p, d) in T.image().items()], T.program().symbols)
+
+
+def test_the_generated_elf_reads_back_with_pyelftools():
+    elf = ELFFile(io.BytesIO(_elf()))
+    loads = [s for s in elf.iter_segments() if s["p_type"] == "PT_LOAD"]
+    assert [s["p_vaddr"] for s in loads] == [0, T.TEXT, T.ENCL_BUFFER]
+    syms = {s.name: s["st_value"] for s in elf.get_section_by_name(".symtab").iter_symbols()}
+    assert syms["encl_dyn_entry"] == T.ENCL_DYN_ENTRY
+
+
+def test_loader_segments_and_secinfo_flags():
+    e = encl_load(_elf(), heap_size=4096)
+    assert [(s.offset, s.flags, s.measure) for s in e.segments] == [
+        (0, 0x100, True), (T.TEXT, 0x205, True), (T.ENCL_BUFFER, 0x203, True),
+        (T.ENCL_BUFFER + 6 * 4096, 0x203, False)]
+    assert e.encl_size == 16 * 4096
+
+
+def test_mrenclave_binds_the_program():
+    env = S.setup_test_encl("linux-6.0", False)
+    S.put_get(env)
+    # Another enclave whose text differs by one byte measures differently.
+    img = T.image()
+    off, prot, text = img["text"]
+    text = bytearray(text)
+    text[100] ^= 1
+    img["text"] = (off, prot, bytes(text))
+    other = encl_load(write_elf([(n, o, p, d) for n, (o, p, d) in img.items()],
+                                T.program().symbols), 4096)
+    encl_measure(other, S.signing_key())
+    assert other.mrenclave != env.encl.mrenclave
+    lib = EnclaveLibrary()
+    lib.bind(env.encl.mrenclave, T.program())
+    assert other.mrenclave not in lib.programs
+
+
+def test_unknown_code_is_reported_as_ud():
+    env = S.setup_test_encl("linux-6.0", False)
+    env.vdso.library.programs.clear()  # no code is known for this identity
+    ret, _ = env.call(T.ENCL_OP_NOP)
+    r = env.run_struct()
+    assert ret == 0 and r.exception_vector == 6 and r.function == S.ERESUME
+
+
+def test_bad_function_and_reserved_bytes_are_einval():
+    env = S.setup_test_encl("linux-6.0", False)
+    assert env.vdso.sgx_enter_enclave(env.op, 0, 0, 7, 0, 0, env.run) == -22
+    env.set_run(reserved=b"\1" + bytes(215))
+    assert env.vdso.sgx_enter_enclave(env.op, 0, 0, S.EENTER, 0, 0, env.run) == -22
+
+
+def test_sigstruct_of_the_test_enclave_verifies():
+    e = encl_load(_elf(), 4096)
+    encl_measure(e, S.signing_key())
+    from sgxsim.hw.structs import Sigstruct
+
+    sig = Sigstruct.unpack(e.sigstruct)
+    assert HS.check_signature(sig) and sig.enclavehash == e.mrenclave
