@@ -222,24 +222,28 @@ class Process:
         out = bytearray()
         while n > 0:
             take = min(n, PAGE_SIZE - (addr & (PAGE_SIZE - 1)))
-            out += k.user_access(self, lambda lp, a, m: k.cpu.load(lp, a, m), addr, take)
+            out += k.user_access(self, k.cpu.load, addr, take)
             addr += take
             n -= take
         return bytes(out)
 
     def poke(self, addr: int, data: bytes) -> None:
         k = self._enter()
-        mv = memoryview(bytes(data))
+        data = bytes(data)
+        if (addr & (PAGE_SIZE - 1)) + len(data) <= PAGE_SIZE:
+            k.user_access(self, k.cpu.store, addr, data)  # the common case: one page
+            return
+        mv = memoryview(data)
         while mv:
             take = min(len(mv), PAGE_SIZE - (addr & (PAGE_SIZE - 1)))
-            k.user_access(self, lambda lp, a, d: k.cpu.store(lp, a, d), addr, bytes(mv[:take]))
+            k.user_access(self, k.cpu.store, addr, bytes(mv[:take]))
             addr += take
             mv = mv[take:]
 
     def fetch(self, addr: int) -> bytes:
         """An instruction fetch of one byte."""
         k = self._enter()
-        return k.user_access(self, lambda lp, a: k.cpu.fetch(lp, a), addr)
+        return k.user_access(self, k.cpu.fetch, addr)
 
     def maps(self) -> list[MapEntry]:
         """/proc/PID/maps."""
