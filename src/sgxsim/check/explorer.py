@@ -8,17 +8,32 @@ reached) ends the shortest trace to it.  Properties are evaluated on
 *transitions*, not only on new states: a fetch that breaks ``exec-origin`` may
 lead back to a state already seen.
 
+What a transition costs is mostly copying the machine, so the search copies
+as little as it can:
+
+* a frontier state is kept *frozen* (``model.freeze``: one pickle), and each
+  child starts from a fresh ``model.thaw`` of it;
+* a child whose machine has the parent's fingerprint (a refused syscall, an
+  access through a PTE that is already there, ...) is, for the search, the
+  parent's machine: it shares the parent's frozen copy, and the thawed machine
+  goes on to the next action instead of being thawed again.  This is the
+  same equivalence the deduplication already relies on;
+* a child is frozen only if it is new (or, in a worker, new to that worker)
+  and the search goes one level deeper; on the last level nothing is kept.
+
 One exploration per design checks all the selected properties at once.  With
-``workers > 1`` each level's frontier is cut into contiguous chunks, expanded
-in a process pool (states travel as pickles; the model is shipped to every
-worker once), and the children are merged back in chunk order, so the result
-is the same for any number of workers.
+``workers > 1`` each level's frontier is shared among worker processes that
+keep their states; they report fingerprints and property hits, the
+coordinator merges them in (parent, action) order, so the result is the same
+for any number of workers.
 """
 
 from __future__ import annotations
 
 import multiprocessing as mp
+import pickle
 import time
+import zlib
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -48,47 +63,113 @@ class Exploration:
     exhausted: bool
     findings: dict[str, Finding] = field(default_factory=dict)
     levels: list[int] = field(default_factory=list)
+    transitions: int = 0
+    thaws: int = 0
+    # New states by the name of the action that first reached them: where
+    # the state space grows (for narrowing a scope).
+    new_by_action: dict[str, int] = field(default_factory=dict)
 
 
-def _children(model, props: list[Property], idx: int, state, ghost: Ghost, open_props: set[str]):
-    """Yield, for every action enabled in ``state`` (in order): ``(action
-    index, action, fingerprint, new state, new ghost, {prop: reason})``."""
-    for ai, action in enumerate(model.actions(state)):
-        st = model.step(state, action)
-        g2 = ghost.after(st.events)
-        hits = {}
-        for p in props:
-            if p.name in open_props:
-                why = p.check(st.view, ghost, g2, st.events)
-                if why is not None:
-                    hits[p.name] = why
-        yield ai, action, (model.fingerprint(st.state), g2.key()), st.state, g2, hits
+# -- the model's copy interface, with fallbacks for models that only step ------------------
+# A level with more parents than this keeps its children compressed: a frozen
+# machine is ~100 KB, mostly zero pages, and zlib level 1 takes it to ~5 KB
+# for ~120 us per new state and ~50 us per thaw.
+COMPRESS_ABOVE = 2000
+
+
+def _freeze(model, state, compress: bool = False) -> bytes:
+    f = getattr(model, "freeze", None)
+    blob = f(state) if f is not None else pickle.dumps(state, pickle.HIGHEST_PROTOCOL)
+    return zlib.compress(blob, 1) if compress else blob
+
+
+def _thaw(model, blob: bytes):
+    if blob[:1] != b"\x80":  # not a pickle (PROTO opcode): compressed
+        blob = zlib.decompress(blob)
+    f = getattr(model, "thaw", None)
+    return f(blob) if f is not None else pickle.loads(blob)
+
+
+def _apply(model, state, action: Action):
+    """Run ``action`` on ``state``, which the model may change in place."""
+    f = getattr(model, "apply", None)
+    return f(state, action) if f is not None else model.step(state, action)
+
+
+# A frontier entry: (node id, frozen machine, ghost, machine fingerprint).
+Entry = tuple[int, bytes, Ghost, Any]
+
+
+class _Expander:
+    """Expands frontier entries; shared by the sequential search and the
+    workers.  ``known`` holds the keys this expander has already produced (or
+    was told are known): their states are not frozen again."""
+
+    def __init__(self, model, names: list[str]):
+        self.model = model
+        self.props: list[Property] = [PROPERTIES[n] for n in names]
+        self.known: set = set()
+        self.transitions = 0
+        self.thaws = 0
+
+    def expand(self, frontier: list[Entry], open_props: set[str], keep: bool):
+        """Return ``records`` [(parent id, action index, action, key, hits)]
+        and ``pending`` {(parent id, action index): entry without id}."""
+        model, props, known = self.model, self.props, self.known
+        records: list = []
+        pending: dict[tuple[int, int], tuple[bytes, Ghost, Any]] = {}
+        compress = len(frontier) > COMPRESS_ABOVE
+        for idx, blob, ghost, pfp in frontier:
+            st = _thaw(model, blob)
+            self.thaws += 1
+            for ai, action in enumerate(model.actions(st)):
+                if st is None:
+                    st = _thaw(model, blob)
+                    self.thaws += 1
+                step = _apply(model, st, action)
+                self.transitions += 1
+                fp = model.fingerprint(step.state)
+                g2 = ghost.after(step.events)
+                hits = {}
+                for p in props:
+                    if p.name in open_props:
+                        why = p.check(step.view, ghost, g2, step.events)
+                        if why is not None:
+                            hits[p.name] = why
+                key = (fp, g2.key())
+                records.append((idx, ai, action, key, hits))
+                same = fp == pfp
+                if keep and key not in known:
+                    known.add(key)
+                    pending[(idx, ai)] = (blob if same else _freeze(model, step.state, compress), g2, fp)
+                # An equivalent machine goes on to the next action; any other
+                # is used up.
+                st = step.state if same else None
+        return records, pending
 
 
 def _worker(conn, model, names) -> None:
     """A worker process: keeps its share of the frontier, expands it on
-    request and reports only fingerprints and property hits; states stay here
-    except the few moved to balance the load."""
-    props = [PROPERTIES[n] for n in names]
-    frontier: list[tuple[int, Any, Ghost]] = []
-    pending: dict[tuple[int, int], tuple[Any, Ghost]] = {}
+    request and reports only keys and property hits; states stay here except
+    the few moved to balance the load."""
+    ex = _Expander(model, names)
+    frontier: list[Entry] = []
+    pending: dict = {}
     while True:
         msg = conn.recv()
         cmd = msg[0]
         if cmd == "expand":
-            pending = {}
-            records = []
-            for idx, state, ghost in frontier:
-                for ai, action, fp, st, g2, hits in _children(model, props, idx, state, ghost, msg[1]):
-                    pending[(idx, ai)] = (st, g2)
-                    records.append((idx, ai, action, fp, hits))
-            conn.send(records)
+            _, open_props, keep = msg
+            frontier.sort(key=lambda e: e[0])  # parent order, as the coordinator merges
+            records, pending = ex.expand(frontier, open_props, keep)
+            conn.send((records, ex.transitions, ex.thaws))
         elif cmd == "keep":
             _, keeps, give = msg
             frontier = [(nid, *pending[(pidx, ai)]) for pidx, ai, nid in keeps]
             pending = {}
-            surplus, frontier = frontier[len(frontier) - give:] if give else [], \
-                frontier[:len(frontier) - give] if give else frontier
+            surplus = frontier[len(frontier) - give:] if give else []
+            if give:
+                frontier = frontier[:len(frontier) - give]
             conn.send(surplus)
         elif cmd == "take":
             frontier.extend(msg[1])
@@ -125,15 +206,16 @@ def explore(model, prop_names: list[str] | None = None, depth: int = 6, workers:
     """Explore ``model`` breadth first up to ``depth`` actions and decide every
     property in ``prop_names`` (all by default)."""
     names = list(prop_names or PROPERTIES)
-    props = [PROPERTIES[n] for n in names]
     t0 = time.perf_counter()
     init = model.initial()
     ghost = Ghost()
+    fp0 = model.fingerprint(init)
+    root: Entry = (0, _freeze(model, init), ghost, fp0)
     # Node tables: parent index and action of every distinct state (the path
     # to any state is rebuilt from them).
     parent: list[int] = [-1]
     via: list[Action | None] = [None]
-    seen = {(model.fingerprint(init), ghost.key()): 0}
+    seen = {(fp0, ghost.key()): 0}
     res = Exploration(model.design, 0, 1, 0.0, False)
     open_props = set(names)
 
@@ -148,53 +230,65 @@ def explore(model, prop_names: list[str] | None = None, depth: int = 6, workers:
         """Record the children in (parent, action) order; return the new ones
         as (parent, action index, new node id)."""
         new = []
-        for pidx, ai, action, fp, hits in records:
+        for pidx, ai, action, key, hits in records:
             for name, why in hits.items():
                 if name in open_props:
                     open_props.discard(name)
                     res.findings[name] = Finding(name, level, path_to(pidx) + [action], why,
                                                  len(seen), time.perf_counter() - t0)
-            if fp in seen:
+            if key in seen:
                 continue
             nid = len(parent)
-            seen[fp] = nid
+            seen[key] = nid
             parent.append(pidx)
             via.append(action)
+            res.new_by_action[action.name] = res.new_by_action.get(action.name, 0) + 1
             new.append((pidx, ai, nid))
         return new
 
     level = 0
     if workers <= 1:
-        frontier = [(0, init, ghost)]
+        ex = _Expander(model, names)
+        ex.known.add((fp0, ghost.key()))
+        frontier = [root]
+        remaining = 1
         while frontier and level < depth and open_props:
             level += 1
-            records, states = [], {}
-            for idx, state, g in frontier:
-                for ai, action, fp, st, g2, hits in _children(model, props, idx, state, g, open_props):
-                    records.append((idx, ai, action, fp, hits))
-                    states[(idx, ai)] = (st, g2)
-            frontier = [(nid, *states[(pidx, ai)]) for pidx, ai, nid in merge(level, records)]
-            res.levels.append(len(frontier))
+            keep = level < depth
+            records, pending = ex.expand(frontier, open_props, keep)
+            new = merge(level, records)
+            res.levels.append(len(new))
+            remaining = len(new)
+            frontier = [(nid, *pending[(pidx, ai)]) for pidx, ai, nid in new] if keep else []
             if max_states is not None and len(seen) >= max_states:
                 break
-        remaining = len(frontier)
+        res.transitions, res.thaws = ex.transitions, ex.thaws
     else:
         pool = _Pool(model, names, workers)
         try:
-            pool.conns[0].send(("take", [(0, init, ghost)]))
+            pool.conns[0].send(("take", [root]))
             remaining = 1
             while remaining and level < depth and open_props:
                 level += 1
+                keep = level < depth
                 for c in pool.conns:
-                    c.send(("expand", set(open_props)))
+                    c.send(("expand", set(open_props), keep))
                 owner: dict[tuple[int, int], int] = {}
                 records = []
+                res.transitions = res.thaws = 0
                 for w, c in enumerate(pool.conns):
-                    for r in c.recv():
+                    recs, tr, th = c.recv()
+                    res.transitions += tr
+                    res.thaws += th
+                    for r in recs:
                         owner[(r[0], r[1])] = w
                         records.append(r)
                 records.sort(key=lambda r: (r[0], r[1]))  # the sequential order
                 new = merge(level, records)
+                res.levels.append(len(new))
+                if not keep:
+                    remaining = len(new)
+                    break
                 keeps: list[list[tuple[int, int, int]]] = [[] for _ in pool.conns]
                 for k in new:
                     keeps[owner[(k[0], k[1])]].append(k)
@@ -208,7 +302,6 @@ def explore(model, prop_names: list[str] | None = None, depth: int = 6, workers:
                         c.send(("take", surplus[:lack]))
                         surplus = surplus[lack:]
                 remaining = len(new)
-                res.levels.append(remaining)
                 if max_states is not None and len(seen) >= max_states:
                     break
         finally:

@@ -55,6 +55,9 @@ IMAGE_PATH, NOEXEC_PATH = "/home/user/enclave.img", "/mnt/noexec/data"
 ATTRS = Attribute.MODE64BIT | Attribute.DEBUG
 XFRM = 3
 RUNTIME_PAGES = 4  # TCS, SSA 0, SSA 1, SECINFO data
+# EPC beyond ELRANGE: the SECS and the VA pages of the reclaim action.  The
+# EPC is kept small because every state carries the whole EPCM.
+EPC_SPARE = 8
 
 # Signing key and SIGSTRUCTs by MRENCLAVE: a cache of the checker process,
 # not model state (RSA key generation is slow; keys do not pickle).
@@ -117,8 +120,11 @@ class MachineModel:
         return self._init
 
     def _build(self) -> MState:
-        m = Machine(kernel=self.design, epc_pages=256,
-                    policy=self.sc.policy)
+        m = Machine(kernel=self.design, epc_pages=self.size // PAGE + EPC_SPARE, policy=self.sc.policy)
+        # The reclaimer runs only as the ``reclaim`` action: ksgxd's watermarks
+        # are never crossed (the explorer controls when pages are written back).
+        if m.kernel.sgx is not None:
+            m.kernel.sgx.nr_low_pages = m.kernel.sgx.nr_high_pages = 0
         vfs = m.vfs
         n = self.pages * PAGE
         vfs.create_file(IMAGE_PATH, bytes(n), mode=0o755, label="user_home_t")
@@ -180,10 +186,20 @@ class MachineModel:
         b = self.base >> 12
         return frozenset(i for i in range(self.pages) if (b + i) in pa)
 
+    # A pickle copies the whole machine ~3x faster than copy.deepcopy, and
+    # the explorer keeps frontier states frozen anyway (workers, memory).
+    def freeze(self, st: MState) -> bytes:
+        return pickle.dumps(st, pickle.HIGHEST_PROTOCOL)
+
+    def thaw(self, blob: bytes) -> MState:
+        return pickle.loads(blob)
+
     def step(self, state: MState, action: Action, trace: bool = False) -> Step:
-        # A pickle round trip copies the whole machine ~3x faster than
-        # copy.deepcopy and needs nothing the workers do not already need.
-        st = pickle.loads(pickle.dumps(state, pickle.HIGHEST_PROTOCOL))
+        """``action`` on a copy of ``state``."""
+        return self.apply(self.thaw(self.freeze(state)), action, trace)
+
+    def apply(self, st: MState, action: Action, trace: bool = False) -> Step:
+        """``action`` on ``st`` itself."""
         m = st.m
         m.trace.enabled = trace
         m.trace.take()
@@ -352,6 +368,15 @@ class MachineModel:
         return View(ptes, vmas, execmem, execmod)
 
     def fingerprint(self, st: MState) -> tuple:
+        """The state up to what no action can tell apart.  MRENCLAVE is left
+        out: the program signs whatever it measured, and no action in the
+        scope reads the enclave's identity (EREPORT/EGETKEY are not offered),
+        so two enclaves built in different orders behave the same.  What is
+        kept is whether the program's own measurement still matches the
+        SECS's, which decides INIT.  The contents of REG pages are left out
+        too: the enclave's loads, stores, fetches and EACCEPTCOPY move bytes
+        but no action or property depends on which bytes (the runtime's SSA
+        frames are dead between actions: every action leaves at CSSA 0)."""
         m, p = st.m, st.proc
         epc = m.cpu.epc
         encl = self.encl(st)
@@ -362,9 +387,13 @@ class MachineModel:
                      for v in p.mm.vmas)
         design = getattr(m.kernel.sgx, "design_state", None)
         extra = design(encl) if design is not None else ()
-        return (extra, observe.epc_key(epc, self._secs_index(st), self.base),
-                observe.pt_key(p.mm.pgtable, epc, self.base), vmas, pages, st.initialized,
-                st.meas.digest() if not st.initialized else b"")
+        secs = self._secs_index(st)
+        meas_ok = None
+        if not st.initialized:
+            ss = epc.secs_state.get(secs)
+            meas_ok = ss is not None and ss.measurement.same_records(st.meas)
+        return (extra, observe.epc_key(epc, secs, self.base, identity=False, reg_contents=False),
+                observe.pt_key(p.mm.pgtable, epc, self.base), vmas, pages, st.initialized, meas_ok)
 
 
 def _errno(st: MState, fn, *args) -> int:

@@ -14,6 +14,7 @@ from __future__ import annotations
 import hashlib
 
 from sgxsim.check.properties import PteView
+from sgxsim.hw.consts import PageType
 from sgxsim.hw.epc import EPCM_VALID, Epc
 from sgxsim.hw.memory import EPC_BASE_PFN
 from sgxsim.hw.paging import PTE_NX, PTE_PFN_MASK, PTE_PFN_SHIFT, PTE_PRESENT, PTE_RW, PageTable
@@ -51,19 +52,30 @@ def pte_views(pt: PageTable, epc: Epc, secs_index: int, base: int, size: int) ->
     return tuple(out)
 
 
-def epc_key(epc: Epc, secs_index: int, base: int) -> tuple:
+def epc_key(epc: Epc, secs_index: int, base: int, identity: bool = True,
+            reg_contents: bool = True) -> tuple:
     """The enclave's EPC pages, keyed by offset: (offset, EPCM flags, type,
-    digest of the contents), plus the SECS's initialized state and MRENCLAVE."""
+    digest of the contents), plus the SECS's initialized state and, with
+    ``identity``, MRENCLAVE (or the measurement so far).  Without
+    ``reg_contents`` the contents of REG pages are left out (for a model
+    whose actions never read them); TCS contents (CSSA, flags) always count."""
     pages = []
     for i in range(epc.npages):
         if epc.flags[i] & EPCM_VALID and epc.secs[i] == secs_index and i != secs_index:
             data = epc.data.get(i)
-            digest = hashlib.blake2b(data, digest_size=8).digest() if data is not None else b""
+            if data is None or (not reg_contents and epc.pt[i] == PageType.PT_REG):
+                digest = b""
+            else:
+                digest = hashlib.blake2b(data, digest_size=8).digest()
             pages.append((epc.addr[i] - base, epc.flags[i], epc.pt[i], digest))
     pages.sort()
     st = epc.secs_state.get(secs_index)
-    secs = (st.initialized, st.mrenclave, st.measurement.digest() if not st.initialized else b"") \
-        if st is not None else None
+    if st is None:
+        secs = None
+    elif identity:
+        secs = (st.initialized, st.mrenclave, st.measurement.digest() if not st.initialized else b"")
+    else:
+        secs = (st.initialized,)
     return (secs, tuple(pages))
 
 

@@ -5,6 +5,7 @@ results (with per-layer traces and scenario files), render the matrix."""
 from __future__ import annotations
 
 import importlib
+import multiprocessing as mp
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -49,10 +50,34 @@ def results_for(model, exp: Exploration, props: list[str], out_dir: Path | None 
     return res
 
 
+# What a forked design worker needs (set just before the pool forks).
+_JOB: dict[str, Any] = {}
+
+
+def _check_design(design: str) -> list[dict]:
+    factory, props, depth, out_dir = _JOB["args"]
+    model = factory(design)
+    return results_for(model, explore(model, props, depth=depth), props, out_dir)
+
+
 def check(factory: ModelFactory, designs: list[str], props: list[str] | None = None, depth: int = 6,
           workers: int = 1, out_dir: Path | None = None) -> list[dict]:
+    """Explore each design and decide ``props``.  With several designs and
+    ``workers > 1`` the designs are spread over worker processes (each
+    exploration is independent, so this parallelises almost perfectly); one
+    design alone is explored with ``workers`` processes per BFS level.  The
+    results are the same either way."""
     props = list(props or PROPERTIES)
-    results = []
+    results: list[dict] = []
+    if workers > 1 and len(designs) > 1 and "fork" in mp.get_all_start_methods():
+        _JOB["args"] = (factory, props, depth, out_dir)
+        try:
+            with mp.get_context("fork").Pool(min(workers, len(designs))) as pool:
+                for res in pool.imap(_check_design, designs, chunksize=1):
+                    results.extend(res)
+        finally:
+            _JOB.clear()
+        return results
     for d in designs:
         model = factory(d)
         exp = explore(model, props, depth=depth, workers=workers)

@@ -39,7 +39,7 @@ class Measurement:
         self._log: bytearray | None = bytearray()
 
     def _feed(self, data) -> None:
-        self._h.update(data)
+        self._hash().update(data)
         log = self._log
         if log is not None:
             if len(log) + len(data) > _PICKLE_LOG_LIMIT:
@@ -56,9 +56,23 @@ class Measurement:
         return (bytes(self._log), self.updates)
 
     def __setstate__(self, state) -> None:
+        # The hash is rebuilt from the log when first needed: copies that are
+        # never extended or digested (most, in a search) never rehash.
         log, self.updates = state
-        self._h = hashlib.sha256(log)
+        self._h = None
         self._log = bytearray(log)
+
+    def _hash(self):
+        h = self._h
+        if h is None:
+            h = self._h = hashlib.sha256(self._log)
+        return h
+
+    def same_records(self, other: Measurement) -> bool:
+        """Whether both measured the same records (so their digests agree)."""
+        if self._log is not None and other._log is not None:
+            return self._log == other._log
+        return self.digest() == other.digest()
 
     def ecreate(self, size: int, ssa_frame_size: int) -> None:
         """The ECREATE record: SSAFRAMESIZE (u32) and SIZE (u64)."""
@@ -78,7 +92,7 @@ class Measurement:
         record = _EEXTEND.pack(TAG_EEXTEND, offset) + chunk
         self.updates += 5
         if self._log is None:
-            self._h.update(record)
+            self._hash().update(record)
         else:
             self._feed(record)
 
@@ -96,17 +110,17 @@ class Measurement:
             buf[pos + 64 : pos + _RECORD] = mv[k * EEXTEND_CHUNK : (k + 1) * EEXTEND_CHUNK]
         self.updates += 5 * n
         if self._log is None:
-            self._h.update(buf)
+            self._hash().update(buf)
         else:
             self._feed(buf)
 
     def digest(self) -> bytes:
         """MRENCLAVE as EINIT finalises it (the hash state is not consumed)."""
-        return self._h.copy().digest()
+        return self._hash().copy().digest()
 
     def copy(self) -> Measurement:
         m = Measurement.__new__(Measurement)
-        m._h = self._h.copy()
+        m._h = self._hash().copy()
         m.updates = self.updates
         m._log = None if self._log is None else bytearray(self._log)
         return m
