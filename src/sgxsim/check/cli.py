@@ -47,7 +47,8 @@ def _subset(opt: str, text: str, allowed: tuple[str, ...]) -> tuple[str, ...]:
               help="Maximum number of actions after the initial state.")
 @click.option("--workers", default=1, show_default=True, type=click.IntRange(1, 64),
               help="Processes expanding each BFS level.")
-@click.option("--pages", default=4, show_default=True, type=int, help="Enclave pages (a power of two).")
+@click.option("--pages", default=1, show_default=True, type=int,
+              help="Explored enclave pages besides the runtime's four (a power of two).")
 @click.option("--policy", default="selinux", show_default=True, type=click.Choice(POLICIES))
 @click.option("--perms", default=",".join(PERMS), show_default=True,
               help="Narrow the protections/SECINFO permissions offered (comma list).")

@@ -30,7 +30,7 @@ from sgxsim.check.scope import PAGE, Scope
 from sgxsim.hw import sigstruct as hwsig
 from sgxsim.hw import uapi
 from sgxsim.hw.consts import Attribute, PageType, SecinfoFlags, secinfo_flags
-from sgxsim.hw.epc import EPCM_PENDING, EPCM_RWX, EPCM_VALID
+from sgxsim.hw.epc import EPCM_MODIFIED, EPCM_PENDING, EPCM_PR, EPCM_R, EPCM_VALID, EPCM_W, EPCM_X
 from sgxsim.hw.faults import HwFault
 from sgxsim.hw.measure import Measurement
 from sgxsim.hw.structs import Secs, Tcs
@@ -45,6 +45,9 @@ PROTS = {"R": PROT_READ, "RW": PROT_READ | PROT_WRITE, "RX": PROT_READ | PROT_EX
 SI_PERMS = {"R": SecinfoFlags.R, "RW": SecinfoFlags.R | SecinfoFlags.W,
             "RX": SecinfoFlags.R | SecinfoFlags.X,
             "RWX": SecinfoFlags.R | SecinfoFlags.W | SecinfoFlags.X}
+_EPCM_TO_SECINFO = ((EPCM_R, SecinfoFlags.R), (EPCM_W, SecinfoFlags.W), (EPCM_X, SecinfoFlags.X),
+                    (EPCM_PENDING, SecinfoFlags.PENDING), (EPCM_MODIFIED, SecinfoFlags.MODIFIED),
+                    (EPCM_PR, SecinfoFlags.PR))
 TYPES = {"REG": PageType.PT_REG, "TCS": PageType.PT_TCS, "TRIM": PageType.PT_TRIM}
 
 ENCL_BASE = 0x7F00_0000_0000
@@ -313,8 +316,9 @@ class MachineModel:
         for i in range(epc.npages):
             f = epc.flags[i]
             if f & EPCM_VALID and epc.addr[i] == la and epc.pt[i] != PageType.PT_SECS:
-                state = f & (EPCM_PENDING | 0x10 | 0x20)  # PENDING, MODIFIED, PR (EPCM = SECINFO bits)
-                sflags = secinfo_flags(epc.pt[i], f & EPCM_RWX, state)
+                # The EPCM's bits, as SECINFO spells them.
+                perms = sum(sb for eb, sb in _EPCM_TO_SECINFO if f & eb)
+                sflags = secinfo_flags(epc.pt[i], perms)
                 break
         self._leaf(st, a, ev, "eaccept", sflags, lambda cpu, lp: cpu.eaccept(lp, self.si_la, la))
 

@@ -2,34 +2,44 @@
 
 Default scope (``sgxsim check --help`` repeats this):
 
-* one process, one enclave of ``pages`` (default 4) explored pages at the
-  start of an ELRANGE of the next power of two of at least ``pages + 4``
-  pages; the 4 pages behind them are the runtime's (TCS with NSSA 2, two SSA
-  frames, a SECINFO page), added and mapped RW in the initial state and not
-  touched by the actions; the initial state is the process after
+* one process, one enclave: ``pages`` explored pages (``--pages``, default 1)
+  at the start of an ELRANGE of the next power of two of at least
+  ``pages + 4`` pages; the 4 pages behind them are the runtime's (TCS with
+  NSSA 2, two SSA frames, a SECINFO page), added and mapped RW in the initial
+  state and not touched by the actions (so the default enclave has 5 pages in
+  an 8-page ELRANGE); the initial state is the process after
   ``open("/dev/sgx_enclave")`` and SGX_IOC_ENCLAVE_CREATE, with three source
   mappings in place: the enclave image (a file on an exec mount, mapped
   PROT_READ|PROT_EXEC, MAP_PRIVATE), an anonymous PROT_READ|PROT_WRITE buffer,
   and a file on a ``noexec`` mount mapped PROT_READ;
+* why one explored page by default: every trace the designs were argued
+  over needs only one page besides the runtime's, and the search stays
+  exhaustive to depth 6 for all designs in well under a minute; with
+  ``--pages 2`` the state space is ~10x larger per level (depth 5 takes
+  minutes per design, see docs/designs.md);
 * the policy (``--policy``, default ``selinux``): the mm model's SELinux-like
   policy allowing read/write/execute on /dev/sgx_enclave and on the image file
   and denying ``execmem`` and ``execmod``;
 * ``--perms``, ``--sources``, ``--actions`` narrow the parameters and actions
-  offered below (the full default scope branches ~100 ways per step: at
-  depth 6 it does not finish in reasonable time on the real model);
+  offered below;
 * actions, each with restricted parameters:
   - ``mmap``/``mprotect``/``munmap`` of ``/dev/sgx_enclave`` over one page or
     the whole enclave, MAP_SHARED|MAP_FIXED, protections R, RW, RX, RWX;
-  - ``add_pages`` (before INIT): one page, source ``image``/``anon``/``noexec``,
-    SECINFO type REG or TCS, REG permissions R, RW, RX, RWX, measured;
-  - ``init`` (before INIT) with a SIGSTRUCT signed for the enclave's MRENCLAVE;
+  - ``add_pages`` (before INIT): the next explored page above the highest
+    one added (loaders add in offset order; the explored pages are alike),
+    source ``image``/``anon``/``noexec``, SECINFO type REG or TCS, REG
+    permissions R, RW, RX, RWX, measured;
+  - ``init`` (before INIT) with a SIGSTRUCT signed for the enclave's MRENCLAVE
+    (also with no explored page added: the runtime's pages are);
   - on SGX2 kernels, after INIT: ``restrict`` (RESTRICT_PERMISSIONS of one page
     to R or RW), ``modtype`` (MODIFY_TYPES of one page to TCS or TRIM),
     ``remove`` (REMOVE_PAGES of one page);
   - after INIT, entering the enclave through the vDSO: ``load``, ``store``,
     ``fetch`` of one page; on SGX2 CPUs ``eaccept``, ``eacceptcopy`` (from the
-    first build-time page), ``emodpe`` (to RX or RWX) of one page;
-  - ``reclaim``: the EPC reclaimer writes one enclave page back (EWB).
+    first build-time explored page, else the runtime's SECINFO page),
+    ``emodpe`` (to RX or RWX) of one page;
+  - ``reclaim``: the EPC reclaimer writes one enclave page back (EWB); ksgxd
+    never runs by itself (its watermarks are set to 0).
 
 ADD_PAGES and INIT are not offered after INIT, nor the SGX2 ioctls before it
 or on SGX1 kernels: the driver refuses them there without changing state, so
@@ -52,7 +62,7 @@ ACTIONS = ("mmap", "mprotect", "munmap", "add_pages", "init", "restrict", "modty
 
 @dataclass(frozen=True, slots=True)
 class Scope:
-    pages: int = 4
+    pages: int = 1
     policy: str = "selinux"
     perms: tuple[str, ...] = PERMS
     sources: tuple[str, ...] = SOURCES
@@ -87,14 +97,18 @@ class Scope:
             out += [Action.make("munmap", offset=o, length=n) for o, n in self.ranges()]
         if not initialized:
             if "add_pages" in want:
-                for o in offs:
-                    if o in added:
-                        continue
+                # In offset order, as loaders add an image: the next page
+                # above the highest added one (the explored pages are alike,
+                # so a hole below an added page mirrors one above it).
+                nxt = [o for o in offs if o > max(added, default=-1)][:1]
+                for o in nxt:
                     for s in self.sources:
                         out.append(Action.make("add_pages", offset=o, source=s, type="TCS", perms="RW"))
                         out += [Action.make("add_pages", offset=o, source=s, type="REG", perms=p)
                                 for p in self.perms]
-            if "init" in want and added:
+            if "init" in want:
+                # The runtime's pages are added already, so an enclave with no
+                # explored page added can be initialised too.
                 out.append(Action.make("init"))
             if "reclaim" in want:
                 out += [Action.make("reclaim", offset=o) for o in offs if o in added]
