@@ -137,3 +137,26 @@ def test_remap_rx_after_writing_a_dynamic_page(design, expect, tmp_path):
         assert "safe_to_execute: EACCES" in r.output
     else:
         assert "violated at step 8" in r.output
+
+
+@pytest.mark.parametrize("design", ["linux-6.0", "propagate-source"])
+def test_reusing_fingerprint_equal_machines_changes_nothing(design):
+    """The explorer lets a thawed machine go on to the next action when the
+    previous one left its fingerprint unchanged.  That is sound only if the
+    fingerprint captures everything an action can observe: exploring with a
+    fresh copy per transition must give the same states, levels and traces."""
+    scope = Scope(pages=1)
+    a = explore(MachineModel(design, scope), depth=4)
+    b = explore(MachineModel(design, scope), depth=4, reuse=False)
+    assert a.thaws < b.thaws == b.transitions
+    assert (a.states, a.levels, a.transitions) == (b.states, b.levels, b.transitions)
+    assert {k: (f.path, f.reason) for k, f in a.findings.items()} == \
+           {k: (f.path, f.reason) for k, f in b.findings.items()}
+
+
+def test_workers_give_the_same_exploration_on_the_real_model():
+    scope = Scope(pages=1)
+    a = explore(MachineModel("linux-6.0", scope), depth=4)
+    b = explore(MachineModel("linux-6.0", scope), depth=4, workers=2)
+    assert (a.states, a.levels) == (b.states, b.levels)
+    assert {k: f.path for k, f in a.findings.items()} == {k: f.path for k, f in b.findings.items()}

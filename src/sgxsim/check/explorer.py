@@ -105,8 +105,9 @@ class _Expander:
     workers.  ``known`` holds the keys this expander has already produced (or
     was told are known): their states are not frozen again."""
 
-    def __init__(self, model, names: list[str]):
+    def __init__(self, model, names: list[str], reuse: bool = True):
         self.model = model
+        self.reuse = reuse
         self.props: list[Property] = [PROPERTIES[n] for n in names]
         self.known: set = set()
         self.transitions = 0
@@ -138,7 +139,7 @@ class _Expander:
                             hits[p.name] = why
                 key = (fp, g2.key())
                 records.append((idx, ai, action, key, hits))
-                same = fp == pfp
+                same = self.reuse and fp == pfp
                 if keep and key not in known:
                     known.add(key)
                     pending[(idx, ai)] = (blob if same else _freeze(model, step.state, compress), g2, fp)
@@ -148,11 +149,11 @@ class _Expander:
         return records, pending
 
 
-def _worker(conn, model, names) -> None:
+def _worker(conn, model, names, reuse) -> None:
     """A worker process: keeps its share of the frontier, expands it on
     request and reports only keys and property hits; states stay here except
     the few moved to balance the load."""
-    ex = _Expander(model, names)
+    ex = _Expander(model, names, reuse)
     frontier: list[Entry] = []
     pending: dict = {}
     while True:
@@ -181,12 +182,12 @@ def _worker(conn, model, names) -> None:
 class _Pool:
     """Persistent worker processes, one pipe each."""
 
-    def __init__(self, model, names, workers: int):
+    def __init__(self, model, names, workers: int, reuse: bool):
         ctx = mp.get_context("fork") if "fork" in mp.get_all_start_methods() else mp.get_context()
         self.conns, self.procs = [], []
         for _ in range(workers):
             a, b = ctx.Pipe()
-            p = ctx.Process(target=_worker, args=(b, model, names), daemon=True)
+            p = ctx.Process(target=_worker, args=(b, model, names, reuse), daemon=True)
             p.start()
             self.conns.append(a)
             self.procs.append(p)
@@ -202,9 +203,11 @@ class _Pool:
 
 
 def explore(model, prop_names: list[str] | None = None, depth: int = 6, workers: int = 1,
-            max_states: int | None = None) -> Exploration:
+            max_states: int | None = None, reuse: bool = True) -> Exploration:
     """Explore ``model`` breadth first up to ``depth`` actions and decide every
-    property in ``prop_names`` (all by default)."""
+    property in ``prop_names`` (all by default).  ``reuse=False`` thaws a
+    fresh copy of the parent for every transition (slower; the tests compare
+    the two)."""
     names = list(prop_names or PROPERTIES)
     t0 = time.perf_counter()
     init = model.initial()
@@ -248,7 +251,7 @@ def explore(model, prop_names: list[str] | None = None, depth: int = 6, workers:
 
     level = 0
     if workers <= 1:
-        ex = _Expander(model, names)
+        ex = _Expander(model, names, reuse)
         ex.known.add((fp0, ghost.key()))
         frontier = [root]
         remaining = 1
@@ -264,7 +267,7 @@ def explore(model, prop_names: list[str] | None = None, depth: int = 6, workers:
                 break
         res.transitions, res.thaws = ex.transitions, ex.thaws
     else:
-        pool = _Pool(model, names, workers)
+        pool = _Pool(model, names, workers, reuse)
         try:
             pool.conns[0].send(("take", [root]))
             remaining = 1
