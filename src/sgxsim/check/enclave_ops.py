@@ -1,8 +1,10 @@
 """A small enclave runtime for the checker: enter the enclave, do ONE access
 or ENCLU leaf, leave.
 
-It stands in for ``__vdso_sgx_enter_enclave`` and an enclave program until
-``sgxsim.user`` lands, and drives only the real mechanisms: EENTER on the
+It stands in for ``__vdso_sgx_enter_enclave`` and an enclave program (the
+checker's enclave runs one instruction per entry, so it does not build an
+``sgxsim.user`` program bound to MRENCLAVE; moving onto ``sgxsim.user.vdso``
+is still to do), and drives only the real mechanisms: EENTER on the
 process's logical processor, the CPU's load/store/fetch/EACCEPT/EACCEPTCOPY/
 EMODPE, and on a #PF (the CPU has already done the AEX) the kernel's
 ``do_user_addr_fault``: if the kernel fixes the fault the runtime ERESUMEs and
