@@ -46,7 +46,8 @@ def _subset(opt: str, text: str, allowed: tuple[str, ...]) -> tuple[str, ...]:
 @click.option("--depth", default=6, show_default=True, type=click.IntRange(0, 64),
               help="Maximum number of actions after the initial state.")
 @click.option("--workers", default=1, show_default=True, type=click.IntRange(1, 64),
-              help="Processes expanding each BFS level.")
+              help="Worker processes: several designs are spread over them, one design "
+                   "alone is shared out per BFS level (same results either way).")
 @click.option("--pages", default=1, show_default=True, type=int,
               help="Explored enclave pages besides the runtime's four (a power of two).")
 @click.option("--policy", default="selinux", show_default=True, type=click.Choice(POLICIES))

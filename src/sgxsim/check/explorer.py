@@ -102,8 +102,10 @@ Entry = tuple[int, bytes, Ghost, Any]
 
 class _Expander:
     """Expands frontier entries; shared by the sequential search and the
-    workers.  ``known`` holds the keys this expander has already produced (or
-    was told are known): their states are not frozen again."""
+    workers.  ``known`` holds the keys this expander has already produced:
+    their states are not frozen again, and a transition to one is reported
+    only if a property fired on it (the first report of every key is at its
+    earliest (parent, action) here, so the merge order is unchanged)."""
 
     def __init__(self, model, names: list[str], reuse: bool = True):
         self.model = model
@@ -138,11 +140,18 @@ class _Expander:
                         if why is not None:
                             hits[p.name] = why
                 key = (fp, g2.key())
-                records.append((idx, ai, action, key, hits))
                 same = self.reuse and fp == pfp
-                if keep and key not in known:
+                if key not in known:
                     known.add(key)
-                    pending[(idx, ai)] = (blob if same else _freeze(model, step.state, compress), g2, fp)
+                    records.append((idx, ai, action, key, hits))
+                    if keep:
+                        pending[(idx, ai)] = (blob if same else _freeze(model, step.state, compress),
+                                              g2, fp)
+                elif hits:
+                    # A state reached before (here, so at an earlier (parent,
+                    # action) in the merge order): only the property hits of
+                    # this transition matter.
+                    records.append((idx, ai, action, key, hits))
                 # An equivalent machine goes on to the next action; any other
                 # is used up.
                 st = step.state if same else None

@@ -54,6 +54,16 @@ def results_for(model, exp: Exploration, props: list[str], out_dir: Path | None 
 _JOB: dict[str, Any] = {}
 
 
+def _sgx2(factory: ModelFactory, design: str) -> bool:
+    """Whether the design's kernel has the SGX2 driver (a cost hint)."""
+    try:
+        from sgxsim.kernel.registry import kernel_class
+        from sgxsim.kernel.sgx.driver import SgxDriverSgx2
+        return issubclass(getattr(kernel_class(design), "sgx_driver_class", object), SgxDriverSgx2)
+    except (LookupError, ValueError, ImportError):
+        return False
+
+
 def _check_design(design: str) -> list[dict]:
     factory, props, depth, out_dir = _JOB["args"]
     model = factory(design)
@@ -71,13 +81,18 @@ def check(factory: ModelFactory, designs: list[str], props: list[str] | None = N
     results: list[dict] = []
     if workers > 1 and len(designs) > 1 and "fork" in mp.get_all_start_methods():
         _JOB["args"] = (factory, props, depth, out_dir)
+        # Longest first (SGX2 designs have ~6x the states of SGX1 ones), so
+        # the last job to finish is a short one; results in the given order.
+        order = sorted(range(len(designs)), key=lambda i: (not _sgx2(factory, designs[i]), i))
+        by_design: dict[int, list[dict]] = {}
         try:
             with mp.get_context("fork").Pool(min(workers, len(designs))) as pool:
-                for res in pool.imap(_check_design, designs, chunksize=1):
-                    results.extend(res)
+                jobs = [(i, pool.apply_async(_check_design, (designs[i],))) for i in order]
+                for i, job in jobs:
+                    by_design[i] = job.get()
         finally:
             _JOB.clear()
-        return results
+        return [r for i in range(len(designs)) for r in by_design[i]]
     for d in designs:
         model = factory(d)
         exp = explore(model, props, depth=depth, workers=workers)

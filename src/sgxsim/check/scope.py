@@ -34,7 +34,8 @@ Default scope (``sgxsim check --help`` repeats this):
   - on SGX2 kernels, after INIT: ``restrict`` (RESTRICT_PERMISSIONS of one page
     to R or RW), ``modtype`` (MODIFY_TYPES of one page to TCS or TRIM),
     ``remove`` (REMOVE_PAGES of one page);
-  - after INIT, entering the enclave through the vDSO: ``load``, ``store``,
+  - after INIT, entering the enclave (EENTER, one access or leaf, EEXIT; a
+    signalled fault is skipped by the runtime's handler): ``load``, ``store``,
     ``fetch`` of one page; on SGX2 CPUs ``eaccept``, ``eacceptcopy`` (from the
     first build-time explored page, else the runtime's SECINFO page),
     ``emodpe`` (to RX or RWX) of one page;
