@@ -4,7 +4,7 @@ State: a whole :class:`~sgxsim.machine.Machine` (deep-copied per transition)
 plus what the user program driving it knows (its file descriptor, the
 running MRENCLAVE of what it added, whether it INITed).  Actions go through
 the real API: syscalls and ioctls of ``Process``, enclave accesses and ENCLU
-leaves through :mod:`sgxsim.check.enclave_ops`, the reclaimer's
+leaves through the vDSO and the runtime of :mod:`sgxsim.check.runtime`, the reclaimer's
 ``sgx_reclaim_page``.
 
 Layout of the default scope (``pages`` = 4): ELRANGE is the next power of two
@@ -23,7 +23,7 @@ import pickle
 import struct
 from typing import Any
 
-from sgxsim.check import enclave_ops, observe
+from sgxsim.check import observe, runtime
 from sgxsim.check.model import Action, Event, Step
 from sgxsim.check.properties import View, VmaView
 from sgxsim.check.scope import PAGE, Scope
@@ -31,12 +31,12 @@ from sgxsim.hw import sigstruct as hwsig
 from sgxsim.hw import uapi
 from sgxsim.hw.consts import Attribute, PageType, SecinfoFlags, secinfo_flags
 from sgxsim.hw.epc import EPCM_MODIFIED, EPCM_PENDING, EPCM_PR, EPCM_R, EPCM_VALID, EPCM_W, EPCM_X
-from sgxsim.hw.faults import HwFault
 from sgxsim.hw.measure import Measurement
 from sgxsim.hw.structs import Secs, Tcs
 from sgxsim.kernel.mm import VM_EXEC, VM_READ, VM_WRITE
 from sgxsim.kernel.sgx.driver import SgxDriverSgx2
 from sgxsim.machine import Machine
+from sgxsim.user.enclave import EnclaveLibrary
 
 PROT_READ, PROT_WRITE, PROT_EXEC = 0x1, 0x2, 0x4
 MAP_SHARED, MAP_PRIVATE, MAP_FIXED, MAP_ANONYMOUS = 0x01, 0x02, 0x10, 0x20
@@ -53,11 +53,11 @@ TYPES = {"REG": PageType.PT_REG, "TCS": PageType.PT_TCS, "TRIM": PageType.PT_TRI
 ENCL_BASE = 0x7F00_0000_0000
 SRC = {"image": 0x4000_0000, "anon": 0x5000_0000, "noexec": 0x6000_0000}
 SCRATCH = 0x1000_0000
-AEP = 0x40_0000
 IMAGE_PATH, NOEXEC_PATH = "/home/user/enclave.img", "/mnt/noexec/data"
 ATTRS = Attribute.MODE64BIT | Attribute.DEBUG
 XFRM = 3
-RUNTIME_PAGES = 4  # TCS, SSA 0, SSA 1, SECINFO data
+CODE_FILLER = b"\xcc" * PAGE  # what the runtime's code page holds (int3s)
+RUNTIME_PAGES = runtime.RUNTIME_PAGES  # TCS, SSA 0, SSA 1, SECINFO data, code
 # EPC beyond ELRANGE: the SECS and the VA pages of the reclaim action.  The
 # EPC is kept small because every state carries the whole EPCM.
 EPC_SPARE = 8
@@ -88,12 +88,15 @@ def prot_str(vm_flags: int) -> str:
 class MState:
     """One explored state: the machine and what the driving program knows."""
 
-    __slots__ = ("m", "proc", "fd", "meas", "initialized", "added")
+    __slots__ = ("m", "proc", "fd", "meas", "initialized", "added", "library")
 
     def __init__(self, m: Machine, proc: Any, fd: int, meas: Measurement):
         self.m, self.proc, self.fd, self.meas = m, proc, fd, meas
         self.initialized = False
         self.added: frozenset[int] = frozenset()
+        # The enclave programs the process knows, by MRENCLAVE (the
+        # runtime's, bound when INIT succeeds).
+        self.library = EnclaveLibrary()
 
 
 class MachineModel:
@@ -110,7 +113,7 @@ class MachineModel:
         self.base = ENCL_BASE
         self.rt = self.pages * PAGE  # offset of the runtime pages
         self.tcs = self.base + self.rt
-        self.si_la = self.base + self.rt + 3 * PAGE
+        self.layout = runtime.Layout(self.rt, self.pages)
         self._init = None
 
     def scope(self) -> dict[str, Any]:
@@ -130,12 +133,13 @@ class MachineModel:
             m.kernel.sgx.nr_low_pages = m.kernel.sgx.nr_high_pages = 0
         vfs = m.vfs
         n = self.pages * PAGE
-        vfs.create_file(IMAGE_PATH, bytes(n), mode=0o755, label="user_home_t")
+        # The image: the explored pages' source, then the runtime's code page.
+        vfs.create_file(IMAGE_PATH, bytes(n) + CODE_FILLER, mode=0o755, label="user_home_t")
         vfs.mount("/mnt/noexec", noexec=True)
         vfs.create_file(NOEXEC_PATH, bytes(n), label="user_home_t")
         p = m.spawn()
         img = p.open(IMAGE_PATH, os.O_RDONLY)
-        p.mmap(SRC["image"], n, PROT_READ | PROT_EXEC, MAP_PRIVATE | MAP_FIXED, img, 0)
+        p.mmap(SRC["image"], n + PAGE, PROT_READ | PROT_EXEC, MAP_PRIVATE | MAP_FIXED, img, 0)
         p.mmap(SRC["anon"], n, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS | MAP_FIXED)
         nx = p.open(NOEXEC_PATH, os.O_RDONLY)
         p.mmap(SRC["noexec"], n, PROT_READ, MAP_PRIVATE | MAP_FIXED, nx, 0)
@@ -147,15 +151,23 @@ class MachineModel:
                              xfrm=XFRM).pack())
         p.ioctl(fd, uapi.SGX_IOC_ENCLAVE_CREATE, bytearray(struct.pack("<Q", SCRATCH)))
         st.meas.ecreate(self.size, 1)
-        # The runtime pages: TCS (NSSA 2, entry at the data page), SSA x2, data.
-        rt = self.rt
-        # Mapped before they are added (a hole is free to map in every design).
-        p.mmap(self.base + rt, RUNTIME_PAGES * PAGE, PROT_READ | PROT_WRITE, MAP_SHARED | MAP_FIXED, fd, 0)
-        tcs = Tcs(ossa=rt + PAGE, nssa=2, oentry=rt + 3 * PAGE, fslimit=0xFFFFFFFF,
-                  gslimit=0xFFFFFFFF).pack()
-        self._add_raw(st, rt, tcs, secinfo_flags(PageType.PT_TCS, 0))
-        for i in (1, 2, 3):
-            self._add_raw(st, rt + i * PAGE, bytes(PAGE), secinfo_flags(PageType.PT_REG, SI_PERMS["RW"]))
+        # The runtime's pages (check/runtime.py), mapped before they are added
+        # (a hole is free to map in every design): TCS, SSA x2, data RW; code RX.
+        lay = self.layout
+        p.mmap(self.base + lay.page(runtime.TCS), runtime.CODE * PAGE, PROT_READ | PROT_WRITE,
+               MAP_SHARED | MAP_FIXED, fd, 0)
+        p.mmap(self.base + lay.page(runtime.CODE), PAGE, PROT_READ | PROT_EXEC, MAP_SHARED | MAP_FIXED,
+               fd, 0)
+        tcs = Tcs(ossa=lay.page(runtime.SSA0), nssa=2, oentry=lay.code(runtime.I_ENTRY),
+                  fslimit=0xFFFFFFFF, gslimit=0xFFFFFFFF).pack()
+        self._add_raw(st, lay.page(runtime.TCS), tcs, secinfo_flags(PageType.PT_TCS, 0))
+        for i in (runtime.SSA0, runtime.SSA1, runtime.DATA):
+            self._add_raw(st, lay.page(i), bytes(PAGE), secinfo_flags(PageType.PT_REG, SI_PERMS["RW"]))
+        # The code page comes from the executable image, as a loader adds text.
+        src = SRC["image"] + n
+        sflags = secinfo_flags(PageType.PT_REG, SI_PERMS["RX"])
+        p.poke(SCRATCH + 2 * PAGE, struct.pack("<Q", sflags) + bytes(56))
+        self._ioctl_add(st, src, lay.page(runtime.CODE), SCRATCH + 2 * PAGE, p.peek(src, PAGE), sflags)
         m.trace.enabled = False
         return st
 
@@ -251,6 +263,9 @@ class MachineModel:
         arg = bytearray(struct.pack("<Q", SCRATCH + 3 * PAGE))
         e = _errno(st, p.ioctl, st.fd, uapi.SGX_IOC_ENCLAVE_INIT, arg)
         st.initialized = e == 0
+        if st.initialized:
+            # The runtime's code is what this enclave identity runs.
+            st.library.bind(st.meas.digest(), runtime.program(self.layout))
 
     def _sgx2_ioctl(self, st, cmd, *fields) -> int:
         return _errno(st, st.proc.ioctl, st.fd, cmd, bytearray(struct.pack(f"<{len(fields)}Q", *fields)))
@@ -274,37 +289,26 @@ class MachineModel:
         ok = entry is not None and st.m.kernel.sgx.sgx_reclaim_page(entry)
         ev.append(Event("reclaim", a.arg("offset"), bool(ok)))
 
-    def _enclave(self, st, a, ev, kind, op):
+    def _enclave(self, st, a, ev, kind, *, flags=0, src=0, info=()):
+        """One operation of the runtime (check/runtime.py) through the vDSO;
+        the event records whether it completed, or the #PF error code the
+        vDSO reported."""
         off = a.arg("offset")
-        try:
-            rc = enclave_ops.run(st.proc, self.tcs, AEP, op)
-        except enclave_ops.EnclaveFault as f:
-            ev.append(Event(kind, off, False, (f.error_code,)))
-            return
-        except HwFault:
-            ev.append(Event(kind, off, False))
-            return
-        ev.append(Event(kind, off, not rc))
+        out = runtime.run(st.proc, st.library, self.tcs, kind, self.base + off, flags=flags, src=src,
+                          scratch=SCRATCH)
+        if not out.exited:
+            ev.append(Event(kind, off, False, (out.error_code,) if out.vector == runtime.VEC_PF else ()))
+        else:
+            ev.append(Event(kind, off, out.result == 0, info if out.result == 0 else ()))
 
     def _do_load(self, st, a, ev):
-        la = self.base + a.arg("offset")
-        self._enclave(st, a, ev, "load", lambda cpu, lp: (cpu.load(lp, la, 8), 0)[1])
+        self._enclave(st, a, ev, "load")
 
     def _do_store(self, st, a, ev):
-        la = self.base + a.arg("offset")
-        self._enclave(st, a, ev, "store", lambda cpu, lp: (cpu.store(lp, la, b"\xcc" * 8), 0)[1])
+        self._enclave(st, a, ev, "store")
 
     def _do_fetch(self, st, a, ev):
-        la = self.base + a.arg("offset")
-        self._enclave(st, a, ev, "fetch", lambda cpu, lp: (cpu.fetch(lp, la), 0)[1])
-
-    def _leaf(self, st, a, ev, kind, sflags, leaf):
-        si = struct.pack("<Q", sflags) + bytes(56)
-
-        def op(cpu, lp):
-            cpu.store(lp, self.si_la, si)
-            return leaf(cpu, lp)
-        self._enclave(st, a, ev, kind, op)
+        self._enclave(st, a, ev, "fetch")
 
     def _do_eaccept(self, st, a, ev):
         # The enclave accepts what it asked for: the SECINFO a well-behaved
@@ -320,38 +324,18 @@ class MachineModel:
                 perms = sum(sb for eb, sb in _EPCM_TO_SECINFO if f & eb)
                 sflags = secinfo_flags(epc.pt[i], perms)
                 break
-        self._leaf(st, a, ev, "eaccept", sflags, lambda cpu, lp: cpu.eaccept(lp, self.si_la, la))
+        self._enclave(st, a, ev, "eaccept", flags=sflags)
 
     def _do_eacceptcopy(self, st, a, ev):
-        la = self.base + a.arg("offset")
-        src = self.base + min(st.added) if st.added else self.base + self.rt + 3 * PAGE
-        sflags = secinfo_flags(PageType.PT_REG, SI_PERMS["RWX"])
-        self._leaf(st, a, ev, "eacceptcopy", sflags,
-                   lambda cpu, lp: cpu.eacceptcopy(lp, self.si_la, la, src))
+        # From the first build-time explored page, else the runtime's data page.
+        src = self.base + (min(st.added) if st.added else self.layout.page(runtime.DATA))
+        self._enclave(st, a, ev, "eacceptcopy", flags=secinfo_flags(PageType.PT_REG, SI_PERMS["RWX"]),
+                      src=src)
 
     def _do_emodpe(self, st, a, ev):
-        la = self.base + a.arg("offset")
         perms = a.arg("perms")
-        sflags = secinfo_flags(PageType.PT_REG, SI_PERMS[perms])
-        self._enclave_emodpe(st, a, ev, sflags, la, perms)
-
-    def _enclave_emodpe(self, st, a, ev, sflags, la, perms):
-        si = struct.pack("<Q", sflags) + bytes(56)
-
-        def op(cpu, lp):
-            cpu.store(lp, self.si_la, si)
-            cpu.emodpe(lp, self.si_la, la)
-            return 0
-        off = a.arg("offset")
-        try:
-            enclave_ops.run(st.proc, self.tcs, AEP, op)
-        except enclave_ops.EnclaveFault as f:
-            ev.append(Event("emodpe", off, False, (f.error_code,)))
-            return
-        except HwFault:
-            ev.append(Event("emodpe", off, False))
-            return
-        ev.append(Event("emodpe", off, True, (perms,)))
+        self._enclave(st, a, ev, "emodpe", flags=secinfo_flags(PageType.PT_REG, SI_PERMS[perms]),
+                      info=(perms,))
 
     # -- what the checker reads -------------------------------------------------------------
     def _secs_index(self, st: MState) -> int:

@@ -1,0 +1,184 @@
+"""The checker's enclave runtime: a small enclave program and the untrusted
+side that runs one operation through ``__vdso_sgx_enter_enclave``
+(:mod:`sgxsim.user.vdso`), as an SDK's untrusted runtime does.
+
+The runtime's pages sit behind the explored pages (offsets from the first of
+them): the TCS (NSSA 2, OENTRY = the code page), SSA frames 0 and 1, a data
+page holding the SECINFO the enclave passes to EACCEPT/EACCEPTCOPY/EMODPE,
+and the code page, added RX from the enclave image.
+
+One operation: EENTER with RDI = operation, RSI = target address, RDX =
+SECINFO flags, R8 = an untrusted result slot, R9 = EACCEPTCOPY's source.
+The program runs the operation and EEXITs.  When an exception ends it, the
+vDSO reports it in ``struct sgx_enclave_run`` (the kernel could not fix
+it); the runtime then EENTERs the enclave's exception handler on SSA frame 1,
+which moves SSA frame 0's RIP to the exit instruction (skipping the faulting
+one) and EEXITs, and ERESUMEs frame 0, which EEXITs: the TCS is back at
+CSSA 0 for the next operation.
+
+A ``fetch`` jumps to the target page; what the enclave finds there is a
+return to the runtime (the program's code table has one at every explored
+page), so a fetch that the page tables and the EPCM allow comes back.
+"""
+
+from __future__ import annotations
+
+import functools
+import struct
+from typing import Any, NamedTuple
+
+from sgxsim.hw.consts import PAGE_SIZE, Enclu
+from sgxsim.hw.structs import Secinfo, SsaGpr
+from sgxsim.hw.uapi import SgxEnclaveRun
+from sgxsim.user.enclave import EnclaveCpu, EnclaveLibrary, EnclaveProgram
+from sgxsim.user.vdso import Vdso
+
+EENTER, ERESUME, EEXIT = int(Enclu.EENTER), int(Enclu.ERESUME), int(Enclu.EEXIT)
+VEC_PF = 14
+
+# Runtime page indices (after the explored pages).
+TCS, SSA0, SSA1, DATA, CODE = range(5)
+RUNTIME_PAGES = 5
+# Operations (RDI at EENTER).
+OPS = {"load": 1, "store": 2, "fetch": 3, "eaccept": 4, "eacceptcopy": 5, "emodpe": 6}
+# Instruction offsets inside the code page.
+I_ENTRY, I_EXIT, I_HANDLER, I_LOAD, I_STORE, I_FETCH, I_SECINFO, I_EACCEPT, I_EACCEPTCOPY, \
+    I_EMODPE, I_REPORT = (0x40 * i for i in range(11))
+# Registers the program keeps across instructions (saved in the SSA on AEX).
+R_RET, R_OP, R_TARGET, R_FLAGS, R_SLOT, R_SRC = "r15", "r14", "r13", "r12", "r11", "r10"
+_GPR_RIP = PAGE_SIZE - SsaGpr.SIZE + 136  # SSA frame: GPRSGX.RIP
+
+
+class Layout(NamedTuple):
+    """Where the runtime lives: ``rt`` is its first page's enclave offset,
+    ``pages`` the number of explored pages below it."""
+
+    rt: int
+    pages: int
+
+    def page(self, i: int) -> int:
+        return self.rt + i * PAGE_SIZE
+
+    def code(self, insn: int) -> int:
+        return self.page(CODE) + insn
+
+
+class RuntimeProgram(EnclaveProgram):
+    """The runtime's program; pickles as its layout (its instructions are
+    closures over it) and unpickles to the one cached program."""
+
+    layout: Layout
+
+    def __reduce__(self):
+        return (program, (self.layout,))
+
+
+@functools.lru_cache(maxsize=None)
+def program(lay: Layout) -> RuntimeProgram:
+    """The runtime's enclave program for this layout (one per layout)."""
+    def at(c: EnclaveCpu, insn: int) -> int:
+        return c.base + lay.code(insn)
+
+    def entry(c: EnclaveCpu) -> int:
+        # EENTER leaves CSSA in RAX and the return address in RCX.
+        c.regs[R_RET] = c.regs["rcx"]
+        if c.regs["rax"]:
+            return at(c, I_HANDLER)
+        op = c.regs["rdi"]
+        c.regs.update({R_OP: op, R_TARGET: c.regs["rsi"], R_FLAGS: c.regs["rdx"],
+                       R_SLOT: c.regs["r8"], R_SRC: c.regs["r9"], "rax": 0})
+        first = {1: I_LOAD, 2: I_STORE, 3: I_FETCH, 4: I_SECINFO, 5: I_SECINFO, 6: I_SECINFO}
+        return at(c, first.get(op, I_EXIT))
+
+    def exit_(c: EnclaveCpu) -> None:
+        c.eexit(c.regs[R_RET])
+        return None
+
+    def handler(c: EnclaveCpu) -> int:
+        # The exception handler (SSA frame 1): skip the faulting instruction
+        # by resuming frame 0 at the exit.
+        c.store_u64(c.base + lay.page(SSA0) + _GPR_RIP, at(c, I_EXIT))
+        return at(c, I_EXIT)
+
+    def load(c: EnclaveCpu) -> int:
+        c.load(c.regs[R_TARGET], 8)
+        return at(c, I_EXIT)
+
+    def store(c: EnclaveCpu) -> int:
+        c.store(c.regs[R_TARGET], b"\xcc" * 8)
+        return at(c, I_EXIT)
+
+    def fetch(c: EnclaveCpu) -> int:
+        return c.regs[R_TARGET]  # jmp *target
+
+    def landing(c: EnclaveCpu) -> int:
+        return at(c, I_EXIT)  # jmp back to the runtime
+
+    def secinfo(c: EnclaveCpu) -> int:
+        c.store(c.base + lay.page(DATA), Secinfo(flags=c.regs[R_FLAGS]).pack())
+        return at(c, {4: I_EACCEPT, 5: I_EACCEPTCOPY}.get(c.regs[R_OP], I_EMODPE))
+
+    def eaccept(c: EnclaveCpu) -> int:
+        c.regs["rax"] = c.eaccept(c.base + lay.page(DATA), c.regs[R_TARGET])
+        return at(c, I_REPORT)
+
+    def eacceptcopy(c: EnclaveCpu) -> int:
+        c.regs["rax"] = c.eacceptcopy(c.base + lay.page(DATA), c.regs[R_TARGET], c.regs[R_SRC])
+        return at(c, I_REPORT)
+
+    def emodpe(c: EnclaveCpu) -> int:
+        c.emodpe(c.base + lay.page(DATA), c.regs[R_TARGET])
+        return at(c, I_EXIT)
+
+    def report(c: EnclaveCpu) -> int:
+        # The leaf's return value to the untrusted result slot.
+        c.store_u64(c.regs[R_SLOT], c.regs["rax"])
+        return at(c, I_EXIT)
+
+    code = {lay.code(off): fn for off, fn in (
+        (I_ENTRY, entry), (I_EXIT, exit_), (I_HANDLER, handler), (I_LOAD, load), (I_STORE, store),
+        (I_FETCH, fetch), (I_SECINFO, secinfo), (I_EACCEPT, eaccept),
+        (I_EACCEPTCOPY, eacceptcopy), (I_EMODPE, emodpe), (I_REPORT, report))}
+    code.update({i * PAGE_SIZE: landing for i in range(lay.pages)})
+    prog = RuntimeProgram("sgxsim-check-runtime", code, {"entry": lay.code(I_ENTRY)})
+    prog.layout = lay
+    return prog
+
+
+class Outcome(NamedTuple):
+    """What the untrusted side learnt: ``exited`` (EEXIT reached), the leaf's
+    return value (EACCEPT/EACCEPTCOPY) or the reported exception."""
+
+    exited: bool
+    result: int = 0
+    vector: int | None = None
+    error_code: int = 0
+
+
+def run(proc: Any, library: EnclaveLibrary, tcs: int, op: str, target: int, *, flags: int = 0,
+        src: int = 0, scratch: int) -> Outcome:
+    """Run one operation; ``scratch`` is 512 bytes of untrusted RW memory
+    (struct sgx_enclave_run and the result slot)."""
+    vdso = Vdso(proc, library)
+    run_addr, slot = scratch, scratch + 256
+    proc.poke(slot, bytes(8))
+
+    def enter(function: int, *args: int) -> SgxEnclaveRun:
+        proc.poke(run_addr, SgxEnclaveRun(tcs=tcs).pack())
+        rdi, rsi, rdx, r8, r9 = args if args else (0, 0, 0, 0, 0)
+        rc = vdso.sgx_enter_enclave(rdi, rsi, rdx, function, r8, r9, run_addr)
+        if rc:
+            raise RuntimeError(f"__vdso_sgx_enter_enclave returned {rc}")
+        return SgxEnclaveRun.unpack(proc.peek(run_addr, SgxEnclaveRun.SIZE))
+
+    r = enter(EENTER, OPS[op], target, flags, slot, src)
+    if r.function == EEXIT:
+        return Outcome(True, struct.unpack("<Q", proc.peek(slot, 8))[0])
+    out = Outcome(False, 0, r.exception_vector, r.exception_error_code)
+    if r.function == ERESUME:
+        # The exception happened inside: CSSA is 1.  Handler, then resume.
+        for function in (EENTER, ERESUME):
+            h = enter(function)
+            if h.function != EEXIT:
+                raise RuntimeError(f"the runtime's exception path faulted: vector {h.exception_vector}")
+    return out
