@@ -73,7 +73,7 @@ class RuntimeProgram(EnclaveProgram):
         return (program, (self.layout,))
 
 
-@functools.lru_cache(maxsize=None)
+@functools.cache
 def program(lay: Layout) -> RuntimeProgram:
     """The runtime's enclave program for this layout (one per layout)."""
     def at(c: EnclaveCpu, insn: int) -> int:
