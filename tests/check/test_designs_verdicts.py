@@ -160,3 +160,18 @@ def test_workers_give_the_same_exploration_on_the_real_model():
     b = explore(MachineModel("linux-6.0", scope), depth=4, workers=2)
     assert (a.states, a.levels) == (b.states, b.levels)
     assert {k: f.path for k, f in a.findings.items()} == {k: f.path for k, f in b.findings.items()}
+
+
+def test_with_mmap_limited_to_read_the_no_hook_escalation_is_the_mprotect_one():
+    """The 2019 argument itself: when a loader only ever maps read-only, the
+    shortest escalation on no-hook goes through mprotect, and every design
+    with the hook refuses it."""
+    scope = Scope(pages=1, map_perms=("R",))
+    model, exp = _explore("no-hook", scope, ["no-escalation"], 5)
+    f = exp.findings["no-escalation"]
+    assert len(f.path) == 5 and "mprotect" in [a.name for a in f.path]
+    step = next(a for a in f.path if a.name == "mprotect")
+    assert step.arg("prot") in ("RW", "RWX")
+    for design in ("rfc-2019", "v40", "linux-5.11"):
+        _, e = _explore(design, scope, ["no-escalation"], 5)
+        assert verdict("no-escalation", e) == "holds", design

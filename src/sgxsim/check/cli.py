@@ -53,6 +53,8 @@ def _subset(opt: str, text: str, allowed: tuple[str, ...]) -> tuple[str, ...]:
 @click.option("--policy", default="selinux", show_default=True, type=click.Choice(POLICIES))
 @click.option("--perms", default=",".join(PERMS), show_default=True,
               help="Narrow the protections/SECINFO permissions offered (comma list).")
+@click.option("--map-perms", default=None,
+              help="Narrow the protections offered to mmap only (comma list; default --perms).")
 @click.option("--sources", default=",".join(SOURCES), show_default=True,
               help="Narrow the ADD_PAGES source kinds offered (comma list).")
 @click.option("--actions", default=",".join(ACTIONS), show_default=True,
@@ -60,9 +62,11 @@ def _subset(opt: str, text: str, allowed: tuple[str, ...]) -> tuple[str, ...]:
 @click.option("--json", "as_json", is_flag=True, help="Print one JSON object {\"results\": [...]}.")
 @click.option("--out", type=click.Path(file_okay=False, path_type=Path), default=Path("scenarios"),
               show_default=True, help="Directory for the scenario file of every trace.")
-def check(designs, props, depth, workers, pages, policy, perms, sources, actions, as_json, out) -> None:
+def check(designs, props, depth, workers, pages, policy, perms, map_perms, sources, actions, as_json,
+          out) -> None:
     try:
         scope = Scope(pages=pages, policy=policy, perms=_subset("--perms", perms, PERMS),
+                      map_perms=_subset("--map-perms", map_perms, PERMS) if map_perms else None,
                       sources=_subset("--sources", sources, SOURCES),
                       actions=_subset("--actions", actions, ACTIONS))
     except ValueError as e:

@@ -20,8 +20,8 @@ Default scope (``sgxsim check --help`` repeats this):
 * the policy (``--policy``, default ``selinux``): the mm model's SELinux-like
   policy allowing read/write/execute on /dev/sgx_enclave and on the image file
   and denying ``execmem`` and ``execmod``;
-* ``--perms``, ``--sources``, ``--actions`` narrow the parameters and actions
-  offered below;
+* ``--perms``, ``--map-perms`` (mmap's protections only), ``--sources``,
+  ``--actions`` narrow the parameters and actions offered below;
 * actions, each with restricted parameters:
   - ``mmap``/``mprotect``/``munmap`` of ``/dev/sgx_enclave`` over one page or
     the whole enclave, MAP_SHARED|MAP_FIXED, protections R, RW, RX, RWX;
@@ -66,6 +66,9 @@ class Scope:
     pages: int = 1
     policy: str = "selinux"
     perms: tuple[str, ...] = PERMS
+    # Protections offered to mmap only (default: ``perms``); narrowing them
+    # to R makes every escalation go through mprotect.
+    map_perms: tuple[str, ...] | None = None
     sources: tuple[str, ...] = SOURCES
     actions: tuple[str, ...] = ACTIONS
 
@@ -90,10 +93,10 @@ class Scope:
         out: list[Action] = []
         want = set(self.actions)
         offs = [i * PAGE for i in range(self.pages)]
-        for name in ("mmap", "mprotect"):
+        for name, perms in (("mmap", self.map_perms or self.perms), ("mprotect", self.perms)):
             if name in want:
                 out += [Action.make(name, offset=o, length=n, prot=p) for o, n in self.ranges()
-                        for p in self.perms]
+                        for p in perms]
         if "munmap" in want:
             out += [Action.make("munmap", offset=o, length=n) for o, n in self.ranges()]
         if not initialized:
