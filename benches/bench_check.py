@@ -55,7 +55,7 @@ def run() -> str:
         exp, s = _design(d, 1)
         out.append(f"| {d} | {exp.states} | {exp.transitions} | {exp.thaws / exp.transitions:.0%} "
                    f"| {exp.states / s:.0f} | {exp.transitions / s:.0f} |")
-    out.append("\nDefault scope (one explored page besides the runtime's four, all sources, "
+    out.append("\nDefault scope (one explored page besides the runtime's five, all sources, "
                "perms R/RW/RX/RWX, all actions), one worker per design row.  A transition is one "
                "action on a copy of its parent; 'thawed' is the share that needed a fresh copy "
                "(the rest reused a machine whose fingerprint the previous action left unchanged).")

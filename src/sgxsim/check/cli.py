@@ -49,7 +49,7 @@ def _subset(opt: str, text: str, allowed: tuple[str, ...]) -> tuple[str, ...]:
               help="Worker processes: several designs are spread over them, one design "
                    "alone is shared out per BFS level (same results either way).")
 @click.option("--pages", default=1, show_default=True, type=int,
-              help="Explored enclave pages besides the runtime's four (a power of two).")
+              help="Explored enclave pages besides the runtime's five (a power of two).")
 @click.option("--policy", default="selinux", show_default=True, type=click.Choice(POLICIES))
 @click.option("--perms", default=",".join(PERMS), show_default=True,
               help="Narrow the protections/SECINFO permissions offered (comma list).")

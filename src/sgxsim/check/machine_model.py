@@ -1,19 +1,19 @@
 """The checker's model over the real ``Machine``: one design, one scope.
 
-State: a whole :class:`~sgxsim.machine.Machine` (deep-copied per transition)
-plus what the user program driving it knows (its file descriptor, the
-running MRENCLAVE of what it added, whether it INITed).  Actions go through
-the real API: syscalls and ioctls of ``Process``, enclave accesses and ENCLU
-leaves through the vDSO and the runtime of :mod:`sgxsim.check.runtime`, the reclaimer's
-``sgx_reclaim_page``.
+State: a whole :class:`~sgxsim.machine.Machine` plus what the user program
+driving it knows (its file descriptor, the running MRENCLAVE of what it
+added, whether it INITed, the enclave programs it can run).  Actions go
+through the real API: syscalls and ioctls of ``Process``, enclave accesses
+and ENCLU leaves through the vDSO and the enclave runtime of
+:mod:`sgxsim.check.runtime`, the reclaimer's ``sgx_reclaim_page``.
 
-Layout of the default scope (``pages`` = 4): ELRANGE is the next power of two
-of at least ``pages + 4`` pages.  Offsets ``0 .. pages-1`` are the explored
-pages.  Behind them the *runtime* pages, added and mapped RW in the initial
-state, never touched by the search's actions: a TCS (NSSA 2), its two SSA
-frames and a data page holding the SECINFOs the enclave passes to EACCEPT,
-EACCEPTCOPY and EMODPE.  They exist so the enclave can be entered at all; the
-properties only see them as RW pages with no ghost history.
+Layout: ELRANGE is the next power of two of at least ``pages + 5`` pages.
+Offsets ``0 .. pages-1`` are the explored pages.  Behind them the *runtime*
+pages, added and mapped in the initial state, never touched by the search's
+actions: a TCS (NSSA 2), its two SSA frames and a data page holding the
+SECINFOs the enclave passes to EACCEPT, EACCEPTCOPY and EMODPE (RW), and the
+code page (RX, from the image).  They exist so the enclave can be entered at
+all; the properties only see them as pages with no ghost history.
 """
 
 from __future__ import annotations

@@ -4,10 +4,11 @@ Default scope (``sgxsim check --help`` repeats this):
 
 * one process, one enclave: ``pages`` explored pages (``--pages``, default 1)
   at the start of an ELRANGE of the next power of two of at least
-  ``pages + 4`` pages; the 4 pages behind them are the runtime's (TCS with
-  NSSA 2, two SSA frames, a SECINFO page), added and mapped RW in the initial
-  state and not touched by the actions (so the default enclave has 5 pages in
-  an 8-page ELRANGE); the initial state is the process after
+  ``pages + 5`` pages; the 5 pages behind them are the runtime's (TCS with
+  NSSA 2, two SSA frames, a SECINFO page, all RW, and a code page RX from the
+  image), added and mapped in the initial state and not touched by the
+  actions (so the default enclave has 6 pages in an 8-page ELRANGE); the
+  enclave is entered through the vDSO; the initial state is the process after
   ``open("/dev/sgx_enclave")`` and SGX_IOC_ENCLAVE_CREATE, with three source
   mappings in place: the enclave image (a file on an exec mount, mapped
   PROT_READ|PROT_EXEC, MAP_PRIVATE), an anonymous PROT_READ|PROT_WRITE buffer,
