@@ -81,3 +81,20 @@ def test_the_program_is_bound_to_the_enclave_identity():
     # Unknown code at the fetched address would be #UD: the landing pads are
     # only at the explored pages.
     assert 0 in runtime.program(model.layout).code
+
+
+def test_the_enclave_accepts_what_its_program_asked_for():
+    """EACCEPT passes the SECINFO of the request the program made: restricting
+    an R page "to RW" leaves the EPCM at R (EMODPR only removes), so the
+    enclave's EACCEPT of RW|PR mismatches, as on hardware."""
+    model = MachineModel("linux-6.0", Scope())
+    add = Action.make("add_pages", offset=0, source="image", type="REG", perms="R")
+    path = [add, Action.make("init"), Action.make("mmap", offset=0, length=PAGE, prot="R"),
+            Action.make("restrict", offset=0, perms="RW"), Action.make("eaccept", offset=0)]
+    st, steps = _run(model, path, trace=True)
+    assert steps[3].events[0].ok and not steps[4].events[-1].ok
+    assert any("SGX_PAGE_ATTRIBUTES_MISMATCH" in str(d) for d in steps[4].decisions)
+    assert 0 in st.expect  # still waiting to be accepted
+    path[3] = Action.make("restrict", offset=0, perms="R")
+    st, steps = _run(model, path)
+    assert steps[4].events[-1].ok and 0 not in st.expect

@@ -30,7 +30,6 @@ from sgxsim.check.scope import PAGE, Scope
 from sgxsim.hw import sigstruct as hwsig
 from sgxsim.hw import uapi
 from sgxsim.hw.consts import Attribute, PageType, SecinfoFlags, secinfo_flags
-from sgxsim.hw.epc import EPCM_MODIFIED, EPCM_PENDING, EPCM_PR, EPCM_R, EPCM_VALID, EPCM_W, EPCM_X
 from sgxsim.hw.measure import Measurement
 from sgxsim.hw.structs import Secs, Tcs
 from sgxsim.kernel.mm import VM_EXEC, VM_READ, VM_WRITE
@@ -45,9 +44,7 @@ PROTS = {"R": PROT_READ, "RW": PROT_READ | PROT_WRITE, "RX": PROT_READ | PROT_EX
 SI_PERMS = {"R": SecinfoFlags.R, "RW": SecinfoFlags.R | SecinfoFlags.W,
             "RX": SecinfoFlags.R | SecinfoFlags.X,
             "RWX": SecinfoFlags.R | SecinfoFlags.W | SecinfoFlags.X}
-_EPCM_TO_SECINFO = ((EPCM_R, SecinfoFlags.R), (EPCM_W, SecinfoFlags.W), (EPCM_X, SecinfoFlags.X),
-                    (EPCM_PENDING, SecinfoFlags.PENDING), (EPCM_MODIFIED, SecinfoFlags.MODIFIED),
-                    (EPCM_PR, SecinfoFlags.PR))
+_EAUG_SECINFO = secinfo_flags(PageType.PT_REG, SecinfoFlags.R | SecinfoFlags.W, SecinfoFlags.PENDING)
 TYPES = {"REG": PageType.PT_REG, "TCS": PageType.PT_TCS, "TRIM": PageType.PT_TRIM}
 
 ENCL_BASE = 0x7F00_0000_0000
@@ -88,7 +85,7 @@ def prot_str(vm_flags: int) -> str:
 class MState:
     """One explored state: the machine and what the driving program knows."""
 
-    __slots__ = ("m", "proc", "fd", "meas", "initialized", "added", "library")
+    __slots__ = ("m", "proc", "fd", "meas", "initialized", "added", "library", "expect")
 
     def __init__(self, m: Machine, proc: Any, fd: int, meas: Measurement):
         self.m, self.proc, self.fd, self.meas = m, proc, fd, meas
@@ -97,6 +94,10 @@ class MState:
         # The enclave programs the process knows, by MRENCLAVE (the
         # runtime's, bound when INIT succeeds).
         self.library = EnclaveLibrary()
+        # What the enclave expects to EACCEPT, by page offset: the SECINFO
+        # of the change the program asked the kernel for (RESTRICT_PERMISSIONS,
+        # MODIFY_TYPES); a page without one is expected to be EAUGed.
+        self.expect: dict[int, int] = {}
 
 
 class MachineModel:
@@ -273,15 +274,22 @@ class MachineModel:
     def _do_restrict(self, st, a, ev):
         e = self._sgx2_ioctl(st, uapi.SGX_IOC_ENCLAVE_RESTRICT_PERMISSIONS, a.arg("offset"), PAGE,
                              int(SI_PERMS[a.arg("perms")]), 0, 0)
+        if e == 0:
+            st.expect[a.arg("offset")] = secinfo_flags(PageType.PT_REG, SI_PERMS[a.arg("perms")],
+                                                       SecinfoFlags.PR)
         ev.append(Event("restrict", a.arg("offset"), e == 0, (a.arg("perms"),)))
 
     def _do_modtype(self, st, a, ev):
         e = self._sgx2_ioctl(st, uapi.SGX_IOC_ENCLAVE_MODIFY_TYPES, a.arg("offset"), PAGE,
                              int(TYPES[a.arg("type")]), 0, 0)
+        if e == 0:
+            st.expect[a.arg("offset")] = secinfo_flags(TYPES[a.arg("type")], 0, SecinfoFlags.MODIFIED)
         ev.append(Event("modtype", a.arg("offset"), e == 0, (a.arg("type"),)))
 
     def _do_remove(self, st, a, ev):
         e = self._sgx2_ioctl(st, uapi.SGX_IOC_ENCLAVE_REMOVE_PAGES, a.arg("offset"), PAGE, 0)
+        if e == 0:
+            st.expect.pop(a.arg("offset"), None)
         ev.append(Event("remove", a.arg("offset"), e == 0))
 
     def _do_reclaim(self, st, a, ev):
@@ -311,20 +319,13 @@ class MachineModel:
         self._enclave(st, a, ev, "fetch")
 
     def _do_eaccept(self, st, a, ev):
-        # The enclave accepts what it asked for: the SECINFO a well-behaved
-        # enclave passes matches the page's EPCM type, permissions and state
-        # (EAUG: REG RW PENDING; RESTRICT: PR; MODIFY_TYPES: MODIFIED).
-        la = self.base + a.arg("offset")
-        epc = st.m.cpu.epc
-        sflags = secinfo_flags(PageType.PT_REG, SI_PERMS["RW"], SecinfoFlags.PENDING)
-        for i in range(epc.npages):
-            f = epc.flags[i]
-            if f & EPCM_VALID and epc.addr[i] == la and epc.pt[i] != PageType.PT_SECS:
-                # The EPCM's bits, as SECINFO spells them.
-                perms = sum(sb for eb, sb in _EPCM_TO_SECINFO if f & eb)
-                sflags = secinfo_flags(epc.pt[i], perms)
-                break
+        # The enclave accepts what its program asked for (MState.expect), or
+        # a page it expects to be EAUGed: REG RW PENDING.
+        off = a.arg("offset")
+        sflags = st.expect.get(off, _EAUG_SECINFO)
         self._enclave(st, a, ev, "eaccept", flags=sflags)
+        if ev[-1].ok:
+            st.expect.pop(off, None)
 
     def _do_eacceptcopy(self, st, a, ev):
         # From the first build-time explored page, else the runtime's data page.
@@ -381,7 +382,8 @@ class MachineModel:
             ss = epc.secs_state.get(secs)
             meas_ok = ss is not None and ss.measurement.same_records(st.meas)
         return (extra, observe.epc_key(epc, secs, self.base, identity=False, reg_contents=False),
-                observe.pt_key(p.mm.pgtable, epc, self.base), vmas, pages, st.initialized, meas_ok)
+                observe.pt_key(p.mm.pgtable, epc, self.base), vmas, pages, st.initialized, meas_ok,
+                tuple(sorted(st.expect.items())))
 
 
 def _errno(st: MState, fn, *args) -> int:
