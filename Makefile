@@ -13,7 +13,7 @@ $(STAMP): pyproject.toml
 	touch $(STAMP)
 
 # The project's main job: every design against every property at the default
-# scope and depth (about 40 s with two workers), traces and scenario files
+# scope and depth (about 35 s with two workers), traces and scenario files
 # under scenarios/.
 run: $(STAMP)
 	$(PY) -m sgxsim.cli check --workers 2

@@ -3,7 +3,7 @@ every verdict and shortest-trace length pinned, the traces the seed
 discussions describe checked step by step, and every written scenario
 replayed with ``sgxsim run``.
 
-One exploration of all eight designs (two worker processes, ~40 s here) is
+One exploration of all eight designs (two worker processes, ~35 s here) is
 shared by the tests of this module.
 """
 
