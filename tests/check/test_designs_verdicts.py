@@ -175,3 +175,21 @@ def test_with_mmap_limited_to_read_the_no_hook_escalation_is_the_mprotect_one():
     for design in ("rfc-2019", "v40", "linux-5.11"):
         _, e = _explore(design, scope, ["no-escalation"], 5)
         assert verdict("no-escalation", e) == "holds", design
+
+
+def test_cli_json_on_the_real_model_with_designs_spread_over_workers(tmp_path):
+    import json
+
+    args = ["check", "--design", "no-hook", "--design", "linux-5.11", "--property", "no-escalation",
+            "--property", "mprotect-honest", "--depth", "4", "--json", "--out", str(tmp_path)]
+    one = CliRunner().invoke(main, args)
+    two = CliRunner().invoke(main, args + ["--workers", "2"])
+    assert one.exit_code == two.exit_code == 0, one.output + two.output
+    r1, r2 = json.loads(one.output)["results"], json.loads(two.output)["results"]
+    strip = [{k: v for k, v in r.items() if k != "seconds"} for r in r1]
+    assert strip == [{k: v for k, v in r.items() if k != "seconds"} for r in r2]
+    assert [(r["design"], r["property"], r["verdict"], len(r["trace"])) for r in r1] == [
+        ("no-hook", "no-escalation", "violated", 4), ("no-hook", "mprotect-honest", "holds", 0),
+        ("linux-5.11", "no-escalation", "holds", 0), ("linux-5.11", "mprotect-honest", "holds", 0)]
+    step = r1[0]["trace"][1]
+    assert step["action"] == "add_pages" and any("__sgx_encl_add_page" in d for d in step["decisions"])
