@@ -193,3 +193,18 @@ def test_cli_json_on_the_real_model_with_designs_spread_over_workers(tmp_path):
         ("linux-5.11", "no-escalation", "holds", 0), ("linux-5.11", "mprotect-honest", "holds", 0)]
     step = r1[0]["trace"][1]
     assert step["action"] == "add_pages" and any("__sgx_encl_add_page" in d for d in step["decisions"])
+
+
+def test_run_all_designs_names_who_refused(tmp_path):
+    sc = scn.Scenario("no-hook", "no-escalation", "violated", MPROTECT_ESCALATION, SMALL.as_dict(), 5)
+    path = scn.write(tmp_path / "mprotect.toml", sc)
+    r = CliRunner().invoke(main, ["run", str(path), "--all-designs"])
+    assert r.exit_code == 0, r.output
+    rows = {line.split()[0]: line for line in r.output.splitlines()[1:]}
+    assert set(rows) == {"no-hook", "rfc-2019", "v40", "linux-5.11", "sgx2-rfc", "linux-6.0",
+                         "safe-to-execute", "propagate-source", "v40-checkonly"}
+    assert "violated at step 5" in rows["no-hook"] and rows["no-hook"].rstrip().endswith("-")
+    for d in ("rfc-2019", "v40", "linux-5.11", "linux-6.0"):
+        assert "holds" in rows[d] and "step 3: sgx: sgx_encl_may_map: EACCES" in rows[d], rows[d]
+    bad = CliRunner().invoke(main, ["run", str(path), "--all-designs", "--design", "v40"])
+    assert bad.exit_code != 0 and "exclude" in bad.output

@@ -86,7 +86,10 @@ def check(designs, props, depth, workers, pages, policy, perms, map_perms, sourc
 @click.argument("file", type=click.Path(exists=True, dir_okay=False, path_type=Path))
 @click.option("--design", default=None, type=click.Choice(DESIGNS + VARIANTS),
               help="Replay on this design instead of the scenario's own.")
-def run(file: Path, design: str | None) -> None:
+@click.option("--all-designs", is_flag=True,
+              help="Replay on every design and print one line each: the verdict and the first "
+                   "refusal (which layer and rule said no, at which step).")
+def run(file: Path, design: str | None, all_designs: bool) -> None:
     try:
         sc = scn.read(file)
     except ValueError as e:
@@ -97,6 +100,16 @@ def run(file: Path, design: str | None) -> None:
         scope = Scope(**{k: v for k, v in sc.scope.items() if k in ("pages", "policy")})
     except (TypeError, ValueError) as e:
         raise click.ClickException(f"{file}: bad scope: {e}") from None
+    if all_designs:
+        if design is not None:
+            raise click.UsageError("--design and --all-designs exclude each other")
+        click.echo(f"# {file}: {sc.prop}, expected {sc.expect} on {sc.design} at step {sc.at_step}")
+        for r in runner.compare_designs(_factory(scope), sc, list(DESIGNS + VARIANTS)):
+            v = r["verdict"] + (f" at step {r['at']}" if r["at"] else "")
+            f = r["first_refusal"]
+            why = f"step {f[0]}: {f[1]}" if f else "-"
+            click.echo(f"{r['design']:<18} {v:<22} {why}")
+        return
     lines, verdict, _ = runner.run_scenario(_factory(scope), sc, design)
     click.echo("\n".join(lines))
     if design is None and verdict != sc.expect:

@@ -163,6 +163,33 @@ def run_scenario(factory: ModelFactory, sc: scn.Scenario, design: str | None = N
     return lines, v, hit_at
 
 
+def _refusal(outcome: str) -> bool:
+    """An errno, a signal, a CPU exception or an SGX error code (not an
+    ``allow``/``SGX_SUCCESS``/bookkeeping note)."""
+    return outcome.isupper() and (outcome.startswith(("E", "SIG", "#"))
+                                  or (outcome.startswith("SGX_") and outcome != "SGX_SUCCESS"))
+
+
+def compare_designs(factory: ModelFactory, sc: scn.Scenario, designs: list[str]) -> list[dict]:
+    """Replay ``sc`` on every design: per design the verdict for the
+    scenario's property, the step it fired at, and the first refusal (step,
+    decision) any layer made on the way."""
+    out = []
+    for d in designs:
+        model = factory(d)
+        hit_at, first = None, None
+        for i, (_action, decisions, _events, hits) in enumerate(replay(model, sc.steps, [sc.prop]), 1):
+            if first is None:
+                first = next(((i, dec) for dec in decisions if _refusal(dec.outcome)), None)
+            if sc.prop in hits and hit_at is None:
+                hit_at = i
+        kind = PROPERTIES[sc.prop].kind
+        verdict = ("violated" if hit_at else "holds") if kind == "safety" else \
+            ("reachable" if hit_at else "unreachable")
+        out.append({"design": d, "verdict": verdict, "at": hit_at, "first_refusal": first})
+    return out
+
+
 def make_model(design: str, scope):
     """The model of ``design`` (a kernel name of ``sgxsim.kernel.registry``) in
     ``scope``: the real Machine driven through the scope's actions."""
