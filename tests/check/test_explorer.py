@@ -113,3 +113,10 @@ def test_scenario_text_round_trips_any_steps(steps, reason):
                       [Action(n, tuple(a.items())) for n, a in steps], {"pages": 4}, len(steps), reason)
     back = scn.loads(scn.dumps(sc, [[reason]] * len(steps)))
     assert back.steps == sc.steps and back.reason == reason and back.at_step == len(steps)
+
+
+def test_progress_is_reported_after_every_level():
+    seen = []
+    exp = explore(ToyModel(), depth=3, progress=lambda e: seen.append((e.depth, e.states)))
+    assert [d for d, _ in seen] == [1, 2, 3]
+    assert seen[-1][1] == exp.states and seen[0][1] < seen[-1][1]

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import sys
 from pathlib import Path
 
 import click
@@ -25,6 +26,12 @@ def _factory(scope: Scope):
         except LookupError as e:
             raise click.ClickException(str(e)) from None
     return make
+
+
+def _progress(exp) -> None:
+    """One line per BFS level on a terminal's stderr (long runs show life)."""
+    click.echo(f"  {exp.design}: depth {exp.depth}, {exp.states} states, {len(exp.findings)} decided, "
+               f"{exp.seconds:.1f} s", err=True)
 
 
 def _subset(opt: str, text: str, allowed: tuple[str, ...]) -> tuple[str, ...]:
@@ -72,7 +79,8 @@ def check(designs, props, depth, workers, pages, policy, perms, map_perms, sourc
     except ValueError as e:
         raise click.BadParameter(str(e)) from None
     results = runner.check(_factory(scope), list(designs or DESIGNS), list(props or PROPERTIES),
-                           depth=depth, workers=workers, out_dir=out)
+                           depth=depth, workers=workers, out_dir=out,
+                           progress=_progress if sys.stderr.isatty() else None)
     if as_json:
         keys = ("design", "property", "verdict", "depth", "states", "seconds", "trace")
         click.echo(json.dumps({"results": [{k: r[k] for k in keys} for r in results]}, indent=1))

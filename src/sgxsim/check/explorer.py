@@ -212,11 +212,11 @@ class _Pool:
 
 
 def explore(model, prop_names: list[str] | None = None, depth: int = 6, workers: int = 1,
-            max_states: int | None = None, reuse: bool = True) -> Exploration:
+            max_states: int | None = None, reuse: bool = True, progress=None) -> Exploration:
     """Explore ``model`` breadth first up to ``depth`` actions and decide every
     property in ``prop_names`` (all by default).  ``reuse=False`` thaws a
     fresh copy of the parent for every transition (slower; the tests compare
-    the two)."""
+    the two).  ``progress(exploration)`` is called after every level."""
     names = list(prop_names or PROPERTIES)
     t0 = time.perf_counter()
     init = model.initial()
@@ -271,6 +271,9 @@ def explore(model, prop_names: list[str] | None = None, depth: int = 6, workers:
             new = merge(level, records)
             res.levels.append(len(new))
             remaining = len(new)
+            if progress is not None:
+                res.depth, res.states, res.seconds = level, len(seen), time.perf_counter() - t0
+                progress(res)
             frontier = [(nid, *pending[(pidx, ai)]) for pidx, ai, nid in new] if keep else []
             if max_states is not None and len(seen) >= max_states:
                 break
@@ -298,6 +301,9 @@ def explore(model, prop_names: list[str] | None = None, depth: int = 6, workers:
                 records.sort(key=lambda r: (r[0], r[1]))  # the sequential order
                 new = merge(level, records)
                 res.levels.append(len(new))
+                if progress is not None:
+                    res.depth, res.states, res.seconds = level, len(seen), time.perf_counter() - t0
+                    progress(res)
                 if not keep:
                     remaining = len(new)
                     break

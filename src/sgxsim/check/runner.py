@@ -65,13 +65,13 @@ def _sgx2(factory: ModelFactory, design: str) -> bool:
 
 
 def _check_design(design: str) -> list[dict]:
-    factory, props, depth, out_dir = _JOB["args"]
+    factory, props, depth, out_dir, progress = _JOB["args"]
     model = factory(design)
-    return results_for(model, explore(model, props, depth=depth), props, out_dir)
+    return results_for(model, explore(model, props, depth=depth, progress=progress), props, out_dir)
 
 
 def check(factory: ModelFactory, designs: list[str], props: list[str] | None = None, depth: int = 6,
-          workers: int = 1, out_dir: Path | None = None) -> list[dict]:
+          workers: int = 1, out_dir: Path | None = None, progress=None) -> list[dict]:
     """Explore each design and decide ``props``.  With several designs and
     ``workers > 1`` the designs are spread over worker processes (each
     exploration is independent, so this parallelises almost perfectly); one
@@ -80,7 +80,7 @@ def check(factory: ModelFactory, designs: list[str], props: list[str] | None = N
     props = list(props or PROPERTIES)
     results: list[dict] = []
     if workers > 1 and len(designs) > 1 and "fork" in mp.get_all_start_methods():
-        _JOB["args"] = (factory, props, depth, out_dir)
+        _JOB["args"] = (factory, props, depth, out_dir, progress)
         # Longest first (SGX2 designs have ~6x the states of SGX1 ones), so
         # the last job to finish is a short one; results in the given order.
         order = sorted(range(len(designs)), key=lambda i: (not _sgx2(factory, designs[i]), i))
@@ -95,7 +95,7 @@ def check(factory: ModelFactory, designs: list[str], props: list[str] | None = N
         return [r for i in range(len(designs)) for r in by_design[i]]
     for d in designs:
         model = factory(d)
-        exp = explore(model, props, depth=depth, workers=workers)
+        exp = explore(model, props, depth=depth, workers=workers, progress=progress)
         results.extend(results_for(model, exp, props, out_dir))
     return results
 
