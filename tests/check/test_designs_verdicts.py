@@ -208,3 +208,14 @@ def test_run_all_designs_names_who_refused(tmp_path):
         assert "holds" in rows[d] and "step 3: sgx: sgx_encl_may_map: EACCES" in rows[d], rows[d]
     bad = CliRunner().invoke(main, ["run", str(path), "--all-designs", "--design", "v40"])
     assert bad.exit_code != 0 and "exclude" in bad.output
+
+
+def test_without_an_lsm_execmem_and_execmod_count_as_granted():
+    """exec-origin and w-xor-x allow what the LSM grants; with no LSM
+    (--policy none) nothing withholds execmem/execmod, so they hold, while
+    the SELinux-like policy (which denies both) sees them broken."""
+    props = ["exec-origin", "w-xor-x"]
+    _, none = _explore("linux-6.0", Scope(policy="none"), props, 4)
+    _, selinux = _explore("linux-6.0", Scope(), props, 4)
+    assert [verdict(p, none) for p in props] == ["holds", "holds"]
+    assert [verdict(p, selinux) for p in props] == ["violated", "violated"]

@@ -347,13 +347,15 @@ class MachineModel:
         m, p = st.m, st.proc
         ptes = observe.pte_views(p.mm.pgtable, m.cpu.epc, self._secs_index(st), self.base, self.size)
         vmas = tuple(VmaView(v.vm_start, v.vm_end, prot_str(v.vm_flags)) for v in p.mm.vmas)
-        execmem = execmod = False
+        # Granted unless a module denies it: with no LSM (--policy none)
+        # nothing withholds execmem or execmod, and every LSM must allow.
+        execmem = execmod = True
         for mod in getattr(m.kernel.security, "modules", ()):
             proc_perms = getattr(mod, "process", None)
             if proc_perms is not None:
-                execmem = "execmem" in proc_perms.get(p.label, set())
+                execmem = execmem and "execmem" in proc_perms.get(p.label, set())
                 dev = m.vfs.inodes["/dev/sgx_enclave"].label
-                execmod = "execmod" in mod.files.get((p.label, dev), set())
+                execmod = execmod and "execmod" in mod.files.get((p.label, dev), set())
         return View(ptes, vmas, execmem, execmod)
 
     def fingerprint(self, st: MState) -> tuple:
