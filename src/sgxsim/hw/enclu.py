@@ -106,12 +106,15 @@ class EncluMixin:
 
     def _secinfo_page(self: Cpu, lp: LogicalProcessor, ctx: EnclaveContext, leaf: str,
                       la: int) -> Secinfo:
-        # The SECINFO must sit in a readable, accepted REG page of this enclave.
+        # EACCEPT: the whole SECINFO operand is checked before RCX.
         if la % Secinfo.ALIGN:
             raise _gp(leaf, "SECINFO not 64-byte aligned")
         if not ctx.in_elrange(la):
             raise _gp(leaf, "SECINFO outside ELRANGE")
-        i = self._u_epc(lp, leaf, la, READ)
+        return self._secinfo_load(ctx, leaf, la, self._u_epc(lp, leaf, la, READ))
+
+    def _secinfo_load(self: Cpu, ctx: EnclaveContext, leaf: str, la: int, i: int) -> Secinfo:
+        # The SECINFO must sit in a readable, accepted REG page of this enclave.
         f = self.epc.flags[i]
         if (not f & EPCM_VALID or not f & EPCM_R or f & (EPCM_PENDING | EPCM_MODIFIED | EPCM_BLOCKED)
                 or self.epc.pt[i] != PageType.PT_REG or not self._owned(ctx, i, la)):
@@ -300,9 +303,11 @@ class EncluMixin:
             raise _gp(leaf, "operand misaligned")
         if not (ctx.in_elrange(secinfo) and ctx.in_elrange(dst) and ctx.in_elrange(src)):
             raise _gp(leaf, "operand outside ELRANGE")
-        si = self._secinfo_page(lp, ctx, leaf, secinfo)
+        # SDM: EACCEPTCOPY: every operand is in the EPC before any EPCM rule.
+        si_i = self._u_epc(lp, leaf, secinfo, READ)
         di = self._u_epc(lp, leaf, dst, WRITE)
         sri = self._u_epc(lp, leaf, src, READ)
+        si = self._secinfo_load(ctx, leaf, secinfo, si_i)
         sflags = si.flags
         if sflags & 0x2 and not sflags & 0x1:
             raise _gp(leaf, "SECINFO W without R")
@@ -315,7 +320,9 @@ class EncluMixin:
                 or epc.pt[sri] != PageType.PT_REG or not self._owned(ctx, sri, src)):
             raise _pf(leaf, src, "source is not a readable, accepted REG page of this enclave")
         df = epc.flags[di]
+        # SDM: EACCEPTCOPY destination test; its BLOCKED test is on RCX (reference §12 item 10).
         if (not df & EPCM_VALID or not df & EPCM_PENDING or df & EPCM_MODIFIED
+                or df & EPCM_BLOCKED
                 or epc.pt[di] != PageType.PT_REG or epc.secs[di] != ctx.secs):
             self.trace.note("hw", f"SDM: {leaf}", "SGX_PAGE_ATTRIBUTES_MISMATCH", "destination")
             return int(SgxReturn.SGX_PAGE_ATTRIBUTES_MISMATCH)
@@ -339,8 +346,10 @@ class EncluMixin:
             raise _gp(leaf, "operand misaligned")
         if not (ctx.in_elrange(secinfo) and ctx.in_elrange(page)):
             raise _gp(leaf, "operand outside ELRANGE")
-        si = self._secinfo_page(lp, ctx, leaf, secinfo)
+        # SDM: EMODPE: both operands are in the EPC before the SECINFO page's EPCM rules.
+        si_i = self._u_epc(lp, leaf, secinfo, READ)
         i = self._u_epc(lp, leaf, page, READ)
+        si = self._secinfo_load(ctx, leaf, secinfo, si_i)
         epc = self.epc
         f = epc.flags[i]
         if (not f & EPCM_VALID or f & (EPCM_PENDING | EPCM_MODIFIED | EPCM_BLOCKED)
