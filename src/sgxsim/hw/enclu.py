@@ -156,6 +156,13 @@ class EncluMixin:
             raise _gp(leaf, "32-bit enclaves are not modelled in 64-bit mode")
         return ti, t, secs_i, st
 
+    def _aexnotify_check(self: Cpu, leaf: str, t: Tcs, st) -> None:
+        # SDM: EENTER (SDM-2023, AEX-Notify; reference §4.15 step 3, after CSSA < NSSA):
+        # TCS.FLAGS.AEXNOTIFY must equal SECS.ATTRIBUTES.AEXNOTIFY unless DBGOPTIN=1.
+        if (not t.flags & Tcs.FLAGS_DBGOPTIN
+                and bool(t.flags & Tcs.FLAGS_AEXNOTIFY) != bool(st.attributes & Attribute.AEXNOTIFY)):
+            raise _gp(leaf, "TCS.FLAGS.AEXNOTIFY differs from SECS.ATTRIBUTES.AEXNOTIFY")
+
     def _ssa_frame(self: Cpu, lp: LogicalProcessor, leaf: str, st, secs_i: int, t: Tcs,
                    frame: int) -> tuple[int, list[int]]:
         # Every page of the SSA frame must be a RW, accepted REG page of this enclave.
@@ -190,6 +197,7 @@ class EncluMixin:
         ti, t, secs_i, st = self._enter_checks(lp, leaf, tcs, aep)
         if t.cssa >= t.nssa:
             raise _gp(leaf, "CSSA >= NSSA")
+        self._aexnotify_check(leaf, t, st)
         frame_la, pages = self._ssa_frame(lp, leaf, st, secs_i, t, t.cssa)
         target = st.base + t.oentry
         if not _canonical(target):
@@ -214,12 +222,15 @@ class EncluMixin:
             raise _gp(leaf, "CSSA = 0: nothing to resume")
         if t.cssa > t.nssa:
             raise _gp(leaf, "CSSA > NSSA")
+        self._aexnotify_check(leaf, t, st)  # SDM: ERESUME mirrors EENTER (reference §4.16)
         frame_la, pages = self._ssa_frame(lp, leaf, st, secs_i, t, t.cssa - 1)
-        if t.state:
-            raise _gp(leaf, "TCS busy")
         gpr = SsaGpr.unpack(self.epc.page(pages[-1])[_GPR_OFF:])
+        # SDM: ERESUME: the target (saved RIP) check precedes the STATE check, as in EENTER
+        # (reference §4.16 mirrors §4.15 steps 5-6).
         if not _canonical(gpr.rip):
             raise _gp(leaf, "saved RIP not canonical")
+        if t.state:
+            raise _gp(leaf, "TCS busy")
         self._enter(lp, tcs, aep, ti, t, secs_i, st, frame_la, pages)
         page = self.epc.page(ti)
         page[Tcs.OFF_CSSA : Tcs.OFF_CSSA + 4] = (t.cssa - 1).to_bytes(4, "little")
