@@ -130,3 +130,29 @@ class Kit:
         off = la & 0xFFF
         self.cpu.epc.page(i)[off : off + 64] = Secinfo(flags=flags).pack()
         return la
+
+
+# -- row setups for the table-driven leaf tests: ``f(env, ops)`` with ``env.k`` a Kit --
+def operand(key: str, value: int):
+    """Set one operand of the leaf under test."""
+    def f(env, ops):
+        ops[key] = value
+    return f
+
+
+def secs_at(key: str, la: int):
+    """The enclave's SECS page mapped at ``la``, passed as operand ``key``."""
+    def f(env, ops):
+        env.k.map(la, env.k.secs_i)
+        ops[key] = la
+    return f
+
+
+def va_page_at(key: str, la: int):
+    """A fresh VA page (EPA) mapped at ``la``, passed as operand ``key``."""
+    def f(env, ops):
+        i = env.k.alloc_epc()
+        env.k.cpu.epa(epa(i))
+        env.k.map(la, i)
+        ops[key] = la
+    return f

@@ -29,9 +29,10 @@ it.
 from __future__ import annotations
 
 from dataclasses import dataclass
+from functools import partial
 
 import pytest
-from tests.hw.leafkit import BASE, REG, RW, TCS, TRIM, Kit, epa
+from tests.hw.leafkit import BASE, REG, RW, TCS, TRIM, Kit, epa, operand, secs_at, va_page_at
 
 from sgxsim.hw.consts import PAGE_SIZE, PageType, SgxReturn
 from sgxsim.hw.epc import EPCM_BLOCKED, EPCM_MODIFIED, EPCM_R, EPCM_X
@@ -187,10 +188,7 @@ def _check(env: Env, expected, call) -> None:
 # -- SECINFO operand rows shared by the three leaves (§4.18 step 1; §4.19/§4.20 step 3) -----
 # Each takes (env, ops) and makes the SECINFO page fail one EPCM rule; ops["secinfo"]
 # is moved when the rule is about the page the SECINFO sits in.
-def _si_at(la):
-    def f(env, ops):
-        ops["secinfo"] = la
-    return f
+_si_at = partial(operand, "secinfo")
 
 
 def _si_not_valid(env, ops):
@@ -274,10 +272,7 @@ def secinfo_rows(first_gp_rows: list):
 # ======================================================================================
 # EACCEPT (§4.18)
 # ======================================================================================
-def _target(la):
-    def f(env, ops):
-        ops["page"] = la
-    return f
+_target = partial(operand, "page")
 
 
 def _tcs_target(**fields):
@@ -327,16 +322,10 @@ def _target_blocked(env, ops):
     env.eblock(A5)
 
 
-def _target_secs(env, ops):
-    env.k.map(F6, env.k.secs_i)
-    ops["page"] = F6
+_target_secs = secs_at("page", F6)
 
 
-def _target_va(env, ops):
-    i = env.k.alloc_epc()
-    env.k.cpu.epa(epa(i))
-    env.k.map(F6, i)
-    ops["page"] = F6
+_target_va = va_page_at("page", F6)
 
 
 def _target_other_enclave(env, ops):
@@ -353,10 +342,7 @@ def _target_modified_reg(env, ops):
     env.poke(A5, set_=EPCM_MODIFIED)  # PT_REG with MODIFIED: only a poke gets here
 
 
-def _flags(v):
-    def f(env, ops):
-        ops["flags"] = v
-    return f
+_flags = partial(operand, "flags")
 
 
 EACCEPT_ROWS = [
@@ -444,16 +430,10 @@ def test_eaccept_control(setup, target):
 # ======================================================================================
 # EACCEPTCOPY (§4.19)
 # ======================================================================================
-def _dst(la):
-    def f(env, ops):
-        ops["dst"] = la
-    return f
+_dst = partial(operand, "dst")
 
 
-def _src(la):
-    def f(env, ops):
-        ops["src"] = la
-    return f
+_src = partial(operand, "src")
 
 
 def _ram_at(la, key):
@@ -552,10 +532,7 @@ def test_eacceptcopy_control():
 # ======================================================================================
 # EMODPE (§4.20)
 # ======================================================================================
-def _page(la):
-    def f(env, ops):
-        ops["page"] = la
-    return f
+_page = _target
 
 
 EMODPE_ROWS = [

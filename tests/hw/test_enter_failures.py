@@ -41,9 +41,10 @@ Layout (SSAFRAMESIZE=2, NSSA=2): TCS at page 0, SSA frame 0 at pages 1-2
 from __future__ import annotations
 
 from dataclasses import dataclass
+from functools import partial
 
 import pytest
-from tests.hw.leafkit import BASE, REG, RW, TCS, Kit, epa
+from tests.hw.leafkit import BASE, REG, RW, TCS, Kit, epa, operand, secs_at, va_page_at
 
 from sgxsim.hw.consts import PAGE_SIZE, Attribute, PageType
 from sgxsim.hw.epc import EPCM_MODIFIED, EPCM_PENDING, EPCM_R
@@ -205,16 +206,10 @@ def _check(env: Env, lp, expected, call) -> None:
 
 
 # -- row building blocks ---------------------------------------------------------------------
-def _tcs_at(la):
-    def f(env, ops):
-        ops["tcs"] = la
-    return f
+_tcs_at = partial(operand, "tcs")
 
 
-def _aep(v):
-    def f(env, ops):
-        ops["aep"] = v
-    return f
+_aep = partial(operand, "aep")
 
 
 def _seq(*fns):
@@ -234,16 +229,10 @@ def _tcs_not_valid(env, ops):
     ops["tcs"] = F6
 
 
-def _tcs_secs(env, ops):
-    env.k.map(F6, env.k.secs_i)
-    ops["tcs"] = F6
+_tcs_secs = secs_at("tcs", F6)
 
 
-def _tcs_va(env, ops):
-    i = env.k.alloc_epc()
-    env.k.cpu.epa(epa(i))
-    env.k.map(F6, i)
-    ops["tcs"] = F6
+_tcs_va = va_page_at("tcs", F6)
 
 
 def _emodt_f6(env, ops):
