@@ -165,22 +165,25 @@ class MachineModel:
         for i in (runtime.SSA0, runtime.SSA1, runtime.DATA):
             self._add_raw(st, lay.page(i), bytes(PAGE), secinfo_flags(PageType.PT_REG, SI_PERMS["RW"]))
         # The code page comes from the executable image, as a loader adds text.
-        src = SRC["image"] + n
-        sflags = secinfo_flags(PageType.PT_REG, SI_PERMS["RX"])
-        p.poke(SCRATCH + 2 * PAGE, struct.pack("<Q", sflags) + bytes(56))
-        self._ioctl_add(st, src, lay.page(runtime.CODE), SCRATCH + 2 * PAGE, p.peek(src, PAGE), sflags)
+        self._add_from(st, SRC["image"] + n, lay.page(runtime.CODE),
+                       secinfo_flags(PageType.PT_REG, SI_PERMS["RX"]))
         m.trace.enabled = False
         return st
 
     def _add_raw(self, st: MState, offset: int, data: bytes, sflags: int) -> tuple[int, int]:
-        p = st.proc
-        p.poke(SCRATCH + PAGE, data.ljust(PAGE, b"\0"))
-        p.poke(SCRATCH + 2 * PAGE, struct.pack("<Q", sflags) + bytes(56))
-        return self._ioctl_add(st, SCRATCH + PAGE, offset, SCRATCH + 2 * PAGE, data, sflags)
+        """ADD_PAGES of ``data``, staged in the scratch buffer."""
+        st.proc.poke(SCRATCH + PAGE, data.ljust(PAGE, b"\0"))
+        return self._add_from(st, SCRATCH + PAGE, offset, sflags)
 
-    def _ioctl_add(self, st, src, offset, si, data, sflags) -> tuple[int, int]:
-        buf = bytearray(struct.pack("<6Q", src, offset, PAGE, si, 1, 0))
-        e = _errno(st, st.proc.ioctl, st.fd, uapi.SGX_IOC_ENCLAVE_ADD_PAGES, buf)
+    def _add_from(self, st: MState, src: int, offset: int, sflags: int) -> tuple[int, int]:
+        """SGX_IOC_ENCLAVE_ADD_PAGES of one measured page from ``src``; the
+        program measures what it passed (its signer's MRENCLAVE).  Returns
+        (errno, count written back)."""
+        p = st.proc
+        data = p.peek(src, PAGE)
+        p.poke(SCRATCH + 2 * PAGE, struct.pack("<Q", sflags) + bytes(56))
+        buf = bytearray(struct.pack("<6Q", src, offset, PAGE, SCRATCH + 2 * PAGE, 1, 0))
+        e = _errno(st, p.ioctl, st.fd, uapi.SGX_IOC_ENCLAVE_ADD_PAGES, buf)
         count = struct.unpack_from("<6Q", buf)[5]
         if count:
             st.meas.eadd(offset, sflags)
@@ -249,10 +252,8 @@ class MachineModel:
         src = SRC[source] + off
         vma = p.mm.find_vma(src)
         source_exec = bool(vma is not None and vma.vm_start <= src and vma.vm_flags & VM_EXEC)
-        data = p.peek(src, PAGE)  # what the signer measures
         sflags = secinfo_flags(TYPES[typ], 0 if typ == "TCS" else SI_PERMS[perms])
-        p.poke(SCRATCH + 2 * PAGE, struct.pack("<Q", sflags) + bytes(56))
-        e, count = self._ioctl_add(st, src, off, SCRATCH + 2 * PAGE, data, sflags)
+        e, count = self._add_from(st, src, off, sflags)
         ok = e == 0 and count == PAGE
         if ok:
             st.added = st.added | {off}

@@ -203,8 +203,9 @@ class FaultMixin:
         if vma.vm_flags & VM_SHARED:
             # wp_pfn_shared()/wp_page_shared(): no vm_ops->pfn_mkwrite or
             # page_mkwrite objects here, so wp_page_reuse() makes it writable.
-            self.trace.note("mm", "wp_page_reuse", "allow",
-                            f"write to read-only PTE at {addr:#x} of a shared mapping: made writable")
+            if self.trace.enabled:
+                self.trace.note("mm", "wp_page_reuse", "allow",
+                                f"write to read-only PTE at {addr:#x} of a shared mapping: made writable")
             pt.set(vpn, pte | PTE_RW | PTE_DIRTY | PTE_ACCESSED)
             return 0
         pfn = pte_pfn(pte)
