@@ -29,13 +29,16 @@ S_IFREG, S_IFDIR, S_IFCHR = 0o100000, 0o040000, 0o020000
 class Inode:
     """struct inode: a regular file's bytes and page cache, or a device."""
 
-    __slots__ = ("ino", "mode", "data", "fops", "label", "pages", "private", "rdev")
+    __slots__ = ("ino", "mode", "data", "fops", "label", "pages", "private", "rdev", "i_size")
 
     def __init__(self, ino: int, mode: int, data: bytes = b"", fops: Any = None,
-                 label: str = "unlabeled_t", private: bool = False):
+                 label: str = "unlabeled_t", private: bool = False, size: int | None = None):
         self.ino = ino
         self.mode = mode
         self.data = bytearray(data)
+        # i_size when it exceeds the stored bytes: the rest reads as zeros and
+        # costs nothing (a shmem object as large as its mapping, say).
+        self.i_size = size
         self.fops = fops
         self.label = label
         self.pages: dict[int, int] = {}  # page cache: file page index -> RAM pfn
@@ -44,7 +47,7 @@ class Inode:
 
     @property
     def size(self) -> int:
-        return len(self.data)
+        return max(len(self.data), self.i_size or 0)
 
     def is_reg(self) -> bool:
         return self.mode & 0o170000 == S_IFREG
@@ -182,6 +185,7 @@ class Vfs:
         f = File(ino, path, f_mode, flags, fops, self.mount_of(path))
         if ino.is_reg() and flags & O_TRUNC and f_mode & FMODE_WRITE:
             ino.data = bytearray()
+            ino.i_size = None
         if fops.open is not None:
             fops.open(ino, f)
         return f

@@ -258,8 +258,10 @@ class FaultMixin:
         # shmem_zero_setup(): a private shmem file named "/dev/zero (deleted)"
         from sgxsim.kernel.vfs import S_IFREG, File, Inode
 
-        inode = Inode(0, S_IFREG | 0o600, data=bytes(vma.vm_end - vma.vm_start),
-                      label="tmpfs_t", private=True)
+        # Sparse: the object is as large as the mapping, its pages are zero
+        # until faulted in (cost grows with the pages touched, not the size).
+        inode = Inode(0, S_IFREG | 0o600, size=vma.vm_end - vma.vm_start, label="tmpfs_t",
+                      private=True)
         f = File(inode, "/dev/zero (deleted)", 3, 2, self.vfs.reg_ops, self.vfs.mount_of("/"))
         vma.vm_file = f
         vma.vm_ops = self.shmem_vm_ops
