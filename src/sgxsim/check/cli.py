@@ -17,6 +17,52 @@ DESIGNS = ("no-hook", "rfc-2019", "v40", "linux-5.11", "sgx2-rfc", "linux-6.0", 
            "propagate-source")
 # Variants checked only when named (v40 with a check-only driver).
 VARIANTS = ("v40-checkonly",)
+# The properties of the package (loaded files and entry points may add more).
+BUILTIN_PROPERTIES = tuple(PROPERTIES)
+
+
+def plugin_options(fn):
+    """``--design-file`` and ``--property-file`` (repeatable), for every
+    command that takes a design or a property (docs/writing-a-design.md)."""
+    fn = click.option("--property-file", "property_files", multiple=True,
+                      type=click.Path(dir_okay=False, path_type=Path),
+                      help="A Python file registering properties (@register_property); repeatable.")(fn)
+    return click.option("--design-file", "design_files", multiple=True,
+                        type=click.Path(dir_okay=False, path_type=Path),
+                        help="A Python file registering designs (@register(\"name\")); repeatable.")(fn)
+
+
+def load_plugins(design_files, property_files=()) -> list[str]:
+    """Installed packages' entry points, then the given files; returns the
+    designs the files registered.  A broken file is a clean error."""
+    from sgxsim.plugins import PluginError, load_entry_points, load_files
+
+    try:
+        load_entry_points()
+        return load_files(design_files, property_files).designs
+    except PluginError as e:
+        raise click.ClickException(str(e)) from None
+
+
+def design_names(names, opt: str = "--design") -> list[str]:
+    """``names`` checked against the registry (any registered kernel with an
+    SGX driver: built in, from a file or an entry point)."""
+    from sgxsim.kernel.registry import kernel_class
+    from sgxsim.kernel.registry import names as known
+
+    usable = [n for n in known() if getattr(kernel_class(n), "sgx_driver_class", None) is not None]
+    bad = [n for n in names if n not in usable]
+    if bad:
+        raise click.BadParameter(f"unknown design {bad[0]!r}; known: {', '.join(usable)}", param_hint=opt)
+    return list(names)
+
+
+def property_names(names) -> list[str]:
+    bad = [n for n in names if n not in PROPERTIES]
+    if bad:
+        raise click.BadParameter(f"unknown property {bad[0]!r}; known: {', '.join(PROPERTIES)}",
+                                 param_hint="--property")
+    return list(names)
 
 
 def _factory(scope: Scope):
@@ -46,10 +92,13 @@ def _subset(opt: str, text: str, allowed: tuple[str, ...]) -> tuple[str, ...]:
                     "decide each property (holds/violated, reachable/unreachable), printing the "
                     "shortest trace of every violation or witness.\n\nDefault scope and its restrictions:\n\n"
                     + SCOPE_HELP)
-@click.option("--design", "designs", multiple=True, type=click.Choice(DESIGNS + VARIANTS),
-              help="Design to check (repeatable; default all).")
-@click.option("--property", "props", multiple=True, type=click.Choice(list(PROPERTIES)),
-              help="Property to decide (repeatable; default all).")
+@click.option("--design", "designs", multiple=True, metavar="NAME",
+              help="Design to check (repeatable; default: " + ", ".join(DESIGNS) + " and the designs of "
+                   "--design-file; any registered name, e.g. " + ", ".join(VARIANTS) + ").")
+@click.option("--property", "props", multiple=True, metavar="NAME",
+              help="Property to decide (repeatable; default: " + ", ".join(PROPERTIES) + " and the "
+                   "properties of --property-file).")
+@plugin_options
 @click.option("--depth", default=6, show_default=True, type=click.IntRange(0, 64),
               help="Maximum number of actions after the initial state.")
 @click.option("--workers", default=1, show_default=True, type=click.IntRange(1, 64),
@@ -69,8 +118,11 @@ def _subset(opt: str, text: str, allowed: tuple[str, ...]) -> tuple[str, ...]:
 @click.option("--json", "as_json", is_flag=True, help="Print one JSON object {\"results\": [...]}.")
 @click.option("--out", type=click.Path(file_okay=False, path_type=Path), default=Path("scenarios"),
               show_default=True, help="Directory for the scenario file of every trace.")
-def check(designs, props, depth, workers, pages, policy, perms, map_perms, sources, actions, as_json,
-          out) -> None:
+def check(designs, props, design_files, property_files, depth, workers, pages, policy, perms, map_perms,
+          sources, actions, as_json, out) -> None:
+    own = load_plugins(design_files, property_files)
+    designs = design_names(designs) if designs else list(DESIGNS) + [d for d in own if d not in DESIGNS]
+    props = property_names(props) if props else list(PROPERTIES)
     try:
         scope = Scope(pages=pages, policy=policy, perms=_subset("--perms", perms, PERMS),
                       map_perms=_subset("--map-perms", map_perms, PERMS) if map_perms else None,
@@ -78,7 +130,7 @@ def check(designs, props, depth, workers, pages, policy, perms, map_perms, sourc
                       actions=_subset("--actions", actions, ACTIONS))
     except ValueError as e:
         raise click.BadParameter(str(e)) from None
-    results = runner.check(_factory(scope), list(designs or DESIGNS), list(props or PROPERTIES),
+    results = runner.check(_factory(scope), designs, props,
                            depth=depth, workers=workers, out_dir=out,
                            progress=_progress if sys.stderr.isatty() else None)
     if as_json:
@@ -90,35 +142,52 @@ def check(designs, props, depth, workers, pages, policy, perms, map_perms, sourc
 
 
 @click.command(help="Replay a scenario file step by step, printing each layer's decisions and "
-                    "whether the scenario's property is violated or reached.")
+                    "whether the scenario's property is violated or reached.\n\n"
+                    "Exit status: 0 when the replay gives the verdict the scenario expects, at the step it "
+                    "expects (also with --design: the scenario's expectation is the reference), 1 when it "
+                    "does not (a last line says what happened instead and the first refusal), 2 for a "
+                    "usage error or a bad scenario file (docs/scenarios.md).  With --all-designs: 0.")
 @click.argument("file", type=click.Path(exists=True, dir_okay=False, path_type=Path))
-@click.option("--design", default=None, type=click.Choice(DESIGNS + VARIANTS),
-              help="Replay on this design instead of the scenario's own.")
+@click.option("--design", default=None, metavar="NAME",
+              help="Replay on this design instead of the scenario's own (any registered name).")
 @click.option("--all-designs", is_flag=True,
               help="Replay on every design and print one line each: the verdict and the first "
                    "refusal (which layer and rule said no, at which step).")
-def run(file: Path, design: str | None, all_designs: bool) -> None:
-    try:
-        sc = scn.read(file)
-    except ValueError as e:
-        raise click.ClickException(f"{file}: {e}") from None
-    if sc.prop not in PROPERTIES:
-        raise click.ClickException(f"{file}: unknown property {sc.prop!r}")
-    try:
-        scope = Scope(**{k: v for k, v in sc.scope.items() if k in ("pages", "policy")})
-    except (TypeError, ValueError) as e:
-        raise click.ClickException(f"{file}: bad scope: {e}") from None
+@plugin_options
+def run(file: Path, design: str | None, all_designs: bool, design_files, property_files) -> None:
+    own = load_plugins(design_files, property_files)
+    if design is not None:
+        design_names([design])
+    if all_designs and design is not None:
+        raise click.UsageError("--design and --all-designs exclude each other")
+    sc = read_scenario(file)
+    if design is None:
+        design_names([sc.design], f"{file}: key 'design'")
+    scope = Scope(**sc.scope)
     if all_designs:
-        if design is not None:
-            raise click.UsageError("--design and --all-designs exclude each other")
         click.echo(f"# {file}: {sc.prop}, expected {sc.expect} on {sc.design} at step {sc.at_step}")
-        for r in runner.compare_designs(_factory(scope), sc, list(DESIGNS + VARIANTS)):
+        for r in runner.compare_designs(_factory(scope), sc, list(DESIGNS + VARIANTS) + own):
             v = r["verdict"] + (f" at step {r['at']}" if r["at"] else "")
             f = r["first_refusal"]
             why = f"step {f[0]}: {f[1]}" if f else "-"
             click.echo(f"{r['design']:<18} {v:<22} {why}")
         return
-    lines, verdict, _ = runner.run_scenario(_factory(scope), sc, design)
-    click.echo("\n".join(lines))
-    if design is None and verdict != sc.expect:
-        raise click.ClickException(f"expected {sc.expect}, replay gives {verdict}")
+    r = runner.replay_scenario(_factory(scope), sc, design)
+    click.echo("\n".join(r["lines"]))
+    got = r["verdict"] + (f" at step {r['at']}" if r["at"] else "")
+    want = sc.expect + (f" at step {sc.at_step}" if sc.at_step else "")
+    if got != want:
+        f = r["first_refusal"]
+        first = f"first refusal at step {f[0]}: {f[1]}" if f else "no layer refused any step"
+        where = f" on {sc.design}" if r["design"] != sc.design else ""
+        click.echo(f"on {r['design']} this scenario gives {got} (the scenario expects {want}{where}); {first}")
+        raise SystemExit(1)
+
+
+def read_scenario(file: Path) -> scn.Scenario:
+    """The scenario in ``file``, validated; a bad one is a usage error (exit
+    status 2) naming the file, step and key."""
+    try:
+        return scn.read(file)
+    except scn.ScenarioError as e:
+        raise click.UsageError(str(e)) from None

@@ -1,0 +1,125 @@
+"""Designs and properties from outside the package: a Python file of the
+user's (``--design-file``/``--property-file``) or an installed package's entry
+points (groups ``sgxsim.designs`` and ``sgxsim.properties``).
+
+Loading a file imports it as a module; what it registers with
+``@sgxsim.kernel.registry.register("name")`` (designs) or
+``@sgxsim.check.properties.register_property`` (properties) while it runs is
+what it provides.  The module is kept in ``sys.modules`` under a name of its
+own, so the model's states, which hold instances of its classes, pickle (the
+checker freezes states and ships them to forked workers).
+
+docs/writing-a-design.md walks through an example.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import importlib.util
+import sys
+import traceback
+from dataclasses import dataclass, field
+from pathlib import Path
+
+GROUP_DESIGNS = "sgxsim.designs"
+GROUP_PROPERTIES = "sgxsim.properties"
+
+
+class PluginError(Exception):
+    """A design or property file (or entry point) could not be loaded; the
+    message names the file and, for an exception it raised, the line."""
+
+
+@dataclass
+class Loaded:
+    """What loading added: design (kernel) names and property names."""
+
+    designs: list[str] = field(default_factory=list)
+    properties: list[str] = field(default_factory=list)
+
+
+def _known() -> tuple[set[str], set[str]]:
+    from sgxsim.check.properties import PROPERTIES
+    from sgxsim.kernel import registry
+
+    return set(registry.names()), set(PROPERTIES)
+
+
+def _where(exc: BaseException, path: str) -> str:
+    """``path:line`` of the innermost frame of ``exc`` in ``path``."""
+    for fr in reversed(traceback.extract_tb(exc.__traceback__)):
+        if fr.filename == path:
+            return f"{path}:{fr.lineno}"
+    return path
+
+
+def _diff(before: tuple[set[str], set[str]]) -> Loaded:
+    from sgxsim.check.properties import PROPERTIES
+    from sgxsim.kernel import registry
+
+    return Loaded(sorted(set(registry.names()) - before[0]), [p for p in PROPERTIES if p not in before[1]])
+
+
+def load_file(path: str | Path) -> Loaded:
+    """Import the Python file ``path``; return what it registered.  Loading
+    the same file twice is a no-op the second time."""
+    path = Path(path)
+    if not path.is_file():
+        raise PluginError(f"{path}: no such file")
+    if path.suffix != ".py":
+        raise PluginError(f"{path}: a design or property file is a Python file (*.py)")
+    real = str(path.resolve())
+    name = "sgxsim_user_" + "".join(c if c.isalnum() else "_" for c in path.stem) + "_" + \
+        hashlib.blake2b(real.encode(), digest_size=4).hexdigest()
+    if name in sys.modules:
+        return sys.modules[name].__sgxsim_loaded__
+    before = _known()
+    spec = importlib.util.spec_from_file_location(name, real)
+    if spec is None or spec.loader is None:
+        raise PluginError(f"{path}: cannot be imported")
+    module = importlib.util.module_from_spec(spec)
+    sys.modules[name] = module
+    try:
+        spec.loader.exec_module(module)
+    except SyntaxError as e:
+        del sys.modules[name]
+        raise PluginError(f"{path}:{e.lineno}: syntax error: {e.msg}") from None
+    except Exception as e:
+        del sys.modules[name]
+        raise PluginError(f"{_where(e, real)}: {type(e).__name__}: {e}") from None
+    module.__sgxsim_loaded__ = got = _diff(before)
+    return got
+
+
+def load_files(design_files=(), property_files=()) -> Loaded:
+    """Every file of ``--design-file`` and ``--property-file``; a design file
+    must register a design, a property file a property."""
+    out = Loaded()
+    for f in design_files:
+        got = load_file(f)
+        if not got.designs:
+            raise PluginError(f"{f}: registers no design (decorate a kernel class with "
+                              "@register(\"name\") from sgxsim.kernel.registry)")
+        out.designs += got.designs
+        out.properties += got.properties
+    for f in property_files:
+        got = load_file(f)
+        if not got.properties:
+            raise PluginError(f"{f}: registers no property (decorate a Property class with "
+                              "@register_property from sgxsim.check.properties)")
+        out.designs += got.designs
+        out.properties += got.properties
+    return out
+
+
+def load_entry_points() -> Loaded:
+    """Import the entry points of both groups; return what they registered."""
+    from sgxsim.kernel.registry import load_entry_points as load_group
+
+    try:
+        before = _known()
+        load_group(GROUP_DESIGNS)
+        load_group(GROUP_PROPERTIES)
+    except ValueError as e:
+        raise PluginError(str(e)) from None
+    return _diff(before)
