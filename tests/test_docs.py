@@ -3,8 +3,9 @@ working directory per page (a page reads like one session):
 
 * a ```python block runs (one namespace per page); a ```output block right
   after it is what it must print;
-* a ```python file=NAME block is written to NAME instead (a user's file that
-  later examples load);
+* a block whose info string has ``file=NAME`` (```python file=NAME,
+  ```toml file=NAME) is written to NAME instead (a user's file that later
+  examples load);
 * a ```console block holds ``$ sgxsim ...`` commands, each followed by what it
   prints on stdout; ``...`` in an expected line matches anything, a line that
   is only ``...`` any number of lines; the command must exit 0 unless the
@@ -35,7 +36,7 @@ def blocks(text: str) -> list[dict]:
               m.end()) for m in FENCE.finditer(text)]
     out = []
     for i, (lang, info, body, line, _start, end) in enumerate(found):
-        if lang == "python" and info.startswith("file="):
+        if info.startswith("file="):
             out.append({"kind": "file", "line": line, "name": info[5:], "body": body})
         elif lang == "python":
             nxt = found[i + 1] if i + 1 < len(found) else None
