@@ -118,8 +118,15 @@ def _subset(opt: str, text: str, allowed: tuple[str, ...]) -> tuple[str, ...]:
 @click.option("--json", "as_json", is_flag=True, help="Print one JSON object {\"results\": [...]}.")
 @click.option("--out", type=click.Path(file_okay=False, path_type=Path), default=Path("scenarios"),
               show_default=True, help="Directory for the scenario file of every trace.")
+@click.option("--html", "html_dir", type=click.Path(file_okay=False, path_type=Path), default=None,
+              help="Directory for an HTML page per trace (its permission map, step by step) and "
+                   "index.html with the matrix (docs/report.md).")
 def check(designs, props, design_files, property_files, depth, workers, pages, policy, perms, map_perms,
-          sources, actions, as_json, out) -> None:
+          sources, actions, as_json, out, html_dir) -> None:
+    # Refuse an unwritable --out/--html now, not after the search.
+    for opt, d in (("--out", out), ("--html", html_dir)):
+        if d is not None:
+            writable_dir(d, opt)
     own = load_plugins(design_files, property_files)
     designs = design_names(designs) if designs else list(DESIGNS) + [d for d in own if d not in DESIGNS]
     props = property_names(props) if props else list(PROPERTIES)
@@ -139,6 +146,22 @@ def check(designs, props, design_files, property_files, depth, workers, pages, p
         return
     click.echo(runner.render_matrix(results))
     click.echo(runner.render_traces(results))
+    if html_dir is not None:
+        from sgxsim.report import write_run
+
+        click.echo(f"\nHTML report: {write_run(html_dir, results, _factory(scope))}")
+
+
+def writable_dir(d: Path, opt: str) -> None:
+    """Create ``d`` (and parents) and make sure a file can be written there."""
+    try:
+        d.mkdir(parents=True, exist_ok=True)
+        probe = d / ".sgxsim-write-test"
+        probe.write_text("")
+        probe.unlink()
+    except OSError as e:
+        raise click.BadParameter(f"{d} is not a writable directory: {e.strerror or e}",
+                                 param_hint=opt) from None
 
 
 @click.command(help="Replay a scenario file step by step, printing each layer's decisions and "
@@ -153,8 +176,12 @@ def check(designs, props, design_files, property_files, depth, workers, pages, p
 @click.option("--all-designs", is_flag=True,
               help="Replay on every design and print one line each: the verdict and the first "
                    "refusal (which layer and rule said no, at which step).")
+@click.option("--html", "html_file", type=click.Path(dir_okay=False, path_type=Path), default=None,
+              help="Also write the trace as a self-contained HTML page: the permission map of every page at "
+                   "every step (docs/report.md).")
 @plugin_options
-def run(file: Path, design: str | None, all_designs: bool, design_files, property_files) -> None:
+def run(file: Path, design: str | None, all_designs: bool, html_file: Path | None, design_files,
+        property_files) -> None:
     own = load_plugins(design_files, property_files)
     if design is not None:
         design_names([design])
@@ -172,8 +199,19 @@ def run(file: Path, design: str | None, all_designs: bool, design_files, propert
             why = f"step {f[0]}: {f[1]}" if f else "-"
             click.echo(f"{r['design']:<18} {v:<22} {why}")
         return
+    if html_file is not None and all_designs:
+        raise click.UsageError("--html draws one design: leave out --all-designs")
     r = runner.replay_scenario(_factory(scope), sc, design)
     click.echo("\n".join(r["lines"]))
+    if html_file is not None:
+        from sgxsim.report import write_trace
+
+        try:
+            write_trace(html_file, _factory(scope)(design or sc.design), sc.steps, sc.prop, expect=sc.expect,
+                        at_step=sc.at_step, reason=sc.reason)
+        except OSError as e:
+            raise click.ClickException(f"--html {html_file}: {e.strerror or e}") from None
+        click.echo(f"HTML report: {html_file}")
     got = r["verdict"] + (f" at step {r['at']}" if r["at"] else "")
     want = sc.expect + (f" at step {sc.at_step}" if sc.at_step else "")
     if got != want:

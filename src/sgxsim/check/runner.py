@@ -188,7 +188,7 @@ def replay_scenario(factory: ModelFactory, sc: scn.Scenario, design: str | None 
         lines.append(f"{i}. {action}")
         lines += [f"     {d}" for d in decisions]
         if first is None:
-            first = next(((i, dec) for dec in decisions if _refusal(dec.outcome)), None)
+            first = next(((i, dec) for dec in decisions if is_refusal(dec.outcome)), None)
         if sc.prop in hits and hit_at is None:
             hit_at = i
             lines.append(f"  => {sc.prop}: {hits[sc.prop]}")
@@ -208,7 +208,7 @@ def run_scenario(factory: ModelFactory, sc: scn.Scenario, design: str | None = N
     return r["lines"], r["verdict"], r["at"]
 
 
-def _refusal(outcome: str) -> bool:
+def is_refusal(outcome: str) -> bool:
     """An errno, a signal, a CPU exception or an SGX error code (not an
     ``allow``/``SGX_SUCCESS``/bookkeeping note)."""
     return outcome.isupper() and (outcome.startswith(("E", "SIG", "#"))
