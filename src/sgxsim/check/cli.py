@@ -229,3 +229,25 @@ def read_scenario(file: Path) -> scn.Scenario:
         return scn.read(file)
     except scn.ScenarioError as e:
         raise click.UsageError(str(e)) from None
+
+
+@click.command(help="Explain one step of a scenario: the chain of the model's calls through the layers "
+                    "(each named after the kernel function or SDM leaf it models), which one refused and why, "
+                    "and the decisions noted on the way; one screen (docs/explain.md).")
+@click.argument("file", type=click.Path(exists=True, dir_okay=False, path_type=Path))
+@click.option("--step", "step", required=True, type=int, help="The step to explain (1 = the first).")
+@click.option("--design", default=None, metavar="NAME",
+              help="Explain it on this design instead of the scenario's own.")
+@click.option("--lines", "max_lines", default=40, show_default=True, type=click.IntRange(8, 10_000),
+              help="At most this many lines (the calls that refused and led there always stay).")
+@plugin_options
+def explain(file: Path, step: int, design: str | None, max_lines: int, design_files, property_files) -> None:
+    from sgxsim.explain import explain_step
+
+    load_plugins(design_files, property_files)
+    sc = read_scenario(file)
+    design_names([design or sc.design], "--design" if design else f"{file}: key 'design'")
+    if not 1 <= step <= len(sc.steps):
+        raise click.BadParameter(f"{file} has steps 1 to {len(sc.steps)}, not {step}", param_hint="--step")
+    model = _factory(Scope(**sc.scope))(design or sc.design)
+    click.echo("\n".join(explain_step(model, sc.steps, step).lines(max_lines)))
