@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+import functools
 import json
+import os
+import signal
 import sys
 from pathlib import Path
 
@@ -74,10 +77,41 @@ def _factory(scope: Scope):
     return make
 
 
-def _progress(exp) -> None:
-    """One line per BFS level on a terminal's stderr (long runs show life)."""
-    click.echo(f"  {exp.design}: depth {exp.depth}, {exp.states} states, {len(exp.findings)} decided, "
-               f"{exp.seconds:.1f} s", err=True)
+def progress_line(exp, depth: int, nprops: int) -> str:
+    """``design: level d/D, N states (R/s), k/P decided, T s`` after a level."""
+    rate = exp.states / exp.seconds if exp.seconds > 0 else 0.0
+    return (f"{exp.design}: level {exp.depth}/{depth}, {exp.states} states ({rate:,.0f}/s), "
+            f"{len(exp.findings)}/{nprops} decided, {exp.seconds:.1f} s")
+
+
+class Progress:
+    """The explorer's progress after every BFS level, on stderr: a bar of the
+    levels with states, rate and properties decided, drawn with rich on a
+    terminal; plain lines, flushed one by one, when stderr is a pipe or a
+    file (``make run > log`` shows life).  Called in forked workers too, so
+    it holds no console, only what to print."""
+
+    def __init__(self, depth: int, nprops: int, rich_output: bool):
+        self.depth, self.nprops, self.rich_output = depth, nprops, rich_output
+
+    def __call__(self, exp) -> None:
+        line = progress_line(exp, self.depth, self.nprops)
+        if self.rich_output:
+            from rich.console import Console
+
+            done = min(exp.depth, self.depth)
+            bar = "[green]" + "█" * done + "[/green][dim]" + "░" * (self.depth - done) + "[/dim]"
+            Console(stderr=True, highlight=False).print(f"  {bar} {line}")
+        else:
+            sys.stderr.write(f"  {line}\n")
+            sys.stderr.flush()
+
+
+def _on_sigint(parent: int, signum, frame) -> None:
+    # Ctrl-C reaches the whole process group: the forked workers ignore it
+    # (the parent stops them), the parent stops the run cleanly.
+    if os.getpid() == parent:
+        raise KeyboardInterrupt
 
 
 def _subset(opt: str, text: str, allowed: tuple[str, ...]) -> tuple[str, ...]:
@@ -137,9 +171,17 @@ def check(designs, props, design_files, property_files, depth, workers, pages, p
                       actions=_subset("--actions", actions, ACTIONS))
     except ValueError as e:
         raise click.BadParameter(str(e)) from None
-    results = runner.check(_factory(scope), designs, props,
-                           depth=depth, workers=workers, out_dir=out,
-                           progress=_progress if sys.stderr.isatty() else None)
+    old = signal.signal(signal.SIGINT, functools.partial(_on_sigint, os.getpid()))
+    try:
+        results = runner.check(_factory(scope), designs, props,
+                               depth=depth, workers=workers, out_dir=out,
+                               progress=Progress(depth, len(props), sys.stderr.isatty()))
+    except KeyboardInterrupt:
+        click.echo("interrupted: no results (the scenario files of designs already explored are in "
+                   f"{out})", err=True)
+        raise SystemExit(130) from None
+    finally:
+        signal.signal(signal.SIGINT, old)
     if as_json:
         keys = ("design", "property", "verdict", "depth", "states", "seconds", "trace")
         click.echo(json.dumps({"results": [{k: r[k] for k in keys} for r in results]}, indent=1))
