@@ -91,24 +91,24 @@ def load_file(path: str | Path) -> Loaded:
     return got
 
 
+# What each kind of file must register, and how.
+_MUST = {"designs": "registers no design (decorate a kernel class with @register(\"name\") from "
+                    "sgxsim.kernel.registry)",
+         "properties": "registers no property (decorate a Property class with @register_property from "
+                       "sgxsim.check.properties)"}
+
+
 def load_files(design_files=(), property_files=()) -> Loaded:
     """Every file of ``--design-file`` and ``--property-file``; a design file
     must register a design, a property file a property."""
     out = Loaded()
-    for f in design_files:
-        got = load_file(f)
-        if not got.designs:
-            raise PluginError(f"{f}: registers no design (decorate a kernel class with "
-                              "@register(\"name\") from sgxsim.kernel.registry)")
-        out.designs += got.designs
-        out.properties += got.properties
-    for f in property_files:
-        got = load_file(f)
-        if not got.properties:
-            raise PluginError(f"{f}: registers no property (decorate a Property class with "
-                              "@register_property from sgxsim.check.properties)")
-        out.designs += got.designs
-        out.properties += got.properties
+    for kind, files in (("designs", design_files), ("properties", property_files)):
+        for f in files:
+            got = load_file(f)
+            if not getattr(got, kind):
+                raise PluginError(f"{f}: {_MUST[kind]}")
+            out.designs += got.designs
+            out.properties += got.properties
     return out
 
 

@@ -26,7 +26,7 @@ def test_check_json_shape_and_run_replays_every_scenario(toy, tmp_path):
                           "no-escalation", "--property", "run-code", "--depth", "6", "--json",
                           "--out", str(tmp_path)])
     assert r.exit_code == 0, r.output
-    res = json.loads(r.output)["results"]
+    res = json.loads(r.stdout)["results"]
     assert [(x["design"], x["property"], x["verdict"]) for x in res] == [
         ("no-hook", "no-escalation", "violated"), ("no-hook", "run-code", "reachable"),
         ("linux-5.11", "no-escalation", "holds"), ("linux-5.11", "run-code", "reachable")]

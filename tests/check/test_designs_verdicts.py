@@ -185,7 +185,7 @@ def test_cli_json_on_the_real_model_with_designs_spread_over_workers(tmp_path):
     one = CliRunner().invoke(main, args)
     two = CliRunner().invoke(main, args + ["--workers", "2"])
     assert one.exit_code == two.exit_code == 0, one.output + two.output
-    r1, r2 = json.loads(one.output)["results"], json.loads(two.output)["results"]
+    r1, r2 = json.loads(one.stdout)["results"], json.loads(two.stdout)["results"]
     strip = [{k: v for k, v in r.items() if k != "seconds"} for r in r1]
     assert strip == [{k: v for k, v in r.items() if k != "seconds"} for r in r2]
     assert [(r["design"], r["property"], r["verdict"], len(r["trace"])) for r in r1] == [

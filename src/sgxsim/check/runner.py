@@ -146,8 +146,8 @@ def render_matrix(results: list[dict], width: int = MATRIX_WIDTH) -> str:
         rs = [r for r in results if r["design"] == d]
         ex = rs[0].get("explored") or max(rs, key=lambda r: (r["states"], r["seconds"]))
         lines.append(f"{d}: {ex['states']} distinct states explored, depth {ex['depth']}, {ex['seconds']} s")
-    lines.append("VIOL n / reach n: violated / reached, n = length of the shortest trace; "
-                 "holds / unreach: up to the depth bound")
+    lines.append("VIOL n / reach n: violated / reached by a shortest trace of n steps")
+    lines.append("holds / unreach: up to the depth bound")
     text = ""
     for item in legend:
         if text and len(text) + 2 + len(item) > width:
