@@ -46,11 +46,20 @@ def demo(out: Path | None) -> None:
         click.echo(render(describe(path.read_bytes())))
 
 
-from sgxsim.check.cli import check, design_names, explain, load_plugins, plugin_options, run  # noqa: E402
+from sgxsim.check.cli import (  # noqa: E402
+    check,
+    design_names,
+    explain,
+    load_plugins,
+    plugin_options,
+    report,
+    run,
+)
 
 main.add_command(check)
 main.add_command(run)
 main.add_command(explain)
+main.add_command(report)
 
 @main.command()
 @click.option("--kernel", "kernel", default="linux-6.0", show_default=True,

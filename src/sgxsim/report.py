@@ -88,6 +88,9 @@ tr.decided td{font-size:11px;background:#fcfcfd}
 .dec.refusal{color:#b71c1c;font-weight:600}
 table.map .col-hit{background:#fff5f5;border-left:3px solid #c62828;border-right:3px solid #c62828}
 table.map thead th.col-hit{background:#ffebee;color:#b71c1c;border-top:3px solid #c62828}
+table.map.goal .col-hit{background:#f3f8ff;border-color:#1565c0}
+table.map.goal thead th.col-hit{background:#e3f2fd;color:#0d47a1}
+table.map.goal .hitmsg{color:#0d47a1}
 .col-sel{background:#fffde7}
 thead th.col-sel{background:#fff59d}
 #detail{margin-top:16px;background:#fff;padding:10px 14px;border:1px solid #e1e4e8;border-radius:4px;
@@ -229,7 +232,8 @@ def render_trace(data: dict) -> str:
         more = f'<span class="dec">+{len(ds) - len(shown)} more</span>' if len(ds) > len(shown) else ""
         cls = ' class="col-hit"' if c["step"] == hit else ""
         decided.append(f'<td data-step="{c["step"]}"{cls}>{txt}{more}</td>')
-    table = (f'<table class="map" id="map"><thead><tr>{"".join(th)}</tr></thead><tbody>{"".join(body)}'
+    kind = "goal" if data["kind"] == "goal" else "safety"
+    table = (f'<table class="map {kind}" id="map"><thead><tr>{"".join(th)}</tr></thead><tbody>{"".join(body)}'
              f'<tr class="decided">{"".join(decided)}</tr></tbody></table>')
     payload = {"property": data["property"], "at": hit,
                "columns": [{"action": c["action"], "hit": c["hit"],

@@ -293,3 +293,34 @@ def explain(file: Path, step: int, design: str | None, max_lines: int, design_fi
         raise click.BadParameter(f"{file} has steps 1 to {len(sc.steps)}, not {step}", param_hint="--step")
     model = _factory(Scope(**sc.scope))(design or sc.design)
     click.echo("\n".join(explain_step(model, sc.steps, step).lines(max_lines)))
+
+
+@click.command(help="Draw scenario files as HTML pages: one self-contained page per file (the permission map "
+                    "of every page at every step, who decided, the property at its step) and index.html "
+                    "with the matrix of their verdicts (docs/report.md).")
+@click.argument("files", nargs=-1, required=True, type=click.Path(exists=True, dir_okay=False, path_type=Path))
+@click.option("--out", "out_dir", required=True, type=click.Path(file_okay=False, path_type=Path),
+              help="Directory for the pages.")
+@click.option("--design", default=None, metavar="NAME", help="Draw every file on this design instead.")
+@plugin_options
+def report(files, out_dir: Path, design: str | None, design_files, property_files) -> None:
+    from sgxsim.report import render_index, render_trace, trace_data
+
+    load_plugins(design_files, property_files)
+    writable_dir(out_dir, "--out")
+    scenarios = [(f, read_scenario(f)) for f in files]
+    for f, sc in scenarios:
+        design_names([design or sc.design], "--design" if design else f"{f}: key 'design'")
+    results, links = [], {}
+    for f, sc in scenarios:
+        model = _factory(Scope(**sc.scope))(design or sc.design)
+        data = trace_data(model, sc.steps, sc.prop, expect=sc.expect, at_step=sc.at_step, reason=sc.reason)
+        name = f"{Path(f).stem}.html"
+        (out_dir / name).write_text(render_trace(data))
+        results.append({"design": data["design"], "property": sc.prop, "verdict": data["verdict"],
+                        "trace": sc.steps[:data["at"] or len(sc.steps)]})
+        links[(data["design"], sc.prop)] = name
+        click.echo(f"{out_dir / name}: {data['design']} / {sc.prop}: {data['verdict']}"
+                   + (f" at step {data['at']}" if data["at"] else ""))
+    (out_dir / "index.html").write_text(render_index(results, links))
+    click.echo(f"HTML report: {out_dir / 'index.html'}")
