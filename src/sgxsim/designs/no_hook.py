@@ -12,7 +12,7 @@ Details left open, and the reading chosen:
 
 * The fault path.  ``designs.md`` says "fault: none beyond the VMA": the fault
   handler inserts the PFN with the VMA's protection without comparing the VMA
-  to the page's maximum (``sgx_encl_load_page_in_vma`` loses its check).  The
+  to the page's maximum (``sgx_encl_vma_within_max`` checks nothing).  The
   EPCM still decides each access inside the enclave.
 * Everything else (ADD_PAGES with the VM_MAYEXEC check on the source, SGX1
   only, the mmap-time check) is ``linux-5.11``'s, so the difference between the
