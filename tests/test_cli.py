@@ -122,3 +122,16 @@ def test_ctrl_c_with_workers_stops_cleanly(tmp_path):
     out, err = p.communicate(timeout=60)
     assert p.returncode == 130, err[-2000:]
     assert "Traceback" not in err and "interrupted" in err
+
+
+def test_progress_on_a_terminal_is_a_rich_bar(capsys):
+    from types import SimpleNamespace
+
+    from sgxsim.check.cli import Progress
+
+    exp = SimpleNamespace(design="linux-6.0", depth=3, states=1200, seconds=4.0, findings={"restrict": 1})
+    Progress(6, 2, rich_output=True)(exp)
+    Progress(6, 2, rich_output=False)(exp)
+    err = capsys.readouterr().err.splitlines()
+    assert err[0].strip() == "███░░░ linux-6.0: level 3/6, 1200 states (300/s), 1/2 decided, 4.0 s"
+    assert err[1] == "  linux-6.0: level 3/6, 1200 states (300/s), 1/2 decided, 4.0 s"

@@ -20,8 +20,6 @@ DESIGNS = ("no-hook", "rfc-2019", "v40", "linux-5.11", "sgx2-rfc", "linux-6.0", 
            "propagate-source")
 # Variants checked only when named (v40 with a check-only driver).
 VARIANTS = ("v40-checkonly",)
-# The properties of the package (loaded files and entry points may add more).
-BUILTIN_PROPERTIES = tuple(PROPERTIES)
 
 
 def plugin_options(fn):
