@@ -16,6 +16,8 @@ from __future__ import annotations
 
 import hashlib
 import importlib.util
+import os
+import re
 import sys
 import traceback
 from dataclasses import dataclass, field
@@ -123,3 +125,41 @@ def load_entry_points() -> Loaded:
     except ValueError as e:
         raise PluginError(str(e)) from None
     return _diff(before)
+
+
+def user_roots() -> list[str]:
+    """The files of loaded design/property files and the package directories
+    of loaded entry points: where the user's code lives."""
+    from importlib.metadata import entry_points
+
+    roots = [m.__file__ for n, m in list(sys.modules.items()) if n.startswith("sgxsim_user_") and m.__file__]
+    for group in (GROUP_DESIGNS, GROUP_PROPERTIES):
+        for ep in entry_points(group=group):
+            top = sys.modules.get(ep.module.split(".")[0])
+            f = getattr(top, "__file__", None)
+            if f:
+                roots.append(os.path.dirname(f) if f.endswith("__init__.py") else f)
+    return roots
+
+
+def user_error(exc: BaseException) -> str | None:
+    """``file:line: Type: message`` when ``exc`` was raised in the user's
+    code (a design or property from a file or an entry point), else None:
+    a bug in a user's design is a clean error, not a traceback.  An error
+    of a forked worker is found in its traceback text."""
+    roots = user_roots()
+    if not roots:
+        return None
+
+    def mine(path: str) -> bool:
+        return any(path == r or path.startswith(r + os.sep) for r in roots)
+
+    where = [(f.filename, f.lineno) for f in traceback.extract_tb(exc.__traceback__) if mine(f.filename)]
+    cause = exc.__cause__
+    while not where and cause is not None:
+        where = [(f, int(n)) for f, n in re.findall(r'File "([^"]+)", line (\d+)', str(cause)) if mine(f)]
+        cause = cause.__cause__
+    if not where:
+        return None
+    path, line = where[-1]
+    return f"{path}:{line}: {type(exc).__name__}: {exc} (raised by a design or property of yours)"

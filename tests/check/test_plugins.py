@@ -136,3 +136,31 @@ def test_every_design_lists_what_it_modifies():
             continue
         declared = [n for n in registry.declared_modified(cls) if "." not in n]
         assert sorted(declared) == sorted(registry.overrides(cls)), name
+
+
+BUGGY = '''
+from sgxsim.kernel.registry import register
+from sgxsim.kernel.sgx.driver import SgxDriver
+from sgxsim.kernel.sgx.kernels import Linux511
+
+
+class Driver(SgxDriver):
+    def sgx_encl_may_map(self, encl, start, end, vm_flags):
+        return 1 // 0
+
+
+@register("buggy")
+class Buggy(Linux511):
+    """Modified: sgx_encl_may_map."""
+
+    sgx_driver_class = Driver
+'''
+
+
+@pytest.mark.parametrize("extra", [[], ["--design", "linux-5.11", "--workers", "2"]])
+def test_a_bug_in_a_users_design_is_a_clean_error(tmp_path, extra):
+    (tmp_path / "b.py").write_text(BUGGY)
+    r = sgxsim("check", "--design-file", "b.py", "--design", "buggy", *extra, "--property", "no-escalation",
+               "--depth", "2", "--actions", "mmap,add_pages", cwd=tmp_path)
+    assert r.returncode == 1 and "Traceback" not in r.stderr, r.stderr[-3000:]
+    assert f"{tmp_path / 'b.py'}:9: ZeroDivisionError: integer division or modulo by zero" in r.stderr

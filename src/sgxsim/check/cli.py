@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import functools
 import json
 import os
@@ -43,6 +44,24 @@ def load_plugins(design_files, property_files=()) -> list[str]:
         return load_files(design_files, property_files).designs
     except PluginError as e:
         raise click.ClickException(str(e)) from None
+
+
+@contextlib.contextmanager
+def user_code_errors():
+    """An exception raised in a user's design or property file is a clean
+    error naming the file and line (sgxsim.plugins.user_error); anything
+    else propagates."""
+    try:
+        yield
+    except (click.ClickException, click.exceptions.Exit, KeyboardInterrupt):
+        raise
+    except Exception as e:
+        from sgxsim.plugins import user_error
+
+        msg = user_error(e)
+        if msg is None:
+            raise
+        raise click.ClickException(msg) from None
 
 
 def design_names(names, opt: str = "--design") -> list[str]:
@@ -171,9 +190,10 @@ def check(designs, props, design_files, property_files, depth, workers, pages, p
         raise click.BadParameter(str(e)) from None
     old = signal.signal(signal.SIGINT, functools.partial(_on_sigint, os.getpid()))
     try:
-        results = runner.check(_factory(scope), designs, props,
-                               depth=depth, workers=workers, out_dir=out,
-                               progress=Progress(depth, len(props), sys.stderr.isatty()))
+        with user_code_errors():
+            results = runner.check(_factory(scope), designs, props,
+                                   depth=depth, workers=workers, out_dir=out,
+                                   progress=Progress(depth, len(props), sys.stderr.isatty()))
     except KeyboardInterrupt:
         click.echo("interrupted: no results (the scenario files of designs already explored are in "
                    f"{out})", err=True)
@@ -227,10 +247,17 @@ def run(file: Path, design: str | None, all_designs: bool, html_file: Path | Non
         design_names([design])
     if all_designs and design is not None:
         raise click.UsageError("--design and --all-designs exclude each other")
+    if html_file is not None and all_designs:
+        raise click.UsageError("--html draws one design: leave out --all-designs")
     sc = read_scenario(file)
     if design is None:
         design_names([sc.design], f"{file}: key 'design'")
     scope = Scope(**sc.scope)
+    with user_code_errors():
+        _run(file, sc, scope, design, all_designs, html_file, own)
+
+
+def _run(file, sc, scope, design, all_designs, html_file, own) -> None:
     if all_designs:
         click.echo(f"# {file}: {sc.prop}, expected {sc.expect} on {sc.design} at step {sc.at_step}")
         for r in runner.compare_designs(_factory(scope), sc, list(DESIGNS + VARIANTS) + own):
@@ -239,8 +266,6 @@ def run(file: Path, design: str | None, all_designs: bool, html_file: Path | Non
             why = f"step {f[0]}: {f[1]}" if f else "-"
             click.echo(f"{r['design']:<18} {v:<22} {why}")
         return
-    if html_file is not None and all_designs:
-        raise click.UsageError("--html draws one design: leave out --all-designs")
     r = runner.replay_scenario(_factory(scope), sc, design)
     click.echo("\n".join(r["lines"]))
     if html_file is not None:
@@ -290,7 +315,8 @@ def explain(file: Path, step: int, design: str | None, max_lines: int, design_fi
     if not 1 <= step <= len(sc.steps):
         raise click.BadParameter(f"{file} has steps 1 to {len(sc.steps)}, not {step}", param_hint="--step")
     model = _factory(Scope(**sc.scope))(design or sc.design)
-    click.echo("\n".join(explain_step(model, sc.steps, step).lines(max_lines)))
+    with user_code_errors():
+        click.echo("\n".join(explain_step(model, sc.steps, step).lines(max_lines)))
 
 
 @click.command(help="Draw scenario files as HTML pages: one self-contained page per file (the permission map "
@@ -312,7 +338,9 @@ def report(files, out_dir: Path, design: str | None, design_files, property_file
     results, links = [], {}
     for f, sc in scenarios:
         model = _factory(Scope(**sc.scope))(design or sc.design)
-        data = trace_data(model, sc.steps, sc.prop, expect=sc.expect, at_step=sc.at_step, reason=sc.reason)
+        with user_code_errors():
+            data = trace_data(model, sc.steps, sc.prop, expect=sc.expect, at_step=sc.at_step,
+                              reason=sc.reason)
         name = f"{Path(f).stem}.html"
         (out_dir / name).write_text(render_trace(data))
         results.append({"design": data["design"], "property": sc.prop, "verdict": data["verdict"],
