@@ -114,7 +114,8 @@ def _line(node: Node, depth: int) -> str:
     elif node.error is not None:
         text += "  x"
     for d in node.notes:
-        text += f"  [{d.outcome}: {d.detail}]" if d.detail else f"  [{d.outcome}]"
+        head = d.outcome if d.rule == node.name.rsplit(".", 1)[-1] else f"{d.rule}: {d.outcome}"
+        text += f"  [{head}: {d.detail}]" if d.detail else f"  [{head}]"
     return text
 
 
