@@ -4,7 +4,7 @@ VENV   := .venv
 PY     := $(VENV)/bin/python
 STAMP  := $(VENV)/.installed
 
-.PHONY: run test bench lint clean sgx-header
+.PHONY: run test bench lint clean sgx-header browser
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -19,7 +19,7 @@ run: $(STAMP)
 	$(PY) -m sgxsim.cli check --workers 2
 
 # The whole test suite.
-test: $(STAMP) sgx-header
+test: $(STAMP) sgx-header browser
 	$(PY) -m pytest
 
 # tests/hw/test_uapi_header.py compiles against the system's <asm/sgx.h>
@@ -33,6 +33,21 @@ sgx-header:
 	    else \
 	        echo "warning: gcc or <asm/sgx.h> missing (install gcc linux-libc-dev);" \
 	             "the uapi header test will fail" >&2; \
+	    fi; \
+	fi
+
+# tests/report/test_browser.py loads the HTML report in a real headless browser
+# (Debian's chromium). Install it when missing and we are root with apt-get.
+browser:
+	@if ! command -v chromium >/dev/null 2>&1; then \
+	    if [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then \
+	        echo "chromium missing: installing it (Debian package)"; \
+	        apt-get update -qq && \
+	        DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends \
+	            chromium fonts-dejavu-core; \
+	    else \
+	        echo "warning: chromium missing (apt-get install chromium);" \
+	             "the HTML report's browser test will fail" >&2; \
 	    fi; \
 	fi
 

@@ -65,3 +65,73 @@ def test_sigstruct_invalid_header_exits_nonzero(enarx_vector, tmp_path):
     (tmp_path / "bad.ss").write_bytes(raw)
     r = CliRunner().invoke(main, ["sigstruct", str(tmp_path / "bad.ss")])
     assert r.exit_code == 1 and "INVALID" in r.output
+
+
+# -- the rough edges of issue 11 -------------------------------------------------------------------
+import os  # noqa: E402
+import signal  # noqa: E402
+import subprocess  # noqa: E402
+import sys  # noqa: E402
+import time  # noqa: E402
+
+
+def sgxsim(*args: str, cwd, **kw) -> subprocess.CompletedProcess:
+    return subprocess.run([sys.executable, "-m", "sgxsim.cli", *args], cwd=cwd, capture_output=True, text=True,
+                          timeout=300, **kw)
+
+
+def test_selftest_on_an_unknown_kernel_is_a_usage_error():
+    r = CliRunner().invoke(main, ["selftest", "--kernel", "foo"])
+    assert r.exit_code == 2 and "unknown design 'foo'" in r.output and "1..16" not in r.output
+
+
+def test_tap_totals_do_not_count_skips_as_passes():
+    r = CliRunner().invoke(main, ["selftest", "--sgx1"])
+    assert r.exit_code == 0, r.output
+    skips = r.output.count("# SKIP")
+    assert skips == 10
+    assert f"# Totals: pass:{16 - skips} fail:0 xfail:0 xpass:0 skip:{skips} error:0" in r.output
+
+
+def test_unwritable_out_and_html_are_refused_before_the_search(tmp_path):
+    (tmp_path / "file").write_text("")
+    for opt in ("--out", "--html"):
+        start = time.monotonic()
+        r = CliRunner().invoke(main, ["check", opt, str(tmp_path / "file" / "sub")])
+        assert r.exit_code == 2 and "is not a writable directory" in r.output, r.output
+        assert time.monotonic() - start < 5
+
+
+def test_progress_goes_to_a_piped_stderr_and_counts_agree(tmp_path):
+    r = sgxsim("check", "--design", "linux-5.11", "--property", "restrict", "--depth", "3",
+               "--actions", "mmap,add_pages,init,load", cwd=tmp_path)
+    assert r.returncode == 0, r.stderr
+    levels = [line for line in r.stderr.splitlines() if "linux-5.11: level" in line]
+    assert [line.split("level ")[1].split(",")[0] for line in levels] == ["1/3", "2/3", "3/3"]
+    assert "/s)" in levels[-1] and "0/1 decided" in levels[-1]
+    states = levels[-1].split(", ")[1].split()[0]
+    assert f"linux-5.11: {states} distinct states explored, depth 3" in r.stdout
+
+
+def test_ctrl_c_with_workers_stops_cleanly(tmp_path):
+    p = subprocess.Popen([sys.executable, "-m", "sgxsim.cli", "check", "--workers", "2", "--depth", "8"],
+                         cwd=tmp_path, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                         start_new_session=True)
+    time.sleep(6)  # the workers are exploring
+    os.killpg(p.pid, signal.SIGINT)  # what a terminal's Ctrl-C does
+    out, err = p.communicate(timeout=60)
+    assert p.returncode == 130, err[-2000:]
+    assert "Traceback" not in err and "interrupted" in err
+
+
+def test_progress_on_a_terminal_is_a_rich_bar(capsys):
+    from types import SimpleNamespace
+
+    from sgxsim.check.cli import Progress
+
+    exp = SimpleNamespace(design="linux-6.0", depth=3, states=1200, seconds=4.0, findings={"restrict": 1})
+    Progress(6, 2, rich_output=True)(exp)
+    Progress(6, 2, rich_output=False)(exp)
+    err = capsys.readouterr().err.splitlines()
+    assert err[0].strip() == "███░░░ linux-6.0: level 3/6, 1200 states (300/s), 1/2 decided, 4.0 s"
+    assert err[1] == "  linux-6.0: level 3/6, 1200 states (300/s), 1/2 decided, 4.0 s"

@@ -46,19 +46,32 @@ def demo(out: Path | None) -> None:
         click.echo(render(describe(path.read_bytes())))
 
 
-from sgxsim.check.cli import check, run  # noqa: E402  (commands registered on main)
+from sgxsim.check.cli import (  # noqa: E402
+    check,
+    design_names,
+    explain,
+    load_plugins,
+    plugin_options,
+    report,
+    run,
+)
 
 main.add_command(check)
 main.add_command(run)
+main.add_command(explain)
+main.add_command(report)
 
 @main.command()
 @click.option("--kernel", "kernel", default="linux-6.0", show_default=True,
-              help="Kernel or design to run the suite on.")
+              help="Kernel or design to run the suite on (any registered name).")
 @click.option("--sgx1", is_flag=True, help="A CPU without SGX2.")
-def selftest(kernel: str, sgx1: bool) -> None:
+@plugin_options
+def selftest(kernel: str, sgx1: bool, design_files, property_files) -> None:
     """Run tools/testing/selftests/sgx (main.c) on the model; TAP output."""
     from sgxsim.user.selftests import tap
 
+    load_plugins(design_files, property_files)
+    design_names([kernel], "--kernel")
     failed = tap(kernel, sgx1, out=click.echo)
     raise SystemExit(1 if failed else 0)
 

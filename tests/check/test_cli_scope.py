@@ -26,7 +26,7 @@ def test_check_json_shape_and_run_replays_every_scenario(toy, tmp_path):
                           "no-escalation", "--property", "run-code", "--depth", "6", "--json",
                           "--out", str(tmp_path)])
     assert r.exit_code == 0, r.output
-    res = json.loads(r.output)["results"]
+    res = json.loads(r.stdout)["results"]
     assert [(x["design"], x["property"], x["verdict"]) for x in res] == [
         ("no-hook", "no-escalation", "violated"), ("no-hook", "run-code", "reachable"),
         ("linux-5.11", "no-escalation", "holds"), ("linux-5.11", "run-code", "reachable")]
@@ -41,13 +41,16 @@ def test_check_json_shape_and_run_replays_every_scenario(toy, tmp_path):
         assert "verdict: violated" in out.output or "verdict: reachable" in out.output
     esc = tmp_path / "no-hook--no-escalation.toml"
     other = cli.invoke(main, ["run", str(esc), "--design", "linux-5.11"])
-    assert other.exit_code == 0 and "verdict: holds" in other.output
+    # Another verdict than the scenario expects: said plainly, exit status 1.
+    assert other.exit_code == 1 and "verdict: holds" in other.output
+    assert "on linux-5.11 this scenario gives holds (the scenario expects violated at step 3 on no-hook)" \
+        in other.output
 
 
 def test_check_matrix_text(toy, tmp_path):
     r = CliRunner().invoke(main, ["check", "--design", "no-hook", "--property", "w-xor-x", "--depth", "3",
                                   "--out", str(tmp_path)])
-    assert r.exit_code == 0 and "no-hook" in r.output and "violated (3)" in r.output
+    assert r.exit_code == 0 and "no-hook" in r.output and "VIOL 3" in r.output
     assert "mm: mprotect_fixup: allow" in r.output
 
 
@@ -85,6 +88,13 @@ def test_run_fails_when_the_replay_does_not_reproduce_the_verdict(toy, tmp_path)
     assert r.exit_code == 0
     f = tmp_path / "no-hook--no-escalation.toml"
     text = f.read_text()
-    f.write_text(text[:text.rindex("[[step]]")])  # drop the last step
+    f.write_text(text[:text.rindex("[[step]]")])  # drop the last step: at_step 3 of 2 steps
     out = cli.invoke(main, ["run", str(f)])
-    assert out.exit_code != 0 and "expected violated, replay gives holds" in out.output
+    assert out.exit_code == 2 and f"{f}: key 'at_step': 3: expect = 'violated' needs the step" in out.output
+    f.write_text(text.replace("at_step = 3", "at_step = 2"))
+    out = cli.invoke(main, ["run", str(f)])
+    assert out.exit_code == 1 and "verdict: violated at step 3" in out.output
+    assert "this scenario gives violated at step 3 (the scenario expects violated at step 2)" in out.output
+    f.write_text(text.replace('expect = "violated"\nat_step = 3', 'expect = "holds"\nat_step = 0'))
+    out = cli.invoke(main, ["run", str(f)])
+    assert out.exit_code == 1 and "gives violated at step 3 (the scenario expects holds)" in out.output

@@ -113,3 +113,16 @@ def test_every_scenario_replays_to_its_verdict(matrix):
         assert f"verdict: {r['verdict']} at step {len(r['trace'])}" in res.output, res.output
         n += 1
     assert n == sum(1 for r in matrix.values() if r["verdict"] in ("violated", "reachable"))
+
+
+def test_the_matrix_fits_100_columns_and_names_every_cell(matrix):
+    text = runner.render_matrix(list(matrix.values()))
+    assert max(len(line) for line in text.splitlines()) <= 100, text
+    rows = {line.split()[0]: line.split()[1:] for line in text.splitlines()[2:2 + len(DESIGNS)]}
+    for d in DESIGNS:
+        cells = " ".join(rows[d])
+        for p in PROPERTIES:
+            r = matrix[(d, p)]
+            want = runner.CELL[r["verdict"]] + (f" {len(r['trace'])}" if r["trace"] else "")
+            assert want in cells, (d, p)
+    assert "no-esc = no-escalation" in text and "dyn-code = dynamic-code" in text

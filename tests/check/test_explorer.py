@@ -56,10 +56,11 @@ def test_scenario_round_trip_and_replay(tmp_path):
 
 
 def test_scenario_writer_quotes_and_rejects_bad_values():
-    sc = scn.Scenario("d", "no-escalation", "violated",
-                      [Action.make("mmap", start=0x7F0000000000, prot='R"W', fixed=True)],
-                      {"pages": 4}, 1, 'a "quoted"\nreason')
-    back = scn.loads(scn.dumps(sc, [["mm: do_mmap: allow"]]))
+    sc = scn.Scenario("d\\\"x", "no-escalation", "violated",
+                      [Action.make("mmap", offset=0x3000, length=0x1000, prot="RW")],
+                      {"pages": 4}, 1, 'a "quoted"\nreason\x01')
+    back = scn.loads(scn.dumps(sc, [['mm: do_mmap: "allow"\n']]))
+    assert back.design == sc.design
     assert back.steps == sc.steps and back.reason == sc.reason and back.scope == {"pages": 4}
     try:
         scn.dumps(scn.Scenario("d", "p", "holds", [Action.make("x", v=1.5)]))
@@ -98,6 +99,8 @@ def test_dedup_keeps_every_shortest_trace_of_brute_force():
         assert {k: f.depth for k, f in exp.findings.items()} == _brute_force_first(m, 4)
 
 
+import tomllib  # noqa: E402
+
 from hypothesis import given  # noqa: E402
 from hypothesis import strategies as st  # noqa: E402
 
@@ -111,7 +114,15 @@ _VALUES = st.one_of(st.booleans(), st.integers(0, 2**64 - 1), st.text(max_size=2
 def test_scenario_text_round_trips_any_steps(steps, reason):
     sc = scn.Scenario("no-hook", "w-xor-x", "violated",
                       [Action(n, tuple(a.items())) for n, a in steps], {"pages": 4}, len(steps), reason)
-    back = scn.loads(scn.dumps(sc, [[reason]] * len(steps)))
+    text = scn.dumps(sc, [[reason]] * len(steps))
+    # The writer is exact TOML ...
+    d = tomllib.loads(text)
+    assert [(s.pop("action"), s) for s in d.get("step", [])] == steps and d["reason"] == reason
+    # ... and the reader validates it: the same steps back, or one clean error.
+    try:
+        back = scn.loads(text)
+    except scn.ScenarioError:
+        return
     assert back.steps == sc.steps and back.reason == reason and back.at_step == len(steps)
 
 

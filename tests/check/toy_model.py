@@ -23,7 +23,8 @@ class ToyModel:
         self.design, self.checked, self.pages = design, checked, pages
 
     def scope(self):
-        return {"pages": self.pages, "checked": self.checked}
+        # What a scenario file may record (docs/scenarios.md).
+        return {"pages": self.pages}
 
     def initial(self):
         # per page: [vma_prot or None, secinfo or None, epcm or None, pte_present]
@@ -33,11 +34,11 @@ class ToyModel:
         out = []
         for i in range(self.pages):
             if state[i][1] is None:
-                out.append(Action.make("add_pages", offset=i * PAGE, perms="R", source="image"))
-                out.append(Action.make("add_pages", offset=i * PAGE, perms="RX", source="image"))
-                out.append(Action.make("add_pages", offset=i * PAGE, perms="RW", source="anon"))
+                out.append(Action.make("add_pages", offset=i * PAGE, source="image", type="REG", perms="R"))
+                out.append(Action.make("add_pages", offset=i * PAGE, source="image", type="REG", perms="RX"))
+                out.append(Action.make("add_pages", offset=i * PAGE, source="anon", type="REG", perms="RW"))
             for prot in ("R", "RW", "RX", "RWX"):
-                out.append(Action.make("mprotect", start=BASE + i * PAGE, length=PAGE, prot=prot))
+                out.append(Action.make("mprotect", offset=i * PAGE, length=PAGE, prot=prot))
             out.append(Action.make("fetch", offset=i * PAGE))
             out.append(Action.make("store", offset=i * PAGE))
         return out
@@ -49,7 +50,7 @@ class ToyModel:
         pages = list(state)
         dec: list[Decision] = []
         events = []
-        off = action.arg("offset", (action.arg("start", BASE) - BASE))
+        off = action.arg("offset")
         i = off // PAGE
         vma, sec, epcm, pte = pages[i]
         if action.name == "add_pages":

@@ -2,7 +2,11 @@
 
 from __future__ import annotations
 
+import contextlib
+import functools
 import json
+import os
+import signal
 import sys
 from pathlib import Path
 
@@ -19,6 +23,68 @@ DESIGNS = ("no-hook", "rfc-2019", "v40", "linux-5.11", "sgx2-rfc", "linux-6.0", 
 VARIANTS = ("v40-checkonly",)
 
 
+def plugin_options(fn):
+    """``--design-file`` and ``--property-file`` (repeatable), for every
+    command that takes a design or a property (docs/writing-a-design.md)."""
+    fn = click.option("--property-file", "property_files", multiple=True,
+                      type=click.Path(dir_okay=False, path_type=Path),
+                      help="A Python file registering properties (@register_property); repeatable.")(fn)
+    return click.option("--design-file", "design_files", multiple=True,
+                        type=click.Path(dir_okay=False, path_type=Path),
+                        help="A Python file registering designs (@register(\"name\")); repeatable.")(fn)
+
+
+def load_plugins(design_files, property_files=()) -> list[str]:
+    """Installed packages' entry points, then the given files; returns the
+    designs the files registered.  A broken file is a clean error."""
+    from sgxsim.plugins import PluginError, load_entry_points, load_files
+
+    try:
+        load_entry_points()
+        return load_files(design_files, property_files).designs
+    except PluginError as e:
+        raise click.ClickException(str(e)) from None
+
+
+@contextlib.contextmanager
+def user_code_errors():
+    """An exception raised in a user's design or property file is a clean
+    error naming the file and line (sgxsim.plugins.user_error); anything
+    else propagates."""
+    try:
+        yield
+    except (click.ClickException, click.exceptions.Exit, KeyboardInterrupt):
+        raise
+    except Exception as e:
+        from sgxsim.plugins import user_error
+
+        msg = user_error(e)
+        if msg is None:
+            raise
+        raise click.ClickException(msg) from None
+
+
+def design_names(names, opt: str = "--design") -> list[str]:
+    """``names`` checked against the registry (any registered kernel with an
+    SGX driver: built in, from a file or an entry point)."""
+    from sgxsim.kernel.registry import kernel_class
+    from sgxsim.kernel.registry import names as known
+
+    usable = [n for n in known() if getattr(kernel_class(n), "sgx_driver_class", None) is not None]
+    bad = [n for n in names if n not in usable]
+    if bad:
+        raise click.BadParameter(f"unknown design {bad[0]!r}; known: {', '.join(usable)}", param_hint=opt)
+    return list(names)
+
+
+def property_names(names) -> list[str]:
+    bad = [n for n in names if n not in PROPERTIES]
+    if bad:
+        raise click.BadParameter(f"unknown property {bad[0]!r}; known: {', '.join(PROPERTIES)}",
+                                 param_hint="--property")
+    return list(names)
+
+
 def _factory(scope: Scope):
     def make(design: str):
         try:
@@ -28,10 +94,41 @@ def _factory(scope: Scope):
     return make
 
 
-def _progress(exp) -> None:
-    """One line per BFS level on a terminal's stderr (long runs show life)."""
-    click.echo(f"  {exp.design}: depth {exp.depth}, {exp.states} states, {len(exp.findings)} decided, "
-               f"{exp.seconds:.1f} s", err=True)
+def progress_line(exp, depth: int, nprops: int) -> str:
+    """``design: level d/D, N states (R/s), k/P decided, T s`` after a level."""
+    rate = exp.states / exp.seconds if exp.seconds > 0 else 0.0
+    return (f"{exp.design}: level {exp.depth}/{depth}, {exp.states} states ({rate:,.0f}/s), "
+            f"{len(exp.findings)}/{nprops} decided, {exp.seconds:.1f} s")
+
+
+class Progress:
+    """The explorer's progress after every BFS level, on stderr: a bar of the
+    levels with states, rate and properties decided, drawn with rich on a
+    terminal; plain lines, flushed one by one, when stderr is a pipe or a
+    file (``make run > log`` shows life).  Called in forked workers too, so
+    it holds no console, only what to print."""
+
+    def __init__(self, depth: int, nprops: int, rich_output: bool):
+        self.depth, self.nprops, self.rich_output = depth, nprops, rich_output
+
+    def __call__(self, exp) -> None:
+        line = progress_line(exp, self.depth, self.nprops)
+        if self.rich_output:
+            from rich.console import Console
+
+            done = min(exp.depth, self.depth)
+            bar = "[green]" + "█" * done + "[/green][dim]" + "░" * (self.depth - done) + "[/dim]"
+            Console(stderr=True, highlight=False).print(f"  {bar} {line}")
+        else:
+            sys.stderr.write(f"  {line}\n")
+            sys.stderr.flush()
+
+
+def _on_sigint(parent: int, signum, frame) -> None:
+    # Ctrl-C reaches the whole process group: the forked workers ignore it
+    # (the parent stops them), the parent stops the run cleanly.
+    if os.getpid() == parent:
+        raise KeyboardInterrupt
 
 
 def _subset(opt: str, text: str, allowed: tuple[str, ...]) -> tuple[str, ...]:
@@ -46,10 +143,13 @@ def _subset(opt: str, text: str, allowed: tuple[str, ...]) -> tuple[str, ...]:
                     "decide each property (holds/violated, reachable/unreachable), printing the "
                     "shortest trace of every violation or witness.\n\nDefault scope and its restrictions:\n\n"
                     + SCOPE_HELP)
-@click.option("--design", "designs", multiple=True, type=click.Choice(DESIGNS + VARIANTS),
-              help="Design to check (repeatable; default all).")
-@click.option("--property", "props", multiple=True, type=click.Choice(list(PROPERTIES)),
-              help="Property to decide (repeatable; default all).")
+@click.option("--design", "designs", multiple=True, metavar="NAME",
+              help="Design to check (repeatable; default: " + ", ".join(DESIGNS) + " and the designs of "
+                   "--design-file; any registered name, e.g. " + ", ".join(VARIANTS) + ").")
+@click.option("--property", "props", multiple=True, metavar="NAME",
+              help="Property to decide (repeatable; default: " + ", ".join(PROPERTIES) + " and the "
+                   "properties of --property-file).")
+@plugin_options
 @click.option("--depth", default=6, show_default=True, type=click.IntRange(0, 64),
               help="Maximum number of actions after the initial state.")
 @click.option("--workers", default=1, show_default=True, type=click.IntRange(1, 64),
@@ -69,8 +169,18 @@ def _subset(opt: str, text: str, allowed: tuple[str, ...]) -> tuple[str, ...]:
 @click.option("--json", "as_json", is_flag=True, help="Print one JSON object {\"results\": [...]}.")
 @click.option("--out", type=click.Path(file_okay=False, path_type=Path), default=Path("scenarios"),
               show_default=True, help="Directory for the scenario file of every trace.")
-def check(designs, props, depth, workers, pages, policy, perms, map_perms, sources, actions, as_json,
-          out) -> None:
+@click.option("--html", "html_dir", type=click.Path(file_okay=False, path_type=Path), default=None,
+              help="Directory for an HTML page per trace (its permission map, step by step) and "
+                   "index.html with the matrix (docs/report.md).")
+def check(designs, props, design_files, property_files, depth, workers, pages, policy, perms, map_perms,
+          sources, actions, as_json, out, html_dir) -> None:
+    # Refuse an unwritable --out/--html now, not after the search.
+    for opt, d in (("--out", out), ("--html", html_dir)):
+        if d is not None:
+            writable_dir(d, opt)
+    own = load_plugins(design_files, property_files)
+    designs = design_names(designs) if designs else list(DESIGNS) + [d for d in own if d not in DESIGNS]
+    props = property_names(props) if props else list(PROPERTIES)
     try:
         scope = Scope(pages=pages, policy=policy, perms=_subset("--perms", perms, PERMS),
                       map_perms=_subset("--map-perms", map_perms, PERMS) if map_perms else None,
@@ -78,47 +188,165 @@ def check(designs, props, depth, workers, pages, policy, perms, map_perms, sourc
                       actions=_subset("--actions", actions, ACTIONS))
     except ValueError as e:
         raise click.BadParameter(str(e)) from None
-    results = runner.check(_factory(scope), list(designs or DESIGNS), list(props or PROPERTIES),
-                           depth=depth, workers=workers, out_dir=out,
-                           progress=_progress if sys.stderr.isatty() else None)
+    old = signal.signal(signal.SIGINT, functools.partial(_on_sigint, os.getpid()))
+    try:
+        with user_code_errors():
+            results = runner.check(_factory(scope), designs, props,
+                                   depth=depth, workers=workers, out_dir=out,
+                                   progress=Progress(depth, len(props), sys.stderr.isatty()))
+    except KeyboardInterrupt:
+        click.echo("interrupted: no results (the scenario files of designs already explored are in "
+                   f"{out})", err=True)
+        raise SystemExit(130) from None
+    finally:
+        signal.signal(signal.SIGINT, old)
     if as_json:
         keys = ("design", "property", "verdict", "depth", "states", "seconds", "trace")
         click.echo(json.dumps({"results": [{k: r[k] for k in keys} for r in results]}, indent=1))
         return
     click.echo(runner.render_matrix(results))
     click.echo(runner.render_traces(results))
+    if html_dir is not None:
+        from sgxsim.report import write_run
+
+        click.echo(f"\nHTML report: {write_run(html_dir, results, _factory(scope))}")
+
+
+def writable_dir(d: Path, opt: str) -> None:
+    """Create ``d`` (and parents) and make sure a file can be written there."""
+    try:
+        d.mkdir(parents=True, exist_ok=True)
+        probe = d / ".sgxsim-write-test"
+        probe.write_text("")
+        probe.unlink()
+    except OSError as e:
+        raise click.BadParameter(f"{d} is not a writable directory: {e.strerror or e}",
+                                 param_hint=opt) from None
 
 
 @click.command(help="Replay a scenario file step by step, printing each layer's decisions and "
-                    "whether the scenario's property is violated or reached.")
+                    "whether the scenario's property is violated or reached.\n\n"
+                    "Exit status: 0 when the replay gives the verdict the scenario expects, at the step it "
+                    "expects (also with --design: the scenario's expectation is the reference), 1 when it "
+                    "does not (a last line says what happened instead and the first refusal), 2 for a "
+                    "usage error or a bad scenario file (docs/scenarios.md).  With --all-designs: 0.")
 @click.argument("file", type=click.Path(exists=True, dir_okay=False, path_type=Path))
-@click.option("--design", default=None, type=click.Choice(DESIGNS + VARIANTS),
-              help="Replay on this design instead of the scenario's own.")
+@click.option("--design", default=None, metavar="NAME",
+              help="Replay on this design instead of the scenario's own (any registered name).")
 @click.option("--all-designs", is_flag=True,
               help="Replay on every design and print one line each: the verdict and the first "
                    "refusal (which layer and rule said no, at which step).")
-def run(file: Path, design: str | None, all_designs: bool) -> None:
-    try:
-        sc = scn.read(file)
-    except ValueError as e:
-        raise click.ClickException(f"{file}: {e}") from None
-    if sc.prop not in PROPERTIES:
-        raise click.ClickException(f"{file}: unknown property {sc.prop!r}")
-    try:
-        scope = Scope(**{k: v for k, v in sc.scope.items() if k in ("pages", "policy")})
-    except (TypeError, ValueError) as e:
-        raise click.ClickException(f"{file}: bad scope: {e}") from None
+@click.option("--html", "html_file", type=click.Path(dir_okay=False, path_type=Path), default=None,
+              help="Also write the trace as a self-contained HTML page: the permission map of every page at "
+                   "every step (docs/report.md).")
+@plugin_options
+def run(file: Path, design: str | None, all_designs: bool, html_file: Path | None, design_files,
+        property_files) -> None:
+    own = load_plugins(design_files, property_files)
+    if design is not None:
+        design_names([design])
+    if all_designs and design is not None:
+        raise click.UsageError("--design and --all-designs exclude each other")
+    if html_file is not None and all_designs:
+        raise click.UsageError("--html draws one design: leave out --all-designs")
+    sc = read_scenario(file)
+    if design is None:
+        design_names([sc.design], f"{file}: key 'design'")
+    scope = Scope(**sc.scope)
+    with user_code_errors():
+        _run(file, sc, scope, design, all_designs, html_file, own)
+
+
+def _run(file, sc, scope, design, all_designs, html_file, own) -> None:
     if all_designs:
-        if design is not None:
-            raise click.UsageError("--design and --all-designs exclude each other")
         click.echo(f"# {file}: {sc.prop}, expected {sc.expect} on {sc.design} at step {sc.at_step}")
-        for r in runner.compare_designs(_factory(scope), sc, list(DESIGNS + VARIANTS)):
+        for r in runner.compare_designs(_factory(scope), sc, list(DESIGNS + VARIANTS) + own):
             v = r["verdict"] + (f" at step {r['at']}" if r["at"] else "")
             f = r["first_refusal"]
             why = f"step {f[0]}: {f[1]}" if f else "-"
             click.echo(f"{r['design']:<18} {v:<22} {why}")
         return
-    lines, verdict, _ = runner.run_scenario(_factory(scope), sc, design)
-    click.echo("\n".join(lines))
-    if design is None and verdict != sc.expect:
-        raise click.ClickException(f"expected {sc.expect}, replay gives {verdict}")
+    r = runner.replay_scenario(_factory(scope), sc, design)
+    click.echo("\n".join(r["lines"]))
+    if html_file is not None:
+        from sgxsim.report import write_trace
+
+        try:
+            write_trace(html_file, _factory(scope)(design or sc.design), sc.steps, sc.prop, expect=sc.expect,
+                        at_step=sc.at_step, reason=sc.reason)
+        except OSError as e:
+            raise click.ClickException(f"--html {html_file}: {e.strerror or e}") from None
+        click.echo(f"HTML report: {html_file}")
+    got = r["verdict"] + (f" at step {r['at']}" if r["at"] else "")
+    want = sc.expect + (f" at step {sc.at_step}" if sc.at_step else "")
+    if got != want:
+        f = r["first_refusal"]
+        first = f"first refusal at step {f[0]}: {f[1]}" if f else "no layer refused any step"
+        where = f" on {sc.design}" if r["design"] != sc.design else ""
+        click.echo(f"on {r['design']} this scenario gives {got} (the scenario expects {want}{where}); {first}")
+        raise SystemExit(1)
+
+
+def read_scenario(file: Path) -> scn.Scenario:
+    """The scenario in ``file``, validated; a bad one is a usage error (exit
+    status 2) naming the file, step and key."""
+    try:
+        return scn.read(file)
+    except scn.ScenarioError as e:
+        raise click.UsageError(str(e)) from None
+
+
+@click.command(help="Explain one step of a scenario: the chain of the model's calls through the layers "
+                    "(each named after the kernel function or SDM leaf it models), which one refused and why, "
+                    "and the decisions noted on the way; one screen (docs/explain.md).")
+@click.argument("file", type=click.Path(exists=True, dir_okay=False, path_type=Path))
+@click.option("--step", "step", required=True, type=int, help="The step to explain (1 = the first).")
+@click.option("--design", default=None, metavar="NAME",
+              help="Explain it on this design instead of the scenario's own.")
+@click.option("--lines", "max_lines", default=40, show_default=True, type=click.IntRange(8, 10_000),
+              help="At most this many lines (the calls that refused and led there always stay).")
+@plugin_options
+def explain(file: Path, step: int, design: str | None, max_lines: int, design_files, property_files) -> None:
+    from sgxsim.explain import explain_step
+
+    load_plugins(design_files, property_files)
+    sc = read_scenario(file)
+    design_names([design or sc.design], "--design" if design else f"{file}: key 'design'")
+    if not 1 <= step <= len(sc.steps):
+        raise click.BadParameter(f"{file} has steps 1 to {len(sc.steps)}, not {step}", param_hint="--step")
+    model = _factory(Scope(**sc.scope))(design or sc.design)
+    with user_code_errors():
+        click.echo("\n".join(explain_step(model, sc.steps, step).lines(max_lines)))
+
+
+@click.command(help="Draw scenario files as HTML pages: one self-contained page per file (the permission map "
+                    "of every page at every step, who decided, the property at its step) and index.html "
+                    "with the matrix of their verdicts (docs/report.md).")
+@click.argument("files", nargs=-1, required=True, type=click.Path(exists=True, dir_okay=False, path_type=Path))
+@click.option("--out", "out_dir", required=True, type=click.Path(file_okay=False, path_type=Path),
+              help="Directory for the pages.")
+@click.option("--design", default=None, metavar="NAME", help="Draw every file on this design instead.")
+@plugin_options
+def report(files, out_dir: Path, design: str | None, design_files, property_files) -> None:
+    from sgxsim.report import render_index, render_trace, trace_data
+
+    load_plugins(design_files, property_files)
+    writable_dir(out_dir, "--out")
+    scenarios = [(f, read_scenario(f)) for f in files]
+    for f, sc in scenarios:
+        design_names([design or sc.design], "--design" if design else f"{f}: key 'design'")
+    results, links = [], {}
+    for f, sc in scenarios:
+        model = _factory(Scope(**sc.scope))(design or sc.design)
+        with user_code_errors():
+            data = trace_data(model, sc.steps, sc.prop, expect=sc.expect, at_step=sc.at_step,
+                              reason=sc.reason)
+        name = f"{Path(f).stem}.html"
+        (out_dir / name).write_text(render_trace(data))
+        results.append({"design": data["design"], "property": sc.prop, "verdict": data["verdict"],
+                        "trace": sc.steps[:data["at"] or len(sc.steps)]})
+        links[(data["design"], sc.prop)] = name
+        click.echo(f"{out_dir / name}: {data['design']} / {sc.prop}: {data['verdict']}"
+                   + (f" at step {data['at']}" if data["at"] else ""))
+    (out_dir / "index.html").write_text(render_index(results, links))
+    click.echo(f"HTML report: {out_dir / 'index.html'}")

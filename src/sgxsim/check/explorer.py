@@ -341,9 +341,10 @@ def verdict(prop: str, exp: Exploration) -> str:
     return "reachable" if found else "unreachable"
 
 
-def replay(model, path: list[Action], props: list[str] | None = None):
+def replay(model, path: list[Action], props: list[str] | None = None, states: bool = False):
     """Run ``path`` from the initial state with tracing on; yield, per step,
-    ``(action, decisions, events, {prop: reason})``."""
+    ``(action, decisions, events, {prop: reason})``, with ``states`` also
+    the state after the step (a fifth item)."""
     sel = [PROPERTIES[n] for n in (props or PROPERTIES)]
     state, ghost = model.initial(), Ghost()
     for action in path:
@@ -354,5 +355,5 @@ def replay(model, path: list[Action], props: list[str] | None = None):
             why = p.check(st.view, ghost, g2, st.events)
             if why is not None:
                 hits[p.name] = why
-        yield action, st.decisions, st.events, hits
+        yield (action, st.decisions, st.events, hits) + ((st.state,) if states else ())
         state, ghost = st.state, g2

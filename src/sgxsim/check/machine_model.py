@@ -32,7 +32,7 @@ from sgxsim.hw import uapi
 from sgxsim.hw.consts import Attribute, PageType, SecinfoFlags, secinfo_flags
 from sgxsim.hw.measure import Measurement
 from sgxsim.hw.structs import Secs, Tcs
-from sgxsim.kernel.mm import VM_EXEC, VM_READ, VM_WRITE
+from sgxsim.kernel.mm import VM_EXEC
 from sgxsim.kernel.sgx.driver import SgxDriverSgx2
 from sgxsim.machine import Machine
 from sgxsim.user.enclave import EnclaveLibrary
@@ -76,10 +76,7 @@ def _sigstruct(mrenclave: bytes) -> bytes:
     return got
 
 
-def prot_str(vm_flags: int) -> str:
-    if not vm_flags & (VM_READ | VM_WRITE | VM_EXEC):
-        return ""
-    return "R" + ("W" if vm_flags & VM_WRITE else "") + ("X" if vm_flags & VM_EXEC else "")
+prot_str = observe.vm_perms
 
 
 class MState:
@@ -358,6 +355,19 @@ class MachineModel:
                 dev = m.vfs.inodes["/dev/sgx_enclave"].label
                 execmod = execmod and "execmod" in mod.files.get((p.label, dev), set())
         return View(ptes, vmas, execmem, execmod)
+
+    def page_map(self, st: MState) -> list[observe.PageRow]:
+        """What the VMA, the PTE, the EPCM and the driver's maximum allow on
+        every ELRANGE page (``sgxsim report``; docs/internals.md)."""
+        encl = self.encl(st)
+        return observe.page_map(st.proc.mm, st.m.cpu.epc, encl.page_array, self._secs_index(st), self.base,
+                                self.size)
+
+    def page_labels(self) -> dict[int, str]:
+        """Enclave offset -> a name for the runtime's pages (TCS, SSA 0, ...)."""
+        names = {runtime.TCS: "runtime TCS", runtime.SSA0: "runtime SSA 0", runtime.SSA1: "runtime SSA 1",
+                 runtime.DATA: "runtime SECINFO", runtime.CODE: "runtime code"}
+        return {self.layout.page(i): n for i, n in names.items()}
 
     def fingerprint(self, st: MState) -> tuple:
         """The state up to what no action can tell apart.  MRENCLAVE is left

@@ -12,12 +12,15 @@ same fingerprint behave the same for every action.
 from __future__ import annotations
 
 import hashlib
+from dataclasses import dataclass
+from typing import Any
 
 from sgxsim.check.properties import PteView
-from sgxsim.hw.consts import PageType
+from sgxsim.hw.consts import PAGE_SIZE, PageType
 from sgxsim.hw.epc import EPCM_VALID, Epc
 from sgxsim.hw.memory import EPC_BASE_PFN
 from sgxsim.hw.paging import PTE_NX, PTE_PFN_MASK, PTE_PFN_SHIFT, PTE_PRESENT, PTE_RW, PageTable
+from sgxsim.kernel.mm import VM_EXEC, VM_READ, VM_WRITE
 
 _FLAG_BITS = ~PTE_PFN_MASK & ((1 << 64) - 1)
 
@@ -98,3 +101,66 @@ def pt_key(pt: PageTable, epc: Epc, base: int) -> tuple:
             target = ("stale", stale.setdefault(i, len(stale)))
         out.append((vpn, pte & _FLAG_BITS, target))
     return tuple(out)
+
+
+def vm_perms(vm_flags: int) -> str:
+    """VM_READ|VM_WRITE|VM_EXEC as R/RW/RX/RWX (W and X only with R, as the
+    checker offers them); ``""`` for none of them."""
+    if not vm_flags & (VM_READ | VM_WRITE | VM_EXEC):
+        return ""
+    return "R" + ("W" if vm_flags & VM_WRITE else "") + ("X" if vm_flags & VM_EXEC else "")
+
+
+_TYPES = {int(t): t.name.removeprefix("PT_") for t in PageType}
+
+
+@dataclass(frozen=True, slots=True)
+class PageRow:
+    """What each layer allows on one ELRANGE page (``sgxsim report``):
+
+    * ``vma`` – the protection of the VMA covering it (``R``, ``RW``, ...;
+      ``none`` for a PROT_NONE VMA, ``""`` unmapped);
+    * ``pte`` – the access the present PTE grants (``""``: no PTE);
+    * ``epcm`` – the EPCM entry of the enclave's page there: type, R/W/X and
+      its state (``pending``, ``modified``, ``pr``, ``blocked``); ``""``
+      when no valid EPC page has that address (never added, removed, or
+      written back);
+    * ``maximum`` – the driver's ``vm_max_prot_bits`` (``""``: no
+      ``page_array`` entry);
+    * ``resident`` – ``epc``, ``swapped`` (written back by the reclaimer) or
+      ``""`` (no entry)."""
+
+    offset: int
+    vma: str
+    pte: str
+    epcm: str
+    maximum: str
+    resident: str
+
+
+def page_map(mm: Any, epc: Epc, page_array: dict, secs_index: int, base: int, size: int) -> list[PageRow]:
+    """One :class:`PageRow` per page of ELRANGE ``[base, base + size)``: the
+    VMAs and page table of ``mm``, the EPCM of the pages owned by the SECS
+    at EPC index ``secs_index``, and the driver's ``page_array`` (PFN ->
+    ``sgx_encl_page``).  Costs pages + VMAs + EPC pages."""
+    epcm: dict[int, str] = {}
+    for i in range(epc.npages):
+        if epc.flags[i] & EPCM_VALID and epc.secs[i] == secs_index and i != secs_index:
+            e = epc.epcm(i)
+            perms = ("R" if e.r else "") + ("W" if e.w else "") + ("X" if e.x else "")
+            state = [n for n, on in (("pending", e.pending), ("modified", e.modified), ("pr", e.pr),
+                                     ("blocked", e.blocked)) if on]
+            epcm[epc.addr[i] - base] = " ".join([_TYPES.get(e.pt, str(e.pt))] + ([perms] if perms else [])
+                                                + state)
+    vmas = [v for v in mm.vmas if v.vm_end > base and v.vm_start < base + size]
+    rows = []
+    for off in range(0, size, PAGE_SIZE):
+        va = base + off
+        vma = next((v for v in vmas if v.vm_start <= va < v.vm_end), None)
+        pte = mm.pgtable.ptes.get(va >> PTE_PFN_SHIFT, 0)
+        entry = page_array.get(va >> PTE_PFN_SHIFT)
+        rows.append(PageRow(off, "" if vma is None else vm_perms(vma.vm_flags) or "none",
+                            pte_perms(pte) if pte & PTE_PRESENT else "", epcm.get(off, ""),
+                            "" if entry is None else vm_perms(entry.vm_max_prot_bits),
+                            "" if entry is None else "epc" if entry.epc_page is not None else "swapped"))
+    return rows

@@ -257,3 +257,24 @@ PROPERTIES: dict[str, Property] = {
 }
 SAFETY = [n for n, p in PROPERTIES.items() if p.kind == "safety"]
 GOALS = [n for n, p in PROPERTIES.items() if p.kind == "goal"]
+
+
+def register_property(prop):
+    """Decorator (or call) adding a :class:`Property` subclass or instance to
+    :data:`PROPERTIES` under its ``name``, so ``sgxsim check --property NAME``
+    decides it (``--property-file``, entry point group ``sgxsim.properties``)."""
+    p = prop() if isinstance(prop, type) else prop
+    if not isinstance(p, Property):
+        raise TypeError(f"register_property takes a Property subclass or instance, not {prop!r}")
+    if not p.name or not all(c.isalnum() or c in "-_" for c in p.name):
+        raise ValueError(f"a property needs a name of letters, digits, '-' and '_', not {p.name!r}")
+    if p.kind not in ("safety", "goal"):
+        raise ValueError(f"property {p.name}: kind must be 'safety' or 'goal', not {p.kind!r}")
+    old = PROPERTIES.get(p.name)
+    if old is not None and type(old).__qualname__ != type(p).__qualname__:
+        raise ValueError(f"a property named {p.name!r} exists already ({type(old).__name__})")
+    PROPERTIES[p.name] = p
+    for names, kind in ((SAFETY, "safety"), (GOALS, "goal")):
+        if p.kind == kind and p.name not in names:
+            names.append(p.name)
+    return prop

@@ -38,7 +38,9 @@ def results_for(model, exp: Exploration, props: list[str], out_dir: Path | None 
              "depth": f.depth if f else exp.depth,
              "states": f.states if f else exp.states,
              "seconds": round(f.seconds if f else exp.seconds, 3),
-             "trace": trace_of(model, f.path, [name]) if f else []}
+             "trace": trace_of(model, f.path, [name]) if f else [],
+             # The whole exploration (the same for every property of it).
+             "explored": {"states": exp.states, "depth": exp.depth, "seconds": round(exp.seconds, 3)}}
         if f:
             r["reason"] = f.reason
             if out_dir is not None:
@@ -100,28 +102,60 @@ def check(factory: ModelFactory, designs: list[str], props: list[str] | None = N
     return results
 
 
-def render_matrix(results: list[dict]) -> str:
+# Column heads of the matrix (a legend under it spells them out).
+ABBREV = {"no-escalation": "no-esc", "exec-origin": "exec-orig", "w-xor-x": "w-xor-x",
+          "no-stale-pte": "stale-pte", "mprotect-honest": "honest", "run-code": "run-code",
+          "dynamic-heap": "dyn-heap", "dynamic-code": "dyn-code", "restrict": "restrict"}
+CELL = {"violated": "VIOL", "holds": "holds", "reachable": "reach", "unreachable": "unreach"}
+MATRIX_WIDTH = 100
+
+
+def _cell(r: dict | None) -> str:
+    if r is None:
+        return ""
+    return CELL.get(r["verdict"], r["verdict"]) + (f" {len(r['trace'])}" if r["trace"] else "")
+
+
+def render_matrix(results: list[dict], width: int = MATRIX_WIDTH) -> str:
+    """The design x property matrix in at most ``width`` columns: abbreviated
+    column heads with a legend, or, when even that is too wide (many
+    properties), one row per design and property."""
     designs = list(dict.fromkeys(r["design"] for r in results))
     props = list(dict.fromkeys(r["property"] for r in results))
     cell = {(r["design"], r["property"]): r for r in results}
-    w = max(12, *(len(d) for d in designs))
-    cw = max(16, *(len(p) for p in props))
-    lines = ["design".ljust(w) + " | " + " | ".join(p.ljust(cw) for p in props)]
-    lines.append("-" * len(lines[0]))
-    for d in designs:
-        row = []
-        for p in props:
-            r = cell.get((d, p))
-            txt = "" if r is None else f"{r['verdict']}" + (f" ({len(r['trace'])})" if r["trace"] else "")
-            row.append(txt.ljust(cw))
-        lines.append(d.ljust(w) + " | " + " | ".join(row))
+    heads = [ABBREV.get(p, p) for p in props]
+    w = max(6, *(len(d) for d in designs))
+    cws = [max(len(h), 7, *(len(_cell(cell.get((d, p)))) for d in designs))
+           for h, p in zip(heads, props, strict=True)]
+    lines = ["design".ljust(w) + "".join(" " + h.ljust(c) for h, c in zip(heads, cws, strict=True))]
+    if len(lines[0]) <= width:
+        lines.append("-" * len(lines[0]))
+        lines[0] = lines[0].rstrip()
+        for d in designs:
+            lines.append((d.ljust(w) + "".join(" " + _cell(cell.get((d, p))).ljust(c)
+                                               for p, c in zip(props, cws, strict=True))).rstrip())
+        legend = [f"{h} = {p}" for h, p in zip(heads, props, strict=True) if h != p]
+    else:
+        pw = max(len(p) for p in props)
+        lines = [f"{'design'.ljust(w)} {'property'.ljust(pw)} verdict", "-" * (w + pw + 10)]
+        lines += [f"{d.ljust(w)} {p.ljust(pw)} {_cell(cell.get((d, p)))}".rstrip()
+                  for d in designs for p in props if (d, p) in cell]
+        legend = []
     lines.append("")
     for d in designs:
         rs = [r for r in results if r["design"] == d]
-        total = max(rs, key=lambda r: (r["states"], r["seconds"]))
-        lines.append(f"{d}: {total['states']} distinct states, depth {max(r['depth'] for r in rs)}, "
-                     f"{total['seconds']} s")
-    lines.append("(n) = length of the shortest trace; holds/unreachable are up to the depth bound")
+        ex = rs[0].get("explored") or max(rs, key=lambda r: (r["states"], r["seconds"]))
+        lines.append(f"{d}: {ex['states']} distinct states explored, depth {ex['depth']}, {ex['seconds']} s")
+    lines.append("VIOL n / reach n: violated / reached by a shortest trace of n steps")
+    lines.append("holds / unreach: up to the depth bound")
+    text = ""
+    for item in legend:
+        if text and len(text) + 2 + len(item) > width:
+            lines.append(text)
+            text = ""
+        text = f"{text}, {item}" if text else item
+    if text:
+        lines.append(text)
     return "\n".join(lines)
 
 
@@ -142,28 +176,39 @@ def render_traces(results: list[dict]) -> str:
     return "\n".join(out)
 
 
-def run_scenario(factory: ModelFactory, sc: scn.Scenario, design: str | None = None):
-    """Replay ``sc`` (on ``design`` if given); return ``(lines, verdict,
-    step_number_or_None)`` where the verdict is for the scenario's property."""
+def replay_scenario(factory: ModelFactory, sc: scn.Scenario, design: str | None = None) -> dict:
+    """Replay ``sc`` (on ``design`` if given): ``{"design", "lines" (each
+    step with every layer's decisions), "verdict" (for the scenario's
+    property), "at" (the step it fired at, or None), "first_refusal" ((step,
+    Decision) of the first refusal any layer made, or None)}``."""
     model = factory(design or sc.design)
     lines = [f"# design {model.design}, property {sc.prop}, expected {sc.expect} at step {sc.at_step}"]
-    kind = PROPERTIES[sc.prop].kind
-    hit_at = None
+    hit_at, first = None, None
     for i, (action, decisions, _events, hits) in enumerate(replay(model, sc.steps, [sc.prop]), 1):
         lines.append(f"{i}. {action}")
         lines += [f"     {d}" for d in decisions]
+        if first is None:
+            first = next(((i, dec) for dec in decisions if is_refusal(dec.outcome)), None)
         if sc.prop in hits and hit_at is None:
             hit_at = i
             lines.append(f"  => {sc.prop}: {hits[sc.prop]}")
+    kind = PROPERTIES[sc.prop].kind
     if kind == "safety":
         v = "violated" if hit_at else "holds"
     else:
         v = "reachable" if hit_at else "unreachable"
     lines.append(f"verdict: {v}" + (f" at step {hit_at}" if hit_at else ""))
-    return lines, v, hit_at
+    return {"design": model.design, "lines": lines, "verdict": v, "at": hit_at, "first_refusal": first}
 
 
-def _refusal(outcome: str) -> bool:
+def run_scenario(factory: ModelFactory, sc: scn.Scenario, design: str | None = None):
+    """Replay ``sc`` (on ``design`` if given); return ``(lines, verdict,
+    step_number_or_None)`` where the verdict is for the scenario's property."""
+    r = replay_scenario(factory, sc, design)
+    return r["lines"], r["verdict"], r["at"]
+
+
+def is_refusal(outcome: str) -> bool:
     """An errno, a signal, a CPU exception or an SGX error code (not an
     ``allow``/``SGX_SUCCESS``/bookkeeping note)."""
     return outcome.isupper() and (outcome.startswith(("E", "SIG", "#"))
@@ -174,20 +219,8 @@ def compare_designs(factory: ModelFactory, sc: scn.Scenario, designs: list[str])
     """Replay ``sc`` on every design: per design the verdict for the
     scenario's property, the step it fired at, and the first refusal (step,
     decision) any layer made on the way."""
-    out = []
-    for d in designs:
-        model = factory(d)
-        hit_at, first = None, None
-        for i, (_action, decisions, _events, hits) in enumerate(replay(model, sc.steps, [sc.prop]), 1):
-            if first is None:
-                first = next(((i, dec) for dec in decisions if _refusal(dec.outcome)), None)
-            if sc.prop in hits and hit_at is None:
-                hit_at = i
-        kind = PROPERTIES[sc.prop].kind
-        verdict = ("violated" if hit_at else "holds") if kind == "safety" else \
-            ("reachable" if hit_at else "unreachable")
-        out.append({"design": d, "verdict": verdict, "at": hit_at, "first_refusal": first})
-    return out
+    return [{k: r[k] for k in ("design", "verdict", "at", "first_refusal")}
+            for r in (replay_scenario(factory, sc, d) for d in designs)]
 
 
 def make_model(design: str, scope):

@@ -15,11 +15,15 @@ Layout::
 
     [[step]]
     action = "mprotect"
-    start = 0x7f0000000000
-    ...
+    offset = 0
+    length = 0x1000
+    prot = "RX"
 
-Read with :mod:`tomllib`; written by the small writer below (strings, ints,
-bools and flat tables are all a scenario needs).
+Every key, its type and domain: docs/scenarios.md (and :data:`ACTION_KEYS`).
+:func:`loads` validates a file against that schema and raises one
+:class:`ScenarioError` naming the file, the step and the key for the first
+thing wrong.  Read with :mod:`tomllib`; written by the small writer below
+(strings, ints, bools and flat tables are all a scenario needs).
 """
 
 from __future__ import annotations
@@ -30,6 +34,43 @@ from pathlib import Path
 from typing import Any
 
 from sgxsim.check.model import Action
+from sgxsim.check.scope import PAGE, PERMS, POLICIES, SOURCES
+
+VERDICTS = {"safety": ("violated", "holds"), "goal": ("reachable", "unreachable")}
+OFFSET, LENGTH = "offset", "length"
+# The keys of each action besides ``action``, with their domain: OFFSET (a
+# page-aligned offset of an explored page), LENGTH (a positive multiple of a
+# page that stays within the explored pages) or a tuple of strings.
+ACTION_KEYS: dict[str, dict[str, Any]] = {
+    "mmap": {"offset": OFFSET, "length": LENGTH, "prot": PERMS},
+    "mprotect": {"offset": OFFSET, "length": LENGTH, "prot": PERMS},
+    "munmap": {"offset": OFFSET, "length": LENGTH},
+    "add_pages": {"offset": OFFSET, "source": SOURCES, "type": ("REG", "TCS"), "perms": PERMS},
+    "init": {},
+    "restrict": {"offset": OFFSET, "perms": PERMS},
+    "modtype": {"offset": OFFSET, "type": ("TCS", "TRIM", "REG")},
+    "remove": {"offset": OFFSET},
+    "load": {"offset": OFFSET},
+    "store": {"offset": OFFSET},
+    "fetch": {"offset": OFFSET},
+    "eaccept": {"offset": OFFSET},
+    "eacceptcopy": {"offset": OFFSET},
+    "emodpe": {"offset": OFFSET, "perms": PERMS},
+    "reclaim": {"offset": OFFSET},
+}
+TOP_KEYS = ("design", "property", "expect", "at_step", "reason", "scope", "step")
+SCOPE_KEYS = {"pages": "a power of two from 1 to 64", "policy": POLICIES}
+
+
+class ScenarioError(ValueError):
+    """A scenario file that does not fit the schema: ``file``, ``step``
+    (1-based, or None for a top-level key), ``key`` and what is wrong."""
+
+    def __init__(self, file: str, step: int | None, key: str | None, problem: str):
+        self.file, self.step, self.key, self.problem = file, step, key, problem
+        where = [file] + ([f"step {step}"] if step is not None else []) + \
+            ([f"key {key!r}"] if key is not None else [])
+        super().__init__(": ".join(where + [problem]))
 
 
 @dataclass(slots=True)
@@ -80,15 +121,108 @@ def dumps(sc: Scenario, comments: list[list[str]] | None = None) -> str:
     return "\n".join(lines) + "\n"
 
 
-def loads(text: str) -> Scenario:
-    d = tomllib.loads(text)
+def _check_int(v: Any, file: str, step: int | None, key: str) -> int:
+    if isinstance(v, bool) or not isinstance(v, int):
+        raise ScenarioError(file, step, key, f"must be an integer, not {_show(v)}")
+    return v
+
+
+def _show(v: Any) -> str:
+    text = repr(v)
+    return text if len(text) <= 60 else text[:57] + "..."
+
+
+def _check_step(raw: Any, i: int, file: str, pages: int) -> Action:
+    if not isinstance(raw, dict):
+        raise ScenarioError(file, i, None, f"a step is a table ([[step]]), not {_show(raw)}")
+    name = raw.get("action")
+    if name is None:
+        raise ScenarioError(file, i, "action", "missing")
+    if not isinstance(name, str) or name not in ACTION_KEYS:
+        raise ScenarioError(file, i, "action", f"{_show(name)} is not one of {', '.join(ACTION_KEYS)}")
+    schema = ACTION_KEYS[name]
+    for k in raw:
+        if k != "action" and k not in schema:
+            raise ScenarioError(file, i, k, f"{name} takes no such key (it takes: "
+                                f"{', '.join(schema) or 'no keys'})")
+    args = []
+    for k, dom in schema.items():
+        if k not in raw:
+            raise ScenarioError(file, i, k, f"missing ({name} needs {', '.join(schema)})")
+        v = raw[k]
+        if dom is OFFSET:
+            v = _check_int(v, file, i, k)
+            if v % PAGE or not 0 <= v < pages * PAGE:
+                raise ScenarioError(file, i, k, f"{_show(v)} is not the offset of an explored page "
+                                    f"(a multiple of {PAGE:#x} below {pages * PAGE:#x}: scope pages = {pages})")
+        elif dom is LENGTH:
+            v = _check_int(v, file, i, k)
+            off = raw.get("offset", 0)
+            if v <= 0 or v % PAGE or off + v > pages * PAGE:
+                raise ScenarioError(file, i, k, f"{_show(v)} is not a positive multiple of {PAGE:#x} "
+                                    f"ending within the explored pages (offset + length <= {pages * PAGE:#x})")
+        elif not isinstance(v, str) or v not in dom:
+            raise ScenarioError(file, i, k, f"{_show(v)} is not one of {', '.join(dom)}")
+        args.append((k, v))
+    return Action(name, tuple(args))
+
+
+def loads(text: str, file: str = "<scenario>", properties: dict | None = None) -> Scenario:
+    """Parse and validate a scenario (docs/scenarios.md).  ``properties``
+    (default: the checker's registry) gives the known properties and their
+    kinds; the design name is checked by whoever builds the model."""
+    if properties is None:
+        from sgxsim.check.properties import PROPERTIES as properties
     try:
-        steps = [Action(s["action"], tuple((k, v) for k, v in s.items() if k != "action"))
-                 for s in d.get("step", [])]
-        return Scenario(d["design"], d["property"], d["expect"], steps, dict(d.get("scope", {})),
-                        int(d.get("at_step", len(steps))), d.get("reason", ""))
-    except KeyError as e:
-        raise ValueError(f"scenario lacks {e.args[0]!r}") from None
+        d = tomllib.loads(text)
+    except tomllib.TOMLDecodeError as e:
+        raise ScenarioError(file, None, None, f"not valid TOML: {e}") from None
+    for k in d:
+        if k not in TOP_KEYS:
+            raise ScenarioError(file, None, k, f"unknown key (the keys are {', '.join(TOP_KEYS)})")
+    for k in ("design", "property", "expect"):
+        if k not in d:
+            raise ScenarioError(file, None, k, "missing")
+        if not isinstance(d[k], str) or not d[k]:
+            raise ScenarioError(file, None, k, f"must be a non-empty string, not {_show(d[k])}")
+    prop = properties.get(d["property"])
+    if prop is None:
+        raise ScenarioError(file, None, "property", f"{d['property']!r} is not one of {', '.join(properties)}")
+    verdicts = VERDICTS[prop.kind]
+    if d["expect"] not in verdicts:
+        raise ScenarioError(file, None, "expect", f"{d['expect']!r}: {d['property']} is a {prop.kind} "
+                            f"property, so expect is {' or '.join(verdicts)}")
+    reason = d.get("reason", "")
+    if not isinstance(reason, str):
+        raise ScenarioError(file, None, "reason", f"must be a string, not {_show(reason)}")
+    scope = d.get("scope", {})
+    if not isinstance(scope, dict):
+        raise ScenarioError(file, None, "scope", f"must be a table ([scope]), not {_show(scope)}")
+    for k, v in scope.items():
+        if k == "pages":
+            _check_int(v, file, None, "scope.pages")
+            if not 1 <= v <= 64 or v & (v - 1):
+                raise ScenarioError(file, None, "scope.pages", f"{v} is not {SCOPE_KEYS['pages']}")
+        elif k == "policy":
+            if v not in POLICIES:
+                raise ScenarioError(file, None, "scope.policy",
+                                    f"{_show(v)} is not one of {', '.join(POLICIES)}")
+        else:
+            raise ScenarioError(file, None, f"scope.{k}", f"unknown key (the keys are {', '.join(SCOPE_KEYS)})")
+    raw_steps = d.get("step", [])
+    if not isinstance(raw_steps, list):
+        raise ScenarioError(file, None, "step", "steps are an array of tables ([[step]])")
+    pages = scope.get("pages", 1)
+    steps = [_check_step(raw, i, file, pages) for i, raw in enumerate(raw_steps, 1)]
+    at_step = d.get("at_step", len(steps) if d["expect"] == verdicts[0] else 0)
+    _check_int(at_step, file, None, "at_step")
+    if d["expect"] == verdicts[0] and not 1 <= at_step <= len(steps):
+        raise ScenarioError(file, None, "at_step", f"{at_step}: expect = {d['expect']!r} needs the step "
+                            f"it happens at, from 1 to {len(steps)} (the number of steps)")
+    if d["expect"] == verdicts[1] and at_step != 0:
+        raise ScenarioError(file, None, "at_step", f"{at_step}: expect = {d['expect']!r} happens at no "
+                            "step, so at_step is 0 (or absent)")
+    return Scenario(d["design"], d["property"], d["expect"], steps, dict(scope), at_step, reason)
 
 
 def write(path: Path, sc: Scenario, comments: list[list[str]] | None = None) -> Path:
@@ -97,4 +231,10 @@ def write(path: Path, sc: Scenario, comments: list[list[str]] | None = None) -> 
 
 
 def read(path: Path) -> Scenario:
-    return loads(Path(path).read_text())
+    """Read and validate a scenario file; every problem is a
+    :class:`ScenarioError` naming the file."""
+    try:
+        text = Path(path).read_text()
+    except (OSError, UnicodeDecodeError) as e:
+        raise ScenarioError(str(path), None, None, f"cannot be read: {e}") from None
+    return loads(text, str(path))

@@ -12,7 +12,7 @@ Details left open, and the reading chosen:
 
 * The fault path.  ``designs.md`` says "fault: none beyond the VMA": the fault
   handler inserts the PFN with the VMA's protection without comparing the VMA
-  to the page's maximum (``sgx_encl_load_page_in_vma`` loses its check).  The
+  to the page's maximum (``sgx_encl_vma_within_max`` checks nothing).  The
   EPCM still decides each access inside the enclave.
 * Everything else (ADD_PAGES with the VM_MAYEXEC check on the source, SGX1
   only, the mmap-time check) is ``linux-5.11``'s, so the difference between the
@@ -21,14 +21,11 @@ Details left open, and the reading chosen:
 
 from __future__ import annotations
 
-import errno
 from typing import Any
 
-from sgxsim.hw.consts import PAGE_SHIFT
-from sgxsim.kernel.errors import refuse
 from sgxsim.kernel.registry import register
 from sgxsim.kernel.sgx.driver import SgxDriver
-from sgxsim.kernel.sgx.encl import SgxEncl, SgxEnclPage
+from sgxsim.kernel.sgx.encl import SgxEnclPage
 from sgxsim.kernel.sgx.kernels import Linux511
 
 
@@ -38,16 +35,16 @@ class NoHookDriver(SgxDriver):
         # from security_file_mprotect() to mprotect_fixup().
         return None
 
-    def sgx_encl_load_page_in_vma(self, encl: SgxEncl, addr: int, vm_flags: int) -> SgxEnclPage:
+    def sgx_encl_vma_within_max(self, entry: SgxEnclPage, vm_flags: int) -> None:
         # sgx_encl_load_page() of the early driver: no VMA-vs-maximum check.
-        entry = encl.page_array.get(addr >> PAGE_SHIFT)
-        if entry is None:
-            raise refuse(errno.EFAULT, "sgx", "sgx_encl_load_page", f"no enclave page at {addr:#x}")
-        return self._sgx_encl_load_page(encl, entry)
+        return None
 
 
 @register("no-hook")
 class NoHook(Linux511):
-    """The SGX driver with the mmap-time check only (see the module docstring)."""
+    """The SGX driver with the mmap-time check only (see the module docstring).
+
+    Modified: sgx_vma_mprotect, sgx_encl_vma_within_max.
+    """
 
     sgx_driver_class = NoHookDriver

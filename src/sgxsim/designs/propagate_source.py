@@ -24,7 +24,7 @@ from __future__ import annotations
 import errno
 from typing import Any
 
-from sgxsim.hw.consts import PAGE_SHIFT, PAGE_SIZE
+from sgxsim.hw.consts import PAGE_SIZE
 from sgxsim.kernel.errors import refuse
 from sgxsim.kernel.mm import VM_ACCESS_FLAGS
 from sgxsim.kernel.registry import register
@@ -42,11 +42,9 @@ class PropagateSourceDriver(SgxDriver):
         # No vm_ops->mprotect in this design.
         return None
 
-    def sgx_encl_load_page_in_vma(self, encl: SgxEncl, addr: int, vm_flags: int) -> SgxEnclPage:
-        entry = encl.page_array.get(addr >> PAGE_SHIFT)
-        if entry is None:
-            raise refuse(errno.EFAULT, "sgx", "sgx_encl_load_page", f"no enclave page at {addr:#x}")
-        return self._sgx_encl_load_page(encl, entry)
+    def sgx_encl_vma_within_max(self, entry: SgxEnclPage, vm_flags: int) -> None:
+        # No per-page maximum at fault time either: only the VMA counts.
+        return None
 
     def _enclave_vma(self, encl: SgxEncl, addr: int) -> Any:
         v = self.find_vma(self.current().mm, addr)
@@ -72,6 +70,9 @@ class PropagateSourceDriver(SgxDriver):
 
 @register("propagate-source")
 class PropagateSource(Linux511):
-    """ADD_PAGES propagates the source VMA's protection (module docstring)."""
+    """ADD_PAGES propagates the source VMA's protection (module docstring).
+
+    Modified: sgx_encl_may_map, sgx_vma_mprotect, sgx_encl_vma_within_max, sgx_encl_add_page.
+    """
 
     sgx_driver_class = PropagateSourceDriver

@@ -11,8 +11,8 @@ Details left open, and the reading chosen:
 
 * The upcall's answer is folded into the page's ``vm_max_prot_bits``: X is
   kept only if the source VMA is VM_EXEC, or the LSM grants FILE execmod on
-  the source file (PROCESS execmem for an anonymous source)
-  (:mod:`sgxsim.designs.lsm_upcall`).  mmap (``sgx_encl_may_map``) and the
+  the source file (PROCESS execmem for an anonymous source): the hook
+  ``security_enclave_load`` (``sgxsim.kernel.security``).  mmap (``sgx_encl_may_map``) and the
   hook then enforce it like the SECINFO maximum.
 * The RFC did not clear X when a page is later written; the checker is
   expected to show that (``exec-origin`` through written pages).
@@ -24,7 +24,6 @@ from __future__ import annotations
 
 from typing import Any
 
-from sgxsim.designs.lsm_upcall import security_enclave_load
 from sgxsim.kernel.mm import VM_EXEC
 from sgxsim.kernel.mm.vma import Vma
 from sgxsim.kernel.registry import register
@@ -39,15 +38,21 @@ class Rfc2019Driver(SgxDriver):
         # security_enclave_load(): the LSM sees the source VMA.
         task = self.current()
         vma = self.find_vma(task.mm, src)
-        ok, why = security_enclave_load(self.kernel, task, vma)
-        if not ok and encl_page.vm_max_prot_bits & VM_EXEC:
-            encl_page.vm_max_prot_bits &= ~VM_EXEC
-            self.trace_note("security_enclave_load", "deny-exec", why)
+        try:
+            self.kernel.security.security_enclave_load(task, vma, encl_page.vm_max_prot_bits)
+        except OSError as e:
+            if encl_page.vm_max_prot_bits & VM_EXEC:
+                encl_page.vm_max_prot_bits &= ~VM_EXEC
+                self.trace_note("security_enclave_load", "deny-exec", str(getattr(e, "why", e)))
 
 
 @register("rfc-2019")
 class Rfc2019(Linux511):
-    """The 2019 RFC (module docstring)."""
+    """The 2019 RFC (module docstring).
+
+    Modified: mprotect_vma, _sgx_encl_add_page.
+    Hooks called: security_enclave_load.
+    """
 
     sgx_driver_class = Rfc2019Driver
 

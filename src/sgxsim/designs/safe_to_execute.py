@@ -31,7 +31,7 @@ from typing import Any
 
 from sgxsim.hw.consts import PAGE_SHIFT, PAGE_SIZE
 from sgxsim.kernel.errors import refuse
-from sgxsim.kernel.mm import VM_EXEC, VM_WRITE
+from sgxsim.kernel.mm import VM_ACCESS_FLAGS, VM_EXEC, VM_WRITE
 from sgxsim.kernel.mm.vma import Vma
 from sgxsim.kernel.registry import register
 from sgxsim.kernel.sgx.driver import SgxDriverSgx2
@@ -66,11 +66,10 @@ class SafeToExecuteDriver(SgxDriverSgx2):
         super().sgx_encl_may_map(encl, start, end, vm_flags)
         # The LSM's enclave mapping check.
         task = self.current()
-        if vm_flags & VM_WRITE and vm_flags & VM_EXEC:
-            # W and X together: FILE execmod on /dev/sgx_enclave.
-            for mod in self.kernel.security.modules:
-                for f in self._enclave_files(task, encl)[:1]:
-                    mod._file_perm(task, f, ["execmod"])
+        for f in self._enclave_files(task, encl)[:1]:
+            # security_enclave_map(): W and X together need FILE execmod on
+            # /dev/sgx_enclave.
+            self.kernel.security.security_enclave_map(task, f, vm_flags & VM_ACCESS_FLAGS)
         if vm_flags & VM_EXEC:
             bad = self.unsafe.get(encl, set()) & set(range(start >> PAGE_SHIFT, -(-end // PAGE_SIZE)))
             if bad:
@@ -100,7 +99,11 @@ class SafeToExecuteDriver(SgxDriverSgx2):
 
 @register("safe-to-execute")
 class SafeToExecute(Linux60):
-    """Per-page "safe to execute" bit (module docstring)."""
+    """Per-page "safe to execute" bit (module docstring).
+
+    Modified: mprotect_vma, _sgx_encl_add_page, sgx_encl_may_map, sgx_vma_mprotect, sgx_mmap.
+    Hooks called: security_enclave_map.
+    """
 
     sgx_driver_class = SafeToExecuteDriver
 

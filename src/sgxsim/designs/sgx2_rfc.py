@@ -22,25 +22,20 @@ Details left open, and the reading chosen:
 
 from __future__ import annotations
 
-import errno
 from typing import Any
 
 from sgxsim.hw.consts import PAGE_SHIFT
-from sgxsim.kernel.errors import refuse
 from sgxsim.kernel.mm import VM_ACCESS_FLAGS, VM_SHARED
 from sgxsim.kernel.registry import register
 from sgxsim.kernel.sgx.driver import SgxDriverSgx2
-from sgxsim.kernel.sgx.encl import SgxEncl, SgxEnclPage
+from sgxsim.kernel.sgx.encl import SgxEnclPage
 from sgxsim.kernel.sgx.kernels import Linux60
 
 
 class Sgx2RfcDriver(SgxDriverSgx2):
-    def sgx_encl_load_page_in_vma(self, encl: SgxEncl, addr: int, vm_flags: int) -> SgxEnclPage:
+    def sgx_encl_vma_within_max(self, entry: SgxEnclPage, vm_flags: int) -> None:
         # sgx_encl_load_page() of the RFC: the VMA may exceed the maximum.
-        entry = encl.page_array.get(addr >> PAGE_SHIFT)
-        if entry is None:
-            raise refuse(errno.EFAULT, "sgx", "sgx_encl_load_page", f"no enclave page at {addr:#x}")
-        return self._sgx_encl_load_page(encl, entry)
+        return None
 
     def vmf_insert_pfn(self, vma: Any, addr: int, pfn: int) -> int:
         # sgx_vma_fault() of the RFC: vmf_insert_pfn_prot() with the
@@ -56,6 +51,9 @@ class Sgx2RfcDriver(SgxDriverSgx2):
 
 @register("sgx2-rfc")
 class Sgx2Rfc(Linux60):
-    """SGX2 with VMAs allowed to exceed the EPCM permissions (module docstring)."""
+    """SGX2 with VMAs allowed to exceed the EPCM permissions (module docstring).
+
+    Modified: sgx_encl_vma_within_max, vmf_insert_pfn.
+    """
 
     sgx_driver_class = Sgx2RfcDriver

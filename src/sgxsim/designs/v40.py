@@ -52,7 +52,10 @@ class V40CheckOnlyDriver(V40Driver):
 
 @register("v40")
 class V40(Linux511):
-    """vm_ops->mprotect replaces mprotect_fixup (module docstring)."""
+    """vm_ops->mprotect replaces mprotect_fixup (module docstring).
+
+    Modified: mprotect_vma, sgx_vma_mprotect, vm_ops.mprotect.
+    """
 
     sgx_driver_class = V40Driver
 
@@ -68,6 +71,9 @@ class V40(Linux511):
 
 @register("v40-checkonly")
 class V40CheckOnly(V40):
-    """v40 with a driver that implements only the check (module docstring)."""
+    """v40 with a driver that implements only the check (module docstring).
+
+    Modified: sgx_vma_mprotect.
+    """
 
     sgx_driver_class = V40CheckOnlyDriver

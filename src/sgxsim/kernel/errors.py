@@ -32,13 +32,40 @@ def errno_name(e: int) -> str:
     return _errno.errorcode.get(e, str(e))
 
 
+class _Refusal:
+    """What every refusal adds to its ``OSError`` class: ``str()`` ends with
+    the layer, rule and detail that decided (``e.why``)."""
+
+    def __str__(self) -> str:
+        text = OSError.__str__(self)  # type: ignore[arg-type]
+        why = getattr(self, "why", None)
+        return f"{text} [{why}]" if why is not None else text
+
+
+def _refusal_classes() -> dict[type, type]:
+    # One subclass per class OSError(errno) picks (PermissionError for
+    # EACCES, ...), named at module level so that refusals pickle.
+    out = {}
+    for base in {type(OSError(e, "")) for e in _errno.errorcode} | {OSError}:
+        name = "Refused" + base.__name__
+        cls = type(name, (_Refusal, base), {"__module__": __name__, "__qualname__": name})
+        globals()[name] = out[base] = cls
+    return out
+
+
+_REFUSAL = _refusal_classes()
+
+
 def refuse(err: int, layer: str, rule: str, detail: str = "") -> OSError:
     """Build the ``OSError`` a syscall raises, with its provenance.
 
     Usage: ``raise refuse(errno.EACCES, "sgx", "sgx_encl_may_map", "...")``.
+    The exception is an instance of the class ``OSError(err)`` would be
+    (``PermissionError`` for EACCES, ...); ``str()`` of it ends with
+    ``[layer: rule: ERRNO: detail]``.
     """
     why = Decision(layer, rule, errno_name(err), detail)
-    exc = OSError(err, os.strerror(err) if err < 512 else errno_name(err))
+    exc = _REFUSAL[type(OSError(err, ""))](err, os.strerror(err) if err < 512 else errno_name(err))
     exc.why = why  # type: ignore[attr-defined]
     return exc
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import importlib
+import inspect
 from typing import Any
 
 _KERNELS: dict[str, type] = {}
@@ -25,6 +26,26 @@ def _load_providers() -> None:
         except ModuleNotFoundError as e:
             if e.name is None or not mod.startswith(e.name):
                 raise
+    # Installed packages' designs: importing an entry point of the group
+    # "sgxsim.designs" registers them.
+    load_entry_points("sgxsim.designs")
+
+
+def load_entry_points(group: str) -> list[str]:
+    """Import every entry point of ``group`` (imports are cached, so this is
+    idempotent); returns their names.  A broken one is a ValueError naming
+    it."""
+    from importlib.metadata import entry_points
+
+    names = []
+    for ep in entry_points(group=group):
+        try:
+            ep.load()
+        except Exception as e:
+            raise ValueError(f"entry point {ep.name} = {ep.value} (group {group}): "
+                             f"{type(e).__name__}: {e}") from None
+        names.append(ep.name)
+    return names
 
 
 def kernel_class(name: str) -> Any:
@@ -39,3 +60,32 @@ def kernel_class(name: str) -> Any:
 def names() -> list[str]:
     _load_providers()
     return sorted(_KERNELS)
+
+
+def overrides(cls: type) -> list[str]:
+    """What a kernel class changes relative to the kernel it subclasses:
+    the methods of the kernel and of its SGX driver class that it redefines
+    (helpers it adds are not counted).  Each design's docstring lists them
+    after "Modified:" (tests/designs check the two agree)."""
+    base = cls.__mro__[1]
+    out: list[str] = []
+    for new, old in ((cls, base), (getattr(cls, "sgx_driver_class", None),
+                                   getattr(base, "sgx_driver_class", None))):
+        if new is None or old is None or new is old:
+            continue
+        for k in new.__mro__:
+            if k in old.__mro__:
+                break
+            out += [n for n, v in vars(k).items() if inspect.isfunction(v) and not n.startswith("__")
+                    and hasattr(old, n) and n not in out]
+    return out
+
+
+def declared_modified(cls: type) -> list[str]:
+    """The names after "Modified:" in ``cls``'s docstring."""
+    for line in (cls.__doc__ or "").splitlines():
+        line = line.strip()
+        if line.startswith("Modified:"):
+            text = line.removeprefix("Modified:").split("(")[0].rstrip(". ")
+            return [n.strip() for n in text.split(",") if n.strip()]
+    return []

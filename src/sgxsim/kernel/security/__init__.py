@@ -21,6 +21,12 @@ class LsmModule:
     def file_mprotect(self, task: Any, vma: Any, reqprot: int, prot: int) -> None:
         return None
 
+    def enclave_load(self, task: Any, vma: Any, prot: int) -> None:
+        return None
+
+    def enclave_map(self, task: Any, file: Any, prot: int) -> None:
+        return None
+
 
 class Security:
     def __init__(self, modules: list[LsmModule] | None = None):
@@ -36,6 +42,20 @@ class Security:
         # security_file_mprotect()
         for m in self.modules:
             m.file_mprotect(task, vma, reqprot, prot)
+
+    # The enclave hooks of the 2019 proposals (seeds 000, 004; lsm.md): no
+    # merged kernel calls them, designs do.  ``prot`` is VM_READ|VM_WRITE|VM_EXEC.
+    def security_enclave_load(self, task: Any, vma: Any, prot: int) -> None:
+        # security_enclave_load(): may an enclave page added from the source
+        # mapping ``vma`` ever be mapped with ``prot``?  Raises OSError to refuse.
+        for m in self.modules:
+            m.enclave_load(task, vma, prot)
+
+    def security_enclave_map(self, task: Any, file: Any, prot: int) -> None:
+        # security_enclave_map(): may enclave memory of ``file`` be mapped with
+        # ``prot`` (at mmap and mprotect)?  Raises OSError to refuse.
+        for m in self.modules:
+            m.enclave_map(task, file, prot)
 
     def find(self, name: str) -> LsmModule | None:
         return next((m for m in self.modules if m.name == name), None)

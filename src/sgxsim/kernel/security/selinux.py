@@ -7,7 +7,15 @@ import errno
 from typing import Any
 
 from sgxsim.kernel.errors import refuse
-from sgxsim.kernel.mm.flags import MAP_SHARED, MAP_TYPE, PROT_EXEC, PROT_WRITE, VM_EXEC, VM_SHARED
+from sgxsim.kernel.mm.flags import (
+    MAP_SHARED,
+    MAP_TYPE,
+    PROT_EXEC,
+    PROT_WRITE,
+    VM_EXEC,
+    VM_SHARED,
+    VM_WRITE,
+)
 from sgxsim.kernel.security import LsmModule
 
 
@@ -82,3 +90,21 @@ class SelinuxPolicy(LsmModule):
             elif vma.vm_file is not None and vma.anon_vma is not None:
                 self._file_perm(task, vma.vm_file, ["execmod"])
         self.file_map_prot_check(task, vma.vm_file, prot, bool(vma.vm_flags & VM_SHARED))
+
+    # -- enclave hooks of the 2019 proposals --------------------------------------------------
+    def enclave_load(self, task: Any, vma: Any, prot: int) -> None:
+        # selinux_enclave_load() (2019 RFC): enclave code that did not come
+        # from an executable mapping needs FILE execmod on the source file, or
+        # PROCESS execmem for an anonymous source.
+        if prot & VM_EXEC and not vma.vm_flags & VM_EXEC:
+            if vma.vm_file is not None:
+                self._file_perm(task, vma.vm_file, ["execmod"])
+            else:
+                self._process_perm(task, "execmem")
+
+    def enclave_map(self, task: Any, file: Any, prot: int) -> None:
+        # selinux_enclave_map() (the 2019 "SGX vs LSM" thread): enclave
+        # memory writable and executable together needs FILE execmod on the
+        # enclave file.
+        if prot & VM_WRITE and prot & VM_EXEC:
+            self._file_perm(task, file, ["execmod"])

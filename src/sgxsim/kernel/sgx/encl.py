@@ -467,18 +467,24 @@ class SgxEnclOps:
         self.sgx_mark_page_reclaimable(entry.epc_page)
         return entry
 
-    def sgx_encl_load_page_in_vma(self, encl: SgxEncl, addr: int, vm_flags: int) -> SgxEnclPage:
-        """sgx_encl_load_page_in_vma(): the whole VMA RWX must fit the page's
-        maximum, then load it."""
+    def sgx_encl_vma_within_max(self, entry: SgxEnclPage, vm_flags: int) -> None:
+        """The fault-time check of sgx_encl_load_page_in_vma(): the whole VMA's
+        RWX must fit the page's maximum (-EFAULT, the fault SIGBUSes).  The
+        seam for designs that drop or change it."""
         vm_prot_bits = vm_flags & VM_ACCESS_FLAGS
-        entry = encl.page_array.get(addr >> PAGE_SHIFT)
-        if entry is None:
-            raise refuse(errno.EFAULT, "sgx", "sgx_encl_load_page_in_vma",
-                         f"no enclave page at {addr & PAGE_MASK:#x}")
         if (entry.vm_max_prot_bits & vm_prot_bits) != vm_prot_bits:
             raise refuse(errno.EFAULT, "sgx", "sgx_encl_load_page_in_vma",
                          f"page {entry.addr:#x} maximum {prot_str(entry.vm_max_prot_bits)}, "
                          f"VMA is {prot_str(vm_prot_bits)}")
+
+    def sgx_encl_load_page_in_vma(self, encl: SgxEncl, addr: int, vm_flags: int) -> SgxEnclPage:
+        """sgx_encl_load_page_in_vma(): the page must exist and the VMA fit its
+        maximum (:meth:`sgx_encl_vma_within_max`), then load it."""
+        entry = encl.page_array.get(addr >> PAGE_SHIFT)
+        if entry is None:
+            raise refuse(errno.EFAULT, "sgx", "sgx_encl_load_page_in_vma",
+                         f"no enclave page at {addr & PAGE_MASK:#x}")
+        self.sgx_encl_vma_within_max(entry, vm_flags)
         return self._sgx_encl_load_page(encl, entry)
 
     def sgx_encl_load_page(self, encl: SgxEncl, addr: int) -> SgxEnclPage:

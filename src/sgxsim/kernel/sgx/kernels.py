@@ -17,7 +17,10 @@ from sgxsim.kernel.sgx.driver import SgxDriver, SgxDriverSgx2
 
 @register("linux-5.11")
 class Linux511(Linux):
-    """Linux 5.11: the SGX driver as first merged (SGX1 only)."""
+    """Linux 5.11: the SGX driver as first merged (SGX1 only).
+
+    Modified: boot (registers the driver).
+    """
 
     sgx_driver_class: type[SgxDriver] = SgxDriver
     # Keyword arguments for the driver (small EPC watermarks in tests).
@@ -35,6 +38,9 @@ class Linux511(Linux):
 
 @register("linux-6.0")
 class Linux60(Linux511):
-    """Linux 6.0: SGX2 (EDMM) added to the same driver."""
+    """Linux 6.0: SGX2 (EDMM) added to the same driver.
+
+    Modified: sgx_ioctl_table, sgx_encl_may_map_range, sgx_vma_fault_eaug.
+    """
 
     sgx_driver_class = SgxDriverSgx2

@@ -1,0 +1,165 @@
+"""Designs and properties from outside the package: a Python file of the
+user's (``--design-file``/``--property-file``) or an installed package's entry
+points (groups ``sgxsim.designs`` and ``sgxsim.properties``).
+
+Loading a file imports it as a module; what it registers with
+``@sgxsim.kernel.registry.register("name")`` (designs) or
+``@sgxsim.check.properties.register_property`` (properties) while it runs is
+what it provides.  The module is kept in ``sys.modules`` under a name of its
+own, so the model's states, which hold instances of its classes, pickle (the
+checker freezes states and ships them to forked workers).
+
+docs/writing-a-design.md walks through an example.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import importlib.util
+import os
+import re
+import sys
+import traceback
+from dataclasses import dataclass, field
+from pathlib import Path
+
+GROUP_DESIGNS = "sgxsim.designs"
+GROUP_PROPERTIES = "sgxsim.properties"
+
+
+class PluginError(Exception):
+    """A design or property file (or entry point) could not be loaded; the
+    message names the file and, for an exception it raised, the line."""
+
+
+@dataclass
+class Loaded:
+    """What loading added: design (kernel) names and property names."""
+
+    designs: list[str] = field(default_factory=list)
+    properties: list[str] = field(default_factory=list)
+
+
+def _known() -> tuple[set[str], set[str]]:
+    from sgxsim.check.properties import PROPERTIES
+    from sgxsim.kernel import registry
+
+    return set(registry.names()), set(PROPERTIES)
+
+
+def _where(exc: BaseException, path: str) -> str:
+    """``path:line`` of the innermost frame of ``exc`` in ``path``."""
+    for fr in reversed(traceback.extract_tb(exc.__traceback__)):
+        if fr.filename == path:
+            return f"{path}:{fr.lineno}"
+    return path
+
+
+def _diff(before: tuple[set[str], set[str]]) -> Loaded:
+    from sgxsim.check.properties import PROPERTIES
+    from sgxsim.kernel import registry
+
+    return Loaded(sorted(set(registry.names()) - before[0]), [p for p in PROPERTIES if p not in before[1]])
+
+
+def load_file(path: str | Path) -> Loaded:
+    """Import the Python file ``path``; return what it registered.  Loading
+    the same file twice is a no-op the second time."""
+    path = Path(path)
+    if not path.is_file():
+        raise PluginError(f"{path}: no such file")
+    if path.suffix != ".py":
+        raise PluginError(f"{path}: a design or property file is a Python file (*.py)")
+    real = str(path.resolve())
+    name = "sgxsim_user_" + "".join(c if c.isalnum() else "_" for c in path.stem) + "_" + \
+        hashlib.blake2b(real.encode(), digest_size=4).hexdigest()
+    if name in sys.modules:
+        return sys.modules[name].__sgxsim_loaded__
+    before = _known()
+    spec = importlib.util.spec_from_file_location(name, real)
+    if spec is None or spec.loader is None:
+        raise PluginError(f"{path}: cannot be imported")
+    module = importlib.util.module_from_spec(spec)
+    sys.modules[name] = module
+    try:
+        spec.loader.exec_module(module)
+    except SyntaxError as e:
+        del sys.modules[name]
+        raise PluginError(f"{path}:{e.lineno}: syntax error: {e.msg}") from None
+    except Exception as e:
+        del sys.modules[name]
+        raise PluginError(f"{_where(e, real)}: {type(e).__name__}: {e}") from None
+    module.__sgxsim_loaded__ = got = _diff(before)
+    return got
+
+
+# What each kind of file must register, and how.
+_MUST = {"designs": "registers no design (decorate a kernel class with @register(\"name\") from "
+                    "sgxsim.kernel.registry)",
+         "properties": "registers no property (decorate a Property class with @register_property from "
+                       "sgxsim.check.properties)"}
+
+
+def load_files(design_files=(), property_files=()) -> Loaded:
+    """Every file of ``--design-file`` and ``--property-file``; a design file
+    must register a design, a property file a property."""
+    out = Loaded()
+    for kind, files in (("designs", design_files), ("properties", property_files)):
+        for f in files:
+            got = load_file(f)
+            if not getattr(got, kind):
+                raise PluginError(f"{f}: {_MUST[kind]}")
+            out.designs += got.designs
+            out.properties += got.properties
+    return out
+
+
+def load_entry_points() -> Loaded:
+    """Import the entry points of both groups; return what they registered."""
+    from sgxsim.kernel.registry import load_entry_points as load_group
+
+    try:
+        before = _known()
+        load_group(GROUP_DESIGNS)
+        load_group(GROUP_PROPERTIES)
+    except ValueError as e:
+        raise PluginError(str(e)) from None
+    return _diff(before)
+
+
+def user_roots() -> list[str]:
+    """The files of loaded design/property files and the package directories
+    of loaded entry points: where the user's code lives."""
+    from importlib.metadata import entry_points
+
+    roots = [m.__file__ for n, m in list(sys.modules.items()) if n.startswith("sgxsim_user_") and m.__file__]
+    for group in (GROUP_DESIGNS, GROUP_PROPERTIES):
+        for ep in entry_points(group=group):
+            top = sys.modules.get(ep.module.split(".")[0])
+            f = getattr(top, "__file__", None)
+            if f:
+                roots.append(os.path.dirname(f) if f.endswith("__init__.py") else f)
+    return roots
+
+
+def user_error(exc: BaseException) -> str | None:
+    """``file:line: Type: message`` when ``exc`` was raised in the user's
+    code (a design or property from a file or an entry point), else None:
+    a bug in a user's design is a clean error, not a traceback.  An error
+    of a forked worker is found in its traceback text."""
+    roots = user_roots()
+    if not roots:
+        return None
+
+    def mine(path: str) -> bool:
+        return any(path == r or path.startswith(r + os.sep) for r in roots)
+
+    where = [(f.filename, f.lineno) for f in traceback.extract_tb(exc.__traceback__) if mine(f.filename)]
+    cause = exc.__cause__
+    while not where and cause is not None:
+        where = [(f, int(n)) for f, n in re.findall(r'File "([^"]+)", line (\d+)', str(cause)) if mine(f)]
+        cause = cause.__cause__
+    if not where:
+        return None
+    path, line = where[-1]
+    return f"{path}:{line}: {type(exc).__name__}: {exc} (raised by a design or property of yours)"

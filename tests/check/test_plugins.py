@@ -1,0 +1,166 @@
+"""Designs and properties from outside the package: a file loaded with
+--design-file/--property-file, and an installed package's entry points
+(a .dist-info written onto a directory on the subprocess's PYTHONPATH)."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+import textwrap
+from pathlib import Path
+
+import pytest
+
+from sgxsim.kernel import registry
+
+DESIGN = '''
+from sgxsim.kernel.registry import register
+from sgxsim.kernel.sgx.driver import SgxDriver
+from sgxsim.kernel.sgx.kernels import Linux511
+
+
+class Driver(SgxDriver):
+    def sgx_vma_mprotect(self, vma, start, end, newflags):
+        return None
+
+    def sgx_encl_vma_within_max(self, entry, vm_flags):
+        return None
+
+
+@register("{name}")
+class Mine(Linux511):
+    """linux-5.11 with neither the mprotect hook nor the fault check.
+
+    Modified: sgx_vma_mprotect, sgx_encl_vma_within_max.
+    """
+
+    sgx_driver_class = Driver
+'''
+
+PROPERTY = '''
+from sgxsim.check.properties import Property, register_property
+
+
+@register_property
+class AnyExecPte(Property):
+    name = "{name}"
+    kind = "goal"
+
+    def check(self, view, before, after, events):
+        for pte in view.ptes:
+            if pte.offset == 0 and "X" in pte.perms:
+                return f"PTE at {{pte.va:#x}} grants {{pte.perms}}"
+        return None
+'''
+
+NARROW = ["--actions", "mmap,mprotect,add_pages,init,load", "--perms", "R,RX", "--sources", "image"]
+
+
+def sgxsim(*args: str, cwd: Path, env: dict | None = None) -> subprocess.CompletedProcess:
+    return subprocess.run([sys.executable, "-m", "sgxsim.cli", *args], cwd=cwd, capture_output=True, text=True,
+                          timeout=600, env=env)
+
+
+def test_design_and_property_files_outside_the_package(tmp_path):
+    (tmp_path / "d.py").write_text(DESIGN.format(name="file-5.11-open"))
+    (tmp_path / "p.py").write_text(PROPERTY.format(name="exec-pte"))
+    r = sgxsim("check", "--design-file", "d.py", "--property-file", "p.py", "--design", "file-5.11-open",
+               "--design", "linux-5.11", "--property", "no-escalation", "--property", "exec-pte",
+               "--depth", "4", *NARROW, cwd=tmp_path)
+    assert r.returncode == 0, r.stderr
+    rows = {line.split()[0]: line.split()[1:] for line in r.stdout.splitlines()[2:4]}
+    assert rows == {"file-5.11-open": ["VIOL", "4", "reach", "4"], "linux-5.11": ["holds", "reach", "4"]}
+    sc = tmp_path / "scenarios" / "file-5.11-open--no-escalation.toml"
+    r = sgxsim("run", "--design-file", "d.py", str(sc), cwd=tmp_path)
+    assert r.returncode == 0 and "verdict: violated at step 4" in r.stdout, r.stdout + r.stderr
+    # The same trace on the merged design: the fault-time check refuses it.
+    r = sgxsim("run", "--design-file", "d.py", str(sc), "--design", "linux-5.11", cwd=tmp_path)
+    assert r.returncode == 1, r.stdout + r.stderr
+    assert "on linux-5.11 this scenario gives holds" in r.stdout
+    assert "first refusal at step 4: sgx: sgx_encl_load_page_in_vma: EFAULT" in r.stdout.splitlines()[-1]
+    # Without the file the design is unknown: a usage error, no traceback.
+    r = sgxsim("run", str(sc), cwd=tmp_path)
+    assert r.returncode == 2 and "unknown design 'file-5.11-open'" in r.stderr and "Traceback" not in r.stderr
+
+
+def test_entry_points_of_an_installed_package(tmp_path):
+    site = tmp_path / "site"
+    pkg = site / "sgxsim_testpkg"
+    pkg.mkdir(parents=True)
+    (pkg / "__init__.py").write_text("")
+    (pkg / "designs.py").write_text(DESIGN.format(name="ep-5.11-open"))
+    (pkg / "properties.py").write_text(PROPERTY.format(name="ep-exec-pte"))
+    dist = site / "sgxsim_testpkg-0.1.dist-info"
+    dist.mkdir()
+    (dist / "METADATA").write_text("Metadata-Version: 2.1\nName: sgxsim-testpkg\nVersion: 0.1\n")
+    (dist / "entry_points.txt").write_text(textwrap.dedent("""\
+        [sgxsim.designs]
+        open = sgxsim_testpkg.designs
+
+        [sgxsim.properties]
+        exec = sgxsim_testpkg.properties
+        """))
+    env = {**os.environ, "PYTHONPATH": str(site)}
+    r = sgxsim("check", "--design", "ep-5.11-open", "--property", "no-escalation", "--property", "ep-exec-pte",
+               "--depth", "4", *NARROW, cwd=tmp_path, env=env)
+    assert r.returncode == 0, r.stderr
+    assert r.stdout.splitlines()[2].split() == ["ep-5.11-open", "VIOL", "4", "reach", "4"]
+    r = sgxsim("run", str(tmp_path / "scenarios" / "ep-5.11-open--no-escalation.toml"), cwd=tmp_path, env=env)
+    assert r.returncode == 0 and "verdict: violated at step 4" in r.stdout, r.stdout + r.stderr
+    # The Python API knows the design too, and the selftests run on it.
+    code = "import sgxsim; print(sgxsim.Machine(kernel='ep-5.11-open').kernel.name)"
+    out = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True, timeout=120)
+    assert out.stdout.strip() == "ep-5.11-open", out.stderr
+    r = sgxsim("selftest", "--kernel", "ep-5.11-open", "--sgx1", cwd=tmp_path, env=env)
+    assert "1..16" in r.stdout and "Traceback" not in r.stderr
+
+
+@pytest.mark.parametrize("text, problem", [
+    ("def broken(:\n", "d.py:1: syntax error"),
+    ("import sgxsim\nraise RuntimeError('boom')\n", "d.py:2: RuntimeError: boom"),
+    ("x = 1\n", "registers no design"),
+])
+def test_bad_design_files_are_clean_errors(tmp_path, text, problem):
+    (tmp_path / "d.py").write_text(text)
+    r = sgxsim("check", "--design-file", "d.py", "--depth", "1", cwd=tmp_path)
+    assert r.returncode == 1 and problem in r.stderr and "Traceback" not in r.stderr, r.stderr
+    r = sgxsim("check", "--design-file", "missing.py", cwd=tmp_path)
+    assert r.returncode == 1 and "missing.py: no such file" in r.stderr
+
+
+def test_every_design_lists_what_it_modifies():
+    for name in registry.names():
+        cls = registry.kernel_class(name)
+        if cls.__module__.startswith("sgxsim_user_"):
+            continue
+        declared = [n for n in registry.declared_modified(cls) if "." not in n]
+        assert sorted(declared) == sorted(registry.overrides(cls)), name
+
+
+BUGGY = '''
+from sgxsim.kernel.registry import register
+from sgxsim.kernel.sgx.driver import SgxDriver
+from sgxsim.kernel.sgx.kernels import Linux511
+
+
+class Driver(SgxDriver):
+    def sgx_encl_may_map(self, encl, start, end, vm_flags):
+        return 1 // 0
+
+
+@register("buggy")
+class Buggy(Linux511):
+    """Modified: sgx_encl_may_map."""
+
+    sgx_driver_class = Driver
+'''
+
+
+@pytest.mark.parametrize("extra", [[], ["--design", "linux-5.11", "--workers", "2"]])
+def test_a_bug_in_a_users_design_is_a_clean_error(tmp_path, extra):
+    (tmp_path / "b.py").write_text(BUGGY)
+    r = sgxsim("check", "--design-file", "b.py", "--design", "buggy", *extra, "--property", "no-escalation",
+               "--depth", "2", "--actions", "mmap,add_pages", cwd=tmp_path)
+    assert r.returncode == 1 and "Traceback" not in r.stderr, r.stderr[-3000:]
+    assert f"{tmp_path / 'b.py'}:9: ZeroDivisionError: integer division or modulo by zero" in r.stderr

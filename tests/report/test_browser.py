@@ -1,0 +1,143 @@
+"""The HTML report in a real headless browser (Debian's chromium, installed
+by ``make browser``, which ``make test`` runs): the page of the sgx2-rfc
+no-escalation trace loads with no console errors and its script runs, the
+permission map has a row per ELRANGE page and a column per step, and a
+screenshot is written (``build/report-sgx2-rfc--no-escalation.png``)."""
+
+from __future__ import annotations
+
+import re
+import shutil
+import subprocess
+from html.parser import HTMLParser
+from pathlib import Path
+
+import pytest
+
+from sgxsim.check import runner
+from sgxsim.check.scope import Scope
+from sgxsim.report import write_run
+
+ROOT = Path(__file__).resolve().parents[2]
+# The page reports its own errors where --dump-dom can see them.
+CATCH = """<script>
+window.__errors = [];
+window.addEventListener('error', function (e) { window.__errors.push(String(e.message)); });
+window.addEventListener('unhandledrejection', function (e) { window.__errors.push(String(e.reason)); });
+(function () { var orig = console.error; console.error = function () {
+  window.__errors.push(Array.prototype.join.call(arguments, ' ')); orig.apply(console, arguments); }; })();
+window.addEventListener('load', function () {
+  setTimeout(function () {
+    document.documentElement.setAttribute('data-errors', JSON.stringify(window.__errors));
+  }, 0);
+});
+</script>"""
+
+
+def chromium() -> str:
+    exe = shutil.which("chromium")
+    if exe is None:
+        pytest.fail("chromium is not installed: run `make browser` (make test does)")
+    return exe
+
+
+def browse(page: Path, tmp: Path, *extra: str) -> subprocess.CompletedProcess:
+    return subprocess.run(
+        [chromium(), "--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
+         "--disable-background-networking", "--disable-component-update", "--disable-sync",
+         "--enable-logging=stderr", "--v=0", f"--user-data-dir={tmp / 'profile'}", *extra,
+         page.as_uri()], capture_output=True, text=True, timeout=120)
+
+
+class Cells(HTMLParser):
+    """Counts what the map is made of in the DOM the browser produced."""
+
+    def __init__(self):
+        super().__init__()
+        self.rows: list[int] = []  # td.cell per tr[data-offset]
+        self.head_steps: list[int] = []
+        self.attrs: dict[str, str] = {}
+        self.in_head = False
+        self.detail = ""
+        self._detail = False
+
+    def handle_starttag(self, tag, attrs):
+        a = dict(attrs)
+        if tag == "html":
+            self.attrs = a
+        if tag == "body":
+            self.attrs.update({f"body-{k}": v or "" for k, v in a.items()})
+        if tag == "thead":
+            self.in_head = True
+        if tag == "th" and self.in_head and "data-step" in a:
+            self.head_steps.append(int(a["data-step"]))
+        if tag == "tr" and "data-offset" in a:
+            self.rows.append(0)
+        if tag == "td" and "cell" in (a.get("class") or "").split() and self.rows:
+            self.rows[-1] += 1
+        if a.get("id") == "detail":
+            self._detail = True
+
+    def handle_endtag(self, tag):
+        if tag == "thead":
+            self.in_head = False
+
+    def handle_data(self, data):
+        if self._detail:
+            self.detail += data
+
+
+@pytest.fixture(scope="module")
+def report(tmp_path_factory):
+    out = tmp_path_factory.mktemp("html")
+    scope = Scope()
+    res = runner.check(lambda d: runner.make_model(d, scope), ["sgx2-rfc"], ["no-escalation", "w-xor-x"],
+                       depth=4)
+    write_run(out, res, lambda d: runner.make_model(d, scope))
+    r = next(x for x in res if x["property"] == "no-escalation")
+    assert r["verdict"] == "violated"
+    return out, len(r["trace"])
+
+
+def test_trace_page_loads_without_errors_and_maps_every_page_and_step(report, tmp_path):
+    out, nsteps = report
+    page = out / "sgx2-rfc--no-escalation.html"
+    text = page.read_text()
+    assert "http://" not in text and "https://" not in text and "<link" not in text  # self-contained
+    probe = tmp_path / "probe.html"
+    probe.write_text(text.replace("<head>", "<head>" + CATCH, 1))
+    r = browse(probe, tmp_path, "--dump-dom", "--virtual-time-budget=2000")
+    assert r.returncode == 0, r.stderr[-2000:]
+    assert not re.search(r"CONSOLE.*(Uncaught|Error)", r.stderr), r.stderr[-2000:]
+    dom = Cells()
+    dom.feed(r.stdout)
+    assert dom.attrs.get("data-errors") == "[]", dom.attrs
+    assert dom.attrs.get("body-data-ready") == "1"  # the page's script ran to its end
+    # A row per ELRANGE page (8 in the default scope), a column per step
+    # (and one for the initial state).
+    assert dom.rows == [nsteps + 1] * 8
+    assert dom.head_steps == list(range(nsteps + 1))
+    # The script selected the violating step and listed its decisions.
+    assert f"Step {nsteps}: store(offset=0)" in dom.detail and "no-escalation:" in dom.detail
+
+
+def test_screenshot_of_the_sgx2_rfc_no_escalation_trace(report, tmp_path):
+    out, _ = report
+    shot = ROOT / "build" / "report-sgx2-rfc--no-escalation.png"
+    shot.parent.mkdir(exist_ok=True)
+    shot.unlink(missing_ok=True)
+    r = browse(out / "sgx2-rfc--no-escalation.html", tmp_path, f"--screenshot={shot}",
+               "--window-size=1400,1100", "--hide-scrollbars")
+    assert r.returncode == 0, r.stderr[-2000:]
+    data = shot.read_bytes()
+    assert data[:8] == b"\x89PNG\r\n\x1a\n" and len(data) > 20_000
+
+
+def test_index_page_links_every_trace(report, tmp_path):
+    out, _ = report
+    text = (out / "index.html").read_text()
+    links = re.findall(r'href="([^"]+)"', text)
+    assert sorted(links) == ["sgx2-rfc--no-escalation.html", "sgx2-rfc--w-xor-x.html"]
+    assert all((out / x).is_file() for x in links)
+    r = browse(out / "index.html", tmp_path, "--dump-dom")
+    assert r.returncode == 0 and 'id="matrix"' in r.stdout

@@ -1,0 +1,110 @@
+"""The examples of README.md and docs/*.md run, in order, in one temporary
+working directory per page (a page reads like one session):
+
+* a ```python block runs (one namespace per page); a ```output block right
+  after it is what it must print;
+* a block whose info string has ``file=NAME`` (```python file=NAME,
+  ```toml file=NAME) is written to NAME instead (a user's file that later
+  examples load);
+* a ```console block holds ``$ sgxsim ...`` commands, each followed by what it
+  prints on stdout; ``...`` in an expected line matches anything, a line that
+  is only ``...`` any number of lines; the command must exit 0 unless the
+  block ends with ``[exit status N]``.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import io
+import re
+import shlex
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parent.parent
+PAGES = [ROOT / "README.md", *sorted((ROOT / "docs").glob("*.md"))]
+FENCE = re.compile(r"^```(\w*)([^\n]*)\n(.*?)^```\s*$", re.S | re.M)
+
+
+def blocks(text: str) -> list[dict]:
+    """Every runnable block: kind python/file/console, line, body, and for
+    python the expected output (or None)."""
+    found = [(m.group(1), m.group(2).strip(), m.group(3), text.count("\n", 0, m.start()) + 1, m.start(),
+              m.end()) for m in FENCE.finditer(text)]
+    out = []
+    for i, (lang, info, body, line, _start, end) in enumerate(found):
+        if info.startswith("file="):
+            out.append({"kind": "file", "line": line, "name": info[5:], "body": body})
+        elif lang == "python":
+            nxt = found[i + 1] if i + 1 < len(found) else None
+            expected = nxt[2] if nxt and nxt[0] == "output" and not text[end:nxt[4]].strip() else None
+            out.append({"kind": "python", "line": line, "body": body, "expected": expected})
+        elif lang == "console":
+            out.append({"kind": "console", "line": line, "body": body})
+    return out
+
+
+def matches(expected: str, got: str) -> bool:
+    """``expected`` with ``...`` wildcards (in a line, or a whole line for
+    any number of lines) against ``got``, line by line."""
+    pat = "".join(r"(?:.*\n)*?" if line.strip() == "..." else re.escape(line).replace(r"\.\.\.", ".*") + r"\n"
+                  for line in expected.splitlines())
+    return re.fullmatch(pat, got if got.endswith("\n") or not got else got + "\n") is not None
+
+
+def test_wildcards():
+    assert matches("a ... c\n...\nz\n", "a b c\nx\ny\nz\n")
+    assert matches("a\n...\nz\n", "a\nz\n")
+    assert not matches("a\nz\n", "a\nb\nz\n")
+
+
+def commands(body: str) -> list[tuple[str, str, int]]:
+    """(command, expected stdout, exit status) of a console block."""
+    out: list[list] = []
+    for line in body.splitlines(keepends=True):
+        if line.startswith("$ "):
+            out.append([line[2:].strip(), "", 0])
+        elif out:
+            m = re.fullmatch(r"\[exit status (\d+)\]\s*", line)
+            if m:
+                out[-1][2] = int(m.group(1))
+            else:
+                out[-1][1] += line
+    return [tuple(c) for c in out]
+
+
+def run_command(cmd: str, cwd: Path) -> subprocess.CompletedProcess:
+    argv = shlex.split(cmd)
+    if argv[0] != "sgxsim":
+        raise AssertionError(f"a console example runs sgxsim, not {argv[0]!r}")
+    return subprocess.run([sys.executable, "-m", "sgxsim.cli", *argv[1:]], cwd=cwd, capture_output=True,
+                          text=True, timeout=600)
+
+
+@pytest.mark.parametrize("page", [p for p in PAGES if blocks(p.read_text())],
+                         ids=lambda p: p.relative_to(ROOT).as_posix())
+def test_every_example_runs(page: Path, tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    ns: dict = {"__name__": "__docs__"}
+    for b in blocks(page.read_text()):
+        where = f"{page.name}, block at line {b['line']}"
+        if b["kind"] == "file":
+            (tmp_path / b["name"]).write_text(b["body"])
+        elif b["kind"] == "python":
+            buf = io.StringIO()
+            with contextlib.redirect_stdout(buf):
+                try:
+                    exec(compile(b["body"], f"{page.name}:{b['line']}", "exec"), ns)  # noqa: S102
+                except Exception as e:
+                    pytest.fail(f"{where}: {type(e).__name__}: {e}")
+            if b["expected"] is not None:
+                assert buf.getvalue() == b["expected"], where
+        else:
+            for cmd, expected, status in commands(b["body"]):
+                r = run_command(cmd, tmp_path)
+                assert r.returncode == status, f"{where}: {cmd}: exit {r.returncode}\n{r.stderr[-3000:]}"
+                assert "Traceback" not in r.stderr, f"{where}: {cmd}\n{r.stderr[-3000:]}"
+                assert matches(expected, r.stdout), f"{where}: {cmd} printed\n{r.stdout}"

@@ -1,0 +1,54 @@
+"""``sgxsim explain`` and ``sgxsim.explain.explain``: the chain of calls
+behind one call, the refusing layer marked; bad input is a usage error."""
+
+from __future__ import annotations
+
+import errno
+
+from click.testing import CliRunner
+
+import sgxsim
+from sgxsim.check import scenario as scn
+from sgxsim.check.model import Action
+from sgxsim.cli import main
+from sgxsim.explain import explain
+
+STEPS = [Action.make("mmap", offset=0, length=0x1000, prot="RX"),
+         Action.make("add_pages", offset=0, source="image", type="REG", perms="R"),
+         Action.make("init"), Action.make("load", offset=0)]
+
+
+def test_a_refused_syscall_names_the_rule_and_the_path_to_it():
+    m = sgxsim.Machine(kernel="linux-6.0", policy="selinux")
+    p = m.spawn()
+    ex = explain(p.mmap, 0, 4096, sgxsim.PROT_READ | sgxsim.PROT_WRITE | sgxsim.PROT_EXEC,
+                 sgxsim.MAP_PRIVATE | sgxsim.MAP_ANONYMOUS)
+    assert isinstance(ex.error, PermissionError) and ex.error.errno == errno.EACCES
+    assert ex.refusal().layer == "lsm" and "execmem" in ex.refusal().detail
+    text = str(ex).splitlines()
+    assert text[-1].startswith("=> refused by lsm: selinux: EACCES")
+    assert any(line.startswith("lsm") and "-> EACCES" in line for line in text)
+    assert len(text) <= 40 and not m.trace.enabled  # the log is left as it was
+
+
+def test_explain_a_fault_step_on_the_cli(tmp_path):
+    f = scn.write(tmp_path / "s.toml", scn.Scenario("linux-5.11", "run-code", "unreachable", STEPS, {}, 0))
+    r = CliRunner().invoke(main, ["explain", str(f), "--step", "4"])
+    assert r.exit_code == 0, r.output
+    lines = r.output.splitlines()
+    assert lines[0] == "step 4 on linux-5.11: load(offset=0)" and len(lines) <= 40
+    # The fault path refused the VMA (RX) beyond the page's maximum (R): the seam's check.
+    assert any("sgx_encl_vma_within_max  -> EFAULT" in line for line in lines), r.output
+    assert lines[-1].startswith("=> refused by ")
+    # On no-hook the same step meets no fault-time check.
+    r = CliRunner().invoke(main, ["explain", str(f), "--step", "4", "--design", "no-hook", "--lines", "400"])
+    assert r.exit_code == 0 and "sgx_encl_vma_within_max  ->" not in r.output
+    assert "NoHookDriver.sgx_encl_vma_within_max" in r.output
+
+
+def test_bad_explain_arguments_are_usage_errors(tmp_path):
+    f = scn.write(tmp_path / "s.toml", scn.Scenario("linux-5.11", "run-code", "unreachable", STEPS, {}, 0))
+    for args, text in ((["--step", "0"], "has steps 1 to 4, not 0"), (["--step", "9"], "not 9"),
+                       (["--step", "1", "--design", "nope"], "unknown design 'nope'")):
+        r = CliRunner().invoke(main, ["explain", str(f), *args])
+        assert r.exit_code == 2 and text in r.output and "Traceback" not in r.output
