@@ -150,7 +150,7 @@ class _Core:
         self.uc.emu_stop()
 
     # -- hooks -----------------------------------------------------------------------------------
-    def _on_tlb_miss(self, uc: Uc, kind: int, addr: int, size: int, value: int, _ud: Any) -> bool:
+    def _on_tlb_miss(self, uc: Uc, kind: int, addr: int, size: int, value: int, _data: Any) -> bool:
         access = _ACCESS.get(kind)
         if access is None or self.fault is not None or self.lp.enclave is None:
             return False
@@ -190,14 +190,14 @@ class _Core:
                                         f"{name} at {rip:#x} in enclave mode"))
         return True  # CPUID: do not execute it
 
-    def _on_in(self, uc: Uc, port: int, size: int, _ud: Any) -> int:
+    def _on_in(self, uc: Uc, port: int, size: int, _data: Any) -> int:
         self._on_illegal(uc, "IN")
         return 0
 
-    def _on_out(self, uc: Uc, port: int, size: int, value: int, _ud: Any) -> None:
+    def _on_out(self, uc: Uc, port: int, size: int, value: int, _data: Any) -> None:
         self._on_illegal(uc, "OUT")
 
-    def _on_interrupt(self, uc: Uc, intno: int, _ud: Any) -> None:
+    def _on_interrupt(self, uc: Uc, intno: int, _data: Any) -> None:
         rip = uc.reg_read(X.UC_X86_REG_RIP)
         prev = self._code_before(rip)
         if prev[-2:] == bytes((_INT_N, intno & 0xFF)):
