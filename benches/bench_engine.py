@@ -11,8 +11,8 @@ import time
 from pathlib import Path
 
 from unicorn import UC_ARCH_X86, UC_HOOK_TLB_FILL, UC_MODE_64, UC_PROT_ALL, Uc
-from unicorn.unicorn_const import UC_TLB_VIRTUAL
 from unicorn import x86_const as X
+from unicorn.unicorn_const import UC_TLB_VIRTUAL
 
 from sgxsim.exec import encl as E
 from sgxsim.user import selftests as S
