@@ -195,3 +195,42 @@ def test_eexit_function_and_registers(own_encl):
     E.call(env, E.OP_COMPUTE, 1, 3)
     assert env.run_struct().function == EEXIT
     assert env.proc.lp.enclave is None
+
+
+def test_timer_interrupts_aex_and_eresume_transparently(own_encl):
+    from sgxsim.exec.engine import EnclaveEngine
+
+    env = _env(own_encl)
+    ticks = []
+    env.vdso.library = EnclaveEngine(timeslice_us=2000, on_interrupt=lambda cpu, lp: ticks.append(
+        (lp.enclave, lp.regs["rax"])))
+    a, n = 3, 30_000_000
+    rc, ret, _ = E.call(env, E.OP_COMPUTE, a, n)
+    assert rc == 0 and env.run_struct().function == EEXIT
+    assert ticks and all(t == (None, 3) for t in ticks)  # outside the enclave, RAX = ERESUME
+    # The same result as without interrupts, and one more AEX per interrupt
+    # (both runs also take the page faults of the first touches).
+    env2 = _env(own_encl)
+    assert E.call(env2, E.OP_COMPUTE, a, n)[1] == ret
+    stats, stats2 = env.machine.cpu.stats, env2.machine.cpu.stats
+    assert stats["aex"] - stats2["aex"] == len(ticks)
+    assert stats["eresume"] - stats2["eresume"] == len(ticks)
+
+
+def test_an_interrupt_handler_may_abandon_the_call(own_encl):
+    from sgxsim.exec.engine import EnclaveEngine
+
+    class Killed(Exception):
+        pass
+
+    def kill(cpu, lp):
+        raise Killed
+
+    env = _env(own_encl)
+    env.vdso.library = EnclaveEngine(timeslice_us=1000, on_interrupt=kill)
+    with pytest.raises(Killed):
+        E.call(env, E.OP_COMPUTE, 1, 1 << 40)
+    assert env.proc.lp.enclave is None
+    env.vdso.library = EnclaveEngine()
+    E.call(env, E.OP_COMPUTE, 1, 1)  # TCS1 holds the interrupted state: CSSA = NSSA
+    assert _fault(env)[:2] == (EENTER, 13)

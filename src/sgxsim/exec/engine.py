@@ -36,6 +36,8 @@ does not model the XSAVE area of the SSA (only GPRSGX is saved and restored).
 from __future__ import annotations
 
 import ctypes
+import time
+from collections.abc import Callable
 from typing import Any
 
 from unicorn import (
@@ -96,19 +98,22 @@ def _ud(rule: str, detail: str) -> InvalidOpcode:
 class _Core:
     """One emulated logical processor: a Unicorn instance and its TLB."""
 
-    __slots__ = ("cpu", "lp", "uc", "slots", "retired", "free", "next_slot", "pages", "until_page", "fault",
+    __slots__ = ("cpu", "lp", "uc", "slots", "retired", "next_slot", "pages", "until_page", "fault",
+                 "timeslice_us", "on_interrupt",
                  "error", "fills", "_hooks", "_ids", "_vals", "_ptrs")
 
-    def __init__(self, cpu: Any, lp: Any):
+    def __init__(self, cpu: Any, lp: Any, timeslice_us: int = 0,
+                 on_interrupt: Callable[[Any, Any], None] | None = None):
         self.cpu = cpu
         self.lp = lp
+        self.timeslice_us = timeslice_us
+        self.on_interrupt = on_interrupt
         self.uc = uc = Uc(UC_ARCH_X86, UC_MODE_64)
         uc.ctl_set_tlb_mode(UC_TLB_VIRTUAL)
         # id(backing) -> [slot address, backing, its ctypes view (keeps the
         # pointer valid), the bytes code was translated from (X pages)]
         self.slots: dict[int, list] = {}
         self.retired: list[list] = []  # slots to unmap at the next run
-        self.free: list[int] = []
         self.next_slot = _SLOT_BASE
         self.pages: dict[int, bytearray] = {}  # vpn -> backing, filled since the last flush
         self.until_page = bytearray(b"\x0f\x0b" * (PAGE_SIZE // 2))  # UD2 (see _NEVER)
@@ -173,8 +178,7 @@ class _Core:
         while len(slots) > SLOTS:
             self.retired.append(slots.pop(next(iter(slots))))
         for slot in self.retired:
-            uc.mem_unmap(slot[0], PAGE_SIZE)
-            self.free.append(slot[0])
+            uc.mem_unmap(slot[0], PAGE_SIZE)  # slot addresses are never reused
         self.retired.clear()
 
     def release(self) -> None:
@@ -198,9 +202,8 @@ class _Core:
             # translated from the old bytes is found again.
         if slot is not None:
             self.retired.append(self.slots.pop(key))
-        addr = self.free.pop() if self.free else self.next_slot
-        if addr == self.next_slot:
-            self.next_slot += PAGE_SIZE
+        addr = self.next_slot
+        self.next_slot += PAGE_SIZE
         view = (ctypes.c_char * PAGE_SIZE).from_buffer(backing)
         self.uc.mem_map_ptr(addr, PAGE_SIZE, UC_PROT_ALL, ctypes.addressof(view))
         self.slots[key] = [addr, backing, view, code]
@@ -298,8 +301,9 @@ class _Core:
             while lp.enclave is not None:
                 self.fault = self.error = None
                 reason = None
+                start = time.monotonic()
                 try:
-                    uc.emu_start(lp.regs["rip"], _NEVER)
+                    uc.emu_start(lp.regs["rip"], _NEVER, timeout=self.timeslice_us)
                 except UcError as e:
                     reason = e
                 if self.error is not None:
@@ -309,12 +313,30 @@ class _Core:
                 self.sync_out()
                 if reason is not None and reason.errno == UC_ERR_INSN_INVALID:
                     self._invalid_instruction()
+                elif (reason is None and self.timeslice_us
+                      and time.monotonic() - start >= self.timeslice_us / 1e6):
+                    self._interrupt()
                 else:
                     self._stopped(reason)
                 if lp.enclave is not None:
                     self.sync_in()
         finally:
             self.flush()
+
+    def _interrupt(self) -> None:
+        """The timeslice ended: a timer interrupt.  The CPU takes an AEX (no
+        exception, SSA.EXITINFO not valid), the kernel handles the interrupt
+        (``on_interrupt(cpu, lp)``, which may raise to abandon the call) and
+        returns to the AEP, where the vDSO's ENCLU executes ERESUME with the
+        synthetic state the AEX left (RAX = ERESUME, RBX = TCS, RCX = AEP)."""
+        cpu, lp = self.cpu, self.lp
+        self.flush()
+        cpu.aex(lp, vector=None)
+        if self.on_interrupt is not None:
+            self.on_interrupt(cpu, lp)
+        regs = lp.regs
+        regs["rip"] = regs["rcx"]
+        cpu.enclu(lp)
 
     def _invalid_instruction(self) -> None:
         lp = self.lp
@@ -349,14 +371,21 @@ class EnclaveEngine:
     real code with it.  ``fills`` counts TLB fills (a measure of how often
     the model's access check ran)."""
 
-    def __init__(self) -> None:
+    def __init__(self, timeslice_us: int = 0,
+                 on_interrupt: Callable[[Any, Any], None] | None = None) -> None:
+        """``timeslice_us``: run at most this long between timer interrupts
+        (0: no interrupts); at each one the CPU takes an AEX, then
+        ``on_interrupt(cpu, lp)`` runs (the kernel's turn: it may raise to
+        abandon the call, e.g. for a pending kill), then the AEP's ERESUME."""
         self._cores: dict[tuple[int, int], _Core] = {}
+        self.timeslice_us = timeslice_us
+        self.on_interrupt = on_interrupt
 
     def core(self, cpu: Any, lp: Any) -> _Core:
         key = (id(cpu), lp.id)
         c = self._cores.get(key)
         if c is None or c.cpu is not cpu:
-            c = self._cores[key] = _Core(cpu, lp)
+            c = self._cores[key] = _Core(cpu, lp, self.timeslice_us, self.on_interrupt)
         c.lp = lp
         return c
 
