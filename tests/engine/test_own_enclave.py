@@ -234,3 +234,27 @@ def test_an_interrupt_handler_may_abandon_the_call(own_encl):
     env.vdso.library = EnclaveEngine()
     E.call(env, E.OP_COMPUTE, 1, 1)  # TCS1 holds the interrupted state: CSSA = NSSA
     assert _fault(env)[:2] == (EENTER, 13)
+
+
+def test_code_changed_in_place_by_the_model_is_not_run_stale(own_encl):
+    # Unicorn keeps code translated from a page across flushes; when the model
+    # writes the page's bytes itself (EDBGWR does, in place), the old
+    # translation must not run again.
+    env = _env(own_encl)
+    n = 10
+
+    def expect(k):
+        v = 5
+        for c in range(n, 0, -1):
+            v = ((v + c) & U64) ^ k
+        return v
+
+    assert E.call(env, E.OP_COMPUTE, 5, n)[1] == expect(0x5A)
+    code_off = env.encl.symbols["op_compute"]
+    page = bytearray(_epc_bytes(env, code_off & ~0xFFF, PAGE_SIZE))
+    at = page.find(b"\x48\x83\xf0\x5a")  # xor rax, 0x5a
+    assert at > 0
+    cpu = env.machine.cpu
+    pte = env.proc.mm.pgtable.get((env.base + (code_off & ~0xFFF)) >> 12)
+    cpu.epc.page(cpu.epc.index((pte >> 12 & ((1 << 40) - 1)) << 12))[at + 3] = 0x33
+    assert E.call(env, E.OP_COMPUTE, 5, n)[1] == expect(0x33)

@@ -108,18 +108,11 @@ class _Core:
         self.lp = lp
         self.timeslice_us = timeslice_us
         self.on_interrupt = on_interrupt
-        self.uc = uc = Uc(UC_ARCH_X86, UC_MODE_64)
-        uc.ctl_set_tlb_mode(UC_TLB_VIRTUAL)
-        # id(backing) -> [slot address, backing, its ctypes view (keeps the
-        # pointer valid), the bytes code was translated from (X pages)]
-        self.slots: dict[int, list] = {}
-        self.retired: list[list] = []  # slots to unmap at the next run
-        self.next_slot = _SLOT_BASE
-        self.pages: dict[int, bytearray] = {}  # vpn -> backing, filled since the last flush
-        self.until_page = bytearray(b"\x0f\x0b" * (PAGE_SIZE // 2))  # UD2 (see _NEVER)
         self.fault: HwFault | None = None  # delivered by a hook, after the AEX
         self.error: BaseException | None = None  # a model error inside a hook
         self.fills = 0
+        self.pages: dict[int, bytearray] = {}  # vpn -> backing, filled since the last flush
+        self.until_page = bytearray(b"\x0f\x0b" * (PAGE_SIZE // 2))  # UD2 (see _NEVER)
         # One preallocated register file for the batch calls: the binding's
         # reg_read_batch builds its argument arrays per call (~90 us for 20 registers).
         n = len(_UC_REGS)
@@ -127,6 +120,18 @@ class _Core:
         self._vals = (ctypes.c_uint64 * n)()
         base = ctypes.addressof(self._vals)
         self._ptrs = (ctypes.c_void_p * n)(*(base + 8 * i for i in range(n)))
+        self._new_uc()
+
+    def _new_uc(self) -> None:
+        """A fresh Unicorn: nothing mapped, nothing translated."""
+        self.uc = uc = Uc(UC_ARCH_X86, UC_MODE_64)
+        uc.ctl_set_tlb_mode(UC_TLB_VIRTUAL)
+        # id(backing) -> [slot address, backing, its ctypes view (keeps the
+        # pointer valid), the bytes code was translated from (X pages)]
+        self.slots: dict[int, list] = {}
+        self.retired: list[list] = []  # slots to unmap at the next run
+        self.next_slot = _SLOT_BASE
+        self.pages.clear()
         self._hooks = [
             uc.hook_add(UC_HOOK_TLB_FILL, self._on_tlb_fill),
             uc.hook_add(UC_HOOK_INTR, self._on_interrupt),
@@ -173,6 +178,7 @@ class _Core:
 
     def _trim(self) -> None:
         """Between runs: unmap retired slots, and the oldest when too many."""
+        self._check_code()
         uc = self.uc
         slots = self.slots
         while len(slots) > SLOTS:
@@ -191,23 +197,26 @@ class _Core:
         """The slot address of ``backing``, mapping it on first use."""
         key = id(backing)
         slot = self.slots.get(key)
-        code = bytes(backing) if perms & _PROT_X else None
         if slot is not None and slot[1] is backing:
-            if code is None or slot[3] is None or slot[3] == code:
-                if code is not None:
-                    slot[3] = code
-                return slot[0]
-            # The model changed code bytes behind Unicorn's back (EDBGWR,
-            # EGETKEY/EREPORT output): a fresh slot, so that no code
-            # translated from the old bytes is found again.
-        if slot is not None:
-            self.retired.append(self.slots.pop(key))
+            if perms & _PROT_X:
+                slot[3] = bytes(backing)  # what Unicorn translates from (see _check_code)
+            return slot[0]
         addr = self.next_slot
         self.next_slot += PAGE_SIZE
         view = (ctypes.c_char * PAGE_SIZE).from_buffer(backing)
         self.uc.mem_map_ptr(addr, PAGE_SIZE, UC_PROT_ALL, ctypes.addressof(view))
-        self.slots[key] = [addr, backing, view, code]
+        self.slots[key] = [addr, backing, view, bytes(backing) if perms & _PROT_X else None]
         return addr
+
+    def _check_code(self) -> None:
+        """Outside emulation, after the model ran (kernel, leaves): if the
+        model changed in place the bytes of a page Unicorn translated code
+        from (EDBGWR does; EGETKEY/EREPORT outputs may), that code must go."""
+        if any(slot[3] is not None and slot[1] != slot[3] for slot in self.slots.values()):
+            # Unicorn finds translated code by linear address as well, and
+            # neither unmapping nor its cache controls drop all of it: start
+            # over with a fresh emulator (rare: only when the model wrote code).
+            self._new_uc()
 
     def _deliver(self, fault: HwFault) -> None:
         """The model raised ``fault`` (after its AEX): stop before anything
@@ -293,7 +302,7 @@ class _Core:
 
     # -- running ---------------------------------------------------------------------------------
     def run(self) -> None:
-        lp, uc = self.lp, self.uc
+        lp = self.lp
         self._trim()
         self.flush()  # EENTER/ERESUME flush the linear context
         self.sync_in()
@@ -303,7 +312,7 @@ class _Core:
                 reason = None
                 start = time.monotonic()
                 try:
-                    uc.emu_start(lp.regs["rip"], _NEVER, timeout=self.timeslice_us)
+                    self.uc.emu_start(lp.regs["rip"], _NEVER, timeout=self.timeslice_us)
                 except UcError as e:
                     reason = e
                 if self.error is not None:
@@ -345,6 +354,7 @@ class _Core:
         self.flush()
         if code == ENCLU_BYTES:
             self.cpu.enclu(lp)  # faults raise after the leaf's AEX
+            self._check_code()
             return
         raise self.cpu.aex(lp, fault=_ud("decode", f"invalid or unsupported instruction "
                                                    f"{code.hex() or '??'} at {rip:#x}"))
