@@ -145,6 +145,20 @@ def test_eaccept_of_an_eaug_page(own_encl):
     assert E.call(env, E.OP_GET, addr)[1] == 0x55
 
 
+def test_eacceptcopy_of_an_eaug_page(own_encl):
+    env = _env(own_encl)
+    addr = env.base + env.total_size()
+    env.proc.mmap(addr, PAGE_SIZE, PROT_READ | PROT_WRITE | PROT_EXEC, MAP_SHARED | MAP_FIXED,
+                  env.encl.fd, 0)
+    E.call(env, E.OP_PUT, env.base + BUFFER + 16, 0xC0FFEE)
+    rx = S.SGX_SECINFO_R | S.SGX_SECINFO_X | S.SGX_SECINFO_REG
+    assert E.call(env, E.OP_EACCEPTCOPY, addr, rx)[:2] == (0, 0)
+    _exited(env)
+    assert E.call(env, E.OP_GET, addr + 16)[1] == 0xC0FFEE  # the copy
+    E.call(env, E.OP_PUT, addr, 1)  # EPCM now R|X: the write is refused
+    assert _fault(env) == (ERESUME, 14, 0x8007, addr)
+
+
 def test_gs_base_comes_from_the_tcs(own_encl):
     env = _env(own_encl)
     lp = env.proc.lp

@@ -14,6 +14,7 @@
 	.equ EMODPE, 6
 	.equ EREPORT, 0
 	.equ EGETKEY, 1
+	.equ EACCEPTCOPY, 7
 
 	.macro TCS ossa, ogsbase
 	.quad 0			/* STATE */
@@ -80,6 +81,7 @@ optable:
 	.long op_badleaf - optable	/* 12 */
 	.long op_ud2 - optable		/* 13 */
 	.long op_divzero - optable	/* 14 */
+	.long op_eacceptcopy - optable	/* 15 */
 optable_end:
 
 /* ret = a loop of b iterations of 4 instructions */
@@ -144,6 +146,19 @@ op_eaccept:
 	call	secinfo_on_stack
 	mov	rcx, [rdi + 8]
 	mov	eax, EACCEPT
+	ENCLU
+	mov	[rdi + 24], rax
+	add	rsp, 128
+	pop	rbx
+	ret
+
+/* ret = EACCEPTCOPY(SECINFO.FLAGS = b, page a, from the first buffer page) */
+op_eacceptcopy:
+	push	rbx
+	call	secinfo_on_stack
+	mov	rcx, [rdi + 8]
+	lea	rdx, [rip + buffer]
+	mov	eax, EACCEPTCOPY
 	ENCLU
 	mov	[rdi + 24], rax
 	add	rsp, 128
