@@ -12,13 +12,14 @@ from sgxsim.exec import encl as E
 from sgxsim.hw import uapi
 from sgxsim.hw.consts import PAGE_SIZE, SgxReturn
 from sgxsim.hw.faults import PF_SGX
-from sgxsim.hw.structs import Keyrequest
+from sgxsim.hw.structs import Keyrequest, SsaGpr
 from sgxsim.kernel.mm.flags import MAP_FIXED, MAP_SHARED, PROT_EXEC, PROT_READ, PROT_WRITE
 from sgxsim.user import selftests as S
 from sgxsim.user.vdso import EENTER, EEXIT, ERESUME
 
 U64 = (1 << 64) - 1
 BUFFER = 0xA000  # the 8-page buffer's enclave offset (sgxsim_encl.S)
+SSA1 = 0x3000
 TCS2 = 0x1000
 
 
@@ -38,6 +39,7 @@ def _fault(env: S.Env) -> tuple[int, int, int, int]:
 def test_symbols_match_the_layout_the_tests_assume(own_encl):
     env = _env(own_encl)
     assert env.encl.symbols["buffer"] == BUFFER and env.encl.symbols["tcs2"] == TCS2
+    assert env.encl.symbols["ssa1"] == SSA1
 
 
 def test_compute_loop(own_encl):
@@ -182,17 +184,22 @@ def test_egetkey_and_ereport(own_encl):
     assert out == env.encl.mrenclave
 
 
-@pytest.mark.parametrize("op,vector", [
-    (E.OP_SYSCALL, 6), (E.OP_INT80, 6), (E.OP_CPUID, 6), (E.OP_UD2, 6),
-    (E.OP_BADLEAF, 13),  # SDM: ENCLU: an invalid leaf is #GP(0)
-    (E.OP_DIVZERO, 0),
+@pytest.mark.parametrize("op,vector,at", [
+    (E.OP_SYSCALL, 6, "op_syscall"), (E.OP_INT80, 6, "op_int80"), (E.OP_CPUID, 6, None),
+    (E.OP_UD2, 6, "op_ud2"),
+    (E.OP_BADLEAF, 13, None),  # SDM: ENCLU: an invalid leaf is #GP(0)
+    (E.OP_HLT, 13, "op_hlt"),  # privileged at CPL 3
+    (E.OP_DIVZERO, 0, None),
 ])
-def test_illegal_instructions_and_exceptions(own_encl, op, vector):
+def test_illegal_instructions_and_exceptions(own_encl, op, vector, at):
     env = _env(own_encl)
     assert E.call(env, op)[0] == 0
     assert _fault(env)[:2] == (ERESUME, vector)
-    # The AEX saved the state of the faulting instruction: its RIP is in the
-    # text segment, and TCS1 is now busy with CSSA = NSSA (EENTER #GPs).
+    # The AEX saved the state of the faulting instruction (its RIP), and TCS1
+    # is now busy with CSSA = NSSA (EENTER #GPs).
+    if at is not None:
+        gpr = SsaGpr.unpack(_epc_bytes(env, SSA1 + PAGE_SIZE - SsaGpr.SIZE, SsaGpr.SIZE))
+        assert gpr.rip == env.base + env.encl.symbols[at]
     env.clear_exception()
     E.call(env, E.OP_COMPUTE, 0, 1)
     assert _fault(env)[:2] == (EENTER, 13)

@@ -82,6 +82,7 @@ optable:
 	.long op_ud2 - optable		/* 13 */
 	.long op_divzero - optable	/* 14 */
 	.long op_eacceptcopy - optable	/* 15 */
+	.long op_hlt - optable		/* 16 */
 optable_end:
 
 /* ret = a loop of b iterations of 4 instructions */
@@ -237,6 +238,10 @@ op_badleaf:
 
 op_ud2:
 	ud2
+	ret
+
+op_hlt:
+	hlt
 	ret
 
 op_divzero:
