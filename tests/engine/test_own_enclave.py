@@ -279,3 +279,18 @@ def test_code_changed_in_place_by_the_model_is_not_run_stale(own_encl):
     pte = env.proc.mm.pgtable.get((env.base + (code_off & ~0xFFF)) >> 12)
     cpu.epc.page(cpu.epc.index((pte >> 12 & ((1 << 40) - 1)) << 12))[at + 3] = 0x33
     assert E.call(env, E.OP_COMPUTE, 5, n)[1] == expect(0x33)
+
+
+def test_release_and_slot_eviction_keep_running(own_encl, monkeypatch):
+    from sgxsim.exec import engine as EN
+
+    env = _env(own_encl)
+    monkeypatch.setattr(EN, "SLOTS", 2)  # evict all but two slots at every entry
+    for i in range(3):
+        assert E.call(env, E.OP_TOUCH, i, 16)[0] == 0
+        _exited(env)
+    core = env.vdso.library.core(env.machine.cpu, env.proc.lp)
+    assert len(core.slots) > 2  # filled again during the run
+    env.vdso.library.release()
+    assert len(core.slots) == 1  # only the engine's own page (see _NEVER)
+    assert E.call(env, E.OP_COMPUTE, 5, 1)[1] == ((5 + 1) ^ 0x5A)

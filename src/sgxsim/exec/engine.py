@@ -27,6 +27,13 @@ whose every page is admitted by the model's access check.
 - **Instructions illegal in an enclave** (SDM Vol. 3D "Illegal Instructions"):
   SYSCALL, SYSENTER, CPUID, IN, OUT, INT n and INTO raise #UD through an AEX.
   Other exceptions the code raises (#DE, #BP, ...) are delivered by vector.
+- **Timer interrupts** (optional, ``timeslice_us``): an AEX, the kernel's
+  turn (``on_interrupt``), then the AEP's ERESUME, so a long-running enclave
+  can be interrupted or abandoned.
+- **Code the model rewrites.**  Unicorn does not see the model's own writes
+  to a page (EDBGWR, leaf outputs); after the model ran, a page code was
+  translated from is compared with the bytes it was translated from, and a
+  change discards all translated code.
 
 Limits of the emulator, not of the model: Unicorn 2.1 has no AVX, runs the
 code at CPL 0 (privileged instructions other than HLT are not refused) and
@@ -59,7 +66,14 @@ from unicorn.unicorn_const import UC_CTL_IO_WRITE, UC_CTL_TLB_FLUSH, UC_PROT_ALL
 
 from sgxsim.hw.access import FETCH, READ, WRITE
 from sgxsim.hw.consts import PAGE_SIZE
-from sgxsim.hw.faults import CpuException, GeneralProtection, HwFault, InvalidOpcode
+from sgxsim.hw.faults import (
+    VEC_GP,
+    VEC_UD,
+    CpuException,
+    GeneralProtection,
+    HwFault,
+    InvalidOpcode,
+)
 from sgxsim.trace import Decision
 
 ENCLU_BYTES = b"\x0f\x01\xd7"
@@ -68,7 +82,7 @@ _U64 = (1 << 64) - 1
 # asks the TLB about the page before it now and then (when it checks whether a
 # translation block ends there); that is not an enclave access.
 _NEVER = 0x7FFF_FFFF_FFFF_F000
-_NEVER_PAGES = (_NEVER - PAGE_SIZE, _NEVER)  # an "until" address no code can reach (not canonical)
+_NEVER_PAGES = (_NEVER - PAGE_SIZE, _NEVER)
 _ACCESS = {UC_MEM_READ: READ, UC_MEM_WRITE: WRITE, UC_MEM_FETCH: FETCH}
 _PROT_R, _PROT_X = 1, 4  # UC_PROT_* = the model's PERM_*
 # Unicorn's "physical" memory: one slot per page the model admitted, above
@@ -87,8 +101,8 @@ _UC_REGS = (X.UC_X86_REG_RAX, X.UC_X86_REG_RCX, X.UC_X86_REG_RDX, X.UC_X86_REG_R
 # The instructions Unicorn lets us hook that are illegal in enclave mode.
 _ILLEGAL_INSNS = {X.UC_X86_INS_SYSCALL: "SYSCALL", X.UC_X86_INS_SYSENTER: "SYSENTER",
                   X.UC_X86_INS_CPUID: "CPUID"}
-_INT_N, _INTO, _INT3 = 0xCD, 0xCE, 0xCC
-VEC_BP, VEC_OF, VEC_UD, VEC_GP = 3, 4, 6, 13
+_INT_N, _INTO = 0xCD, 0xCE
+VEC_OF = 4
 
 
 def _ud(rule: str, detail: str) -> InvalidOpcode:
@@ -98,7 +112,7 @@ def _ud(rule: str, detail: str) -> InvalidOpcode:
 class _Core:
     """One emulated logical processor: a Unicorn instance and its TLB."""
 
-    __slots__ = ("cpu", "lp", "uc", "slots", "retired", "next_slot", "pages", "until_page", "fault",
+    __slots__ = ("cpu", "lp", "uc", "slots", "next_slot", "pages", "until_page", "fault",
                  "timeslice_us", "on_interrupt",
                  "error", "fills", "_hooks", "_ids", "_vals", "_ptrs")
 
@@ -124,12 +138,19 @@ class _Core:
 
     def _new_uc(self) -> None:
         """A fresh Unicorn: nothing mapped, nothing translated."""
+        old = getattr(self, "uc", None)
+        if old is not None:
+            # Close the old one now: its hooks make it cyclic garbage, and a
+            # garbage-collection pass that closes it in the middle of the next
+            # emulation stops that emulation (Unicorn 2.1).
+            close = getattr(old, "_Uc__finalizer", None)
+            if close is not None:
+                close()
         self.uc = uc = Uc(UC_ARCH_X86, UC_MODE_64)
         uc.ctl_set_tlb_mode(UC_TLB_VIRTUAL)
         # id(backing) -> [slot address, backing, its ctypes view (keeps the
         # pointer valid), the bytes code was translated from (X pages)]
         self.slots: dict[int, list] = {}
-        self.retired: list[list] = []  # slots to unmap at the next run
         self.next_slot = _SLOT_BASE
         self.pages.clear()
         self._hooks = [
@@ -140,6 +161,9 @@ class _Core:
         ]
         for insn, name in _ILLEGAL_INSNS.items():
             self._hooks.append(uc.hook_add(UC_HOOK_INSN, self._on_illegal, name, 1, 0, insn))
+        # Mapped before any emulation: a mapping made while emu_start sets up
+        # (its lookup of "until") makes that emu_start return at once.
+        self._slot(self.until_page, 0)
 
     # -- registers -------------------------------------------------------------------------
     def sync_out(self) -> None:
@@ -177,21 +201,17 @@ class _Core:
         return out
 
     def _trim(self) -> None:
-        """Between runs: unmap retired slots, and the oldest when too many."""
+        """Between runs: drop stale code; let go of the model's pages when
+        more than SLOTS are mapped (pages the model has freed stay in a slot
+        until then).  Unicorn keeps translated code reachable by linear
+        address after an unmap, so letting go means a fresh emulator."""
         self._check_code()
-        uc = self.uc
-        slots = self.slots
-        while len(slots) > SLOTS:
-            self.retired.append(slots.pop(next(iter(slots))))
-        for slot in self.retired:
-            uc.mem_unmap(slot[0], PAGE_SIZE)  # slot addresses are never reused
-        self.retired.clear()
+        if len(self.slots) > SLOTS:
+            self._new_uc()
 
     def release(self) -> None:
         """Unmap every slot and let go of the model's pages."""
-        self.retired.extend(self.slots.values())
-        self.slots.clear()
-        self._trim()
+        self._new_uc()
 
     def _slot(self, backing: bytearray, perms: int) -> int:
         """The slot address of ``backing``, mapping it on first use."""
@@ -306,6 +326,7 @@ class _Core:
         self._trim()
         self.flush()  # EENTER/ERESUME flush the linear context
         self.sync_in()
+        spurious = 0
         try:
             while lp.enclave is not None:
                 self.fault = self.error = None
@@ -325,8 +346,13 @@ class _Core:
                 elif (reason is None and self.timeslice_us
                       and time.monotonic() - start >= self.timeslice_us / 1e6):
                     self._interrupt()
+                elif (reason is None and spurious < 3
+                      and self.read(lp.regs["rip"] - 1, 1) != b"\xf4"):
+                    spurious += 1  # Unicorn returned without a stop request: go on
+                    continue
                 else:
                     self._stopped(reason)
+                spurious = 0
                 if lp.enclave is not None:
                     self.sync_in()
         finally:
