@@ -89,6 +89,12 @@ def test_op_struct_and_data_outside_elrange(own_encl):
     assert E.call(env, E.OP_GET, out)[:2] == (0, 42)
 
 
+def test_non_canonical_address_is_gp(own_encl):
+    env = _env(own_encl)
+    E.call(env, E.OP_GET, 0x8000_0000_0000_0000)
+    assert _fault(env)[:2] == (ERESUME, 13)
+
+
 def test_pte_fault_fixed_by_the_kernel_then_eresume(own_encl):
     # pte_permissions with real code: a write to a read-only PTE is #PF 0x7
     # (no SGX bit); after mprotect RW, ERESUME re-runs the store.

@@ -260,6 +260,11 @@ class _Core:
         try:
             self.sync_out()  # an AEX saves the state before this instruction
             try:
+                if (vaddr >> 47) not in (0, (1 << 17) - 1):
+                    # Unicorn does not check canonical form; the CPU does, before paging.
+                    raise self.cpu.aex(self.lp, fault=GeneralProtection(Decision(
+                        "hw", "canonical address check", "#GP(0)",
+                        f"non-canonical address {vaddr:#x}")))
                 backing, perms = self.cpu.translate(self.lp, vaddr, access)
             except HwFault as fault:
                 self._deliver(fault)
