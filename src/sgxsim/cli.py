@@ -63,6 +63,16 @@ def selftest(kernel: str, sgx1: bool, encl_elf: Path | None) -> None:
     from sgxsim.user.selftests import tap
 
     elf = encl_elf.read_bytes() if encl_elf is not None else None
+    if elf is not None:
+        from elftools.common.exceptions import ELFError
+
+        from sgxsim.user.loader import encl_load
+
+        try:
+            encl_load(elf)
+        except (ELFError, ValueError, IndexError) as e:
+            raise click.ClickException(f"{encl_elf}: not an enclave ELF the selftests' loader "
+                                       f"can load: {e}") from None
     failed = tap(kernel, sgx1, out=click.echo, elf=elf)
     raise SystemExit(1 if failed else 0)
 

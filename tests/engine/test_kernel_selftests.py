@@ -42,3 +42,12 @@ def test_cli_encl_elf(kernel_test_encl, tmp_path):
     assert r.exit_code == 0, r.output
     assert "# Totals: pass:16 fail:0" in r.output
     assert "SKIP" not in r.output
+
+
+def test_cli_encl_elf_bad_file_is_a_clear_error(tmp_path):
+    for name, data in (("garbage.elf", b"not an ELF"), ("empty.elf", b"")):
+        bad = tmp_path / name
+        bad.write_bytes(data)
+        r = CliRunner().invoke(main, ["selftest", "--encl-elf", str(bad)])
+        assert r.exit_code == 1 and "not an enclave ELF" in r.output, r.output
+        assert "Traceback" not in r.output
