@@ -27,4 +27,4 @@ def test_examples_run(tmp_path, monkeypatch):
         if i + 1 < len(blocks) and blocks[i + 1][0] == "output":
             assert buf.getvalue() == blocks[i + 1][1], f"block {i}"
         ran += 1
-    assert ran == 3
+    assert ran == 4
