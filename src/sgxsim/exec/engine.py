@@ -43,7 +43,7 @@ does not model the XSAVE area of the SSA (only GPRSGX is saved and restored).
 from __future__ import annotations
 
 import ctypes
-import time
+import threading
 from collections.abc import Callable
 from typing import Any
 
@@ -107,6 +107,27 @@ VEC_OF = 4
 
 def _ud(rule: str, detail: str) -> InvalidOpcode:
     return InvalidOpcode(Decision("hw", rule, "#UD", detail))
+
+
+class _Timer(threading.Thread):
+    """Stops the emulation every ``seconds`` until cancelled (a stop that
+    lands before emu_start began is lost, so it repeats); ``fired`` tells
+    whether it stopped anything."""
+
+    def __init__(self, seconds: float, uc: Uc):
+        super().__init__(daemon=True)
+        self.seconds = seconds
+        self.uc = uc
+        self.fired = False
+        self.done = threading.Event()
+
+    def run(self) -> None:
+        while not self.done.wait(self.seconds):
+            self.fired = True
+            self.uc.emu_stop()
+
+    def cancel(self) -> None:
+        self.done.set()
 
 
 class _Core:
@@ -336,11 +357,14 @@ class _Core:
             while lp.enclave is not None:
                 self.fault = self.error = None
                 reason = None
-                start = time.monotonic()
+                timer = self._start_timer()
                 try:
-                    self.uc.emu_start(lp.regs["rip"], _NEVER, timeout=self.timeslice_us)
+                    self.uc.emu_start(lp.regs["rip"], _NEVER)
                 except UcError as e:
                     reason = e
+                finally:
+                    if timer is not None:
+                        timer.cancel()
                 if self.error is not None:
                     raise self.error
                 if self.fault is not None:
@@ -348,8 +372,7 @@ class _Core:
                 self.sync_out()
                 if reason is not None and reason.errno == UC_ERR_INSN_INVALID:
                     self._invalid_instruction()
-                elif (reason is None and self.timeslice_us
-                      and time.monotonic() - start >= self.timeslice_us / 1e6):
+                elif reason is None and timer is not None and timer.fired:
                     self._interrupt()
                 elif (reason is None and spurious < 3
                       and self.read(lp.regs["rip"] - 1, 1) != b"\xf4"):
@@ -362,6 +385,15 @@ class _Core:
                     self.sync_in()
         finally:
             self.flush()
+
+    def _start_timer(self) -> _Timer | None:
+        """The timer of the timeslice: it stops the emulation from another
+        thread (emu_start's own timeout sometimes never fires, Unicorn 2.1.4)."""
+        if not self.timeslice_us:
+            return None
+        timer = _Timer(self.timeslice_us / 1e6, self.uc)
+        timer.start()
+        return timer
 
     def _interrupt(self) -> None:
         """The timeslice ended: a timer interrupt.  The CPU takes an AEX (no
