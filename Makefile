@@ -4,7 +4,7 @@ VENV   := .venv
 PY     := $(VENV)/bin/python
 STAMP  := $(VENV)/.installed
 
-.PHONY: run test bench lint clean sgx-header browser
+.PHONY: run test bench lint clean sgx-header browser kernel-source
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -19,7 +19,7 @@ run: $(STAMP)
 	$(PY) -m sgxsim.cli check --workers 2
 
 # The whole test suite.
-test: $(STAMP) sgx-header browser
+test: $(STAMP) sgx-header browser kernel-source
 	$(PY) -m pytest
 
 # tests/hw/test_uapi_header.py compiles against the system's <asm/sgx.h>
@@ -48,6 +48,23 @@ browser:
 	    else \
 	        echo "warning: chromium missing (apt-get install chromium);" \
 	             "the HTML report's browser test will fail" >&2; \
+	    fi; \
+	fi
+
+# tests/exec build the kernel's SGX selftest enclave (test_encl.elf) from Debian's
+# linux-source package, fetched into build/kernel-source (never committed: GPL).
+KSRC_DIR := build/kernel-source
+kernel-source:
+	@if ! ls $(KSRC_DIR)/linux-source-6.12_*.deb >/dev/null 2>&1; then \
+	    if [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then \
+	        mkdir -p $(KSRC_DIR) && cd $(KSRC_DIR) && \
+	        { apt-get download -qq linux-source-6.12 2>/dev/null || \
+	          { apt-get update -qq && apt-get download -qq linux-source-6.12; }; } || \
+	        echo "warning: linux-source-6.12 could not be downloaded;" \
+	             "the real-selftest-enclave tests will be skipped" >&2; \
+	    else \
+	        echo "warning: not root: linux-source-6.12 not fetched;" \
+	             "the real-selftest-enclave tests will be skipped" >&2; \
 	    fi; \
 	fi
 

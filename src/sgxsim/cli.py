@@ -65,14 +65,28 @@ main.add_command(report)
 @click.option("--kernel", "kernel", default="linux-6.0", show_default=True,
               help="Kernel or design to run the suite on (any registered name).")
 @click.option("--sgx1", is_flag=True, help="A CPU without SGX2.")
+@click.option("--encl-elf", type=click.Path(exists=True, dir_okay=False, path_type=Path),
+              default=None, help="A test_encl.elf built from the kernel's selftests: its "
+              "machine code runs on the enclave engine instead of the model's test enclave.")
 @plugin_options
-def selftest(kernel: str, sgx1: bool, design_files, property_files) -> None:
+def selftest(kernel: str, sgx1: bool, encl_elf: Path | None, design_files, property_files) -> None:
     """Run tools/testing/selftests/sgx (main.c) on the model; TAP output."""
     from sgxsim.user.selftests import tap
 
     load_plugins(design_files, property_files)
     design_names([kernel], "--kernel")
-    failed = tap(kernel, sgx1, out=click.echo)
+    elf = encl_elf.read_bytes() if encl_elf is not None else None
+    if elf is not None:
+        from elftools.common.exceptions import ELFError
+
+        from sgxsim.user.loader import encl_load
+
+        try:
+            encl_load(elf)
+        except (ELFError, ValueError, IndexError) as e:
+            raise click.ClickException(f"{encl_elf}: not an enclave ELF the selftests' loader "
+                                       f"can load: {e}") from None
+    failed = tap(kernel, sgx1, out=click.echo, elf=elf)
     raise SystemExit(1 if failed else 0)
 
 
