@@ -4,7 +4,7 @@ VENV   := .venv
 PY     := $(VENV)/bin/python
 STAMP  := $(VENV)/.installed
 
-.PHONY: run test bench lint clean sgx-header
+.PHONY: run test bench lint clean sgx-header native interop
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -15,11 +15,11 @@ $(STAMP): pyproject.toml
 # The project's main job: every design against every property at the default
 # scope and depth (about 35 s with two workers), traces and scenario files
 # under scenarios/.
-run: $(STAMP)
+run: $(STAMP) native
 	$(PY) -m sgxsim.cli check --workers 2
 
 # The whole test suite.
-test: $(STAMP) sgx-header
+test: $(STAMP) sgx-header native
 	$(PY) -m pytest
 
 # tests/hw/test_uapi_header.py compiles against the system's <asm/sgx.h>
@@ -35,6 +35,10 @@ sgx-header:
 	             "the uapi header test will fail" >&2; \
 	    fi; \
 	fi
+
+# sgxsim exec's native half (preload library, vDSO image) into build/native.
+native:
+	$(MAKE) -s -C src/sgxsim/exec/native OUT=$(CURDIR)/build/native
 
 lint: $(STAMP)
 	$(VENV)/bin/ruff check src tests benches

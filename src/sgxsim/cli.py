@@ -63,5 +63,10 @@ def selftest(kernel: str, sgx1: bool) -> None:
     raise SystemExit(1 if failed else 0)
 
 
+from sgxsim.exec.cli import exec_cmd  # noqa: E402
+
+main.add_command(exec_cmd)
+
+
 if __name__ == "__main__":
     main()

@@ -1,0 +1,1 @@
+"""`sgxsim exec`: unmodified native SGX programs served by the model."""
