@@ -49,8 +49,7 @@
 
 static int conn = -1;                  /* the socket to the server */
 static pthread_mutex_t conn_lock = PTHREAD_MUTEX_INITIALIZER;
-static pthread_t in_enclave_owner;     /* the thread inside an ENCLU call */
-static int in_enclave;
+static int in_enclave;                 /* a thread is inside an ENCLU request */
 static unsigned long vdso_base;
 static unsigned char sgx_fd[MAX_FDS];  /* placeholder fds of the model's files */
 static uint64_t ranges[SGXSIM_MAX_RANGES][2];
@@ -640,13 +639,16 @@ static void on_sigill(int sig, siginfo_t *si, void *ucv)
 	}
 
 	if (req.op == SGXSIM_ENCLU) {
+		/* The model runs an enclave call from EENTER to EEXIT or AEX in one
+		 * request: a second thread entering meanwhile would be serialised
+		 * behind it, which is not what the hardware does. */
+		if (__atomic_load_n(&in_enclave, __ATOMIC_ACQUIRE))
+			die("two threads inside enclaves at once are not supported "
+			    "(thread %ld entered while another was inside)", (long)syscall(SYS_gettid));
 		pthread_mutex_lock(&conn_lock);
-		if (in_enclave && !pthread_equal(in_enclave_owner, pthread_self()))
-			die("two threads inside enclaves at once are not supported");
-		in_enclave = 1;
-		in_enclave_owner = pthread_self();
+		__atomic_store_n(&in_enclave, 1, __ATOMIC_RELEASE);
 		xfer_locked(&req, &rep);
-		in_enclave = 0;
+		__atomic_store_n(&in_enclave, 0, __ATOMIC_RELEASE);
 		pthread_mutex_unlock(&conn_lock);
 	} else {
 		xfer(&req, &rep);
