@@ -18,8 +18,15 @@ from typing import Any
 from sgxsim.hw import uapi
 from sgxsim.hw.consts import Enclu
 from sgxsim.hw.sigstruct import generate_key
-from sgxsim.kernel.mm.flags import MAP_ANONYMOUS, MAP_FIXED, MAP_PRIVATE, MAP_SHARED, PROT_EXEC, \
-    PROT_READ, PROT_WRITE
+from sgxsim.kernel.mm.flags import (
+    MAP_ANONYMOUS,
+    MAP_FIXED,
+    MAP_PRIVATE,
+    MAP_SHARED,
+    PROT_EXEC,
+    PROT_READ,
+    PROT_WRITE,
+)
 from sgxsim.machine import Machine
 from sgxsim.user.loader import encl_build, encl_load, encl_measure, map_segments
 from sgxsim.user.vdso import Vdso

@@ -49,7 +49,7 @@ from sgxsim.exec.memory import BridgeError, ProgramMemory
 from sgxsim.hw import uapi
 from sgxsim.hw.consts import Enclu
 from sgxsim.hw.faults import GeneralProtection, HwFault
-from sgxsim.kernel.errors import Signal
+from sgxsim.kernel.errors import Signal, why_of
 from sgxsim.trace import Decision
 from sgxsim.user.vdso import deliver_fault
 
@@ -114,10 +114,12 @@ class ExecServer:
         self.errors: list[str] = []
 
     # -- trace -------------------------------------------------------------------------
-    def _log(self, c: Conn, what: str, result: str) -> None:
+    def _log(self, c: Conn, what: str, result: str, why: Any = None) -> None:
         decisions = self.machine.trace.take()
         if self.trace_out is None:
             return
+        if why is not None and why not in decisions:
+            decisions.append(why)  # the refusal's own provenance
         self.step += 1
         lines = [f"{self.step}. [{c.pid}] {what} = {result}"]
         lines += [f"     {d}" for d in decisions]
@@ -143,11 +145,8 @@ class ExecServer:
             try:
                 ret = fn()
             except OSError as e:
-                self._log(c, what, f"-1 {errno.errorcode.get(e.errno, e.errno)} ({e})")
+                self._log(c, what, f"-1 {errno.errorcode.get(e.errno, e.errno)}", why_of(e))
                 return P.Reply(ret=-(e.errno or errno.EINVAL))
-            except Signal as s:  # a user access the kernel turned into EFAULT elsewhere
-                self._log(c, what, f"-1 EFAULT ({s})")
-                return P.Reply(ret=-errno.EFAULT)
             self._log(c, what, f"{ret:#x}" if isinstance(ret, int) and ret > 0xFFFF else str(ret))
             return P.Reply(ret=ret if isinstance(ret, int) else 0)
         finally:
@@ -213,7 +212,7 @@ class ExecServer:
         try:
             st = c.proc.stat(fd=self._model_fd(c, fd)) if fd >= 0 else c.proc.stat(req.path)
         except OSError as e:
-            self._log(c, f"stat({req.path or fd})", f"-1 {errno.errorcode.get(e.errno)}")
+            self._log(c, f"stat({req.path or fd})", f"-1 {errno.errorcode.get(e.errno)}", why_of(e))
             return P.Reply(ret=-e.errno)
         self._log(c, f"stat({req.path or fd})", f"mode {st.st_mode:#o}")
         return P.Reply(ret=0, stat=(st.st_mode, st.st_ino, st.st_rdev, st.st_size))
