@@ -40,6 +40,11 @@ sgx-header:
 native:
 	$(MAKE) -s -C src/sgxsim/exec/native OUT=$(CURDIR)/build/native
 
+# The Linux kernel's own SGX selftests, fetched from Debian's linux-source and
+# built at test time (into build/cache, never committed), under sgxsim exec.
+interop: $(STAMP) native
+	$(PY) -m pytest -m interop tests/interop
+
 lint: $(STAMP)
 	$(VENV)/bin/ruff check src tests benches
 
