@@ -55,6 +55,7 @@ from sgxsim.user.vdso import deliver_fault
 
 IOCTL_NAMES = {v: k for k, v in vars(uapi).items() if k.startswith("SGX_IOC_") and isinstance(v, int)}
 U32 = 0xFFFFFFFF
+ENCLU_BYTES = b"\x0f\x01\xd7"
 
 
 def read_extable(vdso_image: Path) -> list[tuple[int, int]]:
@@ -311,47 +312,63 @@ class ExecServer:
 
     def h_enclu(self, c: Conn, req: P.Request) -> P.Reply:
         proc = c.proc
-        k = proc.switch_to()
-        cpu, lp = k.cpu, proc.lp
-        leaf = req.regs["rax"] & U32
-        try:
-            name = Enclu(leaf).name
-        except ValueError:
-            name = str(leaf)
-        what = f"ENCLU[{name}](rbx={req.regs['rbx']:#x}, rcx={req.regs['rcx']:#x}) at {req.regs['rip']:#x}"
         rep = P.Reply()
         try:
             c.mem.sync()
             k = proc.switch_to()
+            cpu, lp = k.cpu, proc.lp
             lp.regs.update(req.regs)
-            try:
-                try:
-                    self._leaf(cpu, lp, leaf)
-                    if lp.enclave is not None:
-                        self.runner.run(cpu, lp)
-                    result = f"rip {lp.regs['rip']:#x}"
-                except HwFault as fault:
-                    deliver_fault(proc, fault)  # the kernel fixed it: back to the AEP
-                    result = f"{fault.why}; fixed, resume at {lp.regs['rip']:#x}"
-                rep.regs = dict(lp.regs)
-            except Signal as sig:
-                regs = dict(lp.regs)
-                fix = self._fixup(c, regs["rip"])
-                if fix is not None:
-                    k.trace.add(Decision("vdso", "fixup_vdso_exception", "reported",
-                                         f"vector {sig.trapno}, error code {sig.error_code:#x}, "
-                                         f"address {sig.addr:#x}: {sig.why}"))
-                    regs.update(rip=fix, rdi=sig.trapno, rsi=sig.error_code, rdx=sig.addr)
-                    result = f"fault reported (vector {sig.trapno}, error code {sig.error_code:#x})"
-                else:
-                    rep.resume, rep.signo, rep.si_code, rep.addr = (P.RESUME_SIGNAL, sig.signo,
-                                                                    sig.si_code, sig.addr)
-                    result = f"{signal.Signals(sig.signo).name} at {regs['rip']:#x}"
-                rep.regs = regs
+            for _ in range(self.MAX_RESUMES):
+                if self._enclu_once(c, cpu, lp, rep):
+                    break
         finally:
             c.mem.finish()
-        self._log(c, what, result)
         return rep
+
+    MAX_RESUMES = 4096
+
+    def _enclu_once(self, c: Conn, cpu: Any, lp: Any, rep: P.Reply) -> bool:
+        """One ENCLU at lp.regs["rip"]: the leaf, then the enclave until EEXIT or
+        a fault.  Returns False when the kernel fixed a fault and the AEP it
+        returns to is itself an ENCLU (the vDSO's): the CPU would run that
+        ERESUME next with nothing in between, so the server runs it too."""
+        r = lp.regs
+        leaf = r["rax"] & U32
+        try:
+            name = Enclu(leaf).name
+        except ValueError:
+            name = str(leaf)
+        what = f"ENCLU[{name}](rbx={r['rbx']:#x}, rcx={r['rcx']:#x}) at {r['rip']:#x}"
+        proc = c.proc
+        again = False
+        try:
+            try:
+                self._leaf(cpu, lp, leaf)
+                if lp.enclave is not None:
+                    self.runner.run(cpu, lp)
+                result = f"rip {lp.regs['rip']:#x}"
+            except HwFault as fault:
+                deliver_fault(proc, fault)  # the kernel fixed it: back to the AEP
+                result = f"{fault.why}; fixed, resume at {lp.regs['rip']:#x}"
+                again = c.mem.read_real(lp.regs["rip"], 3) == ENCLU_BYTES
+            rep.regs = dict(lp.regs)
+        except Signal as sig:
+            regs = dict(lp.regs)
+            fix = self._fixup(c, regs["rip"])
+            if fix is not None:
+                proc.kernel.trace.add(Decision(
+                    "vdso", "fixup_vdso_exception", "reported",
+                    f"vector {sig.trapno}, error code {sig.error_code:#x}, address {sig.addr:#x}: "
+                    f"{sig.why}"))
+                regs.update(rip=fix, rdi=sig.trapno, rsi=sig.error_code, rdx=sig.addr)
+                result = f"fault reported (vector {sig.trapno}, error code {sig.error_code:#x})"
+            else:
+                rep.resume, rep.signo, rep.si_code, rep.addr = (P.RESUME_SIGNAL, sig.signo,
+                                                                sig.si_code, sig.addr)
+                result = f"{signal.Signals(sig.signo).name} at {regs['rip']:#x}"
+            rep.regs = regs
+        self._log(c, what, result)
+        return not again
 
     _HANDLERS = {P.HELLO: h_hello, P.OPEN: h_open, P.CLOSE: h_close, P.DUP: h_dup,
                  P.IOCTL: h_ioctl, P.MMAP: h_mmap, P.MUNMAP: h_munmap, P.MPROTECT: h_mprotect,
