@@ -4,7 +4,7 @@ VENV   := .venv
 PY     := $(VENV)/bin/python
 STAMP  := $(VENV)/.installed
 
-.PHONY: run test bench lint clean sgx-header native interop
+.PHONY: run test bench lint clean sgx-header kernel-source native interop
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -19,7 +19,7 @@ run: $(STAMP) native
 	$(PY) -m sgxsim.cli check --workers 2
 
 # The whole test suite.
-test: $(STAMP) sgx-header native
+test: $(STAMP) sgx-header kernel-source native
 	$(PY) -m pytest
 
 # tests/hw/test_uapi_header.py compiles against the system's <asm/sgx.h>
@@ -40,9 +40,26 @@ sgx-header:
 native:
 	$(MAKE) -s -C src/sgxsim/exec/native OUT=$(CURDIR)/build/native
 
-# The Linux kernel's own SGX selftests, fetched from Debian's linux-source and
-# built at test time (into build/cache, never committed), under sgxsim exec.
-interop: $(STAMP) native
+# tests/exec build the kernel's SGX selftest enclave (test_encl.elf) from Debian's
+# linux-source package, fetched into build/kernel-source (never committed: GPL).
+KSRC_DIR := build/kernel-source
+kernel-source:
+	@if ! ls $(KSRC_DIR)/linux-source-6.12_*.deb >/dev/null 2>&1; then \
+	    if [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then \
+	        mkdir -p $(KSRC_DIR) && cd $(KSRC_DIR) && \
+	        { apt-get download -qq linux-source-6.12 2>/dev/null || \
+	          { apt-get update -qq && apt-get download -qq linux-source-6.12; }; } || \
+	        echo "warning: linux-source-6.12 could not be downloaded;" \
+	             "the real-selftest-enclave tests will be skipped" >&2; \
+	    else \
+	        echo "warning: not root: linux-source-6.12 not fetched;" \
+	             "the real-selftest-enclave tests will be skipped" >&2; \
+	    fi; \
+	fi
+
+# The Linux kernel's own SGX selftests (test_sgx and test_encl.elf), built at
+# test time from the same package (in build/kernel-source), under sgxsim exec.
+interop: $(STAMP) kernel-source native
 	$(PY) -m pytest -m interop tests/interop
 
 lint: $(STAMP)

@@ -55,11 +55,15 @@ main.add_command(run)
 @click.option("--kernel", "kernel", default="linux-6.0", show_default=True,
               help="Kernel or design to run the suite on.")
 @click.option("--sgx1", is_flag=True, help="A CPU without SGX2.")
-def selftest(kernel: str, sgx1: bool) -> None:
+@click.option("--encl-elf", type=click.Path(exists=True, dir_okay=False, path_type=Path),
+              default=None, help="A test_encl.elf built from the kernel's selftests: its "
+              "machine code runs on the enclave engine instead of the model's test enclave.")
+def selftest(kernel: str, sgx1: bool, encl_elf: Path | None) -> None:
     """Run tools/testing/selftests/sgx (main.c) on the model; TAP output."""
     from sgxsim.user.selftests import tap
 
-    failed = tap(kernel, sgx1, out=click.echo)
+    elf = encl_elf.read_bytes() if encl_elf is not None else None
+    failed = tap(kernel, sgx1, out=click.echo, elf=elf)
     raise SystemExit(1 if failed else 0)
 
 

@@ -28,11 +28,13 @@ MEMBERS = [f"{TREE}/{p}" for p in (
 
 
 def cache_dir() -> Path:
+    """build/kernel-source of the source tree (where `make kernel-source` puts
+    the package), or $SGXSIM_CACHE."""
     env = os.environ.get("SGXSIM_CACHE")
     if env:
         return Path(env)
     root = Path(__file__).resolve().parents[3]
-    return root / "build" / "cache" if (root / "pyproject.toml").exists() else \
+    return root / "build" / "kernel-source" if (root / "pyproject.toml").exists() else \
         Path.home() / ".cache" / "sgxsim"
 
 
@@ -92,7 +94,7 @@ def build_selftests(cache: Path | None = None) -> Selftests:
     if not _have_openssl_headers():
         _apt_install("libssl-dev")
     src = cache / TREE
-    if not (src / "tools/testing/selftests/sgx/main.c").exists():
+    if not (src / "tools/testing/selftests/kselftest_harness.h").exists():
         deb = _fetch_deb(cache)
         _run(f"dpkg-deb --fsys-tarfile '{deb}' | tar -x -C '{cache}' ./usr/src/{TREE}.tar.xz",
              shell=True)

@@ -20,6 +20,7 @@ from sgxsim.hw.epc import (
     EPCM_VALID,
     EPCM_W,
     EPCM_X,
+    epcm_to_perms,
 )
 from sgxsim.hw.faults import (
     PF_INSTR,
@@ -42,6 +43,8 @@ if TYPE_CHECKING:
     from sgxsim.hw.cpu import Cpu, LogicalProcessor
 
 READ, WRITE, FETCH = 0, 1, 2
+# Rights admitted for a whole page by translate() (the values of UC_PROT_* and PROT_*).
+PERM_R, PERM_W, PERM_X = 1, 2, 4
 _ACCESS_BITS = (0, PF_WRITE, PF_INSTR)
 _EPCM_NEEDS = (EPCM_R, EPCM_W, EPCM_X)
 _ACCESS_NAME = ("read", "write", "fetch")
@@ -134,13 +137,42 @@ class AccessMixin:
             raise _pf(la, ec, "SDM: EPCM access check", why)
 
     # -- the accesses -------------------------------------------------------------
-    def _access(self: Cpu, lp, la: int, access: int, user: bool, n: int, data=None):
+    def _admit(self: Cpu, lp, la: int, access: int, user: bool):
+        """The access check for one access; a fault in enclave mode goes
+        through an AEX before it is raised (SDM 40.4)."""
         try:
-            kind, idx = self._frame(lp, la, access, user)
+            return self._frame(lp, la, access, user)
         except HwFault as fault:
             if lp.enclave is not None:
                 raise self.aex(lp, fault=fault) from None
             raise
+
+    def translate(self: Cpu, lp: LogicalProcessor, la: int, access: int,
+                  user: bool = True) -> tuple[bytearray, int]:
+        """A TLB fill: the access check of ``load``/``store``/``fetch`` for one
+        ``access`` (READ, WRITE or FETCH) at ``la``, then the page's backing
+        storage and the rights (``PERM_R|PERM_W|PERM_X``) a TLB entry may hold
+        for the whole page: those the check would admit without touching the
+        paging structures again (W only once the PTE is dirty, as a TLB entry
+        filled by a read must walk again to set D).  The storage is the RAM
+        frame or EPC page itself (zero-copy); it stays valid until the kernel
+        or an ENCLS/ENCLU leaf runs, i.e. until the next flush.  Raises the
+        same faults as the accesses, after the same AEX."""
+        kind, idx = self._admit(lp, la, access, user)
+        pte = lp.cr3.ptes[la >> PAGE_SHIFT]
+        perms = PERM_R | (PERM_W if pte & PTE_RW and pte & PTE_DIRTY else 0) | (
+            0 if pte & PTE_NX else PERM_X)
+        if kind == "abort":
+            # Reads see 0xFF, writes are dropped: a scratch copy of the abort page.
+            return bytearray(_ABORT_PAGE), perms
+        if kind == "epc":
+            return self.epc.page(idx), perms & epcm_to_perms(self.epc.flags[idx])
+        if lp.enclave is not None:
+            perms &= ~PERM_X  # SDM 38.5, C: an enclave never fetches outside ELRANGE
+        return self.phys.frames[idx], perms
+
+    def _access(self: Cpu, lp, la: int, access: int, user: bool, n: int, data=None):
+        kind, idx = self._admit(lp, la, access, user)
         off = la & (PAGE_SIZE - 1)
         if kind == "abort":
             return _ABORT_PAGE[:n] if data is None else None  # writes are dropped
@@ -196,7 +228,8 @@ class AccessMixin:
                                                     "rip")})
         old = SsaGpr.unpack(gpr_page[_GPR_OFF:])
         gpr.ursp, gpr.urbp = old.ursp, old.urbp
-        gpr.fsbase, gpr.gsbase = old.fsbase, old.gsbase
+        # SDM: AEX saves the enclave's FS/GS bases in GPRSGX and restores the untrusted ones.
+        gpr.fsbase, gpr.gsbase = regs.get("fsbase", 0), regs.get("gsbase", 0)
         gpr.exitinfo = exitinfo
         gpr_page[_GPR_OFF:] = gpr.pack()
         if exinfo_wanted and isinstance(fault, (PageFault, GeneralProtection)):
@@ -211,7 +244,8 @@ class AccessMixin:
         # Synthetic state: RAX=ERESUME, RBX=TCS, RCX=AEP, RIP=AEP.
         for k in regs:
             regs[k] = 0
-        regs.update(rax=3, rbx=ctx.tcs, rcx=ctx.aep, rip=ctx.aep, rsp=old.ursp, rbp=old.urbp)
+        regs.update(rax=3, rbx=ctx.tcs, rcx=ctx.aep, rip=ctx.aep, rsp=old.ursp, rbp=old.urbp,
+                    fsbase=ctx.ufsbase, gsbase=ctx.ugsbase)
         self._leave_enclave(lp)
         self.count("aex")
         if isinstance(fault, PageFault):

@@ -17,7 +17,7 @@ from sgxsim.hw.consts import LEPUBKEYHASH_RESET, MISC_EXINFO, MSR_IA32_SGXLEPUBK
 from sgxsim.hw.encls import EnclsMixin
 from sgxsim.hw.enclu import EncluMixin
 from sgxsim.hw.epc import Epc
-from sgxsim.hw.memory import PhysMem
+from sgxsim.hw.memory import EPC_BASE, PhysMem
 from sgxsim.hw.paging import PageTable
 from sgxsim.trace import Trace
 
@@ -38,6 +38,8 @@ class EnclaveContext:
     aep: int
     ssa_pages: list[int]  # EPC indexes of the current SSA frame's pages
     ssa_la: int  # linear address of the current SSA frame
+    ufsbase: int = 0  # the untrusted FS/GS bases EENTER/ERESUME saved for EEXIT/AEX
+    ugsbase: int = 0
 
     def in_elrange(self, la: int) -> bool:
         return self.base <= la < self.base + self.size
@@ -50,7 +52,8 @@ class LogicalProcessor:
     id: int
     cr3: PageTable | None = None
     enclave: EnclaveContext | None = None
-    regs: dict[str, int] = field(default_factory=lambda: dict.fromkeys(GPRS + ("rip", "rflags"), 0))
+    regs: dict[str, int] = field(default_factory=lambda: dict.fromkeys(GPRS + ("rip", "rflags", "fsbase",
+                                                                             "gsbase"), 0))
 
 
 class Cpu(AccessMixin, EnclsMixin, EncluMixin):
@@ -94,6 +97,47 @@ class Cpu(AccessMixin, EnclsMixin, EncluMixin):
         self.pending_unmasked_events = 0
         self.evicted_secs: dict[int, object] = {}  # hidden SECS state by EWB version
         self.stats: dict[str, int] = {}
+
+    # -- CPUID -------------------------------------------------------------------
+    # The leaf 7 bits this model owns (sub-leaf 0 EBX, ECX, EDX); a front end
+    # answering CPUID for a real program merges them into the host's answer.
+    CPUID7_SGX = 1 << 2  # EBX: SGX
+    CPUID7_PKU, CPUID7_OSPKE = 1 << 3, 1 << 4  # ECX
+    CPUID7_SGX_LC = 1 << 30  # ECX: SGX launch control (FLC)
+    CPUID7_MASK = (CPUID7_SGX, CPUID7_PKU | CPUID7_OSPKE | CPUID7_SGX_LC, 0)
+    CPUID_SGX_LEAF = 0x12
+    _EPC_SECTION, _EPC_CONF_INTEG = 0x1, 0x1  # sub-leaf >= 2: EAX[3:0], ECX[3:0]
+
+    def cpuid(self, leaf: int, subleaf: int = 0) -> tuple[int, int, int, int]:
+        """CPUID (EAX, EBX, ECX, EDX) for the leaves whose SGX facts this CPU
+        owns: leaf 7 sub-leaf 0 (only the bits in ``CPUID7_MASK``) and leaf
+        12H (SDM Vol. 3D, "CPUID leaf 12H"): sub-leaf 0 the SGX1/SGX2 bits,
+        MISCSELECT and the maximum enclave sizes; sub-leaf 1 the ATTRIBUTES and
+        XFRM an enclave may set; sub-leaves 2.. the EPC sections (one section,
+        the whole EPC, then an invalid entry that ends the list, which is where
+        the kernel's sgx_page_cache_init() and the selftests stop).  Other
+        leaves raise ValueError: the model does not define them."""
+        if leaf == 7:
+            if subleaf:
+                return 0, 0, 0, 0
+            ecx = (self.CPUID7_SGX_LC if self.flc else 0) | (
+                self.CPUID7_PKU | self.CPUID7_OSPKE if self.pku else 0)
+            return 0, self.CPUID7_SGX if self.sgx1 else 0, ecx, 0
+        if leaf != self.CPUID_SGX_LEAF:
+            raise ValueError(f"CPUID leaf {leaf:#x} is not modelled")
+        if subleaf == 0:
+            eax = (1 if self.sgx1 else 0) | (2 if self.sgx2 else 0)
+            edx = self.MAX_ENCLAVE_SIZE_32 | self.MAX_ENCLAVE_SIZE_64 << 8
+            return eax, self.miscselect_valid, 0, edx
+        if subleaf == 1:
+            a, x = self.attributes_valid, self.xfrm_valid
+            return a & 0xFFFFFFFF, a >> 32, x & 0xFFFFFFFF, x >> 32
+        if subleaf == 2:
+            base, size = EPC_BASE, self.epc_pages << 12
+            # Bits 31:12 in EAX/ECX, bits 51:32 in EBX/EDX.
+            return ((base & 0xFFFFF000) | self._EPC_SECTION, (base >> 32) & 0xFFFFF,
+                    (size & 0xFFFFF000) | self._EPC_CONF_INTEG, (size >> 32) & 0xFFFFF)
+        return 0, 0, 0, 0
 
     # -- MSRs ------------------------------------------------------------------
     def wrmsr(self, msr: int, value: int) -> None:

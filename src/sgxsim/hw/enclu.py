@@ -20,6 +20,7 @@ from sgxsim.hw.consts import (
     SECINFO_PT_MASK,
     SECINFO_PT_SHIFT,
     Attribute,
+    Enclu,
     PageType,
     SgxReturn,
 )
@@ -56,6 +57,9 @@ U64 = (1 << 64) - 1
 SECINFO_ENCLU_RESERVED = U64 & ~(0x3F | SECINFO_PT_MASK)
 _GPR_OFF = PAGE_SIZE - SsaGpr.SIZE
 _ENCLU_LEN = 3  # ENCLU is 0F 01 D7
+_SGX2_LEAVES = (Enclu.EACCEPT, Enclu.EMODPE, Enclu.EACCEPTCOPY)
+_ZF = 1 << 6
+_STATUS_FLAGS = 0x1 | 0x4 | 0x10 | _ZF | 0x80 | 0x800  # CF PF AF ZF SF OF
 _TCS_FLAGS_VALID = Tcs.FLAGS_DBGOPTIN | Tcs.FLAGS_AEXNOTIFY
 _GPR_NAMES = ("rax", "rcx", "rdx", "rbx", "rsp", "rbp", "rsi", "rdi", "r8", "r9", "r10",
               "r11", "r12", "r13", "r14", "r15", "rflags", "rip")
@@ -184,8 +188,12 @@ class EncluMixin:
                secs_i: int, st, frame_la: int, pages: list[int]) -> None:
         from sgxsim.hw.cpu import EnclaveContext
 
+        regs = lp.regs
         lp.enclave = EnclaveContext(secs=secs_i, base=st.base, size=st.size, tcs=tcs, tcs_epc=ti,
-                                    aep=aep, ssa_pages=pages, ssa_la=frame_la)
+                                    aep=aep, ssa_pages=pages, ssa_la=frame_la,
+                                    ufsbase=regs.get("fsbase", 0), ugsbase=regs.get("gsbase", 0))
+        # SDM: EENTER/ERESUME: FS and GS bases come from the TCS, relative to the enclave base.
+        regs.update(fsbase=(st.base + t.ofsbase) & U64, gsbase=(st.base + t.ogsbase) & U64)
         page = self.epc.page(ti)
         page[Tcs.OFF_STATE : Tcs.OFF_STATE + 8] = (1).to_bytes(8, "little")
         page[Tcs.OFF_AEP : Tcs.OFF_AEP + 8] = aep.to_bytes(8, "little")
@@ -245,7 +253,7 @@ class EncluMixin:
             raise self.aex(lp, fault=_gp("EEXIT", "target not canonical"))
         page = self.epc.page(ctx.tcs_epc)
         page[Tcs.OFF_STATE : Tcs.OFF_STATE + 8] = bytes(8)
-        lp.regs.update(rip=target, rcx=ctx.aep)
+        lp.regs.update(rip=target, rcx=ctx.aep, fsbase=ctx.ufsbase, gsbase=ctx.ugsbase)
         self._leave_enclave(lp)
         self.count("eexit")
 
@@ -459,6 +467,51 @@ class EncluMixin:
                             req.isvsvn.to_bytes(2, "little"), req.keyid)
         epc.page(oi)[out & 0xFFF : (out & 0xFFF) + 16] = key
         return 0
+
+    # -- ENCLU: the instruction ----------------------------------------------------------------------
+    def enclu(self: Cpu, lp: LogicalProcessor) -> None:
+        """Execute the ENCLU instruction at ``lp.regs["rip"]`` as hardware
+        does: the leaf in EAX, operands in RBX/RCX/RDX, results in RAX and
+        RFLAGS, RIP past the instruction (or the leaf's target: EENTER,
+        ERESUME, EEXIT).  Faults are raised like the leaves' (after an AEX in
+        enclave mode)."""
+        regs = lp.regs
+        leaf = regs["rax"] & 0xFFFFFFFF  # SDM: ENCLU ignores RAX[63:32]
+        rbx, rcx, rdx = regs["rbx"], regs["rcx"], regs["rdx"]
+        # SDM: ENCLU: "IF EAX is invalid leaf number THEN #GP(0)" (the SGX2 leaves
+        # are invalid on a CPU without SGX2).
+        if leaf > Enclu.EACCEPTCOPY or (leaf in _SGX2_LEAVES and not self.sgx2):
+            fault = _gp("ENCLU", f"EAX={leaf:#x} is not a leaf of this CPU")
+            if lp.enclave is not None:
+                raise self.aex(lp, fault=fault)
+            raise fault
+        if leaf == Enclu.EENTER:
+            self.eenter(lp, rbx, rcx)
+            return
+        if leaf == Enclu.ERESUME:
+            self.eresume(lp, rbx, rcx)
+            return
+        if leaf == Enclu.EEXIT:
+            self.eexit(lp, rbx)
+            return
+        nxt = (regs["rip"] + _ENCLU_LEN) & U64
+        ret = None
+        if leaf == Enclu.EREPORT:
+            self.ereport(lp, rbx, rcx, rdx)
+        elif leaf == Enclu.EGETKEY:
+            ret = self.egetkey(lp, rbx, rcx)
+        elif leaf == Enclu.EACCEPT:
+            ret = self.eaccept(lp, rbx, rcx)
+        elif leaf == Enclu.EMODPE:
+            self.emodpe(lp, rbx, rcx)
+        else:
+            ret = self.eacceptcopy(lp, rbx, rcx, rdx)
+        if ret is not None:
+            # SDM: EACCEPT/EACCEPTCOPY/EGETKEY: RAX = status, ZF = (status != 0),
+            # CF, PF, AF, OF and SF cleared.
+            regs["rax"] = ret
+            regs["rflags"] = (regs["rflags"] & ~_STATUS_FLAGS) | (_ZF if ret else 0)
+        regs["rip"] = nxt
 
     # -- identity, for the code that runs inside -------------------------------------------------------
     def enclave_identity(self: Cpu, lp: LogicalProcessor) -> bytes:

@@ -39,6 +39,22 @@ class HwFault(Exception):
         super().__init__(str(why))
 
 
+class CpuException(HwFault):
+    """Any other exception an instruction raises (#DE, #DB, #BP, #MF, ...),
+    by vector."""
+
+    mnemonic = "#EXC"
+
+    def __init__(self, vector: int, why: Decision | str = ""):
+        self.vector = vector
+        self.mnemonic = f"#{_VECTOR_NAMES.get(vector, vector)}"
+        super().__init__(why)
+
+
+_VECTOR_NAMES = {0: "DE", 1: "DB", 3: "BP", 4: "OF", 5: "BR", 7: "NM", 8: "DF", 10: "TS",
+                 11: "NP", 12: "SS", 16: "MF", 17: "AC", 18: "MC", 19: "XM", 21: "CP"}
+
+
 class InvalidOpcode(HwFault):
     """#UD."""
 

@@ -66,9 +66,13 @@ class Env:
     def base(self) -> int:
         return self.encl.encl_base
 
+    def data_offset(self) -> int:
+        # encl_get_data_offset(): the data segment (encl_buffer comes first)
+        return self.encl.segments[2].offset
+
     def data_start(self) -> int:
         # the second page of encl_buffer
-        return self.base + T.ENCL_BUFFER + PAGE_SIZE
+        return self.base + self.data_offset() + PAGE_SIZE
 
     def seg(self, name: str):
         return {"tcs": 0, "text": 1, "data": 2, "heap": 3}[name]
@@ -121,15 +125,25 @@ def signing_key():
 
 
 def setup_test_encl(kernel: str, sgx1: bool, heap_size: int = PAGE_SIZE,
-                    epc_pages: int = EPC_PAGES) -> Env:
+                    epc_pages: int = EPC_PAGES, elf: bytes | None = None) -> Env:
+    """main.c's setup_test_encl().  ``elf``: a real test_encl.elf, whose
+    machine code then runs on the enclave engine; by default the model's
+    test enclave (user/test_encl.py) with its Python program."""
     m = Machine(kernel=kernel, epc_pages=epc_pages, sgx2=not sgx1)
     proc = m.spawn()
-    library = EnclaveLibrary()
-    img = T.image()
-    elf = write_elf([(n, o, p, d) for n, (o, p, d) in img.items()], T.program().symbols)
+    library: Any
+    if elf is None:
+        library = EnclaveLibrary()
+        img = T.image()
+        elf = write_elf([(n, o, p, d) for n, (o, p, d) in img.items()], T.program().symbols)
+    else:
+        from sgxsim.exec.engine import EnclaveEngine
+
+        library = EnclaveEngine()
     encl = encl_load(elf, heap_size)
     encl_measure(encl, signing_key())
-    library.bind(encl.mrenclave, T.program())
+    if isinstance(library, EnclaveLibrary):
+        library.bind(encl.mrenclave, T.program())
     proc.mmap(SCRATCH, 4 * PAGE_SIZE, PROT_READ | PROT_WRITE,
               MAP_PRIVATE | MAP_ANONYMOUS | MAP_FIXED)
     encl_build(proc, encl, SCRATCH + PAGE_SIZE)
@@ -161,26 +175,26 @@ def put_get(env: Env, function: int = EENTER) -> None:
 
 
 # -- the tests ---------------------------------------------------------------------------
-def t_unclobbered_vdso(kernel: str, sgx1: bool) -> None:
-    env = setup_test_encl(kernel, sgx1)
+def t_unclobbered_vdso(kernel: str, sgx1: bool, elf: bytes | None = None) -> None:
+    env = setup_test_encl(kernel, sgx1, elf=elf)
     put_get(env)
     expect(env.run_struct().user_data == 0, "user_data")
 
 
-def _oversub_env(kernel: str, sgx1: bool) -> Env:
+def _oversub_env(kernel: str, sgx1: bool, elf: bytes | None = None) -> Env:
     return setup_test_encl(kernel, sgx1, heap_size=OVERSUB_EPC_PAGES * PAGE_SIZE,
-                           epc_pages=OVERSUB_EPC_PAGES)
+                           epc_pages=OVERSUB_EPC_PAGES, elf=elf)
 
 
-def t_unclobbered_vdso_oversubscribed(kernel: str, sgx1: bool) -> None:
-    env = _oversub_env(kernel, sgx1)
+def t_unclobbered_vdso_oversubscribed(kernel: str, sgx1: bool, elf: bytes | None = None) -> None:
+    env = _oversub_env(kernel, sgx1, elf)
     put_get(env)
     drv = env.machine.kernel.sgx
     expect(drv.stats["ewb"] > 0, "no page was written back")
 
 
-def t_unclobbered_vdso_oversubscribed_remove(kernel: str, sgx1: bool) -> None:
-    env = _oversub_env(kernel, sgx1)
+def t_unclobbered_vdso_oversubscribed_remove(kernel: str, sgx1: bool, elf: bytes | None = None) -> None:
+    env = _oversub_env(kernel, sgx1, elf)
     probe_sgx2(env, uapi.SGX_IOC_ENCLAVE_MODIFY_TYPES)
     put_get(env)
     heap = env.encl.segments[-1]
@@ -196,13 +210,13 @@ def t_unclobbered_vdso_oversubscribed_remove(kernel: str, sgx1: bool) -> None:
     expect(err == 0 and out[2] == heap.size, f"REMOVE_PAGES {err} {out}")
 
 
-def t_clobbered_vdso(kernel: str, sgx1: bool) -> None:
-    env = setup_test_encl(kernel, sgx1)
+def t_clobbered_vdso(kernel: str, sgx1: bool, elf: bytes | None = None) -> None:
+    env = setup_test_encl(kernel, sgx1, elf=elf)
     put_get(env)
 
 
-def t_clobbered_vdso_and_user_function(kernel: str, sgx1: bool) -> None:
-    env = setup_test_encl(kernel, sgx1)
+def t_clobbered_vdso_and_user_function(kernel: str, sgx1: bool, elf: bytes | None = None) -> None:
+    env = setup_test_encl(kernel, sgx1, elf=elf)
 
     def handler(rdi, rsi, rdx, ursp, r8, r9, run):
         env.proc.poke(run + SgxEnclaveRun.OFF_USER_DATA, bytes(8))
@@ -213,8 +227,8 @@ def t_clobbered_vdso_and_user_function(kernel: str, sgx1: bool) -> None:
     expect(env.run_struct().user_data == 0, "the handler did not run")
 
 
-def t_tcs_entry(kernel: str, sgx1: bool) -> None:
-    env = setup_test_encl(kernel, sgx1)
+def t_tcs_entry(kernel: str, sgx1: bool, elf: bytes | None = None) -> None:
+    env = setup_test_encl(kernel, sgx1, elf=elf)
     ret, _ = env.call(T.ENCL_OP_NOP)
     expect(ret == 0, "nop")
     env.expect_eexit()
@@ -233,8 +247,8 @@ def _expect_fault(env: Env, function: int, code: int, addr: int) -> None:
            f"({function}, 14, {code:#x}, {addr:#x})")
 
 
-def t_pte_permissions(kernel: str, sgx1: bool) -> None:
-    env = setup_test_encl(kernel, sgx1)
+def t_pte_permissions(kernel: str, sgx1: bool, elf: bytes | None = None) -> None:
+    env = setup_test_encl(kernel, sgx1, elf=elf)
     ds = env.data_start()
     env.call(T.ENCL_OP_PUT_TO_ADDRESS, MAGIC, ds)
     env.expect_eexit()
@@ -256,21 +270,21 @@ def t_pte_permissions(kernel: str, sgx1: bool) -> None:
     env.expect_eexit()
 
 
-def t_tcs_permissions(kernel: str, sgx1: bool) -> None:
-    env = setup_test_encl(kernel, sgx1)
+def t_tcs_permissions(kernel: str, sgx1: bool, elf: bytes | None = None) -> None:
+    env = setup_test_encl(kernel, sgx1, elf=elf)
     probe_sgx2(env, uapi.SGX_IOC_ENCLAVE_RESTRICT_PERMISSIONS)
     err, out = env.ioctl(uapi.SGX_IOC_ENCLAVE_RESTRICT_PERMISSIONS, 0, PAGE_SIZE,
                          SGX_SECINFO_R, 0, 0)
     expect(err == errno.EINVAL and out[3] == 0 and out[4] == 0, f"{err} {out}")
 
 
-def t_epcm_permissions(kernel: str, sgx1: bool) -> None:
-    env = setup_test_encl(kernel, sgx1)
+def t_epcm_permissions(kernel: str, sgx1: bool, elf: bytes | None = None) -> None:
+    env = setup_test_encl(kernel, sgx1, elf=elf)
     probe_sgx2(env, uapi.SGX_IOC_ENCLAVE_RESTRICT_PERMISSIONS)
     ds = env.data_start()
     env.call(T.ENCL_OP_PUT_TO_ADDRESS, MAGIC, ds)
     env.expect_eexit()
-    err, out = env.ioctl(uapi.SGX_IOC_ENCLAVE_RESTRICT_PERMISSIONS, T.ENCL_BUFFER + PAGE_SIZE,
+    err, out = env.ioctl(uapi.SGX_IOC_ENCLAVE_RESTRICT_PERMISSIONS, env.data_offset() + PAGE_SIZE,
                          PAGE_SIZE, SGX_SECINFO_R, 0, 0)
     expect(err == 0 and out[3] == 0 and out[4] == PAGE_SIZE, f"RESTRICT {err} {out}")
     _, (_, _, eret) = env.call(T.ENCL_OP_EACCEPT, ds,
@@ -302,8 +316,8 @@ def _augment_setup(env: Env) -> int:
     return addr
 
 
-def t_augment(kernel: str, sgx1: bool) -> None:
-    env = setup_test_encl(kernel, sgx1)
+def t_augment(kernel: str, sgx1: bool, elf: bytes | None = None) -> None:
+    env = setup_test_encl(kernel, sgx1, elf=elf)
     addr = _augment_setup(env)
     env.call(T.ENCL_OP_PUT_TO_ADDRESS, MAGIC, addr)
     r = env.run_struct()
@@ -328,8 +342,8 @@ def t_augment(kernel: str, sgx1: bool) -> None:
     env.proc.munmap(addr, PAGE_SIZE)
 
 
-def t_augment_via_eaccept(kernel: str, sgx1: bool) -> None:
-    env = setup_test_encl(kernel, sgx1)
+def t_augment_via_eaccept(kernel: str, sgx1: bool, elf: bytes | None = None) -> None:
+    env = setup_test_encl(kernel, sgx1, elf=elf)
     addr = _augment_setup(env)
     _, (_, _, eret) = env.call(T.ENCL_OP_EACCEPT, addr, SGX_SECINFO_R | SGX_SECINFO_W |
                                SGX_SECINFO_REG | SGX_SECINFO_PENDING, 0)
@@ -347,8 +361,8 @@ def t_augment_via_eaccept(kernel: str, sgx1: bool) -> None:
     env.proc.munmap(addr, PAGE_SIZE)
 
 
-def t_tcs_create(kernel: str, sgx1: bool) -> None:
-    env = setup_test_encl(kernel, sgx1)
+def t_tcs_create(kernel: str, sgx1: bool, elf: bytes | None = None) -> None:
+    env = setup_test_encl(kernel, sgx1, elf=elf)
     probe_sgx2(env, uapi.SGX_IOC_ENCLAVE_MODIFY_TYPES)
     total = env.total_size()
     expect(total + 3 * PAGE_SIZE < env.encl.encl_size, "no room")
@@ -413,29 +427,29 @@ def _trim_data_page(env: Env) -> int:
     _, (v, _) = env.call(T.ENCL_OP_GET_FROM_ADDRESS, 0, ds)
     expect(v == MAGIC, "get")
     env.expect_eexit()
-    err, out = env.ioctl(uapi.SGX_IOC_ENCLAVE_MODIFY_TYPES, T.ENCL_BUFFER + PAGE_SIZE, PAGE_SIZE,
+    err, out = env.ioctl(uapi.SGX_IOC_ENCLAVE_MODIFY_TYPES, env.data_offset() + PAGE_SIZE, PAGE_SIZE,
                          PAGE_TYPE_TRIM, 0, 0)
     expect(err == 0 and out[3] == 0 and out[4] == PAGE_SIZE, f"TRIM {err} {out}")
     return ds
 
 
-def t_remove_added_page_no_eaccept(kernel: str, sgx1: bool) -> None:
-    env = setup_test_encl(kernel, sgx1)
+def t_remove_added_page_no_eaccept(kernel: str, sgx1: bool, elf: bytes | None = None) -> None:
+    env = setup_test_encl(kernel, sgx1, elf=elf)
     _trim_data_page(env)
-    err, out = env.ioctl(uapi.SGX_IOC_ENCLAVE_REMOVE_PAGES, T.ENCL_BUFFER + PAGE_SIZE,
+    err, out = env.ioctl(uapi.SGX_IOC_ENCLAVE_REMOVE_PAGES, env.data_offset() + PAGE_SIZE,
                          PAGE_SIZE, 0)
     expect(err == errno.EPERM and out[2] == 0, f"REMOVE {err} {out}")
 
 
-def t_remove_added_page_invalid_access(kernel: str, sgx1: bool) -> None:
-    env = setup_test_encl(kernel, sgx1)
+def t_remove_added_page_invalid_access(kernel: str, sgx1: bool, elf: bytes | None = None) -> None:
+    env = setup_test_encl(kernel, sgx1, elf=elf)
     ds = _trim_data_page(env)
     env.call(T.ENCL_OP_GET_FROM_ADDRESS, 0, ds)
     _expect_fault(env, ERESUME, 0x8005, ds)
 
 
-def t_remove_added_page_invalid_access_after_eaccept(kernel: str, sgx1: bool) -> None:
-    env = setup_test_encl(kernel, sgx1)
+def t_remove_added_page_invalid_access_after_eaccept(kernel: str, sgx1: bool, elf: bytes | None = None) -> None:
+    env = setup_test_encl(kernel, sgx1, elf=elf)
     ds = _trim_data_page(env)
     _, (_, _, eret) = env.call(T.ENCL_OP_EACCEPT, ds, SGX_SECINFO_TRIM | SGX_SECINFO_MODIFIED, 0)
     env.expect_eexit()
@@ -444,22 +458,22 @@ def t_remove_added_page_invalid_access_after_eaccept(kernel: str, sgx1: bool) ->
     _expect_fault(env, ERESUME, 0x8005, ds)
 
 
-def t_remove_untouched_page(kernel: str, sgx1: bool) -> None:
-    env = setup_test_encl(kernel, sgx1)
+def t_remove_untouched_page(kernel: str, sgx1: bool, elf: bytes | None = None) -> None:
+    env = setup_test_encl(kernel, sgx1, elf=elf)
     probe_sgx2(env, uapi.SGX_IOC_ENCLAVE_MODIFY_TYPES)
     ds = env.data_start()
-    err, out = env.ioctl(uapi.SGX_IOC_ENCLAVE_MODIFY_TYPES, T.ENCL_BUFFER + PAGE_SIZE, PAGE_SIZE,
+    err, out = env.ioctl(uapi.SGX_IOC_ENCLAVE_MODIFY_TYPES, env.data_offset() + PAGE_SIZE, PAGE_SIZE,
                          PAGE_TYPE_TRIM, 0, 0)
     expect(err == 0 and out[3] == 0 and out[4] == PAGE_SIZE, f"TRIM {err} {out}")
     _, (_, _, eret) = env.call(T.ENCL_OP_EACCEPT, ds, SGX_SECINFO_TRIM | SGX_SECINFO_MODIFIED, 0)
     env.expect_eexit()
     expect(eret == 0, f"EACCEPT {eret}")
-    err, out = env.ioctl(uapi.SGX_IOC_ENCLAVE_REMOVE_PAGES, T.ENCL_BUFFER + PAGE_SIZE,
+    err, out = env.ioctl(uapi.SGX_IOC_ENCLAVE_REMOVE_PAGES, env.data_offset() + PAGE_SIZE,
                          PAGE_SIZE, 0)
     expect(err == 0 and out[2] == PAGE_SIZE, f"REMOVE {err} {out}")
 
 
-TESTS: list[tuple[str, Callable[[str, bool], None]]] = [
+TESTS: list[tuple[str, Callable[..., None]]] = [
     ("unclobbered_vdso", t_unclobbered_vdso),
     ("unclobbered_vdso_oversubscribed", t_unclobbered_vdso_oversubscribed),
     ("unclobbered_vdso_oversubscribed_remove", t_unclobbered_vdso_oversubscribed_remove),
@@ -480,10 +494,11 @@ TESTS: list[tuple[str, Callable[[str, bool], None]]] = [
 ]
 
 
-def run_one(fn: Callable[[str, bool], None], kernel: str, sgx1: bool) -> tuple[str, str]:
+def run_one(fn: Callable[..., None], kernel: str, sgx1: bool,
+            elf: bytes | None = None) -> tuple[str, str]:
     """("ok" | "not ok" | "skip", detail)."""
     try:
-        fn(kernel, sgx1)
+        fn(kernel, sgx1, elf=elf)
     except Skip as s:
         return "skip", str(s)
     except Fail as f:
@@ -493,13 +508,14 @@ def run_one(fn: Callable[[str, bool], None], kernel: str, sgx1: bool) -> tuple[s
     return "ok", ""
 
 
-def tap(kernel: str = "linux-6.0", sgx1: bool = False, out=print) -> int:
-    """Run the suite; print TAP; return the number of failures."""
+def tap(kernel: str = "linux-6.0", sgx1: bool = False, out=print, elf: bytes | None = None) -> int:
+    """Run the suite; print TAP; return the number of failures.  ``elf``: run
+    this test_encl.elf's machine code instead of the model's test enclave."""
     out("TAP version 13")
     out(f"1..{len(TESTS)}")
     failed = 0
     for n, (name, fn) in enumerate(TESTS, 1):
-        verdict, detail = run_one(fn, kernel, sgx1)
+        verdict, detail = run_one(fn, kernel, sgx1, elf)
         if verdict == "ok":
             out(f"ok {n} enclave.{name}")
         elif verdict == "skip":
