@@ -13,13 +13,10 @@ from sgxsim.exec.server import EnclaveRunner, ExecServer, static_program
 def default_runner(library: Any = None) -> EnclaveRunner:
     """Python enclave programs bound in ``library`` by identity; real
     machine code on the Unicorn engine otherwise."""
+    from sgxsim.exec.engine import EnclaveEngine
     from sgxsim.user.enclave import EnclaveLibrary
 
-    try:
-        from sgxsim.exec.engine import make_engine  # the CPU emulator, if present
-    except ImportError:
-        make_engine = None
-    return EnclaveRunner(library or EnclaveLibrary(), make_engine() if make_engine else None)
+    return EnclaveRunner(library or EnclaveLibrary(), EnclaveEngine())
 
 
 def run_program(argv: list[str], *, kernel: str = "linux-6.0", epc_pages: int = 256,

@@ -48,7 +48,7 @@ from sgxsim.exec.cpuid import patch_cpuid
 from sgxsim.exec.memory import BridgeError, ProgramMemory
 from sgxsim.hw import uapi
 from sgxsim.hw.consts import Enclu
-from sgxsim.hw.faults import GeneralProtection, HwFault
+from sgxsim.hw.faults import HwFault
 from sgxsim.kernel.errors import Signal, why_of
 from sgxsim.trace import Decision
 from sgxsim.user.vdso import deliver_fault
@@ -167,6 +167,7 @@ class ExecServer:
                 return P.Reply(ret=-errno.ESRCH)
             c.proc, parent = entry
             c.fds = dict(parent.fds)
+            c.cpuid_sites = parent.cpuid_sites  # the child's code is the parent's
             for fd in parent.mem.model_fds:  # the parent's mirror files are not the child's
                 c.proc.close(fd)
         else:
@@ -288,28 +289,6 @@ class ExecServer:
                 return c.vdso_base + fixup
         return None
 
-    @staticmethod
-    def _leaf(cpu: Any, lp: Any, leaf: int) -> None:
-        r = lp.regs
-        if leaf == Enclu.EENTER:
-            cpu.eenter(lp, r["rbx"], r["rcx"])
-        elif leaf == Enclu.ERESUME:
-            cpu.eresume(lp, r["rbx"], r["rcx"])
-        elif leaf == Enclu.EEXIT:
-            cpu.eexit(lp, r["rbx"])
-        elif leaf == Enclu.EREPORT:
-            cpu.ereport(lp, r["rbx"], r["rcx"], r["rdx"])
-        elif leaf == Enclu.EGETKEY:
-            r["rax"] = cpu.egetkey(lp, r["rbx"], r["rcx"])
-        elif leaf == Enclu.EACCEPT:
-            r["rax"] = cpu.eaccept(lp, r["rbx"], r["rcx"])
-        elif leaf == Enclu.EMODPE:
-            cpu.emodpe(lp, r["rbx"], r["rcx"])
-        elif leaf == Enclu.EACCEPTCOPY:
-            r["rax"] = cpu.eacceptcopy(lp, r["rbx"], r["rcx"], r["rdx"])
-        else:
-            raise GeneralProtection(Decision("hw", "SDM: ENCLU", "#GP(0)", f"invalid leaf {leaf}"))
-
     def h_enclu(self, c: Conn, req: P.Request) -> P.Reply:
         proc = c.proc
         rep = P.Reply()
@@ -343,7 +322,7 @@ class ExecServer:
         again = False
         try:
             try:
-                self._leaf(cpu, lp, leaf)
+                cpu.enclu(lp)  # the instruction: leaf in EAX, operands in RBX/RCX/RDX
                 if lp.enclave is not None:
                     self.runner.run(cpu, lp)
                 result = f"rip {lp.regs['rip']:#x}"

@@ -4,9 +4,9 @@ A generic pseudo filesystem for memory the model does not own: each fault
 asks ``inode.reader(pgoff)`` for the page's bytes (``None`` is an I/O error:
 SIGBUS) and maps a private anonymous copy, so nothing is cached and a later
 fault after munmap sees the reader's current contents.  A private writable
-mapping of such a file behaves as any private file mapping: reads map the
-copy read-only and the first write makes it the task's own (do_wp_page reuses
-the exclusive page).  Like a FUSE file opened with direct I/O, but for mmap.
+mapping of such a file gets the task's own copy on every fault, writable at
+once where the VMA is (there is nothing to copy on write).  Like a FUSE
+file opened with direct I/O, but for mmap.
 """
 
 from __future__ import annotations
@@ -17,7 +17,7 @@ from typing import Any
 from sgxsim.hw.faults import PF_WRITE
 from sgxsim.hw.paging import PTE_DIRTY, PTE_RW, make_pte
 from sgxsim.kernel.mm.fault import VmFault
-from sgxsim.kernel.mm.flags import PAGE_SHIFT, PAGE_SIZE, VM_FAULT_NOPAGE, VM_FAULT_SIGBUS
+from sgxsim.kernel.mm.flags import PAGE_SHIFT, PAGE_SIZE, VM_FAULT_NOPAGE, VM_FAULT_SIGBUS, VM_WRITE
 from sgxsim.kernel.mm.vma import FileOperations, VmOperations, vm_get_page_prot
 from sgxsim.trace import Decision
 
@@ -42,8 +42,12 @@ class ReaderVmOps(VmOperations):
             vma.anon_vma = vma.vm_mm.new_anon_vma()  # anon_vma_prepare()
         pfn = k.alloc_anon_frame(bytes(data).ljust(PAGE_SIZE, b"\0"))
         prot = vm_get_page_prot(vma.vm_flags)
-        if vmf.flags & PF_WRITE:  # the page is this task's own copy
-            prot |= PTE_RW | PTE_DIRTY
+        if vma.vm_flags & VM_WRITE:
+            # A private copy no one else maps: nothing to copy on write, so it
+            # is writable at once (as do_wp_page() would make it on the first write).
+            prot |= PTE_RW
+        if vmf.flags & PF_WRITE:
+            prot |= PTE_DIRTY
         vma.vm_mm.pgtable.set(vmf.address >> PAGE_SHIFT, make_pte(pfn, prot))
         return VM_FAULT_NOPAGE
 

@@ -603,8 +603,14 @@ static void chain_sigill(int sig, siginfo_t *si, void *uc)
 		return;
 	}
 	/* Default action: die of SIGILL at the instruction, as without sgxsim. */
-	signal(SIGILL, SIG_DFL);
-	raise(SIGILL);
+	{
+		struct sigaction dfl;
+
+		memset(&dfl, 0, sizeof(dfl));
+		dfl.sa_handler = SIG_DFL;
+		real_sigaction(SIGILL, &dfl, NULL);
+		raise(SIGILL);
+	}
 }
 
 static void on_sigill(int sig, siginfo_t *si, void *ucv)
