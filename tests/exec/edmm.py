@@ -34,7 +34,7 @@ from sgxsim.user.vdso import Vdso
 NATIVE = Path(__file__).with_name("native")
 SCRIPT = NATIVE / "edmm.script"
 HEAP = 0x1000
-OPS = ("nop", "eaccept", "emodpe", "read", "write", "init_tcs")
+OPS = ("nop", "eaccept", "emodpe", "read", "write", "init_tcs", "spin")
 SCRATCH = 0x6000_0000
 
 
@@ -51,8 +51,8 @@ class Built:
 def build(tmp: Path) -> Built:
     """gcc the loader and the enclave; MRENCLAVE and SIGSTRUCT from sgxsim's signer."""
     loader, elf, sig = tmp / "loader", tmp / "encl.elf", tmp / "encl.sig"
-    subprocess.run(["gcc", "-O1", "-Wall", "-Werror", "-o", str(loader), str(NATIVE / "loader.c")],
-                   check=True)
+    subprocess.run(["gcc", "-O1", "-Wall", "-Werror", "-o", str(loader), str(NATIVE / "loader.c"),
+                    "-lpthread"], check=True)
     subprocess.run(["gcc", "-nostdlib", "-static", f"-Wl,-T,{NATIVE / 'encl.lds'}",
                     "-Wl,--build-id=none", "-Wl,-z,max-page-size=4096", "-Wl,-z,noexecstack",
                     "-o", str(elf), str(NATIVE / "encl.S")], check=True)

@@ -150,3 +150,38 @@ def test_request_layouts_match_the_header():
     assert P.REQUEST_SIZE == 8 + 6 * 8 + 18 * 8 + 256
     assert P.REPLY_SIZE == 208 + 64 * 16
     assert struct.calcsize("<II6q18Q256s") == P.REQUEST_SIZE
+
+
+def test_cpuid_answers_as_the_modelled_cpu(native):
+    """The program's CPUID instructions were patched into UD2 and are answered
+    from the model: SGX1 only and a 64-page EPC here."""
+    r = sgxsim_exec("--sgx1", "--epc-pages", "64", "--", str(native["cpuid"]))
+    assert r.returncode == 0, r.stderr
+    cpu = Machine(sgx2=False, epc_pages=64).cpu
+    want = ["7.0 sgx=1 sgx_lc=1"]
+    for sub in range(4):
+        regs = " ".join(f"{v:#x}" if v else "0" for v in cpu.cpuid(0x12, sub))
+        want.append(f"12.{sub} {regs}")
+    assert r.stdout.splitlines() == want
+    assert want[1].startswith("12.0 0x1 ")  # SGX1 without SGX2
+    assert cpu.cpuid(0x12, 2)[2] & ~0xFFF == 64 * 4096  # the EPC section's size
+
+
+def test_cpuid_sites_are_found_by_disassembly(native):
+    from sgxsim.exec.cpuid import cpuid_sites
+
+    exe = str(native["cpuid"])
+    import os
+
+    sites = cpuid_sites(exe, os.stat(exe).st_mtime_ns)
+    assert len(sites) == 2  # the two inline CPUIDs of cpuid.c (leaf 7, leaf 0x12 in a loop)
+
+
+def test_two_threads_inside_enclaves_at_once_get_a_clear_message(native):
+    from edmm import NATIVE
+
+    built = native["edmm"]
+    r = sgxsim_exec("--", *built.argv(NATIVE / "race.script"))
+    assert r.returncode == 127
+    assert "two threads inside enclaves at once are not supported" in r.stderr
+    assert "both returned" not in r.stdout

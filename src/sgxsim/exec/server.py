@@ -431,15 +431,26 @@ class ExecServer:
         req, c.buf = P.Request.unpack(c.buf), b""
         try:
             rep = self.handle(c, req)
-        except BridgeError as e:
-            print(f"sgxsim exec: {e}", file=sys.stderr)
-            self.errors.append(str(e))
-            os.kill(c.pid, signal.SIGKILL)
+        except (BridgeError, OSError) as e:
+            if isinstance(e, OSError) and _alive(c.pid):
+                raise  # not the program's death: a bug of the bridge, shown as such
+            if _alive(c.pid):  # else it died mid-request: its EOF cleans up
+                print(f"sgxsim exec: {e}", file=sys.stderr)
+                self.errors.append(str(e))
+                os.kill(c.pid, signal.SIGKILL)
             return
         try:
             c.sock.sendall(rep.pack())
         except OSError:
             pass  # the process died mid-call: its EOF cleans up
+
+
+def _alive(pid: int) -> bool:
+    try:
+        with open(f"/proc/{pid}/stat") as f:
+            return f.read().rsplit(")", 1)[1].split()[0] not in ("Z", "X")
+    except (OSError, IndexError):
+        return False
 
 
 def _die_with_parent() -> None:

@@ -5,6 +5,7 @@
  *   0 NOP; 1 EACCEPT(page a, SECINFO flags b) -> ret; 2 EMODPE(page a, flags b);
  *   3 READ ret = *(u64 *)a; 4 WRITE *(u64 *)a = b;
  *   5 INIT_TCS: page a becomes a TCS image with OSSA b, NSSA 1, OENTRY encl_entry
+ *   6 SPIN: count b down to zero (a long enclave call)
  *
  * Layout (encl.lds): TCS at 0, code at 0x1000, data at 0x2000 (SECINFO
  * scratch), four SSA frames at 0x3000-0x6fff (a reported fault leaves CSSA
@@ -58,6 +59,8 @@ encl_entry:
 	je	op_write
 	cmpq	$5, %rax
 	je	op_init_tcs
+	cmpq	$6, %rax
+	je	op_spin
 	jmp	out
 
 op_eaccept:
@@ -100,6 +103,12 @@ op_init_tcs:
 	movq	$0, 56(%rax)
 	movl	$0xffffffff, 64(%rax)
 	movl	$0xffffffff, 68(%rax)
+	jmp	out
+
+op_spin:
+	movq	16(%rdi), %rcx
+1:	subq	$1, %rcx
+	jnz	1b
 	jmp	out
 
 out:

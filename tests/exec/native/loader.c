@@ -15,6 +15,7 @@
 #include <elf.h>
 #include <errno.h>
 #include <fcntl.h>
+#include <pthread.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -242,7 +243,19 @@ static int prot_of(const char *s)
 	return p;
 }
 
-static const char *ops[] = { "nop", "eaccept", "emodpe", "read", "write", "init_tcs" };
+static const char *ops[] = { "nop", "eaccept", "emodpe", "read", "write", "init_tcs", "spin" };
+
+/* "race": a second thread enters while the first is inside a long call. */
+static void *spinner(void *arg)
+{
+	struct sgx_enclave_run run;
+	struct op op = { 6, 0, 200000000, 0 };
+
+	memset(&run, 0, sizeof(run));
+	run.tcs = base + (unsigned long)arg;
+	call_enclave((unsigned long)&op, 0, 0, EENTER, 0, 0, &run, enter);
+	return NULL;
+}
 
 static void syscall_result(int ret)
 {
@@ -279,6 +292,20 @@ static void step(char *line)
 		printf(" ret %d function %u vector %u error_code %#x addr %#llx op.ret %#lx\n", ret,
 		       run.function, run.exception_vector, run.exception_error_code,
 		       run.exception_addr ? run.exception_addr - base : 0, (unsigned long)op.ret);
+		return;
+	}
+	if (!strcmp(cmd, "race")) {
+		struct sgx_enclave_run run;
+		struct op op = { 0, 0, 0, 0 };
+		pthread_t t;
+
+		pthread_create(&t, NULL, spinner, (void *)off);
+		usleep(200000);
+		memset(&run, 0, sizeof(run));
+		run.tcs = base + len;
+		call_enclave((unsigned long)&op, 0, 0, EENTER, 0, 0, &run, enter);
+		pthread_join(t, NULL);
+		printf(" both returned\n");
 		return;
 	}
 	sscanf(line, "%31s %lx %lx %31s", cmd, &off, &len, arg);
