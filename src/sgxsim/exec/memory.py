@@ -12,11 +12,14 @@ requires.  Enclave ranges are the model's own mappings of
 there.
 
 One request of the program (an ioctl, an mmap, an ENCLU) is a transaction:
-:meth:`ProgramMemory.sync` brings the mirror's mappings up to date first;
+:meth:`ProgramMemory.sync` brings the mirror's mappings up to date first and
+refreshes the pages the model kept from earlier requests (a page the program
+changed since is dropped, so the model faults it in afresh);
 :meth:`ProgramMemory.finish` writes back, byte for byte, what the model
-changed in the pages it read (an ioctl's results, what the enclave stored
-outside ELRANGE) and drops those pages, so the next transaction reads the
-program's memory afresh.
+changed in the pages it holds (an ioctl's results, what the enclave stored
+outside ELRANGE).  Up to ``KEEP`` pages stay mapped in the model between
+requests, so a loop of enclave calls on the same op struct does not fault
+on it every time.
 """
 
 from __future__ import annotations
@@ -116,6 +119,8 @@ def merge(ranges: list[tuple[int, int]]) -> list[tuple[int, int]]:
 class ProgramMemory:
     """The mirror of one native process in its model process ``proc``."""
 
+    KEEP = 64  # pages kept mapped in the model between requests
+
     def __init__(self, proc, pid: int):
         self.proc = proc
         self.pid = pid
@@ -126,7 +131,8 @@ class ProgramMemory:
         except OSError as e:
             raise BridgeError(f"cannot reach the memory of process {pid}: {e} "
                               "(the server must be allowed to ptrace it)") from None
-        self.read: dict[int, bytes] = {}  # vpn -> bytes as first read in this transaction
+        self.read: dict[int, bytes] = {}  # vpn -> the real bytes the model's copy started from
+        self.kept: dict[int, bytes] = {}  # vpn -> bytes of pages kept from earlier requests
         self.mirrored: dict[tuple[int, int], tuple[int, bool]] = {}
         vfs = proc.kernel.vfs
         if NOEXEC_DIR not in vfs.mounts:
@@ -137,6 +143,7 @@ class ProgramMemory:
             create_reader_file(vfs, path, self._read_page, TASK_SIZE)
             self.files[noexec] = proc.open(path, O_RDONLY)
         self.model_fds = set(self.files.values())
+        self._noexec_cache: dict[str, bool] = {}
 
     def close(self) -> None:
         if self.mem_fd >= 0:
@@ -167,10 +174,15 @@ class ProgramMemory:
     def _noexec(self, path: str) -> bool:
         if not path.startswith("/"):
             return False
-        for mp, noexec in self.mounts:
-            if path == mp or path.startswith(mp.rstrip("/") + "/"):
-                return noexec
-        return False
+        hit = self._noexec_cache.get(path)
+        if hit is None:
+            hit = False
+            for mp, noexec in self.mounts:
+                if path == mp or path.startswith(mp.rstrip("/") + "/"):
+                    hit = noexec
+                    break
+            self._noexec_cache[path] = hit
+        return hit
 
     def real_maps(self) -> list[RealMap]:
         try:
@@ -200,8 +212,37 @@ class ProgramMemory:
         for key, val in want.items():
             if key not in self.mirrored:
                 self._map(key, val)
+        self._refresh()
+
+    def _refresh(self) -> None:
+        """Kept pages the program changed since the last request are dropped."""
+        stale = []
+        for vpn, kept in self.kept.items():
+            try:
+                now = os.pread(self.mem_fd, PAGE_SIZE, vpn << PAGE_SHIFT)
+            except OSError:
+                now = b""
+            if now != kept:
+                stale.append(vpn)
+        if stale:
+            self._drop(stale)
+        self.read.update(self.kept)
+
+    def _drop(self, vpns: list[int]) -> None:
+        """Unmap and map again the mirrored ranges holding ``vpns`` (fresh faults)."""
+        for key, val in list(self.mirrored.items()):
+            s, e = key[0] >> PAGE_SHIFT, key[1] >> PAGE_SHIFT
+            if any(s <= v < e for v in vpns):
+                self._unmap(*key)
+                del self.mirrored[key]
+                self._map(key, val)
 
     def _unmap(self, start: int, end: int) -> None:
+        lo, hi = start >> PAGE_SHIFT, end >> PAGE_SHIFT
+        for vpn in [v for v in self.kept if lo <= v < hi]:
+            del self.kept[vpn]
+        for vpn in [v for v in self.read if lo <= v < hi]:
+            del self.read[vpn]
         try:
             self.proc.munmap(start, end - start)
         except OSError:
@@ -248,26 +289,23 @@ class ProgramMemory:
 
     # -- the end of a transaction -------------------------------------------------------------------
     def finish(self) -> None:
-        """Write back what the model changed in the pages it read, then drop them."""
+        """Write back what the model changed in the pages it holds; keep them."""
         touched = list(self.read.items())
+        self.read.clear()
         for vpn, orig in touched:
             addr = vpn << PAGE_SHIFT
             try:
                 now = self.proc.peek(addr, PAGE_SIZE)
             except (Signal, OSError):
-                continue  # unmapped or made inaccessible by this very request
+                self.kept.pop(vpn, None)  # unmapped or made inaccessible by this request
+                continue
             if now != orig:
                 self._write_diff(addr, orig, now)
-        self.read.clear()
-        if not touched:
-            return
-        vpns = sorted(v for v, _ in touched)
-        for key, val in list(self.mirrored.items()):
-            s, e = key[0] >> PAGE_SHIFT, key[1] >> PAGE_SHIFT
-            if any(s <= v < e for v in vpns):
-                self._unmap(*key)
-                del self.mirrored[key]
-                self._map(key, val)
+            self.kept[vpn] = now
+        self.read.clear()  # the peeks above may have faulted pages in again
+        if len(self.kept) > self.KEEP:
+            self._drop(list(self.kept))
+            self.kept.clear()
 
     def _write_diff(self, addr: int, orig: bytes, now: bytes) -> None:
         i, n = 0, len(now)
