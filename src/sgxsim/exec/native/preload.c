@@ -58,7 +58,6 @@ static struct sigaction app_sigill;    /* the program's own SIGILL disposition *
 static char altstack[64 * 1024];
 
 /* The real functions. */
-static int (*real_open)(const char *, int, ...);
 static int (*real_openat)(int, const char *, int, ...);
 static int (*real_close)(int);
 static int (*real_dup)(int);
@@ -100,7 +99,7 @@ static void resolve(void)
 	if (real_mmap)
 		return;
 #define R(name) real_##name = dlsym(RTLD_NEXT, #name)
-	R(open); R(openat); R(close); R(dup); R(dup2); R(dup3); R(fcntl); R(ioctl);
+	R(openat); R(close); R(dup); R(dup2); R(dup3); R(fcntl); R(ioctl);
 	R(munmap); R(mprotect); R(mremap); R(fork); R(stat); R(fstat); R(getauxval);
 	R(sigaction);
 	R(mmap);
@@ -246,43 +245,47 @@ static int sgx_open(const char *path, int flags, mode_t mode)
 	return fd;
 }
 
+/* open() is openat(AT_FDCWD): one path for both. */
+static int do_openat(int dirfd, const char *path, int flags, mode_t mode)
+{
+	resolve();
+	if (is_sgx_path(path) && conn >= 0)
+		return sgx_open(path, flags, mode);
+	return real_openat(dirfd, path, flags, mode);
+}
+
+/* The mode argument exists only with O_CREAT or O_TMPFILE. */
+#define MODE_ARG(last, flags, mode)				\
+	do {							\
+		va_list ap;					\
+		if ((flags) & (O_CREAT | O_TMPFILE)) {		\
+			va_start(ap, last);			\
+			mode = va_arg(ap, mode_t);		\
+			va_end(ap);				\
+		}						\
+	} while (0)
+
 int open(const char *path, int flags, ...)
 {
 	mode_t mode = 0;
-	va_list ap;
 
-	resolve();
-	if (flags & (O_CREAT | O_TMPFILE)) {
-		va_start(ap, flags);
-		mode = va_arg(ap, mode_t);
-		va_end(ap);
-	}
-	if (is_sgx_path(path) && conn >= 0)
-		return sgx_open(path, flags, mode);
-	return real_open(path, flags, mode);
+	MODE_ARG(flags, flags, mode);
+	return do_openat(AT_FDCWD, path, flags, mode);
 }
 int open64(const char *path, int flags, ...) __attribute__((alias("open")));
 
 int __open_2(const char *path, int flags)
 {
-	return open(path, flags);
+	return do_openat(AT_FDCWD, path, flags, 0);
 }
 int __open64_2(const char *path, int flags) __attribute__((alias("__open_2")));
 
 int openat(int dirfd, const char *path, int flags, ...)
 {
 	mode_t mode = 0;
-	va_list ap;
 
-	resolve();
-	if (flags & (O_CREAT | O_TMPFILE)) {
-		va_start(ap, flags);
-		mode = va_arg(ap, mode_t);
-		va_end(ap);
-	}
-	if (is_sgx_path(path) && conn >= 0)
-		return sgx_open(path, flags, mode);
-	return real_openat(dirfd, path, flags, mode);
+	MODE_ARG(flags, flags, mode);
+	return do_openat(dirfd, path, flags, mode);
 }
 int openat64(int dirfd, const char *path, int flags, ...) __attribute__((alias("openat")));
 
@@ -569,7 +572,7 @@ static void map_vdso(const char *path)
 	void *p;
 	int fd;
 
-	fd = real_open(path, O_RDONLY | O_CLOEXEC);
+	fd = real_openat(AT_FDCWD, path, O_RDONLY | O_CLOEXEC);
 	if (fd < 0 || real_fstat(fd, &st) < 0)
 		die("cannot open the vDSO image %s: %s", path, strerror(errno));
 	p = real_mmap(NULL, st.st_size, PROT_READ | PROT_EXEC, MAP_PRIVATE, fd, 0);
