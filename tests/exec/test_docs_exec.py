@@ -11,6 +11,7 @@ import sys
 from pathlib import Path
 
 import pytest
+
 from conftest import NATIVE
 
 DOC = Path(__file__).resolve().parents[2] / "docs" / "exec.md"
