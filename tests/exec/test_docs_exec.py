@@ -11,8 +11,7 @@ import sys
 from pathlib import Path
 
 import pytest
-
-from conftest import NATIVE
+from edmm import NATIVE
 
 DOC = Path(__file__).resolve().parents[2] / "docs" / "exec.md"
 
