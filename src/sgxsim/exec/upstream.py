@@ -20,11 +20,13 @@ from pathlib import Path
 
 PACKAGE = "linux-source-6.12"
 TREE = "linux-source-6.12"
+# What test_sgx and test_encl.elf need; a superset of what tests/engine extract
+# into the same tree, so either may come first.
 MEMBERS = [f"{TREE}/{p}" for p in (
     "tools/testing/selftests/sgx", "tools/testing/selftests/lib.mk",
     "tools/testing/selftests/kselftest_harness.h", "tools/testing/selftests/kselftest.h",
     "tools/testing/selftests/x86/check_cc.sh", "tools/testing/selftests/x86/trivial_64bit_program.c",
-    "tools/include", "arch/x86/include")]
+    "tools/include", "arch/x86/include", "scripts/subarch.include")]
 
 
 def cache_dir() -> Path:
