@@ -144,6 +144,8 @@ class ProgramMemory:
             self.files[noexec] = proc.open(path, O_RDONLY)
         self.model_fds = set(self.files.values())
         self._noexec_cache: dict[str, bool] = {}
+        self._enclaves: list[tuple[int, int]] | None = None
+        self._maps_text: str | None = None
 
     def close(self) -> None:
         if self.mem_fd >= 0:
@@ -169,7 +171,16 @@ class ProgramMemory:
 
     # -- the mappings ---------------------------------------------------------------------------
     def enclave_ranges(self) -> list[tuple[int, int]]:
-        return merge([(m.start, m.end) for m in self.proc.maps() if m.path in SGX_PATHS])
+        if self._enclaves is None:
+            self._enclaves = merge([(m.start, m.end) for m in self.proc.maps()
+                                    if m.path in SGX_PATHS])
+        return self._enclaves
+
+    def changed(self) -> None:
+        """A syscall of the program went through the model's mm: its enclave
+        ranges may differ, and the real mappings will after the reply."""
+        self._enclaves = None
+        self._maps_text = None
 
     def _noexec(self, path: str) -> bool:
         if not path.startswith("/"):
@@ -184,17 +195,25 @@ class ProgramMemory:
             self._noexec_cache[path] = hit
         return hit
 
-    def real_maps(self) -> list[RealMap]:
+    def _maps(self) -> str:
         try:
             with open(f"/proc/{self.pid}/maps") as f:
-                return parse_maps(f.read())
+                return f.read()
         except OSError as e:
             raise BridgeError(f"cannot read /proc/{self.pid}/maps: {e}") from None
 
+    def real_maps(self) -> list[RealMap]:
+        return parse_maps(self._maps())
+
     def sync(self) -> None:
         """Make the model's non-enclave mappings those of the real process."""
+        text = self._maps()
+        if text == self._maps_text:
+            self._refresh()  # the same mappings as at the last request
+            return
+        self._maps_text = text
         enclaves = self.enclave_ranges()
-        real = self.real_maps()
+        real = parse_maps(text)
         self._check_reservations(real, enclaves)
         want: dict[tuple[int, int], tuple[int, bool]] = {}
         for m in real:
@@ -277,15 +296,12 @@ class ProgramMemory:
                     f"{covered:#x} (a raw syscall on an enclave range is not supported)")
 
     def forget_inherited(self) -> None:
-        """A forked model child copied the parent's mirror; drop it (and the
-        parent's mirror files) so the child mirrors its own memory."""
+        """Drop the model process's mappings that are not enclaves: a new
+        process's own stack, or the parent's mirror a forked child copied, so
+        the process mirrors its own memory."""
         for m in self.proc.maps():
             if m.path not in SGX_PATHS and m.start < TASK_SIZE:
                 self._unmap(m.start, m.end)
-
-    def reset(self) -> None:
-        """The model process's own initial mappings (its stack) are not the program's."""
-        self.forget_inherited()
 
     # -- the end of a transaction -------------------------------------------------------------------
     def finish(self) -> None:

@@ -146,8 +146,10 @@ class ExecServer:
             try:
                 ret = fn()
             except OSError as e:
+                c.mem.changed()
                 self._log(c, what, f"-1 {errno.errorcode.get(e.errno, e.errno)}", why_of(e))
                 return P.Reply(ret=-(e.errno or errno.EINVAL))
+            c.mem.changed()
             self._log(c, what, f"{ret:#x}" if isinstance(ret, int) and ret > 0xFFFF else str(ret))
             return P.Reply(ret=ret if isinstance(ret, int) else 0)
         finally:
