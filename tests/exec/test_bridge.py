@@ -185,3 +185,30 @@ def test_two_threads_inside_enclaves_at_once_get_a_clear_message(native):
     assert r.returncode == 127
     assert "two threads inside enclaves at once are not supported" in r.stderr
     assert "both returned" not in r.stdout
+
+
+def test_source_on_a_noexec_mount_lacks_vm_mayexec(native, tmp_path):
+    """The mirror of a file mapping from a noexec mount (the program's
+    /proc/PID/mountinfo) lacks VM_MAYEXEC: ADD_PAGES of an executable page
+    from it is EACCES, as on the kernel; from an exec mount it is added."""
+    import os
+
+    import pytest
+
+    mnt = tmp_path / "nx"
+    mnt.mkdir()
+    r = subprocess.run(["mount", "-t", "tmpfs", "-o", "noexec", "tmpfs", str(mnt)],
+                       capture_output=True)
+    if r.returncode:
+        pytest.skip("cannot mount a noexec tmpfs here (not root?)")
+    try:
+        for d in (mnt, tmp_path):
+            (d / "page").write_bytes(bytes(4096))
+        r1 = sgxsim_exec("--", str(native["noexec"]), str(mnt / "page"))
+        r2 = sgxsim_exec("--", str(native["noexec"]), str(tmp_path / "page"))
+    finally:
+        subprocess.run(["umount", str(mnt)])
+    assert r1.stdout.splitlines() == [f"rx page from {mnt}/page -> EACCES",
+                                      "rx page from anonymous memory -> 0"], r1.stderr
+    assert r2.stdout.splitlines()[0] == f"rx page from {tmp_path}/page -> 0"
+    assert os.path.ismount(mnt) is False
