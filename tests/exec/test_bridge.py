@@ -77,6 +77,13 @@ def _model_badinput() -> list[str]:
     show("remove_pages garbage", p.ioctl, fd, uapi.SGX_IOC_ENCLAVE_REMOVE_PAGES, buf)
     show("mmap unaligned offset", p.mmap, 0, 4096, PROT_READ, MAP_SHARED, fd, 123)
     out.append("create on another file -> ENOTTY")  # /dev/null: the real kernel's answer
+    prov = p.open("/dev/sgx_provision", O_RDWR)
+    p.poke(buf + 0x2000, uapi.SgxEnclaveProvision(fd=prov).pack())
+    show("provision with /dev/sgx_provision", p.ioctl, fd, uapi.SGX_IOC_ENCLAVE_PROVISION,
+         buf + 0x2000)
+    null = p.open("/tmp/null", O_RDWR | 0o100)  # another file (O_CREAT)
+    p.poke(buf + 0x2000, uapi.SgxEnclaveProvision(fd=null).pack())
+    show("provision with another file", p.ioctl, fd, uapi.SGX_IOC_ENCLAVE_PROVISION, buf + 0x2000)
     show("close", p.close, fd)
     show("close again", p.close, fd)
     show("ioctl after close", p.ioctl, fd, uapi.SGX_IOC_ENCLAVE_CREATE, buf + 0x1000)

@@ -46,6 +46,7 @@ SGX_PATHS = ("/dev/sgx_enclave", "/dev/sgx_provision")
 SKIP = ("[vvar]", "[vvar_vclock]", "[vsyscall]")
 MIRROR_DIR = "/sgxsim-exec"
 NOEXEC_DIR = "/sgxsim-exec/noexec"  # a noexec mount in the model
+MIRROR_FD = 1 << 20  # the model fds of the mirror files (the program's are below 4096)
 
 
 class BridgeError(Exception):
@@ -141,7 +142,10 @@ class ProgramMemory:
         for noexec in (False, True):
             path = f"{NOEXEC_DIR if noexec else MIRROR_DIR}/{pid}/mem"
             create_reader_file(vfs, path, self._read_page, TASK_SIZE)
-            self.files[noexec] = proc.open(path, O_RDONLY)
+            # Far above the program's fds, which the model's fds mirror.
+            fd = proc.open(path, O_RDONLY)
+            self.files[noexec] = proc.dup(fd, MIRROR_FD + noexec)
+            proc.close(fd)
         self.model_fds = set(self.files.values())
         self._noexec_cache: dict[str, bool] = {}
         self._enclaves: list[tuple[int, int]] | None = None

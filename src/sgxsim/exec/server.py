@@ -94,7 +94,7 @@ class Conn:
         self.pid = pid
         self.proc: Any = None
         self.mem: ProgramMemory | None = None
-        self.fds: dict[int, int] = {}  # placeholder fd -> model fd
+        self.fds: dict[int, int] = {}  # placeholder fd -> model fd (the same number)
         self.vdso_base = 0
         self.cpuid_sites: set[int] = set()
         self.buf = b""
@@ -186,8 +186,13 @@ class ExecServer:
         fd, flags, mode = req.a[0], req.a[1], req.a[2]
 
         def sys_open() -> int:
+            # The model's fd is the program's number, so that an fd passed
+            # inside a struct (SGX_IOC_ENCLAVE_PROVISION) names the same file.
             mfd = c.proc.open(req.path, flags, mode)
-            c.fds[fd] = mfd
+            if mfd != fd:
+                c.proc.dup(mfd, fd)
+                c.proc.close(mfd)
+            c.fds[fd] = fd
             return fd
 
         return self._syscall(c, f"open({req.path!r}, {flags:#x})", sys_open)
@@ -206,7 +211,7 @@ class ExecServer:
         old, new = req.a[0], req.a[1]
 
         def sys_dup() -> int:
-            c.fds[new] = c.proc.dup(self._model_fd(c, old))
+            c.fds[new] = c.proc.dup(self._model_fd(c, old), new)
             return new
 
         return self._syscall(c, f"dup({old}) -> {new}", sys_dup)

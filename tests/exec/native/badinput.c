@@ -36,6 +36,15 @@ int main(void)
 	show("remove_pages garbage", ioctl(fd, SGX_IOC_ENCLAVE_REMOVE_PAGES, junk));
 	show("mmap unaligned offset", mmap(NULL, 4096, PROT_READ, MAP_SHARED, fd, 123) == MAP_FAILED ? -1 : 0);
 	show("create on another file", ioctl(null, SGX_IOC_ENCLAVE_CREATE, &create));
+	{
+		/* The provision fd travels inside the struct: the model must see
+		 * the program's fd numbers. */
+		struct sgx_enclave_provision prov = { .fd = open("/dev/sgx_provision", O_RDWR) };
+
+		show("provision with /dev/sgx_provision", ioctl(fd, SGX_IOC_ENCLAVE_PROVISION, &prov));
+		prov.fd = null;
+		show("provision with another file", ioctl(fd, SGX_IOC_ENCLAVE_PROVISION, &prov));
+	}
 	show("close", close(fd));
 	show("close again", close(fd));
 	show("ioctl after close", ioctl(fd, SGX_IOC_ENCLAVE_CREATE, &create));
