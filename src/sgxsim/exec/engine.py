@@ -5,15 +5,17 @@ whose every page is admitted by the model's access check.
 ``engine.run(cpu, lp)`` executes the code in the enclave's EPC pages from
 ``lp.regs`` until EEXIT, the way a logical processor in enclave mode does.
 
-- **Memory is a TLB.**  Unicorn starts with nothing mapped.  The first access
-  to a page (or an access the page's current rights do not cover) stops in a
-  hook that asks :meth:`Cpu.translate` for that access: paging with A/D bits,
-  then the EPCM inside ELRANGE.  An admitted page is mapped into Unicorn
-  zero-copy (the EPC page or RAM frame itself) with exactly the rights the
-  model admitted for the whole page.  The TLB is flushed (every page
-  unmapped) at EENTER/ERESUME (each ``run``), after every ENCLU leaf and at
-  every exit, which is where the model's kernel or leaves may change the
-  paging structures, the EPCM or the pages themselves.
+- **Memory is a TLB.**  Unicorn runs with a virtual TLB (``UC_TLB_VIRTUAL``):
+  every TLB miss (first access to a page after a flush, or an access the
+  cached rights do not cover, e.g. the first write after reads) calls a hook
+  that asks :meth:`Cpu.translate` for that access: paging with A/D bits,
+  then the EPCM inside ELRANGE.  The admitted page's storage (the EPC page
+  or RAM frame itself, zero-copy) sits at a "physical" slot of Unicorn's
+  memory, and the TLB entry gets exactly the rights the model admitted for
+  the whole page.  The TLB is flushed at EENTER/ERESUME (each ``run``) and
+  after every ENCLU leaf, which is where the model's kernel or leaves may
+  change the paging structures, the EPCM or the pages; translated code is
+  kept per physical slot, so a flush costs no retranslation.
 - **A refused access** raises in ``translate`` after the CPU's AEX (the
   registers were synchronised first, so the SSA holds the state *before* the
   instruction); the hook then stops Unicorn before the instruction executes
@@ -34,38 +36,45 @@ does not model the XSAVE area of the SSA (only GPRSGX is saved and restored).
 from __future__ import annotations
 
 import ctypes
+import time
+from collections.abc import Callable
 from typing import Any
 
 from unicorn import (
     UC_ARCH_X86,
     UC_ERR_INSN_INVALID,
+    UC_ERR_OK,
     UC_HOOK_INSN,
     UC_HOOK_INTR,
-    UC_HOOK_MEM_PROT,
-    UC_HOOK_MEM_UNMAPPED,
-    UC_MEM_FETCH_PROT,
-    UC_MEM_FETCH_UNMAPPED,
-    UC_MEM_READ_PROT,
-    UC_MEM_READ_UNMAPPED,
-    UC_MEM_WRITE_PROT,
-    UC_MEM_WRITE_UNMAPPED,
+    UC_HOOK_TLB_FILL,
+    UC_MEM_FETCH,
+    UC_MEM_READ,
+    UC_MEM_WRITE,
     UC_MODE_64,
     Uc,
     UcError,
 )
 from unicorn import x86_const as X
+from unicorn.unicorn_const import UC_CTL_IO_WRITE, UC_CTL_TLB_FLUSH, UC_PROT_ALL, UC_TLB_VIRTUAL
 
 from sgxsim.hw.access import FETCH, READ, WRITE
-from sgxsim.hw.consts import PAGE_MASK, PAGE_SIZE
+from sgxsim.hw.consts import PAGE_SIZE
 from sgxsim.hw.faults import CpuException, GeneralProtection, HwFault, InvalidOpcode
 from sgxsim.trace import Decision
 
 ENCLU_BYTES = b"\x0f\x01\xd7"
-_NEVER = (1 << 64) - 1  # an "until" address no code can reach (not canonical)
-_ACCESS = {UC_MEM_READ_UNMAPPED: READ, UC_MEM_READ_PROT: READ,
-           UC_MEM_WRITE_UNMAPPED: WRITE, UC_MEM_WRITE_PROT: WRITE,
-           UC_MEM_FETCH_UNMAPPED: FETCH, UC_MEM_FETCH_PROT: FETCH}
-_NEED = {READ: 1, WRITE: 2, FETCH: 4}  # UC_PROT_* = the model's PERM_*
+_U64 = (1 << 64) - 1
+# emu_start's "until": a non-canonical page no instruction can reach.  Unicorn
+# asks the TLB about the page before it now and then (when it checks whether a
+# translation block ends there); that is not an enclave access.
+_NEVER = 0x7FFF_FFFF_FFFF_F000
+_NEVER_PAGES = (_NEVER - PAGE_SIZE, _NEVER)  # an "until" address no code can reach (not canonical)
+_ACCESS = {UC_MEM_READ: READ, UC_MEM_WRITE: WRITE, UC_MEM_FETCH: FETCH}
+_PROT_R, _PROT_X = 1, 4  # UC_PROT_* = the model's PERM_*
+# Unicorn's "physical" memory: one slot per page the model admitted, above
+# anything else; at most SLOTS stay mapped between runs.
+_SLOT_BASE = 1 << 44
+SLOTS = 8192
 
 # lp.regs names and Unicorn's registers, in one order.
 _REG_NAMES = ("rax", "rcx", "rdx", "rbx", "rsp", "rbp", "rsi", "rdi", "r8", "r9", "r10", "r11",
@@ -79,7 +88,7 @@ _UC_REGS = (X.UC_X86_REG_RAX, X.UC_X86_REG_RCX, X.UC_X86_REG_RDX, X.UC_X86_REG_R
 _ILLEGAL_INSNS = {X.UC_X86_INS_SYSCALL: "SYSCALL", X.UC_X86_INS_SYSENTER: "SYSENTER",
                   X.UC_X86_INS_CPUID: "CPUID"}
 _INT_N, _INTO, _INT3 = 0xCD, 0xCE, 0xCC
-VEC_BP, VEC_OF = 3, 4
+VEC_BP, VEC_OF, VEC_UD, VEC_GP = 3, 4, 6, 13
 
 
 def _ud(rule: str, detail: str) -> InvalidOpcode:
@@ -89,20 +98,42 @@ def _ud(rule: str, detail: str) -> InvalidOpcode:
 class _Core:
     """One emulated logical processor: a Unicorn instance and its TLB."""
 
-    __slots__ = ("cpu", "lp", "uc", "tlb", "fault", "error", "fills", "_hooks")
+    __slots__ = ("cpu", "lp", "uc", "slots", "retired", "next_slot", "pages", "until_page", "fault",
+                 "timeslice_us", "on_interrupt",
+                 "error", "fills", "_hooks", "_ids", "_vals", "_ptrs")
 
-    def __init__(self, cpu: Any, lp: Any):
+    def __init__(self, cpu: Any, lp: Any, timeslice_us: int = 0,
+                 on_interrupt: Callable[[Any, Any], None] | None = None):
         self.cpu = cpu
         self.lp = lp
-        self.uc = uc = Uc(UC_ARCH_X86, UC_MODE_64)
-        # page -> (backing, its ctypes view (keeps the pointer valid), rights)
-        self.tlb: dict[int, tuple[bytearray, Any, int]] = {}
+        self.timeslice_us = timeslice_us
+        self.on_interrupt = on_interrupt
         self.fault: HwFault | None = None  # delivered by a hook, after the AEX
         self.error: BaseException | None = None  # a model error inside a hook
         self.fills = 0
+        self.pages: dict[int, bytearray] = {}  # vpn -> backing, filled since the last flush
+        self.until_page = bytearray(b"\x0f\x0b" * (PAGE_SIZE // 2))  # UD2 (see _NEVER)
+        # One preallocated register file for the batch calls: the binding's
+        # reg_read_batch builds its argument arrays per call (~90 us for 20 registers).
+        n = len(_UC_REGS)
+        self._ids = (ctypes.c_int * n)(*_UC_REGS)
+        self._vals = (ctypes.c_uint64 * n)()
+        base = ctypes.addressof(self._vals)
+        self._ptrs = (ctypes.c_void_p * n)(*(base + 8 * i for i in range(n)))
+        self._new_uc()
+
+    def _new_uc(self) -> None:
+        """A fresh Unicorn: nothing mapped, nothing translated."""
+        self.uc = uc = Uc(UC_ARCH_X86, UC_MODE_64)
+        uc.ctl_set_tlb_mode(UC_TLB_VIRTUAL)
+        # id(backing) -> [slot address, backing, its ctypes view (keeps the
+        # pointer valid), the bytes code was translated from (X pages)]
+        self.slots: dict[int, list] = {}
+        self.retired: list[list] = []  # slots to unmap at the next run
+        self.next_slot = _SLOT_BASE
+        self.pages.clear()
         self._hooks = [
-            uc.hook_add(UC_HOOK_MEM_UNMAPPED, self._on_tlb_miss),
-            uc.hook_add(UC_HOOK_MEM_PROT, self._on_tlb_miss),
+            uc.hook_add(UC_HOOK_TLB_FILL, self._on_tlb_fill),
             uc.hook_add(UC_HOOK_INTR, self._on_interrupt),
             uc.hook_add(UC_HOOK_INSN, self._on_in, None, 1, 0, X.UC_X86_INS_IN),
             uc.hook_add(UC_HOOK_INSN, self._on_out, None, 1, 0, X.UC_X86_INS_OUT),
@@ -113,33 +144,79 @@ class _Core:
     # -- registers -------------------------------------------------------------------------
     def sync_out(self) -> None:
         """Unicorn's registers -> lp.regs (before the model looks at them)."""
-        self.lp.regs.update(zip(_REG_NAMES, self.uc.reg_read_batch(_UC_REGS), strict=True))
+        if self.uc._do_reg_read_batch(self._ids, self._ptrs, len(_UC_REGS)) != UC_ERR_OK:
+            raise UcError(self.uc.errno)
+        self.lp.regs.update(zip(_REG_NAMES, self._vals, strict=True))
 
     def sync_in(self) -> None:
+        """lp.regs -> Unicorn's registers."""
         regs = self.lp.regs
-        self.uc.reg_write_batch([(r, regs.get(n, 0)) for r, n in zip(_UC_REGS, _REG_NAMES,
-                                                                       strict=True)])
+        self._vals[:] = [regs.get(n, 0) & _U64 for n in _REG_NAMES]
+        if self.uc._do_reg_write_batch(self._ids, self._ptrs, len(_UC_REGS)) != UC_ERR_OK:
+            raise UcError(self.uc.errno)
 
     # -- the TLB ---------------------------------------------------------------------------------
     def flush(self) -> None:
-        """Drop every translation (Flush_linear_context)."""
-        uc = self.uc
-        for va in self.tlb:
-            uc.mem_unmap(va, PAGE_SIZE)
-        self.tlb.clear()
+        """Drop every translation (Flush_linear_context): the next access to
+        any page is a TLB miss that goes through the model's check again."""
+        self.uc.ctl(UC_CTL_TLB_FLUSH, UC_CTL_IO_WRITE)
+        self.pages.clear()
 
-    def _fill(self, va: int, backing: bytearray, perms: int) -> None:
-        old = self.tlb.get(va)
-        if old is not None and old[0] is backing:
-            self.uc.mem_protect(va, PAGE_SIZE, perms)
-            self.tlb[va] = (backing, old[1], perms)
-            return
-        if old is not None:
-            self.uc.mem_unmap(va, PAGE_SIZE)
+    def read(self, la: int, n: int) -> bytes:
+        """Bytes at ``la`` from the pages admitted since the last flush (the
+        instruction bytes Unicorn fetched); b"" where a page is not admitted."""
+        out = b""
+        while n > 0:
+            page = self.pages.get(la >> 12)
+            if page is None:
+                return b""
+            off = la & (PAGE_SIZE - 1)
+            take = min(n, PAGE_SIZE - off)
+            out += bytes(page[off : off + take])
+            la, n = la + take, n - take
+        return out
+
+    def _trim(self) -> None:
+        """Between runs: unmap retired slots, and the oldest when too many."""
+        self._check_code()
+        uc = self.uc
+        slots = self.slots
+        while len(slots) > SLOTS:
+            self.retired.append(slots.pop(next(iter(slots))))
+        for slot in self.retired:
+            uc.mem_unmap(slot[0], PAGE_SIZE)  # slot addresses are never reused
+        self.retired.clear()
+
+    def release(self) -> None:
+        """Unmap every slot and let go of the model's pages."""
+        self.retired.extend(self.slots.values())
+        self.slots.clear()
+        self._trim()
+
+    def _slot(self, backing: bytearray, perms: int) -> int:
+        """The slot address of ``backing``, mapping it on first use."""
+        key = id(backing)
+        slot = self.slots.get(key)
+        if slot is not None and slot[1] is backing:
+            if perms & _PROT_X:
+                slot[3] = bytes(backing)  # what Unicorn translates from (see _check_code)
+            return slot[0]
+        addr = self.next_slot
+        self.next_slot += PAGE_SIZE
         view = (ctypes.c_char * PAGE_SIZE).from_buffer(backing)
-        self.uc.mem_map_ptr(va, PAGE_SIZE, perms, ctypes.addressof(view))
-        self.tlb[va] = (backing, view, perms)
-        self.fills += 1
+        self.uc.mem_map_ptr(addr, PAGE_SIZE, UC_PROT_ALL, ctypes.addressof(view))
+        self.slots[key] = [addr, backing, view, bytes(backing) if perms & _PROT_X else None]
+        return addr
+
+    def _check_code(self) -> None:
+        """Outside emulation, after the model ran (kernel, leaves): if the
+        model changed in place the bytes of a page Unicorn translated code
+        from (EDBGWR does; EGETKEY/EREPORT outputs may), that code must go."""
+        if any(slot[3] is not None and slot[1] != slot[3] for slot in self.slots.values()):
+            # Unicorn finds translated code by linear address as well, and
+            # neither unmapping nor its cache controls drop all of it: start
+            # over with a fresh emulator (rare: only when the model wrote code).
+            self._new_uc()
 
     def _deliver(self, fault: HwFault) -> None:
         """The model raised ``fault`` (after its AEX): stop before anything
@@ -150,24 +227,27 @@ class _Core:
         self.uc.emu_stop()
 
     # -- hooks -----------------------------------------------------------------------------------
-    def _on_tlb_miss(self, uc: Uc, kind: int, addr: int, size: int, value: int, _ud: Any) -> bool:
+    def _on_tlb_fill(self, uc: Uc, vaddr: int, kind: int, entry: Any, _data: Any) -> bool:
+        if vaddr & ~(PAGE_SIZE - 1) in _NEVER_PAGES:
+            # Unicorn looking up "until", not an access (see _NEVER): a page of UD2.
+            entry.paddr = self._slot(self.until_page, 0) | (vaddr & (PAGE_SIZE - 1))
+            entry.perms = _PROT_R | _PROT_X
+            return True
         access = _ACCESS.get(kind)
         if access is None or self.fault is not None or self.lp.enclave is None:
+            uc.emu_stop()
             return False
         try:
-            # An access that spans two pages: the page its rights do not cover.
-            va = addr & PAGE_MASK
-            entry = self.tlb.get(va)
-            if entry is not None and entry[2] & _NEED[access] and \
-                    (addr + size - 1) & PAGE_MASK != va:
-                va += PAGE_SIZE
-            self.sync_out()
+            self.sync_out()  # an AEX saves the state before this instruction
             try:
-                backing, perms = self.cpu.translate(self.lp, max(va, addr), access)
+                backing, perms = self.cpu.translate(self.lp, vaddr, access)
             except HwFault as fault:
                 self._deliver(fault)
                 return False
-            self._fill(va, backing, perms)
+            entry.paddr = self._slot(backing, perms) | (vaddr & (PAGE_SIZE - 1))
+            entry.perms = perms
+            self.pages[vaddr >> 12] = backing
+            self.fills += 1
             return True
         except BaseException as e:  # a model error: report it after stopping
             self.error = e
@@ -190,14 +270,17 @@ class _Core:
                                         f"{name} at {rip:#x} in enclave mode"))
         return True  # CPUID: do not execute it
 
-    def _on_in(self, uc: Uc, port: int, size: int, _ud: Any) -> int:
+    def _on_in(self, uc: Uc, port: int, size: int, _data: Any) -> int:
         self._on_illegal(uc, "IN")
         return 0
 
-    def _on_out(self, uc: Uc, port: int, size: int, value: int, _ud: Any) -> None:
+    def _on_out(self, uc: Uc, port: int, size: int, value: int, _data: Any) -> None:
         self._on_illegal(uc, "OUT")
 
-    def _on_interrupt(self, uc: Uc, intno: int, _ud: Any) -> None:
+    def _on_interrupt(self, uc: Uc, intno: int, _data: Any) -> None:
+        if self.fault is not None or self.error is not None:
+            uc.emu_stop()  # the #PF of a refused TLB fill, already delivered
+            return
         rip = uc.reg_read(X.UC_X86_REG_RIP)
         prev = self._code_before(rip)
         if prev[-2:] == bytes((_INT_N, intno & 0xFF)):
@@ -208,27 +291,28 @@ class _Core:
                             f"INTO at {rip - 1:#x} in enclave mode"), rip - 1
         else:
             # A fault (RIP at the instruction) or INT3's trap (RIP after it).
-            fault, at = CpuException(intno, Decision("hw", "exception", f"vector {intno}",
-                                                     f"at {rip:#x}")), rip
+            why = Decision("hw", "exception", f"vector {intno}", f"at {rip:#x}")
+            fault = (GeneralProtection(why) if intno == VEC_GP else InvalidOpcode(why)
+                     if intno == VEC_UD else CpuException(intno, why))
+            at = rip
         self._raise_inside(uc, at, fault)
 
     def _code_before(self, rip: int) -> bytes:
-        try:
-            return bytes(self.uc.mem_read(rip - 2, 2))
-        except UcError:
-            return b""
+        return self.read(rip - 2, 2) or self.read(rip - 1, 1)
 
     # -- running ---------------------------------------------------------------------------------
     def run(self) -> None:
-        lp, uc = self.lp, self.uc
+        lp = self.lp
+        self._trim()
         self.flush()  # EENTER/ERESUME flush the linear context
         self.sync_in()
         try:
             while lp.enclave is not None:
                 self.fault = self.error = None
                 reason = None
+                start = time.monotonic()
                 try:
-                    uc.emu_start(lp.regs["rip"], _NEVER)
+                    self.uc.emu_start(lp.regs["rip"], _NEVER, timeout=self.timeslice_us)
                 except UcError as e:
                     reason = e
                 if self.error is not None:
@@ -238,23 +322,39 @@ class _Core:
                 self.sync_out()
                 if reason is not None and reason.errno == UC_ERR_INSN_INVALID:
                     self._invalid_instruction()
+                elif (reason is None and self.timeslice_us
+                      and time.monotonic() - start >= self.timeslice_us / 1e6):
+                    self._interrupt()
                 else:
                     self._stopped(reason)
                 if lp.enclave is not None:
                     self.sync_in()
         finally:
-            self.flush()  # and release the pages
+            self.flush()
+
+    def _interrupt(self) -> None:
+        """The timeslice ended: a timer interrupt.  The CPU takes an AEX (no
+        exception, SSA.EXITINFO not valid), the kernel handles the interrupt
+        (``on_interrupt(cpu, lp)``, which may raise to abandon the call) and
+        returns to the AEP, where the vDSO's ENCLU executes ERESUME with the
+        synthetic state the AEX left (RAX = ERESUME, RBX = TCS, RCX = AEP)."""
+        cpu, lp = self.cpu, self.lp
+        self.flush()
+        cpu.aex(lp, vector=None)
+        if self.on_interrupt is not None:
+            self.on_interrupt(cpu, lp)
+        regs = lp.regs
+        regs["rip"] = regs["rcx"]
+        cpu.enclu(lp)
 
     def _invalid_instruction(self) -> None:
         lp = self.lp
         rip = lp.regs["rip"]
-        try:
-            code = bytes(self.uc.mem_read(rip, len(ENCLU_BYTES)))
-        except UcError:
-            code = b""
+        code = self.read(rip, len(ENCLU_BYTES))
         self.flush()
         if code == ENCLU_BYTES:
             self.cpu.enclu(lp)  # faults raise after the leaf's AEX
+            self._check_code()
             return
         raise self.cpu.aex(lp, fault=_ud("decode", f"invalid or unsupported instruction "
                                                    f"{code.hex() or '??'} at {rip:#x}"))
@@ -263,10 +363,7 @@ class _Core:
         """Unicorn stopped on its own: HLT (a #GP at CPL 3) or an emulator error."""
         lp = self.lp
         rip = lp.regs["rip"]
-        try:
-            hlt = reason is None and bytes(self.uc.mem_read(rip - 1, 1)) == b"\xf4"
-        except UcError:
-            hlt = False
+        hlt = reason is None and self.read(rip - 1, 1) == b"\xf4"
         self.flush()
         if hlt:
             lp.regs["rip"] = rip - 1
@@ -284,14 +381,21 @@ class EnclaveEngine:
     real code with it.  ``fills`` counts TLB fills (a measure of how often
     the model's access check ran)."""
 
-    def __init__(self) -> None:
+    def __init__(self, timeslice_us: int = 0,
+                 on_interrupt: Callable[[Any, Any], None] | None = None) -> None:
+        """``timeslice_us``: run at most this long between timer interrupts
+        (0: no interrupts); at each one the CPU takes an AEX, then
+        ``on_interrupt(cpu, lp)`` runs (the kernel's turn: it may raise to
+        abandon the call, e.g. for a pending kill), then the AEP's ERESUME."""
         self._cores: dict[tuple[int, int], _Core] = {}
+        self.timeslice_us = timeslice_us
+        self.on_interrupt = on_interrupt
 
     def core(self, cpu: Any, lp: Any) -> _Core:
         key = (id(cpu), lp.id)
         c = self._cores.get(key)
         if c is None or c.cpu is not cpu:
-            c = self._cores[key] = _Core(cpu, lp)
+            c = self._cores[key] = _Core(cpu, lp, self.timeslice_us, self.on_interrupt)
         c.lp = lp
         return c
 
@@ -300,6 +404,12 @@ class EnclaveEngine:
         ERESUME) until EEXIT; a fault propagates after the CPU's AEX, like
         :meth:`EnclaveLibrary.run`."""
         self.core(cpu, lp).run()
+
+    def release(self) -> None:
+        """Unmap everything and drop the references to the model's pages
+        (the engine keeps them mapped without rights between runs)."""
+        for c in self._cores.values():
+            c.release()
 
     @property
     def fills(self) -> int:

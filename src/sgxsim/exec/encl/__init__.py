@@ -29,6 +29,8 @@ OP_EGETKEY = 6  # ret = EGETKEY(KEYNAME = a); out[:16] = the key
 OP_EREPORT = 7  # EREPORT(zero TARGETINFO and REPORTDATA); out[:32] = MRENCLAVE
 OP_TLS = 8  # ret = the u64 at GS:0 (1111h on TCS1, 2222h on TCS2)
 OP_SYSCALL, OP_INT80, OP_CPUID, OP_BADLEAF, OP_UD2, OP_DIVZERO = range(9, 15)
+OP_EACCEPTCOPY = 15  # ret = EACCEPTCOPY(SECINFO.FLAGS = b, page a, source: buffer's first page)
+OP_HLT = 16  # HLT: privileged, #GP(0) at CPL 3
 COMPUTE_INSNS, TOUCH_INSNS = 4, 6  # instructions per loop iteration
 OP_FORMAT = "<QQQQ32s"
 OP_SIZE = struct.calcsize(OP_FORMAT)

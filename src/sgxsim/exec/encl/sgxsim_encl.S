@@ -14,6 +14,7 @@
 	.equ EMODPE, 6
 	.equ EREPORT, 0
 	.equ EGETKEY, 1
+	.equ EACCEPTCOPY, 7
 
 	.macro TCS ossa, ogsbase
 	.quad 0			/* STATE */
@@ -80,6 +81,8 @@ optable:
 	.long op_badleaf - optable	/* 12 */
 	.long op_ud2 - optable		/* 13 */
 	.long op_divzero - optable	/* 14 */
+	.long op_eacceptcopy - optable	/* 15 */
+	.long op_hlt - optable		/* 16 */
 optable_end:
 
 /* ret = a loop of b iterations of 4 instructions */
@@ -144,6 +147,19 @@ op_eaccept:
 	call	secinfo_on_stack
 	mov	rcx, [rdi + 8]
 	mov	eax, EACCEPT
+	ENCLU
+	mov	[rdi + 24], rax
+	add	rsp, 128
+	pop	rbx
+	ret
+
+/* ret = EACCEPTCOPY(SECINFO.FLAGS = b, page a, from the first buffer page) */
+op_eacceptcopy:
+	push	rbx
+	call	secinfo_on_stack
+	mov	rcx, [rdi + 8]
+	lea	rdx, [rip + buffer]
+	mov	eax, EACCEPTCOPY
 	ENCLU
 	mov	[rdi + 24], rax
 	add	rsp, 128
@@ -222,6 +238,10 @@ op_badleaf:
 
 op_ud2:
 	ud2
+	ret
+
+op_hlt:
+	hlt
 	ret
 
 op_divzero:
