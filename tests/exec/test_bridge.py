@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import errno
+import os
 import struct
 import subprocess
 import sys
@@ -219,3 +220,32 @@ def test_source_on_a_noexec_mount_lacks_vm_mayexec(native, tmp_path):
                                       "rx page from anonymous memory -> 0"], r1.stderr
     assert r2.stdout.splitlines()[0] == f"rx page from {tmp_path}/page -> 0"
     assert os.path.ismount(mnt) is False
+
+
+def test_killed_inside_a_runaway_enclave_call_leaves_no_server(native):
+    """The engine's timer interrupt lets the server notice the kill and
+    abandon the call (after the AEX), so `sgxsim exec` ends."""
+    import signal
+    import time
+
+    from edmm import NATIVE
+
+    p = subprocess.Popen([*SGXSIM, "--", *native["edmm"].argv(NATIVE / "spin.script")],
+                         stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    try:
+        deadline = time.monotonic() + 60
+        child = ""
+        while not child and time.monotonic() < deadline:
+            time.sleep(0.2)
+            child = subprocess.run(["pgrep", "-P", str(p.pid)], capture_output=True,
+                                   text=True).stdout.split()
+            child = child[0] if child else ""
+        assert child, "the program did not start"
+        time.sleep(1.0)  # inside the spinning call by now
+        os.kill(int(child), signal.SIGKILL)
+        out, err = p.communicate(timeout=20)
+    finally:
+        if p.poll() is None:
+            p.kill()
+    assert p.returncode == 128 + 9, err
+    assert "Traceback" not in err

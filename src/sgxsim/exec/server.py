@@ -113,6 +113,7 @@ class ExecServer:
         self.tokens = itertools.count(1)
         self.conns: dict[int, Conn] = {}
         self.errors: list[str] = []
+        self.serving: Conn | None = None  # the process whose request runs
 
     # -- trace -------------------------------------------------------------------------
     def _log(self, c: Conn, what: str, result: str, why: Any = None) -> None:
@@ -288,6 +289,14 @@ class ExecServer:
         self.errors.append(req.path)
         return P.Reply(ret=0)
 
+    def on_interrupt(self, cpu: Any, lp: Any) -> None:
+        """The kernel's turn at a timer interrupt during an enclave call: a
+        native process killed meanwhile abandons the call (after the AEX the
+        interrupt took, so the model stays consistent)."""
+        c = self.serving
+        if c is not None and not _alive(c.pid):
+            raise BridgeError(f"process {c.pid} died inside an enclave call")
+
     # -- ENCLU ---------------------------------------------------------------------------------
     def _fixup(self, c: Conn, rip: int) -> int | None:
         # fixup_vdso_exception(): only a fault at an ENCLU listed in the vDSO's table
@@ -436,6 +445,7 @@ class ExecServer:
         if len(c.buf) < P.REQUEST_SIZE:
             return
         req, c.buf = P.Request.unpack(c.buf), b""
+        self.serving = c
         try:
             rep = self.handle(c, req)
         except (BridgeError, OSError) as e:
