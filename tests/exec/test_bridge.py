@@ -150,13 +150,23 @@ def test_trace_has_every_request_with_its_deciding_rule(native, tmp_path):
     assert first.startswith("1. [") and "hello" in first
 
 
-def test_request_layouts_match_the_header():
+def test_request_layouts_match_the_header(tmp_path):
+    """protocol.py and native/protocol.h agree on every size and offset."""
     from sgxsim.exec import protocol as P
+    from sgxsim.exec.build import NATIVE_SRC
 
-    header = (ensure_native().preload.parent / "..").resolve()  # built: the header compiled
-    assert header.exists()
-    assert P.REQUEST_SIZE == 8 + 6 * 8 + 18 * 8 + 256
-    assert P.REPLY_SIZE == 208 + 64 * 16
+    src = tmp_path / "sizes.c"
+    src.write_text(
+        '#include <stdio.h>\n#include <stddef.h>\n#include "protocol.h"\n'
+        "int main(void) { printf(\"%zu %zu %zu %zu %zu\\n\", sizeof(struct sgxsim_request), "
+        "sizeof(struct sgxsim_reply), offsetof(struct sgxsim_request, path), "
+        "offsetof(struct sgxsim_reply, regs), offsetof(struct sgxsim_reply, ranges)); }\n")
+    exe = tmp_path / "sizes"
+    subprocess.run(["gcc", f"-I{NATIVE_SRC}", "-o", str(exe), str(src)], check=True)
+    sizes = [int(x) for x in subprocess.run([str(exe)], capture_output=True, text=True,
+                                            check=True).stdout.split()]
+    assert sizes == [P.REQUEST_SIZE, P.REPLY_SIZE, 8 + 6 * 8 + P.NREGS * 8, 32,
+                     P.REPLY_SIZE - P.MAX_RANGES * 16]
     assert struct.calcsize("<II6q18Q256s") == P.REQUEST_SIZE
 
 
