@@ -77,6 +77,9 @@ def _model_badinput() -> list[str]:
     show("unknown ioctl", p.ioctl, fd, 0xC0FFEE, buf)
     show("remove_pages garbage", p.ioctl, fd, uapi.SGX_IOC_ENCLAVE_REMOVE_PAGES, buf)
     show("mmap unaligned offset", p.mmap, 0, 4096, PROT_READ, MAP_SHARED, fd, 123)
+    a = p.mmap(0, 4096, PROT_READ, MAP_SHARED, fd, 0)
+    show("mremap grow enclave mapping", p.mremap, a, 4096, 8192, 1)  # MREMAP_MAYMOVE
+    show("munmap enclave mapping", p.munmap, a, 4096)
     out.append("create on another file -> ENOTTY")  # /dev/null: the real kernel's answer
     prov = p.open("/dev/sgx_provision", O_RDWR)
     p.poke(buf + 0x2000, uapi.SgxEnclaveProvision(fd=prov).pack())

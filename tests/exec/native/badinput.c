@@ -35,6 +35,14 @@ int main(void)
 	show("unknown ioctl", ioctl(fd, 0xc0ffee, junk));
 	show("remove_pages garbage", ioctl(fd, SGX_IOC_ENCLAVE_REMOVE_PAGES, junk));
 	show("mmap unaligned offset", mmap(NULL, 4096, PROT_READ, MAP_SHARED, fd, 123) == MAP_FAILED ? -1 : 0);
+	{
+		/* mremap of an enclave mapping is the model's mm too. */
+		void *p = mmap(NULL, 4096, PROT_READ, MAP_SHARED, fd, 0);
+		void *q = mremap(p, 4096, 8192, MREMAP_MAYMOVE);
+
+		show("mremap grow enclave mapping", q == MAP_FAILED ? -1 : 0);
+		show("munmap enclave mapping", munmap(p, 4096));
+	}
 	show("create on another file", ioctl(null, SGX_IOC_ENCLAVE_CREATE, &create));
 	{
 		/* The provision fd travels inside the struct: the model must see
