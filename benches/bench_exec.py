@@ -23,8 +23,9 @@ CALLS = 300
 # One Machine serves the whole suite under exec, so one EPC size: the smallest
 # with which all 16 pass (the Python suite uses 96 pages, 48 for the two
 # oversubscribed tests; at 48 pages for all, tcs_create fails under exec after
-# the oversubscribed tests ran on the same machine: EACCEPT returns
-# SGX_PAGE_ATTRIBUTES_MISMATCH; see docs/exec.md).
+# the oversubscribed tests ran on the same machine: EACCEPT of a page the
+# reclaimer wrote back after MODIFY_TYPES returns SGX_NOT_TRACKED; see
+# docs/exec.md, "A finding").
 EXEC_EPC_PAGES = 64
 
 
