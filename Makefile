@@ -4,7 +4,7 @@ VENV   := .venv
 PY     := $(VENV)/bin/python
 STAMP  := $(VENV)/.installed
 
-.PHONY: run test bench lint clean sgx-header browser kernel-source
+.PHONY: run test bench lint clean sgx-header browser kernel-source native interop
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -15,11 +15,11 @@ $(STAMP): pyproject.toml
 # The project's main job: every design against every property at the default
 # scope and depth (about 35 s with two workers), traces and scenario files
 # under scenarios/.
-run: $(STAMP)
+run: $(STAMP) native
 	$(PY) -m sgxsim.cli check --workers 2
 
 # The whole test suite.
-test: $(STAMP) sgx-header browser kernel-source
+test: $(STAMP) sgx-header browser kernel-source native
 	$(PY) -m pytest
 
 # tests/hw/test_uapi_header.py compiles against the system's <asm/sgx.h>
@@ -51,6 +51,10 @@ browser:
 	    fi; \
 	fi
 
+# sgxsim exec's native half (preload library, vDSO image) into build/native.
+native:
+	$(MAKE) -s -C src/sgxsim/exec/native OUT=$(CURDIR)/build/native
+
 # tests/exec build the kernel's SGX selftest enclave (test_encl.elf) from Debian's
 # linux-source package, fetched into build/kernel-source (never committed: GPL).
 KSRC_DIR := build/kernel-source
@@ -67,6 +71,11 @@ kernel-source:
 	             "the real-selftest-enclave tests will be skipped" >&2; \
 	    fi; \
 	fi
+
+# The Linux kernel's own SGX selftests (test_sgx and test_encl.elf), built at
+# test time from the same package (in build/kernel-source), under sgxsim exec.
+interop: $(STAMP) kernel-source native
+	$(PY) -m pytest -m interop tests/interop
 
 lint: $(STAMP)
 	$(VENV)/bin/ruff check src tests benches

@@ -90,5 +90,10 @@ def selftest(kernel: str, sgx1: bool, encl_elf: Path | None, design_files, prope
     raise SystemExit(1 if failed else 0)
 
 
+from sgxsim.exec.cli import exec_cmd  # noqa: E402
+
+main.add_command(exec_cmd)
+
+
 if __name__ == "__main__":
     main()

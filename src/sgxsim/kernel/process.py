@@ -60,6 +60,16 @@ class MapEntry:
                 f"{self.inode:<10d} {self.path}").rstrip()
 
 
+@dataclass(frozen=True)
+class Stat:
+    """The fields of struct stat the model keeps."""
+
+    st_mode: int
+    st_ino: int
+    st_rdev: int
+    st_size: int
+
+
 class UserArg:
     """An ioctl argument as the driver sees it: a user pointer
     (``copy_from_user``/``copy_to_user`` with EFAULT) or, for an argument
@@ -115,6 +125,11 @@ class Process:
         k.current = self
         self.lp.cr3 = self.mm.pgtable
         return k
+
+    def switch_to(self) -> Any:
+        """Run this task on its LP (kernel ``current``, CR3), as a context
+        switch does before the task executes user instructions; returns the kernel."""
+        return self._enter()
 
     def _call(self, fn: Any, *args: Any) -> Any:
         k = self._enter()
@@ -189,6 +204,51 @@ class Process:
             self.kernel.fput(f)
 
         self._call(sys_close)
+
+    def dup(self, oldfd: int, newfd: int | None = None) -> int:
+        """dup(2), or dup2(2) when ``newfd`` is given: another descriptor for
+        the same struct file (get_file()); dup2 first closes ``newfd``."""
+
+        def sys_dup() -> int:
+            f = self.files.get(oldfd)
+            if f is None:
+                raise refuse(errno.EBADF, "vfs", "dup", f"fd {oldfd} not open")
+            if newfd is None:
+                fd = 0
+                while fd in self.files:
+                    fd += 1
+            elif newfd < 0:
+                raise refuse(errno.EBADF, "vfs", "do_dup2", f"fd {newfd} is negative")
+            elif newfd == oldfd:
+                return newfd
+            else:
+                fd = newfd
+                old = self.files.pop(fd, None)
+                if old is not None:
+                    self.kernel.fput(old)
+            f.refcount += 1
+            self.files[fd] = f
+            return fd
+
+        return self._call(sys_dup)
+
+    def stat(self, path: str | None = None, fd: int | None = None) -> Stat:
+        """stat(2) of ``path``, or fstat(2) of ``fd``."""
+
+        def sys_stat() -> Stat:
+            if fd is not None:
+                f = self.files.get(fd)
+                if f is None:
+                    raise refuse(errno.EBADF, "vfs", "vfs_fstat", f"fd {fd} not open")
+                ino = f.inode
+            else:
+                norm = "/" + "/".join(p for p in str(path).split("/") if p)
+                ino = self.kernel.vfs.inodes.get(norm)
+                if ino is None:
+                    raise refuse(errno.ENOENT, "vfs", "vfs_statx", f"{path}: no such file")
+            return Stat(ino.mode, ino.ino, ino.rdev, ino.size)
+
+        return self._call(sys_stat)
 
     def ioctl(self, fd: int, request: int, arg: Any = 0) -> int:
         """ioctl(2).  ``arg`` is a mutable buffer (copied in and back, as
@@ -320,4 +380,4 @@ class Process:
         return f"Process(pid={self.pid})"
 
 
-__all__ = ["MapEntry", "Process", "UserArg", "TASK_SIZE"]
+__all__ = ["MapEntry", "Process", "Stat", "UserArg", "TASK_SIZE"]

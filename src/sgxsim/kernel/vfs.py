@@ -29,7 +29,8 @@ S_IFREG, S_IFDIR, S_IFCHR = 0o100000, 0o040000, 0o020000
 class Inode:
     """struct inode: a regular file's bytes and page cache, or a device."""
 
-    __slots__ = ("ino", "mode", "data", "fops", "label", "pages", "private", "rdev", "i_size")
+    __slots__ = ("ino", "mode", "data", "fops", "label", "pages", "private", "rdev", "i_size",
+                 "reader")
 
     def __init__(self, ino: int, mode: int, data: bytes = b"", fops: Any = None,
                  label: str = "unlabeled_t", private: bool = False, size: int | None = None):
@@ -44,6 +45,7 @@ class Inode:
         self.pages: dict[int, int] = {}  # page cache: file page index -> RAM pfn
         self.private = private  # S_PRIVATE (kernel-internal, e.g. shmem of /dev/zero)
         self.rdev = 0
+        self.reader: Any = None  # kernel.readerfs: pages produced on each fault
 
     @property
     def size(self) -> int:
@@ -181,7 +183,8 @@ class Vfs:
             raise refuse(errno.EISDIR, "vfs", "may_open", f"{path} is a directory")
         f_mode = (FMODE_READ if acc in (O_RDONLY, O_RDWR) else 0) | (
             FMODE_WRITE if acc in (O_WRONLY, O_RDWR) else 0)
-        fops = ino.fops if ino.is_chr() else (self.reg_ops if ino.is_reg() else FileOperations())
+        fops = ino.fops if ino.fops is not None else (
+            self.reg_ops if ino.is_reg() else FileOperations())
         f = File(ino, path, f_mode, flags, fops, self.mount_of(path))
         if ino.is_reg() and flags & O_TRUNC and f_mode & FMODE_WRITE:
             ino.data = bytearray()

@@ -28,6 +28,16 @@ SI_KERNEL = 0x80
 UserHandler = Callable[[int, int, int, int, int, int, int], int]
 
 
+def deliver_fault(proc: Any, fault: HwFault) -> None:
+    """The kernel's exception path for a user fault at an ENCLU: fix it
+    (return) or raise the Signal it would send."""
+    if isinstance(fault, PageFault):
+        proc.kernel.do_user_addr_fault(proc, fault)
+        return
+    signo = signal.SIGILL if fault.vector == 6 else signal.SIGSEGV
+    raise Signal(signo, SI_KERNEL, 0, fault.why, trapno=fault.vector, error_code=0)
+
+
 class Vdso:
     """The vDSO of one process, with the user handlers it may call."""
 
@@ -45,14 +55,7 @@ class Vdso:
         return addr
 
     def _deliver(self, fault: HwFault) -> None:
-        """The kernel's exception path for a user fault at the vDSO ENCLU:
-        fix it (return) or raise the Signal it would send."""
-        k = self.proc.kernel
-        if isinstance(fault, PageFault):
-            k.do_user_addr_fault(self.proc, fault)
-            return
-        signo = signal.SIGILL if fault.vector == 6 else signal.SIGSEGV
-        raise Signal(signo, SI_KERNEL, 0, fault.why, trapno=fault.vector, error_code=0)
+        deliver_fault(self.proc, fault)
 
     def sgx_enter_enclave(self, rdi: int, rsi: int, rdx: int, function: int, r8: int, r9: int,
                           run_addr: int) -> int:

@@ -1,0 +1,784 @@
+/* sgxsim exec: the preload library.
+ *
+ * Loaded into an unmodified program with LD_PRELOAD, it hands the program's
+ * SGX world to the sgxsim server (a Python process holding the model):
+ *
+ *  - open()/openat() of /dev/sgx_enclave or /dev/sgx_provision return a real
+ *    placeholder fd (a memfd) bound to the model's file; close/dup/fork
+ *    follow it; ioctl() on it is the model's driver;
+ *  - mmap() of such an fd, and munmap/mprotect/mremap touching an enclave
+ *    range, are the model's mm; the range is reserved PROT_NONE here so
+ *    nothing else lands there;
+ *  - getauxval(AT_SYSINFO_EHDR) returns sgxsim's vDSO image, whose
+ *    __vdso_sgx_enter_enclave runs a real ENCLU;
+ *  - ENCLU raises SIGILL on this CPU: the handler sends the registers to the
+ *    server, whose model CPU runs the leaf (and the enclave until EEXIT or an
+ *    AEX), and loads the registers it gets back, as the CPU and the kernel's
+ *    vDSO fixup would leave them;
+ *  - CPUID instructions of the executable were patched into UD2 by the server
+ *    before main(): the handler answers leaf 0x12 and 7 from the model's CPU
+ *    and every other leaf from the real one.
+ *
+ * The server reads and writes the program's memory through /proc/PID/mem.
+ */
+#define _GNU_SOURCE
+#include <dlfcn.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <pthread.h>
+#include <signal.h>
+#include <stdarg.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/auxv.h>
+#include <sys/mman.h>
+#include <sys/socket.h>
+#include <sys/stat.h>
+#include <sys/syscall.h>
+#include <sys/sysmacros.h>
+#include <sys/ucontext.h>
+#include <sys/un.h>
+#include <unistd.h>
+#include <cpuid.h>
+
+#include "protocol.h"
+
+#define MAX_FDS 4096
+
+static int conn = -1;                  /* the socket to the server */
+static pthread_mutex_t conn_lock = PTHREAD_MUTEX_INITIALIZER;
+static int in_enclave;                 /* a thread is inside an ENCLU request */
+static unsigned long vdso_base;
+static unsigned char sgx_fd[MAX_FDS];  /* placeholder fds of the model's files */
+static uint64_t ranges[SGXSIM_MAX_RANGES][2];
+static unsigned int nranges;
+static struct sigaction app_sigill;    /* the program's own SIGILL disposition */
+static char altstack[64 * 1024];
+
+/* The real functions. */
+static int (*real_openat)(int, const char *, int, ...);
+static int (*real_close)(int);
+static int (*real_dup)(int);
+static int (*real_dup2)(int, int);
+static int (*real_dup3)(int, int, int);
+static int (*real_fcntl)(int, int, ...);
+static int (*real_ioctl)(int, unsigned long, ...);
+static void *(*real_mmap)(void *, size_t, int, int, int, off_t);
+static int (*real_munmap)(void *, size_t);
+static int (*real_mprotect)(void *, size_t, int);
+static void *(*real_mremap)(void *, size_t, size_t, int, ...);
+static pid_t (*real_fork)(void);
+static int (*real_stat)(const char *, struct stat *);
+static int (*real_fstat)(int, struct stat *);
+static unsigned long (*real_getauxval)(unsigned long);
+static int (*real_sigaction)(int, const struct sigaction *, struct sigaction *);
+
+static void die(const char *fmt, ...)
+{
+	char buf[512];
+	va_list ap;
+	int n;
+
+	n = snprintf(buf, sizeof(buf), "sgxsim exec: ");
+	va_start(ap, fmt);
+	n += vsnprintf(buf + n, sizeof(buf) - n, fmt, ap);
+	va_end(ap);
+	if (n > (int)sizeof(buf) - 2)
+		n = sizeof(buf) - 2;
+	buf[n++] = '\n';
+	if (write(2, buf, n) < 0) {
+		/* nothing more to say */
+	}
+	_exit(127);
+}
+
+static void resolve(void)
+{
+	if (real_mmap)
+		return;
+#define R(name) real_##name = dlsym(RTLD_NEXT, #name)
+	R(openat); R(close); R(dup); R(dup2); R(dup3); R(fcntl); R(ioctl);
+	R(munmap); R(mprotect); R(mremap); R(fork); R(stat); R(fstat); R(getauxval);
+	R(sigaction);
+	R(mmap);
+#undef R
+}
+
+/* -- the connection ------------------------------------------------------------------ */
+
+static void xfer_locked(struct sgxsim_request *req, struct sgxsim_reply *rep)
+{
+	size_t done = 0;
+	ssize_t n;
+
+	while (done < sizeof(*req)) {
+		n = send(conn, (char *)req + done, sizeof(*req) - done, MSG_NOSIGNAL);
+		if (n < 0 && errno == EINTR)
+			continue;
+		if (n <= 0)
+			die("the server has gone away (send: %s)", strerror(errno));
+		done += n;
+	}
+	done = 0;
+	while (done < sizeof(*rep)) {
+		n = recv(conn, (char *)rep + done, sizeof(*rep) - done, 0);
+		if (n < 0 && errno == EINTR)
+			continue;
+		if (n <= 0)
+			die("the server has gone away (recv: %s)", n ? strerror(errno) : "EOF");
+		done += n;
+	}
+	if (rep->nranges <= SGXSIM_MAX_RANGES) {
+		nranges = rep->nranges;
+		memcpy(ranges, rep->ranges, sizeof(ranges[0]) * nranges);
+	}
+}
+
+static void xfer(struct sgxsim_request *req, struct sgxsim_reply *rep)
+{
+	int saved = errno;
+
+	pthread_mutex_lock(&conn_lock);
+	xfer_locked(req, rep);
+	pthread_mutex_unlock(&conn_lock);
+	errno = saved;
+}
+
+static long call(int op, long a0, long a1, long a2, long a3, long a4, long a5, const char *path)
+{
+	struct sgxsim_request req;
+	struct sgxsim_reply rep;
+
+	memset(&req, 0, sizeof(req));
+	req.op = op;
+	req.a[0] = a0; req.a[1] = a1; req.a[2] = a2; req.a[3] = a3; req.a[4] = a4; req.a[5] = a5;
+	if (path)
+		strncpy(req.path, path, SGXSIM_PATH_MAX - 1);
+	xfer(&req, &rep);
+	return rep.ret;
+}
+
+/* A syscall's return: -errno becomes errno and -1. */
+static long sys_ret(long ret)
+{
+	if (ret < 0 && ret > -4096) {
+		errno = -ret;
+		return -1;
+	}
+	return ret;
+}
+
+static int touches_enclave(unsigned long addr, unsigned long len)
+{
+	unsigned int i;
+
+	for (i = 0; i < nranges; i++)
+		if (addr < ranges[i][1] && addr + len > ranges[i][0])
+			return 1;
+	return 0;
+}
+
+/* Apply a real mprotect() to the parts of [addr, addr+len) outside enclave ranges. */
+static void mprotect_outside(unsigned long addr, unsigned long len, int prot)
+{
+	unsigned long a = addr, end = addr + len;
+
+	while (a < end) {
+		unsigned long next = end, skip_to = 0;
+		unsigned int i;
+
+		for (i = 0; i < nranges; i++) {
+			if (ranges[i][0] <= a && a < ranges[i][1])
+				skip_to = ranges[i][1];
+			else if (ranges[i][0] > a && ranges[i][0] < next)
+				next = ranges[i][0];
+		}
+		if (skip_to) {
+			a = skip_to;
+			continue;
+		}
+		real_mprotect((void *)a, next - a, prot);
+		a = next;
+	}
+}
+
+static void reserve(unsigned long addr, unsigned long len)
+{
+	void *p = real_mmap((void *)addr, len, PROT_NONE,
+			    MAP_PRIVATE | MAP_ANONYMOUS | MAP_FIXED | MAP_NORESERVE, -1, 0);
+	if (p == MAP_FAILED)
+		die("cannot reserve the enclave range %#lx+%#lx: %s", addr, len, strerror(errno));
+}
+
+/* -- files ------------------------------------------------------------------------------ */
+
+static int is_sgx_path(const char *path)
+{
+	return path && (!strcmp(path, "/dev/sgx_enclave") || !strcmp(path, "/dev/sgx_provision"));
+}
+
+static int is_sgx_fd(int fd)
+{
+	return fd >= 0 && fd < MAX_FDS && sgx_fd[fd];
+}
+
+static int sgx_open(const char *path, int flags, mode_t mode)
+{
+	int fd = memfd_create(path + 5, (flags & O_CLOEXEC) ? MFD_CLOEXEC : 0);
+	long ret;
+
+	if (fd < 0)
+		return -1;
+	if (fd >= MAX_FDS) {
+		real_close(fd);
+		errno = EMFILE;
+		return -1;
+	}
+	ret = call(SGXSIM_OPEN, fd, flags, mode, 0, 0, 0, path);
+	if (ret < 0) {
+		real_close(fd);
+		return sys_ret(ret);
+	}
+	sgx_fd[fd] = 1;
+	return fd;
+}
+
+/* open() is openat(AT_FDCWD): one path for both. */
+static int do_openat(int dirfd, const char *path, int flags, mode_t mode)
+{
+	resolve();
+	if (is_sgx_path(path) && conn >= 0)
+		return sgx_open(path, flags, mode);
+	return real_openat(dirfd, path, flags, mode);
+}
+
+/* The mode argument exists only with O_CREAT or O_TMPFILE. */
+#define MODE_ARG(last, flags, mode)				\
+	do {							\
+		va_list ap;					\
+		if ((flags) & (O_CREAT | O_TMPFILE)) {		\
+			va_start(ap, last);			\
+			mode = va_arg(ap, mode_t);		\
+			va_end(ap);				\
+		}						\
+	} while (0)
+
+int open(const char *path, int flags, ...)
+{
+	mode_t mode = 0;
+
+	MODE_ARG(flags, flags, mode);
+	return do_openat(AT_FDCWD, path, flags, mode);
+}
+int open64(const char *path, int flags, ...) __attribute__((alias("open")));
+
+int __open_2(const char *path, int flags)
+{
+	return do_openat(AT_FDCWD, path, flags, 0);
+}
+int __open64_2(const char *path, int flags) __attribute__((alias("__open_2")));
+
+int openat(int dirfd, const char *path, int flags, ...)
+{
+	mode_t mode = 0;
+
+	MODE_ARG(flags, flags, mode);
+	return do_openat(dirfd, path, flags, mode);
+}
+int openat64(int dirfd, const char *path, int flags, ...) __attribute__((alias("openat")));
+
+int close(int fd)
+{
+	resolve();
+	if (is_sgx_fd(fd)) {
+		long ret = call(SGXSIM_CLOSE, fd, 0, 0, 0, 0, 0, NULL);
+
+		sgx_fd[fd] = 0;
+		real_close(fd);
+		return sys_ret(ret);
+	}
+	if (fd == conn) {
+		errno = EBADF;	/* the bridge's own socket is not the program's */
+		return -1;
+	}
+	return real_close(fd);
+}
+
+static int after_dup(int old, int new)
+{
+	if (new < 0 || !is_sgx_fd(old))
+		return new;
+	if (new >= MAX_FDS) {
+		real_close(new);
+		errno = EMFILE;
+		return -1;
+	}
+	if (is_sgx_fd(new))
+		call(SGXSIM_CLOSE, new, 0, 0, 0, 0, 0, NULL);
+	call(SGXSIM_DUP, old, new, 0, 0, 0, 0, NULL);
+	sgx_fd[new] = 1;
+	return new;
+}
+
+static void before_replace(int old, int new)
+{
+	/* dup2 onto a placeholder closes the model's file behind it. */
+	if (old != new && is_sgx_fd(new) && fcntl(old, F_GETFD) >= 0) {
+		call(SGXSIM_CLOSE, new, 0, 0, 0, 0, 0, NULL);
+		sgx_fd[new] = 0;
+	}
+}
+
+int dup(int fd)
+{
+	resolve();
+	return after_dup(fd, real_dup(fd));
+}
+
+int dup2(int old, int new)
+{
+	resolve();
+	before_replace(old, new);
+	if (old == new)
+		return real_dup2(old, new);
+	return after_dup(old, real_dup2(old, new));
+}
+
+int dup3(int old, int new, int flags)
+{
+	resolve();
+	before_replace(old, new);
+	return after_dup(old, real_dup3(old, new, flags));
+}
+
+int fcntl(int fd, int cmd, ...)
+{
+	va_list ap;
+	long arg;
+
+	resolve();
+	va_start(ap, cmd);
+	arg = va_arg(ap, long);
+	va_end(ap);
+	if (cmd == F_DUPFD || cmd == F_DUPFD_CLOEXEC)
+		return after_dup(fd, real_fcntl(fd, cmd, arg));
+	return real_fcntl(fd, cmd, arg);
+}
+int fcntl64(int fd, int cmd, ...) __attribute__((alias("fcntl")));
+
+static void fill_stat(struct stat *st, const struct sgxsim_reply *rep)
+{
+	memset(st, 0, sizeof(*st));
+	st->st_mode = rep->stat[0];
+	st->st_ino = rep->stat[1];
+	st->st_rdev = rep->stat[2];
+	st->st_size = rep->stat[3];
+	st->st_nlink = 1;
+	st->st_blksize = 4096;
+	st->st_dev = makedev(0, 5);
+}
+
+static int model_stat(int fd, const char *path, struct stat *st)
+{
+	struct sgxsim_request req;
+	struct sgxsim_reply rep;
+
+	memset(&req, 0, sizeof(req));
+	req.op = SGXSIM_STAT;
+	req.a[0] = fd;
+	if (path)
+		strncpy(req.path, path, SGXSIM_PATH_MAX - 1);
+	xfer(&req, &rep);
+	if (rep.ret < 0)
+		return sys_ret(rep.ret);
+	fill_stat(st, &rep);
+	return 0;
+}
+
+int stat(const char *path, struct stat *st)
+{
+	resolve();
+	if (is_sgx_path(path) && conn >= 0)
+		return model_stat(-1, path, st);
+	return real_stat(path, st);
+}
+int stat64(const char *path, struct stat64 *st)
+{
+	return stat(path, (struct stat *)st);	/* the same layout on x86-64 */
+}
+
+int fstat(int fd, struct stat *st)
+{
+	resolve();
+	if (is_sgx_fd(fd))
+		return model_stat(fd, NULL, st);
+	return real_fstat(fd, st);
+}
+int fstat64(int fd, struct stat64 *st)
+{
+	return fstat(fd, (struct stat *)st);
+}
+
+int ioctl(int fd, unsigned long request, ...)
+{
+	va_list ap;
+	long arg;
+
+	resolve();
+	va_start(ap, request);
+	arg = va_arg(ap, long);
+	va_end(ap);
+	if (is_sgx_fd(fd))
+		return sys_ret(call(SGXSIM_IOCTL, fd, request, arg, 0, 0, 0, NULL));
+	return real_ioctl(fd, request, arg);
+}
+
+/* -- memory ------------------------------------------------------------------------------ */
+
+void *mmap(void *addr, size_t len, int prot, int flags, int fd, off_t off)
+{
+	long ret;
+
+	resolve();
+	if (!is_sgx_fd(fd) || (flags & MAP_ANONYMOUS))
+		return real_mmap(addr, len, prot, flags, fd, off);
+	ret = call(SGXSIM_MMAP, (long)addr, len, prot, flags, fd, off, NULL);
+	if (ret < 0 && ret > -4096) {
+		errno = -ret;
+		return MAP_FAILED;
+	}
+	reserve(ret, (len + 4095) & ~4095UL);
+	return (void *)ret;
+}
+void *mmap64(void *, size_t, int, int, int, off_t) __attribute__((alias("mmap")));
+
+int munmap(void *addr, size_t len)
+{
+	long ret;
+
+	resolve();
+	if (!touches_enclave((unsigned long)addr, len))
+		return real_munmap(addr, len);
+	ret = call(SGXSIM_MUNMAP, (long)addr, len, 0, 0, 0, 0, NULL);
+	if (ret < 0)
+		return sys_ret(ret);
+	real_munmap(addr, len);
+	return 0;
+}
+
+int mprotect(void *addr, size_t len, int prot)
+{
+	long ret;
+
+	resolve();
+	if (!touches_enclave((unsigned long)addr, len))
+		return real_mprotect(addr, len, prot);
+	ret = call(SGXSIM_MPROTECT, (long)addr, len, prot, 0, 0, 0, NULL);
+	if (ret < 0)
+		return sys_ret(ret);
+	mprotect_outside((unsigned long)addr, (len + 4095) & ~4095UL, prot);
+	return 0;
+}
+
+void *mremap(void *old, size_t old_size, size_t new_size, int flags, ...)
+{
+	void *new_addr = NULL;
+	va_list ap;
+	long ret;
+
+	resolve();
+	if (flags & MREMAP_FIXED) {
+		va_start(ap, flags);
+		new_addr = va_arg(ap, void *);
+		va_end(ap);
+	}
+	if (!touches_enclave((unsigned long)old, old_size ? old_size : 1))
+		return real_mremap(old, old_size, new_size, flags, new_addr);
+	ret = call(SGXSIM_MREMAP, (long)old, old_size, new_size, flags, (long)new_addr, 0, NULL);
+	if (ret < 0 && ret > -4096) {
+		errno = -ret;
+		return MAP_FAILED;
+	}
+	/* The model moved or resized an enclave mapping: move the reservation. */
+	if (!(flags & MREMAP_DONTUNMAP))
+		real_munmap(old, old_size);
+	reserve(ret, (new_size + 4095) & ~4095UL);
+	return (void *)ret;
+}
+
+/* -- fork ---------------------------------------------------------------------------------- */
+
+static int connect_server(long token);
+
+pid_t fork(void)
+{
+	long token;
+	pid_t pid;
+
+	resolve();
+	if (conn < 0)
+		return real_fork();
+	pthread_mutex_lock(&conn_lock);
+	{
+		struct sgxsim_request req;
+		struct sgxsim_reply rep;
+
+		memset(&req, 0, sizeof(req));
+		req.op = SGXSIM_FORK;
+		xfer_locked(&req, &rep);
+		token = rep.ret;
+	}
+	pid = real_fork();
+	if (pid == 0) {
+		/* The child: its own connection, saying which model process it is. */
+		real_close(conn);
+		conn = -1;
+		pthread_mutex_init(&conn_lock, NULL);
+		in_enclave = 0;
+		if (connect_server(token) < 0)
+			die("the child cannot reach the server");
+		return 0;
+	}
+	if (pid < 0) {
+		struct sgxsim_request req;
+		struct sgxsim_reply rep;
+		int saved = errno;
+
+		memset(&req, 0, sizeof(req));
+		req.op = SGXSIM_FORK_FAILED;
+		req.a[0] = token;
+		xfer_locked(&req, &rep);
+		errno = saved;
+	}
+	pthread_mutex_unlock(&conn_lock);
+	return pid;
+}
+
+/* -- the vDSO -------------------------------------------------------------------------------- */
+
+unsigned long getauxval(unsigned long type)
+{
+	resolve();
+	if (type == AT_SYSINFO_EHDR && vdso_base)
+		return vdso_base;
+	return real_getauxval(type);
+}
+
+static void map_vdso(const char *path)
+{
+	struct stat st;
+	void *p;
+	int fd;
+
+	fd = real_openat(AT_FDCWD, path, O_RDONLY | O_CLOEXEC);
+	if (fd < 0 || real_fstat(fd, &st) < 0)
+		die("cannot open the vDSO image %s: %s", path, strerror(errno));
+	p = real_mmap(NULL, st.st_size, PROT_READ | PROT_EXEC, MAP_PRIVATE, fd, 0);
+	if (p == MAP_FAILED)
+		die("cannot map the vDSO image: %s", strerror(errno));
+	real_close(fd);
+	vdso_base = (unsigned long)p;
+}
+
+/* -- SIGILL: ENCLU and patched CPUID ----------------------------------------------------------- */
+
+static const int greg_of[R_NREGS] = {
+	[R_RAX] = REG_RAX, [R_RCX] = REG_RCX, [R_RDX] = REG_RDX, [R_RBX] = REG_RBX,
+	[R_RSP] = REG_RSP, [R_RBP] = REG_RBP, [R_RSI] = REG_RSI, [R_RDI] = REG_RDI,
+	[R_R8] = REG_R8, [R_R9] = REG_R9, [R_R10] = REG_R10, [R_R11] = REG_R11,
+	[R_R12] = REG_R12, [R_R13] = REG_R13, [R_R14] = REG_R14, [R_R15] = REG_R15,
+	[R_RIP] = REG_RIP, [R_RFLAGS] = REG_EFL,
+};
+
+static void chain_sigill(int sig, siginfo_t *si, void *uc)
+{
+	if (app_sigill.sa_flags & SA_SIGINFO) {
+		if (app_sigill.sa_sigaction)
+			app_sigill.sa_sigaction(sig, si, uc);
+		return;
+	}
+	if (app_sigill.sa_handler == SIG_IGN)
+		return;
+	if (app_sigill.sa_handler != SIG_DFL) {
+		app_sigill.sa_handler(sig);
+		return;
+	}
+	/* Default action: die of SIGILL at the instruction, as without sgxsim. */
+	{
+		struct sigaction dfl;
+
+		memset(&dfl, 0, sizeof(dfl));
+		dfl.sa_handler = SIG_DFL;
+		real_sigaction(SIGILL, &dfl, NULL);
+		raise(SIGILL);
+	}
+}
+
+static void on_sigill(int sig, siginfo_t *si, void *ucv)
+{
+	ucontext_t *uc = ucv;
+	greg_t *g = uc->uc_mcontext.gregs;
+	const unsigned char *ip = (const unsigned char *)g[REG_RIP];
+	struct sgxsim_request req;
+	struct sgxsim_reply rep;
+	int saved = errno;
+	int i;
+
+	if (conn < 0)
+		goto chain;
+	memset(&req, 0, sizeof(req));
+	if (ip[0] == 0x0f && ip[1] == 0x01 && ip[2] == 0xd7) {
+		req.op = SGXSIM_ENCLU;
+		for (i = 0; i < R_NREGS; i++)
+			req.regs[i] = g[greg_of[i]];
+	} else if (ip[0] == 0x0f && ip[1] == 0x0b) {
+		/* Maybe a patched CPUID: the server answers from the real values. */
+		unsigned int a, b, c, d;
+
+		req.op = SGXSIM_CPUID;
+		req.a[0] = (uint32_t)g[REG_RAX];
+		req.a[1] = (uint32_t)g[REG_RCX];
+		req.a[2] = g[REG_RIP];
+		__cpuid_count((unsigned int)req.a[0], (unsigned int)req.a[1], a, b, c, d);
+		req.regs[R_RAX] = a; req.regs[R_RBX] = b; req.regs[R_RCX] = c; req.regs[R_RDX] = d;
+	} else {
+		goto chain;
+	}
+
+	if (req.op == SGXSIM_ENCLU) {
+		/* The model runs an enclave call from EENTER to EEXIT or AEX in one
+		 * request: a second thread entering meanwhile would be serialised
+		 * behind it, which is not what the hardware does. */
+		if (__atomic_load_n(&in_enclave, __ATOMIC_ACQUIRE))
+			die("two threads inside enclaves at once are not supported "
+			    "(thread %ld entered while another was inside)", (long)syscall(SYS_gettid));
+		pthread_mutex_lock(&conn_lock);
+		__atomic_store_n(&in_enclave, 1, __ATOMIC_RELEASE);
+		xfer_locked(&req, &rep);
+		__atomic_store_n(&in_enclave, 0, __ATOMIC_RELEASE);
+		pthread_mutex_unlock(&conn_lock);
+	} else {
+		xfer(&req, &rep);
+	}
+	if (rep.ret < 0 && req.op == SGXSIM_CPUID)
+		goto chain;	/* a UD2 that was not a patched CPUID */
+
+	if (req.op == SGXSIM_CPUID) {
+		g[REG_RAX] = (uint32_t)rep.regs[R_RAX];
+		g[REG_RBX] = (uint32_t)rep.regs[R_RBX];
+		g[REG_RCX] = (uint32_t)rep.regs[R_RCX];
+		g[REG_RDX] = (uint32_t)rep.regs[R_RDX];
+		g[REG_RIP] += 2;
+		errno = saved;
+		return;
+	}
+	for (i = 0; i < R_NREGS; i++)
+		g[greg_of[i]] = rep.regs[i];
+	if (rep.resume == RESUME_SIGNAL) {
+		/* The kernel would deliver this signal at the restored RIP. */
+		siginfo_t info;
+		sigset_t block;
+
+		/* Blocked until sigreturn restores the program's mask. */
+		sigemptyset(&block);
+		sigaddset(&block, rep.signo);
+		sigprocmask(SIG_BLOCK, &block, NULL);
+		memset(&info, 0, sizeof(info));
+		info.si_signo = rep.signo;
+		info.si_code = rep.si_code;
+		info.si_addr = (void *)rep.addr;
+		syscall(SYS_rt_tgsigqueueinfo, getpid(), (pid_t)syscall(SYS_gettid), rep.signo, &info);
+	}
+	errno = saved;
+	return;
+chain:
+	errno = saved;
+	chain_sigill(sig, si, ucv);
+}
+
+/* The program's own SIGILL handler is kept aside and called for SIGILLs
+ * that are not ours. */
+int sigaction(int sig, const struct sigaction *act, struct sigaction *old)
+{
+	resolve();
+	if (sig != SIGILL || conn < 0)
+		return real_sigaction(sig, act, old);
+	if (old)
+		*old = app_sigill;
+	if (act)
+		app_sigill = *act;
+	return 0;
+}
+
+sighandler_t signal(int sig, sighandler_t handler)
+{
+	struct sigaction act, old;
+
+	memset(&act, 0, sizeof(act));
+	act.sa_handler = handler;
+	act.sa_flags = SA_RESTART;
+	if (sigaction(sig, &act, &old) < 0)
+		return SIG_ERR;
+	return old.sa_handler;
+}
+
+/* -- start-up ---------------------------------------------------------------------------------- */
+
+static int connect_server(long token)
+{
+	const char *path = getenv("SGXSIM_SOCK");
+	struct sockaddr_un sa;
+	long ret;
+	int fd;
+
+	if (!path)
+		return -1;
+	fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
+	if (fd < 0)
+		return -1;
+	memset(&sa, 0, sizeof(sa));
+	sa.sun_family = AF_UNIX;
+	strncpy(sa.sun_path, path, sizeof(sa.sun_path) - 1);
+	if (connect(fd, (struct sockaddr *)&sa, sizeof(sa)) < 0) {
+		real_close(fd);
+		return -1;
+	}
+	/* Keep the socket away from the fds the program counts on. */
+	conn = real_fcntl(fd, F_DUPFD_CLOEXEC, 900);
+	if (conn < 0)
+		conn = fd;
+	else
+		real_close(fd);
+	ret = call(SGXSIM_HELLO, token, vdso_base, syscall(SYS_gettid), 0, 0, 0, NULL);
+	if (ret < 0)
+		die("the server refused this process: %s", strerror(-ret));
+	return 0;
+}
+
+__attribute__((constructor)) static void sgxsim_init(void)
+{
+	const char *vdso = getenv("SGXSIM_VDSO");
+	struct sigaction act;
+	stack_t ss;
+
+	resolve();
+	if (!getenv("SGXSIM_SOCK"))
+		return;
+	if (vdso)
+		map_vdso(vdso);
+	/* The handler runs on its own stack: the server may write back what the
+	 * enclave stored below the program's stack pointer. */
+	ss.ss_sp = altstack;
+	ss.ss_size = sizeof(altstack);
+	ss.ss_flags = 0;
+	sigaltstack(&ss, NULL);
+	memset(&act, 0, sizeof(act));
+	act.sa_sigaction = on_sigill;
+	act.sa_flags = SA_SIGINFO | SA_ONSTACK | SA_NODEFER;
+	sigemptyset(&act.sa_mask);
+	real_sigaction(SIGILL, &act, NULL);
+	if (connect_server(0) < 0)
+		die("cannot reach the server at %s", getenv("SGXSIM_SOCK"));
+}

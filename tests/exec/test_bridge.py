@@ -1,0 +1,264 @@
+"""`sgxsim exec`: the native bridge (preload library, vDSO image, server)."""
+
+from __future__ import annotations
+
+import errno
+import os
+import struct
+import subprocess
+import sys
+
+from elftools.elf.elffile import ELFFile
+
+from sgxsim.exec.build import ensure_native
+from sgxsim.exec.run import run_program
+from sgxsim.exec.server import read_extable
+from sgxsim.hw import uapi
+from sgxsim.kernel.mm.flags import (
+    MAP_ANONYMOUS,
+    MAP_FIXED,
+    MAP_PRIVATE,
+    MAP_SHARED,
+    O_RDWR,
+    PROT_READ,
+    PROT_WRITE,
+)
+from sgxsim.machine import Machine
+
+SGXSIM = [sys.executable, "-m", "sgxsim.cli", "exec"]
+
+
+def sgxsim_exec(*args: str, timeout: float = 120) -> subprocess.CompletedProcess:
+    return subprocess.run([*SGXSIM, *args], capture_output=True, text=True, timeout=timeout)
+
+
+def test_vdso_image_has_both_hash_tables_and_one_rx_segment():
+    n = ensure_native()
+    with open(n.vdso, "rb") as f:
+        elf = ELFFile(f)
+        loads = [s for s in elf.iter_segments() if s["p_type"] == "PT_LOAD"]
+        assert len(loads) == 1 and loads[0]["p_flags"] == 5  # R E
+        assert loads[0]["p_offset"] == loads[0]["p_vaddr"] == 0
+        tags = {t.entry.d_tag for t in elf.get_section_by_name(".dynamic").iter_tags()}
+        assert {"DT_HASH", "DT_GNU_HASH", "DT_SYMTAB", "DT_STRTAB"} <= tags
+        syms = {s.name: s for s in elf.get_section_by_name(".dynsym").iter_symbols()}
+        assert syms["__vdso_sgx_enter_enclave"]["st_info"]["type"] == "STT_FUNC"
+        text = elf.get_section_by_name(".text")
+        code, base = text.data(), text["sh_addr"]
+    (insn, fixup), = read_extable(n.vdso)
+    assert code[insn - base : insn - base + 3] == b"\x0f\x01\xd7"  # ENCLU
+    assert base <= fixup < base + len(code)
+
+
+def _model_badinput() -> list[str]:
+    """badinput.c's requests on the Python API."""
+    m = Machine()
+    p = m.spawn()
+    fd = p.open("/dev/sgx_enclave", O_RDWR)
+    buf = 0x6000_0000
+    p.mmap(buf, 0x3000, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS | MAP_FIXED)
+    p.poke(buf, b"\xa5" * 4096)
+    p.poke(buf + 0x1000, uapi.SgxEnclaveCreate(src=0xDEAD0000).pack())
+    p.poke(buf + 0x2000, b"\x5a" * uapi.SgxEnclaveAddPages.SIZE)
+    out = []
+
+    def show(what, fn, *args):
+        try:
+            fn(*args)
+            out.append(f"{what} -> 0")
+        except OSError as e:
+            out.append(f"{what} -> {errno.errorcode[e.errno]}")
+
+    show("create NULL", p.ioctl, fd, uapi.SGX_IOC_ENCLAVE_CREATE, 0)
+    show("create unmapped src", p.ioctl, fd, uapi.SGX_IOC_ENCLAVE_CREATE, buf + 0x1000)
+    show("create garbage secs", p.ioctl, fd, uapi.SGX_IOC_ENCLAVE_CREATE, buf)
+    show("add_pages garbage", p.ioctl, fd, uapi.SGX_IOC_ENCLAVE_ADD_PAGES, buf + 0x2000)
+    show("init unmapped", p.ioctl, fd, uapi.SGX_IOC_ENCLAVE_INIT, 8)
+    show("unknown ioctl", p.ioctl, fd, 0xC0FFEE, buf)
+    show("remove_pages garbage", p.ioctl, fd, uapi.SGX_IOC_ENCLAVE_REMOVE_PAGES, buf)
+    show("mmap unaligned offset", p.mmap, 0, 4096, PROT_READ, MAP_SHARED, fd, 123)
+    a = p.mmap(0, 4096, PROT_READ, MAP_SHARED, fd, 0)
+    show("mremap grow enclave mapping", p.mremap, a, 4096, 8192, 1)  # MREMAP_MAYMOVE
+    show("munmap enclave mapping", p.munmap, a, 4096)
+    out.append("create on another file -> ENOTTY")  # /dev/null: the real kernel's answer
+    prov = p.open("/dev/sgx_provision", O_RDWR)
+    p.poke(buf + 0x2000, uapi.SgxEnclaveProvision(fd=prov).pack())
+    show("provision with /dev/sgx_provision", p.ioctl, fd, uapi.SGX_IOC_ENCLAVE_PROVISION,
+         buf + 0x2000)
+    null = p.open("/tmp/null", O_RDWR | 0o100)  # another file (O_CREAT)
+    p.poke(buf + 0x2000, uapi.SgxEnclaveProvision(fd=null).pack())
+    show("provision with another file", p.ioctl, fd, uapi.SGX_IOC_ENCLAVE_PROVISION, buf + 0x2000)
+    show("close", p.close, fd)
+    show("close again", p.close, fd)
+    show("ioctl after close", p.ioctl, fd, uapi.SGX_IOC_ENCLAVE_CREATE, buf + 0x1000)
+    return out
+
+
+def test_bad_input_gets_the_kernels_errno(native):
+    r = sgxsim_exec("--", str(native["badinput"]))
+    assert r.returncode == 0, r.stderr
+    assert r.stdout.splitlines() == _model_badinput()
+
+
+def test_bad_input_leaves_the_model_consistent(native):
+    m = Machine()
+    assert run_program([str(native["badinput"])], machine=m) == 0
+    assert m.processes == []
+    assert m.kernel.sgx.check_invariants() == []
+
+
+def test_killed_mid_stream_leaves_nothing_behind(native):
+    m = Machine()
+    status = run_program([str(native["killme"])], machine=m)
+    assert status == 7
+    assert m.processes == []  # the killed child's model process exited too
+    assert not m.kernel.sgx.encls or all(not e for e in m.kernel.sgx.encls)
+    assert m.kernel.sgx.check_invariants() == []
+    ps = subprocess.run(["pgrep", "-f", str(native["killme"])], capture_output=True, text=True)
+    assert ps.stdout.strip() == ""
+
+
+def test_raw_syscall_on_an_enclave_range_is_stopped_with_a_message(native):
+    r = sgxsim_exec("--", str(native["rawsyscall"]))
+    assert r.returncode == 128 + 9
+    assert "raw syscall on an enclave range is not supported" in r.stderr
+    assert "not stopped" not in r.stdout
+
+
+def test_static_program_gets_a_clear_message(native):
+    if "static" not in native:
+        import pytest
+
+        pytest.skip("no static libc to link a static test program")
+    r = sgxsim_exec("--", str(native["static"]))
+    assert r.returncode == 1
+    assert "statically linked" in r.stderr
+    assert "Traceback" not in r.stderr
+
+
+def test_missing_program_gets_a_clear_message():
+    r = sgxsim_exec("--", "/nonexistent/program")
+    assert r.returncode == 1 and "not found" in r.stderr and "Traceback" not in r.stderr
+
+
+def test_trace_has_every_request_with_its_deciding_rule(native, tmp_path):
+    trace = tmp_path / "t.txt"
+    r = sgxsim_exec("--trace", str(trace), "--", str(native["badinput"]))
+    assert r.returncode == 0
+    text = trace.read_text()
+    assert "open('/dev/sgx_enclave', 0x2) = 3" in text
+    assert "ioctl(3, SGX_IOC_ENCLAVE_CREATE, 0x0) = -1 EFAULT" in text
+    assert "mm: copy_from_user" in text  # the rule that decided, as `sgxsim run` prints it
+    first = text.splitlines()[0]
+    assert first.startswith("1. [") and "hello" in first
+
+
+def test_request_layouts_match_the_header(tmp_path):
+    """protocol.py and native/protocol.h agree on every size and offset."""
+    from sgxsim.exec import protocol as P
+    from sgxsim.exec.build import NATIVE_SRC
+
+    src = tmp_path / "sizes.c"
+    src.write_text(
+        '#include <stdio.h>\n#include <stddef.h>\n#include "protocol.h"\n'
+        "int main(void) { printf(\"%zu %zu %zu %zu %zu\\n\", sizeof(struct sgxsim_request), "
+        "sizeof(struct sgxsim_reply), offsetof(struct sgxsim_request, path), "
+        "offsetof(struct sgxsim_reply, regs), offsetof(struct sgxsim_reply, ranges)); }\n")
+    exe = tmp_path / "sizes"
+    subprocess.run(["gcc", f"-I{NATIVE_SRC}", "-o", str(exe), str(src)], check=True)
+    sizes = [int(x) for x in subprocess.run([str(exe)], capture_output=True, text=True,
+                                            check=True).stdout.split()]
+    assert sizes == [P.REQUEST_SIZE, P.REPLY_SIZE, 8 + 6 * 8 + P.NREGS * 8, 32,
+                     P.REPLY_SIZE - P.MAX_RANGES * 16]
+    assert struct.calcsize("<II6q18Q256s") == P.REQUEST_SIZE
+
+
+def test_cpuid_answers_as_the_modelled_cpu(native):
+    """The program's CPUID instructions were patched into UD2 and are answered
+    from the model: SGX1 only and a 64-page EPC here."""
+    r = sgxsim_exec("--sgx1", "--epc-pages", "64", "--", str(native["cpuid"]))
+    assert r.returncode == 0, r.stderr
+    cpu = Machine(sgx2=False, epc_pages=64).cpu
+    want = ["7.0 sgx=1 sgx_lc=1"]
+    for sub in range(4):
+        regs = " ".join(f"{v:#x}" if v else "0" for v in cpu.cpuid(0x12, sub))
+        want.append(f"12.{sub} {regs}")
+    assert r.stdout.splitlines() == want
+    assert want[1].startswith("12.0 0x1 ")  # SGX1 without SGX2
+    assert cpu.cpuid(0x12, 2)[2] & ~0xFFF == 64 * 4096  # the EPC section's size
+
+
+def test_cpuid_sites_are_found_by_disassembly(native):
+    from sgxsim.exec.cpuid import cpuid_sites
+
+    exe = str(native["cpuid"])
+    import os
+
+    sites = cpuid_sites(exe, os.stat(exe).st_mtime_ns)
+    assert len(sites) == 2  # the two inline CPUIDs of cpuid.c (leaf 7, leaf 0x12 in a loop)
+
+
+def test_two_threads_inside_enclaves_at_once_get_a_clear_message(native):
+    from edmm import NATIVE
+
+    built = native["edmm"]
+    r = sgxsim_exec("--", *built.argv(NATIVE / "race.script"))
+    assert r.returncode == 127
+    assert "two threads inside enclaves at once are not supported" in r.stderr
+    assert "both returned" not in r.stdout
+
+
+def test_source_on_a_noexec_mount_lacks_vm_mayexec(native, tmp_path):
+    """The mirror of a file mapping from a noexec mount (the program's
+    /proc/PID/mountinfo) lacks VM_MAYEXEC: ADD_PAGES of an executable page
+    from it is EACCES, as on the kernel; from an exec mount it is added."""
+    import os
+
+    import pytest
+
+    mnt = tmp_path / "nx"
+    mnt.mkdir()
+    r = subprocess.run(["mount", "-t", "tmpfs", "-o", "noexec", "tmpfs", str(mnt)],
+                       capture_output=True)
+    if r.returncode:
+        pytest.skip("cannot mount a noexec tmpfs here (not root?)")
+    try:
+        for d in (mnt, tmp_path):
+            (d / "page").write_bytes(bytes(4096))
+        r1 = sgxsim_exec("--", str(native["noexec"]), str(mnt / "page"))
+        r2 = sgxsim_exec("--", str(native["noexec"]), str(tmp_path / "page"))
+    finally:
+        subprocess.run(["umount", str(mnt)])
+    assert r1.stdout.splitlines() == [f"rx page from {mnt}/page -> EACCES",
+                                      "rx page from anonymous memory -> 0"], r1.stderr
+    assert r2.stdout.splitlines()[0] == f"rx page from {tmp_path}/page -> 0"
+    assert os.path.ismount(mnt) is False
+
+
+def test_killed_inside_a_runaway_enclave_call_leaves_no_server(native):
+    """The engine's timer interrupt lets the server notice the kill and
+    abandon the call (after the AEX), so `sgxsim exec` ends."""
+    import signal
+    import time
+
+    from edmm import NATIVE
+
+    p = subprocess.Popen([*SGXSIM, "--", *native["edmm"].argv(NATIVE / "spin.script")],
+                         stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    try:
+        deadline = time.monotonic() + 60
+        child = ""
+        while not child and time.monotonic() < deadline:
+            time.sleep(0.2)
+            child = subprocess.run(["pgrep", "-P", str(p.pid)], capture_output=True,
+                                   text=True).stdout.split()
+            child = child[0] if child else ""
+        assert child, "the program did not start"
+        time.sleep(1.0)  # inside the spinning call by now
+        os.kill(int(child), signal.SIGKILL)
+        out, err = p.communicate(timeout=20)
+    finally:
+        if p.poll() is None:
+            p.kill()
+    assert p.returncode == 128 + 9, err
+    assert "Traceback" not in err
