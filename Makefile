@@ -55,7 +55,7 @@ browser:
 native:
 	$(MAKE) -s -C src/sgxsim/exec/native OUT=$(CURDIR)/build/native
 
-# tests/exec build the kernel's SGX selftest enclave (test_encl.elf) from Debian's
+# tests/engine and tests/interop build the kernel's SGX selftest enclave (test_encl.elf) from Debian's
 # linux-source package, fetched into build/kernel-source (never committed: GPL).
 KSRC_DIR := build/kernel-source
 kernel-source:
@@ -65,10 +65,10 @@ kernel-source:
 	        { apt-get download -qq linux-source-6.12 2>/dev/null || \
 	          { apt-get update -qq && apt-get download -qq linux-source-6.12; }; } || \
 	        echo "warning: linux-source-6.12 could not be downloaded;" \
-	             "the real-selftest-enclave tests will be skipped" >&2; \
+	             "the tests that build the kernel's selftests will fail" >&2; \
 	    else \
 	        echo "warning: not root: linux-source-6.12 not fetched;" \
-	             "the real-selftest-enclave tests will be skipped" >&2; \
+	             "the tests that build the kernel's selftests will fail" >&2; \
 	    fi; \
 	fi
 

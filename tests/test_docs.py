@@ -25,7 +25,10 @@ from pathlib import Path
 import pytest
 
 ROOT = Path(__file__).resolve().parent.parent
-PAGES = [ROOT / "README.md", *sorted((ROOT / "docs").glob("*.md"))]
+# Pages whose examples need fixtures of their own (native programs built by the
+# test suite) run under their own runner instead.
+OWN_RUNNER = {"exec.md": ROOT / "tests" / "exec" / "test_docs_exec.py"}
+PAGES = [ROOT / "README.md", *sorted(p for p in (ROOT / "docs").glob("*.md") if p.name not in OWN_RUNNER)]
 FENCE = re.compile(r"^```(\w*)([^\n]*)\n(.*?)^```\s*$", re.S | re.M)
 
 
@@ -108,3 +111,9 @@ def test_every_example_runs(page: Path, tmp_path, monkeypatch):
                 assert r.returncode == status, f"{where}: {cmd}: exit {r.returncode}\n{r.stderr[-3000:]}"
                 assert "Traceback" not in r.stderr, f"{where}: {cmd}\n{r.stderr[-3000:]}"
                 assert matches(expected, r.stdout), f"{where}: {cmd} printed\n{r.stdout}"
+
+
+def test_pages_with_their_own_runner_have_one():
+    for page, runner in OWN_RUNNER.items():
+        assert (ROOT / "docs" / page).exists() and runner.exists(), page
+        assert page in runner.read_text(), runner

@@ -20,8 +20,8 @@ from pathlib import Path
 
 PACKAGE = "linux-source-6.12"
 TREE = "linux-source-6.12"
-# What test_sgx and test_encl.elf need; a superset of what tests/engine extract
-# into the same tree, so either may come first.
+# What test_sgx and test_encl.elf need (make interop, tests/engine and the benchmarks
+# share this tree).
 MEMBERS = [f"{TREE}/{p}" for p in (
     "tools/testing/selftests/sgx", "tools/testing/selftests/lib.mk",
     "tools/testing/selftests/kselftest_harness.h", "tools/testing/selftests/kselftest.h",
