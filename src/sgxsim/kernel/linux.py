@@ -16,17 +16,27 @@ from sgxsim.kernel.mm import (
     MremapMixin,
     ShmemVmOps,
 )
+from sgxsim.kernel.mm.mseal import MsealMixin
 from sgxsim.kernel.registry import register
 from sgxsim.kernel.security import Security, make_policy
+from sgxsim.kernel.sys import SysMixin
 from sgxsim.kernel.vfs import Vfs
 from sgxsim.trace import Trace
 
 
 @register("linux")
-class Linux(MmapMixin, MprotectMixin, MremapMixin, FaultMixin):
+class Linux(MmapMixin, MprotectMixin, MremapMixin, FaultMixin, MsealMixin, SysMixin):
     """Linux without SGX support (the base of every kernel and design)."""
 
     name = "linux"
+    # The release whose mm user space sees: it decides which mm interfaces
+    # exist (MDWE 6.3, mseal 6.10, multi-VMA mremap moves 6.17).  The generic
+    # kernel is this machine's, 6.18, the differential test's reference; the
+    # rest of the mm follows 6.18 whatever the release (docs/linux-6.12.md).
+    mm_release: tuple[int, int] = (6, 18)
+
+    def mm_version(self) -> str:
+        return ".".join(map(str, self.mm_release))
 
     def __init__(self, cpu: Cpu, *, policy: Any = "none", trace: Trace | None = None):
         self.cpu = cpu

@@ -19,6 +19,8 @@ from sgxsim.kernel.sgx.driver import SgxDriver, SgxDriverSgx2
 class Linux511(Linux):
     """Linux 5.11: the SGX driver as first merged (SGX1 only)."""
 
+    # No MDWE, no mseal, no multi-VMA mremap (docs/linux-6.12.md).
+    mm_release = (5, 11)
     sgx_driver_class: type[SgxDriver] = SgxDriver
     # Keyword arguments for the driver (small EPC watermarks in tests).
     sgx_driver_options: dict[str, Any] = {}
@@ -38,3 +40,4 @@ class Linux60(Linux511):
     """Linux 6.0: SGX2 (EDMM) added to the same driver."""
 
     sgx_driver_class = SgxDriverSgx2
+    mm_release = (6, 0)
