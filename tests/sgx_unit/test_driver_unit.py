@@ -197,9 +197,11 @@ def test_add_pages_order(env):
     assert env.ioctl(uapi.SGX_IOC_ENCLAVE_ADD_PAGES, None) == errno.EFAULT
     bad_si = 0x9000_0000
     assert env.add(0, src=SRC + 8, secinfo=bad_si)[0] == errno.EINVAL  # src before secinfo
-    for off, ln in [(8, PAGE_SIZE), (0, 0), (0, 100), ((1 << 64) - PAGE_SIZE, 2 * PAGE_SIZE),
-                    (SIZE, PAGE_SIZE)]:
+    for off, ln in [(8, PAGE_SIZE), (0, 0), (0, 100), (SIZE, PAGE_SIZE)]:
         assert env.add(off, length=ln, secinfo=bad_si)[0] == errno.EINVAL
+    # A wrapping offset + length passes 5.11's and 6.0's check (6.1 added the
+    # overflow test): the SECINFO copy decides.
+    assert env.add((1 << 64) - PAGE_SIZE, length=2 * PAGE_SIZE, secinfo=bad_si)[0] == errno.EFAULT
     assert env.add(0, secinfo=bad_si)[0] == errno.EFAULT
     for flags in [0x001, REG << 8 | 2, TCS << 8 | 1, REG << 8 | 0xB, REG << 8 | 1 | 1 << 16,
                   TRIM << 8 | 1]:

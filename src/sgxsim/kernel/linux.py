@@ -51,6 +51,7 @@ class Linux(MmapMixin, MprotectMixin, MremapMixin, FaultMixin, MsealMixin, SysMi
         self.current: Any = None
         self.next_pid = 1
         self._last_fault_why = ""
+        self.oopses: list[str] = []  # the kernel log's BUG reports
         self.boot()
 
     def boot(self) -> None:
@@ -96,6 +97,20 @@ class Linux(MmapMixin, MprotectMixin, MremapMixin, FaultMixin, MsealMixin, SysMi
 
     def warn(self, msg: str) -> None:
         self.trace.note("kernel", "WARN", "warn", msg)
+
+    def oops(self, msg: str) -> None:
+        """page_fault_oops() / oops_end(): a kernel bug hit in the current
+        task's context; the log keeps it and the task is killed (SIGKILL,
+        never delivered to a handler: raised, not returned as a fault)."""
+        import signal
+
+        from sgxsim.kernel.errors import Signal
+        from sgxsim.trace import Decision
+
+        self.oopses.append(msg)
+        why = Decision("kernel", "oops", "SIGKILL", msg)
+        self.trace.add(why)
+        raise Signal(signal.SIGKILL, 0, 0, why)
 
     # -- syscall boundary ------------------------------------------------------------------
     @staticmethod

@@ -5,7 +5,6 @@ from __future__ import annotations
 import errno
 
 from sgxsim.kernel.errors import refuse
-from sgxsim.kernel.mm.mseal import can_modify_vma, refuse_sealed
 from sgxsim.kernel.mm.flags import (
     MAP_FIXED,
     MAP_PRIVATE,
@@ -23,6 +22,7 @@ from sgxsim.kernel.mm.flags import (
     VM_SHARED,
     page_align,
 )
+from sgxsim.kernel.mm.mseal import can_modify_vma, refuse_sealed
 
 
 def _err(e: int, detail: str) -> OSError:

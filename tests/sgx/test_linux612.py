@@ -1,0 +1,113 @@
+"""What linux-6.12's SGX driver does differently from linux-6.0 (docs/linux-6.12.md):
+each test runs on both kernels and the two must disagree as the sources do."""
+
+from __future__ import annotations
+
+import errno
+import signal
+
+import pytest
+from sgx_helpers import MAP_SHARED, PROT_READ, PROT_WRITE, Encl, R, W, machine
+
+from sgxsim.hw import uapi
+from sgxsim.hw.consts import PAGE_SIZE, Attribute
+from sgxsim.kernel.errors import Signal
+
+OLD, NEW = "linux-6.0", "linux-6.12"
+AEX = Attribute.MODE64BIT | Attribute.DEBUG | Attribute.AEXNOTIFY
+
+
+@pytest.mark.parametrize("kname", [OLD, NEW])
+def test_aex_notify_attribute(kname):
+    """6.2: SGX_ATTR_UNPRIV_MASK puts AEX-Notify (SECS.ATTRIBUTES bit 10) in
+    encl->attributes_mask.  CREATE has no attribute check of its own in
+    either kernel (ECREATE checks the CPU's allowed set), so 6.0 creates the
+    enclave and refuses it at INIT (EACCES); 6.12 initializes it."""
+    e = Encl(machine(kname), attributes=AEX)
+    assert e.create() == 0
+    assert e.add_tcs(0, PAGE_SIZE) == (0, PAGE_SIZE)
+    assert e.add(PAGE_SIZE) == (0, PAGE_SIZE)
+    if kname == OLD:
+        assert e.init() == errno.EACCES
+        assert not e.encl.attributes_mask & Attribute.AEXNOTIFY
+        assert e.drv.sgx_attributes_reserved_mask & Attribute.AEXNOTIFY
+    else:
+        assert e.init() == 0
+        assert e.encl.attributes_mask & Attribute.AEXNOTIFY
+        assert not e.drv.sgx_attributes_reserved_mask & Attribute.AEXNOTIFY
+
+
+def test_aex_notify_needs_the_cpu():
+    """Without CPUID.12H.1:EAX[10], ECREATE itself refuses the bit (#GP: EIO)."""
+    assert Encl(machine(NEW, aexnotify=False), attributes=AEX).create() == errno.EIO
+    assert Encl(machine(NEW, aexnotify=False)).create() == 0
+
+
+@pytest.mark.parametrize("kname", [OLD, NEW])
+def test_wrapping_offset_of_an_sgx2_ioctl(kname):
+    """6.1: sgx_validate_offset_length() refuses an offset + length that wraps
+    (EINVAL); 6.0 lets it through and the page walk finds no page (EFAULT)."""
+    e = Encl(machine(kname)).build()
+    for name in ("RESTRICT_PERMISSIONS", "REMOVE_PAGES"):
+        cmd = getattr(uapi, f"SGX_IOC_ENCLAVE_{name}")
+        fields = [(1 << 64) - PAGE_SIZE, 2 * PAGE_SIZE] + ([int(R), 0, 0] if "RESTRICT" in name
+                                                           else [0])
+        got = e.sgx2(cmd, *fields)[0]
+        assert got == (errno.EFAULT if kname == OLD else errno.EINVAL), name
+
+
+def _enclave_at_a_va_boundary(kname: str) -> Encl:
+    """An initialized enclave with page_cnt = 512 (SECS + 511 pages), so the
+    next EAUG needs a new VA page, on an EPC with exactly two free pages
+    left after it (one for the EAUGed page, one for the VA page)."""
+    m = machine(kname, epc_pages=514)
+    e = Encl(m, size=1024 * PAGE_SIZE)
+    drv = e.drv
+    drv.nr_low_pages, drv.nr_high_pages = 1, 4  # ksgxd stays asleep during the build
+    e.build(init=False)
+    assert e.add(2 * PAGE_SIZE, length=509 * PAGE_SIZE, measure=False) == (0, 509 * PAGE_SIZE)
+    assert e.init() == 0
+    assert e.encl.page_cnt == 512 and drv.sgx_nr_free_pages == 1
+    e.mmap(0, 1024 * PAGE_SIZE, PROT_READ | PROT_WRITE, MAP_SHARED | 0x10)
+    return e
+
+
+@pytest.mark.parametrize("kname", [OLD, NEW])
+def test_eaug_when_the_va_page_cannot_be_allocated(kname):
+    """6.1: sgx_encl_grow() failing with -EBUSY in the EAUG fault path retries
+    the fault (VM_FAULT_NOPAGE; ksgxd frees pages meanwhile) instead of
+    SIGBUS, which 6.0 sends."""
+    e = _enclave_at_a_va_boundary(kname)
+    addr = e.base + 600 * PAGE_SIZE
+    if kname == OLD:
+        with pytest.raises(Signal) as ei:
+            e.proc.peek(addr, 8)
+        assert ei.value.signo == signal.SIGBUS and "sgx_encl_grow" in str(ei.value)
+        assert (addr >> 12) not in e.encl.page_array
+    else:
+        e.proc.peek(addr, 8)  # the retried fault EAUGs the page
+        assert (addr >> 12) in e.encl.page_array
+        assert e.encl.page_cnt == 513
+
+
+@pytest.mark.parametrize("kname", [OLD, NEW])
+def test_eaug_after_the_secs_was_reclaimed(kname):
+    """6.5: sgx_encl_eaug_page() loads a reclaimed SECS back (ELDU) before
+    EAUG.  6.0 passes the SECS it no longer has: a NULL dereference, the
+    kernel oopses and the task dies."""
+    e = Encl(machine(kname)).build([(2 * PAGE_SIZE, R | W)])
+    drv = e.drv
+    for page in list(e.encl.page_array.values()):
+        assert drv.sgx_reclaim_page(page)
+    assert e.encl.secs.epc_page is None  # written out with its last child
+    e.mmap(0, e.size, PROT_READ | PROT_WRITE)
+    addr = e.base + 8 * PAGE_SIZE
+    if kname == OLD:
+        with pytest.raises(Signal) as ei:
+            e.proc.peek(addr, 8)
+        assert ei.value.signo == signal.SIGKILL
+        assert "NULL pointer dereference" in e.m.kernel.oopses[0]
+    else:
+        assert e.proc.peek(addr, 8) == b"\xff" * 8  # EAUGed; abort-page read outside enclave mode
+        assert e.encl.secs.epc_page is not None and (addr >> 12) in e.encl.page_array
+        assert e.m.kernel.oopses == []
