@@ -53,7 +53,7 @@ main.add_command(run)
 
 @main.command()
 @click.option("--kernel", "kernel", default="linux-6.0", show_default=True,
-              help="Kernel or design to run the suite on.")
+              help="Kernel or design to run the suite on (linux-5.11, linux-6.0, linux-6.12, ...).")
 @click.option("--sgx1", is_flag=True, help="A CPU without SGX2.")
 def selftest(kernel: str, sgx1: bool) -> None:
     """Run tools/testing/selftests/sgx (main.c) on the model; TAP output."""

@@ -111,3 +111,82 @@ def test_eaug_after_the_secs_was_reclaimed(kname):
         assert e.proc.peek(addr, 8) == b"\xff" * 8  # EAUGed; abort-page read outside enclave mode
         assert e.encl.secs.epc_page is not None and (addr >> 12) in e.encl.page_array
         assert e.m.kernel.oopses == []
+
+
+# -- the mm of 6.12 around an enclave: MDWE (6.3) and mseal (6.10) ---------------------
+
+PROT_EXEC = 0x4
+RX, RWX = PROT_READ | PROT_EXEC, PROT_READ | PROT_WRITE | PROT_EXEC
+PR_SET_MDWE, PR_GET_MDWE, REFUSE_EXEC_GAIN = 65, 66, 1
+
+
+def _rule(exc: OSError) -> str:
+    return exc.why.rule
+
+
+def test_linux_6_0_has_neither_mdwe_nor_mseal():
+    p = machine(OLD).spawn()
+    with pytest.raises(OSError) as ei:
+        p.prctl(PR_SET_MDWE, REFUSE_EXEC_GAIN)
+    assert ei.value.errno == errno.EINVAL
+    with pytest.raises(OSError) as ei:
+        p.mseal(0x1000_0000, PAGE_SIZE)
+    assert ei.value.errno == errno.ENOSYS
+
+
+@pytest.mark.parametrize("kname", [OLD, NEW])
+def test_mdwe_stops_an_enclave_mapping_becoming_executable(kname):
+    """Under MDWE, map_deny_write_exec() refuses RW -> RX and any W+X before
+    the LSM and the SGX hook are asked; 6.0 has no MDWE and the SGX hook
+    allows both (the EAUG-able page's maximum is RWX)."""
+    e = Encl(machine(kname)).build()
+    if kname == NEW:
+        assert e.proc.prctl(PR_SET_MDWE, REFUSE_EXEC_GAIN) == 0
+    e.mmap(4 * PAGE_SIZE, PAGE_SIZE, PROT_READ | PROT_WRITE)
+    try:
+        e.proc.mprotect(e.base + 4 * PAGE_SIZE, PAGE_SIZE, RX)
+        got = None
+    except OSError as exc:
+        got = exc
+    if kname == OLD:
+        assert got is None
+        return
+    assert got.errno == errno.EACCES and _rule(got) == "map_deny_write_exec"
+    with pytest.raises(OSError) as ei:
+        e.mmap(5 * PAGE_SIZE, PAGE_SIZE, RWX)
+    assert ei.value.errno == errno.EACCES and _rule(ei.value) == "map_deny_write_exec"
+    # munmap + a fresh PROT_EXEC mapping is no mapping "becoming" executable.
+    e.proc.munmap(e.base + 4 * PAGE_SIZE, PAGE_SIZE)
+    assert e.mmap(4 * PAGE_SIZE, PAGE_SIZE, RX) == e.base + 4 * PAGE_SIZE
+
+
+def test_mdwe_is_inherited_unless_no_inherit():
+    p = machine(NEW).spawn()
+    assert p.prctl(PR_SET_MDWE, REFUSE_EXEC_GAIN) == 0
+    assert p.fork().prctl(PR_GET_MDWE) == REFUSE_EXEC_GAIN
+    with pytest.raises(OSError) as ei:  # cannot be changed once set
+        p.prctl(PR_SET_MDWE, REFUSE_EXEC_GAIN | 2)
+    assert ei.value.errno == errno.EPERM
+    q = machine(NEW).spawn()
+    assert q.prctl(PR_SET_MDWE, REFUSE_EXEC_GAIN | 2) == 0
+    assert q.fork().prctl(PR_GET_MDWE) == 0
+
+
+def test_a_sealed_enclave_mapping():
+    """mseal's EPERM comes from mprotect_fixup(), after vm_ops->mprotect: a
+    request the SGX driver refuses still gets the driver's EACCES; munmap,
+    mremap and MAP_FIXED over it are EPERM; access through it is unchanged."""
+    e = Encl(machine(NEW)).build([(2 * PAGE_SIZE, R)])
+    addr = e.mmap(2 * PAGE_SIZE, PAGE_SIZE, PROT_READ)
+    e.proc.mseal(addr, PAGE_SIZE)
+    with pytest.raises(OSError) as ei:
+        e.proc.mprotect(addr, PAGE_SIZE, PROT_READ | PROT_WRITE)  # beyond the page's R
+    assert ei.value.errno == errno.EACCES and _rule(ei.value) == "sgx_encl_may_map"
+    for call in (lambda: e.proc.mprotect(addr, PAGE_SIZE, PROT_READ),
+                 lambda: e.proc.munmap(addr, PAGE_SIZE),
+                 lambda: e.proc.mremap(addr, PAGE_SIZE, PAGE_SIZE, 3, addr + PAGE_SIZE),
+                 lambda: e.mmap(2 * PAGE_SIZE, PAGE_SIZE, PROT_READ)):
+        with pytest.raises(OSError) as ei:
+            call()
+        assert ei.value.errno == errno.EPERM, ei.value.why
+    assert e.proc.peek(addr, 4) == b"\xff" * 4  # abort-page read, as before the seal

@@ -11,10 +11,10 @@ import click
 from sgxsim.check import runner
 from sgxsim.check import scenario as scn
 from sgxsim.check.properties import PROPERTIES
-from sgxsim.check.scope import ACTIONS, PERMS, POLICIES, SCOPE_HELP, SOURCES, Scope
+from sgxsim.check.scope import ACTIONS, OPTIONAL_ACTIONS, PERMS, POLICIES, SCOPE_HELP, SOURCES, Scope
 
 DESIGNS = ("no-hook", "rfc-2019", "v40", "linux-5.11", "sgx2-rfc", "linux-6.0", "safe-to-execute",
-           "propagate-source")
+           "propagate-source", "linux-6.12")
 # Variants checked only when named (v40 with a check-only driver).
 VARIANTS = ("v40-checkonly",)
 
@@ -65,17 +65,19 @@ def _subset(opt: str, text: str, allowed: tuple[str, ...]) -> tuple[str, ...]:
 @click.option("--sources", default=",".join(SOURCES), show_default=True,
               help="Narrow the ADD_PAGES source kinds offered (comma list).")
 @click.option("--actions", default=",".join(ACTIONS), show_default=True,
-              help="Narrow the actions offered (comma list).")
+              help="Narrow the actions offered (comma list); add mseal to offer mseal(2).")
+@click.option("--mdwe", is_flag=True,
+              help="The process turns on MDWE (prctl PR_SET_MDWE) first; kernels with MDWE only.")
 @click.option("--json", "as_json", is_flag=True, help="Print one JSON object {\"results\": [...]}.")
 @click.option("--out", type=click.Path(file_okay=False, path_type=Path), default=Path("scenarios"),
               show_default=True, help="Directory for the scenario file of every trace.")
-def check(designs, props, depth, workers, pages, policy, perms, map_perms, sources, actions, as_json,
-          out) -> None:
+def check(designs, props, depth, workers, pages, policy, perms, map_perms, sources, actions, mdwe,
+          as_json, out) -> None:
     try:
         scope = Scope(pages=pages, policy=policy, perms=_subset("--perms", perms, PERMS),
                       map_perms=_subset("--map-perms", map_perms, PERMS) if map_perms else None,
                       sources=_subset("--sources", sources, SOURCES),
-                      actions=_subset("--actions", actions, ACTIONS))
+                      actions=_subset("--actions", actions, ACTIONS + OPTIONAL_ACTIONS), mdwe=mdwe)
     except ValueError as e:
         raise click.BadParameter(str(e)) from None
     results = runner.check(_factory(scope), list(designs or DESIGNS), list(props or PROPERTIES),
@@ -105,7 +107,7 @@ def run(file: Path, design: str | None, all_designs: bool) -> None:
     if sc.prop not in PROPERTIES:
         raise click.ClickException(f"{file}: unknown property {sc.prop!r}")
     try:
-        scope = Scope(**{k: v for k, v in sc.scope.items() if k in ("pages", "policy")})
+        scope = Scope(**{k: v for k, v in sc.scope.items() if k in ("pages", "policy", "mdwe")})
     except (TypeError, ValueError) as e:
         raise click.ClickException(f"{file}: bad scope: {e}") from None
     if all_designs:
