@@ -56,6 +56,17 @@ def test_wrapping_offset_of_an_sgx2_ioctl(kname):
         assert got == (errno.EFAULT if kname == OLD else errno.EINVAL), name
 
 
+@pytest.mark.parametrize("kname", [OLD, NEW])
+def test_wrapping_offset_of_add_pages(kname):
+    """With a valid SECINFO, 6.0 gets as far as EADD at the wrapped address,
+    below ELRANGE: #GP, EIO; 6.12 refuses the range (EINVAL)."""
+    e = Encl(machine(kname))
+    assert e.create() == 0
+    got = e.add((1 << 64) - PAGE_SIZE, length=2 * PAGE_SIZE)
+    assert got == ((errno.EIO if kname == OLD else errno.EINVAL), 0)
+    assert e.encl.page_array == {} and e.drv.check_invariants() == []
+
+
 def _enclave_at_a_va_boundary(kname: str) -> Encl:
     """An initialized enclave with page_cnt = 512 (SECS + 511 pages), so the
     next EAUG needs a new VA page, on an EPC with exactly two free pages
