@@ -21,6 +21,7 @@ from sgxsim.hw.structs import Secs, Tcs
 from sgxsim.kernel.errors import ENOIOCTLCMD, ERESTARTSYS
 from sgxsim.kernel.sgx.driver import SgxDriver, SgxDriverSgx2
 from sgxsim.kernel.sgx.encl import READ_IMPLIES_EXEC, SGX_ENCL_IOCTL
+from sgxsim.kernel.sgx.linux612 import SgxDriver612
 
 BASE = 0x7F00_0000_0000
 SIZE = 64 * PAGE_SIZE
@@ -45,7 +46,7 @@ class Env:
     def __init__(self, kernel: str = "linux-6.0", n: int = 64, sgx2: bool = True):
         self.cpu = Cpu(n, sgx2=sgx2)
         self.k = FakeKernel(self.cpu)
-        cls = SgxDriverSgx2 if kernel == "linux-6.0" else SgxDriver
+        cls = {"linux-6.0": SgxDriverSgx2, "linux-6.12": SgxDriver612}.get(kernel, SgxDriver)
         self.d = cls(self.k)
         self.d.sgx_drv_init()
         self.t = self.k.current
