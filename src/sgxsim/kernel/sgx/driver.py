@@ -60,7 +60,7 @@ class SgxVmOps(VmOperations):
         try:
             return self.drv.sgx_vma_fault(vmf)
         finally:
-            self.drv.ksgxd_service()
+            self.drv.ksgxd_service_after_fault(vmf)
 
     def access(self, vma: Any, addr: int, buf: bytearray, write: bool) -> int:
         return self.drv.sgx_vma_access(vma, addr, buf, write)

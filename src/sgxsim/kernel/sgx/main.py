@@ -10,8 +10,10 @@ ksgxd.  The real ksgxd is a kernel thread that sleeps until
 left fewer than ``SGX_NR_LOW_PAGES`` free pages.  The model keeps it
 deterministic: the wake-up sets ``ksgxd_woken`` and the thread body
 (:meth:`SgxMain.ksgxd`) runs to sleep again as soon as the driver entry
-point that woke it (ioctl, fault, mmap) returns -- one legal interleaving of
-the real thread with the waker.  Tests may also call ``ksgxd()`` directly, or
+point that woke it (ioctl, mmap, a fault that could not install its PTE)
+returns -- one legal interleaving of the real thread with the waker, chosen
+so that the faulting instruction is retried before the reclaimer runs
+(:meth:`SgxMain.ksgxd_service_after_fault`).  Tests may also call ``ksgxd()`` directly, or
 turn the automatic run off with ``ksgxd_auto = False``.
 
 Boot sanitisation (``__sgx_sanitize_pages``) EREMOVEs whatever a previous
@@ -27,6 +29,7 @@ from typing import Any
 
 from sgxsim.hw.consts import PAGE_SHIFT, SgxReturn
 from sgxsim.hw.memory import EPC_BASE
+from sgxsim.hw.paging import PTE_PRESENT
 from sgxsim.kernel.errors import ERESTARTSYS, refuse
 from sgxsim.kernel.sgx.encl import SGX_ENCL_PAGE_BEING_RECLAIMED
 from sgxsim.kernel.sgx.encls import encls, encls_failed
@@ -166,6 +169,23 @@ class SgxMain:
         """Let a woken ksgxd run (called when a driver entry point returns)."""
         if self.ksgxd_woken and self.ksgxd_auto and not self.ksgxd_running:
             self.ksgxd()
+
+    def ksgxd_service_after_fault(self, vmf: Any) -> None:
+        """The interleaving of a woken ksgxd with a faulting task.
+
+        A fault that installed its PTE returns to user space, where the CPU
+        retries the access at once; the woken ksgxd runs later, at the next
+        driver entry point.  Running it in between would be a legal but
+        unfair schedule that can evict the page the retried instruction needs
+        (EENTER needs the TCS and the SSA frame resident at the same time, and
+        sgx_vma_fault() clears the accessed bit of the page it just mapped, so
+        sgx_reclaimer_age() sees it as old): with an EPC smaller than the
+        watermarks every fault would undo the previous one.  A fault that made
+        no progress (EBUSY from sgx_alloc_epc_page(..., false): VM_FAULT_NOPAGE
+        without a PTE) leaves the task spinning on the retry, which only the
+        reclaimer can end, so ksgxd runs now."""
+        if not vmf.vma.vm_mm.pgtable.get(vmf.address >> PAGE_SHIFT) & PTE_PRESENT:
+            self.ksgxd_service()
 
     def sgx_reclaim_direct(self) -> None:
         # sgx_reclaim_direct(): one batch when below the low watermark.
