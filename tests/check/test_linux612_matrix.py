@@ -77,6 +77,14 @@ def test_every_mdwe_scenario_replays(mdwe):
             assert f"verdict: {r['verdict']} at step {len(r['trace'])}" in res.output
 
 
+def test_an_mdwe_scenario_replays_where_mdwe_exists(mdwe):
+    res = CliRunner().invoke(main, ["run", mdwe["dynamic-code"]["scenario"], "--all-designs"])
+    assert res.exit_code == 0, res.output
+    assert "# not replayed (no MDWE in their mm): no-hook" in res.output
+    rows = {line.split()[0]: line for line in res.output.splitlines() if not line.startswith("#")}
+    assert list(rows) == ["linux-6.12"] and "reachable at step 5" in rows["linux-6.12"]
+
+
 def test_mseal_changes_no_verdict(mseal):
     """Sealing only takes options away: the shortest traces need no seal and
     nothing breaks a property through a sealed mapping in 6 steps."""
