@@ -63,7 +63,8 @@ main.add_command(report)
 
 @main.command()
 @click.option("--kernel", "kernel", default="linux-6.0", show_default=True,
-              help="Kernel or design to run the suite on (any registered name).")
+              help="Kernel or design to run the suite on (linux-5.11, linux-6.0, linux-6.12, or any "
+                   "registered name).")
 @click.option("--sgx1", is_flag=True, help="A CPU without SGX2.")
 @click.option("--encl-elf", type=click.Path(exists=True, dir_okay=False, path_type=Path),
               default=None, help="A test_encl.elf built from the kernel's selftests: its "

@@ -202,7 +202,7 @@ def test_run_all_designs_names_who_refused(tmp_path):
     assert r.exit_code == 0, r.output
     rows = {line.split()[0]: line for line in r.output.splitlines()[1:]}
     assert set(rows) == {"no-hook", "rfc-2019", "v40", "linux-5.11", "sgx2-rfc", "linux-6.0",
-                         "safe-to-execute", "propagate-source", "v40-checkonly"}
+                         "safe-to-execute", "propagate-source", "linux-6.12", "v40-checkonly"}
     assert "violated at step 5" in rows["no-hook"] and rows["no-hook"].rstrip().endswith("-")
     for d in ("rfc-2019", "v40", "linux-5.11", "linux-6.0"):
         assert "holds" in rows[d] and "step 3: sgx: sgx_encl_may_map: EACCES" in rows[d], rows[d]

@@ -34,6 +34,9 @@ MAP_FIXED_NOREPLACE, MAP_GROWSDOWN, MAP_NORESERVE = 0x100000, 0x100, 0x4000
 PROT_GROWSDOWN = 0x01000000
 READ_IMPLIES_EXEC = 0x0400000
 MREMAP_MAYMOVE, MREMAP_FIXED = 1, 2
+PR_SET_MDWE, PR_GET_MDWE = 65, 66
+# Share of steps that are mseal / prctl(MDWE) / fork: most sequences get one.
+IRREVERSIBLE_SHARE = 0.14
 
 
 def gen_sequence(rng: random.Random, steps: int = 20) -> list[list]:
@@ -51,6 +54,9 @@ def gen_sequence(rng: random.Random, steps: int = 20) -> list[list]:
         return rng.randrange(1, 9) * PAGE
 
     for _ in range(steps):
+        if rng.random() < IRREVERSIBLE_SHARE:
+            seq.append(gen_irreversible(rng, page_off, length))
+            continue
         k = rng.random()
         if k < 0.38:
             anon = rng.random() < 0.45
@@ -98,6 +104,21 @@ def gen_sequence(rng: random.Random, steps: int = 20) -> list[list]:
     return seq
 
 
+def gen_irreversible(rng: random.Random, page_off, length) -> list:
+    """mseal, prctl(PR_SET_MDWE / PR_GET_MDWE) or fork (realkernel.py runs
+    such a sequence in a child of its own)."""
+    k = rng.random()
+    if k < 0.55:
+        off = page_off() + (rng.choice([1, 100]) if rng.random() < 0.03 else 0)
+        return ["mseal", off, length(), 0 if rng.random() < 0.95 else rng.choice([1, 2])]
+    if k < 0.75:
+        # REFUSE_EXEC_GAIN, with NO_INHERIT, and the invalid combinations.
+        return ["prctl", PR_SET_MDWE, rng.choice([1, 1, 1, 3, 3, 0, 2, 4])]
+    if k < 0.87:
+        return ["prctl", PR_GET_MDWE, 0 if rng.random() < 0.9 else 1]
+    return ["fork"]
+
+
 class ModelRunner:
     """The same sequence in a fresh model process with the same files."""
 
@@ -118,6 +139,10 @@ class ModelRunner:
         fds["bad"] = 999
         out = []
         for op in seq:
+            if op[0] == "fork":
+                p = p.fork()  # the sequence goes on in the child
+                out.append([0, self.window_maps(p)])
+                continue
             out.append([self.step(p, fds, op), self.window_maps(p)])
         self.last_process = p
         return out
@@ -141,6 +166,11 @@ class ModelRunner:
                 return p.mremap(WINDOW + off, old, new, flags, WINDOW + noff) - WINDOW
             if kind == "personality":
                 return p.personality(op[1])
+            if kind == "mseal":
+                p.mseal(WINDOW + op[1], op[2], op[3])
+                return 0
+            if kind == "prctl":
+                return p.prctl(op[1], op[2])
         except OSError as e:
             return -e.errno
         raise ValueError(kind)

@@ -6,9 +6,14 @@ The child reads one JSON document on stdin: {"dir": PATH, "sequences": [[op,
 ...], ...]} and writes one JSON list of per-sequence step results.  Every op
 is a list: ["mmap", off, length, prot, flags, fdkey, offset],
 ["munmap", off, length], ["mprotect", off, length, prot],
-["mremap", off, old_len, new_len, flags, new_off], ["personality", persona].
-Offsets are relative to the window base; ``fdkey`` names one of the files
-opened at the start (or null for anonymous memory).
+["mremap", off, old_len, new_len, flags, new_off], ["personality", persona],
+["mseal", off, length, flags], ["prctl", option, arg2] (PR_SET_MDWE and
+PR_GET_MDWE) and ["fork"] (the sequence goes on in the child, whose fork()
+returned 0).  Offsets are relative to the window base; ``fdkey`` names one of
+the files opened at the start (or null for anonymous memory).
+
+MDWE and seals cannot be undone, so a sequence with mseal, prctl or fork runs
+in a child forked for it, which sends its results back through a pipe.
 """
 
 from __future__ import annotations
@@ -38,6 +43,10 @@ libc.mremap.restype = ctypes.c_void_p
 libc.mremap.argtypes = [ctypes.c_void_p, ctypes.c_size_t, ctypes.c_size_t, ctypes.c_int,
                         ctypes.c_void_p]
 libc.personality.argtypes = [ctypes.c_ulong]
+libc.syscall.restype = ctypes.c_long
+libc.prctl.argtypes = [ctypes.c_int, ctypes.c_ulong, ctypes.c_ulong, ctypes.c_ulong, ctypes.c_ulong]
+SYS_MSEAL = 462
+IRREVERSIBLE = ("mseal", "prctl", "fork")
 WINDOW, SIZE = %(window)d, %(size)d
 MAP_FAILED = (1 << 64) - 1
 doc = json.load(sys.stdin)
@@ -65,10 +74,7 @@ def ret(v, fail):
         return -ctypes.get_errno()
     return v
 
-results = []
-for seq in doc["sequences"]:
-    libc.personality(0)
-    libc.munmap(WINDOW, SIZE)
+def run(seq):
     steps = []
     for op in seq:
         ctypes.set_errno(0)
@@ -91,8 +97,56 @@ for seq in doc["sequences"]:
         elif kind == "personality":
             r = libc.personality(op[1])
             r = r if r != -1 else -ctypes.get_errno()
+        elif kind == "mseal":
+            r = libc.syscall(ctypes.c_long(SYS_MSEAL), ctypes.c_ulong(WINDOW + op[1]),
+                             ctypes.c_ulong(op[2]), ctypes.c_ulong(op[3]))
+            r = -ctypes.get_errno() if r == -1 else r
+        elif kind == "prctl":
+            r = libc.prctl(op[1], op[2], 0, 0, 0)
+            r = -ctypes.get_errno() if r == -1 else r
+        elif kind == "fork":
+            pid = os.fork()
+            if pid:
+                os.waitpid(pid, 0)
+                os._exit(0)
+            r = 0
         steps.append([r, window_maps()])
-    results.append(steps)
+    return steps
+
+def run_in_child(seq):
+    rd, wr = os.pipe()
+    pid = os.fork()
+    if pid == 0:
+        os.close(rd)
+        try:
+            data = json.dumps(run(seq)).encode()
+        except BaseException as e:
+            data = json.dumps({"error": repr(e)}).encode()
+        while data:
+            data = data[os.write(wr, data):]
+        os._exit(0)
+    os.close(wr)
+    chunks = []
+    while True:
+        b = os.read(rd, 1 << 16)
+        if not b:
+            break
+        chunks.append(b)
+    os.close(rd)
+    os.waitpid(pid, 0)
+    out = json.loads(b"".join(chunks))
+    if isinstance(out, dict):
+        raise RuntimeError(out["error"])
+    return out
+
+results = []
+for seq in doc["sequences"]:
+    libc.personality(0)
+    libc.munmap(WINDOW, SIZE)
+    if any(op[0] in IRREVERSIBLE for op in seq):
+        results.append(run_in_child(seq))
+    else:
+        results.append(run(seq))
 libc.personality(0)
 libc.munmap(WINDOW, SIZE)
 json.dump(results, sys.stdout)

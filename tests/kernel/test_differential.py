@@ -1,6 +1,8 @@
 """The mm model against the kernel of this machine: random sequences of
-mmap/munmap/mprotect/mremap/personality, compared after every step (result
-or errno, and the mappings inside the window).  ``--diff-seed N`` and
+mmap/munmap/mprotect/mremap/personality mixed with mseal, prctl(PR_SET_MDWE /
+PR_GET_MDWE) and fork (those sequences run in a forked child on the real
+side: neither seals nor MDWE can be undone), compared after every step
+(result or errno, and the mappings inside the window).  ``--diff-seed N`` and
 ``--diff-count N`` reproduce or scale a run."""
 
 from __future__ import annotations
@@ -67,3 +69,29 @@ def test_a_known_split_on_both_sides(tmp_path):
     expect = [[0, 4096, "rw-p", 0, ""], [4096, 8192, "r--p", 0, ""], [8192, 12288, "rw-p", 0, ""]]
     assert real[1] == [0, expect]
     assert ModelRunner(str(tmp_path)).run(seq)[1] == [0, expect]
+
+
+def test_mdwe_and_mseal_on_both_sides(tmp_path):
+    """MDWE refuses RW -> RX and a new W+X mapping; it is inherited by a fork
+    child; a sealed VMA refuses munmap, mprotect (even to its own
+    protection) and mremap; mseal over a hole is ENOMEM, before any change."""
+    make_files(str(tmp_path))
+    seq = [["mmap", 0, 3 * 4096, 3, 0x22 | 0x10, None, 0],
+           ["prctl", 65, 1], ["mprotect", 0, 4096, 5], ["mmap", 8 * 4096, 4096, 7, 0x22 | 0x10, None, 0],
+           ["fork"], ["prctl", 66, 0], ["mseal", 4096, 4096, 0], ["munmap", 0, 3 * 4096],
+           ["mprotect", 4096, 4096, 3], ["mremap", 4096, 4096, 8192, 1, 0], ["mseal", 0, 5 * 4096, 0],
+           ["prctl", 65, 3]]
+    real = run_real(str(tmp_path), [seq])[0]
+    assert [r for r, _ in real] == [0, 0, -13, -13, 0, 1, 0, -1, -1, -1, -12, -1]
+    assert real[6][1] == [[0, 4096, "rw-p", 0, ""], [4096, 8192, "rw-p", 0, ""],
+                          [8192, 12288, "rw-p", 0, ""]]
+    assert ModelRunner(str(tmp_path)).run(seq) == real
+
+
+def test_most_sequences_mix_in_mdwe_mseal_or_fork():
+    rng = random.Random(1)
+    seqs = [gen_sequence(rng) for _ in range(200)]
+    kinds = [{op[0] for op in s} for s in seqs]
+    assert sum(1 for k in kinds if "mseal" in k) > 100
+    assert sum(1 for k in kinds if "prctl" in k) > 80
+    assert sum(1 for k in kinds if "fork" in k) > 20

@@ -78,9 +78,20 @@ class FakeKernel:
         self.current = Task()
         self.trace = Trace()
         self.devs: dict[str, object] = {}
+        self.oopses: list[str] = []
 
     def misc_register(self, path, fops):
         self.devs[path] = fops
+
+    def oops(self, msg):
+        """The kernel hit a BUG: logged, the task killed (as Linux.oops)."""
+        import signal
+
+        from sgxsim.kernel.errors import Signal
+        from sgxsim.trace import Decision
+
+        self.oopses.append(msg)
+        raise Signal(signal.SIGKILL, 0, 0, Decision("kernel", "oops", "SIGKILL", msg))
 
     def signal_pending(self, task):
         return task.pending

@@ -15,10 +15,10 @@ import click
 from sgxsim.check import runner
 from sgxsim.check import scenario as scn
 from sgxsim.check.properties import PROPERTIES
-from sgxsim.check.scope import ACTIONS, PERMS, POLICIES, SCOPE_HELP, SOURCES, Scope
+from sgxsim.check.scope import ACTIONS, OPTIONAL_ACTIONS, PERMS, POLICIES, SCOPE_HELP, SOURCES, Scope
 
 DESIGNS = ("no-hook", "rfc-2019", "v40", "linux-5.11", "sgx2-rfc", "linux-6.0", "safe-to-execute",
-           "propagate-source")
+           "propagate-source", "linux-6.12")
 # Variants checked only when named (v40 with a check-only driver).
 VARIANTS = ("v40-checkonly",)
 
@@ -94,6 +94,15 @@ def _factory(scope: Scope):
     return make
 
 
+def _with_mdwe(names: list[str]) -> tuple[list[str], list[str]]:
+    """The designs whose mm has MDWE (6.3+), and the others."""
+    from sgxsim.kernel.registry import kernel_class
+    from sgxsim.kernel.sys import MDWE_RELEASE
+
+    has = [n for n in names if kernel_class(n).mm_release >= MDWE_RELEASE]
+    return has, [n for n in names if n not in has]
+
+
 def progress_line(exp, depth: int, nprops: int) -> str:
     """``design: level d/D, N states (R/s), k/P decided, T s`` after a level."""
     rate = exp.states / exp.seconds if exp.seconds > 0 else 0.0
@@ -165,7 +174,9 @@ def _subset(opt: str, text: str, allowed: tuple[str, ...]) -> tuple[str, ...]:
 @click.option("--sources", default=",".join(SOURCES), show_default=True,
               help="Narrow the ADD_PAGES source kinds offered (comma list).")
 @click.option("--actions", default=",".join(ACTIONS), show_default=True,
-              help="Narrow the actions offered (comma list).")
+              help="Narrow the actions offered (comma list); add mseal to offer mseal(2).")
+@click.option("--mdwe", is_flag=True,
+              help="The process turns on MDWE (prctl PR_SET_MDWE) first; kernels with MDWE only.")
 @click.option("--json", "as_json", is_flag=True, help="Print one JSON object {\"results\": [...]}.")
 @click.option("--out", type=click.Path(file_okay=False, path_type=Path), default=Path("scenarios"),
               show_default=True, help="Directory for the scenario file of every trace.")
@@ -173,7 +184,7 @@ def _subset(opt: str, text: str, allowed: tuple[str, ...]) -> tuple[str, ...]:
               help="Directory for an HTML page per trace (its permission map, step by step) and "
                    "index.html with the matrix (docs/report.md).")
 def check(designs, props, design_files, property_files, depth, workers, pages, policy, perms, map_perms,
-          sources, actions, as_json, out, html_dir) -> None:
+          sources, actions, mdwe, as_json, out, html_dir) -> None:
     # Refuse an unwritable --out/--html now, not after the search.
     for opt, d in (("--out", out), ("--html", html_dir)):
         if d is not None:
@@ -185,7 +196,7 @@ def check(designs, props, design_files, property_files, depth, workers, pages, p
         scope = Scope(pages=pages, policy=policy, perms=_subset("--perms", perms, PERMS),
                       map_perms=_subset("--map-perms", map_perms, PERMS) if map_perms else None,
                       sources=_subset("--sources", sources, SOURCES),
-                      actions=_subset("--actions", actions, ACTIONS))
+                      actions=_subset("--actions", actions, ACTIONS + OPTIONAL_ACTIONS), mdwe=mdwe)
     except ValueError as e:
         raise click.BadParameter(str(e)) from None
     old = signal.signal(signal.SIGINT, functools.partial(_on_sigint, os.getpid()))
@@ -260,7 +271,12 @@ def run(file: Path, design: str | None, all_designs: bool, html_file: Path | Non
 def _run(file, sc, scope, design, all_designs, html_file, own) -> None:
     if all_designs:
         click.echo(f"# {file}: {sc.prop}, expected {sc.expect} on {sc.design} at step {sc.at_step}")
-        for r in runner.compare_designs(_factory(scope), sc, list(DESIGNS + VARIANTS) + own):
+        names = list(DESIGNS + VARIANTS) + own
+        if scope.mdwe:  # a scenario made with --mdwe replays only where MDWE exists
+            names, without = _with_mdwe(names)
+            if without:
+                click.echo(f"# not replayed (no MDWE in their mm): {', '.join(without)}")
+        for r in runner.compare_designs(_factory(scope), sc, names):
             v = r["verdict"] + (f" at step {r['at']}" if r["at"] else "")
             f = r["first_refusal"]
             why = f"step {f[0]}: {f[1]}" if f else "-"

@@ -113,6 +113,14 @@ class MachineModel:
         self.tcs = self.base + self.rt
         self.layout = runtime.Layout(self.rt, self.pages)
         self._init = None
+        if self.sc.mdwe:
+            from sgxsim.kernel.registry import kernel_class
+            from sgxsim.kernel.sys import MDWE_RELEASE
+
+            release = kernel_class(design).mm_release
+            if release < MDWE_RELEASE:
+                raise LookupError(f"--mdwe: design {design!r} has no MDWE (its mm is Linux "
+                                  f"{'.'.join(map(str, release))}; MDWE came in 6.3)")
 
     def scope(self) -> dict[str, Any]:
         return self.sc.as_dict()
@@ -136,6 +144,8 @@ class MachineModel:
         vfs.mount("/mnt/noexec", noexec=True)
         vfs.create_file(NOEXEC_PATH, bytes(n), label="user_home_t")
         p = m.spawn()
+        if self.sc.mdwe:
+            self._set_mdwe(p)
         img = p.open(IMAGE_PATH, os.O_RDONLY)
         p.mmap(SRC["image"], n + PAGE, PROT_READ | PROT_EXEC, MAP_PRIVATE | MAP_FIXED, img, 0)
         p.mmap(SRC["anon"], n, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS | MAP_FIXED)
@@ -166,6 +176,13 @@ class MachineModel:
                        secinfo_flags(PageType.PT_REG, SI_PERMS["RX"]))
         m.trace.enabled = False
         return st
+
+    @staticmethod
+    def _set_mdwe(p: Any) -> None:
+        """--mdwe: the runtime turns MDWE on before it maps anything."""
+        from sgxsim.kernel.sys import PR_MDWE_REFUSE_EXEC_GAIN, PR_SET_MDWE
+
+        p.prctl(PR_SET_MDWE, PR_MDWE_REFUSE_EXEC_GAIN)
 
     def _add_raw(self, st: MState, offset: int, data: bytes, sflags: int) -> tuple[int, int]:
         """ADD_PAGES of ``data``, staged in the scratch buffer."""
@@ -242,6 +259,9 @@ class MachineModel:
 
     def _do_munmap(self, st, a, ev):
         _errno(st, st.proc.munmap, self.base + a.arg("offset"), a.arg("length"))
+
+    def _do_mseal(self, st, a, ev):
+        _errno(st, st.proc.mseal, self.base + a.arg("offset"), a.arg("length"))
 
     def _do_add_pages(self, st, a, ev):
         off, source, typ, perms = a.arg("offset"), a.arg("source"), a.arg("type"), a.arg("perms")

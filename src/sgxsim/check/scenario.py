@@ -57,9 +57,10 @@ ACTION_KEYS: dict[str, dict[str, Any]] = {
     "eacceptcopy": {"offset": OFFSET},
     "emodpe": {"offset": OFFSET, "perms": PERMS},
     "reclaim": {"offset": OFFSET},
+    "mseal": {"offset": OFFSET, "length": LENGTH},
 }
 TOP_KEYS = ("design", "property", "expect", "at_step", "reason", "scope", "step")
-SCOPE_KEYS = {"pages": "a power of two from 1 to 64", "policy": POLICIES}
+SCOPE_KEYS = {"pages": "a power of two from 1 to 64", "policy": POLICIES, "mdwe": "true or false"}
 
 
 class ScenarioError(ValueError):
@@ -207,6 +208,9 @@ def loads(text: str, file: str = "<scenario>", properties: dict | None = None) -
             if v not in POLICIES:
                 raise ScenarioError(file, None, "scope.policy",
                                     f"{_show(v)} is not one of {', '.join(POLICIES)}")
+        elif k == "mdwe":
+            if not isinstance(v, bool):
+                raise ScenarioError(file, None, "scope.mdwe", f"{_show(v)} is not {SCOPE_KEYS['mdwe']}")
         else:
             raise ScenarioError(file, None, f"scope.{k}", f"unknown key (the keys are {', '.join(SCOPE_KEYS)})")
     raw_steps = d.get("step", [])

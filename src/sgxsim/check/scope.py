@@ -41,7 +41,11 @@ Default scope (``sgxsim check --help`` repeats this):
     first build-time explored page, else the runtime's SECINFO page),
     ``emodpe`` (to RX or RWX) of one page;
   - ``reclaim``: the EPC reclaimer writes one enclave page back (EWB); ksgxd
-    never runs by itself (its watermarks are set to 0).
+    never runs by itself (its watermarks are set to 0);
+  - only when named in ``--actions``: ``mseal`` of one page or the whole
+    enclave (kernels with mseal(2));
+* ``--mdwe``: the process sets prctl(PR_SET_MDWE, PR_MDWE_REFUSE_EXEC_GAIN)
+  first (kernels with MDWE).
 
 ADD_PAGES and INIT are not offered after INIT, nor the SGX2 ioctls before it
 or on SGX1 kernels: the driver refuses them there without changing state, so
@@ -60,6 +64,9 @@ SOURCES = ("image", "anon", "noexec")
 POLICIES = ("selinux", "none")
 ACTIONS = ("mmap", "mprotect", "munmap", "add_pages", "init", "restrict", "modtype", "remove", "load",
            "store", "fetch", "eaccept", "eacceptcopy", "emodpe", "reclaim")
+# Offered only when named in --actions: mseal(2) of one page or the whole
+# enclave (kernels with mseal, linux-6.12).
+OPTIONAL_ACTIONS = ("mseal",)
 
 
 @dataclass(frozen=True, slots=True)
@@ -72,6 +79,9 @@ class Scope:
     map_perms: tuple[str, ...] | None = None
     sources: tuple[str, ...] = SOURCES
     actions: tuple[str, ...] = ACTIONS
+    # The process turns MDWE on (prctl PR_SET_MDWE, REFUSE_EXEC_GAIN) before
+    # anything else (--mdwe; kernels with MDWE, linux-6.12).
+    mdwe: bool = False
 
     def __post_init__(self):
         if not 1 <= self.pages <= 64 or self.pages & (self.pages - 1):
@@ -82,7 +92,7 @@ class Scope:
             raise ValueError(f"--policy must be one of {', '.join(POLICIES)}, not {self.policy!r}")
 
     def as_dict(self) -> dict:
-        return {"pages": self.pages, "policy": self.policy}
+        return {"pages": self.pages, "policy": self.policy, **({"mdwe": True} if self.mdwe else {})}
 
     def ranges(self) -> list[tuple[int, int]]:
         """(offset, length): every single page, then the whole enclave."""
@@ -100,6 +110,8 @@ class Scope:
                         for p in perms]
         if "munmap" in want:
             out += [Action.make("munmap", offset=o, length=n) for o, n in self.ranges()]
+        if "mseal" in want:
+            out += [Action.make("mseal", offset=o, length=n) for o, n in self.ranges()]
         if not initialized:
             if "add_pages" in want:
                 # In offset order, as loaders add an image: the next page

@@ -68,7 +68,8 @@ class Cpu(AccessMixin, EnclsMixin, EncluMixin):
     MAX_ENCLAVE_SIZE_32 = 31  # CPUID.12H.0:EDX[7:0]
 
     def __init__(self, epc_pages: int, *, sgx2: bool = True, flc: bool = True,
-                 nr_cpus: int = 2, trace: Trace | None = None, seed: int = 0, pku: bool = True):
+                 nr_cpus: int = 2, trace: Trace | None = None, seed: int = 0, pku: bool = True,
+                 aexnotify: bool = True):
         if epc_pages < 1:
             raise ValueError("the EPC needs at least one page")
         self.phys = PhysMem(epc_pages)
@@ -80,6 +81,11 @@ class Cpu(AccessMixin, EnclsMixin, EncluMixin):
         self.pku = pku  # protection keys (CPUID.7:ECX.PKU, OSPKE)
         self.miscselect_valid = self.MISCSELECT_VALID
         self.attributes_valid = int(self.ATTRIBUTES_VALID)
+        # AEX-Notify (CPUID.12H.1:EAX[10]; microcode on Ice Lake, native on
+        # Sapphire Rapids): SECS.ATTRIBUTES bit 10 may be set at ECREATE.
+        self.aexnotify = aexnotify
+        if aexnotify:
+            self.attributes_valid |= Attribute.AEXNOTIFY
         self.xfrm_valid = self.XFRM_VALID
         self.lps = [LogicalProcessor(i) for i in range(nr_cpus)]
         self.trace = trace if trace is not None else Trace()

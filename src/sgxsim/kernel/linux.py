@@ -16,17 +16,27 @@ from sgxsim.kernel.mm import (
     MremapMixin,
     ShmemVmOps,
 )
+from sgxsim.kernel.mm.mseal import MsealMixin
 from sgxsim.kernel.registry import register
 from sgxsim.kernel.security import Security, make_policy
+from sgxsim.kernel.sys import SysMixin
 from sgxsim.kernel.vfs import Vfs
 from sgxsim.trace import Trace
 
 
 @register("linux")
-class Linux(MmapMixin, MprotectMixin, MremapMixin, FaultMixin):
+class Linux(MmapMixin, MprotectMixin, MremapMixin, FaultMixin, MsealMixin, SysMixin):
     """Linux without SGX support (the base of every kernel and design)."""
 
     name = "linux"
+    # The release whose mm user space sees: it decides which mm interfaces
+    # exist (MDWE 6.3, mseal 6.10, multi-VMA mremap moves 6.17).  The generic
+    # kernel is this machine's, 6.18, the differential test's reference; the
+    # rest of the mm follows 6.18 whatever the release (docs/linux-6.12.md).
+    mm_release: tuple[int, int] = (6, 18)
+
+    def mm_version(self) -> str:
+        return ".".join(map(str, self.mm_release))
 
     def __init__(self, cpu: Cpu, *, policy: Any = "none", trace: Trace | None = None):
         self.cpu = cpu
@@ -41,6 +51,7 @@ class Linux(MmapMixin, MprotectMixin, MremapMixin, FaultMixin):
         self.current: Any = None
         self.next_pid = 1
         self._last_fault_why = ""
+        self.oopses: list[str] = []  # the kernel log's BUG reports
         self.boot()
 
     def boot(self) -> None:
@@ -86,6 +97,20 @@ class Linux(MmapMixin, MprotectMixin, MremapMixin, FaultMixin):
 
     def warn(self, msg: str) -> None:
         self.trace.note("kernel", "WARN", "warn", msg)
+
+    def oops(self, msg: str) -> None:
+        """page_fault_oops() / oops_end(): a kernel bug hit in the current
+        task's context; the log keeps it and the task is killed (SIGKILL,
+        never delivered to a handler: raised, not returned as a fault)."""
+        import signal
+
+        from sgxsim.kernel.errors import Signal
+        from sgxsim.trace import Decision
+
+        self.oopses.append(msg)
+        why = Decision("kernel", "oops", "SIGKILL", msg)
+        self.trace.add(why)
+        raise Signal(signal.SIGKILL, 0, 0, why)
 
     # -- syscall boundary ------------------------------------------------------------------
     @staticmethod

@@ -30,6 +30,7 @@ from sgxsim.kernel.mm.flags import (
     VM_WRITE,
 )
 from sgxsim.kernel.mm.vma import MmStruct, Vma
+from sgxsim.kernel.sys import mmf_init_flags
 
 U64 = (1 << 64) - 1
 U32 = (1 << 32) - 1
@@ -171,6 +172,16 @@ class Process:
                new_addr: int = 0) -> int:
         return self._call(self.kernel.do_mremap, old_addr & U64, old_size & U64, new_size & U64,
                           _s32(flags) & U32, new_addr & U64)
+
+    def mseal(self, addr: int, length: int, flags: int = 0) -> None:
+        """mseal(2) (Linux 6.10): seal the VMAs of the range against change."""
+        self._call(self.kernel.do_mseal, addr & U64, length & U64, flags & U64)
+
+    def prctl(self, option: int, arg2: int = 0, arg3: int = 0, arg4: int = 0,
+              arg5: int = 0) -> int:
+        """prctl(2): the options the model has (PR_SET_MDWE, PR_GET_MDWE)."""
+        return self._call(self.kernel.sys_prctl, _s32(option), arg2 & U64, arg3 & U64,
+                          arg4 & U64, arg5 & U64)
 
     def personality(self, persona: int) -> int:
         """personality(2): sets the persona unless it is 0xffffffff; returns the old one."""
@@ -332,8 +343,9 @@ class Process:
         lp = k.cpu.lps[len(k.tasks) % len(k.cpu.lps)]
         mm = MmStruct(self.mm.mmap_base)
         mm.start_stack = self.mm.start_stack
+        mm.flags = mmf_init_flags(self.mm.flags)  # mm_init(): MDWE is inherited
         child = Process(k, lp, self.label, mm=mm)
-        child.personality_value = self.persona
+        child.persona = self.persona  # copy_process(): the personality is inherited
         for fd, f in self.files.items():
             f.refcount += 1
             child.files[fd] = f

@@ -76,16 +76,23 @@ def overrides(cls: type) -> list[str]:
         for k in new.__mro__:
             if k in old.__mro__:
                 break
-            out += [n for n, v in vars(k).items() if inspect.isfunction(v) and not n.startswith("__")
+            out += [n for n, v in vars(k).items()
+                    if inspect.isfunction(getattr(v, "__func__", v)) and not n.startswith("__")
                     and hasattr(old, n) and n not in out]
     return out
 
 
 def declared_modified(cls: type) -> list[str]:
     """The names after "Modified:" in ``cls``'s docstring."""
-    for line in (cls.__doc__ or "").splitlines():
-        line = line.strip()
+    lines = [line.strip() for line in (cls.__doc__ or "").splitlines()]
+    for i, line in enumerate(lines):
         if line.startswith("Modified:"):
-            text = line.removeprefix("Modified:").split("(")[0].rstrip(". ")
+            # A line ending in a comma goes on on the next one.
+            text = line.removeprefix("Modified:")
+            for more in lines[i + 1:]:
+                if not text.rstrip().endswith(","):
+                    break
+                text += " " + more
+            text = text.split("(")[0].rstrip(". ")
             return [n.strip() for n in text.split(",") if n.strip()]
     return []

@@ -55,6 +55,12 @@ ADDR_NO_RANDOMIZE = 0x0040000
 PER_LINUX = 0x0000
 PER_MASK = 0x00FF
 
+# mm->flags (include/linux/sched/coredump.h): MDWE (6.3; NO_INHERIT 6.6)
+MMF_HAS_MDWE = 1 << 28
+MMF_HAS_MDWE_NO_INHERIT = 1 << 29
+# What a new mm copies from its parent's (MMF_INIT_MASK, of the bits modelled).
+MMF_INIT_MASK = MMF_HAS_MDWE
+
 # vm_flags (include/linux/mm.h)
 VM_NONE = 0x0
 VM_READ = 0x1
@@ -84,6 +90,7 @@ VM_SOFTDIRTY = 0x8000000
 VM_MIXEDMAP = 0x10000000
 VM_HUGEPAGE = 0x20000000
 VM_NOHUGEPAGE = 0x40000000
+VM_SEALED = 1 << 63  # mseal(2), 64-bit only (6.10)
 VM_GROWSUP = 0
 # x86 protection keys live in VM_HIGH_ARCH_0..3 (VM_PKEY_BIT0..3).
 VM_PKEY_SHIFT = 32

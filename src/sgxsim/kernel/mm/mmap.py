@@ -38,6 +38,8 @@ from sgxsim.kernel.mm.flags import (
     calc_vm_prot_bits,
     page_align,
 )
+from sgxsim.kernel.mm.mman import map_deny_write_exec
+from sgxsim.kernel.mm.mseal import can_modify_vma, refuse_sealed
 from sgxsim.kernel.mm.vma import MmStruct, Vma, can_merge_after, can_merge_before
 from sgxsim.kernel.vfs import FMODE_READ, FMODE_WRITE
 
@@ -208,8 +210,12 @@ class MmapMixin:
 
     def mmap_region(self, file: Any, addr: int, length: int, vm_flags: int, pgoff: int,
                     flags: int) -> int:
-        # __mmap_region()
+        # mmap_region(): MDWE refuses a new W+X mapping before anything is unmapped
         mm = self.current.mm
+        why = map_deny_write_exec(mm, vm_flags, vm_flags)
+        if why:
+            raise _mm("map_deny_write_exec", errno.EACCES, why)
+        # __mmap_region()
         end = addr + length
         if mm.overlapping(addr, end):
             self.unmap_range(mm, addr, end)
@@ -317,6 +323,10 @@ class MmapMixin:
         if not vmas:
             return
         first, last = vmas[0], vmas[-1]
+        # vms_gather_munmap_vmas(): a sealed first VMA is refused before it
+        # is split; the others after the split of the first.
+        if first.vm_start < start and not can_modify_vma(first):
+            raise refuse_sealed(first, "vms_gather_munmap_vmas", "munmap")
         # Splits are checked before anything changes (vms_gather_munmap_vmas).
         if first.vm_start < start:
             self.check_split(first, start)
@@ -326,6 +336,9 @@ class MmapMixin:
             self.split_vma(mm, first, start)
             vmas = mm.overlapping(start, end)
             last = vmas[-1]
+        for v in vmas:
+            if not can_modify_vma(v):
+                raise refuse_sealed(v, "vms_gather_munmap_vmas", "munmap")
         if last.vm_end > end:
             self.split_vma(mm, last, end)
             vmas = mm.overlapping(start, end)

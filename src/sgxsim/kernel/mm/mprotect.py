@@ -35,6 +35,8 @@ from sgxsim.kernel.mm.flags import (
     calc_vm_prot_bits,
     page_align,
 )
+from sgxsim.kernel.mm.mman import map_deny_write_exec
+from sgxsim.kernel.mm.mseal import can_modify_vma, refuse_sealed
 from sgxsim.kernel.mm.vma import (
     MmStruct,
     Vma,
@@ -106,10 +108,12 @@ class MprotectMixin:
     def mprotect_vma(self, vma: Vma, nstart: int, tmp: int, newflags: int, reqprot: int,
                      prot: int) -> Vma:
         """One VMA's step of do_mprotect_pkey(), in the merged order: VM_MAY*,
-        security_file_mprotect(), vm_ops->mprotect(), mprotect_fixup().
+        map_deny_write_exec() (6.3), security_file_mprotect(), vm_ops->mprotect(),
+        mprotect_fixup() (whose first test is mseal's, 6.10).
         Returns the VMA now covering ``[nstart, tmp)``.  Designs that move or
         replace the hook override this method."""
         self.check_vm_may(newflags)
+        self.check_mdwe(vma, newflags)
         self.security.security_file_mprotect(self.current, vma, reqprot, prot)
         if vma.vm_ops is not None and vma.vm_ops.mprotect is not None:
             vma.vm_ops.mprotect(vma, nstart, tmp, newflags)
@@ -123,8 +127,16 @@ class MprotectMixin:
             names = ", ".join(n for b, n in _VM_MAY_NAMES.items() if missing & b)
             raise refuse(errno.EACCES, "mm", "do_mprotect_pkey", f"{names} missing")
 
+    def check_mdwe(self, vma: Vma, newflags: int) -> None:
+        # map_deny_write_exec(), then arch_validate_flags() (nothing to check on x86)
+        why = map_deny_write_exec(vma.vm_mm, vma.vm_flags, newflags)
+        if why:
+            raise refuse(errno.EACCES, "mm", "map_deny_write_exec", why)
+
     def mprotect_fixup(self, vma: Vma, start: int, end: int, newflags: int) -> Vma:
         # mprotect_fixup()
+        if not can_modify_vma(vma):
+            raise refuse_sealed(vma, "mprotect_fixup", "mprotect")
         mm = vma.vm_mm
         oldflags = vma.vm_flags
         if newflags == oldflags:

@@ -22,6 +22,7 @@ from sgxsim.kernel.mm.flags import (
     VM_SHARED,
     page_align,
 )
+from sgxsim.kernel.mm.mseal import can_modify_vma, refuse_sealed
 
 
 def _err(e: int, detail: str) -> OSError:
@@ -58,9 +59,12 @@ class MremapMixin:
         vma = mm.vma_lookup(addr)
         if vma is None:
             raise _err(errno.EFAULT, f"{addr:#x} is not mapped")
+        if not can_modify_vma(vma):  # 6.10: a sealed VMA is never remapped
+            raise refuse_sealed(vma, "mremap", "mremap")
         implies_new = bool(flags & (MREMAP_FIXED | MREMAP_DONTUNMAP))
         # Linux 6.17+: a same-size MREMAP_FIXED move may span several VMAs.
-        multi = implies_new and old_len == new_len and not flags & MREMAP_DONTUNMAP
+        multi = (implies_new and old_len == new_len and not flags & MREMAP_DONTUNMAP
+                 and self.mm_release >= (6, 17))
         self._check_prep_vma(vma, addr, old_len, new_len, implies_new, multi)
         if implies_new:
             return self._mremap_to(addr, old_len, new_addr, new_len, flags, multi)
@@ -128,6 +132,8 @@ class MremapMixin:
             cur = mm.find_vma(pos)
             if cur is None or cur.vm_start >= end:
                 break
+            if not can_modify_vma(cur):  # each VMA is checked as the move reaches it
+                raise refuse_sealed(cur, "mremap", "mremap")
             lo, hi = max(cur.vm_start, pos), min(cur.vm_end, end)
             mtype = MAP_SHARED if cur.vm_flags & VM_MAYSHARE else MAP_PRIVATE
             dest = new_addr + (lo - addr)

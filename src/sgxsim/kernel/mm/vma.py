@@ -128,6 +128,7 @@ class MmStruct:
         self.start_stack = 0
         self.next_anon = 1
         self.execute_only_pkey = -1
+        self.flags = 0  # mm->flags: the MMF_* bits modelled (MDWE)
 
     def allocated_pkeys(self) -> set[int]:
         return {0} | ({self.execute_only_pkey} if self.execute_only_pkey > 0 else set())

@@ -103,7 +103,7 @@ class SgxDriver(SgxIoctl, SgxEnclOps, SgxMain):
     """The SGX1 driver as merged in Linux 5.11."""
 
     # 5.11/6.0 SGX_ATTR_RESERVED_MASK: BIT(3) | BIT(6) | GENMASK(63, 8); later
-    # kernels freed bits 10 (AEX-notify) and up for newer attributes.
+    # kernels freed bit 10 (AEX-notify, 6.2; see kernel/sgx/linux612.py).
     SGX_ATTR_RESERVED_MASK = (1 << 3) | (1 << 6) | (U64 & ~((1 << 8) - 1))
     ENCLAVE_DEV = "/dev/sgx_enclave"
     PROVISION_DEV = "/dev/sgx_provision"

@@ -635,6 +635,16 @@ class SgxEnclOpsSgx2(SgxEnclOps):
             return self.sgx_encl_eaug_page(vmf, encl, addr)
         return None
 
+    def sgx_encl_eaug_load_secs(self, vmf: Any, encl: SgxEncl) -> int | None:
+        """The SECS before EAUG: 6.0 does nothing (linux-6.12 overrides)."""
+        return None
+
+    def sgx_encl_eaug_grow_failed(self, vmf: Any, e: OSError) -> int:
+        """sgx_encl_grow() failed in the EAUG path: 6.0 gives SIGBUS for any
+        error, -EBUSY (no free EPC page for the VA page) included."""
+        vmf.why = self.trace_note("sgx_encl_grow", "SIGBUS", str(e))
+        return VM_FAULT_SIGBUS
+
     def sgx_encl_eaug_page(self, vmf: Any, encl: SgxEncl, addr: int) -> int:
         """sgx_encl_eaug_page(): add a PENDING RW page to an initialized
         enclave on first touch; vm_max_prot_bits RWX."""
@@ -648,12 +658,9 @@ class SgxEnclOpsSgx2(SgxEnclOps):
             return sigbus("sgx_encl_eaug_page", "enclave not initialized: no EAUG")
         encl_page = self.sgx_encl_page_alloc(encl, (addr & PAGE_MASK) - encl.base,
                                              PROT_READ | PROT_WRITE | PROT_EXEC)
-        try:
-            self.sgx_encl_load_secs(encl)
-        except OSError as e:
-            if e.errno == errno.EBUSY:
-                return VM_FAULT_NOPAGE
-            return sigbus("sgx_encl_load_secs", str(e))
+        ret = self.sgx_encl_eaug_load_secs(vmf, encl)
+        if ret is not None:
+            return ret
         try:
             epc_page = self.sgx_alloc_epc_page(encl_page, False)
         except OSError as e:
@@ -664,9 +671,7 @@ class SgxEnclOpsSgx2(SgxEnclOps):
             va_page = self.sgx_encl_grow(encl, False)
         except OSError as e:
             self.sgx_encl_free_epc_page(epc_page)
-            if e.errno == errno.EBUSY:
-                return VM_FAULT_NOPAGE
-            return sigbus("sgx_encl_grow", str(e))
+            return self.sgx_encl_eaug_grow_failed(vmf, e)
         if va_page is not None:
             encl.va_pages.insert(0, va_page)
         index = encl_page.addr >> PAGE_SHIFT
@@ -675,7 +680,13 @@ class SgxEnclOpsSgx2(SgxEnclOps):
             self.sgx_encl_free_epc_page(epc_page)
             return sigbus("sgx_encl_eaug_page", "xa_insert: page already present")
         encl.page_array[index] = encl_page
-        pginfo = self.kstack_pageinfo(encl_page.addr, 0, 0, encl.secs.epc_page.paddr)
+        secs = encl.secs.epc_page
+        if secs is None:
+            # 6.0 takes sgx_get_epc_virt_addr() of the SECS as it is: once the
+            # reclaimer wrote it out, that is a NULL dereference (fixed in 6.5).
+            self.kernel.oops(f"BUG: kernel NULL pointer dereference in sgx_encl_eaug_page "
+                             f"at {encl_page.addr:#x}: the SECS is not in the EPC")
+        pginfo = self.kstack_pageinfo(encl_page.addr, 0, 0, secs.paddr)
         ret = encls(self.cpu.eaug, pginfo, epc_page.paddr)
         if ret:
             del encl.page_array[index]

@@ -64,7 +64,7 @@ SGX_EEXTEND_BLOCK_SIZE = 256
 SGX_EINIT_SPIN_COUNT = 20
 SGX_EINIT_SLEEP_COUNT = 50
 # 5.11 and 6.0 predate AEX-notify: the attributes an unprivileged enclave may
-# have are DEBUG|MODE64BIT|KSS (SGX_ATTR_UNPRIV_MASK adds ASYNC_EXIT_NOTIFY in 6.3).
+# have are DEBUG|MODE64BIT|KSS (SGX_ATTR_UNPRIV_MASK adds ASYNC_EXIT_NOTIFY in 6.2).
 SGX_ATTR_ALLOWED_MASK = Attribute.DEBUG | Attribute.MODE64BIT | Attribute.KSS
 
 
@@ -204,8 +204,6 @@ class SgxIoctl:
             return f"offset {offset:#x} not page aligned"
         if not length or length & (PAGE_SIZE - 1):
             return f"length {length:#x} zero or not page aligned"
-        if (offset + length) & U64 < offset:
-            return "offset + length overflows"
         if (offset + length - PAGE_SIZE) & U64 >= encl.size:
             return f"[{offset:#x}, +{length:#x}) leaves the enclave (size {encl.size:#x})"
         return None

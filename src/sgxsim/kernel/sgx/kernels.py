@@ -1,5 +1,6 @@
 """The kernels with the SGX driver: ``linux-5.11`` (SGX1, the merged
-``vm_ops->mprotect`` hook) and ``linux-6.0`` (SGX2/EDMM).
+``vm_ops->mprotect`` hook), ``linux-6.0`` (SGX2/EDMM) and ``linux-6.12`` (the
+long-term kernel: AEX-Notify's attribute, the EDMM fixes, MDWE and mseal).
 
 Each is the generic kernel plus the driver registered at boot
 (``sgx_drv_init``); 6.0 only swaps the driver class for the SGX2 one.  A
@@ -13,6 +14,7 @@ from typing import Any
 from sgxsim.kernel.linux import Linux
 from sgxsim.kernel.registry import register
 from sgxsim.kernel.sgx.driver import SgxDriver, SgxDriverSgx2
+from sgxsim.kernel.sgx.linux612 import SgxDriver612
 
 
 @register("linux-5.11")
@@ -22,6 +24,8 @@ class Linux511(Linux):
     Modified: boot (registers the driver).
     """
 
+    # No MDWE, no mseal, no multi-VMA mremap (docs/linux-6.12.md).
+    mm_release = (5, 11)
     sgx_driver_class: type[SgxDriver] = SgxDriver
     # Keyword arguments for the driver (small EPC watermarks in tests).
     sgx_driver_options: dict[str, Any] = {}
@@ -44,3 +48,16 @@ class Linux60(Linux511):
     """
 
     sgx_driver_class = SgxDriverSgx2
+    mm_release = (6, 0)
+
+
+@register("linux-6.12")
+class Linux612(Linux60):
+    """Linux 6.12: the 6.0 driver with what changed up to 6.12
+    (``SgxDriver612``); its mm has MDWE (6.3) and mseal (6.10).
+
+    Modified: sgx_attr_unpriv_mask, sgx_validate_offset_length, sgx_encl_eaug_load_secs,
+    sgx_encl_eaug_grow_failed."""
+
+    sgx_driver_class = SgxDriver612
+    mm_release = (6, 12)
