@@ -409,3 +409,28 @@ def test_eextend_page_equals_sixteen_eextends():
     assert a.cpu.epc.secs_state[0].measurement.digest() == b.cpu.epc.secs_state[0].measurement.digest()
     with pytest.raises(GP):
         b.cpu.eextend_page(epa(0), epa(ib) + 256)
+
+
+def test_eldu_into_a_slot_of_a_blocked_and_removed_page_is_tracked():
+    """A MODIFIED/PR page written back after its tracking completed and loaded
+    by ELDU into the slot of a page that was EBLOCKed at the current epoch and
+    then EREMOVEd: EACCEPT must not see the old page's epoch (it returned
+    SGX_NOT_TRACKED; found by sgxsim exec with a 48-page EPC, docs/exec.md)."""
+    k = Kit().standard()
+    d0, d1 = k.data_i
+    assert k.cpu.emodpr(k.secinfo(0x1), epa(d0)) == 0  # RW -> R, PR set
+    assert k.cpu.etrack(epa(k.secs_i)) == 0
+    assert k.cpu.eblock(epa(d0)) == 0
+    assert k.cpu.etrack(epa(k.secs_i)) == 0
+    va, backing, pcmd, pginfo = _evict(k, d0)
+    assert k.cpu.ewb(pginfo, epa(d0), epa(va)) == 0
+    assert k.cpu.eblock(epa(d1)) == 0  # blocked at the current epoch, then freed
+    assert k.cpu.eremove(epa(d1)) == 0
+    k.cpu.phys.write(pginfo, Pageinfo(linaddr=BASE + 2 * PAGE_SIZE, srcpge=backing,
+                                      secinfo=pcmd, secs=epa(k.secs_i)).pack())
+    assert k.cpu.eldu(pginfo, epa(d1), epa(va)) == 0
+    k.map(BASE + 2 * PAGE_SIZE, d1)
+    assert k.cpu.tracked(d1)
+    k.enter()
+    secinfo = k.secinfo_in_enclave(2 * PAGE_SIZE + 0x800, REG | 0x1 | 0x20)
+    assert k.cpu.eaccept(k.lp, secinfo, BASE + 2 * PAGE_SIZE) == 0

@@ -135,6 +135,11 @@ class Epc:
         self.pt[index] = pt
         self.secs[index] = secs
         self.addr[index] = addr
+        # A new entry has no EBLOCK/EMODPR/EMODT awaiting tracking: the epoch a
+        # slot's previous page was blocked or modified at (another enclave's
+        # counter, or a page EREMOVEd while blocked) says nothing about this one.
+        # A page back from EWB/ELDU was tracked before its EWB could succeed.
+        self.mod_epoch[index] = 0
 
     def invalidate(self, index: int) -> None:
         """VALID=0 (EREMOVE, EWB): the page's contents are gone."""
