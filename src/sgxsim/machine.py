@@ -19,7 +19,7 @@ class Machine:
 
     def __init__(self, kernel: str = "linux-6.0", *, epc_pages: int = 256, sgx2: bool = True,
                  flc: bool = True, nr_cpus: int = 2, policy: Any = "none", trace: bool = False,
-                 seed: int = 0, pku: bool = True, aexnotify: bool = True, **kernel_options: Any):
+                 seed: int = 0, pku: bool = True, aexnotify: bool | None = None, **kernel_options: Any):
         self.trace = Trace(enabled=trace)
         self.cpu = Cpu(epc_pages, sgx2=sgx2, flc=flc, nr_cpus=nr_cpus, trace=self.trace,
                        seed=seed, pku=pku, aexnotify=aexnotify)

@@ -69,7 +69,7 @@ class Cpu(AccessMixin, EnclsMixin, EncluMixin):
 
     def __init__(self, epc_pages: int, *, sgx2: bool = True, flc: bool = True,
                  nr_cpus: int = 2, trace: Trace | None = None, seed: int = 0, pku: bool = True,
-                 aexnotify: bool = True):
+                 aexnotify: bool | None = None):
         if epc_pages < 1:
             raise ValueError("the EPC needs at least one page")
         self.phys = PhysMem(epc_pages)
@@ -82,8 +82,9 @@ class Cpu(AccessMixin, EnclsMixin, EncluMixin):
         self.miscselect_valid = self.MISCSELECT_VALID
         self.attributes_valid = int(self.ATTRIBUTES_VALID)
         # AEX-Notify (CPUID.12H.1:EAX[10]; microcode on Ice Lake, native on
-        # Sapphire Rapids): SECS.ATTRIBUTES bit 10 may be set at ECREATE.
-        self.aexnotify = aexnotify
+        # Sapphire Rapids): SECS.ATTRIBUTES bit 10 may be set at ECREATE.  By
+        # default a CPU has it when it has SGX2: no SGX1-only part got it.
+        self.aexnotify = aexnotify = sgx2 if aexnotify is None else aexnotify
         if aexnotify:
             self.attributes_valid |= Attribute.AEXNOTIFY
         self.xfrm_valid = self.XFRM_VALID
