@@ -41,7 +41,11 @@ Default scope (``sgxsim check --help`` repeats this):
     first build-time explored page, else the runtime's SECINFO page),
     ``emodpe`` (to RX or RWX) of one page;
   - ``reclaim``: the EPC reclaimer writes one enclave page back (EWB); ksgxd
-    never runs by itself (its watermarks are set to 0).
+    never runs by itself (its watermarks are set to 0);
+  - ``mremap`` (not in the default set; ask for it in ``actions``): move the
+    mapping of one page or of the whole enclave, same size, with
+    MREMAP_MAYMOVE|MREMAP_FIXED to just above ELRANGE, which Linux allows for
+    an SGX VMA (docs/reference-findings.md).
 
 ADD_PAGES and INIT are not offered after INIT, nor the SGX2 ioctls before it
 or on SGX1 kernels: the driver refuses them there without changing state, so
@@ -60,6 +64,8 @@ SOURCES = ("image", "anon", "noexec")
 POLICIES = ("selinux", "none")
 ACTIONS = ("mmap", "mprotect", "munmap", "add_pages", "init", "restrict", "modtype", "remove", "load",
            "store", "fetch", "eaccept", "eacceptcopy", "emodpe", "reclaim")
+# Offered only when asked for (they change every design's verdicts the same way).
+OPTIONAL_ACTIONS = ("mremap",)
 
 
 @dataclass(frozen=True, slots=True)
@@ -100,6 +106,8 @@ class Scope:
                         for p in perms]
         if "munmap" in want:
             out += [Action.make("munmap", offset=o, length=n) for o, n in self.ranges()]
+        if "mremap" in want:
+            out += [Action.make("mremap", offset=o, length=n) for o, n in self.ranges()]
         if not initialized:
             if "add_pages" in want:
                 # In offset order, as loaders add an image: the next page

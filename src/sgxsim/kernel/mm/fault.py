@@ -19,6 +19,7 @@ from sgxsim.hw.paging import (
 )
 from sgxsim.kernel.errors import BUS_ADRERR, SEGV_ACCERR, SEGV_MAPERR, Signal, refuse
 from sgxsim.kernel.mm.flags import (
+    MMAP_MIN_ADDR,
     PAGE_MASK,
     PAGE_SHIFT,
     PAGE_SIZE,
@@ -149,6 +150,8 @@ class FaultMixin:
         # expand_downwards() / acct_stack_growth(): RLIMIT_STACK and the guard gap
         mm = vma.vm_mm
         addr &= PAGE_MASK
+        if addr < MMAP_MIN_ADDR:  # expand_downwards(): -EPERM
+            return False
         if vma.vm_end - addr > RLIMIT_STACK:
             return False
         prev = mm.prev_of(vma)
@@ -287,8 +290,7 @@ class FaultMixin:
 
     def zap_page_range(self, vma: Vma, start: int, end: int) -> None:
         pt = vma.vm_mm.pgtable
-        for vpn in pt.populated(start >> PAGE_SHIFT, end >> PAGE_SHIFT):
-            pte = pt.clear(vpn)
+        for _, pte in pt.clear_range(start >> PAGE_SHIFT, end >> PAGE_SHIFT):
             if not pte & PTE_SPECIAL:
                 self.put_frame(pte_pfn(pte))
 
