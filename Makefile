@@ -4,7 +4,7 @@ VENV   := .venv
 PY     := $(VENV)/bin/python
 STAMP  := $(VENV)/.installed
 
-.PHONY: run test bench lint clean sgx-header
+.PHONY: run test bench lint clean sgx-header fuzz
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -35,6 +35,12 @@ sgx-header:
 	             "the uapi header test will fail" >&2; \
 	    fi; \
 	fi
+
+# The project's fuzzer (docs/fuzzing.md) for five minutes; FUZZ_SEED / FUZZ_SECONDS override.
+FUZZ_SEED    ?= 0
+FUZZ_SECONDS ?= 300
+fuzz: $(STAMP)
+	$(PY) -m sgxsim.cli fuzz --seconds $(FUZZ_SECONDS) --seed $(FUZZ_SEED)
 
 lint: $(STAMP)
 	$(VENV)/bin/ruff check src tests benches

@@ -51,6 +51,10 @@ from sgxsim.check.cli import check, run  # noqa: E402  (commands registered on m
 main.add_command(check)
 main.add_command(run)
 
+from sgxsim.fuzz.cli import fuzz  # noqa: E402
+
+main.add_command(fuzz)
+
 @main.command()
 @click.option("--kernel", "kernel", default="linux-6.0", show_default=True,
               help="Kernel or design to run the suite on.")

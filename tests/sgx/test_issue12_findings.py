@@ -24,7 +24,7 @@ from sgx_helpers import (
     machine,
 )
 
-from sgxsim import READ_IMPLIES_EXEC, MREMAP_FIXED, MREMAP_MAYMOVE, Signal
+from sgxsim import MREMAP_FIXED, MREMAP_MAYMOVE, READ_IMPLIES_EXEC, Signal
 from sgxsim.hw import uapi
 from sgxsim.hw.consts import PAGE_SIZE
 from sgxsim.hw.paging import PageTable
