@@ -11,8 +11,16 @@ from __future__ import annotations
 import os
 import time
 
-from sgxsim import MAP_ANONYMOUS, MAP_POPULATE, MAP_PRIVATE, MAP_SHARED, PROT_EXEC, PROT_READ, \
-    PROT_WRITE, Machine
+from sgxsim import (
+    MAP_ANONYMOUS,
+    MAP_POPULATE,
+    MAP_PRIVATE,
+    MAP_SHARED,
+    PROT_EXEC,
+    PROT_READ,
+    PROT_WRITE,
+    Machine,
+)
 from sgxsim.kernel import registry
 
 TITLE = "Robustness (issue 12)"
