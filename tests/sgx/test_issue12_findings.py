@@ -250,3 +250,18 @@ def test_fork_keeps_the_personality():
     assert child.personality(0xFFFFFFFF) == READ_IMPLIES_EXEC
     assert err_of(child.mmap, ENCL_BASE, PAGE_SIZE, PROT_READ, MAP_SHARED | MAP_FIXED,
                   e.fd) == errno.EACCES
+
+
+def test_finding7_check_cli_offers_mremap_when_asked(tmp_path):
+    from click.testing import CliRunner
+
+    from sgxsim.cli import main
+
+    r = CliRunner().invoke(main, ["check", "--design", "linux-6.0", "--property", "no-stale-pte",
+                                  "--depth", "4", "--perms", "RW", "--sources", "image",
+                                  "--actions", "mmap,add_pages,init,load,mremap",
+                                  "--out", str(tmp_path)])
+    assert r.exit_code in (0, 1), r.output
+    assert "violated (4)" in r.output and "4. mremap(offset=0, length=4096)" in r.output
+    r = CliRunner().invoke(main, ["run", str(tmp_path / "linux-6.0--no-stale-pte.toml")])
+    assert "verdict: violated at step 4" in r.output

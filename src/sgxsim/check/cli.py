@@ -11,7 +11,7 @@ import click
 from sgxsim.check import runner
 from sgxsim.check import scenario as scn
 from sgxsim.check.properties import PROPERTIES
-from sgxsim.check.scope import ACTIONS, PERMS, POLICIES, SCOPE_HELP, SOURCES, Scope
+from sgxsim.check.scope import ACTIONS, OPTIONAL_ACTIONS, PERMS, POLICIES, SCOPE_HELP, SOURCES, Scope
 
 DESIGNS = ("no-hook", "rfc-2019", "v40", "linux-5.11", "sgx2-rfc", "linux-6.0", "safe-to-execute",
            "propagate-source")
@@ -65,7 +65,7 @@ def _subset(opt: str, text: str, allowed: tuple[str, ...]) -> tuple[str, ...]:
 @click.option("--sources", default=",".join(SOURCES), show_default=True,
               help="Narrow the ADD_PAGES source kinds offered (comma list).")
 @click.option("--actions", default=",".join(ACTIONS), show_default=True,
-              help="Narrow the actions offered (comma list).")
+              help="Narrow the actions offered (comma list; mremap is offered only when listed).")
 @click.option("--json", "as_json", is_flag=True, help="Print one JSON object {\"results\": [...]}.")
 @click.option("--out", type=click.Path(file_okay=False, path_type=Path), default=Path("scenarios"),
               show_default=True, help="Directory for the scenario file of every trace.")
@@ -75,7 +75,7 @@ def check(designs, props, depth, workers, pages, policy, perms, map_perms, sourc
         scope = Scope(pages=pages, policy=policy, perms=_subset("--perms", perms, PERMS),
                       map_perms=_subset("--map-perms", map_perms, PERMS) if map_perms else None,
                       sources=_subset("--sources", sources, SOURCES),
-                      actions=_subset("--actions", actions, ACTIONS))
+                      actions=_subset("--actions", actions, ACTIONS + OPTIONAL_ACTIONS))
     except ValueError as e:
         raise click.BadParameter(str(e)) from None
     results = runner.check(_factory(scope), list(designs or DESIGNS), list(props or PROPERTIES),
