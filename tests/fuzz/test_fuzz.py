@@ -88,3 +88,24 @@ def test_doc_console_examples_run(cmd):
 def test_cli_rejects_an_unknown_kernel():
     r = CliRunner().invoke(main, ["fuzz", "--cases", "1", "--kernel", "linux-9"])
     assert r.exit_code == 2 and "unknown kernel" in r.output
+
+
+def test_epc_starvation_ends_a_case_without_a_finding():
+    # Found by the first 30-minute run (seed 2026, case 13176): eleven
+    # enclaves (SECS and VA pages, which no reclaimer can take) leave three
+    # usable pages of a 16-page EPC, fewer than one entry needs at once: the
+    # fault path retries for ever, as any kernel would.
+    out = run_case(make_case(2026, 13176), step_seconds=2)
+    assert out.finding is None and out.starved.startswith("EPC starvation")
+
+
+def test_a_livelock_with_reclaimable_epc_is_still_a_finding(monkeypatch):
+    from sgxsim.kernel.sgx.main import SgxMain
+
+    # Undo finding 1's fix: ksgxd runs at every fault's return again.
+    monkeypatch.setattr(SgxMain, "ksgxd_service_after_fault",
+                        lambda self, vmf: self.ksgxd_service())
+    case = Case("linux-6.0", 24, [("spawn",), ("build", 0, 1),
+                                  ("enter", 0, 4, (0, 0, 0), (0, 0, 0, 0), 2, 0, "none", False)])
+    out = run_case(case, step_seconds=2)
+    assert out.finding is not None and out.finding.kind == "timeout" and not out.starved

@@ -20,6 +20,7 @@ class Report:
     steps: int = 0
     seconds: float = 0.0
     by_kernel: dict[str, int] = field(default_factory=dict)
+    starved: int = 0  # cases that ended in EPC starvation (runner.WORKING_SET)
     findings: list[tuple[Case, Finding, str]] = field(default_factory=list)
 
 
@@ -42,6 +43,7 @@ def fuzz(seed: int, seconds: float | None = None, cases: int | None = None,
         rep.cases += 1
         rep.steps += out.steps
         rep.by_kernel[case.kernel] = rep.by_kernel.get(case.kernel, 0) + 1
+        rep.starved += bool(out.starved)
         f = out.finding
         if f is not None and (f.kind, f.signature) not in seen:
             seen.add((f.kind, f.signature))

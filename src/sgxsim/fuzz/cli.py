@@ -43,5 +43,6 @@ def fuzz(seconds: float | None, cases: int | None, seed: int, kernels: tuple[str
         click.echo(src)
     kinds = ", ".join(f"{k} {n}" for k, n in sorted(rep.by_kernel.items()))
     click.echo(f"fuzz seed {seed}: {rep.cases} cases, {rep.steps} steps, "
-               f"{len(rep.findings)} findings, {rep.seconds:.1f} s ({kinds})")
+               f"{len(rep.findings)} findings, {rep.seconds:.1f} s ({kinds}); "
+               f"{rep.starved} cases ended in EPC starvation")
     raise SystemExit(1 if rep.findings else 0)

@@ -27,6 +27,11 @@ from sgxsim.kernel.errors import Signal
 
 EPC_SIZES = (16, 24, 32, 64, 256)
 STEP_SECONDS = 10.0  # a step running longer than this is a finding
+# EPC pages one enclave entry of the test enclave may need at once: SECS, TCS,
+# SSA frame, code, stack, data.  When fewer are free or reclaimable (the rest
+# are SECS and VA pages of other enclaves, which no reclaimer can take), no
+# kernel can make progress: the fault path retries for ever.
+WORKING_SET = 6
 
 
 class StepTimeout(BaseException):
@@ -53,6 +58,7 @@ class Outcome:
     lines: list[list[str]] = field(default_factory=list)  # per step executed
     finding: Finding | None = None
     steps: int = 0
+    starved: str = ""  # the case stopped in EPC starvation (not a finding)
 
 
 def make_case(seed: int, index: int, kernels: list[str] | None = None, max_steps: int = 60) -> Case:
@@ -97,6 +103,9 @@ def run_case(case: Case, step_seconds: float = STEP_SECONDS) -> Outcome:
             out.lines.append(lines)
             out.steps += 1
             finding = _execute(lines, ns, live, i, step_seconds, use_alarm)
+            if finding is not None and finding.kind == "timeout" and _starved(m):
+                out.starved = _starved(m)  # the interrupted step left no consistent state
+                break
             if finding is None:
                 bad = check_machine(m)
                 if step[0] == "exit_all" and not bad:
@@ -111,6 +120,17 @@ def run_case(case: Case, step_seconds: float = STEP_SECONDS) -> Outcome:
             signal.setitimer(signal.ITIMER_REAL, 0)
             signal.signal(signal.SIGALRM, old)
     return out
+
+
+def _starved(m) -> str:
+    drv = getattr(m.kernel, "sgx", None)
+    if drv is None:
+        return ""
+    usable = drv.sgx_nr_free_pages + len(drv.sgx_active_page_list)
+    if usable >= WORKING_SET:
+        return ""
+    return (f"EPC starvation: {usable} of {len(drv.epc_pages)} EPC pages free or reclaimable, "
+            f"{len(drv.encls)} enclaves hold the rest")
 
 
 def _execute(lines: list[str], ns: dict, live: Live, i: int, bound: float,
