@@ -4,7 +4,7 @@ VENV   := .venv
 PY     := $(VENV)/bin/python
 STAMP  := $(VENV)/.installed
 
-.PHONY: run test bench lint clean sgx-header browser kernel-source native interop
+.PHONY: run test bench lint clean sgx-header browser kernel-source native interop fuzz
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -76,6 +76,12 @@ kernel-source:
 # test time from the same package (in build/kernel-source), under sgxsim exec.
 interop: $(STAMP) kernel-source native
 	$(PY) -m pytest -m interop tests/interop
+
+# The project's fuzzer (docs/fuzzing.md) for five minutes; FUZZ_SEED / FUZZ_SECONDS override.
+FUZZ_SEED    ?= 0
+FUZZ_SECONDS ?= 300
+fuzz: $(STAMP)
+	$(PY) -m sgxsim.cli fuzz --seconds $(FUZZ_SECONDS) --seed $(FUZZ_SEED)
 
 lint: $(STAMP)
 	$(VENV)/bin/ruff check src tests benches

@@ -61,6 +61,10 @@ main.add_command(run)
 main.add_command(explain)
 main.add_command(report)
 
+from sgxsim.fuzz.cli import fuzz  # noqa: E402
+
+main.add_command(fuzz)
+
 @main.command()
 @click.option("--kernel", "kernel", default="linux-6.0", show_default=True,
               help="Kernel or design to run the suite on (linux-5.11, linux-6.0, linux-6.12, or any "

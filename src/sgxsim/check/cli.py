@@ -174,7 +174,8 @@ def _subset(opt: str, text: str, allowed: tuple[str, ...]) -> tuple[str, ...]:
 @click.option("--sources", default=",".join(SOURCES), show_default=True,
               help="Narrow the ADD_PAGES source kinds offered (comma list).")
 @click.option("--actions", default=",".join(ACTIONS), show_default=True,
-              help="Narrow the actions offered (comma list); add mseal to offer mseal(2).")
+              help="Narrow the actions offered (comma list); mseal and mremap are offered only when "
+                   "listed.")
 @click.option("--mdwe", is_flag=True,
               help="The process turns on MDWE (prctl PR_SET_MDWE) first; kernels with MDWE only.")
 @click.option("--json", "as_json", is_flag=True, help="Print one JSON object {\"results\": [...]}.")

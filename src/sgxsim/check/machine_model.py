@@ -33,6 +33,7 @@ from sgxsim.hw.consts import Attribute, PageType, SecinfoFlags, secinfo_flags
 from sgxsim.hw.measure import Measurement
 from sgxsim.hw.structs import Secs, Tcs
 from sgxsim.kernel.mm import VM_EXEC
+from sgxsim.kernel.mm.flags import MREMAP_FIXED, MREMAP_MAYMOVE
 from sgxsim.kernel.sgx.driver import SgxDriverSgx2
 from sgxsim.machine import Machine
 from sgxsim.user.enclave import EnclaveLibrary
@@ -262,6 +263,12 @@ class MachineModel:
 
     def _do_mseal(self, st, a, ev):
         _errno(st, st.proc.mseal, self.base + a.arg("offset"), a.arg("length"))
+
+    def _do_mremap(self, st, a, ev):
+        # Same size, MREMAP_MAYMOVE|MREMAP_FIXED, to the same offset above ELRANGE.
+        off, n = a.arg("offset"), a.arg("length")
+        _errno(st, st.proc.mremap, self.base + off, n, n, MREMAP_MAYMOVE | MREMAP_FIXED,
+               self.base + self.size + off)
 
     def _do_add_pages(self, st, a, ev):
         off, source, typ, perms = a.arg("offset"), a.arg("source"), a.arg("type"), a.arg("perms")

@@ -58,6 +58,7 @@ ACTION_KEYS: dict[str, dict[str, Any]] = {
     "emodpe": {"offset": OFFSET, "perms": PERMS},
     "reclaim": {"offset": OFFSET},
     "mseal": {"offset": OFFSET, "length": LENGTH},
+    "mremap": {"offset": OFFSET, "length": LENGTH},
 }
 TOP_KEYS = ("design", "property", "expect", "at_step", "reason", "scope", "step")
 SCOPE_KEYS = {"pages": "a power of two from 1 to 64", "policy": POLICIES, "mdwe": "true or false"}

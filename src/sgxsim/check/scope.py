@@ -43,7 +43,10 @@ Default scope (``sgxsim check --help`` repeats this):
   - ``reclaim``: the EPC reclaimer writes one enclave page back (EWB); ksgxd
     never runs by itself (its watermarks are set to 0);
   - only when named in ``--actions``: ``mseal`` of one page or the whole
-    enclave (kernels with mseal(2));
+    enclave (kernels with mseal(2)), and ``mremap``: move the mapping of one
+    page or of the whole enclave, same size, with MREMAP_MAYMOVE|MREMAP_FIXED
+    to just above ELRANGE, which Linux allows for an SGX VMA
+    (docs/reference-findings.md);
 * ``--mdwe``: the process sets prctl(PR_SET_MDWE, PR_MDWE_REFUSE_EXEC_GAIN)
   first (kernels with MDWE).
 
@@ -65,8 +68,9 @@ POLICIES = ("selinux", "none")
 ACTIONS = ("mmap", "mprotect", "munmap", "add_pages", "init", "restrict", "modtype", "remove", "load",
            "store", "fetch", "eaccept", "eacceptcopy", "emodpe", "reclaim")
 # Offered only when named in --actions: mseal(2) of one page or the whole
-# enclave (kernels with mseal, linux-6.12).
-OPTIONAL_ACTIONS = ("mseal",)
+# enclave (kernels with mseal, linux-6.12), and mremap (a same-size move,
+# which changes every design's verdicts the same way).
+OPTIONAL_ACTIONS = ("mseal", "mremap")
 
 
 @dataclass(frozen=True, slots=True)
@@ -112,6 +116,8 @@ class Scope:
             out += [Action.make("munmap", offset=o, length=n) for o, n in self.ranges()]
         if "mseal" in want:
             out += [Action.make("mseal", offset=o, length=n) for o, n in self.ranges()]
+        if "mremap" in want:
+            out += [Action.make("mremap", offset=o, length=n) for o, n in self.ranges()]
         if not initialized:
             if "add_pages" in want:
                 # In offset order, as loaders add an image: the next page

@@ -27,6 +27,7 @@ Details left open, and the reading chosen:
 from __future__ import annotations
 
 import errno
+from bisect import bisect_left, bisect_right
 from typing import Any
 
 from sgxsim.hw.consts import PAGE_SHIFT, PAGE_SIZE
@@ -38,19 +39,49 @@ from sgxsim.kernel.sgx.driver import SgxDriverSgx2
 from sgxsim.kernel.sgx.kernels import Linux60
 
 
+class PageRanges:
+    """A set of page numbers kept as sorted, disjoint, non-adjacent
+    ``[lo, hi)`` runs, so that clearing the bit over a 1 TiB mapping costs
+    one run, not 2**28 entries."""
+
+    __slots__ = ("los", "his")
+
+    def __init__(self) -> None:
+        self.los: list[int] = []
+        self.his: list[int] = []
+
+    def add(self, lo: int, hi: int) -> None:
+        if lo >= hi:
+            return
+        i = bisect_left(self.his, lo)  # first run that ends at or after lo
+        j = bisect_right(self.los, hi)  # runs from i to j-1 touch [lo, hi)
+        if i < j:
+            lo, hi = min(lo, self.los[i]), max(hi, self.his[j - 1])
+        self.los[i:j], self.his[i:j] = [lo], [hi]
+
+    def first_in(self, lo: int, hi: int) -> int | None:
+        """The lowest page of the set in ``[lo, hi)``, or None."""
+        i = bisect_right(self.his, lo)
+        if i < len(self.los) and max(lo, self.los[i]) < hi:
+            return max(lo, self.los[i])
+        return None
+
+    def runs(self) -> tuple:
+        return tuple(zip(self.los, self.his, strict=True))
+
+
 class SafeToExecuteDriver(SgxDriverSgx2):
     def __init__(self, *a: Any, **kw: Any):
         super().__init__(*a, **kw)
-        # Per enclave: the page numbers whose "safe to execute" bit is clear.
-        self.unsafe: dict[Any, set[int]] = {}
+        # Per enclave: the pages whose "safe to execute" bit is clear.
+        self.unsafe: dict[Any, PageRanges] = {}
 
     def design_state(self, encl: Any) -> tuple:
-        return tuple(sorted(self.unsafe.get(encl, ())))
+        s = self.unsafe.get(encl)
+        return s.runs() if s is not None else ()
 
     def _clear_safe(self, encl: Any, start: int, end: int, why: str) -> None:
-        s = self.unsafe.setdefault(encl, set())
-        for vpn in range(start >> PAGE_SHIFT, -(-end // PAGE_SIZE)):
-            s.add(vpn)
+        self.unsafe.setdefault(encl, PageRanges()).add(start >> PAGE_SHIFT, -(-end // PAGE_SIZE))
         self.trace_note("safe_to_execute", "clear", f"[{start:#x}, {end:#x}): {why}")
 
     def _sgx_encl_add_page(self, encl: Any, encl_page: Any, epc_page: Any, secinfo_paddr: int,
@@ -71,10 +102,11 @@ class SafeToExecuteDriver(SgxDriverSgx2):
             # /dev/sgx_enclave.
             self.kernel.security.security_enclave_map(task, f, vm_flags & VM_ACCESS_FLAGS)
         if vm_flags & VM_EXEC:
-            bad = self.unsafe.get(encl, set()) & set(range(start >> PAGE_SHIFT, -(-end // PAGE_SIZE)))
-            if bad:
+            unsafe = self.unsafe.get(encl)
+            bad = unsafe.first_in(start >> PAGE_SHIFT, -(-end // PAGE_SIZE)) if unsafe else None
+            if bad is not None:
                 raise refuse(errno.EACCES, "lsm", "safe_to_execute",
-                             f"page {min(bad) << PAGE_SHIFT:#x} is not safe to execute")
+                             f"page {bad << PAGE_SHIFT:#x} is not safe to execute")
         if vm_flags & VM_WRITE:
             for encl_mm in encl.mm_list:
                 for v in encl_mm.mm.vmas:

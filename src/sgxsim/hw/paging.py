@@ -58,6 +58,31 @@ class PageTable:
         del self._keys[bisect_left(self._keys, vpn)]
         return self.ptes.pop(vpn)
 
+    def clear_range(self, lo_vpn: int, hi_vpn: int) -> list[tuple[int, int]]:
+        """Remove every entry in ``[lo_vpn, hi_vpn)``; return ``(vpn, old
+        PTE)`` in order.  One slice of the index goes, so unmapping n entries
+        costs O(n), not n deletions from a sorted list."""
+        keys = self._keys
+        lo, hi = bisect_left(keys, lo_vpn), bisect_left(keys, hi_vpn)
+        ptes = self.ptes
+        out = [(vpn, ptes.pop(vpn)) for vpn in keys[lo:hi]]
+        del keys[lo:hi]
+        return out
+
+    def set_range(self, entries: list[tuple[int, int]]) -> None:
+        """Add ``(vpn, pte)`` entries, in ascending order, into a range that
+        has none (a moved mapping's destination): one splice of the index."""
+        if not entries:
+            return
+        keys = self._keys
+        at = bisect_left(keys, entries[0][0])
+        if at < len(keys) and keys[at] <= entries[-1][0]:
+            for vpn, pte in entries:  # not an empty range: one at a time
+                self.set(vpn, pte)
+            return
+        keys[at:at] = [vpn for vpn, _ in entries]
+        self.ptes.update(entries)
+
     def populated(self, lo_vpn: int, hi_vpn: int) -> list[int]:
         """The vpns in ``[lo_vpn, hi_vpn)`` that have an entry, in order."""
         keys = self._keys

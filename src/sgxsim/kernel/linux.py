@@ -73,8 +73,19 @@ class Linux(MmapMixin, MprotectMixin, MremapMixin, FaultMixin, MsealMixin, SysMi
     def fput(self, file: Any) -> None:
         """fput(): the last reference runs f_op->release."""
         file.refcount -= 1
-        if file.refcount == 0 and file.f_op.release is not None:
-            file.f_op.release(file.inode, file)
+        if file.refcount == 0:
+            if file.f_op.release is not None:
+                file.f_op.release(file.inode, file)
+            if file.inode.private:
+                self.evict_inode(file.inode)
+
+    def evict_inode(self, inode: Any) -> None:
+        # iput_final() -> evict() -> shmem_evict_inode(): the object of a shared
+        # anonymous mapping has no name (shmem_kernel_file_setup()), so its
+        # last file reference is its last reference: truncate the page cache.
+        for pfn in inode.pages.values():
+            self.cpu.phys.free_frame(pfn)
+        inode.pages.clear()
 
     def mmget_not_zero(self, mm: Any) -> bool:
         return mm.users > 0

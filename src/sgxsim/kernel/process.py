@@ -261,9 +261,11 @@ class Process:
 
         return self._call(sys_stat)
 
-    def ioctl(self, fd: int, request: int, arg: Any = 0) -> int:
-        """ioctl(2).  ``arg`` is a mutable buffer (copied in and back, as
-        ``fcntl.ioctl`` does) or an int user address."""
+    def ioctl(self, fd: int, request: int, arg: Any = 0) -> int | bytes:
+        """ioctl(2), with ``fcntl.ioctl``'s argument types: an int user
+        address (returns the ioctl's result), a writable buffer (copied in
+        and back; returns the result) or a read-only one such as ``bytes``
+        (copied in; returns the buffer's final contents)."""
 
         def sys_ioctl() -> int:
             f = self.files.get(_s32(fd))
@@ -271,13 +273,27 @@ class Process:
                 raise refuse(errno.EBADF, "vfs", "ioctl", f"fd {fd} not open")
             if f.f_op.unlocked_ioctl is None:
                 raise refuse(errno.ENOTTY, "vfs", "vfs_ioctl", "no unlocked_ioctl")
-            if isinstance(arg, (bytearray, memoryview)):
-                uarg = UserArg(self.kernel, self, buf=arg)  # type: ignore[arg-type]
-            else:
-                uarg = UserArg(self.kernel, self, addr=int(arg) & U64)
             return f.f_op.unlocked_ioctl(f, request & U32, uarg)
 
-        return self._call(sys_ioctl)
+        # fcntl.ioctl(): an int is passed as is; a writable buffer is copied in
+        # and back; a read-only one (bytes, a read-only memoryview) is copied
+        # into a temporary whose final contents are returned instead.
+        copy_back = None
+        if not isinstance(arg, int):
+            try:
+                view = memoryview(arg).cast("B")
+            except TypeError:
+                raise TypeError(f"ioctl argument must be an int or a bytes-like object, "
+                                f"not {type(arg).__name__}") from None
+            if view.readonly:
+                copy_back = bytearray(view)
+                uarg = UserArg(self.kernel, self, buf=copy_back)
+            else:
+                uarg = UserArg(self.kernel, self, buf=view)  # type: ignore[arg-type]
+        else:
+            uarg = UserArg(self.kernel, self, addr=arg & U64)
+        ret = self._call(sys_ioctl)
+        return bytes(copy_back) if copy_back is not None else ret
 
     def file(self, fd: int) -> Any:
         """The struct file behind ``fd`` (for tools and tests; like /proc/PID/fd)."""
@@ -290,6 +306,7 @@ class Process:
     def peek(self, addr: int, n: int) -> bytes:
         """A user-mode read (SIGSEGV/SIGBUS raised as Signal)."""
         k = self._enter()
+        addr &= U64
         out = bytearray()
         while n > 0:
             take = min(n, PAGE_SIZE - (addr & (PAGE_SIZE - 1)))
@@ -300,6 +317,7 @@ class Process:
 
     def poke(self, addr: int, data: bytes) -> None:
         k = self._enter()
+        addr &= U64
         data = bytes(data)
         if (addr & (PAGE_SIZE - 1)) + len(data) <= PAGE_SIZE:
             k.user_access(self, k.cpu.store, addr, data)  # the common case: one page
@@ -314,7 +332,7 @@ class Process:
     def fetch(self, addr: int) -> bytes:
         """An instruction fetch of one byte."""
         k = self._enter()
-        return k.user_access(self, k.cpu.fetch, addr)
+        return k.user_access(self, k.cpu.fetch, addr & U64)
 
     def maps(self) -> list[MapEntry]:
         """/proc/PID/maps."""

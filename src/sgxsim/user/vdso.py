@@ -18,6 +18,7 @@ from sgxsim.hw.consts import Enclu
 from sgxsim.hw.faults import HwFault, PageFault
 from sgxsim.hw.uapi import SgxEnclaveRun
 from sgxsim.kernel.errors import Signal
+from sgxsim.kernel.process import U32, U64, _s32
 from sgxsim.trace import Decision
 from sgxsim.user.enclave import EnclaveLibrary
 
@@ -64,10 +65,13 @@ class Vdso:
         k = proc._enter()
         cpu = k.cpu
         lp = proc.lp
-        run = SgxEnclaveRun.unpack(proc.peek(run_addr, SgxEnclaveRun.SIZE))
+        # The arguments arrive in 64-bit registers; function is an unsigned int (ECX).
+        rdi, rsi, rdx, r8, r9 = rdi & U64, rsi & U64, rdx & U64, r8 & U64, r9 & U64
+        function, run_addr = function & U32, run_addr & U64
         while True:
-            if function not in (EENTER, ERESUME):
+            if function not in (EENTER, ERESUME):  # before the run struct is read
                 return -errno.EINVAL
+            run = SgxEnclaveRun.unpack(proc.peek(run_addr, SgxEnclaveRun.SIZE))
             if any(run.reserved):
                 return -errno.EINVAL
             lp.cr3 = proc.mm.pgtable
@@ -108,8 +112,10 @@ class Vdso:
             if handler is None:
                 raise Signal(signal.SIGSEGV, 1, run.user_handler,
                              Decision("vdso", "user_handler", "SIGSEGV", "not a function"))
+            # The handler returns an int in EAX: <= 0 is returned, > 0 is the
+            # next leaf (the run struct is read again, as the vDSO does).
             ret = handler(rdi, rsi, rdx, lp.regs.get("rsp", 0), r8, r9, run_addr)
-            run = SgxEnclaveRun.unpack(proc.peek(run_addr, SgxEnclaveRun.SIZE))
+            ret = _s32(int(ret))
             if ret <= 0:
                 return ret
             function = ret

@@ -19,6 +19,7 @@ from sgxsim.hw.paging import (
 )
 from sgxsim.kernel.errors import BUS_ADRERR, SEGV_ACCERR, SEGV_MAPERR, Signal, refuse
 from sgxsim.kernel.mm.flags import (
+    MMAP_MIN_ADDR,
     PAGE_MASK,
     PAGE_SHIFT,
     PAGE_SIZE,
@@ -149,6 +150,8 @@ class FaultMixin:
         # expand_downwards() / acct_stack_growth(): RLIMIT_STACK and the guard gap
         mm = vma.vm_mm
         addr &= PAGE_MASK
+        if addr < MMAP_MIN_ADDR:  # expand_downwards(): -EPERM
+            return False
         if vma.vm_end - addr > RLIMIT_STACK:
             return False
         prev = mm.prev_of(vma)
@@ -287,8 +290,7 @@ class FaultMixin:
 
     def zap_page_range(self, vma: Vma, start: int, end: int) -> None:
         pt = vma.vm_mm.pgtable
-        for vpn in pt.populated(start >> PAGE_SHIFT, end >> PAGE_SHIFT):
-            pte = pt.clear(vpn)
+        for _, pte in pt.clear_range(start >> PAGE_SHIFT, end >> PAGE_SHIFT):
             if not pte & PTE_SPECIAL:
                 self.put_frame(pte_pfn(pte))
 
@@ -376,15 +378,21 @@ class FaultMixin:
         self.user_access(task, lambda lp, a, d: self.cpu.store(lp, a, d, user=True), addr, data)
 
     def populate(self, addr: int, length: int) -> None:
-        """MAP_POPULATE: fault every page in, ignoring failures."""
+        """MAP_POPULATE: __mm_populate() fault every page in, VMA by VMA,
+        ignoring failures; cost follows the pages populated."""
         task = self.current
-        for a in range(addr, addr + length, PAGE_SIZE):
-            vma = task.mm.vma_lookup(a)
-            if vma is None or not pte_accessible(vma.vm_flags):
+        for vma in task.mm.overlapping(addr, addr + length):
+            # populate_vma_page_range(): PROT_NONE is -EFAULT; check_vma_flags():
+            # GUP refuses VM_IO|VM_PFNMAP (an SGX mapping is never populated).
+            if not pte_accessible(vma.vm_flags) or vma.vm_flags & (VM_IO | VM_PFNMAP):
                 continue
-            if not task.mm.pgtable.get(a >> PAGE_SHIFT) & PTE_PRESENT:
-                self.handle_mm_fault(vma, a, PF_USER | (PF_WRITE if vma.vm_flags & VM_WRITE
-                                                         else 0))
+            # FOLL_WRITE only for private writable mappings (break COW now).
+            write = PF_WRITE if vma.vm_flags & (VM_WRITE | VM_SHARED) == VM_WRITE else 0
+            for a in range(max(addr, vma.vm_start), min(addr + length, vma.vm_end), PAGE_SIZE):
+                if vma.vm_mm is not task.mm or task.mm.vma_lookup(a) is not vma:
+                    break  # a fault handler changed the mapping
+                if not task.mm.pgtable.get(a >> PAGE_SHIFT) & PTE_PRESENT:
+                    self.handle_mm_fault(vma, a, PF_USER | write)
 
 
 __all__ = ["FaultMixin", "FileVmOps", "ShmemVmOps", "VmFault", "VM_EXEC", "PF_INSTR"]

@@ -75,6 +75,7 @@ class MmapMixin:
             raise _mm("get_unmapped_area", errno.ENOMEM, "area ends above TASK_SIZE")
         if addr & ~PAGE_MASK:
             raise _mm("get_unmapped_area", errno.EINVAL, "area not page aligned")
+        self.security.security_mmap_addr(self.current, addr)
         return addr
 
     def mm_get_unmapped_area(self, mm: MmStruct, file: Any, addr: int, length: int,
@@ -319,6 +320,8 @@ class MmapMixin:
 
     def unmap_range(self, mm: MmStruct, start: int, end: int) -> None:
         """do_vmi_align_munmap(): split the edge VMAs, then remove the range."""
+        if start >= end:
+            return  # do_vmi_munmap() of nothing (mremap's old_len 0)
         vmas = mm.overlapping(start, end)
         if not vmas:
             return

