@@ -3,9 +3,7 @@ the examples of its page, and that it does report what it hunts."""
 
 from __future__ import annotations
 
-import re
 import runpy
-import shlex
 import time
 from pathlib import Path
 
@@ -69,20 +67,7 @@ def test_a_stray_exception_and_a_slow_step_are_findings(monkeypatch):
     assert f.kind == "timeout"
 
 
-# -- docs/fuzzing.md: every example runs --------------------------------------------------------
-DOC = (ROOT / "docs" / "fuzzing.md").read_text()
-
-
-@pytest.mark.parametrize("block", re.findall(r"```python\n(.*?)```", DOC, re.S))
-def test_doc_python_examples_run(block):
-    exec(compile(block, "docs/fuzzing.md", "exec"), {})
-
-
-@pytest.mark.parametrize("cmd", re.findall(r"^\$ (sgxsim .*)$", DOC, re.M))
-def test_doc_console_examples_run(cmd):
-    r = CliRunner().invoke(main, shlex.split(cmd)[1:])
-    assert r.exit_code == 0, r.output
-    assert re.search(r"fuzz seed \d+: \d+ cases, \d+ steps, 0 findings", r.output)
+# docs/fuzzing.md's examples run in tests/test_docs.py.
 
 
 def test_cli_rejects_an_unknown_kernel():

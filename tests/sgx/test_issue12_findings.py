@@ -262,6 +262,6 @@ def test_finding7_check_cli_offers_mremap_when_asked(tmp_path):
                                   "--actions", "mmap,add_pages,init,load,mremap",
                                   "--out", str(tmp_path)])
     assert r.exit_code in (0, 1), r.output
-    assert "violated (4)" in r.output and "4. mremap(offset=0, length=4096)" in r.output
+    assert "violated at depth 4" in r.output and "4. mremap(offset=0, length=4096)" in r.output
     r = CliRunner().invoke(main, ["run", str(tmp_path / "linux-6.0--no-stale-pte.toml")])
     assert "verdict: violated at step 4" in r.output
