@@ -56,7 +56,7 @@ def _subset(opt: str, text: str, allowed: tuple[str, ...]) -> tuple[str, ...]:
               help="Worker processes: several designs are spread over them, one design "
                    "alone is shared out per BFS level (same results either way).")
 @click.option("--pages", default=1, show_default=True, type=int,
-              help="Explored enclave pages besides the runtime's five (a power of two).")
+              help="Explored enclave pages besides the runtime's five (1 to 64).")
 @click.option("--policy", default="selinux", show_default=True, type=click.Choice(POLICIES))
 @click.option("--perms", default=",".join(PERMS), show_default=True,
               help="Narrow the protections/SECINFO permissions offered (comma list).")
@@ -69,8 +69,18 @@ def _subset(opt: str, text: str, allowed: tuple[str, ...]) -> tuple[str, ...]:
 @click.option("--json", "as_json", is_flag=True, help="Print one JSON object {\"results\": [...]}.")
 @click.option("--out", type=click.Path(file_okay=False, path_type=Path), default=Path("scenarios"),
               show_default=True, help="Directory for the scenario file of every trace.")
+@click.option("--simulate", is_flag=True,
+              help="Simulation mode: seeded random walks (each with its own action bias) instead "
+                   "of the exhaustive search; every violation is shrunk and written as a scenario. "
+                   "Verdicts are 'violated' or 'no violation in N walks', never 'holds'.")
+@click.option("--walks", default=1000, show_default=True, type=click.IntRange(1),
+              help="With --simulate: the number of random walks.")
+@click.option("--walk-depth", default=30, show_default=True, type=click.IntRange(1, 1000),
+              help="With --simulate: the actions per walk.")
+@click.option("--seed", default=0, show_default=True, type=int,
+              help="With --simulate: the seed (the same seed gives the same walks and traces).")
 def check(designs, props, depth, workers, pages, policy, perms, map_perms, sources, actions, as_json,
-          out) -> None:
+          out, simulate, walks, walk_depth, seed) -> None:
     try:
         scope = Scope(pages=pages, policy=policy, perms=_subset("--perms", perms, PERMS),
                       map_perms=_subset("--map-perms", map_perms, PERMS) if map_perms else None,
@@ -78,6 +88,16 @@ def check(designs, props, depth, workers, pages, policy, perms, map_perms, sourc
                       actions=_subset("--actions", actions, ACTIONS))
     except ValueError as e:
         raise click.BadParameter(str(e)) from None
+    if simulate:
+        results = runner.simulate(_factory(scope), list(designs or DESIGNS), list(props or PROPERTIES),
+                                  walks=walks, walk_depth=walk_depth, seed=seed, workers=workers,
+                                  out_dir=out)
+        if as_json:
+            click.echo(json.dumps({"results": results}, indent=1))
+            return
+        click.echo(runner.render_simulation(results))
+        click.echo(runner.render_traces(results))
+        return
     results = runner.check(_factory(scope), list(designs or DESIGNS), list(props or PROPERTIES),
                            depth=depth, workers=workers, out_dir=out,
                            progress=_progress if sys.stderr.isatty() else None)
