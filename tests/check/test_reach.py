@@ -59,6 +59,13 @@ def test_digest_set_members_and_growth():
     assert s.nbytes / len(s) <= 64
 
 
+def test_equal_keys_built_from_distinct_objects_have_one_digest():
+    a = (("vma", 0x7F0000000000, "".join(["R", "W"])), (1, 2), b"x" * 3)
+    b = (("vma", 0x7F0000000000, "RW"), (1, 2), b"xxx")
+    assert a == b and a[0][2] is not b[0][2]
+    assert digest(a) == digest(b) and digest(a) != digest((a, 0))
+
+
 def test_digests_are_the_same_in_another_process():
     """A digest must not depend on hash randomisation (workers on other
     machines exchange them)."""
