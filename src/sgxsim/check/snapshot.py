@@ -63,7 +63,7 @@ class Snapshot:
     def __init__(self, root: object):
         dicts: list = []     # (dict, saved copy): also instances' __dict__
         lists: list = []     # (list or deque, saved tuple)
-        sets: list = []      # (set, saved frozenset)
+        sets: list = []      # (set, saved members in iteration order)
         buffers: list = []   # (bytearray or array, saved copy)
         slotted: list = []   # (object, names, getter, saved values)
         stateful: list = []  # (object, __getstate__())
@@ -85,7 +85,7 @@ class Snapshot:
                 lists.append((x, tuple(x)))
                 stack.extend(x)
             elif t is set:
-                sets.append((x, frozenset(x)))
+                sets.append((x, tuple(x)))
                 stack.extend(x)
             elif t is bytearray or t is array:
                 buffers.append((x, array(x.typecode, x) if t is array else bytes(x)))
@@ -119,6 +119,7 @@ class Snapshot:
         self.slotted, self.stateful = slotted, stateful
 
     def restore(self) -> None:
+        is_ = operator.is_
         for d, saved in self.dicts:
             d.clear()
             d.update(saved)
@@ -126,13 +127,15 @@ class Snapshot:
             seq.clear()
             seq.extend(saved)
         for s, saved in self.sets:
-            if s != saved:
+            # Same members in the same iteration order (a set of objects
+            # hashes by address: re-adding in the saved order rebuilds the
+            # same table, so it iterates, and pickles, as before).
+            if len(s) != len(saved) or not all(map(is_, s, saved)):
                 s.clear()
                 s.update(saved)
         for b, saved in self.buffers:
             if b != saved:
                 b[:] = saved
-        is_ = operator.is_
         for o, names, getter, vals in self.slotted:
             if getter is not None and all(map(is_, getter(o), vals)):
                 continue  # every slot still holds what it held
