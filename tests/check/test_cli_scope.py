@@ -55,8 +55,8 @@ def test_check_matrix_text(toy, tmp_path):
 
 
 def test_check_refuses_a_bad_scope(tmp_path):
-    r = CliRunner().invoke(main, ["check", "--pages", "3", "--out", str(tmp_path)])
-    assert r.exit_code != 0 and "power of two" in r.output
+    r = CliRunner().invoke(main, ["check", "--pages", "65", "--out", str(tmp_path)])
+    assert r.exit_code != 0 and "between 1 and 64" in r.output
 
 
 def test_scope_offers_build_actions_before_init_and_enclave_actions_after():

@@ -165,7 +165,7 @@ def _subset(opt: str, text: str, allowed: tuple[str, ...]) -> tuple[str, ...]:
               help="Worker processes: several designs are spread over them, one design "
                    "alone is shared out per BFS level (same results either way).")
 @click.option("--pages", default=1, show_default=True, type=int,
-              help="Explored enclave pages besides the runtime's five (a power of two).")
+              help="Explored enclave pages besides the runtime's five (1 to 64).")
 @click.option("--policy", default="selinux", show_default=True, type=click.Choice(POLICIES))
 @click.option("--perms", default=",".join(PERMS), show_default=True,
               help="Narrow the protections/SECINFO permissions offered (comma list).")
@@ -184,8 +184,18 @@ def _subset(opt: str, text: str, allowed: tuple[str, ...]) -> tuple[str, ...]:
 @click.option("--html", "html_dir", type=click.Path(file_okay=False, path_type=Path), default=None,
               help="Directory for an HTML page per trace (its permission map, step by step) and "
                    "index.html with the matrix (docs/report.md).")
+@click.option("--simulate", is_flag=True,
+              help="Simulation mode: seeded random walks (each with its own action bias) instead "
+                   "of the exhaustive search; every violation is shrunk and written as a scenario. "
+                   "Verdicts are 'violated' or 'no violation in N walks', never 'holds'.")
+@click.option("--walks", default=1000, show_default=True, type=click.IntRange(1),
+              help="With --simulate: the number of random walks.")
+@click.option("--walk-depth", default=30, show_default=True, type=click.IntRange(1, 1000),
+              help="With --simulate: the actions per walk.")
+@click.option("--seed", default=0, show_default=True, type=int,
+              help="With --simulate: the seed (the same seed gives the same walks and traces).")
 def check(designs, props, design_files, property_files, depth, workers, pages, policy, perms, map_perms,
-          sources, actions, mdwe, as_json, out, html_dir) -> None:
+          sources, actions, mdwe, as_json, out, html_dir, simulate, walks, walk_depth, seed) -> None:
     # Refuse an unwritable --out/--html now, not after the search.
     for opt, d in (("--out", out), ("--html", html_dir)):
         if d is not None:
@@ -200,6 +210,16 @@ def check(designs, props, design_files, property_files, depth, workers, pages, p
                       actions=_subset("--actions", actions, ACTIONS + OPTIONAL_ACTIONS), mdwe=mdwe)
     except ValueError as e:
         raise click.BadParameter(str(e)) from None
+    if simulate:
+        with user_code_errors():
+            results = runner.simulate(_factory(scope), designs, props, walks=walks, walk_depth=walk_depth,
+                                      seed=seed, workers=workers, out_dir=out)
+        if as_json:
+            click.echo(json.dumps({"results": results}, indent=1))
+            return
+        click.echo(runner.render_simulation(results))
+        click.echo(runner.render_traces(results))
+        return
     old = signal.signal(signal.SIGINT, functools.partial(_on_sigint, os.getpid()))
     try:
         with user_code_errors():

@@ -11,15 +11,20 @@ lead back to a state already seen.
 What a transition costs is mostly copying the machine, so the search copies
 as little as it can:
 
-* a frontier state is kept *frozen* (``model.freeze``: one pickle), and each
-  child starts from a fresh ``model.thaw`` of it;
+* a frontier state is kept *frozen* (``model.freeze``: one pickle); the search
+  thaws it once, takes a :class:`~sgxsim.check.snapshot.Snapshot` of it
+  (``model.snapshot``) and runs every action on that one machine, restoring
+  it in place after each action that changed it (a thaw where the model has
+  no snapshot);
 * a child whose machine has the parent's fingerprint (a refused syscall, an
   access through a PTE that is already there, ...) is, for the search, the
-  parent's machine: it shares the parent's frozen copy, and the thawed machine
-  goes on to the next action instead of being thawed again.  This is the
-  same equivalence the deduplication already relies on;
+  parent's machine: it shares the parent's frozen copy and the parent's
+  :class:`View`, and the machine goes on to the next action without a
+  restore.  This is the same equivalence the deduplication already relies on;
 * a child is frozen only if it is new (or, in a worker, new to that worker)
-  and the search goes one level deeper; on the last level nothing is kept.
+  and the search goes one level deeper; on the last level nothing is kept;
+* states are known by 16-byte digests (:mod:`sgxsim.check.digests`), so the
+  seen-set costs tens of bytes per state.
 
 One exploration per design checks all the selected properties at once.  With
 ``workers > 1`` each level's frontier is shared among worker processes that
@@ -37,6 +42,7 @@ import zlib
 from dataclasses import dataclass, field
 from typing import Any
 
+from sgxsim.check.digests import DigestSet, digest
 from sgxsim.check.ghost import Ghost
 from sgxsim.check.model import Action
 from sgxsim.check.properties import PROPERTIES, Property
@@ -65,9 +71,12 @@ class Exploration:
     levels: list[int] = field(default_factory=list)
     transitions: int = 0
     thaws: int = 0
+    restores: int = 0
     # New states by the name of the action that first reached them: where
     # the state space grows (for narrowing a scope).
     new_by_action: dict[str, int] = field(default_factory=dict)
+    # The digests of every distinct state (a DigestSet).
+    seen: Any = None
 
 
 # -- the model's copy interface, with fallbacks for models that only step ------------------
@@ -90,10 +99,14 @@ def _thaw(model, blob: bytes):
     return f(blob) if f is not None else pickle.loads(blob)
 
 
-def _apply(model, state, action: Action):
-    """Run ``action`` on ``state``, which the model may change in place."""
+def _apply(model, state, action: Action, view: bool = True):
+    """Run ``action`` on ``state``, which the model may change in place.
+    ``view=False``: the model may leave ``Step.view`` unset (``None``) when it
+    has ``view(state)`` for the explorer to call."""
     f = getattr(model, "apply", None)
-    return f(state, action) if f is not None else model.step(state, action)
+    if f is None:
+        return model.step(state, action)
+    return f(state, action) if view else f(state, action, view=False)
 
 
 # A frontier entry: (node id, frozen machine, ghost, machine fingerprint).
@@ -102,47 +115,66 @@ Entry = tuple[int, bytes, Ghost, Any]
 
 class _Expander:
     """Expands frontier entries; shared by the sequential search and the
-    workers.  ``known`` holds the keys this expander has already produced:
+    workers.  ``known`` holds the digests this expander has already produced:
     their states are not frozen again, and a transition to one is reported
     only if a property fired on it (the first report of every key is at its
-    earliest (parent, action) here, so the merge order is unchanged)."""
+    earliest (parent, action) here, so the merge order is unchanged).
+
+    ``reuse=False`` is the plain path the tests compare with: a fresh thaw of
+    the parent and a fresh view for every transition."""
 
     def __init__(self, model, names: list[str], reuse: bool = True):
         self.model = model
         self.reuse = reuse
         self.props: list[Property] = [PROPERTIES[n] for n in names]
-        self.known: set = set()
+        self.known = DigestSet()
         self.transitions = 0
         self.thaws = 0
+        self.restores = 0
+        self.snapshot = getattr(model, "snapshot", None) if reuse else None
+        self.view = getattr(model, "view", None) if reuse else None
 
     def expand(self, frontier: list[Entry], open_props: set[str], keep: bool):
-        """Return ``records`` [(parent id, action index, action, key, hits)]
+        """Return ``records`` [(parent id, action index, action, digest, hits)]
         and ``pending`` {(parent id, action index): entry without id}."""
-        model, props, known = self.model, self.props, self.known
+        model, props, known, reuse = self.model, self.props, self.known, self.reuse
+        snapshot, view_of = self.snapshot, self.view
         records: list = []
         pending: dict[tuple[int, int], tuple[bytes, Ghost, Any]] = {}
         compress = len(frontier) > COMPRESS_ABOVE
         for idx, blob, ghost, pfp in frontier:
             st = _thaw(model, blob)
             self.thaws += 1
+            snap = snapshot(st) if snapshot is not None else None
+            pview = None  # the parent's view, once a transition needed it
+            dirty = False
             for ai, action in enumerate(model.actions(st)):
-                if st is None:
-                    st = _thaw(model, blob)
-                    self.thaws += 1
-                step = _apply(model, st, action)
+                if dirty:
+                    if snap is not None:
+                        snap.restore()
+                        self.restores += 1
+                    else:
+                        st = _thaw(model, blob)
+                        self.thaws += 1
+                step = _apply(model, st, action, view_of is None)
                 self.transitions += 1
                 fp = model.fingerprint(step.state)
+                same = reuse and fp == pfp
+                if view_of is None:
+                    view = step.view
+                elif same:
+                    view = pview = pview if pview is not None else view_of(step.state)
+                else:
+                    view = view_of(step.state)
                 g2 = ghost.after(step.events)
                 hits = {}
                 for p in props:
                     if p.name in open_props:
-                        why = p.check(step.view, ghost, g2, step.events)
+                        why = p.check(view, ghost, g2, step.events)
                         if why is not None:
                             hits[p.name] = why
-                key = (fp, g2.key())
-                same = self.reuse and fp == pfp
-                if key not in known:
-                    known.add(key)
+                key = digest((fp, g2.key()))
+                if known.add(key):
                     records.append((idx, ai, action, key, hits))
                     if keep:
                         pending[(idx, ai)] = (blob if same else _freeze(model, step.state, compress),
@@ -153,8 +185,9 @@ class _Expander:
                     # this transition matter.
                     records.append((idx, ai, action, key, hits))
                 # An equivalent machine goes on to the next action; any other
-                # is used up.
-                st = step.state if same else None
+                # must become the parent again.
+                st = step.state
+                dirty = not same
         return records, pending
 
 
@@ -172,7 +205,7 @@ def _worker(conn, model, names, reuse) -> None:
             _, open_props, keep = msg
             frontier.sort(key=lambda e: e[0])  # parent order, as the coordinator merges
             records, pending = ex.expand(frontier, open_props, keep)
-            conn.send((records, ex.transitions, ex.thaws))
+            conn.send((records, ex.transitions, ex.thaws, ex.restores))
         elif cmd == "keep":
             _, keeps, give = msg
             frontier = [(nid, *pending[(pidx, ai)]) for pidx, ai, nid in keeps]
@@ -215,8 +248,8 @@ def explore(model, prop_names: list[str] | None = None, depth: int = 6, workers:
             max_states: int | None = None, reuse: bool = True, progress=None) -> Exploration:
     """Explore ``model`` breadth first up to ``depth`` actions and decide every
     property in ``prop_names`` (all by default).  ``reuse=False`` thaws a
-    fresh copy of the parent for every transition (slower; the tests compare
-    the two).  ``progress(exploration)`` is called after every level."""
+    fresh copy of the parent and computes a fresh view for every transition
+    (slower; the tests compare the two).  ``progress(exploration)`` is called after every level."""
     names = list(prop_names or PROPERTIES)
     t0 = time.perf_counter()
     init = model.initial()
@@ -227,7 +260,9 @@ def explore(model, prop_names: list[str] | None = None, depth: int = 6, workers:
     # to any state is rebuilt from them).
     parent: list[int] = [-1]
     via: list[Action | None] = [None]
-    seen = {(fp0, ghost.key()): 0}
+    key0 = digest((fp0, ghost.key()))
+    seen = DigestSet()
+    seen.add(key0)
     res = Exploration(model.design, 0, 1, 0.0, False)
     open_props = set(names)
 
@@ -248,10 +283,9 @@ def explore(model, prop_names: list[str] | None = None, depth: int = 6, workers:
                     open_props.discard(name)
                     res.findings[name] = Finding(name, level, path_to(pidx) + [action], why,
                                                  len(seen), time.perf_counter() - t0)
-            if key in seen:
+            if not seen.add(key):
                 continue
             nid = len(parent)
-            seen[key] = nid
             parent.append(pidx)
             via.append(action)
             res.new_by_action[action.name] = res.new_by_action.get(action.name, 0) + 1
@@ -261,7 +295,7 @@ def explore(model, prop_names: list[str] | None = None, depth: int = 6, workers:
     level = 0
     if workers <= 1:
         ex = _Expander(model, names, reuse)
-        ex.known.add((fp0, ghost.key()))
+        ex.known.add(key0)
         frontier = [root]
         remaining = 1
         while frontier and level < depth and open_props:
@@ -277,7 +311,7 @@ def explore(model, prop_names: list[str] | None = None, depth: int = 6, workers:
             frontier = [(nid, *pending[(pidx, ai)]) for pidx, ai, nid in new] if keep else []
             if max_states is not None and len(seen) >= max_states:
                 break
-        res.transitions, res.thaws = ex.transitions, ex.thaws
+        res.transitions, res.thaws, res.restores = ex.transitions, ex.thaws, ex.restores
     else:
         pool = _Pool(model, names, workers, reuse)
         try:
@@ -290,11 +324,12 @@ def explore(model, prop_names: list[str] | None = None, depth: int = 6, workers:
                     c.send(("expand", set(open_props), keep))
                 owner: dict[tuple[int, int], int] = {}
                 records = []
-                res.transitions = res.thaws = 0
+                res.transitions = res.thaws = res.restores = 0
                 for w, c in enumerate(pool.conns):
-                    recs, tr, th = c.recv()
+                    recs, tr, th, rs = c.recv()
                     res.transitions += tr
                     res.thaws += th
+                    res.restores += rs
                     for r in recs:
                         owner[(r[0], r[1])] = w
                         records.append(r)
@@ -326,6 +361,7 @@ def explore(model, prop_names: list[str] | None = None, depth: int = 6, workers:
             pool.close()
     res.depth = level
     res.states = len(seen)
+    res.seen = seen
     res.exhausted = not remaining
     res.seconds = time.perf_counter() - t0
     return res

@@ -27,6 +27,7 @@ from sgxsim.check import observe, runtime
 from sgxsim.check.model import Action, Event, Step
 from sgxsim.check.properties import View, VmaView
 from sgxsim.check.scope import PAGE, Scope
+from sgxsim.check.snapshot import Snapshot
 from sgxsim.hw import sigstruct as hwsig
 from sgxsim.hw import uapi
 from sgxsim.hw.consts import Attribute, PageType, SecinfoFlags, secinfo_flags
@@ -228,12 +229,17 @@ class MachineModel:
     def thaw(self, blob: bytes) -> MState:
         return pickle.loads(blob)
 
+    def snapshot(self, st: MState) -> Snapshot:
+        """What ``restore()`` puts back in place (cheaper than a thaw)."""
+        return Snapshot(st)
+
     def step(self, state: MState, action: Action, trace: bool = False) -> Step:
         """``action`` on a copy of ``state``."""
         return self.apply(self.thaw(self.freeze(state)), action, trace)
 
-    def apply(self, st: MState, action: Action, trace: bool = False) -> Step:
-        """``action`` on ``st`` itself."""
+    def apply(self, st: MState, action: Action, trace: bool = False, view: bool = True) -> Step:
+        """``action`` on ``st`` itself; ``view=False`` leaves ``Step.view``
+        ``None`` (the explorer reuses the parent's when nothing changed)."""
         m = st.m
         m.trace.enabled = trace
         m.trace.take()
@@ -246,7 +252,7 @@ class MachineModel:
                 events.insert(0, Event("aug", i * PAGE, True))
         decisions = m.trace.take() if trace else []
         m.trace.enabled = False
-        return Step(st, tuple(events), self.view(st), decisions)
+        return Step(st, tuple(events), self.view(st) if view else None, decisions)
 
     # -- actions ----------------------------------------------------------------------------
     def _do_mmap(self, st, a, ev):

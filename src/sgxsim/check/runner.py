@@ -44,12 +44,62 @@ def results_for(model, exp: Exploration, props: list[str], out_dir: Path | None 
         if f:
             r["reason"] = f.reason
             if out_dir is not None:
-                out_dir.mkdir(parents=True, exist_ok=True)
-                sc = scn.Scenario(exp.design, name, v, f.path, model.scope(), len(f.path), f.reason)
-                comments = [s["decisions"] for s in r["trace"]]
-                r["scenario"] = str(scn.write(out_dir / f"{exp.design}--{name}.toml", sc, comments))
+                r["scenario"] = _write_scenario(model, r, f.path, out_dir)
         res.append(r)
     return res
+
+
+def _write_scenario(model, r: dict, path, out_dir: Path, suffix: str = "") -> str:
+    """The scenario file of result ``r`` (its trace as comments)."""
+    out_dir.mkdir(parents=True, exist_ok=True)
+    sc = scn.Scenario(r["design"], r["property"], r["verdict"], path, model.scope(), len(path),
+                      r["reason"])
+    comments = [s["decisions"] for s in r["trace"]]
+    name = f"{r['design']}--{r['property']}{suffix}.toml"
+    return str(scn.write(out_dir / name, sc, comments))
+
+
+def simulate(factory: ModelFactory, designs: list[str], props: list[str] | None = None,
+             walks: int = 1000, walk_depth: int = 30, seed: int = 0, workers: int = 1,
+             out_dir: Path | None = None) -> list[dict]:
+    """Simulation mode (:mod:`sgxsim.check.simulate`) on each design: per
+    property the verdict, the shrunk trace and its scenario file."""
+    from sgxsim.check import simulate as sim
+    props = list(props or PROPERTIES)
+    res = []
+    for d in designs:
+        model = factory(d)
+        s = sim.simulate(model, props, walks=walks, walk_depth=walk_depth, seed=seed, workers=workers)
+        for name in props:
+            f = s.findings.get(name)
+            r = {"design": d, "property": name, "verdict": sim.verdict(name, s), "walks": walks,
+                 "walk_depth": walk_depth, "seed": seed, "steps": s.steps,
+                 "seconds": round(s.seconds, 3), "trace": trace_of(model, f.path, [name]) if f else []}
+            if f:
+                r.update(reason=f.reason, walk=f.walk, found_at=f.found_at)
+                if out_dir is not None:
+                    r["scenario"] = _write_scenario(model, r, f.path, out_dir, "--sim")
+            res.append(r)
+    return res
+
+
+def render_simulation(results: list[dict]) -> str:
+    """One line per (design, property) found, then what was not."""
+    lines = []
+    for d in dict.fromkeys(r["design"] for r in results):
+        rs = [r for r in results if r["design"] == d]
+        r0 = rs[0]
+        lines.append(f"{d}: {r0['walks']} walks of {r0['walk_depth']} actions from seed {r0['seed']} "
+                     f"({r0['steps']} steps, {r0['seconds']} s)")
+        for r in rs:
+            if r["trace"]:
+                lines.append(f"  {r['property']:<16} {r['verdict']} (walk {r['walk']}, step "
+                             f"{r['found_at']}, shrunk to {len(r['trace'])})")
+            else:
+                lines.append(f"  {r['property']:<16} {r['verdict']}")
+    lines.append("(shrunk to n) = the length of the trace after delta debugging; a walk that "
+                 "finds nothing proves nothing")
+    return "\n".join(lines)
 
 
 # What a forked design worker needs (set just before the pool forks).
@@ -164,8 +214,9 @@ def render_traces(results: list[dict]) -> str:
     for r in results:
         if not r["trace"]:
             continue
-        out.append(f"\n== {r['design']} / {r['property']}: {r['verdict']} at depth {r['depth']} "
-                   f"({r['states']} states, {r['seconds']} s): {r.get('reason', '')}")
+        found = f"{r['states']} states" if "states" in r else f"walk {r['walk']}, shrunk"
+        out.append(f"\n== {r['design']} / {r['property']}: {r['verdict']} at depth {len(r['trace'])} "
+                   f"({found}, {r['seconds']} s): {r.get('reason', '')}")
         if "scenario" in r:
             out.append(f"   scenario: {r['scenario']}")
         for i, s in enumerate(r["trace"], 1):

@@ -155,30 +155,39 @@ class Outcome(NamedTuple):
     error_code: int = 0
 
 
+@functools.lru_cache(maxsize=16)
+def _fresh_run(tcs: int) -> bytes:
+    """A zeroed ``struct sgx_enclave_run`` for ``tcs`` and, right behind it,
+    a zeroed result slot (the runtime writes both with one store)."""
+    return SgxEnclaveRun(tcs=tcs).pack() + bytes(8)
+
+
 def run(proc: Any, library: EnclaveLibrary, tcs: int, op: str, target: int, *, flags: int = 0,
         src: int = 0, scratch: int) -> Outcome:
     """Run one operation; ``scratch`` is 512 bytes of untrusted RW memory
-    (struct sgx_enclave_run and the result slot)."""
+    (struct sgx_enclave_run and, behind it, the result slot)."""
     vdso = Vdso(proc, library)
-    run_addr, slot = scratch, scratch + 256
-    proc.poke(slot, bytes(8))
+    run_addr, size = scratch, SgxEnclaveRun.SIZE
+    fresh = _fresh_run(tcs)
 
-    def enter(function: int, *args: int) -> SgxEnclaveRun:
-        proc.poke(run_addr, SgxEnclaveRun(tcs=tcs).pack())
+    def enter(function: int, *args: int) -> tuple[SgxEnclaveRun, bytes]:
+        # The first entry also clears the result slot.
+        proc.poke(run_addr, fresh if args else fresh[:size])
         rdi, rsi, rdx, r8, r9 = args if args else (0, 0, 0, 0, 0)
         rc = vdso.sgx_enter_enclave(rdi, rsi, rdx, function, r8, r9, run_addr)
         if rc:
             raise RuntimeError(f"__vdso_sgx_enter_enclave returned {rc}")
-        return SgxEnclaveRun.unpack(proc.peek(run_addr, SgxEnclaveRun.SIZE))
+        back = proc.peek(run_addr, len(fresh))
+        return SgxEnclaveRun.unpack(back), back[size:]
 
-    r = enter(EENTER, OPS[op], target, flags, slot, src)
+    r, slot = enter(EENTER, OPS[op], target, flags, run_addr + size, src)
     if r.function == EEXIT:
-        return Outcome(True, struct.unpack("<Q", proc.peek(slot, 8))[0])
+        return Outcome(True, struct.unpack("<Q", slot)[0])
     out = Outcome(False, 0, r.exception_vector, r.exception_error_code)
     if r.function == ERESUME:
         # The exception happened inside: CSSA is 1.  Handler, then resume.
         for function in (EENTER, ERESUME):
-            h = enter(function)
+            h, _ = enter(function)
             if h.function != EEXIT:
                 raise RuntimeError(f"the runtime's exception path faulted: vector {h.exception_vector}")
     return out

@@ -29,23 +29,31 @@ _PICKLE_LOG_LIMIT = 1 << 20
 
 
 class Measurement:
-    """The running MRENCLAVE hash of one enclave."""
+    """The running MRENCLAVE hash of one enclave.
 
-    __slots__ = ("_h", "updates", "_log")
+    While the records fit the log, they are only appended to it and hashed
+    when a digest is asked for (``_hashed`` bytes of the log are in ``_h``):
+    a build that is never finalised, as most of a checker's are, never
+    hashes."""
+
+    __slots__ = ("_h", "updates", "_log", "_hashed")
 
     def __init__(self) -> None:
         self._h = hashlib.sha256()
         self.updates = 0  # number of 64-byte blocks hashed
         self._log: bytearray | None = bytearray()
+        self._hashed = 0
 
     def _feed(self, data) -> None:
-        self._hash().update(data)
         log = self._log
         if log is not None:
-            if len(log) + len(data) > _PICKLE_LOG_LIMIT:
-                self._log = None
-            else:
+            if len(log) + len(data) <= _PICKLE_LOG_LIMIT:
                 log += data
+                return
+            self._hash().update(data)  # catches up with the log first
+            self._log = None
+            return
+        self._h.update(data)
 
     def __deepcopy__(self, memo) -> Measurement:
         return self.copy()
@@ -60,12 +68,18 @@ class Measurement:
         # never extended or digested (most, in a search) never rehash.
         log, self.updates = state
         self._h = None
+        self._hashed = 0
         self._log = bytearray(log)
 
     def _hash(self):
-        h = self._h
+        """The hash state over every record so far."""
+        h, log = self._h, self._log
         if h is None:
-            h = self._h = hashlib.sha256(self._log)
+            h = self._h = hashlib.sha256()
+            self._hashed = 0
+        if log is not None and self._hashed < len(log):
+            h.update(memoryview(log)[self._hashed:])
+            self._hashed = len(log)
         return h
 
     def same_records(self, other: Measurement) -> bool:
@@ -91,10 +105,7 @@ class Measurement:
             raise ValueError(f"EEXTEND measures {EEXTEND_CHUNK} bytes, got {len(chunk)}")
         record = _EEXTEND.pack(TAG_EEXTEND, offset) + chunk
         self.updates += 5
-        if self._log is None:
-            self._hash().update(record)
-        else:
-            self._feed(record)
+        self._feed(record)
 
     def eextend_page(self, offset: int, page: bytes | bytearray | memoryview) -> None:
         """One EEXTEND per 256-byte chunk of ``page`` (measured at ``offset``,
@@ -109,10 +120,7 @@ class Measurement:
             _EEXTEND.pack_into(buf, pos, TAG_EEXTEND, offset + k * EEXTEND_CHUNK)
             buf[pos + 64 : pos + _RECORD] = mv[k * EEXTEND_CHUNK : (k + 1) * EEXTEND_CHUNK]
         self.updates += 5 * n
-        if self._log is None:
-            self._hash().update(buf)
-        else:
-            self._feed(buf)
+        self._feed(buf)
 
     def digest(self) -> bytes:
         """MRENCLAVE as EINIT finalises it (the hash state is not consumed)."""
@@ -123,4 +131,5 @@ class Measurement:
         m._h = self._hash().copy()
         m.updates = self.updates
         m._log = None if self._log is None else bytearray(self._log)
+        m._hashed = self._hashed
         return m

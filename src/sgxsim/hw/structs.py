@@ -9,6 +9,7 @@ software really wrote.
 
 from __future__ import annotations
 
+import operator
 import struct
 from typing import Any, ClassVar
 
@@ -31,6 +32,7 @@ class Struct:
     _names: ClassVar[tuple[str, ...]]
     _defaults: ClassVar[dict[str, Any]]
     _byte_fields: ClassVar[tuple[tuple[str, int], ...]]
+    _values: ClassVar[Any]  # every field's value, in layout order, in one call
 
     def __init_subclass__(cls, **kw: Any) -> None:
         super().__init_subclass__(**kw)
@@ -44,6 +46,8 @@ class Struct:
             raise TypeError(f"{cls.__name__}: fields end at {pos}, SIZE is {cls.SIZE}")
         cls._codec = struct.Struct(fmt)
         cls._names = tuple(f[0] for f in cls.FIELDS)
+        cls._values = operator.attrgetter(*cls._names) if len(cls._names) > 1 else \
+            (lambda o, _n=cls._names[0]: (getattr(o, _n),))
         cls._defaults = {n: (0 if k == "u" else bytes(s)) for n, _, s, k in cls.FIELDS}
         cls._byte_fields = tuple((n, s) for n, _, s, k in cls.FIELDS if k == "b")
         for name, off, _, _ in cls.FIELDS:
@@ -75,7 +79,7 @@ class Struct:
             if len(getattr(self, name)) != size:
                 raise ValueError(f"{type(self).__name__}.{name} is {size} bytes")
         try:
-            return self._codec.pack(*(getattr(self, n) for n in self._names))
+            return self._codec.pack(*type(self)._values(self))
         except struct.error as e:
             raise ValueError(f"{type(self).__name__}: {e}") from None
 

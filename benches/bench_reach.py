@@ -1,0 +1,82 @@
+"""The checker's reach (issue 10), the current tree against the previous
+release side by side in one run: each measurement runs in a fresh process,
+the previous release's (``git archive`` of :data:`PREVIOUS`, put first on
+``PYTHONPATH``) and then the current one's, design by design.
+
+* distinct states per second, one worker, ``--pages 2`` at depth
+  ``SGXSIM_BENCH_REACH_DEPTH`` (default 5, the issue's scope) on linux-6.0
+  and no-hook, with the states found by each (they must agree);
+* the enclave round trip (one ``load`` through the vDSO) and a one-page
+  ADD_PAGES as the checker issues them;
+* the seen-set's bytes per state (tracemalloc).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+import tarfile
+import tempfile
+from io import BytesIO
+from pathlib import Path
+
+TITLE = "Checker reach: the explorer and its hot paths against the previous release"
+# The previous release: main before issue 10.
+PREVIOUS = "5091f26a22a194cd1fbff11f06bf99dd0913e7a3"
+DESIGNS = ("linux-6.0", "no-hook")
+ROOT = Path(__file__).resolve().parent.parent
+
+
+def _previous_tree(into: Path) -> Path:
+    blob = subprocess.run(["git", "archive", PREVIOUS, "src"], cwd=ROOT, check=True,
+                          capture_output=True).stdout
+    with tarfile.open(fileobj=BytesIO(blob)) as tar:
+        tar.extractall(into, filter="data")
+    # Compiled ahead, as the current tree is, so no row pays for it.
+    subprocess.run([sys.executable, "-m", "compileall", "-q", str(into / "src")], check=True)
+    return into / "src"
+
+
+def _probe(src: Path, *args: str) -> dict:
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(src), str(ROOT)])}
+    out = subprocess.run([sys.executable, "-m", "benches.reach_probe", *args], cwd=ROOT, env=env,
+                         check=True, capture_output=True, text=True).stdout
+    return json.loads(out)
+
+
+def run() -> str:
+    depth = int(os.environ.get("SGXSIM_BENCH_REACH_DEPTH", "5"))
+    new_src = ROOT / "src"
+    with tempfile.TemporaryDirectory() as tmp:
+        old_src = _previous_tree(Path(tmp))
+        rows = ["| design (--pages 2) | depth | states | previous s | new s | previous states/s "
+                "| new states/s | speed-up | target |", "|---|---|---|---|---|---|---|---|---|"]
+        mem = []
+        for d in DESIGNS:
+            old = _probe(old_src, "explore", d, "2", str(depth))
+            new = _probe(new_src, "explore", d, "2", str(depth))
+            same = (old["levels"], old["findings"]) == (new["levels"], new["findings"])
+            states = f"{new['states']}" + ("" if same else " (DIFFERENT from previous)")
+            ro, rn = old["states"] / old["seconds"], new["states"] / new["seconds"]
+            rows.append(f"| {d} | {depth} | {states} | {old['seconds']:.1f} | {new['seconds']:.1f} "
+                        f"| {ro:.0f} | {rn:.0f} | {rn / ro:.2f}x | >= 3x |")
+            mem.append(f"| seen-set, {d} | {new['seen_bytes_per_state']:.1f} B/state | <= 64 |")
+        # The best of three alternating runs each: the machine is shared.
+        hot = [(_probe(old_src, "hot", "300"), _probe(new_src, "hot", "300")) for _ in range(3)]
+        old = {k: min(o[k] for o, _ in hot) for k in hot[0][0]}
+        new = {k: min(n[k] for _, n in hot) for k in hot[0][1]}
+    rows += ["", "| hot path | previous | new | speed-up | target |", "|---|---|---|---|---|",
+             f"| enclave round trip (load via vDSO, EENTER, one step, EEXIT) "
+             f"| {old['roundtrip_us']:.0f} µs | {new['roundtrip_us']:.0f} µs "
+             f"| {old['roundtrip_us'] / new['roundtrip_us']:.2f}x | >= 3x |",
+             f"| ADD_PAGES of one page (the checker's add_pages) "
+             f"| {old['add_page_us']:.0f} µs | {new['add_page_us']:.0f} µs "
+             f"| {old['add_page_us'] / new['add_page_us']:.2f}x | >= 3x |",
+             "", "| memory | measured | target |", "|---|---|---|", *mem,
+             "", f"Previous release: `{PREVIOUS[:7]}` (main before issue 10), run from a "
+             "`git archive` of it in a fresh process per row, alternating with the current tree.  "
+             "One worker; states are distinct states (both releases must find the same levels "
+             "and traces, or the row says so)."]
+    return "\n".join(rows)

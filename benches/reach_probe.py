@@ -1,0 +1,87 @@
+"""Measurements that run on any release of sgxsim (the current tree or the
+previous release's, put first on ``PYTHONPATH`` by ``bench_reach``): one
+JSON object on stdout.
+
+``python -m benches.reach_probe explore DESIGN PAGES DEPTH`` explores one
+design; ``python -m benches.reach_probe hot N`` times the enclave round trip
+(one ``load`` through the vDSO, EENTER, the program, EEXIT) and a one-page
+ADD_PAGES as the checker issues them, N times each.  Only APIs both releases
+have are used.
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+import time
+import tracemalloc
+
+from sgxsim.check.explorer import explore
+from sgxsim.check.machine_model import MachineModel
+from sgxsim.check.model import Action
+from sgxsim.check.scope import Scope
+
+PAGE = 4096
+
+
+def _explore(design: str, pages: int, depth: int) -> dict:
+    model = MachineModel(design, Scope(pages=pages))
+    model.initial()
+    t = time.perf_counter()
+    exp = explore(model, None, depth=depth)
+    s = time.perf_counter() - t
+    out = {"states": exp.states, "transitions": exp.transitions, "seconds": s,
+           "levels": exp.levels,
+           "findings": {k: [str(a) for a in f.path] for k, f in sorted(exp.findings.items())}}
+    seen = getattr(exp, "seen", None)
+    if seen is not None:
+        # The seen-set's own allocations, measured (the exploration above is
+        # not traced, so its speed is not disturbed).
+        tracemalloc.start()
+        again = type(seen)()
+        for d in seen:
+            again.add(d)
+        size = tracemalloc.get_traced_memory()[0]
+        tracemalloc.stop()
+        out["seen_bytes_per_state"] = size / len(again)
+    return out
+
+
+def _hot(n: int) -> dict:
+    model = MachineModel("linux-6.0", Scope(pages=2))
+    st = model.initial()
+    built = [Action.make("add_pages", offset=0, source="image", type="REG", perms="RW"),
+             Action.make("init"), Action.make("mmap", offset=0, length=2 * PAGE, prot="RW")]
+    for a in built:
+        st = model.step(st, a).state
+    load = Action.make("load", offset=0)
+    model.apply(st, load)  # the first access faults the PTE in
+    t = time.perf_counter()
+    for _ in range(n):
+        model.apply(st, load)
+    trip = (time.perf_counter() - t) / n
+    # ADD_PAGES of one page on fresh copies of the initial state.
+    add = Action.make("add_pages", offset=0, source="image", type="REG", perms="RX")
+    blob = model.freeze(model.initial())
+    spent = 0.0
+    for _ in range(n):
+        s = model.thaw(blob)
+        t = time.perf_counter()
+        model.apply(s, add)
+        spent += time.perf_counter() - t
+    return {"roundtrip_us": trip * 1e6, "add_page_us": spent / n * 1e6}
+
+
+def main(argv: list[str]) -> int:
+    if argv[0] == "explore":
+        out = _explore(argv[1], int(argv[2]), int(argv[3]))
+    elif argv[0] == "hot":
+        out = _hot(int(argv[1]))
+    else:
+        raise SystemExit(f"unknown probe {argv[0]!r}")
+    print(json.dumps(out))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main(sys.argv[1:]))

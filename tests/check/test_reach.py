@@ -1,0 +1,98 @@
+"""The cheaper explorer (issue 10): restoring a machine in place gives the
+machine a thaw would, the digests are stable across processes, and the
+search with every shortcut finds exactly what the plain path finds."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+
+import pytest
+
+from sgxsim.check.digests import DigestSet, digest
+from sgxsim.check.explorer import explore
+from sgxsim.check.machine_model import MachineModel
+from sgxsim.check.model import Action
+from sgxsim.check.scope import Scope
+from sgxsim.check.snapshot import Snapshot
+
+BUILT = [Action.make("add_pages", offset=0, source="image", type="REG", perms="RX"),
+         Action.make("init"), Action.make("mmap", offset=0, length=8192, prot="RWX"),
+         Action.make("store", offset=4096)]
+
+
+@pytest.mark.parametrize("design,prefix", [("linux-6.0", 0), ("linux-6.0", 2), ("linux-6.0", 4),
+                                           ("safe-to-execute", 3), ("no-hook", 1)])
+def test_restore_gives_the_parent_byte_for_byte_after_every_action(design, prefix):
+    model = MachineModel(design, Scope(pages=2))
+    st = model.initial()
+    for a in BUILT[:prefix]:
+        st = model.step(st, a).state
+    blob = model.freeze(st)
+    st = model.thaw(blob)
+    snap = Snapshot(st)
+    actions = model.actions(st)
+    assert len(actions) > 10
+    for a in actions:
+        model.apply(st, a)
+        snap.restore()
+        assert model.freeze(st) == blob, a
+
+
+def test_snapshot_refuses_objects_it_cannot_restore():
+    class Holder:
+        def __init__(self):
+            self.it = iter([1, 2])
+    with pytest.raises(TypeError, match="list_iterator"):
+        Snapshot(Holder())
+
+
+def test_digest_set_members_and_growth():
+    s = DigestSet(capacity=4)
+    keys = [digest(("state", i)) for i in range(5000)]
+    assert all(s.add(k) for k in keys)
+    assert not any(s.add(k) for k in keys[::7])
+    assert len(s) == 5000 and all(k in s for k in keys)
+    assert digest(("state", -1)) not in s
+    assert sorted(s) == sorted(keys)
+    assert s.nbytes / len(s) <= 64
+
+
+def test_equal_keys_built_from_distinct_objects_have_one_digest():
+    a = (("vma", 0x7F0000000000, "".join(["R", "W"])), (1, 2), b"x" * 3)
+    b = (("vma", 0x7F0000000000, "RW"), (1, 2), b"xxx")
+    assert a == b and a[0][2] is not b[0][2]
+    assert digest(a) == digest(b) and digest(a) != digest((a, 0))
+
+
+def test_digests_are_the_same_in_another_process():
+    """A digest must not depend on hash randomisation (workers on other
+    machines exchange them)."""
+    model = MachineModel("linux-6.0", Scope(pages=2))
+    st = model.initial()
+    for a in BUILT:
+        st = model.step(st, a).state
+    here = digest(model.fingerprint(st)).hex()
+    code = ("from sgxsim.check.digests import digest\n"
+            "from sgxsim.check.machine_model import MachineModel\n"
+            "from sgxsim.check.scope import Scope\n"
+            "from tests.check.test_reach import BUILT\n"
+            "m = MachineModel('linux-6.0', Scope(pages=2)); st = m.initial()\n"
+            "for a in BUILT: st = m.step(st, a).state\n"
+            "print(digest(m.fingerprint(st)).hex())\n")
+    env = {**os.environ, "PYTHONHASHSEED": "12345"}
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=env,
+                         check=True, cwd=os.path.dirname(os.path.dirname(os.path.dirname(__file__))))
+    assert out.stdout.strip() == here
+
+
+@pytest.mark.parametrize("design,depth", [("linux-6.0", 3), ("no-hook", 4)])
+def test_new_explorer_finds_what_the_plain_path_finds_with_two_pages(design, depth):
+    scope = Scope(pages=2)
+    a = explore(MachineModel(design, scope), depth=depth)
+    b = explore(MachineModel(design, scope), depth=depth, reuse=False)
+    assert a.restores > 0 and b.restores == 0 and b.thaws == b.transitions
+    assert (a.states, a.levels, a.transitions) == (b.states, b.levels, b.transitions)
+    assert {k: (f.depth, f.path, f.reason, f.states) for k, f in a.findings.items()} == \
+           {k: (f.depth, f.path, f.reason, f.states) for k, f in b.findings.items()}
