@@ -62,7 +62,7 @@ def test_every_bad_step_value_is_one_clean_error(tmp_path, step, message):
     (HEAD + 'at_step = "two"\n', "key 'at_step': must be an integer, not 'two'"),
     (HEAD.replace('"no-escalation"', '"nothing"'), "key 'property': 'nothing' is not one of no-escalation"),
     (HEAD + "colour = 1\n", "key 'colour': unknown key"),
-    (HEAD + "[scope]\npages = 3\n", "key 'scope.pages': 3 is not a power of two from 1 to 64"),
+    (HEAD + "[scope]\npages = 65\n", "key 'scope.pages': 65 is not a whole number from 1 to 64"),
     (HEAD + '[scope]\npolicy = "apparmor"\n', "key 'scope.policy': 'apparmor' is not one of selinux, none"),
     (HEAD + "[scope]\ncpus = 2\n", "key 'scope.cpus': unknown key"),
     (HEAD + 'step = "x"\n', "key 'step': steps are an array of tables"),
