@@ -30,7 +30,9 @@ One exploration per design checks all the selected properties at once.  With
 ``workers > 1`` each level's frontier is shared among worker processes that
 keep their states; they report fingerprints and property hits, the
 coordinator merges them in (parent, action) order, so the result is the same
-for any number of workers.
+for any number of workers.  ``engine="ray"`` runs the same workers as Ray
+actors (:mod:`sgxsim.check.ray_engine`), with the seen-set partitioned over
+them by digest.
 """
 
 from __future__ import annotations
@@ -75,7 +77,8 @@ class Exploration:
     # New states by the name of the action that first reached them: where
     # the state space grows (for narrowing a scope).
     new_by_action: dict[str, int] = field(default_factory=dict)
-    # The digests of every distinct state (a DigestSet).
+    # The digests of every distinct state (a DigestSet; None with the Ray
+    # engine, whose seen-set is partitioned over its actors).
     seen: Any = None
 
 
