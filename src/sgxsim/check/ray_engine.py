@@ -27,6 +27,8 @@ from sgxsim.check.explorer import Worker
 # dashboard, loopback only.
 LOCAL_CPUS = 2
 LOOPBACK = "127.0.0.1"
+# Seconds to wait for the cluster at --address.
+CONNECT_TIMEOUT = 10
 
 
 class EngineError(RuntimeError):
@@ -46,6 +48,12 @@ def session(address: str | None = None, workers: int = LOCAL_CPUS):
     """Connect to the Ray cluster at ``address``, or start a local one with
     ``max(2, workers)`` CPUs; shut it down at the end if this call started
     or connected it.  Nested sessions (and pools) reuse the outer one."""
+    if address:
+        # An unreachable cluster ends the run after a few times this (Ray's
+        # default is to wait for minutes); Ray reads these when imported.
+        for knob in ("gcs_rpc_server_connect_timeout_s", "gcs_server_request_timeout_seconds",
+                     "gcs_rpc_server_reconnect_timeout_s"):
+            os.environ.setdefault(f"RAY_{knob}", str(CONNECT_TIMEOUT))
     ray = _ray()
     if ray.is_initialized():
         yield ray
