@@ -136,7 +136,8 @@ def scenario_text(draw) -> str:
             top[k] = draw(_VALUES)
     lines = [f"{k} = {_toml(v)}" for k, v in top.items()]
     if draw(st.booleans()):
-        lines += ["[scope]", f"pages = {_toml(draw(st.sampled_from([1, 2] if tidy else [1, 2, 3, 'x'])))}"]
+        pages = draw(st.sampled_from([1, 2, 3] if tidy else [1, 2, 3, 65, "x"]))
+        lines += ["[scope]", f"pages = {_toml(pages)}"]
         if draw(st.booleans()):
             policies = ["none", "selinux"] if tidy else ["none", "selinux", 1]
             lines.append(f"{'policy' if tidy else draw(st.sampled_from(['policy', 'zz']))} = "

@@ -15,6 +15,7 @@ import click
 from sgxsim.check import runner
 from sgxsim.check import scenario as scn
 from sgxsim.check.properties import PROPERTIES
+from sgxsim.check.ray_engine import EngineError
 from sgxsim.check.scope import ACTIONS, OPTIONAL_ACTIONS, PERMS, POLICIES, SCOPE_HELP, SOURCES, Scope
 
 DESIGNS = ("no-hook", "rfc-2019", "v40", "linux-5.11", "sgx2-rfc", "linux-6.0", "safe-to-execute",
@@ -164,6 +165,13 @@ def _subset(opt: str, text: str, allowed: tuple[str, ...]) -> tuple[str, ...]:
 @click.option("--workers", default=1, show_default=True, type=click.IntRange(1, 64),
               help="Worker processes: several designs are spread over them, one design "
                    "alone is shared out per BFS level (same results either way).")
+@click.option("--engine", type=click.Choice(["local", "ray"]), default="local", show_default=True,
+              help="local: the embedded engine (worker processes on this machine); ray: the BFS levels "
+                   "shared out to --workers Ray actors, the seen-set partitioned by state digest "
+                   "(same results; needs 'sgxsim[ray]'; docs/checker-reach.md).")
+@click.option("--address", default=None, metavar="ADDR",
+              help="With --engine ray: the Ray cluster to connect to (e.g. 10.0.0.5:6379 or auto); "
+                   "default: start a local cluster on the loopback.")
 @click.option("--pages", default=1, show_default=True, type=int,
               help="Explored enclave pages besides the runtime's five (1 to 64).")
 @click.option("--policy", default="selinux", show_default=True, type=click.Choice(POLICIES))
@@ -194,8 +202,14 @@ def _subset(opt: str, text: str, allowed: tuple[str, ...]) -> tuple[str, ...]:
               help="With --simulate: the actions per walk.")
 @click.option("--seed", default=0, show_default=True, type=int,
               help="With --simulate: the seed (the same seed gives the same walks and traces).")
-def check(designs, props, design_files, property_files, depth, workers, pages, policy, perms, map_perms,
-          sources, actions, mdwe, as_json, out, html_dir, simulate, walks, walk_depth, seed) -> None:
+def check(designs, props, design_files, property_files, depth, workers, engine, address, pages, policy,
+          perms, map_perms, sources, actions, mdwe, as_json, out, html_dir, simulate, walks, walk_depth,
+          seed) -> None:
+    if address is not None and engine != "ray":
+        raise click.UsageError("--address needs --engine ray")
+    if simulate and engine != "local":
+        raise click.UsageError("--simulate runs on the local engine (--workers N); --engine ray is "
+                               "for the exhaustive search")
     # Refuse an unwritable --out/--html now, not after the search.
     for opt, d in (("--out", out), ("--html", html_dir)):
         if d is not None:
@@ -224,8 +238,11 @@ def check(designs, props, design_files, property_files, depth, workers, pages, p
     try:
         with user_code_errors():
             results = runner.check(_factory(scope), designs, props,
-                                   depth=depth, workers=workers, out_dir=out,
+                                   depth=depth, workers=workers, out_dir=out, engine=engine,
+                                   address=address,
                                    progress=Progress(depth, len(props), sys.stderr.isatty()))
+    except EngineError as e:
+        raise click.ClickException(str(e)) from None
     except KeyboardInterrupt:
         click.echo("interrupted: no results (the scenario files of designs already explored are in "
                    f"{out})", err=True)

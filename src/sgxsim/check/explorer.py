@@ -30,7 +30,9 @@ One exploration per design checks all the selected properties at once.  With
 ``workers > 1`` each level's frontier is shared among worker processes that
 keep their states; they report fingerprints and property hits, the
 coordinator merges them in (parent, action) order, so the result is the same
-for any number of workers.
+for any number of workers.  ``engine="ray"`` runs the same workers as Ray
+actors (:mod:`sgxsim.check.ray_engine`), with the seen-set partitioned over
+them by digest.
 """
 
 from __future__ import annotations
@@ -75,7 +77,8 @@ class Exploration:
     # New states by the name of the action that first reached them: where
     # the state space grows (for narrowing a scope).
     new_by_action: dict[str, int] = field(default_factory=dict)
-    # The digests of every distinct state (a DigestSet).
+    # The digests of every distinct state (a DigestSet; None with the Ray
+    # engine, whose seen-set is partitioned over its actors).
     seen: Any = None
 
 
@@ -191,38 +194,74 @@ class _Expander:
         return records, pending
 
 
+class Worker:
+    """One worker's share of the search (a process of the embedded engine or
+    an actor of the Ray engine, :mod:`sgxsim.check.ray_engine`): keeps its
+    share of the frontier, expands it on request and reports only keys and
+    property hits; states stay here except the few moved to balance the load.
+    ``own`` is the worker's partition of the seen-set where the engine
+    partitions it by digest (``dedup``)."""
+
+    def __init__(self, model, names, reuse):
+        self.ex = _Expander(model, names, reuse)
+        self.frontier: list[Entry] = []
+        self.pending: dict = {}
+        self.own = DigestSet()
+
+    def expand(self, open_props, keep):
+        """Expand this worker's frontier: ``(records, transitions, thaws,
+        restores)``."""
+        ex = self.ex
+        self.frontier.sort(key=lambda e: e[0])  # parent order, as the coordinator merges
+        records, self.pending = ex.expand(self.frontier, open_props, keep)
+        return records, ex.transitions, ex.thaws, ex.restores
+
+    def keep(self, keeps, give):
+        """Keep the children ``keeps`` [(parent, action index, node id)] as
+        the next frontier; return the last ``give`` of them (to balance)."""
+        pending = self.pending
+        frontier = [(nid, *pending[(pidx, ai)]) for pidx, ai, nid in keeps]
+        self.pending = {}
+        surplus = frontier[len(frontier) - give:] if give else []
+        self.frontier = frontier[:len(frontier) - give] if give else frontier
+        return surplus
+
+    def take(self, entries) -> None:
+        self.frontier.extend(entries)
+
+    def dedup(self, keys):
+        """For keys in the merge order, whether each is new to this
+        worker's partition of the seen-set (the first occurrence wins)."""
+        return [self.own.add(k) for k in keys]
+
+    def owned(self) -> int:
+        return len(self.own)
+
+
 def _worker(conn, model, names, reuse) -> None:
-    """A worker process: keeps its share of the frontier, expands it on
-    request and reports only keys and property hits; states stay here except
-    the few moved to balance the load."""
-    ex = _Expander(model, names, reuse)
-    frontier: list[Entry] = []
-    pending: dict = {}
+    """A worker process of the embedded engine: a :class:`Worker` behind a pipe."""
+    w = Worker(model, names, reuse)
     while True:
         msg = conn.recv()
         cmd = msg[0]
         if cmd == "expand":
-            _, open_props, keep = msg
-            frontier.sort(key=lambda e: e[0])  # parent order, as the coordinator merges
-            records, pending = ex.expand(frontier, open_props, keep)
-            conn.send((records, ex.transitions, ex.thaws, ex.restores))
+            conn.send(w.expand(*msg[1:]))
         elif cmd == "keep":
-            _, keeps, give = msg
-            frontier = [(nid, *pending[(pidx, ai)]) for pidx, ai, nid in keeps]
-            pending = {}
-            surplus = frontier[len(frontier) - give:] if give else []
-            if give:
-                frontier = frontier[:len(frontier) - give]
-            conn.send(surplus)
+            conn.send(w.keep(*msg[1:]))
         elif cmd == "take":
-            frontier.extend(msg[1])
+            w.take(msg[1])
         else:
             conn.close()
             return
 
 
 class _Pool:
-    """Persistent worker processes, one pipe each."""
+    """Persistent worker processes, one pipe each.  The engine interface
+    (shared with :class:`sgxsim.check.ray_engine.RayPool`): ``size``,
+    ``expand``, ``keep``, ``take``, ``close``; an engine with ``dedup`` keeps
+    the seen-set partitioned by digest across its workers."""
+
+    dedup = None
 
     def __init__(self, model, names, workers: int, reuse: bool):
         ctx = mp.get_context("fork") if "fork" in mp.get_all_start_methods() else mp.get_context()
@@ -233,6 +272,20 @@ class _Pool:
             p.start()
             self.conns.append(a)
             self.procs.append(p)
+        self.size = workers
+
+    def expand(self, open_props, keep) -> list:
+        for c in self.conns:
+            c.send(("expand", set(open_props), keep))
+        return [c.recv() for c in self.conns]
+
+    def keep(self, keeps, gives) -> list:
+        for c, k, g in zip(self.conns, keeps, gives, strict=True):
+            c.send(("keep", k, g))
+        return [c.recv() for c in self.conns]
+
+    def take(self, w: int, entries) -> None:
+        self.conns[w].send(("take", entries))
 
     def close(self) -> None:
         for c in self.conns:
@@ -245,11 +298,18 @@ class _Pool:
 
 
 def explore(model, prop_names: list[str] | None = None, depth: int = 6, workers: int = 1,
-            max_states: int | None = None, reuse: bool = True, progress=None) -> Exploration:
+            max_states: int | None = None, reuse: bool = True, progress=None,
+            engine: str = "local", address: str | None = None) -> Exploration:
     """Explore ``model`` breadth first up to ``depth`` actions and decide every
     property in ``prop_names`` (all by default).  ``reuse=False`` thaws a
     fresh copy of the parent and computes a fresh view for every transition
-    (slower; the tests compare the two).  ``progress(exploration)`` is called after every level."""
+    (slower; the tests compare the two).  ``progress(exploration)`` is called after every level.
+    ``engine="ray"`` shares each level out to ``workers`` Ray actors
+    (:mod:`sgxsim.check.ray_engine`; a local cluster, or the one at
+    ``address``) with the seen-set partitioned by digest; the result is the
+    same as the embedded engine's."""
+    if engine not in ("local", "ray"):
+        raise ValueError(f"no engine named {engine!r}; known: local, ray")
     names = list(prop_names or PROPERTIES)
     t0 = time.perf_counter()
     init = model.initial()
@@ -265,6 +325,7 @@ def explore(model, prop_names: list[str] | None = None, depth: int = 6, workers:
     seen.add(key0)
     res = Exploration(model.design, 0, 1, 0.0, False)
     open_props = set(names)
+    nstates = 1  # distinct states so far (the seen-set may be partitioned)
 
     def path_to(i: int) -> list[Action]:
         p = []
@@ -273,18 +334,22 @@ def explore(model, prop_names: list[str] | None = None, depth: int = 6, workers:
             i = parent[i]
         return p[::-1]
 
-    def merge(level: int, records) -> list[tuple[int, int, int]]:
+    def merge(level: int, records, fresh: list[bool] | None = None) -> list[tuple[int, int, int]]:
         """Record the children in (parent, action) order; return the new ones
-        as (parent, action index, new node id)."""
+        as (parent, action index, new node id).  ``fresh``: whether each
+        record is new, decided by the workers' partitions of the seen-set
+        (else by ``seen``)."""
+        nonlocal nstates
         new = []
-        for pidx, ai, action, key, hits in records:
+        for i, (pidx, ai, action, key, hits) in enumerate(records):
             for name, why in hits.items():
                 if name in open_props:
                     open_props.discard(name)
                     res.findings[name] = Finding(name, level, path_to(pidx) + [action], why,
-                                                 len(seen), time.perf_counter() - t0)
-            if not seen.add(key):
+                                                 nstates, time.perf_counter() - t0)
+            if not (seen.add(key) if fresh is None else fresh[i]):
                 continue
+            nstates += 1
             nid = len(parent)
             parent.append(pidx)
             via.append(action)
@@ -293,7 +358,7 @@ def explore(model, prop_names: list[str] | None = None, depth: int = 6, workers:
         return new
 
     level = 0
-    if workers <= 1:
+    if workers <= 1 and engine == "local":
         ex = _Expander(model, names, reuse)
         ex.known.add(key0)
         frontier = [root]
@@ -306,27 +371,30 @@ def explore(model, prop_names: list[str] | None = None, depth: int = 6, workers:
             res.levels.append(len(new))
             remaining = len(new)
             if progress is not None:
-                res.depth, res.states, res.seconds = level, len(seen), time.perf_counter() - t0
+                res.depth, res.states, res.seconds = level, nstates, time.perf_counter() - t0
                 progress(res)
             frontier = [(nid, *pending[(pidx, ai)]) for pidx, ai, nid in new] if keep else []
-            if max_states is not None and len(seen) >= max_states:
+            if max_states is not None and nstates >= max_states:
                 break
         res.transitions, res.thaws, res.restores = ex.transitions, ex.thaws, ex.restores
     else:
-        pool = _Pool(model, names, workers, reuse)
+        if engine == "ray":
+            from sgxsim.check.ray_engine import RayPool
+            pool = RayPool(model, names, workers, reuse, address)
+            seen = None  # partitioned over the actors
+            pool.dedup([key0])
+        else:
+            pool = _Pool(model, names, workers, reuse)
         try:
-            pool.conns[0].send(("take", [root]))
+            pool.take(0, [root])
             remaining = 1
             while remaining and level < depth and open_props:
                 level += 1
                 keep = level < depth
-                for c in pool.conns:
-                    c.send(("expand", set(open_props), keep))
                 owner: dict[tuple[int, int], int] = {}
                 records = []
                 res.transitions = res.thaws = res.restores = 0
-                for w, c in enumerate(pool.conns):
-                    recs, tr, th, rs = c.recv()
+                for w, (recs, tr, th, rs) in enumerate(pool.expand(open_props, keep)):
                     res.transitions += tr
                     res.thaws += th
                     res.restores += rs
@@ -334,33 +402,33 @@ def explore(model, prop_names: list[str] | None = None, depth: int = 6, workers:
                         owner[(r[0], r[1])] = w
                         records.append(r)
                 records.sort(key=lambda r: (r[0], r[1]))  # the sequential order
-                new = merge(level, records)
+                fresh = pool.dedup([r[3] for r in records]) if pool.dedup is not None else None
+                new = merge(level, records, fresh)
                 res.levels.append(len(new))
                 if progress is not None:
-                    res.depth, res.states, res.seconds = level, len(seen), time.perf_counter() - t0
+                    res.depth, res.states, res.seconds = level, nstates, time.perf_counter() - t0
                     progress(res)
                 if not keep:
                     remaining = len(new)
                     break
-                keeps: list[list[tuple[int, int, int]]] = [[] for _ in pool.conns]
+                keeps: list[list[tuple[int, int, int]]] = [[] for _ in range(pool.size)]
                 for k in new:
                     keeps[owner[(k[0], k[1])]].append(k)
-                target = -(-len(new) // workers)
-                for w, c in enumerate(pool.conns):
-                    c.send(("keep", keeps[w], max(0, len(keeps[w]) - target)))
-                surplus = [s for c in pool.conns for s in c.recv()]
-                for w, c in enumerate(pool.conns):
+                target = -(-len(new) // pool.size)
+                gives = [max(0, len(k) - target) for k in keeps]
+                surplus = [s for part in pool.keep(keeps, gives) for s in part]
+                for w in range(pool.size):
                     lack = target - min(len(keeps[w]), target)
                     if lack and surplus:
-                        c.send(("take", surplus[:lack]))
+                        pool.take(w, surplus[:lack])
                         surplus = surplus[lack:]
                 remaining = len(new)
-                if max_states is not None and len(seen) >= max_states:
+                if max_states is not None and nstates >= max_states:
                     break
         finally:
             pool.close()
     res.depth = level
-    res.states = len(seen)
+    res.states = nstates
     res.seen = seen
     res.exhausted = not remaining
     res.seconds = time.perf_counter() - t0

@@ -123,14 +123,26 @@ def _check_design(design: str) -> list[dict]:
 
 
 def check(factory: ModelFactory, designs: list[str], props: list[str] | None = None, depth: int = 6,
-          workers: int = 1, out_dir: Path | None = None, progress=None) -> list[dict]:
+          workers: int = 1, out_dir: Path | None = None, progress=None, engine: str = "local",
+          address: str | None = None) -> list[dict]:
     """Explore each design and decide ``props``.  With several designs and
     ``workers > 1`` the designs are spread over worker processes (each
     exploration is independent, so this parallelises almost perfectly); one
     design alone is explored with ``workers`` processes per BFS level.  The
-    results are the same either way."""
+    results are the same either way.  ``engine="ray"`` explores the designs
+    one after another, each level shared out to ``workers`` Ray actors (one
+    cluster for all: a local one, or the one at ``address``)."""
     props = list(props or PROPERTIES)
     results: list[dict] = []
+    if engine == "ray":
+        from sgxsim.check.ray_engine import session
+        with session(address, workers):
+            for d in designs:
+                model = factory(d)
+                exp = explore(model, props, depth=depth, workers=workers, progress=progress,
+                              engine="ray", address=address)
+                results.extend(results_for(model, exp, props, out_dir))
+        return results
     if workers > 1 and len(designs) > 1 and "fork" in mp.get_all_start_methods():
         _JOB["args"] = (factory, props, depth, out_dir, progress)
         # Longest first (SGX2 designs have ~6x the states of SGX1 ones), so
