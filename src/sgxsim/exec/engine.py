@@ -118,9 +118,10 @@ class _Timer(threading.Thread):
 
     One thread per core for its whole life, armed and disarmed around each
     emu_start: starting a thread per run cost more than the enclave call
-    itself.  Arming only sets a deadline (the thread, already waiting, wakes
-    at its timeout and waits again for the rest); it holds the core weakly
-    and ends with it."""
+    itself.  Arming only sets a deadline: the thread, in a timed wait since
+    an earlier run, wakes at its timeout and waits again for the rest, so a
+    run of calls does not wake it per call; it is woken only after a
+    timeslice without a run.  It holds the core weakly and ends with it."""
 
     def __init__(self, seconds: float, core: _Core):
         super().__init__(daemon=True)
@@ -128,6 +129,7 @@ class _Timer(threading.Thread):
         self.core = weakref.ref(core)
         self.fired = False
         self.armed = False
+        self.idle = False  # waiting without a timeout: only arm() wakes it
         self.deadline = 0.0
         self.ended = False
         self.cond = threading.Condition()
@@ -136,8 +138,8 @@ class _Timer(threading.Thread):
         with self.cond:
             self.fired = False
             self.deadline = time.monotonic() + self.seconds
-            if not self.armed:
-                self.armed = True
+            self.armed = True
+            if self.idle:
                 self.cond.notify()
 
     def disarm(self) -> None:
@@ -155,7 +157,9 @@ class _Timer(threading.Thread):
         with self.cond:
             while not self.ended:
                 if not self.armed:
+                    self.idle = True
                     self.cond.wait()
+                    self.idle = False
                     continue
                 left = self.deadline - time.monotonic()
                 if left > 0:
