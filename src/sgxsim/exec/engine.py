@@ -177,7 +177,7 @@ class _Timer(threading.Thread):
 class _Core:
     """One emulated logical processor: a Unicorn instance and its TLB."""
 
-    __slots__ = ("cpu", "lp", "uc", "slots", "next_slot", "pages", "until_page", "fault",
+    __slots__ = ("cpu", "lp", "uc", "slots", "code", "next_slot", "pages", "until_page", "fault",
                  "timeslice_us", "on_interrupt", "timer", "__weakref__",
                  "error", "fills", "_hooks", "_ids", "_vals", "_ptrs")
 
@@ -217,6 +217,7 @@ class _Core:
         # id(backing) -> [slot address, backing, its ctypes view (keeps the
         # pointer valid), the bytes code was translated from (X pages)]
         self.slots: dict[int, list] = {}
+        self.code: dict[int, list] = {}  # the slots of X pages (see _check_code)
         self.next_slot = _SLOT_BASE
         self.pages.clear()
         self._hooks = [
@@ -286,19 +287,25 @@ class _Core:
         if slot is not None and slot[1] is backing:
             if perms & _PROT_X:
                 slot[3] = bytes(backing)  # what Unicorn translates from (see _check_code)
+                self.code[key] = slot
             return slot[0]
         addr = self.next_slot
         self.next_slot += PAGE_SIZE
         view = (ctypes.c_char * PAGE_SIZE).from_buffer(backing)
         self.uc.mem_map_ptr(addr, PAGE_SIZE, UC_PROT_ALL, ctypes.addressof(view))
-        self.slots[key] = [addr, backing, view, bytes(backing) if perms & _PROT_X else None]
+        slot = self.slots[key] = [addr, backing, view,
+                                  bytes(backing) if perms & _PROT_X else None]
+        if perms & _PROT_X:
+            self.code[key] = slot
+        else:
+            self.code.pop(key, None)
         return addr
 
     def _check_code(self) -> None:
         """Outside emulation, after the model ran (kernel, leaves): if the
         model changed in place the bytes of a page Unicorn translated code
         from (EDBGWR does; EGETKEY/EREPORT outputs may), that code must go."""
-        if any(slot[3] is not None and slot[1] != slot[3] for slot in self.slots.values()):
+        if any(slot[1] != slot[3] for slot in self.code.values()):
             # Unicorn finds translated code by linear address as well, and
             # neither unmapping nor its cache controls drop all of it: start
             # over with a fresh emulator (rare: only when the model wrote code).
