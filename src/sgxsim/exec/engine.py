@@ -44,6 +44,8 @@ from __future__ import annotations
 
 import ctypes
 import threading
+import time
+import weakref
 from collections.abc import Callable
 from typing import Any
 
@@ -110,31 +112,73 @@ def _ud(rule: str, detail: str) -> InvalidOpcode:
 
 
 class _Timer(threading.Thread):
-    """Stops the emulation every ``seconds`` until cancelled (a stop that
-    lands before emu_start began is lost, so it repeats); ``fired`` tells
-    whether it stopped anything."""
+    """The timeslice's clock: while armed, stops the emulation every
+    ``seconds`` (a stop that lands before emu_start began is lost, so it
+    repeats); ``fired`` tells whether it stopped anything since it was armed.
 
-    def __init__(self, seconds: float, uc: Uc):
+    One thread per core for its whole life, armed and disarmed around each
+    emu_start: starting a thread per run cost more than the enclave call
+    itself.  Arming only sets a deadline: the thread, in a timed wait since
+    an earlier run, wakes at its timeout and waits again for the rest, so a
+    run of calls does not wake it per call; it is woken only after a
+    timeslice without a run.  It holds the core weakly and ends with it."""
+
+    def __init__(self, seconds: float, core: _Core):
         super().__init__(daemon=True)
         self.seconds = seconds
-        self.uc = uc
+        self.core = weakref.ref(core)
         self.fired = False
-        self.done = threading.Event()
+        self.armed = False
+        self.idle = False  # waiting without a timeout: only arm() wakes it
+        self.deadline = 0.0
+        self.ended = False
+        self.cond = threading.Condition()
+
+    def arm(self) -> None:
+        with self.cond:
+            self.fired = False
+            self.deadline = time.monotonic() + self.seconds
+            self.armed = True
+            if self.idle:
+                self.cond.notify()
+
+    def disarm(self) -> None:
+        # Under the lock: once this returns, no stop of this run can land
+        # in a later one.
+        with self.cond:
+            self.armed = False
+
+    def end(self) -> None:
+        with self.cond:
+            self.ended = True
+            self.cond.notify()
 
     def run(self) -> None:
-        while not self.done.wait(self.seconds):
-            self.fired = True
-            self.uc.emu_stop()
-
-    def cancel(self) -> None:
-        self.done.set()
+        with self.cond:
+            while not self.ended:
+                if not self.armed:
+                    self.idle = True
+                    self.cond.wait()
+                    self.idle = False
+                    continue
+                left = self.deadline - time.monotonic()
+                if left > 0:
+                    self.cond.wait(left)
+                    continue
+                core = self.core()
+                if core is None:
+                    return
+                self.fired = True
+                core.uc.emu_stop()
+                del core  # not kept alive by the wait below
+                self.deadline = time.monotonic() + self.seconds
 
 
 class _Core:
     """One emulated logical processor: a Unicorn instance and its TLB."""
 
-    __slots__ = ("cpu", "lp", "uc", "slots", "next_slot", "pages", "until_page", "fault",
-                 "timeslice_us", "on_interrupt",
+    __slots__ = ("cpu", "lp", "uc", "slots", "code", "next_slot", "pages", "until_page", "fault",
+                 "timeslice_us", "on_interrupt", "timer", "__weakref__",
                  "error", "fills", "_hooks", "_ids", "_vals", "_ptrs")
 
     def __init__(self, cpu: Any, lp: Any, timeslice_us: int = 0,
@@ -143,6 +187,7 @@ class _Core:
         self.lp = lp
         self.timeslice_us = timeslice_us
         self.on_interrupt = on_interrupt
+        self.timer: _Timer | None = None  # started at the first run with a timeslice
         self.fault: HwFault | None = None  # delivered by a hook, after the AEX
         self.error: BaseException | None = None  # a model error inside a hook
         self.fills = 0
@@ -172,6 +217,7 @@ class _Core:
         # id(backing) -> [slot address, backing, its ctypes view (keeps the
         # pointer valid), the bytes code was translated from (X pages)]
         self.slots: dict[int, list] = {}
+        self.code: dict[int, list] = {}  # the slots of X pages (see _check_code)
         self.next_slot = _SLOT_BASE
         self.pages.clear()
         self._hooks = [
@@ -241,19 +287,25 @@ class _Core:
         if slot is not None and slot[1] is backing:
             if perms & _PROT_X:
                 slot[3] = bytes(backing)  # what Unicorn translates from (see _check_code)
+                self.code[key] = slot
             return slot[0]
         addr = self.next_slot
         self.next_slot += PAGE_SIZE
         view = (ctypes.c_char * PAGE_SIZE).from_buffer(backing)
         self.uc.mem_map_ptr(addr, PAGE_SIZE, UC_PROT_ALL, ctypes.addressof(view))
-        self.slots[key] = [addr, backing, view, bytes(backing) if perms & _PROT_X else None]
+        slot = self.slots[key] = [addr, backing, view,
+                                  bytes(backing) if perms & _PROT_X else None]
+        if perms & _PROT_X:
+            self.code[key] = slot
+        else:
+            self.code.pop(key, None)
         return addr
 
     def _check_code(self) -> None:
         """Outside emulation, after the model ran (kernel, leaves): if the
         model changed in place the bytes of a page Unicorn translated code
         from (EDBGWR does; EGETKEY/EREPORT outputs may), that code must go."""
-        if any(slot[3] is not None and slot[1] != slot[3] for slot in self.slots.values()):
+        if any(slot[1] != slot[3] for slot in self.code.values()):
             # Unicorn finds translated code by linear address as well, and
             # neither unmapping nor its cache controls drop all of it: start
             # over with a fresh emulator (rare: only when the model wrote code).
@@ -364,7 +416,7 @@ class _Core:
                     reason = e
                 finally:
                     if timer is not None:
-                        timer.cancel()
+                        timer.disarm()
                 if self.error is not None:
                     raise self.error
                 if self.fault is not None:
@@ -387,12 +439,17 @@ class _Core:
             self.flush()
 
     def _start_timer(self) -> _Timer | None:
-        """The timer of the timeslice: it stops the emulation from another
-        thread (emu_start's own timeout sometimes never fires, Unicorn 2.1.4)."""
+        """The timer of the timeslice, armed: it stops the emulation from
+        another thread (emu_start's own timeout sometimes never fires,
+        Unicorn 2.1.4)."""
         if not self.timeslice_us:
             return None
-        timer = _Timer(self.timeslice_us / 1e6, self.uc)
-        timer.start()
+        timer = self.timer
+        if timer is None:
+            timer = self.timer = _Timer(self.timeslice_us / 1e6, self)
+            weakref.finalize(self, timer.end)
+            timer.start()
+        timer.arm()
         return timer
 
     def _interrupt(self) -> None:

@@ -247,9 +247,20 @@ class ProgramMemory:
                 now = b""
             if now != kept:
                 stale.append(vpn)
-        if stale:
-            self._drop(stale)
+        for vpn in stale:
+            self._drop_page(vpn)
         self.read.update(self.kept)
+
+    def _drop_page(self, vpn: int) -> None:
+        """Unmap and map again the one page ``vpn`` of its mirrored range (a
+        fresh fault reads it from the program), leaving the rest of the range
+        and the pages the model holds there as they are."""
+        addr = vpn << PAGE_SHIFT
+        for (start, end), (prot, noexec) in self.mirrored.items():
+            if start <= addr < end:
+                self._unmap(addr, addr + PAGE_SIZE)
+                self._mirror(addr, addr + PAGE_SIZE, prot, noexec)
+                return
 
     def _drop(self, vpns: list[int]) -> None:
         """Unmap and map again the mirrored ranges holding ``vpns`` (fresh faults)."""
@@ -272,13 +283,15 @@ class ProgramMemory:
             pass  # already gone in the model (the program's munmap went through it)
 
     def _map(self, key: tuple[int, int], val: tuple[int, bool]) -> None:
-        (start, end), (prot, noexec) = key, val
+        self._mirror(*key, *val)
+        self.mirrored[key] = val
+
+    def _mirror(self, start: int, end: int, prot: int, noexec: bool) -> None:
         try:
             self.proc.mmap(start, end - start, prot, MAP_PRIVATE | MAP_FIXED, self.files[noexec],
                            start)
         except OSError as e:
             raise BridgeError(f"the model refused to mirror {start:#x}-{end:#x}: {e}") from None
-        self.mirrored[key] = val
 
     def _check_reservations(self, real: list[RealMap], enclaves: list[tuple[int, int]]) -> None:
         """An enclave range must still be this bridge's PROT_NONE reservation:
