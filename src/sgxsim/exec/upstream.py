@@ -108,7 +108,8 @@ def build_selftests(cache: Path | None = None) -> Selftests:
     return Selftests(out)
 
 
-TAP_LINE = re.compile(r"^(ok|not ok) (\d+) (\S+)(?: # (SKIP|TODO)\s*(.*))?$")
+# A test line and its optional directive word (TAP: SKIP or the to-do one; kselftest: XFAIL, ...).
+TAP_LINE = re.compile(r"^(ok|not ok) (\d+) (\S+)(?: # ([A-Z]+)\b\s*(.*))?$")
 
 
 def parse_tap(text: str) -> dict[str, str]:
