@@ -53,6 +53,7 @@
 static int conn = -1;                  /* the socket to the server */
 static pthread_mutex_t conn_lock = PTHREAD_MUTEX_INITIALIZER;
 static int in_enclave;                 /* a thread is inside an ENCLU request */
+__attribute__((used)) static int direct_state;  /* the vDSO's direct entry (below) */
 static unsigned long vdso_base;
 static unsigned char sgx_fd[MAX_FDS];  /* placeholder fds of the model's files */
 static uint64_t ranges[SGXSIM_MAX_RANGES][2];
@@ -540,6 +541,7 @@ pid_t fork(void)
 		conn = -1;
 		pthread_mutex_init(&conn_lock, NULL);
 		in_enclave = 0;
+		direct_state = 0;
 		if (connect_server(token) < 0)
 			die("the child cannot reach the server");
 		return 0;
@@ -649,7 +651,6 @@ static void map_vdso(const char *path)
  * waits the few instructions it takes. */
 __attribute__((used)) static struct sgxsim_request direct_req;
 __attribute__((used)) static struct sgxsim_reply direct_rep;
-__attribute__((used)) static int direct_state;
 __attribute__((used, aligned(16))) static char direct_stack[64 * 1024];
 extern const char sgxsim_direct_trap[] __attribute__((visibility("hidden")));
 
