@@ -670,6 +670,20 @@ static void two_threads(void)
 	    "(thread %ld entered while another was inside)", (long)syscall(SYS_gettid));
 }
 
+/* An ENCLU request.  The model runs an enclave call from EENTER to EEXIT or
+ * AEX in one request: a second thread entering meanwhile would be serialised
+ * behind it, which is not what the hardware does. */
+static void xfer_enclu(struct sgxsim_request *req, struct sgxsim_reply *rep)
+{
+	if (__atomic_load_n(&in_enclave, __ATOMIC_ACQUIRE))
+		two_threads();
+	pthread_mutex_lock(&conn_lock);
+	__atomic_store_n(&in_enclave, 1, __ATOMIC_RELEASE);
+	xfer_locked(req, rep);
+	__atomic_store_n(&in_enclave, 0, __ATOMIC_RELEASE);
+	pthread_mutex_unlock(&conn_lock);
+}
+
 __attribute__((used, noreturn)) static void direct_two_threads(void)
 {
 	two_threads();
@@ -684,13 +698,7 @@ __attribute__((used)) static int direct_call(void)
 
 	direct_req.op = SGXSIM_ENCLU;
 	direct_req.regs[R_RIP] = vdso_enclu;
-	if (__atomic_load_n(&in_enclave, __ATOMIC_ACQUIRE))
-		two_threads();
-	pthread_mutex_lock(&conn_lock);
-	__atomic_store_n(&in_enclave, 1, __ATOMIC_RELEASE);
-	xfer_locked(&direct_req, &direct_rep);
-	__atomic_store_n(&in_enclave, 0, __ATOMIC_RELEASE);
-	pthread_mutex_unlock(&conn_lock);
+	xfer_enclu(&direct_req, &direct_rep);
 	errno = saved;
 	if (direct_rep.resume == RESUME_REGS && !direct_always_trap &&
 	    direct_rep.regs[R_RSP] == direct_req.regs[R_RSP]) {
@@ -827,16 +835,7 @@ static void on_sigill(int sig, siginfo_t *si, void *ucv)
 	}
 
 	if (req.op == SGXSIM_ENCLU) {
-		/* The model runs an enclave call from EENTER to EEXIT or AEX in one
-		 * request: a second thread entering meanwhile would be serialised
-		 * behind it, which is not what the hardware does. */
-		if (__atomic_load_n(&in_enclave, __ATOMIC_ACQUIRE))
-			two_threads();
-		pthread_mutex_lock(&conn_lock);
-		__atomic_store_n(&in_enclave, 1, __ATOMIC_RELEASE);
-		xfer_locked(&req, &rep);
-		__atomic_store_n(&in_enclave, 0, __ATOMIC_RELEASE);
-		pthread_mutex_unlock(&conn_lock);
+		xfer_enclu(&req, &rep);
 	} else {
 		xfer(&req, &rep);
 	}
