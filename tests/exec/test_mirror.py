@@ -7,6 +7,7 @@ import re
 
 import pytest
 
+from sgxsim.exec.memory import ProgramMemory
 from sgxsim.exec.run import run_program
 from sgxsim.kernel.mm.flags import MAP_PRIVATE, O_RDONLY, PAGE_SIZE, PROT_READ, PROT_WRITE
 from sgxsim.kernel.readerfs import create_reader_file, reader_page_young, store_reader_page
@@ -91,3 +92,22 @@ def test_calls_on_a_rewritten_op_struct_take_no_fault(native, tmp_path, capfd):
     # After the first call (the first touches of enclave pages): no fault at all.
     assert entries[exits[0] + 1:] == [e for e in entries[exits[0] + 1:] if "#PF" not in e]
     assert len(entries) - exits[0] - 1 == 15
+
+
+def test_pages_an_ioctl_once_read_are_let_go(native, tmp_path, monkeypatch, capfd):
+    """The build's ioctls read the enclave's source pages; once the model has
+    not used them for IDLE requests they are let go, so a call checks the
+    pages calls use (the op struct's), not every page read since the start."""
+    kept: list[int] = []
+    finish = ProgramMemory.finish
+
+    def counting(self: ProgramMemory) -> None:
+        finish(self)
+        kept.append(len(self.kept))
+
+    monkeypatch.setattr(ProgramMemory, "finish", counting)
+    script = tmp_path / "calls.script"
+    script.write_text("enter 0 nop 0 0\n" * (ProgramMemory.IDLE + 4))
+    assert run_program(native["edmm"].argv(script)) == 0
+    assert max(kept) > 8  # the source pages and structs of the build
+    assert kept[-1] == 1  # the op struct's page
