@@ -76,6 +76,11 @@ class Exploration:
     transitions: int = 0
     # Bytes of frozen states the workers wrote to disk (sgxsim.check.spill).
     spilled: int = 0
+    # Seconds until the workers were ready, and an estimate of the wall time
+    # on free cores: per level the busiest worker's CPU time, plus the
+    # coordinator's CPU time where the workers are other processes.
+    startup: float = 0.0
+    cpu_path: float = 0.0
     thaws: int = 0
     restores: int = 0
     # New states by the name of the action that first reached them: where
@@ -218,16 +223,18 @@ class Worker:
         self.frontier: list[Run] = []  # sorted runs of entries
         self.pending: Run | None = None
         self.own = DigestSet()
+        self.cpu0 = time.process_time()
 
     def expand(self, open_props, keep):
         """Expand this worker's frontier in node order (the order the
         coordinator merges in): ``(records, transitions, thaws, restores,
-        spilled bytes)``."""
+        spilled bytes, CPU seconds of this process since the worker began)``."""
         ex = self.ex
         runs, self.frontier = self.frontier, []
         self.pending = self.spill.run() if keep else None
         records = ex.expand(merged(runs), sum(map(len, runs)), open_props, self.pending)
-        return records, ex.transitions, ex.thaws, ex.restores, self.spill.bytes_written
+        return (records, ex.transitions, ex.thaws, ex.restores, self.spill.bytes_written,
+                time.process_time() - self.cpu0)
 
     def keep(self, keeps, gives=()):
         """Keep the children ``keeps`` [(parent, action index, node id)], in
@@ -409,7 +416,7 @@ def explore(model, prop_names: list[str] | None = None, depth: int = 6, workers:
     if frontier_mem is None:
         frontier_mem = bound_from_env()
     names = list(prop_names or PROPERTIES)
-    t0 = time.perf_counter()
+    t0, cpu0 = time.perf_counter(), time.process_time()
     init = model.initial()
     ghost = Ghost()
     fp0 = model.fingerprint(init)
@@ -471,13 +478,17 @@ def explore(model, prop_names: list[str] | None = None, depth: int = 6, workers:
             pool = _Pool(model, names, workers, reuse, frontier_mem, spill_root)
         try:
             pool.take(0, [root])
+            res.startup = time.perf_counter() - t0
+            cpu = [0.0] * pool.size
             while remaining and level < depth and open_props:
                 level += 1
                 keep = level < depth
                 owner: dict[tuple[int, int], int] = {}
                 records = []
                 res.transitions = res.thaws = res.restores = res.spilled = 0
-                for w, (recs, tr, th, rs, sp) in enumerate(pool.expand(open_props, keep)):
+                busiest = 0.0
+                for w, (recs, tr, th, rs, sp, c) in enumerate(pool.expand(open_props, keep)):
+                    busiest, cpu[w] = max(busiest, c - cpu[w]), c
                     res.transitions += tr
                     res.thaws += th
                     res.restores += rs
@@ -486,6 +497,7 @@ def explore(model, prop_names: list[str] | None = None, depth: int = 6, workers:
                         for r in recs:
                             owner[(r[0], r[1])] = w
                     records.extend(recs)
+                res.cpu_path += busiest
                 if pool.size > 1:
                     records.sort(key=lambda r: (r[0], r[1]))  # the sequential order
                 fresh = pool.dedup([r[3] for r in records]) if pool.dedup is not None else None
@@ -515,6 +527,8 @@ def explore(model, prop_names: list[str] | None = None, depth: int = 6, workers:
     res.seen = seen
     res.exhausted = not remaining
     res.seconds = time.perf_counter() - t0
+    if not isinstance(pool, _Serial):
+        res.cpu_path += time.process_time() - cpu0
     return res
 
 
