@@ -112,6 +112,9 @@ def test_cli_frontier_mem_gives_the_same_json(tmp_path, spill_dir):
 
     assert results("--frontier-mem", "0.05") == results()
     assert os.listdir(spill_dir) == []
+    # Two designs over two processes, each searching with one worker.
+    assert results("--design", "no-hook", "--frontier-mem", "0.05") == results("--design", "no-hook")
+    assert os.listdir(spill_dir) == []
     r = CliRunner().invoke(main, [*scope, "--frontier-mem", "0", "--out", str(tmp_path / "out")])
     assert r.exit_code == 2 and "--frontier-mem" in r.output
     r = CliRunner().invoke(main, scope + ["--out", str(tmp_path / "out")],

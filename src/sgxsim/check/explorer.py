@@ -399,7 +399,7 @@ class _Pool:
 def explore(model, prop_names: list[str] | None = None, depth: int = 6, workers: int = 1,
             max_states: int | None = None, reuse: bool = True, progress=None,
             engine: str = "local", address: str | None = None,
-            frontier_mem: int | None = None) -> Exploration:
+            frontier_mem: int | None = None, spill_dir: str | None = None) -> Exploration:
     """Explore ``model`` breadth first up to ``depth`` actions and decide every
     property in ``prop_names`` (all by default).  ``reuse=False`` thaws a
     fresh copy of the parent and computes a fresh view for every transition
@@ -410,7 +410,8 @@ def explore(model, prop_names: list[str] | None = None, depth: int = 6, workers:
     same as the embedded engine's.  ``frontier_mem``: bytes of frozen states
     each worker keeps in memory per run before it spills to disk
     (:mod:`sgxsim.check.spill`; default ``SGXSIM_FRONTIER_MEM``, else no
-    bound); the result is the same."""
+    bound), under ``spill_dir`` (default ``SGXSIM_SPILL_DIR``, else the
+    temporary directory); the result is the same."""
     if engine not in ("local", "ray"):
         raise ValueError(f"no engine named {engine!r}; known: local, ray")
     if frontier_mem is None:
@@ -464,7 +465,7 @@ def explore(model, prop_names: list[str] | None = None, depth: int = 6, workers:
 
     level = 0
     remaining = 1
-    spill_root = new_dir() if frontier_mem is not None else None
+    spill_root = new_dir(spill_dir) if frontier_mem is not None else None
     try:
         if engine == "ray":
             from sgxsim.check.ray_engine import RayPool

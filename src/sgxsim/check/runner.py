@@ -13,6 +13,7 @@ from typing import Any
 from sgxsim.check import scenario as scn
 from sgxsim.check.explorer import Exploration, explore, replay, verdict
 from sgxsim.check.properties import PROPERTIES
+from sgxsim.check.spill import new_dir, remove_dir
 
 ModelFactory = Callable[[str], Any]
 
@@ -117,10 +118,10 @@ def _sgx2(factory: ModelFactory, design: str) -> bool:
 
 
 def _check_design(design: str) -> list[dict]:
-    factory, props, depth, out_dir, progress, frontier_mem = _JOB["args"]
+    factory, props, depth, out_dir, progress, frontier_mem, spill_dir = _JOB["args"]
     model = factory(design)
     return results_for(model, explore(model, props, depth=depth, progress=progress,
-                                      frontier_mem=frontier_mem), props, out_dir)
+                                      frontier_mem=frontier_mem, spill_dir=spill_dir), props, out_dir)
 
 
 def check(factory: ModelFactory, designs: list[str], props: list[str] | None = None, depth: int = 6,
@@ -147,7 +148,10 @@ def check(factory: ModelFactory, designs: list[str], props: list[str] | None = N
                 results.extend(results_for(model, exp, props, out_dir))
         return results
     if workers > 1 and len(designs) > 1 and "fork" in mp.get_all_start_methods():
-        _JOB["args"] = (factory, props, depth, out_dir, progress, frontier_mem)
+        # The design processes are terminated on Ctrl-C, before they could
+        # clean up: their spill files go under one directory removed here.
+        spill_dir = new_dir() if frontier_mem is not None else None
+        _JOB["args"] = (factory, props, depth, out_dir, progress, frontier_mem, spill_dir)
         # Longest first (SGX2 designs have ~6x the states of SGX1 ones), so
         # the last job to finish is a short one; results in the given order.
         order = sorted(range(len(designs)), key=lambda i: (not _sgx2(factory, designs[i]), i))
@@ -159,6 +163,7 @@ def check(factory: ModelFactory, designs: list[str], props: list[str] | None = N
                     by_design[i] = job.get()
         finally:
             _JOB.clear()
+            remove_dir(spill_dir)
         return [r for i in range(len(designs)) for r in by_design[i]]
     for d in designs:
         model = factory(d)
