@@ -32,7 +32,8 @@ keep their states; they report fingerprints and property hits, the
 coordinator merges them in (parent, action) order, so the result is the same
 for any number of workers.  ``engine="ray"`` runs the same workers as Ray
 actors (:mod:`sgxsim.check.ray_engine`), with the seen-set partitioned over
-them by digest.
+them by digest.  With a ``frontier_mem`` bound a worker's frontier goes to
+disk in chunks and comes back in the same order (:mod:`sgxsim.check.spill`).
 """
 
 from __future__ import annotations
