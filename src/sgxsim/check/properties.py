@@ -37,6 +37,8 @@ class PteView:
     epc_valid: bool
     epc_owned: bool
     epc_offset: int | None
+    # The process whose page table holds it (0: the parent, 1: the child).
+    proc: int = 0
 
 
 @dataclass(frozen=True, slots=True)
@@ -44,6 +46,7 @@ class VmaView:
     start: int
     end: int
     prot: str
+    proc: int = 0
 
 
 @dataclass(frozen=True, slots=True)
@@ -170,10 +173,12 @@ class MprotectHonest(Property):
         for ev in events:
             if ev.kind != "mprotect" or not ev.ok:
                 continue
-            start, (end, prot) = ev.addr, ev.info
+            start, (end, prot), who = ev.addr, ev.info[:2], ev.info[2:]
+            # With two processes: the VMAs of the one that called mprotect.
+            proc = 1 if who == ("child",) else 0
             at = start
             for v in sorted(view.vmas, key=lambda v: v.start):
-                if v.end <= at or v.start > at:
+                if v.proc != proc or v.end <= at or v.start > at:
                     continue
                 if v.prot != prot:
                     return f"mprotect({start:#x}, {end:#x}, {prot}) returned 0 but VMA " \
