@@ -138,19 +138,24 @@ class MachineModel:
     def epc_pages(self) -> int:
         """The EPC's size: one enclave's ELRANGE and spare pages (SECS, VA
         pages).  With two enclaves, room for both enclaves' SECS, VA page and
-        runtime pages and for the explored pages of one of them: a page that
-        the other adds (or EAUGs, or loads back) makes the reclaimer write a
-        page back (docs/checker-reach.md)."""
+        runtime pages, for the explored pages of one of them and one page
+        more: a page that the other adds (or EAUGs, or loads back) takes the
+        last free page, which wakes ksgxd (docs/checker-reach.md)."""
         if self.sc.enclaves == 1:
             return self.size // PAGE + EPC_SPARE
-        return self.sc.enclaves * (2 + RUNTIME_PAGES) + self.pages
+        return self.sc.enclaves * (2 + RUNTIME_PAGES) + self.pages + 1
 
     def _build(self) -> MState:
         m = Machine(kernel=self.design, epc_pages=self.epc_pages(), policy=self.sc.policy)
         # The reclaimer runs only as the ``reclaim`` action: ksgxd's watermarks
         # are never crossed (the explorer controls when pages are written back).
+        # Two enclaves fill the EPC: there ksgxd wakes when an allocation
+        # takes the last free page (a fault's ELDU may not reclaim by itself,
+        # and would retry for ever) and writes one batch back
+        # (sgx_reclaim_pages()) when the driver entry point returns.
         if m.kernel.sgx is not None:
-            m.kernel.sgx.nr_low_pages = m.kernel.sgx.nr_high_pages = 0
+            low, high = (0, 0) if self.sc.enclaves == 1 else (1, 2)
+            m.kernel.sgx.nr_low_pages, m.kernel.sgx.nr_high_pages = low, high
         vfs = m.vfs
         n = self.pages * PAGE
         # The image: the explored pages' source, then the runtime's code page.

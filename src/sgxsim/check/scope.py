@@ -4,9 +4,10 @@ Default scope (``sgxsim check --help`` repeats this):
 
 * one process (``--processes 2``: it may fork, see below), one enclave
   (``--enclaves 2``: two alike enclaves, each step naming its ``enclave``, in
-  an EPC with room for both enclaves' SECS, VA page and runtime pages and
-  for the explored pages of one: adding, EAUGing or loading back a page of
-  one makes the reclaimer write pages of the other back);
+  an EPC with room for both enclaves' SECS, VA page and runtime pages, for
+  the explored pages of one and one page more; ksgxd wakes when the last
+  free page goes, so adding, EAUGing or loading back a page of one makes
+  the reclaimer write pages of the other back);
   ``pages`` explored pages (``--pages``, default 1)
   at the start of an ELRANGE of the next power of two of at least
   ``pages + 5`` pages; the 5 pages behind them are the runtime's (TCS with
@@ -45,10 +46,10 @@ Default scope (``sgxsim check --help`` repeats this):
     ``fetch`` of one page; on SGX2 CPUs ``eaccept``, ``eacceptcopy`` (from the
     first build-time explored page, else the runtime's SECINFO page),
     ``emodpe`` (to RX or RWX) of one page;
-  - ``reclaim``: the EPC reclaimer writes one enclave page back (EWB); ksgxd
-    never runs by itself (its watermarks are set to 0);
+  - ``reclaim``: the EPC reclaimer writes one enclave page back (EWB); with
+    one enclave ksgxd never runs by itself (its watermarks are set to 0);
   - with ``--processes 2``: ``fork`` (once); the child inherits the enclave
-    VMAs (opened by the driver's sgx_vma_open(), no PTE copied) and may
+    VMAs (opened by the driver's sgx_vma_open(), PTEs copied) and may
     mmap, mprotect, munmap and enter the enclave, so those steps name their
     ``proc`` (parent or child); the ioctls stay with the parent;
   - only when named in ``--actions``: ``mseal`` of one page or the whole

@@ -3,9 +3,9 @@ of the mm (kernel/process.py ``fork``): every enclave VMA is copied (the SGX
 driver's VMAs are VM_PFNMAP, not VM_DONTCOPY) and opened through the
 driver's ``vm_ops->open``, ``sgx_vma_open()``, which registers the child's
 mm with the enclave (``sgx_encl_mm_add()``: an mmu notifier, an enclave
-reference) — no PTE is copied (copy_page_range() skips VM_PFNMAP): the
-child faults its enclave pages in afresh, through its own VMAs.  The fd
-table is shared, so the child reaches the same enclaves.  The child may
+reference); then copy_page_range() copies the VMAs' PTEs as they are
+(vma_needs_copy() copies a VM_PFNMAP VMA's).  The fd table is shared, so the
+child reaches the same enclaves.  The child may
 then mmap/mprotect/munmap/mseal/mremap and enter the enclave; the ioctls and
 the reclaimer stay with the parent (the kernel's, not a process's)."""
 

@@ -1,7 +1,7 @@
-"""``reclaim``: the EPC reclaimer writes one enclave page back (EWB).  ksgxd
-never runs by itself in the checker (its watermarks are 0), so this action
-is the only write-back, except the direct reclaim of an allocation that
-finds the EPC full (two enclaves sharing it)."""
+"""``reclaim``: the EPC reclaimer writes one enclave page back (EWB).  With
+one enclave ksgxd never runs by itself in the checker (its watermarks are
+0), so this action is the only write-back; two enclaves fill the EPC, and
+there ksgxd also runs when an allocation takes the last free page."""
 
 from __future__ import annotations
 
