@@ -40,6 +40,30 @@ def test_each_event_is_updated_by_the_action_that_makes_it():
     assert g.after((Event("store", PAGE, False), Event("fetch", 5 * PAGE, True))) == g
 
 
+def test_processes_1_enclaves_1_give_exactly_todays_results(tmp_path):
+    args = ["check", "--design", "linux-6.0", "--property", "w-xor-x", "--property", "dynamic-heap", "--depth", "3",
+            "--perms", "RW,RWX", "--sources", "image", "--actions", "mmap,add_pages,init,load,store,eaccept",
+            "--json"]
+    outs = []
+    for extra in ([], ["--processes", "1", "--enclaves", "1"]):
+        r = CliRunner().invoke(main, args + extra + ["--out", str(tmp_path / str(len(extra)))])
+        assert r.exit_code == 0, r.output
+        out = json.loads(r.stdout)
+        outs.append((out["scope"], [{k: v for k, v in x.items() if k != "seconds"} for x in out["results"]]))
+    assert outs[0] == outs[1]
+    assert [x["verdict"] for x in outs[0][1]] == ["violated", "unreachable"] and outs[0][1][0]["trace"]
+
+
+def test_simulation_mode_takes_both_options(tmp_path):
+    r = CliRunner().invoke(main, ["check", "--simulate", "--design", "linux-6.0", "--processes", "2", "--enclaves",
+                                  "2", "--property", "no-stale-pte", "--walks", "4", "--walk-depth", "12",
+                                  "--seed", "5", "--json", "--out", str(tmp_path)])
+    assert r.exit_code == 0, r.output
+    out = json.loads(r.stdout)
+    assert out["scope"] == {"pages": 1, "policy": "selinux", "processes": 2, "enclaves": 2}
+    assert out["results"][0]["verdict"] == "no violation in 4 walks"
+
+
 def test_one_process_and_one_enclave_are_todays_scope():
     s = Scope(processes=1, enclaves=1)
     assert s == Scope() and s.as_dict() == {"pages": 1, "policy": "selinux"}

@@ -319,7 +319,7 @@ class MachineModel:
         # nothing does).
         sec = m.kernel.security
         execmem = sec.grants(p.label, "execmem")
-        execmod = sec.grants(p.label, "execmod", m.vfs.inodes["/dev/sgx_enclave"].label)
+        execmod = sec.grants(p.label, "execmod", p.file(st.fd).inode.label)
         return View(ptes, vmas, execmem, execmod)
 
     def page_map(self, st: MState) -> list[observe.PageRow]:
