@@ -42,8 +42,8 @@ def test_each_event_is_updated_by_the_action_that_makes_it():
 
 def test_processes_1_enclaves_1_give_exactly_todays_results(tmp_path):
     args = ["check", "--design", "linux-6.0", "--property", "w-xor-x", "--property", "dynamic-heap",
-            "--depth", "3", "--perms", "RW,RWX", "--sources", "image", "--actions", "mmap,add_pages,init,load,store,eaccept",
-            "--json"]
+            "--depth", "3", "--perms", "RW,RWX", "--sources", "image",
+            "--actions", "mmap,add_pages,init,load,store,eaccept", "--json"]
     outs = []
     for extra in ([], ["--processes", "1", "--enclaves", "1"]):
         r = CliRunner().invoke(main, args + extra + ["--out", str(tmp_path / str(len(extra)))])
@@ -56,8 +56,8 @@ def test_processes_1_enclaves_1_give_exactly_todays_results(tmp_path):
 
 def test_simulation_mode_takes_both_options(tmp_path):
     r = CliRunner().invoke(main, ["check", "--simulate", "--design", "linux-6.0", "--processes", "2",
-                                  "--enclaves", "2", "--property", "no-stale-pte", "--walks", "4", "--walk-depth", "12",
-                                  "--seed", "5", "--json", "--out", str(tmp_path)])
+                                  "--enclaves", "2", "--property", "no-stale-pte", "--walks", "4",
+                                  "--walk-depth", "12", "--seed", "5", "--json", "--out", str(tmp_path)])
     assert r.exit_code == 0, r.output
     out = json.loads(r.stdout)
     assert out["scope"] == {"pages": 1, "policy": "selinux", "processes": 2, "enclaves": 2}
