@@ -190,6 +190,12 @@ def _subset(opt: str, text: str, allowed: tuple[str, ...]) -> tuple[str, ...]:
 @click.option("--actions", default=",".join(ACTIONS), show_default=True,
               help="Narrow the actions offered (comma list); mseal and mremap are offered only when "
                    "listed.")
+@click.option("--processes", default=1, show_default=True, type=click.IntRange(1, 2),
+              help="2: the program may fork once (action fork); the child inherits the enclave mappings "
+                   "and may mmap/mprotect/munmap and enter the enclave; steps name their proc.")
+@click.option("--enclaves", default=1, show_default=True, type=click.IntRange(1, 2),
+              help="2: two enclaves share an EPC too small for both, so building or using one makes the "
+                   "reclaimer write pages of the other back (EWB); steps name their enclave.")
 @click.option("--mdwe", is_flag=True,
               help="The process turns on MDWE (prctl PR_SET_MDWE) first; kernels with MDWE only.")
 @click.option("--json", "as_json", is_flag=True, help="Print one JSON object {\"results\": [...]}.")
@@ -209,8 +215,8 @@ def _subset(opt: str, text: str, allowed: tuple[str, ...]) -> tuple[str, ...]:
 @click.option("--seed", default=0, show_default=True, type=int,
               help="With --simulate: the seed (the same seed gives the same walks and traces).")
 def check(designs, props, design_files, property_files, depth, workers, engine, address, frontier_mem, pages,
-          policy, perms, map_perms, sources, actions, mdwe, as_json, out, html_dir, simulate, walks, walk_depth,
-          seed) -> None:
+          policy, perms, map_perms, sources, actions, processes, enclaves, mdwe, as_json, out, html_dir,
+          simulate, walks, walk_depth, seed) -> None:
     if address is not None and engine != "ray":
         raise click.UsageError("--address needs --engine ray")
     if simulate and engine != "local":
@@ -227,7 +233,8 @@ def check(designs, props, design_files, property_files, depth, workers, engine, 
         scope = Scope(pages=pages, policy=policy, perms=_subset("--perms", perms, PERMS),
                       map_perms=_subset("--map-perms", map_perms, PERMS) if map_perms else None,
                       sources=_subset("--sources", sources, SOURCES),
-                      actions=_subset("--actions", actions, ACTIONS + OPTIONAL_ACTIONS), mdwe=mdwe)
+                      actions=_subset("--actions", actions, ACTIONS + OPTIONAL_ACTIONS), mdwe=mdwe,
+                      processes=processes, enclaves=enclaves)
     except ValueError as e:
         raise click.BadParameter(str(e)) from None
     if simulate:
@@ -235,7 +242,7 @@ def check(designs, props, design_files, property_files, depth, workers, engine, 
             results = runner.simulate(_factory(scope), designs, props, walks=walks, walk_depth=walk_depth,
                                       seed=seed, workers=workers, out_dir=out)
         if as_json:
-            click.echo(json.dumps({"results": results}, indent=1))
+            click.echo(json.dumps({"scope": scope.as_dict(), "results": results}, indent=1))
             return
         click.echo(runner.render_simulation(results))
         click.echo(runner.render_traces(results))
@@ -263,7 +270,8 @@ def check(designs, props, design_files, property_files, depth, workers, engine, 
         signal.signal(signal.SIGINT, old)
     if as_json:
         keys = ("design", "property", "verdict", "depth", "states", "seconds", "trace")
-        click.echo(json.dumps({"results": [{k: r[k] for k in keys} for r in results]}, indent=1))
+        click.echo(json.dumps({"scope": scope.as_dict(), "results": [{k: r[k] for k in keys} for r in results]},
+                              indent=1))
         return
     click.echo(runner.render_matrix(results))
     click.echo(runner.render_traces(results))

@@ -33,6 +33,15 @@ class PageGhost(NamedTuple):
     restrict: str = ""
 
 
+class GhostEdit:
+    """A ghost being updated by one step's events (the actions' ``update``)."""
+
+    __slots__ = ("pages", "ran_build_code", "wrote_build_data")
+
+    def __init__(self, pages: dict[int, PageGhost], ran_build_code: bool, wrote_build_data: bool):
+        self.pages, self.ran_build_code, self.wrote_build_data = pages, ran_build_code, wrote_build_data
+
+
 class Ghost:
     """Immutable: :meth:`after` returns a new ghost."""
 
@@ -67,41 +76,29 @@ class Ghost:
         self._key = None
 
     def after(self, events: tuple[Event, ...]) -> Ghost:
+        """The ghost after a step's events: each successful event updated by
+        the action that produced it (:data:`sgxsim.check.actions.UPDATES`)."""
         if not events:
             return self
-        pages = dict(self.pages)
-        ran, wrote = self.ran_build_code, self.wrote_build_data
+        updates = _UPDATES or _load_updates()
+        edit = GhostEdit(dict(self.pages), self.ran_build_code, self.wrote_build_data)
         for ev in events:
-            if not ev.ok:
-                continue
-            g = pages.get(ev.addr)
-            k = ev.kind
-            if k == "add":
-                sectype, perms, source_exec = ev.info
-                pages[ev.addr] = PageGhost("build", perms, sectype, bool(source_exec))
-            elif k == "aug":
-                pages[ev.addr] = PageGhost("aug", "", "REG", False)
-            elif g is None:
-                continue
-            elif k in ("store", "eacceptcopy"):
-                pages[ev.addr] = g._replace(written=True)
-                if k == "store" and g.origin == "build":
-                    wrote = True
-            elif k == "fetch":
-                if g.origin == "build":
-                    ran = True
-            elif k == "restrict":
-                pages[ev.addr] = g._replace(restrict=f"pending:{ev.info[0]}")
-            elif k == "eaccept":
-                if g.restrict.startswith("pending:"):
-                    pages[ev.addr] = g._replace(restrict="accepted:" + g.restrict.split(":", 1)[1])
-            elif k == "emodpe":
-                pages[ev.addr] = g._replace(restrict="")
-            elif k == "modtype":
-                pages[ev.addr] = g._replace(sectype=ev.info[0], restrict="")
-            elif k == "remove":
-                del pages[ev.addr]
-        return Ghost(pages, ran, wrote)
+            if ev.ok:
+                f = updates.get(ev.kind)
+                if f is not None:
+                    f(edit, ev)
+        return Ghost(edit.pages, edit.ran_build_code, edit.wrote_build_data)
 
     def __repr__(self) -> str:
         return f"Ghost({self.pages!r}, ran={self.ran_build_code}, wrote={self.wrote_build_data})"
+
+
+_UPDATES: dict = {}
+
+
+def _load_updates() -> dict:
+    # The actions import this module (PageGhost): look them up on first use.
+    from sgxsim.check.actions import UPDATES
+
+    _UPDATES.update(UPDATES)
+    return _UPDATES

@@ -23,80 +23,79 @@ import pickle
 import struct
 from typing import Any
 
-from sgxsim.check import observe, runtime
+from sgxsim.check import actions, observe, runtime
+from sgxsim.check.actions.abi import (
+    ENCL_BASE,
+    MAP_ANONYMOUS,
+    MAP_FIXED,
+    MAP_PRIVATE,
+    MAP_SHARED,
+    PROT_EXEC,
+    PROT_READ,
+    PROT_WRITE,
+    SCRATCH,
+    SI_PERMS,
+    SRC,
+)
+from sgxsim.check.actions.build import ATTRS, XFRM, add_from, add_raw
 from sgxsim.check.model import Action, Event, Step
 from sgxsim.check.properties import View, VmaView
 from sgxsim.check.scope import PAGE, Scope
 from sgxsim.check.snapshot import Snapshot
-from sgxsim.hw import sigstruct as hwsig
 from sgxsim.hw import uapi
-from sgxsim.hw.consts import Attribute, PageType, SecinfoFlags, secinfo_flags
+from sgxsim.hw.consts import PageType, secinfo_flags
 from sgxsim.hw.measure import Measurement
 from sgxsim.hw.structs import Secs, Tcs
-from sgxsim.kernel.mm import VM_EXEC
-from sgxsim.kernel.mm.flags import MREMAP_FIXED, MREMAP_MAYMOVE
 from sgxsim.kernel.sgx.driver import SgxDriverSgx2
 from sgxsim.machine import Machine
 from sgxsim.user.enclave import EnclaveLibrary
 
-PROT_READ, PROT_WRITE, PROT_EXEC = 0x1, 0x2, 0x4
-MAP_SHARED, MAP_PRIVATE, MAP_FIXED, MAP_ANONYMOUS = 0x01, 0x02, 0x10, 0x20
-PROTS = {"R": PROT_READ, "RW": PROT_READ | PROT_WRITE, "RX": PROT_READ | PROT_EXEC,
-         "RWX": PROT_READ | PROT_WRITE | PROT_EXEC}
-SI_PERMS = {"R": SecinfoFlags.R, "RW": SecinfoFlags.R | SecinfoFlags.W,
-            "RX": SecinfoFlags.R | SecinfoFlags.X,
-            "RWX": SecinfoFlags.R | SecinfoFlags.W | SecinfoFlags.X}
-_EAUG_SECINFO = secinfo_flags(PageType.PT_REG, SecinfoFlags.R | SecinfoFlags.W, SecinfoFlags.PENDING)
-TYPES = {"REG": PageType.PT_REG, "TCS": PageType.PT_TCS, "TRIM": PageType.PT_TRIM}
-
-ENCL_BASE = 0x7F00_0000_0000
-SRC = {"image": 0x4000_0000, "anon": 0x5000_0000, "noexec": 0x6000_0000}
-SCRATCH = 0x1000_0000
 IMAGE_PATH, NOEXEC_PATH = "/home/user/enclave.img", "/mnt/noexec/data"
-ATTRS = Attribute.MODE64BIT | Attribute.DEBUG
-XFRM = 3
 CODE_FILLER = b"\xcc" * PAGE  # what the runtime's code page holds (int3s)
 RUNTIME_PAGES = runtime.RUNTIME_PAGES  # TCS, SSA 0, SSA 1, SECINFO data, code
 # EPC beyond ELRANGE: the SECS and the VA pages of the reclaim action.  The
 # EPC is kept small because every state carries the whole EPCM.
 EPC_SPARE = 8
 
-# Signing key and SIGSTRUCTs by MRENCLAVE: a cache of the checker process,
-# not model state (RSA key generation is slow; keys do not pickle).
-_SIGN: dict[Any, Any] = {}
-
-
-def _sigstruct(mrenclave: bytes) -> bytes:
-    got = _SIGN.get(mrenclave)
-    if got is None:
-        key = _SIGN.get("key")
-        if key is None:
-            key = _SIGN["key"] = hwsig.generate_key()
-        got = _SIGN[mrenclave] = hwsig.sign(
-            hwsig.build(mrenclave, attributes=ATTRS, xfrm=XFRM,
-                        attributes_mask=~Attribute.DEBUG & ((1 << 64) - 1), vendor=0), key).pack()
-    return got
-
-
 prot_str = observe.vm_perms
 
 
-class MState:
-    """One explored state: the machine and what the driving program knows."""
+class EnclHandle:
+    """What the driving program knows of one of its enclaves: the fd of
+    /dev/sgx_enclave it was created on, its base, the MRENCLAVE of what it
+    added so far, whether INIT succeeded, the explored offsets it added, and
+    what it expects to EACCEPT by page offset (the SECINFO of the change it
+    asked the kernel for: RESTRICT_PERMISSIONS, MODIFY_TYPES; a page without
+    one is expected to be EAUGed)."""
 
-    __slots__ = ("m", "proc", "fd", "meas", "initialized", "added", "library", "expect")
+    __slots__ = ("fd", "base", "meas", "initialized", "added", "expect")
 
-    def __init__(self, m: Machine, proc: Any, fd: int, meas: Measurement):
-        self.m, self.proc, self.fd, self.meas = m, proc, fd, meas
+    def __init__(self, fd: int, base: int, meas: Measurement):
+        self.fd, self.base, self.meas = fd, base, meas
         self.initialized = False
         self.added: frozenset[int] = frozenset()
-        # The enclave programs the process knows, by MRENCLAVE (the
-        # runtime's, bound when INIT succeeds).
-        self.library = EnclaveLibrary()
-        # What the enclave expects to EACCEPT, by page offset: the SECINFO
-        # of the change the program asked the kernel for (RESTRICT_PERMISSIONS,
-        # MODIFY_TYPES); a page without one is expected to be EAUGed.
         self.expect: dict[int, int] = {}
+
+
+class MState:
+    """One explored state: the machine and what the driving program knows —
+    its process (and the child it forked, if any), its enclave handles, the
+    enclave programs it can run by MRENCLAVE (the runtime's, bound when INIT
+    succeeds).  ``fd``, ``meas``, ``initialized``, ``added`` and ``expect``
+    are those of the first enclave."""
+
+    __slots__ = ("m", "proc", "child", "handles", "library")
+
+    def __init__(self, m: Machine, proc: Any, handles: list[EnclHandle]):
+        self.m, self.proc, self.handles = m, proc, handles
+        self.child: Any = None
+        self.library = EnclaveLibrary()
+
+    fd = property(lambda self: self.handles[0].fd)
+    meas = property(lambda self: self.handles[0].meas)
+    initialized = property(lambda self: self.handles[0].initialized)
+    added = property(lambda self: self.handles[0].added)
+    expect = property(lambda self: self.handles[0].expect)
 
 
 class MachineModel:
@@ -111,6 +110,9 @@ class MachineModel:
             size *= 2
         self.size = size * PAGE
         self.base = ENCL_BASE
+        # Enclave e's ELRANGE starts at base + e * stride (room above each
+        # for mremap's target).
+        self.stride = 4 * self.size
         self.rt = self.pages * PAGE  # offset of the runtime pages
         self.tcs = self.base + self.rt
         self.layout = runtime.Layout(self.rt, self.pages)
@@ -133,12 +135,27 @@ class MachineModel:
             self._init = self._build()
         return self._init
 
+    def epc_pages(self) -> int:
+        """The EPC's size: one enclave's ELRANGE and spare pages (SECS, VA
+        pages).  With two enclaves, room for both enclaves' SECS, VA page and
+        runtime pages, for the explored pages of one of them and one page
+        more: a page that the other adds (or EAUGs, or loads back) takes the
+        last free page, which wakes ksgxd (docs/checker-reach.md)."""
+        if self.sc.enclaves == 1:
+            return self.size // PAGE + EPC_SPARE
+        return self.sc.enclaves * (2 + RUNTIME_PAGES) + self.pages + 1
+
     def _build(self) -> MState:
-        m = Machine(kernel=self.design, epc_pages=self.size // PAGE + EPC_SPARE, policy=self.sc.policy)
+        m = Machine(kernel=self.design, epc_pages=self.epc_pages(), policy=self.sc.policy)
         # The reclaimer runs only as the ``reclaim`` action: ksgxd's watermarks
         # are never crossed (the explorer controls when pages are written back).
+        # Two enclaves fill the EPC: there ksgxd wakes when an allocation
+        # takes the last free page (a fault's ELDU may not reclaim by itself,
+        # and would retry for ever) and writes one batch back
+        # (sgx_reclaim_pages()) when the driver entry point returns.
         if m.kernel.sgx is not None:
-            m.kernel.sgx.nr_low_pages = m.kernel.sgx.nr_high_pages = 0
+            low, high = (0, 0) if self.sc.enclaves == 1 else (1, 2)
+            m.kernel.sgx.nr_low_pages, m.kernel.sgx.nr_high_pages = low, high
         vfs = m.vfs
         n = self.pages * PAGE
         # The image: the explored pages' source, then the runtime's code page.
@@ -154,30 +171,37 @@ class MachineModel:
         nx = p.open(NOEXEC_PATH, os.O_RDONLY)
         p.mmap(SRC["noexec"], n, PROT_READ, MAP_PRIVATE | MAP_FIXED, nx, 0)
         p.mmap(SCRATCH, 4 * PAGE, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS | MAP_FIXED)
-        fd = p.open("/dev/sgx_enclave", os.O_RDWR)
-        st = MState(m, p, fd, Measurement())
-        # SGX_IOC_ENCLAVE_CREATE
-        p.poke(SCRATCH, Secs(size=self.size, base=self.base, ssa_frame_size=1, attributes=ATTRS,
+        st = MState(m, p, [])
+        for e in range(self.sc.enclaves):
+            st.handles.append(self._create(st, self.base + e * self.stride))
+        m.trace.enabled = False
+        return st
+
+    def _create(self, st: MState, base: int) -> EnclHandle:
+        """open("/dev/sgx_enclave"), SGX_IOC_ENCLAVE_CREATE at ``base`` and the
+        runtime's pages, mapped and added."""
+        p = st.proc
+        h = EnclHandle(p.open("/dev/sgx_enclave", os.O_RDWR), base, Measurement())
+        p.poke(SCRATCH, Secs(size=self.size, base=base, ssa_frame_size=1, attributes=ATTRS,
                              xfrm=XFRM).pack())
-        p.ioctl(fd, uapi.SGX_IOC_ENCLAVE_CREATE, bytearray(struct.pack("<Q", SCRATCH)))
-        st.meas.ecreate(self.size, 1)
+        p.ioctl(h.fd, uapi.SGX_IOC_ENCLAVE_CREATE, bytearray(struct.pack("<Q", SCRATCH)))
+        h.meas.ecreate(self.size, 1)
         # The runtime's pages (check/runtime.py), mapped before they are added
         # (a hole is free to map in every design): TCS, SSA x2, data RW; code RX.
         lay = self.layout
-        p.mmap(self.base + lay.page(runtime.TCS), runtime.CODE * PAGE, PROT_READ | PROT_WRITE,
-               MAP_SHARED | MAP_FIXED, fd, 0)
-        p.mmap(self.base + lay.page(runtime.CODE), PAGE, PROT_READ | PROT_EXEC, MAP_SHARED | MAP_FIXED,
-               fd, 0)
+        p.mmap(base + lay.page(runtime.TCS), runtime.CODE * PAGE, PROT_READ | PROT_WRITE,
+               MAP_SHARED | MAP_FIXED, h.fd, 0)
+        p.mmap(base + lay.page(runtime.CODE), PAGE, PROT_READ | PROT_EXEC, MAP_SHARED | MAP_FIXED,
+               h.fd, 0)
         tcs = Tcs(ossa=lay.page(runtime.SSA0), nssa=2, oentry=lay.code(runtime.I_ENTRY),
                   fslimit=0xFFFFFFFF, gslimit=0xFFFFFFFF).pack()
-        self._add_raw(st, lay.page(runtime.TCS), tcs, secinfo_flags(PageType.PT_TCS, 0))
+        add_raw(st, h, lay.page(runtime.TCS), tcs, secinfo_flags(PageType.PT_TCS, 0))
         for i in (runtime.SSA0, runtime.SSA1, runtime.DATA):
-            self._add_raw(st, lay.page(i), bytes(PAGE), secinfo_flags(PageType.PT_REG, SI_PERMS["RW"]))
+            add_raw(st, h, lay.page(i), bytes(PAGE), secinfo_flags(PageType.PT_REG, SI_PERMS["RW"]))
         # The code page comes from the executable image, as a loader adds text.
-        self._add_from(st, SRC["image"] + n, lay.page(runtime.CODE),
-                       secinfo_flags(PageType.PT_REG, SI_PERMS["RX"]))
-        m.trace.enabled = False
-        return st
+        add_from(st, h, SRC["image"] + self.pages * PAGE, lay.page(runtime.CODE),
+                 secinfo_flags(PageType.PT_REG, SI_PERMS["RX"]))
+        return h
 
     @staticmethod
     def _set_mdwe(p: Any) -> None:
@@ -186,40 +210,52 @@ class MachineModel:
 
         p.prctl(PR_SET_MDWE, PR_MDWE_REFUSE_EXEC_GAIN)
 
-    def _add_raw(self, st: MState, offset: int, data: bytes, sflags: int) -> tuple[int, int]:
-        """ADD_PAGES of ``data``, staged in the scratch buffer."""
-        st.proc.poke(SCRATCH + PAGE, data.ljust(PAGE, b"\0"))
-        return self._add_from(st, SCRATCH + PAGE, offset, sflags)
+    # -- what the actions ask of the model ------------------------------------------------
+    def handle(self, st: MState, a: Action) -> EnclHandle:
+        """The enclave step ``a`` acts on (its ``enclave`` argument; the first)."""
+        return st.handles[a.arg("enclave", 0)]
 
-    def _add_from(self, st: MState, src: int, offset: int, sflags: int) -> tuple[int, int]:
-        """SGX_IOC_ENCLAVE_ADD_PAGES of one measured page from ``src``; the
-        program measures what it passed (its signer's MRENCLAVE).  Returns
-        (errno, count written back)."""
-        p = st.proc
-        data = p.peek(src, PAGE)
-        p.poke(SCRATCH + 2 * PAGE, struct.pack("<Q", sflags) + bytes(56))
-        buf = bytearray(struct.pack("<6Q", src, offset, PAGE, SCRATCH + 2 * PAGE, 1, 0))
-        e = _errno(st, p.ioctl, st.fd, uapi.SGX_IOC_ENCLAVE_ADD_PAGES, buf)
-        count = struct.unpack_from("<6Q", buf)[5]
-        if count:
-            st.meas.eadd(offset, sflags)
-            st.meas.eextend_page(offset, data)
-        return e, count
+    def process(self, st: MState, a: Action) -> Any:
+        """The process step ``a`` runs in (its ``proc`` argument; the parent)."""
+        if a.arg("proc") != "child":
+            return st.proc
+        if st.child is None:
+            raise ValueError(f"{a}: there is no child process (no fork step before it)")
+        return st.child
+
+    def proc_info(self, a: Action) -> tuple:
+        """The process of an event, when there are several: ``(proc,)``."""
+        return (a.arg("proc"),) if self.sc.processes > 1 else ()
+
+    def ghost_offset(self, h: EnclHandle, off: int) -> int:
+        """The ghost's key of page ``off`` of enclave ``h``: its address minus
+        the first enclave's base (the enclave offset, with one enclave)."""
+        return h.base - self.base + off
+
+    def enclave_page(self, st: MState, h: EnclHandle, off: int) -> Any:
+        """The driver's ``sgx_encl_page`` of page ``off`` of ``h`` (None: none)."""
+        return self.encl(st, h).page_array.get((h.base + off) >> 12)
 
     # -- the search interface ---------------------------------------------------------------
     def sgx2(self, st: MState) -> bool:
         return isinstance(st.m.kernel.sgx, SgxDriverSgx2)
 
     def actions(self, st: MState) -> list[Action]:
-        return self.sc.enabled(initialized=st.initialized, sgx2=self.sgx2(st), added=st.added)
+        sgx2, forked = self.sgx2(st), st.child is not None
+        return actions.enabled_in(self.sc, [actions.Ctx(h.initialized, sgx2, h.added, forked)
+                                            for h in st.handles])
 
-    def encl(self, st: MState) -> Any:
-        return st.proc.file(st.fd).private_data
+    def encl(self, st: MState, h: EnclHandle | None = None) -> Any:
+        """The driver's enclave behind handle ``h`` (default: the first)."""
+        return st.proc.file((h or st.handles[0]).fd).private_data
 
     def _resident(self, st: MState) -> frozenset[int]:
-        pa = self.encl(st).page_array
-        b = self.base >> 12
-        return frozenset(i for i in range(self.pages) if (b + i) in pa)
+        out = set()
+        for h in st.handles:
+            pa = self.encl(st, h).page_array
+            b = h.base >> 12
+            out.update(self.ghost_offset(h, i * PAGE) for i in range(self.pages) if (b + i) in pa)
+        return frozenset(out)
 
     # A pickle copies the whole machine ~3x faster than copy.deepcopy, and
     # the explorer keeps frontier states frozen anyway (workers, memory).
@@ -245,148 +281,45 @@ class MachineModel:
         m.trace.take()
         before = self._resident(st)
         events: list[Event] = []
-        getattr(self, "_do_" + action.name)(st, action, events)
+        actions.BY_NAME[action.name].run(self, st, action, events)
         after = self._resident(st)
-        for i in sorted(after - before):
-            if i * PAGE not in {e.addr for e in events if e.kind == "add"}:
-                events.insert(0, Event("aug", i * PAGE, True))
+        # A page that appeared without ADD_PAGES: the driver EAUGed it on a fault.
+        for off in sorted(after - before):
+            if off not in {e.addr for e in events if e.kind == "add"}:
+                events.insert(0, Event("aug", off, True))
         decisions = m.trace.take() if trace else []
         m.trace.enabled = False
         return Step(st, tuple(events), self.view(st) if view else None, decisions)
 
-    # -- actions ----------------------------------------------------------------------------
-    def _do_mmap(self, st, a, ev):
-        _errno(st, st.proc.mmap, self.base + a.arg("offset"), a.arg("length"), PROTS[a.arg("prot")],
-               MAP_SHARED | MAP_FIXED, st.fd, 0)
-
-    def _do_mprotect(self, st, a, ev):
-        start = self.base + a.arg("offset")
-        e = _errno(st, st.proc.mprotect, start, a.arg("length"), PROTS[a.arg("prot")])
-        ev.append(Event("mprotect", start, e == 0, (start + a.arg("length"), a.arg("prot"))))
-
-    def _do_munmap(self, st, a, ev):
-        _errno(st, st.proc.munmap, self.base + a.arg("offset"), a.arg("length"))
-
-    def _do_mseal(self, st, a, ev):
-        _errno(st, st.proc.mseal, self.base + a.arg("offset"), a.arg("length"))
-
-    def _do_mremap(self, st, a, ev):
-        # Same size, MREMAP_MAYMOVE|MREMAP_FIXED, to the same offset above ELRANGE.
-        off, n = a.arg("offset"), a.arg("length")
-        _errno(st, st.proc.mremap, self.base + off, n, n, MREMAP_MAYMOVE | MREMAP_FIXED,
-               self.base + self.size + off)
-
-    def _do_add_pages(self, st, a, ev):
-        off, source, typ, perms = a.arg("offset"), a.arg("source"), a.arg("type"), a.arg("perms")
-        p = st.proc
-        src = SRC[source] + off
-        vma = p.mm.find_vma(src)
-        source_exec = bool(vma is not None and vma.vm_start <= src and vma.vm_flags & VM_EXEC)
-        sflags = secinfo_flags(TYPES[typ], 0 if typ == "TCS" else SI_PERMS[perms])
-        e, count = self._add_from(st, src, off, sflags)
-        ok = e == 0 and count == PAGE
-        if ok:
-            st.added = st.added | {off}
-        ev.append(Event("add", off, ok, (typ, "RW" if typ == "TCS" else perms, source_exec)))
-
-    def _do_init(self, st, a, ev):
-        p = st.proc
-        p.poke(SCRATCH + 3 * PAGE, _sigstruct(st.meas.digest()))
-        arg = bytearray(struct.pack("<Q", SCRATCH + 3 * PAGE))
-        e = _errno(st, p.ioctl, st.fd, uapi.SGX_IOC_ENCLAVE_INIT, arg)
-        st.initialized = e == 0
-        if st.initialized:
-            # The runtime's code is what this enclave identity runs.
-            st.library.bind(st.meas.digest(), runtime.program(self.layout))
-
-    def _sgx2_ioctl(self, st, cmd, *fields) -> int:
-        return _errno(st, st.proc.ioctl, st.fd, cmd, bytearray(struct.pack(f"<{len(fields)}Q", *fields)))
-
-    def _do_restrict(self, st, a, ev):
-        e = self._sgx2_ioctl(st, uapi.SGX_IOC_ENCLAVE_RESTRICT_PERMISSIONS, a.arg("offset"), PAGE,
-                             int(SI_PERMS[a.arg("perms")]), 0, 0)
-        if e == 0:
-            st.expect[a.arg("offset")] = secinfo_flags(PageType.PT_REG, SI_PERMS[a.arg("perms")],
-                                                       SecinfoFlags.PR)
-        ev.append(Event("restrict", a.arg("offset"), e == 0, (a.arg("perms"),)))
-
-    def _do_modtype(self, st, a, ev):
-        e = self._sgx2_ioctl(st, uapi.SGX_IOC_ENCLAVE_MODIFY_TYPES, a.arg("offset"), PAGE,
-                             int(TYPES[a.arg("type")]), 0, 0)
-        if e == 0:
-            st.expect[a.arg("offset")] = secinfo_flags(TYPES[a.arg("type")], 0, SecinfoFlags.MODIFIED)
-        ev.append(Event("modtype", a.arg("offset"), e == 0, (a.arg("type"),)))
-
-    def _do_remove(self, st, a, ev):
-        e = self._sgx2_ioctl(st, uapi.SGX_IOC_ENCLAVE_REMOVE_PAGES, a.arg("offset"), PAGE, 0)
-        if e == 0:
-            st.expect.pop(a.arg("offset"), None)
-        ev.append(Event("remove", a.arg("offset"), e == 0))
-
-    def _do_reclaim(self, st, a, ev):
-        entry = self.encl(st).page_array.get((self.base + a.arg("offset")) >> 12)
-        ok = entry is not None and st.m.kernel.sgx.sgx_reclaim_page(entry)
-        ev.append(Event("reclaim", a.arg("offset"), bool(ok)))
-
-    def _enclave(self, st, a, ev, kind, *, flags=0, src=0, info=()):
-        """One operation of the runtime (check/runtime.py) through the vDSO;
-        the event records whether it completed, or the #PF error code the
-        vDSO reported."""
-        off = a.arg("offset")
-        out = runtime.run(st.proc, st.library, self.tcs, kind, self.base + off, flags=flags, src=src,
-                          scratch=SCRATCH)
-        if not out.exited:
-            ev.append(Event(kind, off, False, (out.error_code,) if out.vector == runtime.VEC_PF else ()))
-        else:
-            ev.append(Event(kind, off, out.result == 0, info if out.result == 0 else ()))
-
-    def _do_load(self, st, a, ev):
-        self._enclave(st, a, ev, "load")
-
-    def _do_store(self, st, a, ev):
-        self._enclave(st, a, ev, "store")
-
-    def _do_fetch(self, st, a, ev):
-        self._enclave(st, a, ev, "fetch")
-
-    def _do_eaccept(self, st, a, ev):
-        # The enclave accepts what its program asked for (MState.expect), or
-        # a page it expects to be EAUGed: REG RW PENDING.
-        off = a.arg("offset")
-        sflags = st.expect.get(off, _EAUG_SECINFO)
-        self._enclave(st, a, ev, "eaccept", flags=sflags)
-        if ev[-1].ok:
-            st.expect.pop(off, None)
-
-    def _do_eacceptcopy(self, st, a, ev):
-        # From the first build-time explored page, else the runtime's data page.
-        src = self.base + (min(st.added) if st.added else self.layout.page(runtime.DATA))
-        self._enclave(st, a, ev, "eacceptcopy", flags=secinfo_flags(PageType.PT_REG, SI_PERMS["RWX"]),
-                      src=src)
-
-    def _do_emodpe(self, st, a, ev):
-        perms = a.arg("perms")
-        self._enclave(st, a, ev, "emodpe", flags=secinfo_flags(PageType.PT_REG, SI_PERMS[perms]),
-                      info=(perms,))
-
     # -- what the checker reads -------------------------------------------------------------
-    def _secs_index(self, st: MState) -> int:
-        ep = self.encl(st).secs.epc_page
+    # Only through observation interfaces (docs/internals.md): the enclave's
+    # pages (the driver's page_array, the EPCM via check.observe), the LSM's
+    # grants (Security.grants) and a design's own state (design_state).
+    def _secs_index(self, st: MState, h: EnclHandle | None = None) -> int:
+        ep = self.encl(st, h).secs.epc_page
         return ep.index if ep is not None else -1
 
+    def processes(self, st: MState) -> list[Any]:
+        """The program's live processes: the parent, then the child."""
+        return [st.proc] if st.child is None else [st.proc, st.child]
+
     def view(self, st: MState) -> View:
+        """What the properties see: the PTEs into the EPC and the VMAs of
+        every process (tagged 0 for the parent, 1 for the child), a PTE in
+        an enclave's ELRANGE owned by that enclave; the LSM's grants."""
         m, p = st.m, st.proc
-        ptes = observe.pte_views(p.mm.pgtable, m.cpu.epc, self._secs_index(st), self.base, self.size)
-        vmas = tuple(VmaView(v.vm_start, v.vm_end, prot_str(v.vm_flags)) for v in p.mm.vmas)
-        # Granted unless a module denies it: with no LSM (--policy none)
-        # nothing withholds execmem or execmod, and every LSM must allow.
-        execmem = execmod = True
-        for mod in getattr(m.kernel.security, "modules", ()):
-            proc_perms = getattr(mod, "process", None)
-            if proc_perms is not None:
-                execmem = execmem and "execmem" in proc_perms.get(p.label, set())
-                dev = m.vfs.inodes["/dev/sgx_enclave"].label
-                execmod = execmod and "execmod" in mod.files.get((p.label, dev), set())
+        epc = m.cpu.epc
+        spans = [(self._secs_index(st, h), h.base, self.size) for h in st.handles]
+        ptes: tuple = ()
+        vmas: tuple = ()
+        for i, q in enumerate(self.processes(st)):
+            ptes += observe.pte_views_of(q.mm.pgtable, epc, spans, self.base, proc=i)
+            vmas += tuple(VmaView(v.vm_start, v.vm_end, prot_str(v.vm_flags), i) for v in q.mm.vmas)
+        # Granted unless an LSM withholds it (with no LSM, --policy none,
+        # nothing does).
+        sec = m.kernel.security
+        execmem = sec.grants(p.label, "execmem")
+        execmod = sec.grants(p.label, "execmod", p.file(st.fd).inode.label)
         return View(ptes, vmas, execmem, execmod)
 
     def page_map(self, st: MState) -> list[observe.PageRow]:
@@ -402,6 +335,23 @@ class MachineModel:
                  runtime.DATA: "runtime SECINFO", runtime.CODE: "runtime code"}
         return {self.layout.page(i): n for i, n in names.items()}
 
+    def _encl_key(self, st: MState, h: EnclHandle) -> tuple:
+        """One enclave's part of the fingerprint (see :meth:`fingerprint`)."""
+        epc = st.m.cpu.epc
+        encl = self.encl(st, h)
+        b = h.base >> 12
+        pages = tuple(sorted((k - b, e.vm_max_prot_bits, e.type, e.epc_page is None)
+                             for k, e in encl.page_array.items()))
+        design = getattr(st.m.kernel.sgx, "design_state", None)
+        extra = design(encl) if design is not None else ()
+        secs = self._secs_index(st, h)
+        meas_ok = None
+        if not h.initialized:
+            ss = epc.secs_state.get(secs)
+            meas_ok = ss is not None and ss.measurement.same_records(h.meas)
+        return (extra, observe.epc_key(epc, secs, h.base, identity=False, reg_contents=False), pages,
+                h.initialized, meas_ok, tuple(sorted(h.expect.items())))
+
     def fingerprint(self, st: MState) -> tuple:
         """The state up to what no action can tell apart.  MRENCLAVE is left
         out: the program signs whatever it measured, and no action in the
@@ -412,35 +362,11 @@ class MachineModel:
         too: the enclave's loads, stores, fetches and EACCEPTCOPY move bytes
         but no action or property depends on which bytes (the runtime's SSA
         frames are dead between actions: every action leaves at CSSA 0)."""
-        m, p = st.m, st.proc
-        epc = m.cpu.epc
-        encl = self.encl(st)
-        pages = tuple(sorted((k - (self.base >> 12), e.vm_max_prot_bits, e.type, e.epc_page is None,
-                              )
-                             for k, e in encl.page_array.items()))
-        vmas = tuple((v.vm_start, v.vm_end, v.vm_flags, v.vm_file.path if v.vm_file else None)
-                     for v in p.mm.vmas)
-        design = getattr(m.kernel.sgx, "design_state", None)
-        extra = design(encl) if design is not None else ()
-        secs = self._secs_index(st)
-        meas_ok = None
-        if not st.initialized:
-            ss = epc.secs_state.get(secs)
-            meas_ok = ss is not None and ss.measurement.same_records(st.meas)
-        return (extra, observe.epc_key(epc, secs, self.base, identity=False, reg_contents=False),
-                observe.pt_key(p.mm.pgtable, epc, self.base), vmas, pages, st.initialized, meas_ok,
-                tuple(sorted(st.expect.items())))
-
-
-def _errno(st: MState, fn, *args) -> int:
-    """Run a syscall; return its errno (0 on success).  The refusal's
-    decision goes into the trace: it is what the syscall's caller sees."""
-    try:
-        fn(*args)
-    except OSError as e:
-        why = getattr(e, "why", None)
-        tr = st.m.trace
-        if why is not None and tr.enabled and why not in tr.records:
-            tr.add(why)
-        return e.errno or -1
-    return 0
+        epc = st.m.cpu.epc
+        procs = tuple((observe.pt_key(q.mm.pgtable, epc, self.base),
+                       tuple((v.vm_start, v.vm_end, v.vm_flags, v.vm_file.path if v.vm_file else None)
+                             for v in q.mm.vmas)) for q in self.processes(st))
+        (extra, epck, pages, init, meas_ok, expect), *more = [self._encl_key(st, h) for h in st.handles]
+        (pt, vmas), *children = procs
+        key = (extra, epck, pt, vmas, pages, init, meas_ok, expect)
+        return key if not more and not children else (key, tuple(more), tuple(children))

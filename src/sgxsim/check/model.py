@@ -70,8 +70,9 @@ class Event(NamedTuple):
     faulted), ``eaccept``, ``eacceptcopy``, ``emodpe`` (``info = (perms,)``),
     ``restrict`` (RESTRICT_PERMISSIONS, ``info = (perms,)``), ``modtype``
     (``info = (type,)``), ``remove``, ``reclaim`` and ``mprotect`` (``addr`` is
-    the start address, ``info = (end, prot)``).  ``ok`` tells whether the
-    operation succeeded."""
+    the start address, ``info = (end, prot)``, and ``(end, prot, proc)``
+    with two processes).  With two enclaves ``addr`` is taken from the first
+    enclave's base.  ``ok`` tells whether the operation succeeded."""
 
     kind: str
     addr: int

@@ -39,7 +39,18 @@ def pte_views(pt: PageTable, epc: Epc, secs_index: int, base: int, size: int) ->
     """Every present PTE of ``pt`` that maps an EPC page, as the properties see
     it, in address order.  ``secs_index`` is the EPC index of the enclave's SECS
     (an EPCM entry's ENCLAVESECS), ``base``/``size`` its ELRANGE."""
+    return pte_views_of(pt, epc, [(secs_index, base, size)], base)
+
+
+def pte_views_of(pt: PageTable, epc: Epc, spans: list[tuple[int, int, int]], origin: int,
+                 proc: int = 0) -> tuple[PteView, ...]:
+    """:func:`pte_views` for several enclaves: ``spans`` are (SECS index,
+    base, size) of each; offsets are taken from ``origin`` (the first
+    enclave's base), a PTE in one enclave's ELRANGE must map a page of that
+    enclave, a PTE outside every ELRANGE a page of any of them.  ``proc``
+    tags the views with the process whose page table it is."""
     out = []
+    secs_of = {s for s, _, _ in spans}
     for vpn in sorted(pt.ptes):
         pte = pt.ptes[vpn]
         if not pte & PTE_PRESENT:
@@ -48,10 +59,11 @@ def pte_views(pt: PageTable, epc: Epc, secs_index: int, base: int, size: int) ->
         if i is None:
             continue
         va = vpn << PTE_PFN_SHIFT
+        span = next((sp for sp in spans if sp[1] <= va < sp[1] + sp[2]), None)
         valid = epc.is_valid(i)
-        owned = valid and epc.secs[i] == secs_index
-        out.append(PteView(va, va - base if base <= va < base + size else None, pte_perms(pte), valid,
-                           owned, epc.addr[i] - base if owned else None))
+        owned = valid and (epc.secs[i] == span[0] if span is not None else epc.secs[i] in secs_of)
+        out.append(PteView(va, va - origin if span is not None else None, pte_perms(pte), valid, owned,
+                           epc.addr[i] - origin if owned else None, proc))
     return tuple(out)
 
 

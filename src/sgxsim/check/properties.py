@@ -37,6 +37,8 @@ class PteView:
     epc_valid: bool
     epc_owned: bool
     epc_offset: int | None
+    # The process whose page table holds it (0: the parent, 1: the child).
+    proc: int = 0
 
 
 @dataclass(frozen=True, slots=True)
@@ -44,6 +46,7 @@ class VmaView:
     start: int
     end: int
     prot: str
+    proc: int = 0
 
 
 @dataclass(frozen=True, slots=True)
@@ -74,7 +77,8 @@ class Property(ABC):
 class NoEscalation(Property):
     """``no-escalation``: no present PTE maps a page that was added with
     ADD_PAGES with a permission its SECINFO did not declare.  A TCS page
-    counts as RW.  Pages added by EAUG are not constrained by this property."""
+    counts as RW.  Pages added by EAUG are not constrained by this property.
+    With two processes: the PTEs of both page tables."""
 
     name = "no-escalation"
 
@@ -124,7 +128,8 @@ class ExecOrigin(Property):
 class WXorX(Property):
     """``w-xor-x``: no enclave page is writable through one PTE and executable
     through the same or another PTE at the same time, unless the LSM granted
-    the process ``execmem``."""
+    the process ``execmem``.  With two processes the PTEs of both count (one
+    W in the parent and one X in the child is a violation)."""
 
     name = "w-xor-x"
 
@@ -145,7 +150,9 @@ class WXorX(Property):
 
 class NoStalePte(Property):
     """``no-stale-pte``: every present PTE into the EPC maps a valid EPC page of
-    the same enclave whose EPCM linear address is the PTE's address."""
+    the same enclave whose EPCM linear address is the PTE's address (with
+    two processes, of either page table; with two enclaves, a PTE in one
+    enclave's ELRANGE maps a page of that enclave)."""
 
     name = "no-stale-pte"
 
@@ -162,7 +169,8 @@ class NoStalePte(Property):
 
 class MprotectHonest(Property):
     """``mprotect-honest``: when mprotect returns 0, the whole range is covered
-    by VMAs with exactly the requested protection."""
+    by VMAs with exactly the requested protection (the VMAs of the process
+    that called it)."""
 
     name = "mprotect-honest"
 
@@ -170,10 +178,12 @@ class MprotectHonest(Property):
         for ev in events:
             if ev.kind != "mprotect" or not ev.ok:
                 continue
-            start, (end, prot) = ev.addr, ev.info
+            start, (end, prot), who = ev.addr, ev.info[:2], ev.info[2:]
+            # With two processes: the VMAs of the one that called mprotect.
+            proc = 1 if who == ("child",) else 0
             at = start
             for v in sorted(view.vmas, key=lambda v: v.start):
-                if v.end <= at or v.start > at:
+                if v.proc != proc or v.end <= at or v.start > at:
                     continue
                 if v.prot != prot:
                     return f"mprotect({start:#x}, {end:#x}, {prot}) returned 0 but VMA " \

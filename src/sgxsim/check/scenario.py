@@ -33,35 +33,22 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from sgxsim.check.actions import BY_NAME, REGISTRY
+from sgxsim.check.actions.base import LENGTH, OFFSET
 from sgxsim.check.model import Action
-from sgxsim.check.scope import PAGE, PERMS, POLICIES, SOURCES
+from sgxsim.check.scope import PAGE, POLICIES
 
 VERDICTS = {"safety": ("violated", "holds"), "goal": ("reachable", "unreachable")}
-OFFSET, LENGTH = "offset", "length"
 # The keys of each action besides ``action``, with their domain: OFFSET (a
 # page-aligned offset of an explored page), LENGTH (a positive multiple of a
-# page that stays within the explored pages) or a tuple of strings.
+# page that stays within the explored pages) or a tuple of strings; each
+# action object holds its own (sgxsim.check.actions), the optional ones last.
 ACTION_KEYS: dict[str, dict[str, Any]] = {
-    "mmap": {"offset": OFFSET, "length": LENGTH, "prot": PERMS},
-    "mprotect": {"offset": OFFSET, "length": LENGTH, "prot": PERMS},
-    "munmap": {"offset": OFFSET, "length": LENGTH},
-    "add_pages": {"offset": OFFSET, "source": SOURCES, "type": ("REG", "TCS"), "perms": PERMS},
-    "init": {},
-    "restrict": {"offset": OFFSET, "perms": PERMS},
-    "modtype": {"offset": OFFSET, "type": ("TCS", "TRIM", "REG")},
-    "remove": {"offset": OFFSET},
-    "load": {"offset": OFFSET},
-    "store": {"offset": OFFSET},
-    "fetch": {"offset": OFFSET},
-    "eaccept": {"offset": OFFSET},
-    "eacceptcopy": {"offset": OFFSET},
-    "emodpe": {"offset": OFFSET, "perms": PERMS},
-    "reclaim": {"offset": OFFSET},
-    "mseal": {"offset": OFFSET, "length": LENGTH},
-    "mremap": {"offset": OFFSET, "length": LENGTH},
-}
+    a.name: dict(a.keys) for a in sorted(REGISTRY, key=lambda a: a.optional)}
 TOP_KEYS = ("design", "property", "expect", "at_step", "reason", "scope", "step")
-SCOPE_KEYS = {"pages": "a whole number from 1 to 64", "policy": POLICIES, "mdwe": "true or false"}
+SCOPE_KEYS = {"pages": "a whole number from 1 to 64", "policy": POLICIES, "mdwe": "true or false",
+              "processes": "1 or 2", "enclaves": "1 or 2"}
+PROCS = ("parent", "child")
 
 
 class ScenarioError(ValueError):
@@ -134,7 +121,7 @@ def _show(v: Any) -> str:
     return text if len(text) <= 60 else text[:57] + "..."
 
 
-def _check_step(raw: Any, i: int, file: str, pages: int) -> Action:
+def _check_step(raw: Any, i: int, file: str, pages: int, processes: int = 1, enclaves: int = 1) -> Action:
     if not isinstance(raw, dict):
         raise ScenarioError(file, i, None, f"a step is a table ([[step]]), not {_show(raw)}")
     name = raw.get("action")
@@ -142,7 +129,16 @@ def _check_step(raw: Any, i: int, file: str, pages: int) -> Action:
         raise ScenarioError(file, i, "action", "missing")
     if not isinstance(name, str) or name not in ACTION_KEYS:
         raise ScenarioError(file, i, "action", f"{_show(name)} is not one of {', '.join(ACTION_KEYS)}")
-    schema = ACTION_KEYS[name]
+    if name == "fork" and processes < 2:
+        raise ScenarioError(file, i, "action", "fork needs scope processes = 2")
+    act = BY_NAME[name]
+    # With two enclaves or processes a step names its enclave and process first.
+    where: dict[str, Any] = {}
+    if enclaves > 1 and act.per_enclave:
+        where["enclave"] = tuple(range(enclaves))
+    if processes > 1 and act.per_process:
+        where["proc"] = PROCS
+    schema = {**where, **ACTION_KEYS[name]}
     for k in raw:
         if k != "action" and k not in schema:
             raise ScenarioError(file, i, k, f"{name} takes no such key (it takes: "
@@ -163,6 +159,10 @@ def _check_step(raw: Any, i: int, file: str, pages: int) -> Action:
             if v <= 0 or v % PAGE or off + v > pages * PAGE:
                 raise ScenarioError(file, i, k, f"{_show(v)} is not a positive multiple of {PAGE:#x} "
                                     f"ending within the explored pages (offset + length <= {pages * PAGE:#x})")
+        elif k == "enclave":
+            if _check_int(v, file, i, k) not in dom:
+                raise ScenarioError(file, i, k, f"{_show(v)} is not one of {', '.join(map(str, dom))} "
+                                    f"(scope enclaves = {enclaves})")
         elif not isinstance(v, str) or v not in dom:
             raise ScenarioError(file, i, k, f"{_show(v)} is not one of {', '.join(dom)}")
         args.append((k, v))
@@ -209,6 +209,9 @@ def loads(text: str, file: str = "<scenario>", properties: dict | None = None) -
             if v not in POLICIES:
                 raise ScenarioError(file, None, "scope.policy",
                                     f"{_show(v)} is not one of {', '.join(POLICIES)}")
+        elif k in ("processes", "enclaves"):
+            if isinstance(v, bool) or v not in (1, 2):
+                raise ScenarioError(file, None, f"scope.{k}", f"{_show(v)} is not {SCOPE_KEYS[k]}")
         elif k == "mdwe":
             if not isinstance(v, bool):
                 raise ScenarioError(file, None, "scope.mdwe", f"{_show(v)} is not {SCOPE_KEYS['mdwe']}")
@@ -218,7 +221,15 @@ def loads(text: str, file: str = "<scenario>", properties: dict | None = None) -
     if not isinstance(raw_steps, list):
         raise ScenarioError(file, None, "step", "steps are an array of tables ([[step]])")
     pages = scope.get("pages", 1)
-    steps = [_check_step(raw, i, file, pages) for i, raw in enumerate(raw_steps, 1)]
+    steps = [_check_step(raw, i, file, pages, scope.get("processes", 1), scope.get("enclaves", 1))
+             for i, raw in enumerate(raw_steps, 1)]
+    forked = False
+    for i, a in enumerate(steps, 1):
+        forked = forked or a.name == "fork"
+        if a.arg("proc") == "child" and not forked:
+            raise ScenarioError(file, i, "proc", "'child' before the fork step: there is no child yet")
+        if a.name == "fork" and sum(b.name == "fork" for b in steps[:i]) > 1:
+            raise ScenarioError(file, i, "action", "a second fork (the program forks once)")
     at_step = d.get("at_step", len(steps) if d["expect"] == verdicts[0] else 0)
     _check_int(at_step, file, None, "at_step")
     if d["expect"] == verdicts[0] and not 1 <= at_step <= len(steps):

@@ -2,7 +2,13 @@
 
 Default scope (``sgxsim check --help`` repeats this):
 
-* one process, one enclave: ``pages`` explored pages (``--pages``, default 1)
+* one process (``--processes 2``: it may fork, see below), one enclave
+  (``--enclaves 2``: two alike enclaves, each step naming its ``enclave``, in
+  an EPC with room for both enclaves' SECS, VA page and runtime pages, for
+  the explored pages of one and one page more; ksgxd wakes when the last
+  free page goes, so adding, EAUGing or loading back a page of one makes
+  the reclaimer write pages of the other back);
+  ``pages`` explored pages (``--pages``, default 1)
   at the start of an ELRANGE of the next power of two of at least
   ``pages + 5`` pages; the 5 pages behind them are the runtime's (TCS with
   NSSA 2, two SSA frames, a SECINFO page, all RW, and a code page RX from the
@@ -40,8 +46,12 @@ Default scope (``sgxsim check --help`` repeats this):
     ``fetch`` of one page; on SGX2 CPUs ``eaccept``, ``eacceptcopy`` (from the
     first build-time explored page, else the runtime's SECINFO page),
     ``emodpe`` (to RX or RWX) of one page;
-  - ``reclaim``: the EPC reclaimer writes one enclave page back (EWB); ksgxd
-    never runs by itself (its watermarks are set to 0);
+  - ``reclaim``: the EPC reclaimer writes one enclave page back (EWB); with
+    one enclave ksgxd never runs by itself (its watermarks are set to 0);
+  - with ``--processes 2``: ``fork`` (once); the child inherits the enclave
+    VMAs (opened by the driver's sgx_vma_open(), PTEs copied) and may
+    mmap, mprotect, munmap and enter the enclave, so those steps name their
+    ``proc`` (parent or child); the ioctls stay with the parent;
   - only when named in ``--actions``: ``mseal`` of one page or the whole
     enclave (kernels with mseal(2)), and ``mremap``: move the mapping of one
     page or of the whole enclave, same size, with MREMAP_MAYMOVE|MREMAP_FIXED
@@ -66,7 +76,7 @@ PERMS = ("R", "RW", "RX", "RWX")
 SOURCES = ("image", "anon", "noexec")
 POLICIES = ("selinux", "none")
 ACTIONS = ("mmap", "mprotect", "munmap", "add_pages", "init", "restrict", "modtype", "remove", "load",
-           "store", "fetch", "eaccept", "eacceptcopy", "emodpe", "reclaim")
+           "store", "fetch", "eaccept", "eacceptcopy", "emodpe", "reclaim", "fork")
 # Offered only when named in --actions: mseal(2) of one page or the whole
 # enclave (kernels with mseal, linux-6.12), and mremap (a same-size move,
 # which changes every design's verdicts the same way).
@@ -86,6 +96,10 @@ class Scope:
     # The process turns MDWE on (prctl PR_SET_MDWE, REFUSE_EXEC_GAIN) before
     # anything else (--mdwe; kernels with MDWE, linux-6.12).
     mdwe: bool = False
+    # --processes 2: a ``fork`` action; --enclaves 2: two enclaves sharing
+    # the EPC (docs/checker-reach.md).
+    processes: int = 1
+    enclaves: int = 1
 
     def __post_init__(self):
         # Any count: ELRANGE is the next power of two of at least pages + 5
@@ -93,70 +107,32 @@ class Scope:
         # pages need not fill it.
         if not 1 <= self.pages <= 64:
             raise ValueError(f"--pages must be between 1 and 64, not {self.pages}")
+        for opt, n in (("--processes", self.processes), ("--enclaves", self.enclaves)):
+            if n not in (1, 2):
+                raise ValueError(f"{opt} must be 1 or 2, not {n}")
         if self.policy not in POLICIES:
             raise ValueError(f"--policy must be one of {', '.join(POLICIES)}, not {self.policy!r}")
 
     def as_dict(self) -> dict:
-        return {"pages": self.pages, "policy": self.policy, **({"mdwe": True} if self.mdwe else {})}
+        return {"pages": self.pages, "policy": self.policy, **({"mdwe": True} if self.mdwe else {}),
+                **({"processes": self.processes} if self.processes > 1 else {}),
+                **({"enclaves": self.enclaves} if self.enclaves > 1 else {})}
 
     def ranges(self) -> list[tuple[int, int]]:
         """(offset, length): every single page, then the whole enclave."""
         one = [(i * PAGE, PAGE) for i in range(self.pages)]
         return one + ([(0, self.pages * PAGE)] if self.pages > 1 else [])
 
+    def offsets(self) -> list[int]:
+        """The explored pages' offsets."""
+        return [i * PAGE for i in range(self.pages)]
+
     def enabled(self, *, initialized: bool, sgx2: bool, added: frozenset[int]) -> list[Action]:
-        """The actions offered in a state, in the fixed order of the search."""
-        out: list[Action] = []
-        want = set(self.actions)
-        offs = [i * PAGE for i in range(self.pages)]
-        for name, perms in (("mmap", self.map_perms or self.perms), ("mprotect", self.perms)):
-            if name in want:
-                out += [Action.make(name, offset=o, length=n, prot=p) for o, n in self.ranges()
-                        for p in perms]
-        if "munmap" in want:
-            out += [Action.make("munmap", offset=o, length=n) for o, n in self.ranges()]
-        if "mseal" in want:
-            out += [Action.make("mseal", offset=o, length=n) for o, n in self.ranges()]
-        if "mremap" in want:
-            out += [Action.make("mremap", offset=o, length=n) for o, n in self.ranges()]
-        if not initialized:
-            if "add_pages" in want:
-                # In offset order, as loaders add an image: the next page
-                # above the highest added one (the explored pages are alike,
-                # so a hole below an added page mirrors one above it).
-                nxt = [o for o in offs if o > max(added, default=-1)][:1]
-                for o in nxt:
-                    for s in self.sources:
-                        out.append(Action.make("add_pages", offset=o, source=s, type="TCS", perms="RW"))
-                        out += [Action.make("add_pages", offset=o, source=s, type="REG", perms=p)
-                                for p in self.perms]
-            if "init" in want:
-                # The runtime's pages are added already, so an enclave with no
-                # explored page added can be initialised too.
-                out.append(Action.make("init"))
-            if "reclaim" in want:
-                out += [Action.make("reclaim", offset=o) for o in offs if o in added]
-            return out
-        if sgx2:
-            if "restrict" in want:
-                out += [Action.make("restrict", offset=o, perms=p) for o in offs for p in ("R", "RW")]
-            if "modtype" in want:
-                out += [Action.make("modtype", offset=o, type=t) for o in offs for t in ("TCS", "TRIM")]
-            if "remove" in want:
-                out += [Action.make("remove", offset=o) for o in offs]
-        for name in ("load", "store", "fetch"):
-            if name in want:
-                out += [Action.make(name, offset=o) for o in offs]
-        if sgx2:
-            if "eaccept" in want:
-                out += [Action.make("eaccept", offset=o) for o in offs]
-            if "eacceptcopy" in want:
-                out += [Action.make("eacceptcopy", offset=o) for o in offs]
-            if "emodpe" in want:
-                out += [Action.make("emodpe", offset=o, perms=p) for o in offs for p in ("RX", "RWX")]
-        if "reclaim" in want:
-            out += [Action.make("reclaim", offset=o) for o in offs]
-        return out
+        """The actions offered in a state, in the fixed order of the search
+        (each action's domain and enabling: :mod:`sgxsim.check.actions`)."""
+        from sgxsim.check.actions import Ctx, enabled
+
+        return enabled(self, Ctx(initialized, sgx2, added))
 
 
 # The scope paragraph of this docstring, for ``--help`` (one unwrapped block).

@@ -378,14 +378,16 @@ class Process:
             mm.insert(nv)
             if nv.vm_ops is not None and nv.vm_ops.open is not None:
                 nv.vm_ops.open(nv)
+            # copy_page_range() after vm_ops->open (dup_mmap()); a VM_PFNMAP
+            # VMA's PTEs are copied too (vma_needs_copy()), as they are: no
+            # page behind them to reference (copy_present_ptes()).
             for vpn in src_pt.populated(v.vm_start >> PAGE_SHIFT, v.vm_end >> PAGE_SHIFT):
                 pte = src_pt.ptes[vpn]
-                if pte & PTE_SPECIAL:
-                    continue  # copy_page_range() skips VM_PFNMAP: refault in the child
                 if not v.vm_flags & VM_SHARED and pte & PTE_PRESENT:
                     pte &= ~PTE_RW
                     src_pt.ptes[vpn] = pte
-                k.get_frame(pte_pfn(pte))
+                if not pte & PTE_SPECIAL:
+                    k.get_frame(pte_pfn(pte))
                 dst_pt.set(vpn, pte)
         return child
 

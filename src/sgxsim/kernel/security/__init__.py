@@ -31,6 +31,12 @@ class LsmModule:
     def enclave_map(self, task: Any, file: Any, prot: int) -> None:
         return None
 
+    def grants(self, subject: str, perm: str, target: str | None = None) -> bool:
+        """Observation (no audit, no refusal): whether this module grants
+        ``subject`` the process permission ``perm`` (``target`` None) or the
+        file permission ``perm`` on files labelled ``target``."""
+        return True
+
 
 class Security:
     def __init__(self, modules: list[LsmModule] | None = None):
@@ -69,6 +75,11 @@ class Security:
         # ``prot`` (at mmap and mprotect)?  Raises OSError to refuse.
         for m in self.modules:
             m.enclave_map(task, file, prot)
+
+    def grants(self, subject: str, perm: str, target: str | None = None) -> bool:
+        """Whether every module grants ``perm`` (see ``LsmModule.grants``);
+        with no module nothing is withheld.  For observers (the checker)."""
+        return all(m.grants(subject, perm, target) for m in self.modules)
 
     def find(self, name: str) -> LsmModule | None:
         return next((m for m in self.modules if m.name == name), None)

@@ -48,6 +48,11 @@ class SelinuxPolicy(LsmModule):
         else:
             self.files.setdefault((subject, target), set()).add(perm)
 
+    def grants(self, subject: str, perm: str, target: str | None = None) -> bool:
+        if target is None:
+            return perm in self.process.get(subject, set())
+        return perm in self.files.get((subject, target), set())
+
     # -- avc -------------------------------------------------------------------------------
     def _process_perm(self, task: Any, perm: str) -> None:
         if perm not in self.process.get(task.label, set()):

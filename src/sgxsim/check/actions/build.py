@@ -1,0 +1,124 @@
+"""Building the enclave before INIT: SGX_IOC_ENCLAVE_ADD_PAGES of an explored
+page and SGX_IOC_ENCLAVE_INIT, as a loader does them."""
+
+from __future__ import annotations
+
+import struct
+from typing import Any
+
+from sgxsim.check import runtime
+from sgxsim.check.actions.abi import PAGE, SCRATCH, SI_PERMS, SRC, TYPES
+from sgxsim.check.actions.base import OFFSET, CheckerAction, errno_of
+from sgxsim.check.ghost import PageGhost
+from sgxsim.check.model import Action, Event
+from sgxsim.check.scope import PERMS, SOURCES
+from sgxsim.hw import sigstruct as hwsig
+from sgxsim.hw import uapi
+from sgxsim.hw.consts import Attribute, secinfo_flags
+from sgxsim.kernel.mm import VM_EXEC
+
+ATTRS = Attribute.MODE64BIT | Attribute.DEBUG
+XFRM = 3
+
+# Signing key and SIGSTRUCTs by MRENCLAVE: a cache of the checker process,
+# not model state (RSA key generation is slow; keys do not pickle).
+_SIGN: dict[Any, Any] = {}
+
+
+def sigstruct(mrenclave: bytes) -> bytes:
+    got = _SIGN.get(mrenclave)
+    if got is None:
+        key = _SIGN.get("key")
+        if key is None:
+            key = _SIGN["key"] = hwsig.generate_key()
+        got = _SIGN[mrenclave] = hwsig.sign(
+            hwsig.build(mrenclave, attributes=ATTRS, xfrm=XFRM,
+                        attributes_mask=~Attribute.DEBUG & ((1 << 64) - 1), vendor=0), key).pack()
+    return got
+
+
+def add_from(st: Any, h: Any, src: int, offset: int, sflags: int) -> tuple[int, int]:
+    """SGX_IOC_ENCLAVE_ADD_PAGES of one measured page from ``src`` into the
+    enclave of handle ``h``; the program measures what it passed (its
+    signer's MRENCLAVE).  Returns (errno, count written back)."""
+    p = st.proc
+    data = p.peek(src, PAGE)
+    p.poke(SCRATCH + 2 * PAGE, struct.pack("<Q", sflags) + bytes(56))
+    buf = bytearray(struct.pack("<6Q", src, offset, PAGE, SCRATCH + 2 * PAGE, 1, 0))
+    e = errno_of(st, p.ioctl, h.fd, uapi.SGX_IOC_ENCLAVE_ADD_PAGES, buf)
+    count = struct.unpack_from("<6Q", buf)[5]
+    if count:
+        h.meas.eadd(offset, sflags)
+        h.meas.eextend_page(offset, data)
+    return e, count
+
+
+def add_raw(st: Any, h: Any, offset: int, data: bytes, sflags: int) -> tuple[int, int]:
+    """ADD_PAGES of ``data``, staged in the scratch buffer."""
+    st.proc.poke(SCRATCH + PAGE, data.ljust(PAGE, b"\0"))
+    return add_from(st, h, SCRATCH + PAGE, offset, sflags)
+
+
+class AddPages(CheckerAction):
+    """ADD_PAGES (before INIT) of the next explored page above the highest
+    one added (loaders add in offset order; the explored pages are alike),
+    from each source kind, as TCS or as REG with each permission."""
+
+    name = "add_pages"
+    keys = {"offset": OFFSET, "source": SOURCES, "type": ("REG", "TCS"), "perms": PERMS}
+    events = ("add",)
+
+    def offers(self, scope, ctx):
+        if ctx.initialized:
+            return []
+        out = []
+        # A hole below an added page mirrors one above it.
+        nxt = [o for o in scope.offsets() if o > max(ctx.added, default=-1)][:1]
+        for o in nxt:
+            for s in scope.sources:
+                out.append(Action.make("add_pages", offset=o, source=s, type="TCS", perms="RW"))
+                out += [Action.make("add_pages", offset=o, source=s, type="REG", perms=p)
+                        for p in scope.perms]
+        return out
+
+    def run(self, model, st, a, ev):
+        off, source, typ, perms = a.arg("offset"), a.arg("source"), a.arg("type"), a.arg("perms")
+        h = model.handle(st, a)
+        src = SRC[source] + off
+        vma = st.proc.mm.find_vma(src)
+        source_exec = bool(vma is not None and vma.vm_start <= src and vma.vm_flags & VM_EXEC)
+        sflags = secinfo_flags(TYPES[typ], 0 if typ == "TCS" else SI_PERMS[perms])
+        e, count = add_from(st, h, src, off, sflags)
+        ok = e == 0 and count == PAGE
+        if ok:
+            h.added = h.added | {off}
+        ev.append(Event("add", model.ghost_offset(h, off), ok,
+                        (typ, "RW" if typ == "TCS" else perms, source_exec)))
+
+    def update(self, edit, ev):
+        # The page's history starts: what its SECINFO declared, where from.
+        sectype, perms, source_exec = ev.info
+        edit.pages[ev.addr] = PageGhost("build", perms, sectype, bool(source_exec))
+
+
+class Init(CheckerAction):
+    """SGX_IOC_ENCLAVE_INIT (before INIT) with a SIGSTRUCT signed for the
+    MRENCLAVE the program measured; the runtime's pages are added already,
+    so an enclave with no explored page added can be initialised too."""
+
+    name = "init"
+    keys: dict = {}
+
+    def offers(self, scope, ctx):
+        return [] if ctx.initialized else [Action.make("init")]
+
+    def run(self, model, st, a, ev):
+        h = model.handle(st, a)
+        p = st.proc
+        p.poke(SCRATCH + 3 * PAGE, sigstruct(h.meas.digest()))
+        arg = bytearray(struct.pack("<Q", SCRATCH + 3 * PAGE))
+        e = errno_of(st, p.ioctl, h.fd, uapi.SGX_IOC_ENCLAVE_INIT, arg)
+        h.initialized = e == 0
+        if h.initialized:
+            # The runtime's code is what this enclave identity runs.
+            st.library.bind(h.meas.digest(), runtime.program(model.layout))
