@@ -64,7 +64,8 @@ class Snapshot:
 
     __slots__ = ("dicts", "lists", "sets", "buffers", "slotted", "stateful", "_dict_objs",
                  "_dict_saved", "_list_objs", "_list_saved", "_deques", "_set_objs", "_set_lens",
-                 "_set_flat", "_slot_objs", "_slot_getters", "_slot_flat", "_slow", "_buf_objs",
+                 "_set_flat", "_slot_objs", "_slot_getters", "_slot_flat", "_slot_owners",
+                 "_slot_names", "_slow", "_buf_objs",
                  "_buf_saved")
 
     def __init__(self, root: object):
@@ -146,6 +147,8 @@ class Snapshot:
         self._slot_objs = [o for o, _, _ in fast]
         self._slot_getters = [g for _, g, _ in fast]
         self._slot_flat = [x for _, _, v in fast for x in v]
+        self._slot_owners = [o for o, names, g, _ in slotted if g is not None for _ in names]
+        self._slot_names = [n for _, names, g, _ in slotted if g is not None for n in names]
         self._slow = [e for e in slotted if e[2] is None]
         self._buf_objs = [b for b, _ in buffers]
         self._buf_saved = [c for _, c in buffers]
@@ -173,22 +176,25 @@ class Snapshot:
         for b, saved in compress(self.buffers, map(operator.ne, self._buf_objs, self._buf_saved)):
             b[:] = saved
         # Every getter returns all of its object's slots, so the flattened
-        # values line up object by object.
-        if not all(map(is_, _chain(map(operator.call, self._slot_getters, self._slot_objs)),
-                       self._slot_flat)):
+        # values line up slot by slot: put back only the slots that differ.
+        flat = self._slot_flat
+        try:
+            cur = list(_chain(map(operator.call, self._slot_getters, self._slot_objs)))
+        except AttributeError:  # a slot was deleted: put every slot back by name
             self._restore_slots(self.slotted)
-        elif self._slow:
-            self._restore_slots(self._slow)
+        else:
+            owners, names = self._slot_owners, self._slot_names
+            for k in compress(range(len(flat)), map(operator.is_not, cur, flat)):
+                setattr(owners[k], names[k], flat[k])
+            if self._slow:
+                self._restore_slots(self._slow)
         for o, saved in self.stateful:
             if o.__getstate__() != saved:
                 o.__setstate__(saved)
 
     @staticmethod
     def _restore_slots(entries) -> None:
-        is_ = operator.is_
-        for o, names, getter, vals in entries:
-            if getter is not None and all(map(is_, getter(o), vals)):
-                continue  # every slot still holds what it held
+        for o, names, _, vals in entries:
             for n, v in zip(names, vals, strict=True):
                 if v is _MISSING:
                     if hasattr(o, n):
