@@ -25,7 +25,7 @@ from typing import Any
 
 from sgxsim.check import observe, runtime
 from sgxsim.check.model import Action, Event, Step
-from sgxsim.check.properties import View, VmaView
+from sgxsim.check.properties import View
 from sgxsim.check.scope import PAGE, Scope
 from sgxsim.check.snapshot import Snapshot
 from sgxsim.hw import sigstruct as hwsig
@@ -377,7 +377,7 @@ class MachineModel:
     def view(self, st: MState) -> View:
         m, p = st.m, st.proc
         ptes = observe.pte_views(p.mm.pgtable, m.cpu.epc, self._secs_index(st), self.base, self.size)
-        vmas = tuple(VmaView(v.vm_start, v.vm_end, prot_str(v.vm_flags)) for v in p.mm.vmas)
+        vmas = tuple([observe.vma_view(v.vm_start, v.vm_end, prot_str(v.vm_flags)) for v in p.mm.vmas])
         # Granted unless a module denies it: with no LSM (--policy none)
         # nothing withholds execmem or execmod, and every LSM must allow.
         execmem = execmod = True

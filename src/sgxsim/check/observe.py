@@ -11,11 +11,12 @@ same fingerprint behave the same for every action.
 
 from __future__ import annotations
 
+import functools
 import hashlib
 from dataclasses import dataclass
 from typing import Any
 
-from sgxsim.check.properties import PteView
+from sgxsim.check.properties import PteView, VmaView
 from sgxsim.hw.consts import PAGE_SIZE, PageType
 from sgxsim.hw.epc import EPCM_VALID, Epc
 from sgxsim.hw.memory import EPC_BASE_PFN
@@ -32,7 +33,16 @@ def _epc_index(epc: Epc, pfn: int) -> int | None:
 
 def pte_perms(pte: int) -> str:
     """The access a present user PTE grants: R, plus W (PTE_RW), plus X (no NX)."""
-    return "R" + ("W" if pte & PTE_RW else "") + ("" if pte & PTE_NX else "X")
+    return _PTE_PERMS[(1 if pte & PTE_RW else 0) | (0 if pte & PTE_NX else 2)]
+
+
+# The views are frozen value objects, so equal fields may share one object:
+# a bounded memo of each constructor spares building them (a frozen
+# dataclass costs ~1 us) for the few shapes a search meets again and again.
+# A memo hit is the object the constructor would have made, field for field;
+# nothing mutable is cached.
+pte_view = functools.lru_cache(maxsize=1 << 14)(PteView)
+vma_view = functools.lru_cache(maxsize=1 << 14)(VmaView)
 
 
 def pte_views(pt: PageTable, epc: Epc, secs_index: int, base: int, size: int) -> tuple[PteView, ...]:
@@ -40,18 +50,20 @@ def pte_views(pt: PageTable, epc: Epc, secs_index: int, base: int, size: int) ->
     it, in address order.  ``secs_index`` is the EPC index of the enclave's SECS
     (an EPCM entry's ENCLAVESECS), ``base``/``size`` its ELRANGE."""
     out = []
-    for vpn in sorted(pt.ptes):
-        pte = pt.ptes[vpn]
+    ptes, flags, secs, addr = pt.ptes, epc.flags, epc.secs, epc.addr
+    npages, end = epc.npages, base + size
+    for vpn in sorted(ptes):
+        pte = ptes[vpn]
         if not pte & PTE_PRESENT:
             continue
-        i = _epc_index(epc, (pte & PTE_PFN_MASK) >> PTE_PFN_SHIFT)
-        if i is None:
+        i = ((pte & PTE_PFN_MASK) >> PTE_PFN_SHIFT) - EPC_BASE_PFN  # _epc_index()
+        if not 0 <= i < npages:
             continue
         va = vpn << PTE_PFN_SHIFT
-        valid = epc.is_valid(i)
-        owned = valid and epc.secs[i] == secs_index
-        out.append(PteView(va, va - base if base <= va < base + size else None, pte_perms(pte), valid,
-                           owned, epc.addr[i] - base if owned else None))
+        valid = bool(flags[i] & EPCM_VALID)
+        owned = valid and secs[i] == secs_index
+        out.append(pte_view(va, va - base if base <= va < end else None, pte_perms(pte), valid,
+                            owned, addr[i] - base if owned else None))
     return tuple(out)
 
 
@@ -106,9 +118,14 @@ def pt_key(pt: PageTable, epc: Epc, base: int) -> tuple:
 def vm_perms(vm_flags: int) -> str:
     """VM_READ|VM_WRITE|VM_EXEC as R/RW/RX/RWX (W and X only with R, as the
     checker offers them); ``""`` for none of them."""
-    if not vm_flags & (VM_READ | VM_WRITE | VM_EXEC):
-        return ""
-    return "R" + ("W" if vm_flags & VM_WRITE else "") + ("X" if vm_flags & VM_EXEC else "")
+    return _VM_PERMS[vm_flags & _VM_RWX]
+
+
+_VM_RWX = VM_READ | VM_WRITE | VM_EXEC
+_VM_PERMS = {f: "" if not f else "R" + ("W" if f & VM_WRITE else "") + ("X" if f & VM_EXEC else "")
+             for f in range(_VM_RWX + 1) if not f & ~_VM_RWX}
+# pte_perms() by (PTE_RW, not NX): index bit 0 = W, bit 1 = X.
+_PTE_PERMS = ("R", "RW", "RX", "RWX")
 
 
 _TYPES = {int(t): t.name.removeprefix("PT_") for t in PageType}
