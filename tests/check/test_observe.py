@@ -92,3 +92,18 @@ def test_pte_views_perms_for_every_rw_nx_combination():
 
     assert [pte_perms(PTE_PRESENT | rw | nx) for rw in (0, PTE_RW) for nx in (0, PTE_NX)] == \
         ["RX", "R", "RWX", "RW"]
+
+
+def test_page_key_tells_every_page_apart():
+    from sgxsim.check.observe import page_key
+
+    zero = bytearray(4096)
+    tcs = bytearray(4096)
+    tcs[16:20] = (1).to_bytes(4, "little")  # CSSA 1
+    late = bytearray(4096)
+    late[4095] = 1  # differs only past the kept head
+    keys = [page_key(p) for p in (zero, tcs, late, bytes(late))]
+    assert keys[0] != keys[1] != keys[2] and keys[0] != keys[2]
+    assert keys[2] == keys[3]  # bytes or bytearray alike
+    assert page_key(tcs) == bytes(tcs[:128])  # kept exactly, not hashed
+    assert len(page_key(late)) == 8  # hashed: another length than a kept head

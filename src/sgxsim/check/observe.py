@@ -67,6 +67,21 @@ def pte_views(pt: PageTable, epc: Epc, secs_index: int, base: int, size: int) ->
     return tuple(out)
 
 
+_HEAD = 128  # a TCS's fields fit (72 bytes); the rest of its page is reserved, zero
+_ZERO_TAIL = bytes(PAGE_SIZE - _HEAD)
+_PT_REG = int(PageType.PT_REG)
+
+
+def page_key(data: bytes | bytearray) -> bytes:
+    """A page's contents for a key: the first 128 bytes themselves when the
+    rest of the page is zero (a TCS, a fresh page: exact, and no hash of 4
+    KiB), else an 8-byte blake2b digest (a different length, so the two
+    kinds never meet)."""
+    if len(data) == PAGE_SIZE and data.endswith(_ZERO_TAIL):
+        return bytes(data[:_HEAD])
+    return hashlib.blake2b(data, digest_size=8).digest()
+
+
 def epc_key(epc: Epc, secs_index: int, base: int, identity: bool = True,
             reg_contents: bool = True) -> tuple:
     """The enclave's EPC pages, keyed by offset: (offset, EPCM flags, type,
@@ -75,14 +90,15 @@ def epc_key(epc: Epc, secs_index: int, base: int, identity: bool = True,
     ``reg_contents`` the contents of REG pages are left out (for a model
     whose actions never read them); TCS contents (CSSA, flags) always count."""
     pages = []
+    flags, secs_of, pt, addr, contents = epc.flags, epc.secs, epc.pt, epc.addr, epc.data
     for i in range(epc.npages):
-        if epc.flags[i] & EPCM_VALID and epc.secs[i] == secs_index and i != secs_index:
-            data = epc.data.get(i)
-            if data is None or (not reg_contents and epc.pt[i] == PageType.PT_REG):
+        if flags[i] & EPCM_VALID and secs_of[i] == secs_index and i != secs_index:
+            data = contents.get(i)
+            if data is None or (not reg_contents and pt[i] == _PT_REG):
                 digest = b""
             else:
-                digest = hashlib.blake2b(data, digest_size=8).digest()
-            pages.append((epc.addr[i] - base, epc.flags[i], epc.pt[i], digest))
+                digest = page_key(data)
+            pages.append((addr[i] - base, flags[i], pt[i], digest))
     pages.sort()
     st = epc.secs_state.get(secs_index)
     if st is None:
