@@ -4,10 +4,19 @@ counts (only the times differ)."""
 
 from __future__ import annotations
 
+import contextlib
 import json
+import os
+import shutil
+import signal
+import socket
 import subprocess
 import sys
+import tempfile
+import time
+from pathlib import Path
 
+import pytest
 from click.testing import CliRunner
 
 from sgxsim.cli import main
@@ -54,3 +63,99 @@ def test_engine_options_refused_where_they_do_not_apply(tmp_path):
     assert r.exit_code == 2 and "--address needs --engine ray" in r.output
     r = CliRunner().invoke(main, ["check", "--simulate", "--engine", "ray", "--out", str(tmp_path)])
     assert r.exit_code == 2 and "--simulate runs on the local engine" in r.output
+
+
+def test_ray_engine_spilling_gives_the_same_json(tmp_path, monkeypatch):
+    # The actors' frontiers go to disk in chunks past 64 KB each: the same
+    # results, and no file left behind.
+    monkeypatch.setenv("SGXSIM_SPILL_DIR", str(tmp_path / "spill"))
+    local = _results([], tmp_path, "local")
+    ray = _results(["--engine", "ray", "--workers", "2", "--frontier-mem", "0.0625"], tmp_path, "ray")
+    assert ray == local
+    assert os.listdir(tmp_path / "spill") == []
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def _sgxsim(*args, env=None, timeout=120):
+    return subprocess.run([sys.executable, "-m", "sgxsim.cli", *args], capture_output=True, text=True,
+                          timeout=timeout, env={**os.environ, **(env or {})})
+
+
+def test_an_address_where_nothing_listens_is_a_clean_error(tmp_path):
+    port = _free_port()  # closed again: nothing listens there
+    r = _sgxsim("check", "--engine", "ray", "--address", f"127.0.0.1:{port}", "--design", "no-hook",
+                "--depth", "1", "--out", str(tmp_path))
+    assert r.returncode == 2 and r.stdout == ""
+    # One message, naming the address and what to do; no traceback, no Ray log.
+    assert r.stderr.splitlines() == [
+        f"Error: --engine ray: no Ray cluster answers at 127.0.0.1:{port} (Connection refused). Start "
+        "one there (`ray start --head --port=PORT`, docs/checker-reach.md) and pass its address, or "
+        "leave out --address to run on a local cluster"]
+
+
+@pytest.mark.parametrize("address", ["nonsense", "10.0.0.5", "10.0.0.5:http", "host:70000"])
+def test_a_malformed_address_is_refused(address, tmp_path):
+    r = CliRunner().invoke(main, ["check", "--engine", "ray", "--address", address, "--out", str(tmp_path)])
+    assert r.exit_code == 2, r.output
+    assert f"--address {address!r} is not a Ray address: expected HOST:PORT" in r.output
+    assert r.exception is None or isinstance(r.exception, SystemExit)
+
+
+def test_without_ray_installed_the_engine_says_so(tmp_path, monkeypatch):
+    monkeypatch.setitem(sys.modules, "ray", None)  # `import ray` fails as if not installed
+    r = CliRunner().invoke(main, ["check", "--engine", "ray", "--design", "no-hook", "--depth", "1",
+                                  "--out", str(tmp_path)])
+    assert r.exit_code == 2
+    assert "--engine ray needs Ray, which is not installed: pip install 'sgxsim[ray]'" in r.output
+
+
+def test_the_recipe_on_an_existing_cluster(tmp_path):
+    """docs/checker-reach.md's recipe on a one-node cluster of this machine:
+    `ray start --head` (a port of its own, its own temporary directory so
+    other Ray users here do not find it), then `sgxsim check --engine ray
+    --address`; the JSON is the local engine's.  The cluster is stopped by
+    its process group (the `ray start --block` this test started)."""
+    port = _free_port()
+    ray_cli = Path(sys.executable).with_name("ray")
+    log = tmp_path / "head.log"
+    tmp = tempfile.mkdtemp(prefix="sgxr-", dir="/tmp")  # Ray's socket paths must stay short
+    env = {**os.environ, "RAY_USAGE_STATS_ENABLED": "0"}
+    with open(log, "w") as out:
+        head = subprocess.Popen([str(ray_cli), "start", "--head", f"--port={port}", "--num-cpus=2",
+                                 "--include-dashboard=false", "--disable-usage-stats", f"--temp-dir={tmp}",
+                                 "--block"], stdout=out, stderr=subprocess.STDOUT, env=env,
+                                start_new_session=True)
+    try:
+        deadline = time.monotonic() + 180
+        while "Ray runtime started" not in log.read_text():
+            assert head.poll() is None, log.read_text()
+            assert time.monotonic() < deadline, log.read_text()
+            time.sleep(0.5)
+        local = _results([], tmp_path, "local")
+        r = _sgxsim("check", *SCOPE, "--engine", "ray", "--address", f"127.0.0.1:{port}", "--workers", "2",
+                    "--out", str(tmp_path / "cluster"), timeout=300)
+        assert r.returncode == 0, r.stderr
+        assert "Traceback" not in r.stderr
+        out = json.loads(r.stdout)["results"]
+        for x in out:
+            x.pop("seconds")
+        assert out == local
+        assert head.poll() is None  # the cluster stays up afterwards
+    finally:
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(head.pid, signal.SIGTERM)
+        try:
+            head.wait(timeout=60)
+        except subprocess.TimeoutExpired:
+            os.killpg(head.pid, signal.SIGKILL)
+            head.wait()
+        # What Ray started in that group and outlived `ray start` goes too.
+        with contextlib.suppress(ProcessLookupError):
+            time.sleep(2)
+            os.killpg(head.pid, signal.SIGKILL)
+        shutil.rmtree(tmp, ignore_errors=True)

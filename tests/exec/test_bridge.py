@@ -8,6 +8,7 @@ import struct
 import subprocess
 import sys
 
+import pytest
 from elftools.elf.elffile import ELFFile
 
 from sgxsim.exec.build import ensure_native
@@ -28,8 +29,10 @@ from sgxsim.machine import Machine
 SGXSIM = [sys.executable, "-m", "sgxsim.cli", "exec"]
 
 
-def sgxsim_exec(*args: str, timeout: float = 120) -> subprocess.CompletedProcess:
-    return subprocess.run([*SGXSIM, *args], capture_output=True, text=True, timeout=timeout)
+def sgxsim_exec(*args: str, timeout: float = 120, env: dict | None = None
+                ) -> subprocess.CompletedProcess:
+    return subprocess.run([*SGXSIM, *args], capture_output=True, text=True, timeout=timeout,
+                          env={**os.environ, **(env or {})})
 
 
 def test_vdso_image_has_both_hash_tables_and_one_rx_segment():
@@ -127,7 +130,6 @@ def test_raw_syscall_on_an_enclave_range_is_stopped_with_a_message(native):
 
 def test_static_program_gets_a_clear_message(native):
     if "static" not in native:
-        import pytest
 
         pytest.skip("no static libc to link a static test program")
     r = sgxsim_exec("--", str(native["static"]))
@@ -198,11 +200,12 @@ def test_cpuid_sites_are_found_by_disassembly(native):
     assert len(sites) == 2  # the two inline CPUIDs of cpuid.c (leaf 7, leaf 0x12 in a loop)
 
 
-def test_two_threads_inside_enclaves_at_once_get_a_clear_message(native):
+@pytest.mark.parametrize("entry", ["direct", "sigill"])
+def test_two_threads_inside_enclaves_at_once_get_a_clear_message(native, entry):
     from edmm import NATIVE
 
     built = native["edmm"]
-    r = sgxsim_exec("--", *built.argv(NATIVE / "race.script"))
+    r = sgxsim_exec("--", *built.argv(NATIVE / "race.script"), env={"SGXSIM_VDSO_ENTRY": entry})
     assert r.returncode == 127
     assert "two threads inside enclaves at once are not supported" in r.stderr
     assert "both returned" not in r.stdout
@@ -214,7 +217,6 @@ def test_source_on_a_noexec_mount_lacks_vm_mayexec(native, tmp_path):
     from it is EACCES, as on the kernel; from an exec mount it is added."""
     import os
 
-    import pytest
 
     mnt = tmp_path / "nx"
     mnt.mkdir()

@@ -4,6 +4,7 @@ errno and fault for fault (tests/exec/native/edmm.script)."""
 
 from __future__ import annotations
 
+import os
 import subprocess
 import sys
 
@@ -17,10 +18,25 @@ CONFIGS = [("linux-6.0", True), ("linux-5.11", True), ("linux-6.0", False)]
 
 @pytest.mark.parametrize(("kernel", "sgx2"), CONFIGS, ids=["linux-6.0", "linux-5.11", "sgx1"])
 def test_native_loader_matches_the_python_api(native, kernel, sgx2):
-    built = native["edmm"]
+    _matches(native["edmm"], kernel, sgx2)
+
+
+# How the vDSO's ENCLU reaches the server (docs/exec.md): the direct entry
+# (the default, tested above), the direct entry loading every reply through
+# its trap, and the ENCLU raising SIGILL.
+@pytest.mark.parametrize("entry", ["trap", "sigill"])
+def test_every_vdso_entry_matches_the_python_api(native, entry):
+    _matches(native["edmm"], "linux-6.0", True, entry)
+
+
+def _matches(built, kernel, sgx2, entry=None):
     argv = [sys.executable, "-m", "sgxsim.cli", "exec", "--kernel", kernel]
     argv += [] if sgx2 else ["--sgx1"]
-    r = subprocess.run([*argv, "--", *built.argv()], capture_output=True, text=True, timeout=300)
+    env = dict(os.environ)
+    if entry:
+        env["SGXSIM_VDSO_ENTRY"] = entry
+    r = subprocess.run([*argv, "--", *built.argv()], capture_output=True, text=True, timeout=300,
+                       env=env)
     assert r.returncode == 0, r.stderr
     want = edmm.run_python(built, EnclaveEngine(), kernel=kernel, sgx2=sgx2)
     assert r.stdout.splitlines() == want

@@ -17,6 +17,7 @@ from sgxsim.check import scenario as scn
 from sgxsim.check.properties import PROPERTIES
 from sgxsim.check.ray_engine import EngineError
 from sgxsim.check.scope import ACTIONS, OPTIONAL_ACTIONS, PERMS, POLICIES, SCOPE_HELP, SOURCES, Scope
+from sgxsim.check.spill import bound_from_env
 
 DESIGNS = ("no-hook", "rfc-2019", "v40", "linux-5.11", "sgx2-rfc", "linux-6.0", "safe-to-execute",
            "propagate-source", "linux-6.12")
@@ -172,6 +173,11 @@ def _subset(opt: str, text: str, allowed: tuple[str, ...]) -> tuple[str, ...]:
 @click.option("--address", default=None, metavar="ADDR",
               help="With --engine ray: the Ray cluster to connect to (e.g. 10.0.0.5:6379 or auto); "
                    "default: start a local cluster on the loopback.")
+@click.option("--frontier-mem", default=None, type=click.FloatRange(min=0, min_open=True), metavar="MB",
+              help="Megabytes of frozen states each worker keeps in memory per BFS level before it "
+                   "writes the frontier to disk in chunks (read back in order: same results; "
+                   "default $SGXSIM_FRONTIER_MEM, else no bound; files under $SGXSIM_SPILL_DIR or "
+                   "the temporary directory, removed at the end).")
 @click.option("--pages", default=1, show_default=True, type=int,
               help="Explored enclave pages besides the runtime's five (1 to 64).")
 @click.option("--policy", default="selinux", show_default=True, type=click.Choice(POLICIES))
@@ -202,8 +208,8 @@ def _subset(opt: str, text: str, allowed: tuple[str, ...]) -> tuple[str, ...]:
               help="With --simulate: the actions per walk.")
 @click.option("--seed", default=0, show_default=True, type=int,
               help="With --simulate: the seed (the same seed gives the same walks and traces).")
-def check(designs, props, design_files, property_files, depth, workers, engine, address, pages, policy,
-          perms, map_perms, sources, actions, mdwe, as_json, out, html_dir, simulate, walks, walk_depth,
+def check(designs, props, design_files, property_files, depth, workers, engine, address, frontier_mem, pages,
+          policy, perms, map_perms, sources, actions, mdwe, as_json, out, html_dir, simulate, walks, walk_depth,
           seed) -> None:
     if address is not None and engine != "ray":
         raise click.UsageError("--address needs --engine ray")
@@ -234,15 +240,21 @@ def check(designs, props, design_files, property_files, depth, workers, engine, 
         click.echo(runner.render_simulation(results))
         click.echo(runner.render_traces(results))
         return
+    try:
+        mem = int(frontier_mem * 2**20) if frontier_mem is not None else bound_from_env()
+    except ValueError as e:
+        raise click.BadParameter(str(e), param_hint="--frontier-mem") from None
     old = signal.signal(signal.SIGINT, functools.partial(_on_sigint, os.getpid()))
     try:
         with user_code_errors():
             results = runner.check(_factory(scope), designs, props,
                                    depth=depth, workers=workers, out_dir=out, engine=engine,
-                                   address=address,
+                                   address=address, frontier_mem=mem,
                                    progress=Progress(depth, len(props), sys.stderr.isatty()))
     except EngineError as e:
-        raise click.ClickException(str(e)) from None
+        err = click.ClickException(str(e))
+        err.exit_code = e.status  # 2: a bad --address or no Ray, like a bad option
+        raise err from None
     except KeyboardInterrupt:
         click.echo("interrupted: no results (the scenario files of designs already explored are in "
                    f"{out})", err=True)

@@ -32,7 +32,8 @@ keep their states; they report fingerprints and property hits, the
 coordinator merges them in (parent, action) order, so the result is the same
 for any number of workers.  ``engine="ray"`` runs the same workers as Ray
 actors (:mod:`sgxsim.check.ray_engine`), with the seen-set partitioned over
-them by digest.
+them by digest.  With a ``frontier_mem`` bound a worker's frontier goes to
+disk in chunks and comes back in the same order (:mod:`sgxsim.check.spill`).
 """
 
 from __future__ import annotations
@@ -41,6 +42,7 @@ import multiprocessing as mp
 import pickle
 import time
 import zlib
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -48,6 +50,7 @@ from sgxsim.check.digests import DigestSet, digest
 from sgxsim.check.ghost import Ghost
 from sgxsim.check.model import Action
 from sgxsim.check.properties import PROPERTIES, Property
+from sgxsim.check.spill import Run, Spill, bound_from_env, merged, new_dir, remove_dir
 
 
 @dataclass(slots=True)
@@ -72,6 +75,13 @@ class Exploration:
     findings: dict[str, Finding] = field(default_factory=dict)
     levels: list[int] = field(default_factory=list)
     transitions: int = 0
+    # Bytes of frozen states the workers wrote to disk (sgxsim.check.spill).
+    spilled: int = 0
+    # Seconds until the workers were ready, and an estimate of the wall time
+    # on free cores: per level the busiest worker's CPU time, plus the
+    # coordinator's CPU time where the workers are other processes.
+    startup: float = 0.0
+    cpu_path: float = 0.0
     thaws: int = 0
     restores: int = 0
     # New states by the name of the action that first reached them: where
@@ -137,14 +147,17 @@ class _Expander:
         self.snapshot = getattr(model, "snapshot", None) if reuse else None
         self.view = getattr(model, "view", None) if reuse else None
 
-    def expand(self, frontier: list[Entry], open_props: set[str], keep: bool):
-        """Return ``records`` [(parent id, action index, action, digest, hits)]
-        and ``pending`` {(parent id, action index): entry without id}."""
+    def expand(self, frontier: Iterable[Entry], size: int, open_props: set[str], pending: Run | None):
+        """Expand the ``size`` entries of ``frontier`` (in node order); return
+        ``records`` [(parent id, action index, action, digest, hits)] and
+        append the children to keep to ``pending`` (None on the last level) as
+        ((parent id, action index), frozen machine, ghost, fingerprint), in
+        the order of the records."""
         model, props, known, reuse = self.model, self.props, self.known, self.reuse
         snapshot, view_of = self.snapshot, self.view
         records: list = []
-        pending: dict[tuple[int, int], tuple[bytes, Ghost, Any]] = {}
-        compress = len(frontier) > COMPRESS_ABOVE
+        keep = pending is not None
+        compress = size > COMPRESS_ABOVE
         for idx, blob, ghost, pfp in frontier:
             st = _thaw(model, blob)
             self.thaws += 1
@@ -180,8 +193,8 @@ class _Expander:
                 if known.add(key):
                     records.append((idx, ai, action, key, hits))
                     if keep:
-                        pending[(idx, ai)] = (blob if same else _freeze(model, step.state, compress),
-                                              g2, fp)
+                        pending.append(((idx, ai), blob if same else _freeze(model, step.state, compress),
+                                        g2, fp))
                 elif hits:
                     # A state reached before (here, so at an earlier (parent,
                     # action) in the merge order): only the property hits of
@@ -191,43 +204,65 @@ class _Expander:
                 # must become the parent again.
                 st = step.state
                 dirty = not same
-        return records, pending
+        return records
 
 
 class Worker:
-    """One worker's share of the search (a process of the embedded engine or
-    an actor of the Ray engine, :mod:`sgxsim.check.ray_engine`): keeps its
-    share of the frontier, expands it on request and reports only keys and
-    property hits; states stay here except the few moved to balance the load.
-    ``own`` is the worker's partition of the seen-set where the engine
-    partitions it by digest (``dedup``)."""
+    """One worker's share of the search (a process of the embedded engine, or
+    the search itself with one worker, or an actor of the Ray engine,
+    :mod:`sgxsim.check.ray_engine`): keeps its share of the frontier, expands
+    it on request and reports only keys and property hits; states stay here
+    except the few moved to balance the load.  The frontier and the children
+    being made are :class:`~sgxsim.check.spill.Run` objects, on disk past
+    ``bound`` bytes each (under ``spill_root``).  ``own`` is the worker's
+    partition of the seen-set where the engine partitions it by digest
+    (``dedup``)."""
 
-    def __init__(self, model, names, reuse):
+    def __init__(self, model, names, reuse, bound: int | None = None, spill_root: str | None = None):
         self.ex = _Expander(model, names, reuse)
-        self.frontier: list[Entry] = []
-        self.pending: dict = {}
+        self.spill = Spill(bound, spill_root)
+        self.frontier: list[Run] = []  # sorted runs of entries
+        self.pending: Run | None = None
         self.own = DigestSet()
+        self.cpu0 = time.process_time()
 
     def expand(self, open_props, keep):
-        """Expand this worker's frontier: ``(records, transitions, thaws,
-        restores)``."""
+        """Expand this worker's frontier in node order (the order the
+        coordinator merges in): ``(records, transitions, thaws, restores,
+        spilled bytes, CPU seconds of this process since the worker began)``."""
         ex = self.ex
-        self.frontier.sort(key=lambda e: e[0])  # parent order, as the coordinator merges
-        records, self.pending = ex.expand(self.frontier, open_props, keep)
-        return records, ex.transitions, ex.thaws, ex.restores
+        runs, self.frontier = self.frontier, []
+        self.pending = self.spill.run() if keep else None
+        records = ex.expand(merged(runs), sum(map(len, runs)), open_props, self.pending)
+        return (records, ex.transitions, ex.thaws, ex.restores, self.spill.bytes_written,
+                time.process_time() - self.cpu0)
 
-    def keep(self, keeps, give):
-        """Keep the children ``keeps`` [(parent, action index, node id)] as
-        the next frontier; return the last ``give`` of them (to balance)."""
-        pending = self.pending
-        frontier = [(nid, *pending[(pidx, ai)]) for pidx, ai, nid in keeps]
-        self.pending = {}
-        surplus = frontier[len(frontier) - give:] if give else []
-        self.frontier = frontier[:len(frontier) - give] if give else frontier
-        return surplus
+    def keep(self, keeps, gives=()):
+        """Keep the children ``keeps`` [(parent, action index, node id)], in
+        the merge order, as the next frontier, except the last ``sum(gives)``
+        of them: return those, in consecutive pieces of ``gives`` entries (to
+        move to other workers)."""
+        want = {(p, a): nid for p, a, nid in keeps}
+        stay = len(keeps) - sum(gives)
+        run = self.spill.run()
+        tail: list = []
+        pending, self.pending = self.pending, None
+        for key, blob, g, fp in pending:  # the records' order: the merge order
+            nid = want.get(key)
+            if nid is not None:
+                (run if len(run) < stay else tail).append((nid, blob, g, fp))
+        pieces, at = [], 0
+        for n in gives:
+            pieces.append(tail[at:at + n])
+            at += n
+        if len(run):
+            self.frontier.append(run)
+        return pieces
 
     def take(self, entries) -> None:
-        self.frontier.extend(entries)
+        """Entries (sorted by node id) moved here from another worker."""
+        if entries:
+            self.frontier.append(self.spill.run(entries))
 
     def dedup(self, keys):
         """For keys in the merge order, whether each is new to this
@@ -237,38 +272,96 @@ class Worker:
     def owned(self) -> int:
         return len(self.own)
 
+    def close(self) -> None:
+        """Drop the frontier and remove this worker's spill files."""
+        for r in self.frontier:
+            r.drop()
+        if self.pending is not None:
+            self.pending.drop()
+        self.frontier, self.pending = [], None
+        self.spill.close()
 
-def _worker(conn, model, names, reuse) -> None:
+
+def _worker(conn, model, names, reuse, bound, spill_root) -> None:
     """A worker process of the embedded engine: a :class:`Worker` behind a pipe."""
-    w = Worker(model, names, reuse)
-    while True:
-        msg = conn.recv()
-        cmd = msg[0]
-        if cmd == "expand":
-            conn.send(w.expand(*msg[1:]))
-        elif cmd == "keep":
-            conn.send(w.keep(*msg[1:]))
-        elif cmd == "take":
-            w.take(msg[1])
-        else:
-            conn.close()
-            return
+    w = Worker(model, names, reuse, bound, spill_root)
+    try:
+        while True:
+            msg = conn.recv()
+            cmd = msg[0]
+            if cmd == "expand":
+                conn.send(w.expand(*msg[1:]))
+            elif cmd == "keep":
+                conn.send(w.keep(*msg[1:]))
+            elif cmd == "take":
+                w.take(msg[1])
+            else:
+                conn.close()
+                return
+    finally:
+        w.close()
+
+
+def _moves(counts: list[int]) -> list[list[tuple[int, int]]]:
+    """How to balance the next level: for each worker, the (receiver, count)
+    pieces of its surplus (the workers that made more than their share give
+    the last of their children to those that made fewer, in worker order)."""
+    target = -(-sum(counts) // len(counts))
+    lacks = [[w, target - c] for w, c in enumerate(counts) if c < target]
+    moves: list[list[tuple[int, int]]] = [[] for _ in counts]
+    for w, c in enumerate(counts):
+        give = c - target
+        while give > 0 and lacks:
+            r = lacks[0]
+            n = min(give, r[1])
+            moves[w].append((r[0], n))
+            give -= n
+            r[1] -= n
+            if not r[1]:
+                lacks.pop(0)
+    return moves
+
+
+class _Serial:
+    """The search in this process: one :class:`Worker` behind the engine
+    interface (see :class:`_Pool`)."""
+
+    dedup = None
+    size = 1
+
+    def __init__(self, model, names, reuse: bool, bound, spill_root):
+        self.w = Worker(model, names, reuse, bound, spill_root)
+
+    def expand(self, open_props, keep) -> list:
+        return [self.w.expand(open_props, keep)]
+
+    def keep(self, keeps, moves) -> None:
+        self.w.keep(keeps[0])
+
+    def take(self, w: int, entries) -> None:
+        self.w.take(entries)
+
+    def close(self) -> None:
+        self.w.close()
 
 
 class _Pool:
     """Persistent worker processes, one pipe each.  The engine interface
-    (shared with :class:`sgxsim.check.ray_engine.RayPool`): ``size``,
-    ``expand``, ``keep``, ``take``, ``close``; an engine with ``dedup`` keeps
-    the seen-set partitioned by digest across its workers."""
+    (shared with :class:`_Serial` and
+    :class:`sgxsim.check.ray_engine.RayPool`): ``size``, ``expand``,
+    ``keep`` (keep the new children, move the surplus as planned by
+    :func:`_moves`), ``take``, ``close``; an engine with ``dedup`` keeps the
+    seen-set partitioned by digest across its workers."""
 
     dedup = None
 
-    def __init__(self, model, names, workers: int, reuse: bool):
+    def __init__(self, model, names, workers: int, reuse: bool, bound, spill_root):
         ctx = mp.get_context("fork") if "fork" in mp.get_all_start_methods() else mp.get_context()
         self.conns, self.procs = [], []
         for _ in range(workers):
             a, b = ctx.Pipe()
-            p = ctx.Process(target=_worker, args=(b, model, names, reuse), daemon=True)
+            p = ctx.Process(target=_worker, args=(b, model, names, reuse, bound, spill_root),
+                            daemon=True)
             p.start()
             self.conns.append(a)
             self.procs.append(p)
@@ -279,10 +372,13 @@ class _Pool:
             c.send(("expand", set(open_props), keep))
         return [c.recv() for c in self.conns]
 
-    def keep(self, keeps, gives) -> list:
-        for c, k, g in zip(self.conns, keeps, gives, strict=True):
-            c.send(("keep", k, g))
-        return [c.recv() for c in self.conns]
+    def keep(self, keeps, moves) -> None:
+        # Pipes join only the workers and this process: moved states pass here.
+        for c, k, m in zip(self.conns, keeps, moves, strict=True):
+            c.send(("keep", k, [n for _, n in m]))
+        for c, m in zip(self.conns, moves, strict=True):
+            for (r, _), piece in zip(m, c.recv(), strict=True):
+                self.conns[r].send(("take", piece))
 
     def take(self, w: int, entries) -> None:
         self.conns[w].send(("take", entries))
@@ -295,11 +391,16 @@ class _Pool:
                 pass
         for p in self.procs:
             p.join(timeout=5)
+        for p in self.procs:
+            if p.is_alive():
+                p.terminate()
+                p.join(timeout=5)
 
 
 def explore(model, prop_names: list[str] | None = None, depth: int = 6, workers: int = 1,
             max_states: int | None = None, reuse: bool = True, progress=None,
-            engine: str = "local", address: str | None = None) -> Exploration:
+            engine: str = "local", address: str | None = None,
+            frontier_mem: int | None = None, spill_dir: str | None = None) -> Exploration:
     """Explore ``model`` breadth first up to ``depth`` actions and decide every
     property in ``prop_names`` (all by default).  ``reuse=False`` thaws a
     fresh copy of the parent and computes a fresh view for every transition
@@ -307,11 +408,17 @@ def explore(model, prop_names: list[str] | None = None, depth: int = 6, workers:
     ``engine="ray"`` shares each level out to ``workers`` Ray actors
     (:mod:`sgxsim.check.ray_engine`; a local cluster, or the one at
     ``address``) with the seen-set partitioned by digest; the result is the
-    same as the embedded engine's."""
+    same as the embedded engine's.  ``frontier_mem``: bytes of frozen states
+    each worker keeps in memory per run before it spills to disk
+    (:mod:`sgxsim.check.spill`; default ``SGXSIM_FRONTIER_MEM``, else no
+    bound), under ``spill_dir`` (default ``SGXSIM_SPILL_DIR``, else the
+    temporary directory); the result is the same."""
     if engine not in ("local", "ray"):
         raise ValueError(f"no engine named {engine!r}; known: local, ray")
+    if frontier_mem is None:
+        frontier_mem = bound_from_env()
     names = list(prop_names or PROPERTIES)
-    t0 = time.perf_counter()
+    t0, cpu0 = time.perf_counter(), time.process_time()
     init = model.initial()
     ghost = Ghost()
     fp0 = model.fingerprint(init)
@@ -358,80 +465,72 @@ def explore(model, prop_names: list[str] | None = None, depth: int = 6, workers:
         return new
 
     level = 0
-    if workers <= 1 and engine == "local":
-        ex = _Expander(model, names, reuse)
-        ex.known.add(key0)
-        frontier = [root]
-        remaining = 1
-        while frontier and level < depth and open_props:
-            level += 1
-            keep = level < depth
-            records, pending = ex.expand(frontier, open_props, keep)
-            new = merge(level, records)
-            res.levels.append(len(new))
-            remaining = len(new)
-            if progress is not None:
-                res.depth, res.states, res.seconds = level, nstates, time.perf_counter() - t0
-                progress(res)
-            frontier = [(nid, *pending[(pidx, ai)]) for pidx, ai, nid in new] if keep else []
-            if max_states is not None and nstates >= max_states:
-                break
-        res.transitions, res.thaws, res.restores = ex.transitions, ex.thaws, ex.restores
-    else:
+    remaining = 1
+    spill_root = new_dir(spill_dir) if frontier_mem is not None else None
+    try:
         if engine == "ray":
             from sgxsim.check.ray_engine import RayPool
-            pool = RayPool(model, names, workers, reuse, address)
+            pool = RayPool(model, names, workers, reuse, address, frontier_mem, spill_root)
             seen = None  # partitioned over the actors
             pool.dedup([key0])
+        elif workers <= 1:
+            pool = _Serial(model, names, reuse, frontier_mem, spill_root)
+            pool.w.ex.known.add(key0)
         else:
-            pool = _Pool(model, names, workers, reuse)
+            pool = _Pool(model, names, workers, reuse, frontier_mem, spill_root)
         try:
             pool.take(0, [root])
-            remaining = 1
+            res.startup = time.perf_counter() - t0
+            cpu = [0.0] * pool.size
             while remaining and level < depth and open_props:
                 level += 1
                 keep = level < depth
                 owner: dict[tuple[int, int], int] = {}
                 records = []
-                res.transitions = res.thaws = res.restores = 0
-                for w, (recs, tr, th, rs) in enumerate(pool.expand(open_props, keep)):
+                res.transitions = res.thaws = res.restores = res.spilled = 0
+                busiest = 0.0
+                for w, (recs, tr, th, rs, sp, c) in enumerate(pool.expand(open_props, keep)):
+                    busiest, cpu[w] = max(busiest, c - cpu[w]), c
                     res.transitions += tr
                     res.thaws += th
                     res.restores += rs
-                    for r in recs:
-                        owner[(r[0], r[1])] = w
-                        records.append(r)
-                records.sort(key=lambda r: (r[0], r[1]))  # the sequential order
+                    res.spilled += sp
+                    if pool.size > 1:
+                        for r in recs:
+                            owner[(r[0], r[1])] = w
+                    records.extend(recs)
+                res.cpu_path += busiest
+                if pool.size > 1:
+                    records.sort(key=lambda r: (r[0], r[1]))  # the sequential order
                 fresh = pool.dedup([r[3] for r in records]) if pool.dedup is not None else None
                 new = merge(level, records, fresh)
                 res.levels.append(len(new))
+                remaining = len(new)
                 if progress is not None:
                     res.depth, res.states, res.seconds = level, nstates, time.perf_counter() - t0
                     progress(res)
                 if not keep:
-                    remaining = len(new)
                     break
                 keeps: list[list[tuple[int, int, int]]] = [[] for _ in range(pool.size)]
-                for k in new:
-                    keeps[owner[(k[0], k[1])]].append(k)
-                target = -(-len(new) // pool.size)
-                gives = [max(0, len(k) - target) for k in keeps]
-                surplus = [s for part in pool.keep(keeps, gives) for s in part]
-                for w in range(pool.size):
-                    lack = target - min(len(keeps[w]), target)
-                    if lack and surplus:
-                        pool.take(w, surplus[:lack])
-                        surplus = surplus[lack:]
-                remaining = len(new)
+                if pool.size > 1:
+                    for k in new:
+                        keeps[owner[(k[0], k[1])]].append(k)
+                else:
+                    keeps[0] = new
+                pool.keep(keeps, _moves([len(k) for k in keeps]))
                 if max_states is not None and nstates >= max_states:
                     break
         finally:
             pool.close()
+    finally:
+        remove_dir(spill_root)
     res.depth = level
     res.states = nstates
     res.seen = seen
     res.exhausted = not remaining
     res.seconds = time.perf_counter() - t0
+    if not isinstance(pool, _Serial):
+        res.cpu_path += time.process_time() - cpu0
     return res
 
 

@@ -13,6 +13,7 @@ from typing import Any
 from sgxsim.check import scenario as scn
 from sgxsim.check.explorer import Exploration, explore, replay, verdict
 from sgxsim.check.properties import PROPERTIES
+from sgxsim.check.spill import new_dir, remove_dir
 
 ModelFactory = Callable[[str], Any]
 
@@ -117,21 +118,24 @@ def _sgx2(factory: ModelFactory, design: str) -> bool:
 
 
 def _check_design(design: str) -> list[dict]:
-    factory, props, depth, out_dir, progress = _JOB["args"]
+    factory, props, depth, out_dir, progress, frontier_mem, spill_dir = _JOB["args"]
     model = factory(design)
-    return results_for(model, explore(model, props, depth=depth, progress=progress), props, out_dir)
+    return results_for(model, explore(model, props, depth=depth, progress=progress,
+                                      frontier_mem=frontier_mem, spill_dir=spill_dir), props, out_dir)
 
 
 def check(factory: ModelFactory, designs: list[str], props: list[str] | None = None, depth: int = 6,
           workers: int = 1, out_dir: Path | None = None, progress=None, engine: str = "local",
-          address: str | None = None) -> list[dict]:
+          address: str | None = None, frontier_mem: int | None = None) -> list[dict]:
     """Explore each design and decide ``props``.  With several designs and
     ``workers > 1`` the designs are spread over worker processes (each
     exploration is independent, so this parallelises almost perfectly); one
     design alone is explored with ``workers`` processes per BFS level.  The
     results are the same either way.  ``engine="ray"`` explores the designs
     one after another, each level shared out to ``workers`` Ray actors (one
-    cluster for all: a local one, or the one at ``address``)."""
+    cluster for all: a local one, or the one at ``address``).  ``frontier_mem``:
+    bytes of frontier each worker keeps in memory before it spills to disk
+    (:mod:`sgxsim.check.spill`)."""
     props = list(props or PROPERTIES)
     results: list[dict] = []
     if engine == "ray":
@@ -140,11 +144,14 @@ def check(factory: ModelFactory, designs: list[str], props: list[str] | None = N
             for d in designs:
                 model = factory(d)
                 exp = explore(model, props, depth=depth, workers=workers, progress=progress,
-                              engine="ray", address=address)
+                              engine="ray", address=address, frontier_mem=frontier_mem)
                 results.extend(results_for(model, exp, props, out_dir))
         return results
     if workers > 1 and len(designs) > 1 and "fork" in mp.get_all_start_methods():
-        _JOB["args"] = (factory, props, depth, out_dir, progress)
+        # The design processes are terminated on Ctrl-C, before they could
+        # clean up: their spill files go under one directory removed here.
+        spill_dir = new_dir() if frontier_mem is not None else None
+        _JOB["args"] = (factory, props, depth, out_dir, progress, frontier_mem, spill_dir)
         # Longest first (SGX2 designs have ~6x the states of SGX1 ones), so
         # the last job to finish is a short one; results in the given order.
         order = sorted(range(len(designs)), key=lambda i: (not _sgx2(factory, designs[i]), i))
@@ -156,10 +163,12 @@ def check(factory: ModelFactory, designs: list[str], props: list[str] | None = N
                     by_design[i] = job.get()
         finally:
             _JOB.clear()
+            remove_dir(spill_dir)
         return [r for i in range(len(designs)) for r in by_design[i]]
     for d in designs:
         model = factory(d)
-        exp = explore(model, props, depth=depth, workers=workers, progress=progress)
+        exp = explore(model, props, depth=depth, workers=workers, progress=progress,
+                      frontier_mem=frontier_mem)
         results.extend(results_for(model, exp, props, out_dir))
     return results
 

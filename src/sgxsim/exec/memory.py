@@ -14,7 +14,7 @@ there.
 One request of the program (an ioctl, an mmap, an ENCLU) is a transaction:
 :meth:`ProgramMemory.sync` brings the mirror's mappings up to date first and
 refreshes the pages the model kept from earlier requests (a page the program
-changed since is dropped, so the model faults it in afresh);
+changed since takes its new bytes in place, without a fault);
 :meth:`ProgramMemory.finish` writes back, byte for byte, what the model
 changed in the pages it holds (an ioctl's results, what the enclave stored
 outside ELRANGE).  Up to ``KEEP`` pages stay mapped in the model between
@@ -40,7 +40,7 @@ from sgxsim.kernel.mm.flags import (
     PROT_WRITE,
     TASK_SIZE,
 )
-from sgxsim.kernel.readerfs import create_reader_file
+from sgxsim.kernel.readerfs import create_reader_file, reader_page_young, store_reader_page
 
 SGX_PATHS = ("/dev/sgx_enclave", "/dev/sgx_provision")
 SKIP = ("[vvar]", "[vvar_vclock]", "[vsyscall]")
@@ -121,12 +121,15 @@ class ProgramMemory:
     """The mirror of one native process in its model process ``proc``."""
 
     KEEP = 64  # pages kept mapped in the model between requests
+    IDLE = 8  # requests a kept page may go unused before it is let go
 
     def __init__(self, proc, pid: int):
         self.proc = proc
         self.pid = pid
         try:
             self.mem_fd = os.open(f"/proc/{pid}/mem", os.O_RDWR | os.O_CLOEXEC)
+            # Kept open: a read from offset 0 lists the mappings afresh.
+            self.maps_fd = os.open(f"/proc/{pid}/maps", os.O_RDONLY | os.O_CLOEXEC)
             with open(f"/proc/{pid}/mountinfo") as f:
                 self.mounts = noexec_mounts(f.read())
         except OSError as e:
@@ -134,6 +137,7 @@ class ProgramMemory:
                               "(the server must be allowed to ptrace it)") from None
         self.read: dict[int, bytes] = {}  # vpn -> the real bytes the model's copy started from
         self.kept: dict[int, bytes] = {}  # vpn -> bytes of pages kept from earlier requests
+        self.idle: dict[int, int] = {}  # vpn -> requests in a row the model did not access it
         self.mirrored: dict[tuple[int, int], tuple[int, bool]] = {}
         vfs = proc.kernel.vfs
         if NOEXEC_DIR not in vfs.mounts:
@@ -149,12 +153,13 @@ class ProgramMemory:
         self.model_fds = set(self.files.values())
         self._noexec_cache: dict[str, bool] = {}
         self._enclaves: list[tuple[int, int]] | None = None
-        self._maps_text: str | None = None
+        self._maps_raw: bytes | None = None
 
     def close(self) -> None:
         if self.mem_fd >= 0:
             os.close(self.mem_fd)
-            self.mem_fd = -1
+            os.close(self.maps_fd)
+            self.mem_fd = self.maps_fd = -1
 
     # -- the reader -----------------------------------------------------------------------
     def _read_page(self, pgoff: int) -> bytes | None:
@@ -184,7 +189,7 @@ class ProgramMemory:
         """A syscall of the program went through the model's mm: its enclave
         ranges may differ, and the real mappings will after the reply."""
         self._enclaves = None
-        self._maps_text = None
+        self._maps_raw = None
 
     def _noexec(self, path: str) -> bool:
         if not path.startswith("/"):
@@ -199,25 +204,30 @@ class ProgramMemory:
             self._noexec_cache[path] = hit
         return hit
 
-    def _maps(self) -> str:
+    def _maps(self) -> bytes:
+        """/proc/PID/maps, read until EOF (a read may stop at any line)."""
+        chunks = []
         try:
-            with open(f"/proc/{self.pid}/maps") as f:
-                return f.read()
+            while True:
+                chunk = os.pread(self.maps_fd, 1 << 16, sum(map(len, chunks)))
+                if not chunk:
+                    return b"".join(chunks)
+                chunks.append(chunk)
         except OSError as e:
             raise BridgeError(f"cannot read /proc/{self.pid}/maps: {e}") from None
 
     def real_maps(self) -> list[RealMap]:
-        return parse_maps(self._maps())
+        return parse_maps(self._maps().decode("utf-8", "surrogateescape"))
 
     def sync(self) -> None:
         """Make the model's non-enclave mappings those of the real process."""
-        text = self._maps()
-        if text == self._maps_text:
+        raw = self._maps()
+        if raw == self._maps_raw:
             self._refresh()  # the same mappings as at the last request
             return
-        self._maps_text = text
+        self._maps_raw = raw
         enclaves = self.enclave_ranges()
-        real = parse_maps(text)
+        real = parse_maps(raw.decode("utf-8", "surrogateescape"))
         self._check_reservations(real, enclaves)
         want: dict[tuple[int, int], tuple[int, bool]] = {}
         for m in real:
@@ -238,14 +248,21 @@ class ProgramMemory:
         self._refresh()
 
     def _refresh(self) -> None:
-        """Kept pages the program changed since the last request are dropped."""
+        """Kept pages the program changed since the last request take the
+        program's bytes in place (:func:`store_reader_page`): on the real
+        machine the page stays mapped and the next access simply sees them.
+        One the program cannot be read at (unmapped meanwhile) is dropped."""
         stale = []
         for vpn, kept in self.kept.items():
             try:
                 now = os.pread(self.mem_fd, PAGE_SIZE, vpn << PAGE_SHIFT)
             except OSError:
                 now = b""
-            if now != kept:
+            if now == kept:
+                continue
+            if len(now) == PAGE_SIZE and store_reader_page(self.proc, vpn << PAGE_SHIFT, now):
+                self.kept[vpn] = now
+            else:
                 stale.append(vpn)
         for vpn in stale:
             self._drop_page(vpn)
@@ -275,6 +292,7 @@ class ProgramMemory:
         lo, hi = start >> PAGE_SHIFT, end >> PAGE_SHIFT
         for vpn in [v for v in self.kept if lo <= v < hi]:
             del self.kept[vpn]
+            self.idle.pop(vpn, None)
         for vpn in [v for v in self.read if lo <= v < hi]:
             del self.read[vpn]
         try:
@@ -322,23 +340,49 @@ class ProgramMemory:
 
     # -- the end of a transaction -------------------------------------------------------------------
     def finish(self) -> None:
-        """Write back what the model changed in the pages it holds; keep them."""
+        """Write back what the model changed in the pages it holds; keep them.
+
+        A page the model did not access during the request (its accessed bit,
+        :func:`reader_page_young`) cannot have changed and is not compared;
+        one not accessed for ``IDLE`` requests in a row is let go (unmapped
+        in the model: the next access faults it in afresh), so what is
+        checked per request is the pages the program's enclave calls use,
+        not every page an ioctl once read."""
         touched = list(self.read.items())
         self.read.clear()
+        proc = self.proc
         for vpn, orig in touched:
             addr = vpn << PAGE_SHIFT
-            try:
-                now = self.proc.peek(addr, PAGE_SIZE)
-            except (Signal, OSError):
-                self.kept.pop(vpn, None)  # unmapped or made inaccessible by this request
+            young = reader_page_young(proc, addr)
+            if young is None:
+                self.kept.pop(vpn, None)  # unmapped or replaced by this request
+                self.idle.pop(vpn, None)
                 continue
+            if not young:
+                self.kept[vpn] = orig
+                self.idle[vpn] = self.idle.get(vpn, 0) + 1
+                continue
+            try:
+                now = proc.peek(addr, PAGE_SIZE)
+            except (Signal, OSError):
+                self.kept.pop(vpn, None)  # made inaccessible by this request
+                self.idle.pop(vpn, None)
+                continue
+            reader_page_young(proc, addr)  # the peek's own access is not the program's
             if now != orig:
                 self._write_diff(addr, orig, now)
             self.kept[vpn] = now
+            self.idle[vpn] = 0
         self.read.clear()  # the peeks above may have faulted pages in again
+        idle = [vpn for vpn, n in self.idle.items() if n >= self.IDLE]
+        for vpn in idle:
+            self._drop_page(vpn)
+            self.kept.pop(vpn, None)
+            self.idle.pop(vpn, None)
         if len(self.kept) > self.KEEP:
             self._drop(list(self.kept))
             self.kept.clear()
+            self.idle.clear()
 
     def _write_diff(self, addr: int, orig: bytes, now: bytes) -> None:
         i, n = 0, len(now)

@@ -328,12 +328,7 @@ class ExecServer:
         returns to is itself an ENCLU (the vDSO's): the CPU would run that
         ERESUME next with nothing in between, so the server runs it too."""
         r = lp.regs
-        leaf = r["rax"] & U32
-        try:
-            name = Enclu(leaf).name
-        except ValueError:
-            name = str(leaf)
-        what = f"ENCLU[{name}](rbx={r['rbx']:#x}, rcx={r['rcx']:#x}) at {r['rip']:#x}"
+        what = self._enclu_what(r) if self.trace_out is not None else ""  # only for a trace
         proc = c.proc
         again = False
         try:
@@ -364,6 +359,15 @@ class ExecServer:
             rep.regs = regs
         self._log(c, what, result)
         return not again
+
+    @staticmethod
+    def _enclu_what(r: dict[str, int]) -> str:
+        leaf = r["rax"] & U32
+        try:
+            name = Enclu(leaf).name
+        except ValueError:
+            name = str(leaf)
+        return f"ENCLU[{name}](rbx={r['rbx']:#x}, rcx={r['rcx']:#x}) at {r['rip']:#x}"
 
     _HANDLERS = {P.HELLO: h_hello, P.OPEN: h_open, P.CLOSE: h_close, P.DUP: h_dup,
                  P.IOCTL: h_ioctl, P.MMAP: h_mmap, P.MUNMAP: h_munmap, P.MPROTECT: h_mprotect,

@@ -7,6 +7,11 @@ fault after munmap sees the reader's current contents.  A private writable
 mapping of such a file gets the task's own copy on every fault, writable at
 once where the VMA is (there is nothing to copy on write).  Like a FUSE
 file opened with direct I/O, but for mmap.
+
+The one who reads may also tell the kernel that a page changed
+(:func:`store_reader_page`, as a FUSE server's FUSE_NOTIFY_STORE pushes new
+bytes to the kernel): a copy mapped there takes the new bytes in place, so the
+task sees them without a fault, as a mapping of a shared page would.
 """
 
 from __future__ import annotations
@@ -15,7 +20,7 @@ from collections.abc import Callable
 from typing import Any
 
 from sgxsim.hw.faults import PF_WRITE
-from sgxsim.hw.paging import PTE_DIRTY, PTE_RW, make_pte
+from sgxsim.hw.paging import PTE_DIRTY, PTE_PRESENT, PTE_RW, make_pte, pte_pfn
 from sgxsim.kernel.mm.fault import VmFault
 from sgxsim.kernel.mm.flags import PAGE_SHIFT, PAGE_SIZE, VM_FAULT_NOPAGE, VM_FAULT_SIGBUS, VM_WRITE
 from sgxsim.kernel.mm.vma import FileOperations, VmOperations, vm_get_page_prot
@@ -69,3 +74,44 @@ def create_reader_file(vfs: Any, path: str, reader: Reader, size: int,
     ino.reader = reader
     ino.fops = ReaderFileOps(vfs.kernel)
     return ino
+
+
+
+def _reader_pte(task: Any, addr: int) -> int:
+    """The present PTE of a reader mapping's copy at ``addr``, else 0."""
+    vma = task.mm.vma_lookup(addr)
+    if vma is None or not isinstance(vma.vm_ops, ReaderVmOps):
+        return 0
+    pte = task.mm.pgtable.get(addr >> PAGE_SHIFT)
+    return pte if pte & PTE_PRESENT else 0
+
+
+def store_reader_page(task: Any, addr: int, data: bytes) -> bool:
+    """The reader's page mapped at ``addr`` in ``task`` now holds ``data``
+    (``PAGE_SIZE`` bytes): write them into the copy mapped there, in place
+    (the PTE, its accessed/dirty bits and the frame stay, so no fault and no
+    TLB shootdown follow: a write from outside the CPU, as a device's would
+    be).  Like fuse_notify_store() for a FUSE file.
+
+    Returns False, changing nothing, when there is no copy to update: no
+    reader mapping at ``addr``, no page present (the next fault reads the
+    reader afresh anyway), or a frame shared with another mapping (a fork's
+    copy on write: the caller unmaps the page so it faults afresh)."""
+    if len(data) != PAGE_SIZE:
+        raise ValueError(f"store_reader_page: {len(data)} bytes, not one page")
+    pte = _reader_pte(task, addr)
+    k = task.kernel
+    if not pte or not k.page_exclusive(pte):
+        return False
+    k.cpu.phys.frame(pte_pfn(pte))[:] = data
+    return True
+
+
+def reader_page_young(task: Any, addr: int) -> bool | None:
+    """Whether ``task`` accessed the reader page mapped at ``addr`` since the
+    last call, read and cleared from the PTE's accessed bit
+    (ptep_test_and_clear_young(), as idle page tracking does); None when no
+    copy of a reader page is mapped there."""
+    if not _reader_pte(task, addr):
+        return None
+    return bool(task.kernel.ptep_test_and_clear_young(task.mm, addr))

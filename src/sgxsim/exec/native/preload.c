@@ -10,10 +10,11 @@
  *    range, are the model's mm; the range is reserved PROT_NONE here so
  *    nothing else lands there;
  *  - getauxval(AT_SYSINFO_EHDR) returns sgxsim's vDSO image, whose
- *    __vdso_sgx_enter_enclave runs a real ENCLU;
- *  - ENCLU raises SIGILL on this CPU: the handler sends the registers to the
+ *    __vdso_sgx_enter_enclave hands its ENCLU to the direct entry below;
+ *  - the direct entry (the vDSO's ENCLU) and the SIGILL handler (any other
+ *    ENCLU, which raises SIGILL on this CPU) send the registers to the
  *    server, whose model CPU runs the leaf (and the enclave until EEXIT or an
- *    AEX), and loads the registers it gets back, as the CPU and the kernel's
+ *    AEX), and load the registers they get back, as the CPU and the kernel's
  *    vDSO fixup would leave them;
  *  - CPUID instructions of the executable were patched into UD2 by the server
  *    before main(): the handler answers leaf 0x12 and 7 from the model's CPU
@@ -42,6 +43,8 @@
 #include <sys/un.h>
 #include <unistd.h>
 #include <cpuid.h>
+#include <elf.h>
+#include <stddef.h>
 
 #include "protocol.h"
 
@@ -50,6 +53,7 @@
 static int conn = -1;                  /* the socket to the server */
 static pthread_mutex_t conn_lock = PTHREAD_MUTEX_INITIALIZER;
 static int in_enclave;                 /* a thread is inside an ENCLU request */
+__attribute__((used)) static int direct_state;  /* the vDSO's direct entry (below) */
 static unsigned long vdso_base;
 static unsigned char sgx_fd[MAX_FDS];  /* placeholder fds of the model's files */
 static uint64_t ranges[SGXSIM_MAX_RANGES][2];
@@ -537,6 +541,7 @@ pid_t fork(void)
 		conn = -1;
 		pthread_mutex_init(&conn_lock, NULL);
 		in_enclave = 0;
+		direct_state = 0;
 		if (connect_server(token) < 0)
 			die("the child cannot reach the server");
 		return 0;
@@ -566,21 +571,197 @@ unsigned long getauxval(unsigned long type)
 	return real_getauxval(type);
 }
 
+void sgxsim_direct_enclu(void) __attribute__((visibility("hidden")));
+static unsigned long vdso_enclu;  /* the vDSO's ENCLU, as its exception table names it */
+static int direct_always_trap;
+
+/* The ENCLU of the image's exception table (section sgxsim_extable, whose
+ * first field is the ENCLU's offset from itself), 0 if there is none. */
+static unsigned long find_enclu(const char *img, size_t size)
+{
+	const Elf64_Ehdr *eh = (const Elf64_Ehdr *)img;
+	const Elf64_Shdr *sh;
+	const char *names;
+	unsigned int i;
+
+	if (size < sizeof(*eh) || eh->e_shoff > size ||
+	    eh->e_shnum > (size - eh->e_shoff) / sizeof(*sh) || eh->e_shstrndx >= eh->e_shnum)
+		return 0;
+	sh = (const Elf64_Shdr *)(img + eh->e_shoff);
+	names = img + sh[eh->e_shstrndx].sh_offset;
+	for (i = 0; i < eh->e_shnum; i++) {
+		int32_t insn;
+
+		if (sh[eh->e_shstrndx].sh_offset + sh[i].sh_name + 15 > size ||
+		    strcmp(names + sh[i].sh_name, "sgxsim_extable") || sh[i].sh_size < 8 ||
+		    sh[i].sh_offset + 4 > size)
+			continue;
+		memcpy(&insn, img + sh[i].sh_offset, 4);
+		return vdso_base + sh[i].sh_addr + insn;
+	}
+	return 0;
+}
+
 static void map_vdso(const char *path)
 {
+	const char *entry;
 	struct stat st;
-	void *p;
+	char *p;
 	int fd;
 
 	fd = real_openat(AT_FDCWD, path, O_RDONLY | O_CLOEXEC);
 	if (fd < 0 || real_fstat(fd, &st) < 0)
 		die("cannot open the vDSO image %s: %s", path, strerror(errno));
-	p = real_mmap(NULL, st.st_size, PROT_READ | PROT_EXEC, MAP_PRIVATE, fd, 0);
-	if (p == MAP_FAILED)
+	/* The data page (sgxsim_vvar, vdso.lds), then the image right after it. */
+	p = real_mmap(NULL, 4096 + st.st_size, PROT_READ | PROT_WRITE,
+		      MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+	if (p == MAP_FAILED ||
+	    real_mmap(p + 4096, st.st_size, PROT_READ | PROT_EXEC, MAP_PRIVATE | MAP_FIXED, fd, 0)
+	    == MAP_FAILED)
 		die("cannot map the vDSO image: %s", strerror(errno));
 	real_close(fd);
-	vdso_base = (unsigned long)p;
+	vdso_base = (unsigned long)p + 4096;
+	/* The vDSO's ENCLU goes to the direct entry, unless SGXSIM_VDSO_ENTRY
+	 * says "sigill" (the ENCLU raises SIGILL); "trap" has the direct entry
+	 * load every reply through its trap.  The tests run all three. */
+	vdso_enclu = find_enclu(p + 4096, st.st_size);
+	entry = getenv("SGXSIM_VDSO_ENTRY");
+	direct_always_trap = entry && !strcmp(entry, "trap");
+	if (vdso_enclu && !(entry && !strcmp(entry, "sigill")))
+		*(void (**)(void))p = sgxsim_direct_enclu;
 }
+
+/* -- the vDSO's direct entry ------------------------------------------------------------------ */
+
+/* The vDSO's ENCLU without the signal.  The vDSO jumps to sgxsim_direct_enclu
+ * with every register and flag as they are at its ENCLU (vdso.S).  The entry
+ * saves them into direct_req, moves to a stack of its own (the enclave may
+ * store below the program's stack pointer, which is why the SIGILL handler has
+ * its own stack too), sends the request the SIGILL handler would send (ENCLU
+ * at the vDSO's ENCLU address) and loads the registers of the reply.  RIP and
+ * RFLAGS pass through the 16 bytes below the red zone of the reply's stack
+ * pointer when that is the ENCLU's (an EEXIT or a reported fault back to the
+ * vDSO: memory the entry has just used itself); any other reply (a signal to
+ * deliver, another stack) is loaded by the SIGILL handler from the UD2 at
+ * sgxsim_direct_trap, exactly as the signal path loads it.
+ *
+ * direct_state: 0 free; 1 a thread is inside (saving its registers, in the
+ * server, or at the trap): a second one entering stops the program as the
+ * signal path does; 2 a thread is loading the reply's registers: another
+ * waits the few instructions it takes. */
+__attribute__((used)) static struct sgxsim_request direct_req;
+__attribute__((used)) static struct sgxsim_reply direct_rep;
+__attribute__((used, aligned(16))) static char direct_stack[64 * 1024];
+extern const char sgxsim_direct_trap[] __attribute__((visibility("hidden")));
+
+#define REQ_REGS 56
+#define REP_RESUME 8
+#define REP_REGS 32
+_Static_assert(offsetof(struct sgxsim_request, regs) == REQ_REGS, "request layout");
+_Static_assert(offsetof(struct sgxsim_reply, resume) == REP_RESUME, "reply layout");
+_Static_assert(offsetof(struct sgxsim_reply, regs) == REP_REGS, "reply layout");
+_Static_assert(R_RAX == 0 && R_RCX == 1 && R_RDX == 2 && R_RBX == 3 && R_RSP == 4 &&
+	       R_RBP == 5 && R_RSI == 6 && R_RDI == 7 && R_R8 == 8 && R_R15 == 15 &&
+	       R_RIP == 16 && R_RFLAGS == 17, "register order (the offsets below)");
+
+static void two_threads(void)
+{
+	die("two threads inside enclaves at once are not supported "
+	    "(thread %ld entered while another was inside)", (long)syscall(SYS_gettid));
+}
+
+/* An ENCLU request.  The model runs an enclave call from EENTER to EEXIT or
+ * AEX in one request: a second thread entering meanwhile would be serialised
+ * behind it, which is not what the hardware does. */
+static void xfer_enclu(struct sgxsim_request *req, struct sgxsim_reply *rep)
+{
+	if (__atomic_load_n(&in_enclave, __ATOMIC_ACQUIRE))
+		two_threads();
+	pthread_mutex_lock(&conn_lock);
+	__atomic_store_n(&in_enclave, 1, __ATOMIC_RELEASE);
+	xfer_locked(req, rep);
+	__atomic_store_n(&in_enclave, 0, __ATOMIC_RELEASE);
+	pthread_mutex_unlock(&conn_lock);
+}
+
+__attribute__((used, noreturn)) static void direct_two_threads(void)
+{
+	two_threads();
+	__builtin_unreachable();
+}
+
+/* On direct_stack, with the registers in direct_req.regs.  Returns 1 when
+ * the entry loads the reply's registers itself, 0 for the trap. */
+__attribute__((used)) static int direct_call(void)
+{
+	int saved = errno;
+
+	direct_req.op = SGXSIM_ENCLU;
+	direct_req.regs[R_RIP] = vdso_enclu;
+	xfer_enclu(&direct_req, &direct_rep);
+	errno = saved;
+	if (direct_rep.resume == RESUME_REGS && !direct_always_trap &&
+	    direct_rep.regs[R_RSP] == direct_req.regs[R_RSP]) {
+		__atomic_store_n(&direct_state, 2, __ATOMIC_RELEASE);
+		return 1;
+	}
+	return 0;
+}
+
+#define SAVE(reg, i) "	movq %" #reg ", direct_req+56+8*" #i "(%rip)\n"
+#define LOAD(reg, i) "	movq direct_rep+32+8*" #i "(%rip), %" #reg "\n"
+asm(".text\n"
+    "	.globl sgxsim_direct_enclu\n"
+    "	.hidden sgxsim_direct_enclu\n"
+    "	.type sgxsim_direct_enclu, @function\n"
+    "sgxsim_direct_enclu:\n"
+    "	leaq -128(%rsp), %rsp\n"	/* past the red zone */
+    "	pushq %rax\n"
+    "	pushfq\n"
+    "	pushq %rcx\n"
+    "1:	xorl %eax, %eax\n"
+    "	movl $1, %ecx\n"
+    "	lock cmpxchgl %ecx, direct_state(%rip)\n"
+    "	je 3f\n"
+    "	cmpl $2, %eax\n"
+    "	jne 2f\n"
+    "	pause\n"
+    "	jmp 1b\n"
+    "2:	andq $-16, %rsp\n"
+    "	call direct_two_threads\n"
+    "3:	popq %rcx\n"
+    SAVE(rcx, 1)
+    "	popq %rcx\n"
+    SAVE(rcx, 17)
+    "	popq %rax\n"
+    SAVE(rax, 0)
+    "	leaq 128(%rsp), %rsp\n"
+    SAVE(rdx, 2) SAVE(rbx, 3) SAVE(rsp, 4) SAVE(rbp, 5) SAVE(rsi, 6) SAVE(rdi, 7)
+    SAVE(r8, 8) SAVE(r9, 9) SAVE(r10, 10) SAVE(r11, 11) SAVE(r12, 12) SAVE(r13, 13)
+    SAVE(r14, 14) SAVE(r15, 15)
+    "	leaq direct_stack+65536(%rip), %rsp\n"
+    "	call direct_call\n"
+    "	testl %eax, %eax\n"
+    "	jz sgxsim_direct_trap\n"
+    LOAD(rax, 4)			/* the ENCLU's stack pointer */
+    LOAD(rcx, 16)
+    "	movq %rcx, -136(%rax)\n"
+    LOAD(rcx, 17)
+    "	movq %rcx, -144(%rax)\n"
+    "	leaq -144(%rax), %rsp\n"
+    LOAD(rcx, 1) LOAD(rdx, 2) LOAD(rbx, 3) LOAD(rbp, 5) LOAD(rsi, 6) LOAD(rdi, 7)
+    LOAD(r8, 8) LOAD(r9, 9) LOAD(r10, 10) LOAD(r11, 11) LOAD(r12, 12) LOAD(r13, 13)
+    LOAD(r14, 14) LOAD(r15, 15) LOAD(rax, 0)
+    "	movl $0, direct_state(%rip)\n"	/* the reply is read: the next thread may go */
+    "	popfq\n"
+    "	ret $128\n"			/* to RIP, and RSP back above the red zone */
+    "	.globl sgxsim_direct_trap\n"
+    "	.hidden sgxsim_direct_trap\n"
+    "sgxsim_direct_trap:\n"
+    "	ud2\n"
+    "	.size sgxsim_direct_enclu, .-sgxsim_direct_enclu\n");
+#undef SAVE
+#undef LOAD
 
 /* -- SIGILL: ENCLU and patched CPUID ----------------------------------------------------------- */
 
@@ -628,6 +809,12 @@ static void on_sigill(int sig, siginfo_t *si, void *ucv)
 
 	if (conn < 0)
 		goto chain;
+	if (ip == (const unsigned char *)sgxsim_direct_trap) {
+		/* A reply the direct entry does not load itself. */
+		memcpy(&rep, &direct_rep, sizeof(rep));
+		__atomic_store_n(&direct_state, 0, __ATOMIC_RELEASE);
+		goto load;
+	}
 	memset(&req, 0, sizeof(req));
 	if (ip[0] == 0x0f && ip[1] == 0x01 && ip[2] == 0xd7) {
 		req.op = SGXSIM_ENCLU;
@@ -648,17 +835,7 @@ static void on_sigill(int sig, siginfo_t *si, void *ucv)
 	}
 
 	if (req.op == SGXSIM_ENCLU) {
-		/* The model runs an enclave call from EENTER to EEXIT or AEX in one
-		 * request: a second thread entering meanwhile would be serialised
-		 * behind it, which is not what the hardware does. */
-		if (__atomic_load_n(&in_enclave, __ATOMIC_ACQUIRE))
-			die("two threads inside enclaves at once are not supported "
-			    "(thread %ld entered while another was inside)", (long)syscall(SYS_gettid));
-		pthread_mutex_lock(&conn_lock);
-		__atomic_store_n(&in_enclave, 1, __ATOMIC_RELEASE);
-		xfer_locked(&req, &rep);
-		__atomic_store_n(&in_enclave, 0, __ATOMIC_RELEASE);
-		pthread_mutex_unlock(&conn_lock);
+		xfer_enclu(&req, &rep);
 	} else {
 		xfer(&req, &rep);
 	}
@@ -674,6 +851,7 @@ static void on_sigill(int sig, siginfo_t *si, void *ucv)
 		errno = saved;
 		return;
 	}
+load:
 	for (i = 0; i < R_NREGS; i++)
 		g[greg_of[i]] = rep.regs[i];
 	if (rep.resume == RESUME_SIGNAL) {

@@ -13,7 +13,10 @@
  *
  * The single ENCLU below is both EENTER/ERESUME and the asynchronous exit
  * pointer.  It raises SIGILL on a CPU without SGX; the preload library's
- * handler serves it from the model.  The exception table (section
+ * handler serves it from the model.  When the data page before the image
+ * (sgxsim_vvar, vdso.lds) holds an address, the code jumps there instead of
+ * executing the ENCLU: the preload library's direct entry, which sends the
+ * server the same request without the signal.  The exception table (section
  * sgxsim_extable) tells the server where the kernel's vDSO fixup sends a
  * fault taken there: to the report path, with the vector in RDI, the error
  * code in RSI and the address in RDX.
@@ -67,6 +70,14 @@ __vdso_sgx_enter_enclave:
 
 	movq	OFF_TCS(%rcx), %rbx	/* RBX: TCS */
 	leaq	.Lenclu(%rip), %rcx	/* RCX: AEP, this very ENCLU */
+	/* sgxsim: when the data page names a direct entry to the server, the
+	 * ENCLU is handed to it there, every register and flag as they are at
+	 * the ENCLU (the flags are kept around the test), instead of raising
+	 * SIGILL.  The server executes it as the ENCLU at .Lenclu either way. */
+	pushfq
+	cmpq	$0, sgxsim_vvar(%rip)
+	jne	.Ldirect
+	popfq
 .Lenclu:
 	enclu
 
@@ -84,6 +95,10 @@ __vdso_sgx_enter_enclave:
 	.cfi_def_cfa %rsp, 8
 	ret
 	.cfi_def_cfa %rbp, 16
+
+.Ldirect:
+	popfq
+	jmp	*sgxsim_vvar(%rip)
 
 .Leinval:
 	movl	$-EINVAL, %eax
