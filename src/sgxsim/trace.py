@@ -47,5 +47,8 @@ class Trace:
             self.records.append(decision)
 
     def take(self) -> list[Decision]:
-        out, self.records = self.records, []
+        out = self.records
+        if not out:
+            return []  # the empty log stays (a machine snapshot sees it unchanged)
+        self.records = []
         return out

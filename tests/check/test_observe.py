@@ -63,3 +63,47 @@ def test_view_within_secinfo_and_stale_pte_after_eremove():
     assert k.cpu.eremove(k.cpu.epc.paddr(2)) == 0
     v = pte_views(k.pt, k.cpu.epc, k.secs_i, k.base, k.size)
     assert "invalid" in PROPERTIES["no-stale-pte"].check(View(v), g, g, ())
+
+
+def test_memoised_views_are_the_constructors_values_and_cannot_change():
+    """pte_view/vma_view share equal view objects: sound only because a view
+    is a frozen value (nothing can change a shared one under another state)."""
+    import dataclasses
+
+    import pytest
+
+    from sgxsim.check.observe import pte_view, vma_view
+    from sgxsim.check.properties import PteView, VmaView
+
+    a, b = vma_view(0x1000, 0x3000, "RW"), vma_view(0x1000, 0x3000, "RW")
+    assert a is b and a == VmaView(0x1000, 0x3000, "RW")
+    assert vma_view(0x1000, 0x3000, "R") == VmaView(0x1000, 0x3000, "R") != a
+    p = pte_view(0x1000, 0, "RX", True, True, 0)
+    assert p == PteView(0x1000, 0, "RX", True, True, 0)
+    with pytest.raises(dataclasses.FrozenInstanceError):
+        a.prot = "RWX"  # type: ignore[misc]
+    with pytest.raises(dataclasses.FrozenInstanceError):
+        p.perms = "RWX"  # type: ignore[misc]
+
+
+def test_pte_views_perms_for_every_rw_nx_combination():
+    from sgxsim.check.observe import pte_perms
+    from sgxsim.hw.paging import PTE_PRESENT, PTE_RW
+
+    assert [pte_perms(PTE_PRESENT | rw | nx) for rw in (0, PTE_RW) for nx in (0, PTE_NX)] == \
+        ["RX", "R", "RWX", "RW"]
+
+
+def test_page_key_tells_every_page_apart():
+    from sgxsim.check.observe import page_key
+
+    zero = bytearray(4096)
+    tcs = bytearray(4096)
+    tcs[16:20] = (1).to_bytes(4, "little")  # CSSA 1
+    late = bytearray(4096)
+    late[4095] = 1  # differs only past the kept head
+    keys = [page_key(p) for p in (zero, tcs, late, bytes(late))]
+    assert keys[0] != keys[1] != keys[2] and keys[0] != keys[2]
+    assert keys[2] == keys[3]  # bytes or bytearray alike
+    assert page_key(tcs) == bytes(tcs[:128])  # kept exactly, not hashed
+    assert len(page_key(late)) == 8  # hashed: another length than a kept head

@@ -39,7 +39,7 @@ from sgxsim.check.actions.abi import (
 )
 from sgxsim.check.actions.build import ATTRS, XFRM, add_from, add_raw
 from sgxsim.check.model import Action, Event, Step
-from sgxsim.check.properties import View, VmaView
+from sgxsim.check.properties import View
 from sgxsim.check.scope import PAGE, Scope
 from sgxsim.check.snapshot import Snapshot
 from sgxsim.hw import uapi
@@ -314,7 +314,7 @@ class MachineModel:
         vmas: tuple = ()
         for i, q in enumerate(self.processes(st)):
             ptes += observe.pte_views_of(q.mm.pgtable, epc, spans, self.base, proc=i)
-            vmas += tuple(VmaView(v.vm_start, v.vm_end, prot_str(v.vm_flags), i) for v in q.mm.vmas)
+            vmas += tuple([observe.vma_view(v.vm_start, v.vm_end, prot_str(v.vm_flags), i) for v in q.mm.vmas])
         # Granted unless an LSM withholds it (with no LSM, --policy none,
         # nothing does).
         sec = m.kernel.security

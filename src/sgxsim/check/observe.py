@@ -11,11 +11,12 @@ same fingerprint behave the same for every action.
 
 from __future__ import annotations
 
+import functools
 import hashlib
 from dataclasses import dataclass
 from typing import Any
 
-from sgxsim.check.properties import PteView
+from sgxsim.check.properties import PteView, VmaView
 from sgxsim.hw.consts import PAGE_SIZE, PageType
 from sgxsim.hw.epc import EPCM_VALID, Epc
 from sgxsim.hw.memory import EPC_BASE_PFN
@@ -32,7 +33,16 @@ def _epc_index(epc: Epc, pfn: int) -> int | None:
 
 def pte_perms(pte: int) -> str:
     """The access a present user PTE grants: R, plus W (PTE_RW), plus X (no NX)."""
-    return "R" + ("W" if pte & PTE_RW else "") + ("" if pte & PTE_NX else "X")
+    return _PTE_PERMS[(1 if pte & PTE_RW else 0) | (0 if pte & PTE_NX else 2)]
+
+
+# The views are frozen value objects, so equal fields may share one object:
+# a bounded memo of each constructor spares building them (a frozen
+# dataclass costs ~1 us) for the few shapes a search meets again and again.
+# A memo hit is the object the constructor would have made, field for field;
+# nothing mutable is cached.
+pte_view = functools.lru_cache(maxsize=1 << 14)(PteView)
+vma_view = functools.lru_cache(maxsize=1 << 14)(VmaView)
 
 
 def pte_views(pt: PageTable, epc: Epc, secs_index: int, base: int, size: int) -> tuple[PteView, ...]:
@@ -51,20 +61,36 @@ def pte_views_of(pt: PageTable, epc: Epc, spans: list[tuple[int, int, int]], ori
     tags the views with the process whose page table it is."""
     out = []
     secs_of = {s for s, _, _ in spans}
-    for vpn in sorted(pt.ptes):
-        pte = pt.ptes[vpn]
+    ptes, flags, secs, addr, npages = pt.ptes, epc.flags, epc.secs, epc.addr, epc.npages
+    for vpn in sorted(ptes):
+        pte = ptes[vpn]
         if not pte & PTE_PRESENT:
             continue
-        i = _epc_index(epc, (pte & PTE_PFN_MASK) >> PTE_PFN_SHIFT)
-        if i is None:
+        i = ((pte & PTE_PFN_MASK) >> PTE_PFN_SHIFT) - EPC_BASE_PFN  # _epc_index()
+        if not 0 <= i < npages:
             continue
         va = vpn << PTE_PFN_SHIFT
         span = next((sp for sp in spans if sp[1] <= va < sp[1] + sp[2]), None)
-        valid = epc.is_valid(i)
-        owned = valid and (epc.secs[i] == span[0] if span is not None else epc.secs[i] in secs_of)
-        out.append(PteView(va, va - origin if span is not None else None, pte_perms(pte), valid, owned,
-                           epc.addr[i] - origin if owned else None, proc))
+        valid = bool(flags[i] & EPCM_VALID)  # Epc.is_valid()
+        owned = valid and (secs[i] == span[0] if span is not None else secs[i] in secs_of)
+        out.append(pte_view(va, va - origin if span is not None else None, pte_perms(pte), valid, owned,
+                            addr[i] - origin if owned else None, proc))
     return tuple(out)
+
+
+_HEAD = 128  # a TCS's fields fit (72 bytes); the rest of its page is reserved, zero
+_ZERO_TAIL = bytes(PAGE_SIZE - _HEAD)
+_PT_REG = int(PageType.PT_REG)
+
+
+def page_key(data: bytes | bytearray) -> bytes:
+    """A page's contents for a key: the first 128 bytes themselves when the
+    rest of the page is zero (a TCS, a fresh page: exact, and no hash of 4
+    KiB), else an 8-byte blake2b digest (a different length, so the two
+    kinds never meet)."""
+    if len(data) == PAGE_SIZE and data.endswith(_ZERO_TAIL):
+        return bytes(data[:_HEAD])
+    return hashlib.blake2b(data, digest_size=8).digest()
 
 
 def epc_key(epc: Epc, secs_index: int, base: int, identity: bool = True,
@@ -75,14 +101,15 @@ def epc_key(epc: Epc, secs_index: int, base: int, identity: bool = True,
     ``reg_contents`` the contents of REG pages are left out (for a model
     whose actions never read them); TCS contents (CSSA, flags) always count."""
     pages = []
+    flags, secs_of, pt, addr, contents = epc.flags, epc.secs, epc.pt, epc.addr, epc.data
     for i in range(epc.npages):
-        if epc.flags[i] & EPCM_VALID and epc.secs[i] == secs_index and i != secs_index:
-            data = epc.data.get(i)
-            if data is None or (not reg_contents and epc.pt[i] == PageType.PT_REG):
+        if flags[i] & EPCM_VALID and secs_of[i] == secs_index and i != secs_index:
+            data = contents.get(i)
+            if data is None or (not reg_contents and pt[i] == _PT_REG):
                 digest = b""
             else:
-                digest = hashlib.blake2b(data, digest_size=8).digest()
-            pages.append((epc.addr[i] - base, epc.flags[i], epc.pt[i], digest))
+                digest = page_key(data)
+            pages.append((addr[i] - base, flags[i], pt[i], digest))
     pages.sort()
     st = epc.secs_state.get(secs_index)
     if st is None:
@@ -118,9 +145,14 @@ def pt_key(pt: PageTable, epc: Epc, base: int) -> tuple:
 def vm_perms(vm_flags: int) -> str:
     """VM_READ|VM_WRITE|VM_EXEC as R/RW/RX/RWX (W and X only with R, as the
     checker offers them); ``""`` for none of them."""
-    if not vm_flags & (VM_READ | VM_WRITE | VM_EXEC):
-        return ""
-    return "R" + ("W" if vm_flags & VM_WRITE else "") + ("X" if vm_flags & VM_EXEC else "")
+    return _VM_PERMS[vm_flags & _VM_RWX]
+
+
+_VM_RWX = VM_READ | VM_WRITE | VM_EXEC
+_VM_PERMS = {f: "" if not f else "R" + ("W" if f & VM_WRITE else "") + ("X" if f & VM_EXEC else "")
+             for f in range(_VM_RWX + 1) if not f & ~_VM_RWX}
+# pte_perms() by (PTE_RW, not NX): index bit 0 = W, bit 1 = X.
+_PTE_PERMS = ("R", "RW", "RX", "RWX")
 
 
 _TYPES = {int(t): t.name.removeprefix("PT_") for t in PageType}

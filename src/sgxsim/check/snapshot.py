@@ -26,10 +26,14 @@ import operator
 import types
 from array import array
 from collections import deque
+from itertools import chain, compress
 
 # Immutable leaves: nothing to save, nothing inside to walk.
 _ATOMS = (int, float, complex, str, bytes, bool, type(None), range, type, types.FunctionType,
           types.BuiltinFunctionType, types.MethodType, types.ModuleType, enum.Enum, type(Ellipsis))
+# The exact types of the commonest leaves: a set lookup settles most of the
+# walk's items without an isinstance() over every atom class.
+_ATOM_TYPES = frozenset((int, str, bytes, bool, float, type(None)))
 
 
 def _slots(cls: type) -> tuple[str, ...]:
@@ -58,7 +62,11 @@ class Snapshot:
     """``Snapshot(root)`` remembers the state reachable from ``root``;
     ``restore()`` puts it back (any number of times)."""
 
-    __slots__ = ("dicts", "lists", "sets", "buffers", "slotted", "stateful")
+    __slots__ = ("dicts", "lists", "sets", "buffers", "slotted", "stateful", "_dict_objs",
+                 "_dict_saved", "_list_objs", "_list_saved", "_deques", "_set_objs", "_set_lens",
+                 "_set_flat", "_slot_objs", "_slot_getters", "_slot_flat", "_slot_owners",
+                 "_slot_names", "_slow", "_buf_objs",
+                 "_buf_saved")
 
     def __init__(self, root: object):
         dicts: list = []     # (dict, saved copy): also instances' __dict__
@@ -69,12 +77,13 @@ class Snapshot:
         stateful: list = []  # (object, __getstate__())
         seen: set[int] = set()
         stack = [root]
+        atom_types = _ATOM_TYPES
         while stack:
             x = stack.pop()
-            if isinstance(x, _ATOMS) or id(x) in seen:
+            t = type(x)
+            if t in atom_types or id(x) in seen or isinstance(x, _ATOMS):
                 continue
             seen.add(id(x))
-            t = type(x)
             if t is dict:
                 dicts.append((x, x.copy()))
                 stack.extend(x.keys())
@@ -106,45 +115,97 @@ class Snapshot:
                     cached = _SLOTS[t] = (names, _slot_getter(names) if names else None)
                 names, getter = cached
                 if names:
-                    vals = tuple(getattr(x, n, _MISSING) for n in names)
-                    # An unset slot cannot be read in one call: walk it by name.
-                    slotted.append((x, names, None if any(v is _MISSING for v in vals) else getter,
-                                    vals))
-                    stack.extend(v for v in vals if v is not _MISSING)
+                    try:
+                        vals = getter(x)
+                    except AttributeError:
+                        # An unset slot cannot be read in one call: walk it by name.
+                        vals = tuple(getattr(x, n, _MISSING) for n in names)
+                        slotted.append((x, names, None, vals))
+                        stack.extend(v for v in vals if v is not _MISSING)
+                    else:
+                        slotted.append((x, names, getter, vals))
+                        stack.extend(vals)
                 d = getattr(x, "__dict__", None)
                 if d is not None:
                     dicts.append((d, d.copy()))
                     stack.extend(d.values())
         self.dicts, self.lists, self.sets, self.buffers = dicts, lists, sets, buffers
         self.slotted, self.stateful = slotted, stateful
+        # The same facts laid out for restore()'s common case, which runs as
+        # C-level maps over these (no Python step per object): every dict
+        # put back, every list refilled, and one identity comparison of all
+        # the slots and set members at once.
+        self._dict_objs = [d for d, _ in dicts]
+        self._dict_saved = [c for _, c in dicts]
+        self._list_objs = [q for q, _ in lists if type(q) is list]
+        self._list_saved = [c for q, c in lists if type(q) is list]
+        self._deques = [(q, c) for q, c in lists if type(q) is not list]
+        self._set_objs = [x for x, _ in sets]
+        self._set_lens = [len(c) for _, c in sets]
+        self._set_flat = [m for _, c in sets for m in c]
+        fast = [(o, g, v) for o, _, g, v in slotted if g is not None]
+        self._slot_objs = [o for o, _, _ in fast]
+        self._slot_getters = [g for _, g, _ in fast]
+        self._slot_flat = [x for _, _, v in fast for x in v]
+        self._slot_owners = [o for o, names, g, _ in slotted if g is not None for _ in names]
+        self._slot_names = [n for _, names, g, _ in slotted if g is not None for n in names]
+        self._slow = [e for e in slotted if e[2] is None]
+        self._buf_objs = [b for b, _ in buffers]
+        self._buf_saved = [c for _, c in buffers]
 
     def restore(self) -> None:
         is_ = operator.is_
-        for d, saved in self.dicts:
-            d.clear()
-            d.update(saved)
-        for seq, saved in self.lists:
+        _drain(map(dict.clear, self._dict_objs))
+        _drain(map(dict.update, self._dict_objs, self._dict_saved))
+        _drain(map(list.clear, self._list_objs))
+        _drain(map(list.extend, self._list_objs, self._list_saved))
+        for seq, saved in self._deques:
             seq.clear()
             seq.extend(saved)
-        for s, saved in self.sets:
-            # Same members in the same iteration order (a set of objects
-            # hashes by address: re-adding in the saved order rebuilds the
-            # same table, so it iterates, and pickles, as before).
-            if len(s) != len(saved) or not all(map(is_, s, saved)):
-                s.clear()
-                s.update(saved)
-        for b, saved in self.buffers:
-            if b != saved:
-                b[:] = saved
-        for o, names, getter, vals in self.slotted:
-            if getter is not None and all(map(is_, getter(o), vals)):
-                continue  # every slot still holds what it held
+        sets = self._set_objs
+        # Same members in the same iteration order (a set of objects hashes
+        # by address: re-adding in the saved order rebuilds the same table,
+        # so it iterates, and pickles, as before).  The sizes are compared
+        # too, so that members moving between sets cannot line up.
+        if list(map(len, sets)) != self._set_lens or \
+                not all(map(is_, _chain(sets), self._set_flat)):
+            for s, saved in self.sets:
+                if len(s) != len(saved) or not all(map(is_, s, saved)):
+                    s.clear()
+                    s.update(saved)
+        for b, saved in compress(self.buffers, map(operator.ne, self._buf_objs, self._buf_saved)):
+            b[:] = saved
+        # Every getter returns all of its object's slots, so the flattened
+        # values line up slot by slot: put back only the slots that differ.
+        flat = self._slot_flat
+        try:
+            cur = list(_chain(map(operator.call, self._slot_getters, self._slot_objs)))
+        except AttributeError:  # a slot was deleted: put every slot back by name
+            self._restore_slots(self.slotted)
+        else:
+            owners, names = self._slot_owners, self._slot_names
+            for k in compress(range(len(flat)), map(operator.is_not, cur, flat)):
+                setattr(owners[k], names[k], flat[k])
+            if self._slow:
+                self._restore_slots(self._slow)
+        for o, saved in self.stateful:
+            if o.__getstate__() != saved:
+                o.__setstate__(saved)
+
+    @staticmethod
+    def _restore_slots(entries) -> None:
+        for o, names, _, vals in entries:
             for n, v in zip(names, vals, strict=True):
                 if v is _MISSING:
                     if hasattr(o, n):
                         delattr(o, n)
                 else:
                     setattr(o, n, v)
-        for o, saved in self.stateful:
-            if o.__getstate__() != saved:
-                o.__setstate__(saved)
+
+
+_chain = chain.from_iterable
+
+
+def _drain(it) -> None:
+    """Run an iterator of side effects to its end (at C speed)."""
+    deque(it, maxlen=0)

@@ -52,6 +52,7 @@ _ABORT_PAGE = b"\xff" * PAGE_SIZE
 _GPR_OFF = PAGE_SIZE - SsaGpr.SIZE  # GPRSGX sits at the end of the frame's last page
 _EXINFO_OFF = _GPR_OFF - SsaExinfo.SIZE
 _EXIT_TYPE_HW = 3
+_PT_REG = int(PageType.PT_REG)  # a plain int: comparisons with an IntEnum member cost more
 
 
 def _pf(la: int, ec: int, rule: str, detail: str) -> PageFault:
@@ -123,7 +124,7 @@ class AccessMixin:
             why = "page belongs to another enclave"
         elif epc.addr[i] != la & PAGE_MASK:
             why = f"EPCM.ENCLAVEADDRESS {epc.addr[i]:#x} != {la & PAGE_MASK:#x}"
-        elif epc.pt[i] != PageType.PT_REG:
+        elif epc.pt[i] != _PT_REG:
             why = f"EPCM.PT={PageType(epc.pt[i]).name}, not PT_REG"
         elif f & EPCM_BLOCKED:
             why = "EPCM.BLOCKED=1"
@@ -184,6 +185,8 @@ class AccessMixin:
 
     def load(self: Cpu, lp: LogicalProcessor, la: int, n: int, user: bool = True) -> bytes:
         """A data read of ``n`` bytes at linear address ``la``."""
+        if 0 < n <= PAGE_SIZE - (la & (PAGE_SIZE - 1)):
+            return self._access(lp, la, READ, user, n)  # within one page: one access
         out = b""
         while n > 0:
             take = min(n, PAGE_SIZE - (la & (PAGE_SIZE - 1)))
@@ -194,6 +197,9 @@ class AccessMixin:
 
     def store(self: Cpu, lp: LogicalProcessor, la: int, data: bytes, user: bool = True) -> None:
         """A data write of ``data`` at linear address ``la``."""
+        if 0 < len(data) <= PAGE_SIZE - (la & (PAGE_SIZE - 1)):
+            self._access(lp, la, WRITE, user, len(data), data)  # within one page
+            return
         mv = memoryview(bytes(data))
         while mv:
             take = min(len(mv), PAGE_SIZE - (la & (PAGE_SIZE - 1)))

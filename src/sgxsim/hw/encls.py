@@ -170,7 +170,9 @@ class EnclsMixin:
         self.epc.data[i] = page
         self.epc.secs_state[i] = SecsState(
             base=s.base, size=s.size, ssa_frame_size=s.ssa_frame_size, miscselect=s.miscselect,
-            attributes=s.attributes & ~Attribute.INIT, xfrm=s.xfrm, eid=self.next_eid,
+            # A plain int: an IntFlag here would make every later test of
+            # the attributes (each EENTER) go through enum's operators.
+            attributes=int(s.attributes & ~Attribute.INIT), xfrm=s.xfrm, eid=self.next_eid,
             measurement=m)
         self.next_eid += 1
         self.count("ecreate")
@@ -355,7 +357,7 @@ class EnclsMixin:
         st.mrsigner = mrsigner
         st.isvprodid, st.isvsvn = sig.isvprodid, sig.isvsvn
         st.padding = sigs.pkcs1_padding()
-        st.attributes |= Attribute.INIT
+        st.attributes = int(st.attributes | Attribute.INIT)
         page = epc_.data[secs_i]
         page[Secs.OFF_MRENCLAVE : Secs.OFF_MRENCLAVE + 32] = mrenclave
         page[Secs.OFF_MRSIGNER : Secs.OFF_MRSIGNER + 32] = mrsigner

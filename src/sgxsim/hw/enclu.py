@@ -61,6 +61,12 @@ _SGX2_LEAVES = (Enclu.EACCEPT, Enclu.EMODPE, Enclu.EACCEPTCOPY)
 _ZF = 1 << 6
 _STATUS_FLAGS = 0x1 | 0x4 | 0x10 | _ZF | 0x80 | 0x800  # CF PF AF ZF SF OF
 _TCS_FLAGS_VALID = Tcs.FLAGS_DBGOPTIN | Tcs.FLAGS_AEXNOTIFY
+# Plain ints for the hot checks: ``int & IntFlag`` dispatches to the Flag's
+# reflected operator, ~20x the cost of an int operation.
+_MODE64BIT = int(Attribute.MODE64BIT)
+_AEXNOTIFY = int(Attribute.AEXNOTIFY)
+_PT_REG, _PT_TCS = int(PageType.PT_REG), int(PageType.PT_TCS)
+_OFF_URSP, _OFF_URBP = _GPR_OFF + SsaGpr.OFF_URSP, _GPR_OFF + SsaGpr.OFF_URBP
 _GPR_NAMES = ("rax", "rcx", "rdx", "rbx", "rsp", "rbp", "rsi", "rdi", "r8", "r9", "r10",
               "r11", "r12", "r13", "r14", "r15", "rflags", "rip")
 
@@ -72,6 +78,19 @@ def _gp(leaf: str, detail: str) -> GeneralProtection:
 def _pf(leaf: str, la: int, detail: str, write: bool = False) -> PageFault:
     ec = PF_USER | PF_PROT | PF_SGX | (PF_WRITE if write else 0)
     return PageFault(la, ec, Decision("hw", f"SDM: {leaf}", f"#PF({la:#x}, {ec:#x})", detail))
+
+
+def _enclave_context():
+    """hw.cpu.EnclaveContext (imported once, late: cpu.py imports this module)."""
+    global _EnclaveContext
+    if _EnclaveContext is None:
+        from sgxsim.hw.cpu import EnclaveContext
+
+        _EnclaveContext = EnclaveContext
+    return _EnclaveContext
+
+
+_EnclaveContext = None
 
 
 def _canonical(a: int) -> bool:
@@ -143,7 +162,7 @@ class EncluMixin:
         epc = self.epc
         f = epc.flags[ti]
         if (not f & EPCM_VALID or f & (EPCM_BLOCKED | EPCM_PENDING | EPCM_MODIFIED)
-                or epc.addr[ti] != tcs or epc.pt[ti] != PageType.PT_TCS):
+                or epc.addr[ti] != tcs or epc.pt[ti] != _PT_TCS):
             raise _pf(leaf, tcs, "EPCM(TCS) is not a valid, accepted PT_TCS page at this address")
         t = Tcs.unpack(epc.page(ti))
         secs_i = epc.secs[ti]
@@ -156,7 +175,7 @@ class EncluMixin:
             raise _gp(leaf, "TCS.FLAGS reserved bits set")
         if not st.initialized:
             raise _gp(leaf, "enclave not initialised")
-        if not st.attributes & Attribute.MODE64BIT:
+        if not st.attributes & _MODE64BIT:
             raise _gp(leaf, "32-bit enclaves are not modelled in 64-bit mode")
         return ti, t, secs_i, st
 
@@ -164,7 +183,7 @@ class EncluMixin:
         # SDM: EENTER (SDM-2023, AEX-Notify; reference §4.15 step 3, after CSSA < NSSA):
         # TCS.FLAGS.AEXNOTIFY must equal SECS.ATTRIBUTES.AEXNOTIFY unless DBGOPTIN=1.
         if (not t.flags & Tcs.FLAGS_DBGOPTIN
-                and bool(t.flags & Tcs.FLAGS_AEXNOTIFY) != bool(st.attributes & Attribute.AEXNOTIFY)):
+                and bool(t.flags & Tcs.FLAGS_AEXNOTIFY) != bool(st.attributes & _AEXNOTIFY)):
             raise _gp(leaf, "TCS.FLAGS.AEXNOTIFY differs from SECS.ATTRIBUTES.AEXNOTIFY")
 
     def _ssa_frame(self: Cpu, lp: LogicalProcessor, leaf: str, st, secs_i: int, t: Tcs,
@@ -178,7 +197,7 @@ class EncluMixin:
             i = self._u_epc(lp, leaf, la, WRITE)
             f = epc.flags[i]
             if (not f & EPCM_VALID or f & (EPCM_BLOCKED | EPCM_PENDING | EPCM_MODIFIED)
-                    or epc.pt[i] != PageType.PT_REG or epc.secs[i] != secs_i
+                    or epc.pt[i] != _PT_REG or epc.secs[i] != secs_i
                     or epc.addr[i] != la or not f & EPCM_R or not f & EPCM_W):
                 raise _pf(leaf, la, "SSA page is not a RW, accepted REG page of this enclave", True)
             pages.append(i)
@@ -186,10 +205,8 @@ class EncluMixin:
 
     def _enter(self: Cpu, lp: LogicalProcessor, tcs: int, aep: int, ti: int, t: Tcs,
                secs_i: int, st, frame_la: int, pages: list[int]) -> None:
-        from sgxsim.hw.cpu import EnclaveContext
-
         regs = lp.regs
-        lp.enclave = EnclaveContext(secs=secs_i, base=st.base, size=st.size, tcs=tcs, tcs_epc=ti,
+        lp.enclave = _enclave_context()(secs=secs_i, base=st.base, size=st.size, tcs=tcs, tcs_epc=ti,
                                     aep=aep, ssa_pages=pages, ssa_la=frame_la,
                                     ufsbase=regs.get("fsbase", 0), ugsbase=regs.get("gsbase", 0))
         # SDM: EENTER/ERESUME: FS and GS bases come from the TCS, relative to the enclave base.
@@ -214,10 +231,10 @@ class EncluMixin:
             raise _gp(leaf, "TCS busy")
         regs = lp.regs
         ret = (regs.get("rip", 0) + _ENCLU_LEN) & U64
-        # Save URSP/URBP in the SSA's GPR area.
+        # Save URSP/URBP in the SSA's GPR area (the rest of GPRSGX is untouched).
         gpr_page = self.epc.page(pages[-1])
-        gpr = SsaGpr.unpack(gpr_page[_GPR_OFF:])
-        gpr_page[_GPR_OFF:] = gpr.replace(ursp=regs.get("rsp", 0), urbp=regs.get("rbp", 0)).pack()
+        gpr_page[_OFF_URSP : _OFF_URSP + 8] = (regs.get("rsp", 0) & U64).to_bytes(8, "little")
+        gpr_page[_OFF_URBP : _OFF_URBP + 8] = (regs.get("rbp", 0) & U64).to_bytes(8, "little")
         self._enter(lp, tcs, aep, ti, t, secs_i, st, frame_la, pages)
         regs.update(rcx=ret, rax=t.cssa, rbx=tcs, rip=target)
         self.count("eenter")

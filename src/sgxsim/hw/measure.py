@@ -8,6 +8,7 @@ enclave's MRENCLAVE.
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import struct
 
@@ -21,6 +22,12 @@ _ECREATE = struct.Struct("<QIQ44x")
 _EADD = struct.Struct("<QQQ40x")
 _EEXTEND = struct.Struct("<QQ48x")
 _RECORD = 64 + EEXTEND_CHUNK  # one EEXTEND: header record and four data blocks
+
+
+@functools.cache
+def _records(n: int) -> struct.Struct:
+    """``n`` EEXTEND records (header and chunk each) packed in one call."""
+    return struct.Struct("<" + f"QQ48x{EEXTEND_CHUNK}s" * n)
 
 
 # Below this many bytes hashed a measurement keeps its input, so that it can be
@@ -110,15 +117,14 @@ class Measurement:
     def eextend_page(self, offset: int, page: bytes | bytearray | memoryview) -> None:
         """One EEXTEND per 256-byte chunk of ``page`` (measured at ``offset``,
         ``offset + 256``, ...), fed to the hash as one update."""
-        mv = memoryview(page)
-        n = len(mv) // EEXTEND_CHUNK
-        if n * EEXTEND_CHUNK != len(mv):
+        data = bytes(page)
+        n = len(data) // EEXTEND_CHUNK
+        if n * EEXTEND_CHUNK != len(data):
             raise ValueError("EEXTEND measures whole 256-byte chunks")
-        buf = bytearray(_RECORD * n)
-        for k in range(n):
-            pos = k * _RECORD
-            _EEXTEND.pack_into(buf, pos, TAG_EEXTEND, offset + k * EEXTEND_CHUNK)
-            buf[pos + 64 : pos + _RECORD] = mv[k * EEXTEND_CHUNK : (k + 1) * EEXTEND_CHUNK]
+        args: list = []
+        for k in range(0, len(data), EEXTEND_CHUNK):
+            args += (TAG_EEXTEND, offset + k, data[k : k + EEXTEND_CHUNK])
+        buf = _records(n).pack(*args)
         self.updates += 5 * n
         self._feed(buf)
 

@@ -307,6 +307,8 @@ class Process:
         """A user-mode read (SIGSEGV/SIGBUS raised as Signal)."""
         k = self._enter()
         addr &= U64
+        if 0 < n <= PAGE_SIZE - (addr & (PAGE_SIZE - 1)):
+            return k.user_access(self, k.cpu.load, addr, n)  # the common case: one page
         out = bytearray()
         while n > 0:
             take = min(n, PAGE_SIZE - (addr & (PAGE_SIZE - 1)))
