@@ -359,8 +359,14 @@ class MachineModel:
             st.expect.pop(off, None)
 
     def _do_eacceptcopy(self, st, a, ev):
-        # From the first build-time explored page, else the runtime's data page.
-        src = self.base + (min(st.added) if st.added else self.layout.page(runtime.DATA))
+        # From the build-time explored page ``src`` (the search offers every
+        # one, check/scope.py); without it (no page added at build time, or a
+        # scenario written before ``src``), the first build-time explored
+        # page, else the runtime's data page.
+        off = a.arg("src")
+        if off is None:
+            off = min(st.added) if st.added else self.layout.page(runtime.DATA)
+        src = self.base + off
         self._enclave(st, a, ev, "eacceptcopy", flags=secinfo_flags(PageType.PT_REG, SI_PERMS["RWX"]),
                       src=src)
 
@@ -411,7 +417,9 @@ class MachineModel:
         SECS's, which decides INIT.  The contents of REG pages are left out
         too: the enclave's loads, stores, fetches and EACCEPTCOPY move bytes
         but no action or property depends on which bytes (the runtime's SSA
-        frames are dead between actions: every action leaves at CSSA 0)."""
+        frames are dead between actions: every action leaves at CSSA 0).
+        The pages added at build time are kept: they are EACCEPTCOPY's sources
+        (a page removed after INIT stays one)."""
         m, p = st.m, st.proc
         epc = m.cpu.epc
         encl = self.encl(st)
@@ -429,7 +437,7 @@ class MachineModel:
             meas_ok = ss is not None and ss.measurement.same_records(st.meas)
         return (extra, observe.epc_key(epc, secs, self.base, identity=False, reg_contents=False),
                 observe.pt_key(p.mm.pgtable, epc, self.base), vmas, pages, st.initialized, meas_ok,
-                tuple(sorted(st.expect.items())))
+                tuple(sorted(st.expect.items())), tuple(sorted(st.added)))
 
 
 def _errno(st: MState, fn, *args) -> int:

@@ -54,12 +54,15 @@ ACTION_KEYS: dict[str, dict[str, Any]] = {
     "store": {"offset": OFFSET},
     "fetch": {"offset": OFFSET},
     "eaccept": {"offset": OFFSET},
-    "eacceptcopy": {"offset": OFFSET},
+    "eacceptcopy": {"offset": OFFSET, "src": OFFSET},
     "emodpe": {"offset": OFFSET, "perms": PERMS},
     "reclaim": {"offset": OFFSET},
     "mseal": {"offset": OFFSET, "length": LENGTH},
     "mremap": {"offset": OFFSET, "length": LENGTH},
 }
+# Keys a step may leave out: EACCEPTCOPY's source (without it, the first
+# build-time explored page, else the runtime's SECINFO page).
+OPTIONAL_KEYS = {("eacceptcopy", "src")}
 TOP_KEYS = ("design", "property", "expect", "at_step", "reason", "scope", "step")
 SCOPE_KEYS = {"pages": "a whole number from 1 to 64", "policy": POLICIES, "mdwe": "true or false"}
 
@@ -150,6 +153,8 @@ def _check_step(raw: Any, i: int, file: str, pages: int) -> Action:
     args = []
     for k, dom in schema.items():
         if k not in raw:
+            if (name, k) in OPTIONAL_KEYS:
+                continue
             raise ScenarioError(file, i, k, f"missing ({name} needs {', '.join(schema)})")
         v = raw[k]
         if dom is OFFSET:

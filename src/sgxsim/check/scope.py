@@ -26,8 +26,8 @@ Default scope (``sgxsim check --help`` repeats this):
 * actions, each with restricted parameters:
   - ``mmap``/``mprotect``/``munmap`` of ``/dev/sgx_enclave`` over one page or
     the whole enclave, MAP_SHARED|MAP_FIXED, protections R, RW, RX, RWX;
-  - ``add_pages`` (before INIT): the next explored page above the highest
-    one added (loaders add in offset order; the explored pages are alike),
+  - ``add_pages`` (before INIT): any explored page not added yet (in any
+    order: the symmetry reduction folds the orders that mirror each other),
     source ``image``/``anon``/``noexec``, SECINFO type REG or TCS, REG
     permissions R, RW, RX, RWX, measured;
   - ``init`` (before INIT) with a SIGSTRUCT signed for the enclave's MRENCLAVE
@@ -37,8 +37,9 @@ Default scope (``sgxsim check --help`` repeats this):
     ``remove`` (REMOVE_PAGES of one page);
   - after INIT, entering the enclave (EENTER, one access or leaf, EEXIT; a
     signalled fault is skipped by the runtime's handler): ``load``, ``store``,
-    ``fetch`` of one page; on SGX2 CPUs ``eaccept``, ``eacceptcopy`` (from the
-    first build-time explored page, else the runtime's SECINFO page),
+    ``fetch`` of one page; on SGX2 CPUs ``eaccept``, ``eacceptcopy`` (from any
+    explored page added at build time, a parameter ``src``; from the runtime's
+    SECINFO page while none was),
     ``emodpe`` (to RX or RWX) of one page;
   - ``reclaim``: the EPC reclaimer writes one enclave page back (EWB); ksgxd
     never runs by itself (its watermarks are set to 0);
@@ -86,6 +87,9 @@ class Scope:
     # The process turns MDWE on (prctl PR_SET_MDWE, REFUSE_EXEC_GAIN) before
     # anything else (--mdwe; kernels with MDWE, linux-6.12).
     mdwe: bool = False
+    # Page-symmetry reduction of the search (--symmetry/--no-symmetry;
+    # check/symmetry.py).  Not part of a scenario's scope: replay ignores it.
+    symmetry: bool = True
 
     def __post_init__(self):
         # Any count: ELRANGE is the next power of two of at least pages + 5
@@ -121,11 +125,9 @@ class Scope:
             out += [Action.make("mremap", offset=o, length=n) for o, n in self.ranges()]
         if not initialized:
             if "add_pages" in want:
-                # In offset order, as loaders add an image: the next page
-                # above the highest added one (the explored pages are alike,
-                # so a hole below an added page mirrors one above it).
-                nxt = [o for o in offs if o > max(added, default=-1)][:1]
-                for o in nxt:
+                # Every page not added yet, in any order: a fixed order would
+                # break the symmetry between the explored pages (check/symmetry.py).
+                for o in (o for o in offs if o not in added):
                     for s in self.sources:
                         out.append(Action.make("add_pages", offset=o, source=s, type="TCS", perms="RW"))
                         out += [Action.make("add_pages", offset=o, source=s, type="REG", perms=p)
@@ -151,7 +153,10 @@ class Scope:
             if "eaccept" in want:
                 out += [Action.make("eaccept", offset=o) for o in offs]
             if "eacceptcopy" in want:
-                out += [Action.make("eacceptcopy", offset=o) for o in offs]
+                # The source is a parameter (any build-time explored page), so
+                # no page is special; with none, the runtime's SECINFO page.
+                out += [Action.make("eacceptcopy", offset=o, src=s) for o in offs for s in sorted(added)] \
+                    if added else [Action.make("eacceptcopy", offset=o) for o in offs]
             if "emodpe" in want:
                 out += [Action.make("emodpe", offset=o, perms=p) for o in offs for p in ("RX", "RWX")]
         if "reclaim" in want:
