@@ -186,7 +186,12 @@ def _subset(opt: str, text: str, allowed: tuple[str, ...]) -> tuple[str, ...]:
                    "listed.")
 @click.option("--mdwe", is_flag=True,
               help="The process turns on MDWE (prctl PR_SET_MDWE) first; kernels with MDWE only.")
-@click.option("--json", "as_json", is_flag=True, help="Print one JSON object {\"results\": [...]}.")
+@click.option("--symmetry/--no-symmetry", default=True, show_default=True,
+              help="Explore one state of each set of mirror images under renaming the explored pages "
+                   "(the swap at --pages 2; the reversal at 3 or more when mprotect is not offered; "
+                   "same verdicts and shortest trace lengths, fewer states; docs/checker-reach.md).")
+@click.option("--json", "as_json", is_flag=True,
+              help="Print one JSON object {\"scope\": {...}, \"results\": [...]}.")
 @click.option("--out", type=click.Path(file_okay=False, path_type=Path), default=Path("scenarios"),
               show_default=True, help="Directory for the scenario file of every trace.")
 @click.option("--html", "html_dir", type=click.Path(file_okay=False, path_type=Path), default=None,
@@ -203,8 +208,8 @@ def _subset(opt: str, text: str, allowed: tuple[str, ...]) -> tuple[str, ...]:
 @click.option("--seed", default=0, show_default=True, type=int,
               help="With --simulate: the seed (the same seed gives the same walks and traces).")
 def check(designs, props, design_files, property_files, depth, workers, engine, address, pages, policy,
-          perms, map_perms, sources, actions, mdwe, as_json, out, html_dir, simulate, walks, walk_depth,
-          seed) -> None:
+          perms, map_perms, sources, actions, mdwe, symmetry, as_json, out, html_dir, simulate, walks,
+          walk_depth, seed) -> None:
     if address is not None and engine != "ray":
         raise click.UsageError("--address needs --engine ray")
     if simulate and engine != "local":
@@ -221,7 +226,8 @@ def check(designs, props, design_files, property_files, depth, workers, engine, 
         scope = Scope(pages=pages, policy=policy, perms=_subset("--perms", perms, PERMS),
                       map_perms=_subset("--map-perms", map_perms, PERMS) if map_perms else None,
                       sources=_subset("--sources", sources, SOURCES),
-                      actions=_subset("--actions", actions, ACTIONS + OPTIONAL_ACTIONS), mdwe=mdwe)
+                      actions=_subset("--actions", actions, ACTIONS + OPTIONAL_ACTIONS), mdwe=mdwe,
+                      symmetry=symmetry)
     except ValueError as e:
         raise click.BadParameter(str(e)) from None
     if simulate:
@@ -251,7 +257,8 @@ def check(designs, props, design_files, property_files, depth, workers, engine, 
         signal.signal(signal.SIGINT, old)
     if as_json:
         keys = ("design", "property", "verdict", "depth", "states", "seconds", "trace")
-        click.echo(json.dumps({"results": [{k: r[k] for k in keys} for r in results]}, indent=1))
+        click.echo(json.dumps({"scope": {**scope.as_dict(), "depth": depth, "symmetry": scope.symmetry},
+                               "results": [{k: r[k] for k in keys} for r in results]}, indent=1))
         return
     click.echo(runner.render_matrix(results))
     click.echo(runner.render_traces(results))
