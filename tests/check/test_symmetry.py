@@ -185,6 +185,7 @@ def test_traces_found_under_the_reduction_replay(design, tmp_path):
 
 def test_cli_switch_and_json_scope(tmp_path):
     args = ["check", "--design", "no-hook", "--property", "w-xor-x", "--pages", "2", "--depth", "3",
+            "--actions", "mmap,mprotect,init,store",
             "--json", "--out", str(tmp_path)]
     on = CliRunner().invoke(main, args)
     off = CliRunner().invoke(main, args + ["--no-symmetry"])
