@@ -101,8 +101,8 @@ def _run(model, actions):
 
 
 CASES = [("linux-6.0", 2, ACTIONS + ("mremap",)), ("safe-to-execute", 2, ACTIONS),
-         ("no-hook", 2, ACTIONS), ("linux-6.12", 3, NO_MPROTECT + ("mseal", "mremap")),
-         ("safe-to-execute", 3, NO_MPROTECT)]
+         ("no-hook", 2, ACTIONS), ("propagate-source", 2, ACTIONS), ("v40", 2, ACTIONS),
+         ("linux-6.12", 3, NO_MPROTECT + ("mseal", "mremap")), ("safe-to-execute", 3, NO_MPROTECT)]
 MODELS = {(d, n): MachineModel(d, Scope(pages=n, actions=acts)) for d, n, acts in CASES}
 
 
@@ -140,7 +140,8 @@ def _hits(step, before, after):
 
 
 @settings(max_examples=40, deadline=None, suppress_health_check=[HealthCheck.too_slow])
-@given(design=st.sampled_from(["linux-6.0", "safe-to-execute", "v40"]), data=st.data())
+@given(design=st.sampled_from(["linux-6.0", "safe-to-execute", "v40", "no-hook", "propagate-source"]),
+       data=st.data())
 def test_a_whole_enclave_mprotect_has_a_one_step_mirror(design, data):
     """At two pages, a whole-enclave mprotect from a state s reaches t; from
     the mirror state some action reaches t's mirror, with at least t's
