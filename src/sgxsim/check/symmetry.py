@@ -120,7 +120,7 @@ class _Renaming:
     """One permutation, compiled: explored offsets, page indices and the
     page numbers of the regions that follow the explored pages."""
 
-    __slots__ = ("off", "idx", "vpn", "regions", "perm")
+    __slots__ = ("off", "idx", "vpn", "perm")
 
     def __init__(self, perm: tuple[int, ...], regions: list[int]):
         page = 1 << PAGE_SHIFT
@@ -128,7 +128,6 @@ class _Renaming:
         self.idx = {i: j for i, j in enumerate(perm) if i != j}
         self.off = {i * page: j * page for i, j in self.idx.items()}
         self.vpn = {r + i: r + j for r in regions for i, j in self.idx.items()}
-        self.regions = regions
 
 
 class PageSymmetry:
