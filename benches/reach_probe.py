@@ -25,7 +25,16 @@ PAGE = 4096
 
 
 def _explore(design: str, pages: int, depth: int) -> dict:
-    model = MachineModel(design, Scope(pages=pages))
+    # The model both releases share: ADD_PAGES left out (the current one
+    # offers every page not added yet, the previous one the next page in
+    # offset order), and no symmetry reduction (the previous release has
+    # none; benches/bench_symmetry.py measures it).
+    actions = tuple(a for a in Scope().actions if a != "add_pages")
+    try:
+        scope = Scope(pages=pages, actions=actions, symmetry=False)
+    except TypeError:
+        scope = Scope(pages=pages, actions=actions)
+    model = MachineModel(design, scope)
     model.initial()
     t = time.perf_counter()
     exp = explore(model, None, depth=depth)

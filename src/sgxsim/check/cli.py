@@ -18,6 +18,7 @@ from sgxsim.check.properties import PROPERTIES
 from sgxsim.check.ray_engine import EngineError
 from sgxsim.check.scope import ACTIONS, OPTIONAL_ACTIONS, PERMS, POLICIES, SCOPE_HELP, SOURCES, Scope
 from sgxsim.check.spill import bound_from_env
+from sgxsim.check.symmetry import scope_allows
 
 DESIGNS = ("no-hook", "rfc-2019", "v40", "linux-5.11", "sgx2-rfc", "linux-6.0", "safe-to-execute",
            "propagate-source", "linux-6.12")
@@ -198,7 +199,13 @@ def _subset(opt: str, text: str, allowed: tuple[str, ...]) -> tuple[str, ...]:
                    "reclaimer write pages of the other back (EWB); steps name their enclave.")
 @click.option("--mdwe", is_flag=True,
               help="The process turns on MDWE (prctl PR_SET_MDWE) first; kernels with MDWE only.")
-@click.option("--json", "as_json", is_flag=True, help="Print one JSON object {\"results\": [...]}.")
+@click.option("--symmetry/--no-symmetry", default=True, show_default=True,
+              help="Explore one state of each set of mirror images under renaming the explored pages "
+                   "(the swap at --pages 2; the reversal at 3 or more when mprotect is not offered; "
+                   "same verdicts and shortest trace lengths, fewer states; off by itself with "
+                   "--processes 2 or --enclaves 2; docs/checker-reach.md).")
+@click.option("--json", "as_json", is_flag=True,
+              help="Print one JSON object {\"scope\": {...}, \"results\": [...]}.")
 @click.option("--out", type=click.Path(file_okay=False, path_type=Path), default=Path("scenarios"),
               show_default=True, help="Directory for the scenario file of every trace.")
 @click.option("--html", "html_dir", type=click.Path(file_okay=False, path_type=Path), default=None,
@@ -215,8 +222,8 @@ def _subset(opt: str, text: str, allowed: tuple[str, ...]) -> tuple[str, ...]:
 @click.option("--seed", default=0, show_default=True, type=int,
               help="With --simulate: the seed (the same seed gives the same walks and traces).")
 def check(designs, props, design_files, property_files, depth, workers, engine, address, frontier_mem, pages,
-          policy, perms, map_perms, sources, actions, processes, enclaves, mdwe, as_json, out, html_dir,
-          simulate, walks, walk_depth, seed) -> None:
+          policy, perms, map_perms, sources, actions, processes, enclaves, mdwe, symmetry, as_json, out,
+          html_dir, simulate, walks, walk_depth, seed) -> None:
     if address is not None and engine != "ray":
         raise click.UsageError("--address needs --engine ray")
     if simulate and engine != "local":
@@ -234,7 +241,7 @@ def check(designs, props, design_files, property_files, depth, workers, engine, 
                       map_perms=_subset("--map-perms", map_perms, PERMS) if map_perms else None,
                       sources=_subset("--sources", sources, SOURCES),
                       actions=_subset("--actions", actions, ACTIONS + OPTIONAL_ACTIONS), mdwe=mdwe,
-                      processes=processes, enclaves=enclaves)
+                      processes=processes, enclaves=enclaves, symmetry=symmetry)
     except ValueError as e:
         raise click.BadParameter(str(e)) from None
     if simulate:
@@ -270,8 +277,11 @@ def check(designs, props, design_files, property_files, depth, workers, engine, 
         signal.signal(signal.SIGINT, old)
     if as_json:
         keys = ("design", "property", "verdict", "depth", "states", "seconds", "trace")
-        click.echo(json.dumps({"scope": scope.as_dict(), "results": [{k: r[k] for k in keys} for r in results]},
-                              indent=1))
+        # "symmetry": whether the scope lets the reduction run (the switch,
+        # and one process and one enclave; check/symmetry.py).
+        click.echo(json.dumps({"scope": {**scope.as_dict(), "depth": depth,
+                                         "symmetry": scope_allows(scope)},
+                               "results": [{k: r[k] for k in keys} for r in results]}, indent=1))
         return
     click.echo(runner.render_matrix(results))
     click.echo(runner.render_traces(results))

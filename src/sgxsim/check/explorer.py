@@ -24,7 +24,10 @@ as little as it can:
 * a child is frozen only if it is new (or, in a worker, new to that worker)
   and the search goes one level deeper; on the last level nothing is kept;
 * states are known by 16-byte digests (:mod:`sgxsim.check.digests`), so the
-  seen-set costs tens of bytes per state.
+  seen-set costs tens of bytes per state;
+* with the page symmetry (:mod:`sgxsim.check.symmetry`) a state's digest is
+  the smallest over its mirror images, so one of them is explored; the
+  machine kept is the one reached, so traces stay real runs.
 
 One exploration per design checks all the selected properties at once.  With
 ``workers > 1`` each level's frontier is shared among worker processes that
@@ -46,7 +49,8 @@ from collections.abc import Iterable
 from dataclasses import dataclass, field
 from typing import Any
 
-from sgxsim.check.digests import DigestSet, digest
+from sgxsim.check import symmetry
+from sgxsim.check.digests import DigestSet
 from sgxsim.check.ghost import Ghost
 from sgxsim.check.model import Action
 from sgxsim.check.properties import PROPERTIES, Property
@@ -146,6 +150,9 @@ class _Expander:
         self.restores = 0
         self.snapshot = getattr(model, "snapshot", None) if reuse else None
         self.view = getattr(model, "view", None) if reuse else None
+        # (fingerprint, ghost key) -> seen-key: canonical under the page
+        # symmetry when it applies (check/symmetry.py).
+        self.seen_key = symmetry.seen_key(model, names)
 
     def expand(self, frontier: Iterable[Entry], size: int, open_props: set[str], pending: Run | None):
         """Expand the ``size`` entries of ``frontier`` (in node order); return
@@ -154,7 +161,7 @@ class _Expander:
         ((parent id, action index), frozen machine, ghost, fingerprint), in
         the order of the records."""
         model, props, known, reuse = self.model, self.props, self.known, self.reuse
-        snapshot, view_of = self.snapshot, self.view
+        snapshot, view_of, seen_key = self.snapshot, self.view, self.seen_key
         records: list = []
         keep = pending is not None
         compress = size > COMPRESS_ABOVE
@@ -189,7 +196,7 @@ class _Expander:
                         why = p.check(view, ghost, g2, step.events)
                         if why is not None:
                             hits[p.name] = why
-                key = digest((fp, g2.key()))
+                key = seen_key(fp, g2.key())
                 if known.add(key):
                     records.append((idx, ai, action, key, hits))
                     if keep:
@@ -427,7 +434,7 @@ def explore(model, prop_names: list[str] | None = None, depth: int = 6, workers:
     # to any state is rebuilt from them).
     parent: list[int] = [-1]
     via: list[Action | None] = [None]
-    key0 = digest((fp0, ghost.key()))
+    key0 = symmetry.seen_key(model, names)(fp0, ghost.key())
     seen = DigestSet()
     seen.add(key0)
     res = Exploration(model.design, 0, 1, 0.0, False)

@@ -350,7 +350,7 @@ class MachineModel:
             ss = epc.secs_state.get(secs)
             meas_ok = ss is not None and ss.measurement.same_records(h.meas)
         return (extra, observe.epc_key(epc, secs, h.base, identity=False, reg_contents=False), pages,
-                h.initialized, meas_ok, tuple(sorted(h.expect.items())))
+                h.initialized, meas_ok, tuple(sorted(h.expect.items())), tuple(sorted(h.added)))
 
     def fingerprint(self, st: MState) -> tuple:
         """The state up to what no action can tell apart.  MRENCLAVE is left
@@ -361,12 +361,15 @@ class MachineModel:
         SECS's, which decides INIT.  The contents of REG pages are left out
         too: the enclave's loads, stores, fetches and EACCEPTCOPY move bytes
         but no action or property depends on which bytes (the runtime's SSA
-        frames are dead between actions: every action leaves at CSSA 0)."""
+        frames are dead between actions: every action leaves at CSSA 0).
+        The pages added at build time are kept: they are EACCEPTCOPY's sources
+        (a page removed after INIT stays one)."""
         epc = st.m.cpu.epc
         procs = tuple((observe.pt_key(q.mm.pgtable, epc, self.base),
                        tuple((v.vm_start, v.vm_end, v.vm_flags, v.vm_file.path if v.vm_file else None)
                              for v in q.mm.vmas)) for q in self.processes(st))
-        (extra, epck, pages, init, meas_ok, expect), *more = [self._encl_key(st, h) for h in st.handles]
+        (extra, epck, pages, init, meas_ok, expect, added), *more = [self._encl_key(st, h) for h in st.handles]
         (pt, vmas), *children = procs
-        key = (extra, epck, pt, vmas, pages, init, meas_ok, expect)
+        # The order check/symmetry.py renames: one enclave, one process.
+        key = (extra, epck, pt, vmas, pages, init, meas_ok, expect, added)
         return key if not more and not children else (key, tuple(more), tuple(children))

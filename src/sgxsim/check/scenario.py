@@ -42,7 +42,8 @@ VERDICTS = {"safety": ("violated", "holds"), "goal": ("reachable", "unreachable"
 # The keys of each action besides ``action``, with their domain: OFFSET (a
 # page-aligned offset of an explored page), LENGTH (a positive multiple of a
 # page that stays within the explored pages) or a tuple of strings; each
-# action object holds its own (sgxsim.check.actions), the optional ones last.
+# action object holds its own (sgxsim.check.actions), the optional ones last;
+# a step may leave out the keys in its action's ``optional_keys``.
 ACTION_KEYS: dict[str, dict[str, Any]] = {
     a.name: dict(a.keys) for a in sorted(REGISTRY, key=lambda a: a.optional)}
 TOP_KEYS = ("design", "property", "expect", "at_step", "reason", "scope", "step")
@@ -146,6 +147,8 @@ def _check_step(raw: Any, i: int, file: str, pages: int, processes: int = 1, enc
     args = []
     for k, dom in schema.items():
         if k not in raw:
+            if k in act.optional_keys:
+                continue  # the action's default (e.g. eacceptcopy without src)
             raise ScenarioError(file, i, k, f"missing ({name} needs {', '.join(schema)})")
         v = raw[k]
         if dom is OFFSET:

@@ -32,8 +32,8 @@ Default scope (``sgxsim check --help`` repeats this):
 * actions, each with restricted parameters:
   - ``mmap``/``mprotect``/``munmap`` of ``/dev/sgx_enclave`` over one page or
     the whole enclave, MAP_SHARED|MAP_FIXED, protections R, RW, RX, RWX;
-  - ``add_pages`` (before INIT): the next explored page above the highest
-    one added (loaders add in offset order; the explored pages are alike),
+  - ``add_pages`` (before INIT): any explored page not added yet (in any
+    order: the symmetry reduction folds the orders that mirror each other),
     source ``image``/``anon``/``noexec``, SECINFO type REG or TCS, REG
     permissions R, RW, RX, RWX, measured;
   - ``init`` (before INIT) with a SIGSTRUCT signed for the enclave's MRENCLAVE
@@ -43,8 +43,9 @@ Default scope (``sgxsim check --help`` repeats this):
     ``remove`` (REMOVE_PAGES of one page);
   - after INIT, entering the enclave (EENTER, one access or leaf, EEXIT; a
     signalled fault is skipped by the runtime's handler): ``load``, ``store``,
-    ``fetch`` of one page; on SGX2 CPUs ``eaccept``, ``eacceptcopy`` (from the
-    first build-time explored page, else the runtime's SECINFO page),
+    ``fetch`` of one page; on SGX2 CPUs ``eaccept``, ``eacceptcopy`` (from any
+    explored page added at build time, a parameter ``src``; from the runtime's
+    SECINFO page while none was),
     ``emodpe`` (to RX or RWX) of one page;
   - ``reclaim``: the EPC reclaimer writes one enclave page back (EWB); with
     one enclave ksgxd never runs by itself (its watermarks are set to 0);
@@ -100,6 +101,10 @@ class Scope:
     # the EPC (docs/checker-reach.md).
     processes: int = 1
     enclaves: int = 1
+    # Page-symmetry reduction of the search (--symmetry/--no-symmetry;
+    # check/symmetry.py; off by itself with --processes 2 or --enclaves 2).
+    # Not part of a scenario's scope: replay ignores it.
+    symmetry: bool = True
 
     def __post_init__(self):
         # Any count: ELRANGE is the next power of two of at least pages + 5

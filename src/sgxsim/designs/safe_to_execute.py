@@ -71,6 +71,10 @@ class PageRanges:
 
 
 class SafeToExecuteDriver(SgxDriverSgx2):
+    # design_state() is runs of page numbers: the checker's page symmetry
+    # (check/symmetry.py) renames them with the pages.
+    design_state_kind = "page-runs"
+
     def __init__(self, *a: Any, **kw: Any):
         super().__init__(*a, **kw)
         # Per enclave: the pages whose "safe to execute" bit is clear.

@@ -40,10 +40,13 @@ class CheckerAction:
     """One action of the checker.  Subclasses set ``name`` and ``keys`` (the
     scenario schema of its arguments, in trace order) and override
     :meth:`offers`, :meth:`run` and, when its events change the ghost,
-    :meth:`update`."""
+    :meth:`update`.  Every key is required in a scenario step except those
+    in ``optional_keys``: :meth:`run` has a default for them (so files
+    written before the key existed still replay)."""
 
     name: str = ""
     keys: dict[str, Any] = {}
+    optional_keys: frozenset[str] = frozenset()
     # Offered only when named in --actions.
     optional: bool = False
     # The event kinds whose ghost update this action owns (default: its name).

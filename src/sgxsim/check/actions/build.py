@@ -60,9 +60,8 @@ def add_raw(st: Any, h: Any, offset: int, data: bytes, sflags: int) -> tuple[int
 
 
 class AddPages(CheckerAction):
-    """ADD_PAGES (before INIT) of the next explored page above the highest
-    one added (loaders add in offset order; the explored pages are alike),
-    from each source kind, as TCS or as REG with each permission."""
+    """ADD_PAGES (before INIT) of any explored page not added yet, from each
+    source kind, as TCS or as REG with each permission."""
 
     name = "add_pages"
     keys = {"offset": OFFSET, "source": SOURCES, "type": ("REG", "TCS"), "perms": PERMS}
@@ -72,9 +71,9 @@ class AddPages(CheckerAction):
         if ctx.initialized:
             return []
         out = []
-        # A hole below an added page mirrors one above it.
-        nxt = [o for o in scope.offsets() if o > max(ctx.added, default=-1)][:1]
-        for o in nxt:
+        # Every page not added yet, in any order: a fixed order would break
+        # the symmetry between the explored pages (check/symmetry.py).
+        for o in (o for o in scope.offsets() if o not in ctx.added):
             for s in scope.sources:
                 out.append(Action.make("add_pages", offset=o, source=s, type="TCS", perms="RW"))
                 out += [Action.make("add_pages", offset=o, source=s, type="REG", perms=p)

@@ -26,9 +26,10 @@ class EnclaveOp(CheckerAction):
     def offers(self, scope, ctx):
         if not ctx.initialized or (self.sgx2_only and not ctx.sgx2):
             return []
-        return [Action.make(self.name, offset=o, **kw) for o in scope.offsets() for kw in self.choices()]
+        return [Action.make(self.name, offset=o, **kw) for o in scope.offsets() for kw in self.choices(ctx)]
 
-    def choices(self) -> list[dict]:
+    def choices(self, ctx) -> list[dict]:
+        """The arguments besides ``offset`` of the steps offered in ``ctx``."""
         return [{}]
 
     def enter(self, model, st, a, ev, *, flags=0, src=0, info=()) -> Event:
@@ -94,15 +95,29 @@ class Eaccept(EnclaveOp):
 
 
 class EacceptCopy(EnclaveOp):
-    """EACCEPTCOPY (REG RWX) from the first build-time explored page, else
-    from the runtime's SECINFO page."""
+    """EACCEPTCOPY (REG RWX) from the explored page ``src``: the search
+    offers every page the program added at build time (so no page is
+    special), and while there is none, no ``src``: the runtime's SECINFO
+    page."""
 
     name = "eacceptcopy"
+    keys = {"offset": OFFSET, "src": OFFSET}
+    # Without src (no page added at build time, or a scenario written before
+    # src): the first build-time explored page, else the SECINFO page.
+    optional_keys = frozenset({"src"})
     sgx2_only = True
+
+    def choices(self, ctx):
+        # Every build-time page (one removed after INIT stays a source: the
+        # handle keeps it); while there is none, no src.
+        return [{"src": s} for s in sorted(ctx.added)] or [{}]
 
     def run(self, model, st, a, ev):
         h = model.handle(st, a)
-        src = h.base + (min(h.added) if h.added else model.layout.page(runtime.DATA))
+        off = a.arg("src")
+        if off is None:
+            off = min(h.added) if h.added else model.layout.page(runtime.DATA)
+        src = h.base + off
         self.enter(model, st, a, ev, flags=secinfo_flags(PageType.PT_REG, SI_PERMS["RWX"]), src=src)
 
     def update(self, edit, ev):
@@ -118,7 +133,7 @@ class Emodpe(EnclaveOp):
     keys = {"offset": OFFSET, "perms": PERMS}
     sgx2_only = True
 
-    def choices(self):
+    def choices(self, ctx):
         return [{"perms": p} for p in ("RX", "RWX")]
 
     def run(self, model, st, a, ev):

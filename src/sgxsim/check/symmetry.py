@@ -1,0 +1,269 @@
+"""Symmetry reduction over the explored enclave pages (``--symmetry``).
+
+The explored pages (``--pages N``, offsets ``0 .. N-1``) are alike: the
+actions offer each of them the same way (ADD_PAGES in any order,
+EACCEPTCOPY from any build-time page), the source mappings hold the same
+bytes behind each, and the properties quantify over all pages.  A state and
+the state with its pages renamed by a permutation ``p`` of ``0 .. N-1``
+(page ``i`` becomes page ``p[i]``) are then mirror images: what one can do in
+``k`` steps, the other can do in ``k`` steps with the pages renamed, and the
+properties fail on the same transitions.  So the explorer keeps one of them:
+a state's *seen-key* is the smallest digest of its key (fingerprint and
+ghost key) over the permutations that are symmetries here.  The explorer
+still keeps and expands the machine it actually reached (only the key is
+canonical), so every trace it reports is a real run of the model.
+
+Which permutations are symmetries (docs/checker-reach.md has the argument):
+
+* ``N = 2``: the swap.  The one thing that tells the two pages apart is
+  their order in a whole-enclave ``mprotect``: Linux walks the VMAs in
+  address order and stops at the first refusal or hole, keeping the changes
+  made before it.  Such a partial change of page 0 is, in the mirror state,
+  the single-page ``mprotect`` of page 1 (same VMA step, same result, a
+  successful event instead of a refused one, so its property hits are a
+  superset); a refusal with nothing changed is, in the mirror, the refused
+  single-page ``mprotect`` (or ``munmap`` of the hole).  Reduced and
+  unreduced searches find the same verdicts and shortest trace lengths.
+* ``N >= 3``: the page order matters more: a VMA over two adjacent pages
+  splits differently at its end than in its middle, so only the reversal
+  ``i -> N-1-i`` maps every VMA to a VMA, and a whole-enclave ``mprotect``
+  that stops after two pages has no one-step mirror.  The reversal is used
+  when the scope offers no ``mprotect`` (``--actions``); otherwise no
+  reduction.
+* Off altogether (the plain key) with ``--processes 2`` or ``--enclaves 2``
+  (:func:`scope_allows`: the argument is made for one process and one
+  enclave), when a selected property does not declare
+  itself symmetric (:func:`symmetric`), when the design keeps state of its
+  own that it does not say how to rename (``design_state``), and, per state,
+  when an enclave VMA lacks the ``VM_SPECIAL`` flags that keep VMAs from
+  merging with their neighbours (sgx_mmap() sets them; a merge would depend
+  on which page sits next to the runtime's VMA).
+
+What the renaming touches: every offset and page number of an explored page
+(EPC pages, PTE targets, ``page_array``, the program's ``expect`` and
+``added``, the ghost), the page-table entries and VMAs of the explored pages,
+of their ``mremap`` targets above ELRANGE and of their source pages (the
+frames are renumbered in first-seen order again, as
+:func:`~sgxsim.check.observe.pt_key` does), and a design's page runs.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any
+
+from sgxsim.check import properties as props_mod
+from sgxsim.check.digests import digest
+from sgxsim.kernel.mm.flags import VM_SPECIAL
+
+PAGE_SHIFT = 12
+ENCLAVE_FILE = "/dev/sgx_enclave"
+# The built-in properties quantify over all pages and ignore refused
+# mprotect events: they are symmetric.  A plugin property says so itself.
+_BUILTIN = (props_mod.NoEscalation, props_mod.ExecOrigin, props_mod.WXorX, props_mod.NoStalePte,
+            props_mod.MprotectHonest, props_mod.RunCode, props_mod.DynamicHeap, props_mod.DynamicCode,
+            props_mod.Restrict)
+
+Key = Callable[[Any, tuple], bytes]
+
+
+def symmetric(prop: props_mod.Property) -> bool:
+    """Whether ``prop`` may be checked under the reduction: a built-in
+    property, or one whose class sets ``symmetric = True`` (its answer on a
+    transition is its answer on the mirror transition with the explored
+    pages renamed, and a refused ``mprotect`` event never makes it fire)."""
+    flag = getattr(prop, "symmetric", None)
+    return bool(flag) if flag is not None else type(prop) in _BUILTIN
+
+
+def scope_allows(sc: Any) -> bool:
+    """Whether scope ``sc`` lets the reduction run at all: switched on, one
+    process and one enclave.  The argument above is made for one address
+    space and one ELRANGE: with ``--processes 2`` a child's VMAs and PTEs,
+    with ``--enclaves 2`` the second enclave's pages and the reclaimer's
+    choice between the two enclaves (its LRU order), are not renamed, so a
+    renamed state need not be a mirror image; the plain key is used."""
+    return bool(getattr(sc, "symmetry", False)) and getattr(sc, "processes", 1) == 1 \
+        and getattr(sc, "enclaves", 1) == 1
+
+
+def group(model: Any, names: list[str] | None = None) -> tuple[tuple[int, ...], ...]:
+    """The permutations of the explored pages (besides the identity) that
+    the reduction uses for ``model`` and the properties ``names``; ``()``
+    when it is off or has nothing to fold."""
+    sc = getattr(model, "sc", None)
+    if sc is None or not scope_allows(sc) or getattr(model, "pages", 1) < 2:
+        return ()
+    names = list(props_mod.PROPERTIES) if names is None else names
+    if not all(symmetric(props_mod.PROPERTIES[n]) for n in names):
+        return ()
+    if _design_state_kind(model.design) not in (None, "page-runs"):
+        return ()
+    n = model.pages
+    if n == 2:
+        return ((1, 0),)
+    if "mprotect" in sc.actions:
+        return ()
+    return (tuple(range(n - 1, -1, -1)),)
+
+
+def _design_state_kind(design: str) -> str | None:
+    """``None`` for a design without state of its own, else how its
+    ``design_state`` can be renamed (the driver's ``design_state_kind``;
+    ``"opaque"`` when it does not say)."""
+    from sgxsim.kernel.registry import kernel_class
+
+    drv = getattr(kernel_class(design), "sgx_driver_class", None)
+    if drv is None or getattr(drv, "design_state", None) is None:
+        return None
+    return getattr(drv, "design_state_kind", "opaque")
+
+
+def seen_key(model: Any, names: list[str] | None = None) -> Key:
+    """The function ``(fingerprint, ghost key) -> 16-byte digest`` the
+    explorer deduplicates states by: the plain digest, or the canonical one
+    when the reduction applies to ``model``."""
+    perms = group(model, names)
+    if not perms:
+        return lambda fp, gkey: digest((fp, gkey))
+    return PageSymmetry(model, perms).key
+
+
+class _Renaming:
+    """One permutation, compiled: explored offsets, page indices and the
+    page numbers of the regions that follow the explored pages."""
+
+    __slots__ = ("off", "idx", "vpn", "perm")
+
+    def __init__(self, perm: tuple[int, ...], regions: list[int]):
+        page = 1 << PAGE_SHIFT
+        self.perm = perm
+        self.idx = {i: j for i, j in enumerate(perm) if i != j}
+        self.off = {i * page: j * page for i, j in self.idx.items()}
+        self.vpn = {r + i: r + j for r in regions for i, j in self.idx.items()}
+
+
+class PageSymmetry:
+    """The canonical seen-key of one model's states under ``perms``."""
+
+    def __init__(self, model: Any, perms: tuple[tuple[int, ...], ...]):
+        from sgxsim.check.machine_model import SRC
+
+        self.n = model.pages
+        # Page numbers of the first explored page in each region whose
+        # pages go with the explored ones: ELRANGE, the mremap targets just
+        # above it, and each source mapping (the page ADD_PAGES copies).
+        self.regions = sorted([model.base >> PAGE_SHIFT, (model.base + model.size) >> PAGE_SHIFT]
+                              + [a >> PAGE_SHIFT for a in SRC.values()])
+        self.renamings = [_Renaming(p, self.regions) for p in perms]
+
+    def key(self, fp: tuple, gkey: tuple) -> bytes:
+        best = digest((fp, gkey))
+        if not self._foldable(fp):
+            return best
+        for r in self.renamings:
+            got = self.rename(r, fp, gkey)
+            if got is not None:
+                d = digest(got)
+                if d < best:
+                    best = d
+        return best
+
+    @staticmethod
+    def _foldable(fp: tuple) -> bool:
+        # No enclave VMA may merge with a neighbour (is_mergeable_vma()).
+        return all(flags & VM_SPECIAL for _s, _e, flags, path in fp[3] if path == ENCLAVE_FILE)
+
+    def rename(self, r: _Renaming, fp: tuple, gkey: tuple) -> tuple | None:
+        """``(fp, gkey)`` with the explored pages renamed by ``r``, or
+        ``None`` where the renaming has no image (a VMA over pages that it
+        would scatter)."""
+        extra, (secs, epc), pt, vmas, pages, initialized, meas_ok, expect, added = fp
+        vmas2 = self._vmas(r, vmas)
+        if vmas2 is None:
+            return None
+        off, idx = r.off, r.idx
+        fp2 = (self._runs(r, extra),
+               (secs, tuple(sorted((off.get(e[0], e[0]),) + e[1:] for e in epc))),
+               self._pt(r, pt), vmas2,
+               tuple(sorted((idx.get(p[0], p[0]),) + p[1:] for p in pages)),
+               initialized, meas_ok,
+               tuple(sorted((off.get(o, o), v) for o, v in expect)),
+               tuple(sorted(off.get(o, o) for o in added)))
+        gpages, ran, wrote = gkey
+        return fp2, (tuple(sorted((off.get(o, o), g) for o, g in gpages)), ran, wrote)
+
+    @staticmethod
+    def _pt(r: _Renaming, pt: tuple) -> tuple:
+        """Renamed PTEs, in page order again, with RAM frames and stale EPC
+        pages renumbered in first-seen order (as observe.pt_key numbers them)."""
+        vpn, off = r.vpn, r.off
+        moved = []
+        for v, flags, target in pt:
+            if target[0] == "epc":
+                target = ("epc", off.get(target[1], target[1]), target[2])
+            moved.append((vpn.get(v, v), flags, target))
+        moved.sort(key=lambda e: e[0])
+        ram: dict[int, int] = {}
+        stale: dict[int, int] = {}
+        out = []
+        for v, flags, target in moved:
+            kind = target[0]
+            if kind == "ram":
+                target = ("ram", ram.setdefault(target[1], len(ram)))
+            elif kind == "stale":
+                target = ("stale", stale.setdefault(target[1], len(stale)))
+            out.append((v, flags, target))
+        return tuple(out)
+
+    def _vmas(self, r: _Renaming, vmas: tuple) -> tuple | None:
+        out = []
+        for start, end, flags, path in vmas:
+            s, e = start >> PAGE_SHIFT, end >> PAGE_SHIFT
+            for base in self.regions:
+                lo, hi = max(s, base), min(e, base + self.n)
+                if lo >= hi:
+                    continue
+                inside = {r.perm[i - base] for i in range(lo, hi)}
+                if s < base or e > base + self.n:
+                    # Reaches beyond the explored pages: must stay in place.
+                    if inside != set(range(lo - base, hi - base)):
+                        return None
+                    continue
+                a, b = min(inside), max(inside) + 1
+                if b - a != len(inside):
+                    return None  # scattered: no VMA is the image
+                start, end = (base + a) << PAGE_SHIFT, (base + b) << PAGE_SHIFT
+            out.append((start, end, flags, path))
+        out.sort()
+        return tuple(out)
+
+    def _runs(self, r: _Renaming, extra: tuple) -> tuple:
+        """A design's ``page-runs`` state (sorted disjoint ``[lo, hi)`` runs
+        of page numbers), renamed: only the part of a run inside a region of
+        explored pages is taken page by page, the rest stays as it is."""
+        if not extra:
+            return extra
+        vpn, n = r.vpn, self.n
+        pieces = []
+        for lo, hi in extra:
+            for base in self.regions:
+                a, b = max(lo, base), min(hi, base + n)
+                if a >= b:
+                    continue
+                pieces += [(q, q + 1) for q in (vpn.get(p, p) for p in range(a, b))]
+                if lo < a:
+                    pieces.append((lo, a))
+                lo = b
+                if lo >= hi:
+                    break
+            if lo < hi:
+                pieces.append((lo, hi))
+        pieces.sort()
+        out: list[list[int]] = []
+        for lo, hi in pieces:
+            if out and lo <= out[-1][1]:
+                out[-1][1] = max(out[-1][1], hi)
+            else:
+                out.append([lo, hi])
+        return tuple((lo, hi) for lo, hi in out)

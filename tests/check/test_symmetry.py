@@ -1,0 +1,224 @@
+"""The page-symmetry reduction (check/symmetry.py, issue 10 item 2): reduced
+and unreduced searches of the same model agree on verdicts and shortest
+trace lengths with fewer states; a page-renamed state has the key of the
+real state reached by the renamed actions; the one action that does not
+commute with renaming (a whole-enclave mprotect that stops part way) has
+its one-step mirror; traces found under the reduction replay."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+from click.testing import CliRunner
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+from sgxsim.check import runner, symmetry
+from sgxsim.check import scenario as scn
+from sgxsim.check.explorer import explore
+from sgxsim.check.ghost import Ghost
+from sgxsim.check.machine_model import MachineModel
+from sgxsim.check.model import Action
+from sgxsim.check.properties import PROPERTIES, Property
+from sgxsim.check.scope import ACTIONS, PAGE, Scope
+from sgxsim.cli import main
+
+NO_MPROTECT = tuple(a for a in ACTIONS if a != "mprotect")
+# Narrower parameters keep the exhaustive comparisons within CI's time; the
+# reduction does not depend on them.
+SMALL = {"perms": ("RW", "RX", "RWX"), "sources": ("image", "anon")}
+
+
+def _search(design, depth, symmetric, **scope):
+    return explore(MachineModel(design, Scope(symmetry=symmetric, **scope)), depth=depth)
+
+
+def _summary(e):
+    return {name: f.depth for name, f in e.findings.items()}
+
+
+@pytest.mark.parametrize("design,depth,scope", [
+    ("linux-6.0", 4, {"pages": 2, **SMALL}),
+    ("linux-5.11", 4, {"pages": 2, **SMALL}),
+    ("no-hook", 4, {"pages": 2, **SMALL}),
+    ("safe-to-execute", 3, {"pages": 2}),
+    ("linux-6.0", 3, {"pages": 3, "actions": NO_MPROTECT, **SMALL}),
+    ("no-hook", 3, {"pages": 3, "actions": NO_MPROTECT, **SMALL}),
+])
+def test_reduced_and_unreduced_searches_agree(design, depth, scope):
+    plain = _search(design, depth, False, **scope)
+    reduced = _search(design, depth, True, **scope)
+    assert _summary(reduced) == _summary(plain)
+    assert reduced.exhausted == plain.exhausted
+    assert reduced.states < plain.states
+    assert all(r <= p for r, p in zip(reduced.levels, plain.levels, strict=True))
+
+
+def test_three_pages_with_mprotect_are_not_reduced():
+    model = MachineModel("linux-6.0", Scope(pages=3))
+    assert symmetry.group(model) == ()
+    assert symmetry.group(MachineModel("linux-6.0", Scope(pages=3, actions=NO_MPROTECT))) == ((2, 1, 0),)
+    assert symmetry.group(MachineModel("linux-6.0", Scope(pages=2))) == ((1, 0),)
+    assert symmetry.group(MachineModel("linux-6.0", Scope(pages=1))) == ()
+    assert symmetry.group(MachineModel("linux-6.0", Scope(pages=2, symmetry=False))) == ()
+
+
+def test_a_property_that_does_not_say_it_is_symmetric_turns_the_reduction_off():
+    class PageZeroNeverMapped(Property):
+        name = "page-zero-never-mapped"
+
+        def check(self, view, before, after, events):
+            return "mapped" if any(p.offset == 0 for p in view.ptes) else None
+
+    class Declared(PageZeroNeverMapped):
+        symmetric = True
+
+    model = MachineModel("linux-6.0", Scope(pages=2))
+    PROPERTIES["page-zero-never-mapped"] = PageZeroNeverMapped()
+    try:
+        assert symmetry.group(model, ["w-xor-x", "page-zero-never-mapped"]) == ()
+        PROPERTIES["page-zero-never-mapped"] = Declared()
+        assert symmetry.group(model, ["w-xor-x", "page-zero-never-mapped"]) == ((1, 0),)
+    finally:
+        del PROPERTIES["page-zero-never-mapped"]
+
+
+def _mirror(a: Action, perm) -> Action:
+    """``a`` with the explored pages renamed (a whole-enclave range stays)."""
+    whole = a.arg("length", PAGE) != PAGE
+    return Action(a.name, tuple((k, perm[v // PAGE] * PAGE if k == "src" or (k == "offset" and not whole)
+                                 else v) for k, v in a.args))
+
+
+def _run(model, actions):
+    state, ghost = model.initial(), Ghost()
+    for a in actions:
+        s = model.step(state, a)
+        state, ghost = s.state, ghost.after(s.events)
+    return state, ghost
+
+
+CASES = [("linux-6.0", 2, ACTIONS + ("mremap",)), ("safe-to-execute", 2, ACTIONS),
+         ("no-hook", 2, ACTIONS), ("propagate-source", 2, ACTIONS), ("v40", 2, ACTIONS),
+         ("linux-6.12", 3, NO_MPROTECT + ("mseal", "mremap")), ("safe-to-execute", 3, NO_MPROTECT)]
+MODELS = {(d, n): MachineModel(d, Scope(pages=n, actions=acts)) for d, n, acts in CASES}
+
+
+def _commuting(a: Action) -> bool:
+    return not (a.name == "mprotect" and a.arg("length") != PAGE)
+
+
+@settings(max_examples=40, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(case=st.sampled_from(sorted(MODELS)), data=st.data())
+def test_a_renamed_state_is_the_state_the_renamed_actions_reach(case, data):
+    """Walk randomly; walk the mirror walk (every page renamed by the
+    group's permutation) on a second machine: after every step the renamed
+    key of the first is the key of the second, and both have one seen-key."""
+    model = MODELS[case]
+    (perm,) = symmetry.group(model)
+    sym = symmetry.PageSymmetry(model, (perm,))
+    ren = sym.renamings[0]
+    s1, g1 = model.initial(), Ghost()
+    s2, g2 = model.initial(), Ghost()
+    for _ in range(data.draw(st.integers(1, 14), label="steps")):
+        a = data.draw(st.sampled_from([a for a in model.actions(s1) if _commuting(a)]), label="action")
+        b = _mirror(a, perm)
+        assert b in model.actions(s2)
+        t1, t2 = model.step(s1, a), model.step(s2, b)
+        h1, h2 = g1.after(t1.events), g2.after(t2.events)
+        assert _hits(t1, g1, h1) == _hits(t2, g2, h2)
+        s1, g1, s2, g2 = t1.state, h1, t2.state, h2
+        fp1, fp2 = model.fingerprint(s1), model.fingerprint(s2)
+        assert sym.rename(ren, fp1, g1.key()) == (fp2, g2.key())
+        assert sym.key(fp1, g1.key()) == sym.key(fp2, g2.key())
+
+
+def _hits(step, before, after):
+    return {p.name for p in PROPERTIES.values() if p.check(step.view, before, after, step.events)}
+
+
+@settings(max_examples=40, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(design=st.sampled_from(["linux-6.0", "safe-to-execute", "v40", "no-hook", "propagate-source"]),
+       data=st.data())
+def test_a_whole_enclave_mprotect_has_a_one_step_mirror(design, data):
+    """At two pages, a whole-enclave mprotect from a state s reaches t; from
+    the mirror state some action reaches t's mirror, with at least t's
+    property hits (docs/checker-reach.md: the argument for the swap)."""
+    model = MachineModel(design, Scope(pages=2))
+    seen_key = symmetry.seen_key(model)
+    walk = []
+    state, ghost = model.initial(), Ghost()
+    for _ in range(data.draw(st.integers(0, 8), label="steps")):
+        a = data.draw(st.sampled_from([a for a in model.actions(state) if _commuting(a)]), label="action")
+        walk.append(a)
+        s = model.step(state, a)
+        state, ghost = s.state, ghost.after(s.events)
+    mstate, mghost = _run(model, [_mirror(a, (1, 0)) for a in walk])
+    for whole in (a for a in model.actions(state) if not _commuting(a)):
+        t = model.step(state, whole)
+        gt = ghost.after(t.events)
+        want = seen_key(model.fingerprint(t.state), gt.key())
+        hits = _hits(t, ghost, gt)
+        found = False
+        for b in model.actions(mstate):
+            u = model.step(mstate, b)
+            gu = mghost.after(u.events)
+            if seen_key(model.fingerprint(u.state), gu.key()) == want and _hits(u, mghost, gu) >= hits:
+                found = True
+                break
+        assert found, (walk, whole)
+
+
+@pytest.mark.parametrize("design", ["linux-6.0", "no-hook"])
+def test_traces_found_under_the_reduction_replay(design, tmp_path):
+    scope = Scope(pages=2, **SMALL)
+    factory = lambda d: MachineModel(d, scope)  # noqa: E731
+    results = runner.check(factory, [design], depth=4, out_dir=tmp_path)
+    found = [r for r in results if r.get("scenario")]
+    assert found
+    for r in found:
+        sc = scn.loads(Path(r["scenario"]).read_text(), r["scenario"])
+        rep = runner.replay_scenario(factory, sc)
+        assert (rep["verdict"], rep["at"]) == (r["verdict"], len(r["trace"])), r["scenario"]
+
+
+def test_cli_switch_and_json_scope(tmp_path):
+    args = ["check", "--design", "no-hook", "--property", "w-xor-x", "--pages", "2", "--depth", "3",
+            "--actions", "mmap,mprotect,init,store",
+            "--json", "--out", str(tmp_path)]
+    on = CliRunner().invoke(main, args)
+    off = CliRunner().invoke(main, args + ["--no-symmetry"])
+    assert on.exit_code == 0 and off.exit_code == 0, on.output + off.output
+    a, b = json.loads(on.stdout), json.loads(off.stdout)
+    assert a["scope"]["symmetry"] is True and b["scope"]["symmetry"] is False
+    assert a["scope"]["pages"] == 2
+    ra, rb = a["results"][0], b["results"][0]
+    assert (ra["verdict"], ra["depth"]) == (rb["verdict"], rb["depth"])
+    assert ra["states"] <= rb["states"]
+    help_text = CliRunner().invoke(main, ["check", "--help"]).output
+    assert "--symmetry / --no-symmetry" in help_text
+
+
+def test_the_partial_whole_enclave_mprotect_is_mirrored_by_one_page():
+    """Page 0 may become RWX, page 1 not: mprotect of both changes page 0
+    and fails; in the mirror state, mprotect of page 1 alone gives the
+    mirror of that state (and succeeds)."""
+    model = MachineModel("linux-6.0", Scope(pages=2))
+    add = [Action.make("add_pages", offset=0, source="image", type="REG", perms="RWX"),
+           Action.make("add_pages", offset=PAGE, source="image", type="REG", perms="R"),
+           Action.make("init"), Action.make("mmap", offset=0, length=PAGE, prot="R"),
+           Action.make("mmap", offset=PAGE, length=PAGE, prot="R")]
+    s, g = _run(model, add)
+    whole = model.step(s, Action.make("mprotect", offset=0, length=2 * PAGE, prot="RWX"))
+    assert [e.ok for e in whole.events if e.kind == "mprotect"] == [False]
+    assert model.fingerprint(whole.state) != model.fingerprint(s)  # page 0 changed
+    m, mg = _run(model, [_mirror(a, (1, 0)) for a in add])
+    one = model.step(m, Action.make("mprotect", offset=PAGE, length=PAGE, prot="RWX"))
+    key = symmetry.seen_key(model)
+    assert key(model.fingerprint(one.state), mg.after(one.events).key()) == \
+        key(model.fingerprint(whole.state), g.after(whole.events).key())
+    # ... and the mirror's own whole-enclave mprotect changes nothing.
+    mw = model.step(m, Action.make("mprotect", offset=0, length=2 * PAGE, prot="RWX"))
+    assert model.fingerprint(mw.state) == model.fingerprint(m)
