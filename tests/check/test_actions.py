@@ -26,6 +26,40 @@ def test_the_registry_is_the_scopes_vocabulary_and_the_scenario_schema():
     assert list(scn.ACTION_KEYS) == list(ACTIONS + OPTIONAL_ACTIONS)
     for a in actions.REGISTRY:
         assert scn.ACTION_KEYS[a.name] == a.keys
+        assert a.optional_keys <= set(a.keys)
+
+
+_COPY = """design = "linux-6.0"
+property = "w-xor-x"
+expect = "holds"
+[scope]
+pages = 2
+[[step]]
+action = "eacceptcopy"
+offset = 0
+"""
+
+
+def test_an_optional_key_may_be_left_out_and_is_checked_when_given():
+    # EACCEPTCOPY's src: without it, the run's default (the first build-time page).
+    assert scn.loads(_COPY).steps == [Action.make("eacceptcopy", offset=0)]
+    assert scn.loads(_COPY + "src = 0x1000\n").steps == [Action.make("eacceptcopy", offset=0, src=PAGE)]
+    with pytest.raises(scn.ScenarioError, match="src.*not the offset of an explored page"):
+        scn.loads(_COPY + "src = 0x2000\n")
+    # A required key is still required.
+    with pytest.raises(scn.ScenarioError, match="offset.*missing"):
+        scn.loads(_COPY.replace("offset = 0\n", ""))
+
+
+def test_eacceptcopy_offers_every_build_time_page_as_its_source():
+    ctx = actions.Ctx(True, True, frozenset({PAGE}))
+    got = actions.BY_NAME["eacceptcopy"].offers(Scope(pages=2), ctx)
+    assert got == [Action.make("eacceptcopy", offset=o, src=PAGE) for o in (0, PAGE)]
+    none = actions.BY_NAME["eacceptcopy"].offers(Scope(pages=2), ctx._replace(added=frozenset()))
+    assert none == [Action.make("eacceptcopy", offset=o) for o in (0, PAGE)]
+    # ADD_PAGES: every page not added yet, in any order.
+    adds = actions.BY_NAME["add_pages"].offers(Scope(pages=3), actions.Ctx(False, True, frozenset({PAGE})))
+    assert sorted({a.arg("offset") for a in adds}) == [0, 2 * PAGE]
 
 
 def test_each_event_is_updated_by_the_action_that_makes_it():

@@ -222,3 +222,50 @@ def test_the_partial_whole_enclave_mprotect_is_mirrored_by_one_page():
     # ... and the mirror's own whole-enclave mprotect changes nothing.
     mw = model.step(m, Action.make("mprotect", offset=0, length=2 * PAGE, prot="RWX"))
     assert model.fingerprint(mw.state) == model.fingerprint(m)
+
+
+@pytest.mark.parametrize("extra", [{"processes": 2}, {"enclaves": 2}])
+def test_two_processes_or_two_enclaves_keep_the_plain_key(extra):
+    """The argument is made for one process and one enclave: with either
+    option the seen-key is the plain digest, so the mirror states (page 0
+    added, or page 1) stay two states."""
+    from sgxsim.check.digests import digest
+
+    model = MachineModel("linux-6.0", Scope(pages=2, **extra))
+    assert not symmetry.scope_allows(model.sc) and symmetry.group(model) == ()
+    assert symmetry.scope_allows(Scope(pages=2)) and not symmetry.scope_allows(Scope(pages=2, symmetry=False))
+    key = symmetry.seen_key(model)
+    s0 = model.initial()
+    keys = []
+    for off in (0, PAGE):
+        a = next(a for a in model.actions(s0) if a.name == "add_pages" and a.arg("offset") == off
+                 and a.arg("enclave", 0) == 0 and a.arg("type") == "REG")
+        step = model.step(s0, a)
+        fp, gkey = model.fingerprint(step.state), Ghost().after(step.events).key()
+        assert key(fp, gkey) == digest((fp, gkey))
+        keys.append(key(fp, gkey))
+    assert keys[0] != keys[1]
+    # The same two states under one process and one enclave fold into one.
+    one = MachineModel("linux-6.0", Scope(pages=2))
+    k1 = symmetry.seen_key(one)
+    folded = set()
+    for off in (0, PAGE):
+        s = one.step(one.initial(), Action.make("add_pages", offset=off, source="image", type="REG", perms="R"))
+        folded.add(k1(one.fingerprint(s.state), Ghost().after(s.events).key()))
+    assert len(folded) == 1
+    # And the search is the unreduced one (trivially, at a small depth).
+    narrow = {"pages": 2, "perms": ("RW", "RX"), "sources": ("image",),
+              "actions": ("mmap", "add_pages", "init", "fetch", "fork"), **extra}
+    on, off = _search("linux-6.0", 2, True, **narrow), _search("linux-6.0", 2, False, **narrow)
+    assert (on.states, on.levels, _summary(on)) == (off.states, off.levels, _summary(off))
+
+
+def test_json_scope_records_the_reduction_off_with_two_processes(tmp_path):
+    r = CliRunner().invoke(main, ["check", "--design", "no-hook", "--property", "w-xor-x", "--pages", "2",
+                                  "--processes", "2", "--depth", "2", "--actions", "mmap,init,fork",
+                                  "--json", "--out", str(tmp_path)])
+    assert r.exit_code == 0, r.output
+    assert json.loads(r.stdout)["scope"] == {"pages": 2, "policy": "selinux", "processes": 2, "depth": 2,
+                                             "symmetry": False}
+    assert "--processes 2 or --enclaves 2" in " ".join(
+        CliRunner().invoke(main, ["check", "--help"]).output.split())
