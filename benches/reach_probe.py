@@ -3,7 +3,11 @@ previous release's, put first on ``PYTHONPATH`` by ``bench_reach``): one
 JSON object on stdout.
 
 ``python -m benches.reach_probe explore DESIGN PAGES DEPTH`` explores one
-design; ``python -m benches.reach_probe hot N`` times the enclave round trip
+design on the model both releases share; ``python -m benches.reach_probe
+scope DESIGN PAGES DEPTH`` explores it in the release's own default scope at
+``--pages PAGES`` (each release's model as it defines it: the current one
+with its ADD order, EACCEPTCOPY sources and symmetry reduction on);
+``python -m benches.reach_probe hot N`` times the enclave round trip
 (one ``load`` through the vDSO, EENTER, the program, EEXIT) and a one-page
 ADD_PAGES as the checker issues them, N times each.  Only APIs both releases
 have are used.
@@ -24,23 +28,26 @@ from sgxsim.check.scope import Scope
 PAGE = 4096
 
 
-def _explore(design: str, pages: int, depth: int) -> dict:
+def _shared_scope(pages: int) -> Scope:
     # The model both releases share: ADD_PAGES left out (the current one
     # offers every page not added yet, the previous one the next page in
     # offset order), and no symmetry reduction (the previous release has
     # none; benches/bench_symmetry.py measures it).
     actions = tuple(a for a in Scope().actions if a != "add_pages")
     try:
-        scope = Scope(pages=pages, actions=actions, symmetry=False)
+        return Scope(pages=pages, actions=actions, symmetry=False)
     except TypeError:
-        scope = Scope(pages=pages, actions=actions)
-    model = MachineModel(design, scope)
+        return Scope(pages=pages, actions=actions)
+
+
+def _explore(design: str, pages: int, depth: int, scope: Scope | None = None) -> dict:
+    model = MachineModel(design, scope or _shared_scope(pages))
     model.initial()
     t = time.perf_counter()
     exp = explore(model, None, depth=depth)
     s = time.perf_counter() - t
     out = {"states": exp.states, "transitions": exp.transitions, "seconds": s,
-           "levels": exp.levels,
+           "levels": exp.levels, "symmetry": getattr(model.sc, "symmetry", None),
            "findings": {k: [str(a) for a in f.path] for k, f in sorted(exp.findings.items())}}
     seen = getattr(exp, "seen", None)
     if seen is not None:
@@ -84,6 +91,9 @@ def _hot(n: int) -> dict:
 def main(argv: list[str]) -> int:
     if argv[0] == "explore":
         out = _explore(argv[1], int(argv[2]), int(argv[3]))
+    elif argv[0] == "scope":
+        # The release's own default scope (symmetry on where it has one).
+        out = _explore(argv[1], int(argv[2]), int(argv[3]), Scope(pages=int(argv[2])))
     elif argv[0] == "hot":
         out = _hot(int(argv[1]))
     else:
