@@ -103,6 +103,6 @@ def run() -> str:
              "", "| memory | measured | target |", "|---|---|---|", *mem,
              "", f"Previous release: `{PREVIOUS[:7]}` (main before issue 10), run from a "
              "`git archive` of it in a fresh process per row, alternating with the current tree.  "
-             "One worker; states are distinct states (both releases must find the same levels "
-             "and traces, or the row says so)."]
+             "One worker; states are distinct states (in the shared-model rows both releases must "
+             "find the same levels and traces, or the row says so)."]
     return "\n".join(rows)
