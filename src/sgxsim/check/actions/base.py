@@ -11,6 +11,7 @@ step of that name.
 
 from __future__ import annotations
 
+from abc import ABC, abstractmethod
 from typing import TYPE_CHECKING, Any, NamedTuple
 
 from sgxsim.check.model import Action, Event
@@ -36,7 +37,7 @@ class Ctx(NamedTuple):
     forked: bool = False
 
 
-class CheckerAction:
+class CheckerAction(ABC):
     """One action of the checker.  Subclasses set ``name`` and ``keys`` (the
     scenario schema of its arguments, in trace order) and override
     :meth:`offers`, :meth:`run` and, when its events change the ghost,
@@ -56,18 +57,21 @@ class CheckerAction:
     per_enclave: bool = True
     per_process: bool = False
 
+    # Abstract: an action class that leaves either out cannot be
+    # instantiated, so the registry refuses it when it is built.
+    @abstractmethod
     def offers(self, scope: Scope, ctx: Ctx) -> list[Action]:
         """The steps of this action enabled in a state, in the search's order."""
-        raise NotImplementedError
 
+    @abstractmethod
     def run(self, model: Any, st: Any, a: Action, ev: list[Event]) -> None:
         """Run step ``a`` on machine state ``st`` through the model's real
         entry points, appending the checker events it produced to ``ev``."""
-        raise NotImplementedError
 
     def update(self, edit: GhostEdit, ev: Event) -> None:
         """The ghost update of a successful event of this action (one of
         :meth:`event_kinds`); the default changes nothing."""
+        return None  # most actions leave the ghost as it is
 
     def event_kinds(self) -> tuple[str, ...]:
         return self.events or (self.name,)
