@@ -22,11 +22,25 @@ from sgxsim.kernel.mm.flags import (
     VM_SHARED,
     page_align,
 )
+from sgxsim.kernel.mm.mmap import DEFAULT_MAX_MAP_COUNT
 from sgxsim.kernel.mm.mseal import can_modify_vma, refuse_sealed
 
 
 def _err(e: int, detail: str) -> OSError:
     return refuse(e, "mm", "mremap", detail)
+
+
+# Linux 5.13 ("mm: extend MREMAP_DONTUNMAP to non-anonymous mappings"):
+# MREMAP_DONTUNMAP works on any mapping but VM_DONTEXPAND/VM_PFNMAP ones;
+# before, on private anonymous mappings only.
+DONTUNMAP_ANY_RELEASE = (5, 13)
+# Linux 6.17 (the mremap rework that added check_prep_vma() and moves over
+# several VMAs): the old VMA and the new range are checked before anything
+# is unmapped.  Before, mremap_to() checked the new range only after the
+# old address's lookup, and unmapped the MREMAP_FIXED destination (and a
+# shrinking move's tail) before vma_to_resize() checked the old VMA, so a
+# move refused there has already unmapped the destination (read from 6.12).
+CHECK_FIRST_RELEASE = (6, 17)
 
 
 class MremapMixin:
@@ -45,6 +59,8 @@ class MremapMixin:
         new_len = page_align(new_len)
         if not new_len:
             raise _err(errno.EINVAL, "new length 0")
+        if self.mm_release < CHECK_FIRST_RELEASE:
+            return self._do_mremap_before_617(addr, old_len, new_len, flags, new_addr)
         if old_len > TASK_SIZE or new_len > TASK_SIZE or addr > TASK_SIZE - old_len:
             raise _err(errno.EINVAL, "range beyond TASK_SIZE")
         if flags & (MREMAP_FIXED | MREMAP_DONTUNMAP):
@@ -65,7 +81,7 @@ class MremapMixin:
         # Linux 6.17+: a same-size MREMAP_FIXED move may span several VMAs.
         multi = (implies_new and old_len == new_len and not flags & MREMAP_DONTUNMAP
                  and self.mm_release >= (6, 17))
-        self._check_prep_vma(vma, addr, old_len, new_len, implies_new, multi)
+        self._check_prep_vma(vma, addr, old_len, new_len, flags, implies_new, multi)
         if implies_new:
             return self._mremap_to(addr, old_len, new_addr, new_len, flags, multi)
         # Shrinking in place always works.
@@ -73,6 +89,11 @@ class MremapMixin:
             if old_len > new_len:
                 self.unmap_range(mm, addr + new_len, addr + old_len)
             return addr
+        return self._mremap_at(vma, addr, old_len, new_len, flags)
+
+    def _mremap_at(self, vma, addr: int, old_len: int, new_len: int, flags: int) -> int:
+        # grow in place, else move anywhere (MREMAP_MAYMOVE)
+        mm = self.current.mm
         # Grow in place when the VMA ends at the old end and the gap is free.
         if vma.vm_end == addr + old_len:
             nxt = mm.next_of(vma)
@@ -87,14 +108,78 @@ class MremapMixin:
         dest = self.get_unmapped_area(vma.vm_file, 0, new_len, vma.pgoff_at(addr), mtype)
         return self._move_vma(vma, addr, old_len, new_len, dest, flags)
 
-    @staticmethod
-    def _check_prep_vma(vma, addr: int, old_len: int, new_len: int, implies_new: bool,
-                        multi: bool) -> None:
+    def _do_mremap_before_617(self, addr: int, old_len: int, new_len: int, flags: int,
+                              new_addr: int) -> int:
+        # do_mremap() before Linux 6.17 (read from 6.12): no range check of
+        # its own; the lookup, the seal, then the move or the resize decide.
+        mm = self.current.mm
+        vma = mm.vma_lookup(addr)
+        if vma is None:
+            raise _err(errno.EFAULT, f"{addr:#x} is not mapped")
+        if not can_modify_vma(vma):  # 6.10: a sealed VMA is never remapped
+            raise refuse_sealed(vma, "mremap", "mremap")
+        if flags & (MREMAP_FIXED | MREMAP_DONTUNMAP):
+            return self._mremap_to_before_617(addr, old_len, new_addr, new_len, flags)
+        # Shrinking in place always works (do_vmi_munmap() checks the tail).
+        if old_len >= new_len:
+            if old_len > new_len:
+                self.do_vmi_munmap(addr + new_len, old_len - new_len)
+            return addr
+        vma = self._vma_to_resize(addr, old_len, new_len, flags)
+        return self._mremap_at(vma, addr, old_len, new_len, flags)
+
+    def _mremap_to_before_617(self, addr: int, old_len: int, new_addr: int, new_len: int,
+                              flags: int) -> int:
+        # mremap_to() before Linux 6.17: the new range is checked here, after
+        # the lookup, and the destination is unmapped before the old VMA is.
+        mm = self.current.mm
+        if new_addr & ~PAGE_MASK:
+            raise _err(errno.EINVAL, "new address not page aligned")
+        if new_len > TASK_SIZE or new_addr > TASK_SIZE - new_len:
+            raise _err(errno.EINVAL, "new range beyond TASK_SIZE")
+        if new_addr < addr + old_len and addr < new_addr + new_len:
+            raise _err(errno.EINVAL, "old and new ranges overlap")
+        # Room for splitting both ranges in three, before anything is unmapped.
+        if mm.map_count + 2 >= DEFAULT_MAX_MAP_COUNT - 3:
+            raise _err(errno.ENOMEM, "too many mappings to split both ranges")
+        if flags & MREMAP_FIXED:
+            self.do_vmi_munmap(new_addr, new_len)  # do_munmap(): seals checked there
+        if old_len > new_len:
+            self.do_vmi_munmap(addr + new_len, old_len - new_len)
+            old_len = new_len
+        vma = self._vma_to_resize(addr, old_len, new_len, flags)
+        mtype = MAP_SHARED if vma.vm_flags & VM_MAYSHARE else MAP_PRIVATE
+        if flags & MREMAP_FIXED:
+            mtype |= MAP_FIXED
+        dest = self.get_unmapped_area(vma.vm_file, new_addr, new_len, vma.pgoff_at(addr), mtype)
+        return self._move_vma(vma, addr, old_len, new_len, dest, flags)
+
+    def _vma_to_resize(self, addr: int, old_len: int, new_len: int, flags: int):
+        # vma_to_resize() before Linux 6.17: looks the old VMA up again (the
+        # destination's unmap may have changed it)
+        vma = self.current.mm.vma_lookup(addr)
+        if vma is None:
+            raise _err(errno.EFAULT, f"{addr:#x} is not mapped")
+        self._check_prep_vma(vma, addr, old_len, new_len, flags, True, False)
+        return vma
+
+    def _check_prep_vma(self, vma, addr: int, old_len: int, new_len: int, flags: int,
+                        implies_new: bool, multi: bool) -> None:
         # check_prep_vma() / vma_to_resize(): old_len 0 "duplicates" a
         # mapping, which makes sense only for a shared one
         if not old_len and not vma.vm_flags & (VM_SHARED | VM_MAYSHARE):
             raise _err(errno.EINVAL, "old length 0 on a private mapping (duplicating it is "
                        "not supported)")
+        if flags & MREMAP_DONTUNMAP:
+            if self.mm_release >= DONTUNMAP_ANY_RELEASE:
+                # a special mapping keeps its pages where it is (sgx_mmap()
+                # sets both flags: an enclave VMA is never duplicated)
+                if vma.vm_flags & (VM_DONTEXPAND | VM_PFNMAP):
+                    raise _err(errno.EINVAL, "MREMAP_DONTUNMAP of a VM_DONTEXPAND/VM_PFNMAP "
+                               "mapping")
+            elif not vma.is_anonymous() or vma.vm_flags & VM_SHARED:
+                raise _err(errno.EINVAL, "MREMAP_DONTUNMAP of a mapping that is not private "
+                           "anonymous (before Linux 5.13)")
         # only moves and expansions are checked further
         if not implies_new and new_len <= old_len:
             return
