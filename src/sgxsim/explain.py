@@ -32,7 +32,7 @@ QUIET = frozenset("""
     find_vma trace_note warn paddr index is_valid epcm page frame copy_from copy_to file kstack_pageinfo
     cpu_has_sgx2 fdget mmget_not_zero mm_cpumask send_ipis stats note add take pack unpack arg get perms
     vma_pages vm_perms prot_str errno_name refuse sgx_encl_get sgx_encl_put lps alloc_frame page_align
-    signal_pending syscall_errno
+    signal_pending syscall_errno map_count overlapping index_of
 """.split())
 # Modules of the checker's program, not of the system it drives.
 UNTRACED = ("sgxsim.hw.measure", "sgxsim.hw.consts", "sgxsim.hw.structs", "sgxsim.hw.sigstruct")
@@ -104,9 +104,15 @@ def _is_refusal(outcome: str) -> bool:
 
 
 def _line(node: Node, depth: int) -> str:
-    text = f"{node.layer:<8}{'  ' * depth}{node.name}"
+    why = getattr(node.error, "why", None) if node.origin else None
+    name = node.name
+    last = name.rsplit(".", 1)[-1]
+    if why is not None and last.startswith("_") and not last.startswith("__"):
+        # A model helper decided: show the kernel function or SDM rule it
+        # recorded, not the helper's own name.
+        name = why.rule
+    text = f"{node.layer:<8}{'  ' * depth}{name}"
     if node.origin and node.error is not None:
-        why = getattr(node.error, "why", None)
         text += f"  -> {why.outcome}: {why.detail}" if why is not None else \
             f"  -> {type(node.error).__name__}: {node.error}"
         if node.fixed:

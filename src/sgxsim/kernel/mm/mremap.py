@@ -81,17 +81,17 @@ class MremapMixin:
         # Linux 6.17+: a same-size MREMAP_FIXED move may span several VMAs.
         multi = (implies_new and old_len == new_len and not flags & MREMAP_DONTUNMAP
                  and self.mm_release >= (6, 17))
-        self._check_prep_vma(vma, addr, old_len, new_len, flags, implies_new, multi)
+        self.check_prep_vma(vma, addr, old_len, new_len, flags, implies_new, multi)
         if implies_new:
-            return self._mremap_to(addr, old_len, new_addr, new_len, flags, multi)
+            return self.mremap_to(addr, old_len, new_addr, new_len, flags, multi)
         # Shrinking in place always works.
         if old_len >= new_len:
             if old_len > new_len:
                 self.unmap_range(mm, addr + new_len, addr + old_len)
             return addr
-        return self._mremap_at(vma, addr, old_len, new_len, flags)
+        return self.mremap_at(vma, addr, old_len, new_len, flags)
 
-    def _mremap_at(self, vma, addr: int, old_len: int, new_len: int, flags: int) -> int:
+    def mremap_at(self, vma, addr: int, old_len: int, new_len: int, flags: int) -> int:
         # grow in place, else move anywhere (MREMAP_MAYMOVE)
         mm = self.current.mm
         # Grow in place when the VMA ends at the old end and the gap is free.
@@ -100,13 +100,13 @@ class MremapMixin:
             room = nxt.vm_start if nxt is not None else TASK_SIZE
             if addr + new_len <= room:
                 vma.vm_end = addr + new_len
-                self._merge_grown(vma)
+                self.vma_merge_extend(vma)
                 return addr
         if not flags & MREMAP_MAYMOVE:
             raise _err(errno.ENOMEM, "cannot grow in place and MREMAP_MAYMOVE not given")
         mtype = MAP_SHARED if vma.vm_flags & VM_MAYSHARE else MAP_PRIVATE
         dest = self.get_unmapped_area(vma.vm_file, 0, new_len, vma.pgoff_at(addr), mtype)
-        return self._move_vma(vma, addr, old_len, new_len, dest, flags)
+        return self.move_vma(vma, addr, old_len, new_len, dest, flags)
 
     def _do_mremap_before_617(self, addr: int, old_len: int, new_len: int, flags: int,
                               new_addr: int) -> int:
@@ -119,14 +119,14 @@ class MremapMixin:
         if not can_modify_vma(vma):  # 6.10: a sealed VMA is never remapped
             raise refuse_sealed(vma, "mremap", "mremap")
         if flags & (MREMAP_FIXED | MREMAP_DONTUNMAP):
-            return self._mremap_to_before_617(addr, old_len, new_addr, new_len, flags)
+            return self.mremap_to(addr, old_len, new_addr, new_len, flags, False)
         # Shrinking in place always works (do_vmi_munmap() checks the tail).
         if old_len >= new_len:
             if old_len > new_len:
                 self.do_vmi_munmap(addr + new_len, old_len - new_len)
             return addr
-        vma = self._vma_to_resize(addr, old_len, new_len, flags)
-        return self._mremap_at(vma, addr, old_len, new_len, flags)
+        vma = self.vma_to_resize(addr, old_len, new_len, flags)
+        return self.mremap_at(vma, addr, old_len, new_len, flags)
 
     def _mremap_to_before_617(self, addr: int, old_len: int, new_addr: int, new_len: int,
                               flags: int) -> int:
@@ -147,23 +147,23 @@ class MremapMixin:
         if old_len > new_len:
             self.do_vmi_munmap(addr + new_len, old_len - new_len)
             old_len = new_len
-        vma = self._vma_to_resize(addr, old_len, new_len, flags)
+        vma = self.vma_to_resize(addr, old_len, new_len, flags)
         mtype = MAP_SHARED if vma.vm_flags & VM_MAYSHARE else MAP_PRIVATE
         if flags & MREMAP_FIXED:
             mtype |= MAP_FIXED
         dest = self.get_unmapped_area(vma.vm_file, new_addr, new_len, vma.pgoff_at(addr), mtype)
-        return self._move_vma(vma, addr, old_len, new_len, dest, flags)
+        return self.move_vma(vma, addr, old_len, new_len, dest, flags)
 
-    def _vma_to_resize(self, addr: int, old_len: int, new_len: int, flags: int):
+    def vma_to_resize(self, addr: int, old_len: int, new_len: int, flags: int):
         # vma_to_resize() before Linux 6.17: looks the old VMA up again (the
         # destination's unmap may have changed it)
         vma = self.current.mm.vma_lookup(addr)
         if vma is None:
             raise _err(errno.EFAULT, f"{addr:#x} is not mapped")
-        self._check_prep_vma(vma, addr, old_len, new_len, flags, True, False)
+        self.check_prep_vma(vma, addr, old_len, new_len, flags, True, False)
         return vma
 
-    def _check_prep_vma(self, vma, addr: int, old_len: int, new_len: int, flags: int,
+    def check_prep_vma(self, vma, addr: int, old_len: int, new_len: int, flags: int,
                         implies_new: bool, multi: bool) -> None:
         # check_prep_vma() / vma_to_resize(): old_len 0 "duplicates" a
         # mapping, which makes sense only for a shared one
@@ -193,9 +193,11 @@ class MremapMixin:
         if vma.vm_flags & (VM_DONTEXPAND | VM_PFNMAP):
             raise _err(errno.EFAULT, "VM_DONTEXPAND/VM_PFNMAP mappings cannot be resized")
 
-    def _mremap_to(self, addr: int, old_len: int, new_addr: int, new_len: int, flags: int,
-                   multi: bool) -> int:
+    def mremap_to(self, addr: int, old_len: int, new_addr: int, new_len: int, flags: int,
+                  multi: bool) -> int:
         # mremap_to()
+        if self.mm_release < CHECK_FIRST_RELEASE:
+            return self._mremap_to_before_617(addr, old_len, new_addr, new_len, flags)
         mm = self.current.mm
         if flags & MREMAP_FIXED and not multi:
             self.unmap_range(mm, new_addr, new_addr + new_len)
@@ -203,7 +205,7 @@ class MremapMixin:
             self.unmap_range(mm, addr + new_len, addr + old_len)  # shrink_vma()
             old_len = new_len
         if multi:
-            return self._move_multiple(addr, old_len, new_addr, flags)
+            return self.remap_move(addr, old_len, new_addr, flags)
         vma = mm.vma_lookup(addr)
         if vma is None:
             raise _err(errno.EFAULT, f"{addr:#x} is not mapped")
@@ -211,9 +213,9 @@ class MremapMixin:
         if flags & MREMAP_FIXED:
             mtype |= MAP_FIXED
         dest = self.get_unmapped_area(vma.vm_file, new_addr, new_len, vma.pgoff_at(addr), mtype)
-        return self._move_vma(vma, addr, old_len, new_len, dest, flags)
+        return self.move_vma(vma, addr, old_len, new_len, dest, flags)
 
-    def _move_multiple(self, addr: int, length: int, new_addr: int, flags: int) -> int:
+    def remap_move(self, addr: int, length: int, new_addr: int, flags: int) -> int:
         """remap_move(): each VMA of [addr, addr+length) moves by the same
         delta; holes stay holes (Linux 6.17+)."""
         mm = self.current.mm
@@ -231,11 +233,11 @@ class MremapMixin:
             cur = mm.vma_lookup(lo)  # the unmap may have split it
             dest = self.get_unmapped_area(cur.vm_file, dest, hi - lo, cur.pgoff_at(lo),
                                           mtype | MAP_FIXED)
-            self._move_vma(cur, lo, hi - lo, hi - lo, dest, flags)
+            self.move_vma(cur, lo, hi - lo, hi - lo, dest, flags)
             pos = hi
         return new_addr
 
-    def _move_vma(self, vma, addr: int, old_len: int, new_len: int, dest: int, flags: int) -> int:
+    def move_vma(self, vma, addr: int, old_len: int, new_len: int, dest: int, flags: int) -> int:
         # move_vma(): copy the VMA part and its PTEs to dest, then unmap the old range
         mm = self.current.mm
         # A zero old_len (duplicating a shared mapping) moves nothing and splits nothing.
@@ -275,7 +277,7 @@ class MremapMixin:
             self.unmap_range(mm, addr, addr + old_len)
         return dest
 
-    def _merge_grown(self, vma) -> None:
+    def vma_merge_extend(self, vma) -> None:
         # vma_merge_extend(): a grown VMA may now touch a compatible next VMA
         mm = vma.vm_mm
         nxt = mm.next_of(vma)
