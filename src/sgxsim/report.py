@@ -43,13 +43,21 @@ def trace_data(model: Any, steps: list[Action], prop: str, *, expect: str = "", 
     """Replay ``steps`` on ``model`` and collect, per step (0 = the initial
     state), the page map, the decisions and whether ``prop`` fired."""
     labels = model.page_labels() if hasattr(model, "page_labels") else {}
+
+    def views(state: Any) -> dict[str, list]:
+        if hasattr(model, "page_views"):
+            return dict(model.page_views(state))
+        return {"": model.page_map(state)}
+
+    first = views(model.initial())
     cols = [{"step": 0, "action": "initial state", "decisions": [], "hit": None,
-             "rows": model.page_map(model.initial())}]
+             "rows": next(iter(first.values())), "views": first}]
     for i, (action, decisions, _events, hits, state) in enumerate(
             replay(model, steps, [prop], states=True), 1):
+        vs = views(state)
         cols.append({"step": i, "action": str(action), "hit": hits.get(prop),
                      "decisions": [(d.layer, d.rule, d.outcome, d.detail) for d in decisions],
-                     "rows": model.page_map(state)})
+                     "rows": next(iter(vs.values())), "views": vs})
     kind = PROPERTIES[prop].kind
     hit = next((c["step"] for c in cols if c["hit"]), None)
     verdict = ("violated" if hit else "holds") if kind == "safety" else ("reachable" if hit else "unreachable")
@@ -84,6 +92,8 @@ td.cell{font-family:ui-monospace,Menlo,monospace;font-size:11px;min-width:92px;c
 .l.chg{outline:2px solid #f9a825;font-weight:700}
 .l.over{background:#ffcdd2;color:#b71c1c;font-weight:700}
 tr.decided td{font-size:11px;background:#fcfcfd}
+tr.view th{background:#e3e7ee;text-align:left;font-size:12px;position:sticky;left:0}
+td.absent{color:#aaa;text-align:center}
 .dec{display:block;margin-bottom:2px}
 .dec.refusal{color:#b71c1c;font-weight:600}
 table.map .col-hit{background:#fff5f5;border-left:3px solid #c62828;border-right:3px solid #c62828}
@@ -210,17 +220,34 @@ def render_trace(data: dict) -> str:
         th.append(f'<th data-step="{c["step"]}"{cls}>step {c["step"]}<span class="act">{_e(c["action"])}</span>'
                   + (f'<span class="hitmsg">{_e(data["property"])} {_e(data["verdict"])}</span>'
                      if c["step"] == hit else "") + "</th>")
+    # One block of rows per process and enclave (a child's from the step
+    # that forked it on); a single view needs no heading.
+    names: list[str] = []
+    for c in cols:
+        names += [n for n in c.get("views", {"": c["rows"]}) if n not in names]
     body = []
-    for r, row in enumerate(cols[0]["rows"]):
-        label = data["labels"].get(row.offset, "explored page" if not data["labels"] else
-                                   "explored page" if row.offset < min(data["labels"]) else "")
-        tds = []
-        for i, c in enumerate(cols):
-            prev = cols[i - 1]["rows"][r] if i else None
-            cls = "cell col-hit" if c["step"] == hit else "cell"
-            tds.append(f'<td class="{cls}" data-step="{c["step"]}">{_cell(c["rows"][r], prev)}</td>')
-        body.append(f'<tr data-offset="{row.offset:#x}"><th class="page">+{row.offset:#06x}'
-                    f'<span class="lbl">{_e(label)}</span></th>{"".join(tds)}</tr>')
+    for name in names:
+        shape = next(c.get("views", {"": c["rows"]})[name] for c in cols
+                     if name in c.get("views", {"": c["rows"]}))
+        if len(names) > 1:
+            body.append(f'<tr class="view" data-view="{_e(name)}"><th class="view" '
+                        f'colspan="{len(cols) + 1}">{_e(name)}</th></tr>')
+        for r, row in enumerate(shape):
+            label = data["labels"].get(row.offset, "explored page" if not data["labels"] else
+                                       "explored page" if row.offset < min(data["labels"]) else "")
+            tds = []
+            prev = None
+            for c in cols:
+                rows = c.get("views", {"": c["rows"]}).get(name)
+                cls = "cell col-hit" if c["step"] == hit else "cell"
+                if rows is None:  # this process does not exist yet
+                    tds.append(f'<td class="{cls} absent" data-step="{c["step"]}">-</td>')
+                    prev = None
+                    continue
+                tds.append(f'<td class="{cls}" data-step="{c["step"]}">{_cell(rows[r], prev)}</td>')
+                prev = rows[r]
+            body.append(f'<tr data-offset="{row.offset:#x}" data-view="{_e(name)}"><th class="page">'
+                        f'+{row.offset:#06x}<span class="lbl">{_e(label)}</span></th>{"".join(tds)}</tr>')
     decided = ['<th class="page">decided by</th>']
     for c in cols:
         ds = c["decisions"]

@@ -141,3 +141,100 @@ def test_index_page_links_every_trace(report, tmp_path):
     assert all((out / x).is_file() for x in links)
     r = browse(out / "index.html", tmp_path, "--dump-dom")
     assert r.returncode == 0 and 'id="matrix"' in r.stdout
+
+
+FORK_WX = """
+design = "linux-6.0"
+property = "w-xor-x"
+expect = "violated"
+at_step = 7
+[scope]
+pages = 1
+processes = 2
+[[step]]
+action = "add_pages"
+offset = 0
+source = "image"
+type = "REG"
+perms = "RWX"
+[[step]]
+action = "init"
+[[step]]
+action = "mmap"
+proc = "parent"
+offset = 0
+length = 0x1000
+prot = "RW"
+[[step]]
+action = "fork"
+[[step]]
+action = "mprotect"
+proc = "child"
+offset = 0
+length = 0x1000
+prot = "RX"
+[[step]]
+action = "store"
+proc = "parent"
+offset = 0
+[[step]]
+action = "load"
+proc = "child"
+offset = 0
+"""
+
+
+class Views(HTMLParser):
+    """Per view heading (tr.view) the cells of its rows: (text, absent)."""
+
+    def __init__(self):
+        super().__init__()
+        self.views: dict[str, list[list[tuple[str, bool]]]] = {}
+        self._view = ""
+        self._cell: list | None = None
+
+    def handle_starttag(self, tag, attrs):
+        a = dict(attrs)
+        cls = (a.get("class") or "").split()
+        if tag == "tr" and "view" in cls:
+            self._view = a["data-view"]
+            self.views[self._view] = []
+        elif tag == "tr" and "data-offset" in a:
+            assert a.get("data-view") == self._view
+            self.views[self._view].append([])
+        elif tag == "td" and "cell" in cls:
+            self._cell = ["", "absent" in cls]
+            self.views[self._view][-1].append(self._cell)
+
+    def handle_endtag(self, tag):
+        if tag == "td":
+            self._cell = None
+
+    def handle_data(self, data):
+        if self._cell is not None:
+            self._cell[0] += data
+
+
+def test_fork_trace_maps_the_parent_and_the_child(tmp_path):
+    """A trace with --processes 2 draws each process's map: the child's from
+    the fork on, its PTE turning X while the parent's stays W."""
+    from click.testing import CliRunner
+
+    from sgxsim.cli import main
+
+    (tmp_path / "fork-wx.toml").write_text(FORK_WX)
+    page = tmp_path / "fork-wx.html"
+    r = CliRunner().invoke(main, ["run", str(tmp_path / "fork-wx.toml"), "--html", str(page)])
+    assert r.exit_code == 0, r.output
+    b = browse(page, tmp_path, "--dump-dom", "--virtual-time-budget=2000")
+    assert b.returncode == 0, b.stderr[-2000:]
+    dom = Views()
+    dom.feed(b.stdout)
+    assert list(dom.views) == ["parent", "child"]
+    parent, child = dom.views["parent"], dom.views["child"]
+    assert len(parent) == len(child) == 8  # one row per ELRANGE page
+    # Steps 0-3 come before the fork (step 4): no child yet.
+    assert [absent for _, absent in child[0]] == [True] * 4 + [False] * 4
+    assert not any(absent for row in parent for _, absent in row)
+    # Page 0 after the last step: the parent's PTE grants W, the child's X.
+    assert "PTERW" in parent[0][7][0].replace(" ", "") and "PTERX" in child[0][7][0].replace(" ", "")

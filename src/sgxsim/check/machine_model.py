@@ -329,6 +329,23 @@ class MachineModel:
         return observe.page_map(st.proc.mm, st.m.cpu.epc, encl.page_array, self._secs_index(st), self.base,
                                 self.size)
 
+    def page_views(self, st: MState) -> list[tuple[str, list[observe.PageRow]]]:
+        """:meth:`page_map` of every process and every enclave: one
+        ``(name, rows)`` per process (the parent, then the child once
+        forked) and enclave, named ``"parent"``/``"child"`` with
+        ``", enclave N"`` when there are two enclaves (``sgxsim report``;
+        docs/internals.md)."""
+        epc = st.m.cpu.epc
+        names = ("parent", "child")
+        out = []
+        for i, h in enumerate(st.handles):
+            encl = self.encl(st, h)
+            secs = self._secs_index(st, h)
+            for j, q in enumerate(self.processes(st)):
+                name = names[j] + (f", enclave {i}" if len(st.handles) > 1 else "")
+                out.append((name, observe.page_map(q.mm, epc, encl.page_array, secs, h.base, self.size)))
+        return out
+
     def page_labels(self) -> dict[int, str]:
         """Enclave offset -> a name for the runtime's pages (TCS, SSA 0, ...)."""
         names = {runtime.TCS: "runtime TCS", runtime.SSA0: "runtime SSA 0", runtime.SSA1: "runtime SSA 1",
