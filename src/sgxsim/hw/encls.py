@@ -43,7 +43,7 @@ from sgxsim.hw.epc import (
 from sgxsim.hw.faults import PF_PROT, PF_SGX, PF_WRITE, GeneralProtection, PageFault
 from sgxsim.hw.measure import Measurement
 from sgxsim.hw.memory import EPC_BASE
-from sgxsim.hw.structs import Einittoken, Pageinfo, Pcmd, Secinfo, Secs, Sigstruct, Tcs
+from sgxsim.hw.structs import Einittoken, Pageinfo, Pcmd, Secinfo, Secs, Sigstruct, Tcs, nonzero
 from sgxsim.trace import Decision
 
 if TYPE_CHECKING:
@@ -123,7 +123,7 @@ class EnclsMixin:
 
     def _secinfo(self: Cpu, leaf: str, pa: int) -> Secinfo:
         si = Secinfo.unpack(self._kread(leaf, pa, Secinfo.SIZE))
-        if si.flags & SECINFO_ENCLS_RESERVED or any(si.reserved):
+        if si.flags & SECINFO_ENCLS_RESERVED or nonzero(si.reserved):
             raise _gp(leaf, f"SECINFO reserved bits set (flags {si.flags:#x})")
         return si
 
@@ -238,7 +238,7 @@ class EnclsMixin:
         flags = si.flags
         if pt == PageType.PT_TCS:
             tcs = Tcs.unpack(page)
-            if any(tcs.reserved):
+            if nonzero(tcs.reserved):
                 raise _gp(leaf, "TCS reserved area not zero")
             if not st.attributes & Attribute.MODE64BIT and (
                     tcs.fslimit & 0xFFF != 0xFFF or tcs.gslimit & 0xFFF != 0xFFF):

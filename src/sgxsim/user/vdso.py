@@ -16,6 +16,7 @@ from typing import Any
 
 from sgxsim.hw.consts import Enclu
 from sgxsim.hw.faults import HwFault, PageFault
+from sgxsim.hw.structs import nonzero
 from sgxsim.hw.uapi import SgxEnclaveRun
 from sgxsim.kernel.errors import Signal
 from sgxsim.kernel.process import U32, U64, _s32
@@ -72,7 +73,7 @@ class Vdso:
             if function not in (EENTER, ERESUME):  # before the run struct is read
                 return -errno.EINVAL
             run = SgxEnclaveRun.unpack(proc.peek(run_addr, SgxEnclaveRun.SIZE))
-            if any(run.reserved):
+            if nonzero(run.reserved):
                 return -errno.EINVAL
             lp.cr3 = proc.mm.pgtable
             lp.regs.update(rdi=rdi, rsi=rsi, rdx=rdx, r8=r8, r9=r9, rip=VDSO_ENCLU,
