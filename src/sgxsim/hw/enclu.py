@@ -89,6 +89,7 @@ class TcsHead(NamedTuple):
     gslimit: int
 
 
+_U64 = struct.Struct("<Q")
 _TCS_HEAD = struct.Struct("<" + "".join(
     {4: "I", 8: "Q"}[size] for _, _, size, kind in Tcs.FIELDS if kind == "u"))
 assert TcsHead._fields == tuple(name for name, _, _, kind in Tcs.FIELDS if kind == "u")
@@ -233,14 +234,16 @@ class EncluMixin:
     def _enter(self: Cpu, lp: LogicalProcessor, tcs: int, aep: int, ti: int, t: TcsHead,
                secs_i: int, st, frame_la: int, pages: list[int]) -> None:
         regs = lp.regs
-        lp.enclave = _enclave_context()(secs=secs_i, base=st.base, size=st.size, tcs=tcs, tcs_epc=ti,
-                                    aep=aep, ssa_pages=pages, ssa_la=frame_la,
-                                    ufsbase=regs.get("fsbase", 0), ugsbase=regs.get("gsbase", 0))
+        base = st.base
+        # EnclaveContext(secs, base, size, tcs, tcs_epc, aep, ssa_pages, ssa_la, ufsbase, ugsbase)
+        lp.enclave = (_EnclaveContext or _enclave_context())(
+            secs_i, base, st.size, tcs, ti, aep, pages, frame_la, regs.get("fsbase", 0), regs.get("gsbase", 0))
         # SDM: EENTER/ERESUME: FS and GS bases come from the TCS, relative to the enclave base.
-        regs.update(fsbase=(st.base + t.ofsbase) & U64, gsbase=(st.base + t.ogsbase) & U64)
+        regs["fsbase"] = (base + t.ofsbase) & U64
+        regs["gsbase"] = (base + t.ogsbase) & U64
         page = self.epc.page(ti)
-        page[Tcs.OFF_STATE : Tcs.OFF_STATE + 8] = (1).to_bytes(8, "little")
-        page[Tcs.OFF_AEP : Tcs.OFF_AEP + 8] = aep.to_bytes(8, "little")
+        _U64.pack_into(page, Tcs.OFF_STATE, 1)
+        _U64.pack_into(page, Tcs.OFF_AEP, aep)
         st.active.add(lp.id)
 
     def eenter(self: Cpu, lp: LogicalProcessor, tcs: int, aep: int) -> None:
@@ -260,10 +263,10 @@ class EncluMixin:
         ret = (regs.get("rip", 0) + _ENCLU_LEN) & U64
         # Save URSP/URBP in the SSA's GPR area (the rest of GPRSGX is untouched).
         gpr_page = self.epc.page(pages[-1])
-        gpr_page[_OFF_URSP : _OFF_URSP + 8] = (regs.get("rsp", 0) & U64).to_bytes(8, "little")
-        gpr_page[_OFF_URBP : _OFF_URBP + 8] = (regs.get("rbp", 0) & U64).to_bytes(8, "little")
+        _U64.pack_into(gpr_page, _OFF_URSP, regs.get("rsp", 0) & U64)
+        _U64.pack_into(gpr_page, _OFF_URBP, regs.get("rbp", 0) & U64)
         self._enter(lp, tcs, aep, ti, t, secs_i, st, frame_la, pages)
-        regs.update(rcx=ret, rax=t.cssa, rbx=tcs, rip=target)
+        regs["rcx"], regs["rax"], regs["rbx"], regs["rip"] = ret, t.cssa, tcs, target
         self.count("eenter")
 
     def eresume(self: Cpu, lp: LogicalProcessor, tcs: int, aep: int) -> None:
@@ -295,9 +298,9 @@ class EncluMixin:
         ctx = self._in_enclave(lp, "EEXIT")
         if not _canonical(target):
             raise self.aex(lp, fault=_gp("EEXIT", "target not canonical"))
-        page = self.epc.page(ctx.tcs_epc)
-        page[Tcs.OFF_STATE : Tcs.OFF_STATE + 8] = bytes(8)
-        lp.regs.update(rip=target, rcx=ctx.aep, fsbase=ctx.ufsbase, gsbase=ctx.ugsbase)
+        _U64.pack_into(self.epc.page(ctx.tcs_epc), Tcs.OFF_STATE, 0)
+        regs = lp.regs
+        regs["rip"], regs["rcx"], regs["fsbase"], regs["gsbase"] = target, ctx.aep, ctx.ufsbase, ctx.ugsbase
         self._leave_enclave(lp)
         self.count("eexit")
 

@@ -41,10 +41,7 @@ class EnclaveCpu:
     def __init__(self, cpu: Any, lp: Any):
         self.cpu = cpu
         self.lp = lp
-
-    @property
-    def regs(self) -> dict[str, int]:
-        return self.lp.regs
+        self.regs: dict[str, int] = lp.regs  # the LP's register file (one dict for its life)
 
     @property
     def base(self) -> int:
