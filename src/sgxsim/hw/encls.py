@@ -264,7 +264,14 @@ class EnclsMixin:
     # -- EEXTEND -------------------------------------------------------------------------
     def eextend(self: Cpu, secs: int, chunk: int) -> None:
         # SDM: EEXTEND (reference §12 items 4, 5: "does not resolve"; INIT enforced).
-        # Written flat: the driver issues it 16 times per measured page.
+        st, i = self._eextend_checks(secs, chunk)
+        off = chunk & 0xFFF
+        st.measurement.eextend(self.epc.addr[i] - st.base + off, self.epc.data[i][off : off + 256])
+
+    def _eextend_checks(self: Cpu, secs: int, chunk: int):
+        """EEXTEND's checks, in the SDM's order; the SECS's state and the EPC
+        index of the page.  Written flat: the driver issues it 16 times per
+        measured page."""
         leaf = "EEXTEND"
         epc_ = self.epc
         n = epc_.npages
@@ -286,8 +293,7 @@ class EnclsMixin:
         st = epc_.secs_state[secs_i]
         if st.initialized:
             raise _gp(leaf, "SECS already initialised")
-        off = chunk & 0xFFF
-        st.measurement.eextend(epc_.addr[i] - st.base + off, epc_.data[i][off : off + 256])
+        return st, i
 
     def eextend_page(self: Cpu, secs: int, page: int) -> None:
         """Sixteen EEXTENDs over the 256-byte chunks of one EPC page, in order,
@@ -296,12 +302,9 @@ class EnclsMixin:
         so they run once; the measurement is the same record stream."""
         if page & 0xFFF:
             raise _gp("EEXTEND", "RCX not 256-byte aligned")
-        self.eextend(secs, page)  # the checks, and the first chunk
+        st, i = self._eextend_checks(secs, page)
         epc_ = self.epc
-        i = (page - EPC_BASE) >> 12
-        st = epc_.secs_state[(secs - EPC_BASE) >> 12]
-        data = memoryview(epc_.data[i])
-        st.measurement.eextend_page(epc_.addr[i] - st.base + 256, data[256:])
+        st.measurement.eextend_page(epc_.addr[i] - st.base, epc_.data[i])
 
     # -- EINIT ------------------------------------------------------------------------------
     def einit(self: Cpu, sigstruct: int, secs: int, token: int) -> int:
