@@ -75,3 +75,38 @@ def test_sigstruct_of_the_test_enclave_verifies():
 
     sig = Sigstruct.unpack(e.sigstruct)
     assert HS.check_signature(sig) and sig.enclavehash == e.mrenclave
+
+
+def test_eexit_writes_only_the_exit_reason():
+    # vsgx.S: after EEXIT the vDSO stores EEXIT in run.function and nothing
+    # else, so an exception reported by an earlier call stays in the struct
+    # (the selftests clear it themselves: clear_exception()).
+    env = S.setup_test_encl("linux-6.0", False)
+    env.set_run(function=0, exception_vector=14, exception_error_code=0x8007, exception_addr=0x1000)
+    ret, _ = env.call(T.ENCL_OP_NOP)
+    r = env.run_struct()
+    assert ret == 0
+    assert (r.function, r.exception_vector, r.exception_error_code, r.exception_addr) == (
+        S.EEXIT, 14, 0x8007, 0x1000)
+
+
+def test_user_handler_is_read_after_the_exit():
+    # vsgx.S .Lhandle_exit reads run.user_handler when the enclave has exited:
+    # a handler the untrusted side installs during the call is the one called.
+    env = S.setup_test_encl("linux-6.0", False)
+    seen = []
+
+    def handler(rdi, rsi, rdx, rsp, r8, r9, run):
+        seen.append(run)
+        return 0
+
+    addr = env.vdso.register_handler(handler)
+    run = env.vdso.library.run
+
+    def run_and_install(cpu, lp):
+        run(cpu, lp)
+        env.set_run(user_handler=addr)  # written while the call is in progress
+
+    env.vdso.library.run = run_and_install
+    ret, _ = env.call(T.ENCL_OP_NOP)
+    assert ret == 0 and seen == [env.run]

@@ -53,6 +53,15 @@ _GPR_OFF = PAGE_SIZE - SsaGpr.SIZE  # GPRSGX sits at the end of the frame's last
 _EXINFO_OFF = _GPR_OFF - SsaExinfo.SIZE
 _EXIT_TYPE_HW = 3
 _PT_REG = int(PageType.PT_REG)  # a plain int: comparisons with an IntEnum member cost more
+# The fast path of _page(): the PTE bits an access needs (user adds PTE_USER)
+# and the A/D bits its walk sets; the EPCM flags that must read VALID, not
+# BLOCKED, PENDING or MODIFIED, with the access's right.
+_PTE_NEEDS = (PTE_PRESENT, PTE_PRESENT | PTE_RW, PTE_PRESENT)
+_PTE_SETS = (PTE_ACCESSED, PTE_ACCESSED | PTE_DIRTY, PTE_ACCESSED)
+_PFN_MASK = (1 << 40) - 1
+_EPCM_FAST_MASK = tuple(EPCM_VALID | EPCM_BLOCKED | EPCM_PENDING | EPCM_MODIFIED | r
+                        for r in (EPCM_R, EPCM_W, EPCM_X))
+_EPCM_FAST_OK = tuple(EPCM_VALID | r for r in (EPCM_R, EPCM_W, EPCM_X))
 
 
 def _pf(la: int, ec: int, rule: str, detail: str) -> PageFault:
@@ -172,12 +181,52 @@ class AccessMixin:
             perms &= ~PERM_X  # SDM 38.5, C: an enclave never fetches outside ELRANGE
         return self.phys.frames[idx], perms
 
-    def _access(self: Cpu, lp, la: int, access: int, user: bool, n: int, data=None):
+    def _page(self: Cpu, lp, la: int, access: int, user: bool):
+        """The storage an access reaches (``None``: the abort page), by the
+        same check as :meth:`_admit`, written straight through for the case
+        where every step passes: a present PTE that allows the access, then
+        outside enclave mode the frame, inside ELRANGE an EPC page whose
+        EPCM entry admits it, outside ELRANGE a data access to RAM.
+        Anything else, and every fault, goes through :meth:`_admit`, which
+        checks again from the start in the real order (the A/D bits set
+        here are those its walk sets), so the errors are its own."""
+        pt = lp.cr3
+        if pt is not None:
+            vpn = la >> PAGE_SHIFT
+            ptes = pt.ptes
+            pte = ptes.get(vpn, 0)
+            need = _PTE_NEEDS[access] | (PTE_USER if user else 0)
+            if pte & need == need and not (access == FETCH and pte & PTE_NX):
+                new = pte | _PTE_SETS[access]
+                if new != pte:
+                    ptes[vpn] = new  # the walk's A/D update (walk())
+                pfn = (pte >> PAGE_SHIFT) & _PFN_MASK
+                ctx = lp.enclave
+                i = pfn - EPC_BASE_PFN
+                if ctx is None:
+                    if not 0 <= i < self.epc_pages:
+                        return self.phys.frames[pfn]
+                    return None  # the abort page (SDM 38.5, A)
+                if ctx.base <= la < ctx.base + ctx.size:
+                    if 0 <= i < self.epc_pages:
+                        # SDM 38.5, B: the EPCM access check of _epcm_check(), all passing.
+                        epc = self.epc
+                        if (epc.flags[i] & _EPCM_FAST_MASK[access] == _EPCM_FAST_OK[access]
+                                and epc.secs[i] == ctx.secs and epc.addr[i] == la & PAGE_MASK
+                                and epc.pt[i] == _PT_REG):
+                            return epc.page(i)
+                elif access != FETCH and not 0 <= i < self.epc_pages:
+                    return self.phys.frames[pfn]  # SDM 38.5, C: data goes to memory
         kind, idx = self._admit(lp, la, access, user)
-        off = la & (PAGE_SIZE - 1)
         if kind == "abort":
+            return None
+        return self.epc.page(idx) if kind == "epc" else self.phys.frames[idx]
+
+    def _access(self: Cpu, lp, la: int, access: int, user: bool, n: int, data=None):
+        page = self._page(lp, la, access, user)
+        off = la & (PAGE_SIZE - 1)
+        if page is None:
             return _ABORT_PAGE[:n] if data is None else None  # writes are dropped
-        page = self.epc.page(idx) if kind == "epc" else self.phys.frames[idx]
         if data is None:
             return bytes(page[off : off + n])
         page[off : off + n] = data

@@ -43,7 +43,7 @@ from sgxsim.hw.epc import (
 from sgxsim.hw.faults import PF_PROT, PF_SGX, PF_WRITE, GeneralProtection, PageFault
 from sgxsim.hw.measure import Measurement
 from sgxsim.hw.memory import EPC_BASE
-from sgxsim.hw.structs import Einittoken, Pageinfo, Pcmd, Secinfo, Secs, Sigstruct, Tcs
+from sgxsim.hw.structs import Einittoken, Pageinfo, Pcmd, Secinfo, Secs, Sigstruct, Tcs, nonzero
 from sgxsim.trace import Decision
 
 if TYPE_CHECKING:
@@ -123,7 +123,7 @@ class EnclsMixin:
 
     def _secinfo(self: Cpu, leaf: str, pa: int) -> Secinfo:
         si = Secinfo.unpack(self._kread(leaf, pa, Secinfo.SIZE))
-        if si.flags & SECINFO_ENCLS_RESERVED or any(si.reserved):
+        if si.flags & SECINFO_ENCLS_RESERVED or nonzero(si.reserved):
             raise _gp(leaf, f"SECINFO reserved bits set (flags {si.flags:#x})")
         return si
 
@@ -238,7 +238,7 @@ class EnclsMixin:
         flags = si.flags
         if pt == PageType.PT_TCS:
             tcs = Tcs.unpack(page)
-            if any(tcs.reserved):
+            if nonzero(tcs.reserved):
                 raise _gp(leaf, "TCS reserved area not zero")
             if not st.attributes & Attribute.MODE64BIT and (
                     tcs.fslimit & 0xFFF != 0xFFF or tcs.gslimit & 0xFFF != 0xFFF):
@@ -264,7 +264,14 @@ class EnclsMixin:
     # -- EEXTEND -------------------------------------------------------------------------
     def eextend(self: Cpu, secs: int, chunk: int) -> None:
         # SDM: EEXTEND (reference §12 items 4, 5: "does not resolve"; INIT enforced).
-        # Written flat: the driver issues it 16 times per measured page.
+        st, i = self._eextend_checks(secs, chunk)
+        off = chunk & 0xFFF
+        st.measurement.eextend(self.epc.addr[i] - st.base + off, self.epc.data[i][off : off + 256])
+
+    def _eextend_checks(self: Cpu, secs: int, chunk: int):
+        """EEXTEND's checks, in the SDM's order; the SECS's state and the EPC
+        index of the page.  Written flat: the driver issues it 16 times per
+        measured page."""
         leaf = "EEXTEND"
         epc_ = self.epc
         n = epc_.npages
@@ -286,8 +293,7 @@ class EnclsMixin:
         st = epc_.secs_state[secs_i]
         if st.initialized:
             raise _gp(leaf, "SECS already initialised")
-        off = chunk & 0xFFF
-        st.measurement.eextend(epc_.addr[i] - st.base + off, epc_.data[i][off : off + 256])
+        return st, i
 
     def eextend_page(self: Cpu, secs: int, page: int) -> None:
         """Sixteen EEXTENDs over the 256-byte chunks of one EPC page, in order,
@@ -296,12 +302,9 @@ class EnclsMixin:
         so they run once; the measurement is the same record stream."""
         if page & 0xFFF:
             raise _gp("EEXTEND", "RCX not 256-byte aligned")
-        self.eextend(secs, page)  # the checks, and the first chunk
+        st, i = self._eextend_checks(secs, page)
         epc_ = self.epc
-        i = (page - EPC_BASE) >> 12
-        st = epc_.secs_state[(secs - EPC_BASE) >> 12]
-        data = memoryview(epc_.data[i])
-        st.measurement.eextend_page(epc_.addr[i] - st.base + 256, data[256:])
+        st.measurement.eextend_page(epc_.addr[i] - st.base, epc_.data[i])
 
     # -- EINIT ------------------------------------------------------------------------------
     def einit(self: Cpu, sigstruct: int, secs: int, token: int) -> int:

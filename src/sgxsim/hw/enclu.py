@@ -11,7 +11,8 @@ from __future__ import annotations
 
 import hashlib
 import hmac
-from typing import TYPE_CHECKING
+import struct
+from typing import TYPE_CHECKING, NamedTuple
 
 from sgxsim.hw.access import READ, WRITE
 from sgxsim.hw.consts import (
@@ -46,7 +47,7 @@ from sgxsim.hw.faults import (
     PageFault,
 )
 from sgxsim.hw.memory import EPC_BASE_PFN
-from sgxsim.hw.structs import Keyrequest, Report, Secinfo, SsaGpr, Targetinfo, Tcs
+from sgxsim.hw.structs import Keyrequest, Report, Secinfo, SsaGpr, Targetinfo, Tcs, nonzero
 from sgxsim.trace import Decision
 
 if TYPE_CHECKING:
@@ -69,6 +70,33 @@ _PT_REG, _PT_TCS = int(PageType.PT_REG), int(PageType.PT_TCS)
 _OFF_URSP, _OFF_URBP = _GPR_OFF + SsaGpr.OFF_URSP, _GPR_OFF + SsaGpr.OFF_URBP
 _GPR_NAMES = ("rax", "rcx", "rdx", "rbx", "rsp", "rbp", "rsi", "rdi", "r8", "r9", "r10",
               "r11", "r12", "r13", "r14", "r15", "rflags", "rip")
+
+
+class TcsHead(NamedTuple):
+    """The TCS fields EENTER and ERESUME read (all but the reserved area,
+    which only EADD and EACCEPT check)."""
+
+    state: int
+    flags: int
+    ossa: int
+    cssa: int
+    nssa: int
+    oentry: int
+    aep: int
+    ofsbase: int
+    ogsbase: int
+    fslimit: int
+    gslimit: int
+
+
+_U64 = struct.Struct("<Q")
+_TCS_HEAD = struct.Struct("<" + "".join(
+    {4: "I", 8: "Q"}[size] for _, _, size, kind in Tcs.FIELDS if kind == "u"))
+assert TcsHead._fields == tuple(name for name, _, _, kind in Tcs.FIELDS if kind == "u")
+
+
+def _tcs_head(page: bytearray) -> TcsHead:
+    return TcsHead._make(_TCS_HEAD.unpack_from(page))
 
 
 def _gp(leaf: str, detail: str) -> GeneralProtection:
@@ -144,7 +172,7 @@ class EncluMixin:
             raise _pf(leaf, la, "SECINFO page is not an accessible REG page of this enclave")
         off = la & (PAGE_SIZE - 1)
         si = Secinfo.unpack(self.epc.page(i)[off : off + Secinfo.SIZE])
-        if si.flags & SECINFO_ENCLU_RESERVED or any(si.reserved):
+        if si.flags & SECINFO_ENCLU_RESERVED or nonzero(si.reserved):
             raise _gp(leaf, f"SECINFO reserved bits set (flags {si.flags:#x})")
         return si
 
@@ -164,7 +192,7 @@ class EncluMixin:
         if (not f & EPCM_VALID or f & (EPCM_BLOCKED | EPCM_PENDING | EPCM_MODIFIED)
                 or epc.addr[ti] != tcs or epc.pt[ti] != _PT_TCS):
             raise _pf(leaf, tcs, "EPCM(TCS) is not a valid, accepted PT_TCS page at this address")
-        t = Tcs.unpack(epc.page(ti))
+        t = _tcs_head(epc.page(ti))
         secs_i = epc.secs[ti]
         st = epc.secs_state[secs_i]
         if t.ossa % PAGE_SIZE or t.ofsbase % PAGE_SIZE or t.ogsbase % PAGE_SIZE:
@@ -179,14 +207,14 @@ class EncluMixin:
             raise _gp(leaf, "32-bit enclaves are not modelled in 64-bit mode")
         return ti, t, secs_i, st
 
-    def _aexnotify_check(self: Cpu, leaf: str, t: Tcs, st) -> None:
+    def _aexnotify_check(self: Cpu, leaf: str, t: TcsHead, st) -> None:
         # SDM: EENTER (SDM-2023, AEX-Notify; reference §4.15 step 3, after CSSA < NSSA):
         # TCS.FLAGS.AEXNOTIFY must equal SECS.ATTRIBUTES.AEXNOTIFY unless DBGOPTIN=1.
         if (not t.flags & Tcs.FLAGS_DBGOPTIN
                 and bool(t.flags & Tcs.FLAGS_AEXNOTIFY) != bool(st.attributes & _AEXNOTIFY)):
             raise _gp(leaf, "TCS.FLAGS.AEXNOTIFY differs from SECS.ATTRIBUTES.AEXNOTIFY")
 
-    def _ssa_frame(self: Cpu, lp: LogicalProcessor, leaf: str, st, secs_i: int, t: Tcs,
+    def _ssa_frame(self: Cpu, lp: LogicalProcessor, leaf: str, st, secs_i: int, t: TcsHead,
                    frame: int) -> tuple[int, list[int]]:
         # Every page of the SSA frame must be a RW, accepted REG page of this enclave.
         frame_la = st.base + t.ossa + frame * PAGE_SIZE * st.ssa_frame_size
@@ -203,17 +231,19 @@ class EncluMixin:
             pages.append(i)
         return frame_la, pages
 
-    def _enter(self: Cpu, lp: LogicalProcessor, tcs: int, aep: int, ti: int, t: Tcs,
+    def _enter(self: Cpu, lp: LogicalProcessor, tcs: int, aep: int, ti: int, t: TcsHead,
                secs_i: int, st, frame_la: int, pages: list[int]) -> None:
         regs = lp.regs
-        lp.enclave = _enclave_context()(secs=secs_i, base=st.base, size=st.size, tcs=tcs, tcs_epc=ti,
-                                    aep=aep, ssa_pages=pages, ssa_la=frame_la,
-                                    ufsbase=regs.get("fsbase", 0), ugsbase=regs.get("gsbase", 0))
+        base = st.base
+        # EnclaveContext(secs, base, size, tcs, tcs_epc, aep, ssa_pages, ssa_la, ufsbase, ugsbase)
+        lp.enclave = (_EnclaveContext or _enclave_context())(
+            secs_i, base, st.size, tcs, ti, aep, pages, frame_la, regs.get("fsbase", 0), regs.get("gsbase", 0))
         # SDM: EENTER/ERESUME: FS and GS bases come from the TCS, relative to the enclave base.
-        regs.update(fsbase=(st.base + t.ofsbase) & U64, gsbase=(st.base + t.ogsbase) & U64)
+        regs["fsbase"] = (base + t.ofsbase) & U64
+        regs["gsbase"] = (base + t.ogsbase) & U64
         page = self.epc.page(ti)
-        page[Tcs.OFF_STATE : Tcs.OFF_STATE + 8] = (1).to_bytes(8, "little")
-        page[Tcs.OFF_AEP : Tcs.OFF_AEP + 8] = aep.to_bytes(8, "little")
+        _U64.pack_into(page, Tcs.OFF_STATE, 1)
+        _U64.pack_into(page, Tcs.OFF_AEP, aep)
         st.active.add(lp.id)
 
     def eenter(self: Cpu, lp: LogicalProcessor, tcs: int, aep: int) -> None:
@@ -233,10 +263,10 @@ class EncluMixin:
         ret = (regs.get("rip", 0) + _ENCLU_LEN) & U64
         # Save URSP/URBP in the SSA's GPR area (the rest of GPRSGX is untouched).
         gpr_page = self.epc.page(pages[-1])
-        gpr_page[_OFF_URSP : _OFF_URSP + 8] = (regs.get("rsp", 0) & U64).to_bytes(8, "little")
-        gpr_page[_OFF_URBP : _OFF_URBP + 8] = (regs.get("rbp", 0) & U64).to_bytes(8, "little")
+        _U64.pack_into(gpr_page, _OFF_URSP, regs.get("rsp", 0) & U64)
+        _U64.pack_into(gpr_page, _OFF_URBP, regs.get("rbp", 0) & U64)
         self._enter(lp, tcs, aep, ti, t, secs_i, st, frame_la, pages)
-        regs.update(rcx=ret, rax=t.cssa, rbx=tcs, rip=target)
+        regs["rcx"], regs["rax"], regs["rbx"], regs["rip"] = ret, t.cssa, tcs, target
         self.count("eenter")
 
     def eresume(self: Cpu, lp: LogicalProcessor, tcs: int, aep: int) -> None:
@@ -268,9 +298,9 @@ class EncluMixin:
         ctx = self._in_enclave(lp, "EEXIT")
         if not _canonical(target):
             raise self.aex(lp, fault=_gp("EEXIT", "target not canonical"))
-        page = self.epc.page(ctx.tcs_epc)
-        page[Tcs.OFF_STATE : Tcs.OFF_STATE + 8] = bytes(8)
-        lp.regs.update(rip=target, rcx=ctx.aep, fsbase=ctx.ufsbase, gsbase=ctx.ugsbase)
+        _U64.pack_into(self.epc.page(ctx.tcs_epc), Tcs.OFF_STATE, 0)
+        regs = lp.regs
+        regs["rip"], regs["rcx"], regs["fsbase"], regs["gsbase"] = target, ctx.aep, ctx.ufsbase, ctx.ugsbase
         self._leave_enclave(lp)
         self.count("eexit")
 
@@ -320,7 +350,7 @@ class EncluMixin:
             return int(SgxReturn.SGX_NOT_TRACKED)
         if epc.pt[i] == PageType.PT_TCS:
             t = Tcs.unpack(epc.page(i))
-            if (any(t.reserved) or t.flags & Tcs.FLAGS_DBGOPTIN or t.cssa >= t.nssa or t.aep
+            if (nonzero(t.reserved) or t.flags & Tcs.FLAGS_DBGOPTIN or t.cssa >= t.nssa or t.aep
                     or t.state):
                 raise _gp(leaf, "TCS contents not valid for a new TCS")
         epc.flags[i] = f & ~(EPCM_PENDING | EPCM_MODIFIED | EPCM_PR)

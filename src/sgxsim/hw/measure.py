@@ -39,23 +39,28 @@ class Measurement:
     """The running MRENCLAVE hash of one enclave.
 
     While the records fit the log, they are only appended to it and hashed
-    when a digest is asked for (``_hashed`` bytes of the log are in ``_h``):
-    a build that is never finalised, as most of a checker's are, never
-    hashes."""
+    when a digest is asked for (the first ``_hashed`` pieces of the log are
+    in ``_h``): a build that is never finalised, as most of a checker's are,
+    never hashes.  The log is a list of immutable pieces, so appending a
+    record never copies the records before it (a thawed enclave's log is
+    one piece, shared with the pickle it came from)."""
 
-    __slots__ = ("_h", "updates", "_log", "_hashed")
+    __slots__ = ("_h", "updates", "_log", "_hashed", "_size")
 
     def __init__(self) -> None:
         self._h = hashlib.sha256()
         self.updates = 0  # number of 64-byte blocks hashed
-        self._log: bytearray | None = bytearray()
+        self._log: list[bytes] | None = []
         self._hashed = 0
+        self._size = 0  # bytes in the log
 
-    def _feed(self, data) -> None:
+    def _feed(self, data: bytes) -> None:
         log = self._log
         if log is not None:
-            if len(log) + len(data) <= _PICKLE_LOG_LIMIT:
-                log += data
+            size = self._size + len(data)
+            if size <= _PICKLE_LOG_LIMIT:
+                log.append(data)
+                self._size = size
                 return
             self._hash().update(data)  # catches up with the log first
             self._log = None
@@ -65,10 +70,22 @@ class Measurement:
     def __deepcopy__(self, memo) -> Measurement:
         return self.copy()
 
+    def _records(self) -> bytes:
+        """The log as one piece (joined once, then kept joined)."""
+        log = self._log
+        if len(log) > 1:
+            hashed_all = self._hashed == len(log)
+            log[:] = [b"".join(log)]
+            if hashed_all:
+                self._hashed = 1
+            elif self._hashed:
+                self._h, self._hashed = None, 0  # partly hashed: rehash from the piece when needed
+        return log[0] if log else b""
+
     def __getstate__(self):
         if self._log is None:
             raise TypeError("a measurement of more than 1 MiB of records cannot be pickled")
-        return (bytes(self._log), self.updates)
+        return (self._records(), self.updates)
 
     def __setstate__(self, state) -> None:
         # The hash is rebuilt from the log when first needed: copies that are
@@ -76,7 +93,9 @@ class Measurement:
         log, self.updates = state
         self._h = None
         self._hashed = 0
-        self._log = bytearray(log)
+        log = bytes(log)
+        self._log = [log] if log else []
+        self._size = len(log)
 
     def _hash(self):
         """The hash state over every record so far."""
@@ -85,14 +104,15 @@ class Measurement:
             h = self._h = hashlib.sha256()
             self._hashed = 0
         if log is not None and self._hashed < len(log):
-            h.update(memoryview(log)[self._hashed:])
+            for piece in log[self._hashed:]:
+                h.update(piece)
             self._hashed = len(log)
         return h
 
     def same_records(self, other: Measurement) -> bool:
         """Whether both measured the same records (so their digests agree)."""
         if self._log is not None and other._log is not None:
-            return self._log == other._log
+            return self._size == other._size and self._records() == other._records()
         return self.digest() == other.digest()
 
     def ecreate(self, size: int, ssa_frame_size: int) -> None:
@@ -136,6 +156,7 @@ class Measurement:
         m = Measurement.__new__(Measurement)
         m._h = self._hash().copy()
         m.updates = self.updates
-        m._log = None if self._log is None else bytearray(self._log)
+        m._log = None if self._log is None else list(self._log)  # the pieces are immutable
         m._hashed = self._hashed
+        m._size = self._size
         return m

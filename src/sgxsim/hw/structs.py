@@ -16,6 +16,12 @@ from typing import Any, ClassVar
 _INT_FORMATS = {1: "B", 2: "H", 4: "I", 8: "Q"}
 
 
+def nonzero(field: bytes | bytearray) -> bool:
+    """Whether a raw field has a byte that is not zero (``any(field)``,
+    without a Python-level loop over a reserved area)."""
+    return field.count(0) != len(field)
+
+
 class Struct:
     """Base of a fixed-layout little-endian structure.
 
@@ -67,10 +73,12 @@ class Struct:
     def unpack(cls, data: bytes | bytearray | memoryview) -> Any:
         """Parse exactly ``SIZE`` bytes (a longer buffer is cut, a shorter
         one is a ``ValueError``)."""
-        if len(data) < cls.SIZE:
-            raise ValueError(f"{cls.__name__} needs {cls.SIZE} bytes, got {len(data)}")
-        obj = cls.__new__(cls)
-        obj.__dict__.update(zip(cls._names, cls._codec.unpack_from(data), strict=True))
+        try:
+            values = cls._codec.unpack_from(data)
+        except struct.error:
+            raise ValueError(f"{cls.__name__} needs {cls.SIZE} bytes, got {len(data)}") from None
+        obj = object.__new__(cls)
+        obj.__dict__ = dict(zip(cls._names, values, strict=True))
         return obj
 
     def pack(self) -> bytes:

@@ -41,10 +41,7 @@ class EnclaveCpu:
     def __init__(self, cpu: Any, lp: Any):
         self.cpu = cpu
         self.lp = lp
-
-    @property
-    def regs(self) -> dict[str, int]:
-        return self.lp.regs
+        self.regs: dict[str, int] = lp.regs  # the LP's register file (one dict for its life)
 
     @property
     def base(self) -> int:
@@ -96,13 +93,20 @@ class EnclaveLibrary:
         """Execute from lp.regs["rip"] until EEXIT; faults propagate (after
         the AEX the CPU performed) to the caller, i.e. the kernel."""
         ecpu = EnclaveCpu(cpu, lp)
+        regs = lp.regs
+        entered = code = None
         for _ in range(self.MAX_STEPS):
-            if lp.enclave is None:
+            ctx = lp.enclave
+            if ctx is None:
                 return
-            rip = lp.regs["rip"]
+            rip = regs["rip"]
             cpu.fetch(lp, rip)  # the instruction bytes must be executable here
-            program = self.programs.get(cpu.enclave_identity(lp))
-            insn = program.code.get(rip - lp.enclave.base) if program is not None else None
+            if ctx is not entered:
+                # The identity is fixed from EINIT on, and the enclave an LP
+                # is in changes only through an entry: look the code up once.
+                program = self.programs.get(cpu.enclave_identity(lp))
+                entered, code = ctx, (program.code if program is not None else {})
+            insn = code.get(rip - ctx.base)
             if insn is None:
                 fault = InvalidOpcode(Decision("hw", "decode", "#UD",
                                                f"no instruction known at {rip:#x} for this enclave"))
@@ -110,5 +114,5 @@ class EnclaveLibrary:
             nxt = insn(ecpu)
             if nxt is None:
                 return
-            lp.regs["rip"] = nxt
+            regs["rip"] = nxt
         raise RuntimeError("enclave program did not exit")

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import errno
 import signal
+import struct
 from collections.abc import Callable
 from typing import Any
 
@@ -25,6 +26,10 @@ from sgxsim.user.enclave import EnclaveLibrary
 VDSO_ENCLU = 0x7FFF_F7FF_E000  # where the vDSO's ENCLU instruction is
 EENTER, ERESUME, EEXIT = int(Enclu.EENTER), int(Enclu.ERESUME), int(Enclu.EEXIT)
 SI_KERNEL = 0x80
+_U64 = struct.Struct("<Q")
+_RESERVED = SgxEnclaveRun.OFF_RESERVED
+_EXIT_LEAF = struct.pack("<I", EEXIT)  # the function field: the exit reason
+_EXCEPTION = struct.Struct("<IHHQ")  # function, exception_vector, _error_code, _addr
 
 UserHandler = Callable[[int, int, int, int, int, int, int], int]
 
@@ -71,20 +76,23 @@ class Vdso:
         while True:
             if function not in (EENTER, ERESUME):  # before the run struct is read
                 return -errno.EINVAL
-            run = SgxEnclaveRun.unpack(proc.peek(run_addr, SgxEnclaveRun.SIZE))
-            if any(run.reserved):
+            # vsgx.S: the reserved area must be zero, then the TCS is loaded.
+            raw = proc.peek(run_addr, SgxEnclaveRun.SIZE)
+            if raw.count(0, _RESERVED) != SgxEnclaveRun.SIZE - _RESERVED:
                 return -errno.EINVAL
+            tcs = _U64.unpack_from(raw, SgxEnclaveRun.OFF_TCS)[0]
             lp.cr3 = proc.mm.pgtable
-            lp.regs.update(rdi=rdi, rsi=rsi, rdx=rdx, r8=r8, r9=r9, rip=VDSO_ENCLU,
-                           rax=function)
+            regs = lp.regs
+            regs["rdi"], regs["rsi"], regs["rdx"], regs["r8"], regs["r9"] = rdi, rsi, rdx, r8, r9
+            regs["rip"], regs["rax"] = VDSO_ENCLU, function
             leaf = function
             try:
                 while True:
                     try:
                         if leaf == EENTER:
-                            cpu.eenter(lp, run.tcs, VDSO_ENCLU)
+                            cpu.eenter(lp, tcs, VDSO_ENCLU)
                         else:
-                            cpu.eresume(lp, run.tcs, VDSO_ENCLU)
+                            cpu.eresume(lp, tcs, VDSO_ENCLU)
                         self.library.run(cpu, lp)
                         break  # EEXIT
                     except HwFault as fault:
@@ -92,29 +100,31 @@ class Vdso:
                         # it was taken inside).  The ENCLU at the AEP runs the
                         # leaf in EAX: ERESUME after an AEX (synthetic RAX = 3),
                         # the same leaf again for a fault on EENTER/ERESUME itself.
-                        leaf = lp.regs.get("rax", leaf) & 0xFFFFFFFF
+                        leaf = regs.get("rax", leaf) & 0xFFFFFFFF
                         self._deliver(fault)
-                run.function = EEXIT
-                run.exception_vector = run.exception_error_code = run.exception_addr = 0
+                # vsgx.S: after EEXIT only the exit reason is written; the
+                # exception fields keep what they held.
+                report = _EXIT_LEAF
             except Signal as sig:
-                # fixup_vdso_exception(): report instead of signalling
-                run.function = leaf
-                run.exception_vector = sig.trapno & 0xFFFF
-                run.exception_error_code = sig.error_code & 0xFFFF
-                run.exception_addr = sig.addr
+                # fixup_vdso_exception(), then vsgx.S .Lhandle_exception:
+                # report instead of signalling (leaf, vector, error code, address).
+                report = _EXCEPTION.pack(leaf, sig.trapno & 0xFFFF, sig.error_code & 0xFFFF,
+                                         sig.addr & U64)
                 k.trace.add(Decision("vdso", "fixup_vdso_exception", "reported",
                                      f"vector {sig.trapno}, error code {sig.error_code:#x}, "
                                      f"address {sig.addr:#x}: {sig.why}"))
-            proc.poke(run_addr, run.pack())
-            if not run.user_handler:
+            proc.poke(run_addr + SgxEnclaveRun.OFF_FUNCTION, report)
+            # vsgx.S .Lhandle_exit reads user_handler from the struct after the exit.
+            user_handler = _U64.unpack(proc.peek(run_addr + SgxEnclaveRun.OFF_USER_HANDLER, 8))[0]
+            if not user_handler:
                 return 0
-            handler = self.handlers.get(run.user_handler)
+            handler = self.handlers.get(user_handler)
             if handler is None:
-                raise Signal(signal.SIGSEGV, 1, run.user_handler,
+                raise Signal(signal.SIGSEGV, 1, user_handler,
                              Decision("vdso", "user_handler", "SIGSEGV", "not a function"))
             # The handler returns an int in EAX: <= 0 is returned, > 0 is the
             # next leaf (the run struct is read again, as the vDSO does).
-            ret = handler(rdi, rsi, rdx, lp.regs.get("rsp", 0), r8, r9, run_addr)
+            ret = handler(rdi, rsi, rdx, regs.get("rsp", 0), r8, r9, run_addr)
             ret = _s32(int(ret))
             if ret <= 0:
                 return ret

@@ -344,8 +344,10 @@ class FaultMixin:
 
     def copy_from_user(self, task: Any, addr: int, n: int) -> bytes:
         # copy_from_user(): EFAULT where a user read would fault
-        out = bytearray()
         try:
+            if 0 < n <= PAGE_SIZE - (addr & (PAGE_SIZE - 1)):
+                return self._kernel_user_read(task, addr, n)  # within one page: one access
+            out = bytearray()
             while n > 0:
                 take = min(n, PAGE_SIZE - (addr & (PAGE_SIZE - 1)))
                 out += self._kernel_user_read(task, addr, take)
@@ -369,13 +371,12 @@ class FaultMixin:
     def _kernel_user_read(self, task: Any, addr: int, n: int) -> bytes:
         if addr < 0 or addr + n > 1 << 47:
             raise OverflowError(f"{addr:#x} is not a user address")
-        return self.user_access(task, lambda lp, a, k: self.cpu.load(lp, a, k, user=True),
-                                addr, n)
+        return self.user_access(task, self.cpu.load, addr, n)  # user=True: a user access
 
     def _kernel_user_write(self, task: Any, addr: int, data: bytes) -> None:
         if addr < 0 or addr + len(data) > 1 << 47:
             raise OverflowError(f"{addr:#x} is not a user address")
-        self.user_access(task, lambda lp, a, d: self.cpu.store(lp, a, d, user=True), addr, data)
+        self.user_access(task, self.cpu.store, addr, data)  # user=True: a user access
 
     def populate(self, addr: int, length: int) -> None:
         """MAP_POPULATE: __mm_populate() fault every page in, VMA by VMA,

@@ -29,7 +29,7 @@ from sgxsim.hw.consts import (
     SgxReturn,
 )
 from sgxsim.hw.faults import VEC_PF
-from sgxsim.hw.structs import Secinfo, Sigstruct
+from sgxsim.hw.structs import Secinfo, Sigstruct, nonzero
 from sgxsim.kernel.errors import ENOIOCTLCMD, ERESTARTSYS, refuse
 from sgxsim.kernel.mm import VM_MAYEXEC, VM_READ, VM_WRITE
 from sgxsim.kernel.sgx.encl import (
@@ -193,7 +193,7 @@ class SgxIoctl:
             return "a TCS must have no permissions"
         if secinfo.flags & SGX_SECINFO_RESERVED_MASK:
             return f"reserved SECINFO flags {secinfo.flags & SGX_SECINFO_RESERVED_MASK:#x}"
-        if any(secinfo.reserved):
+        if nonzero(secinfo.reserved):
             return "reserved SECINFO bytes are not zero"
         return None
 
