@@ -59,6 +59,7 @@ _PT_REG = int(PageType.PT_REG)  # a plain int: comparisons with an IntEnum membe
 _PTE_NEEDS = (PTE_PRESENT, PTE_PRESENT | PTE_RW, PTE_PRESENT)
 _PTE_SETS = (PTE_ACCESSED, PTE_ACCESSED | PTE_DIRTY, PTE_ACCESSED)
 _PFN_MASK = (1 << 40) - 1
+_UPPER_HALF = (1 << 17) - 1  # bits 63:47 of a canonical upper-half address (4-level paging)
 _EPCM_FAST_MASK = tuple(EPCM_VALID | EPCM_BLOCKED | EPCM_PENDING | EPCM_MODIFIED | r
                         for r in (EPCM_R, EPCM_W, EPCM_X))
 _EPCM_FAST_OK = tuple(EPCM_VALID | r for r in (EPCM_R, EPCM_W, EPCM_X))
@@ -98,6 +99,10 @@ class AccessMixin:
     def _frame(self: Cpu, lp: LogicalProcessor, la: int, access: int, user: bool):
         """Return (kind, index) for an access: kind "ram" (PFN) or "epc" (EPC
         index, enclave access granted) or "abort" (EPC seen from outside)."""
+        if (la >> 47) not in (0, _UPPER_HALF):
+            # SDM Vol 3A 3.3.7.1: a non-canonical address faults before paging.
+            raise GeneralProtection(Decision("hw", "SDM: canonical address check", "#GP(0)",
+                                             f"non-canonical address {la:#x}"))
         pfn = self.walk(lp, la, access, user)
         ctx = lp.enclave
         epc_i = pfn - EPC_BASE_PFN

@@ -18,6 +18,7 @@ ERESTARTSYS = 512
 ENOIOCTLCMD = 515
 
 # si_code values (include/uapi/asm-generic/siginfo.h).
+SI_KERNEL = 0x80  # sent by the kernel (force_sig()): no fault address
 SEGV_MAPERR = 1
 SEGV_ACCERR = 2
 BUS_ADRALN = 1

@@ -7,7 +7,17 @@ import errno
 import signal
 from typing import Any
 
-from sgxsim.hw.faults import PF_INSTR, PF_PK, PF_PROT, PF_RSVD, PF_SGX, PF_USER, PF_WRITE, PageFault
+from sgxsim.hw.faults import (
+    PF_INSTR,
+    PF_PK,
+    PF_PROT,
+    PF_RSVD,
+    PF_SGX,
+    PF_USER,
+    PF_WRITE,
+    GeneralProtection,
+    PageFault,
+)
 from sgxsim.hw.paging import (
     PTE_ACCESSED,
     PTE_DIRTY,
@@ -17,7 +27,7 @@ from sgxsim.hw.paging import (
     make_pte,
     pte_pfn,
 )
-from sgxsim.kernel.errors import BUS_ADRERR, SEGV_ACCERR, SEGV_MAPERR, Signal, refuse
+from sgxsim.kernel.errors import BUS_ADRERR, SEGV_ACCERR, SEGV_MAPERR, SI_KERNEL, Signal, refuse
 from sgxsim.kernel.mm.flags import (
     MMAP_MIN_ADDR,
     PAGE_MASK,
@@ -317,6 +327,11 @@ class FaultMixin:
                 return fn(lp, addr, *args)
             except PageFault as pf:
                 self.do_user_addr_fault(task, pf)
+            except GeneralProtection as gp:
+                # exc_general_protection() -> gp_user_force_sig_segv(): a
+                # plain force_sig(SIGSEGV), so SI_KERNEL and no address.
+                raise Signal(signal.SIGSEGV, SI_KERNEL, 0, Decision(
+                    "mm", "exc_general_protection", "SIGSEGV", gp.why.detail), trapno=gp.vector) from None
         raise Signal(signal.SIGBUS, BUS_ADRERR, addr,
                      Decision("mm", "handle_mm_fault", "SIGBUS", "fault retried without progress"))
 
