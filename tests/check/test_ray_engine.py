@@ -114,6 +114,26 @@ def test_without_ray_installed_the_engine_says_so(tmp_path, monkeypatch):
     assert "--engine ray needs Ray, which is not installed: pip install 'sgxsim[ray]'" in r.output
 
 
+def test_a_local_cluster_that_fails_to_start_is_a_clean_error(tmp_path, monkeypatch):
+    """Ray raises a bare Exception when its node times out starting (a
+    loaded machine): one line and exit status 1, no traceback."""
+    import ray
+
+    def init(*_a, **_k):
+        raise Exception("The current node timed out during startup. This could happen because "
+                        "some of the Ray processes failed to startup.")
+
+    monkeypatch.setattr(ray, "is_initialized", lambda: False)
+    monkeypatch.setattr(ray, "init", init)
+    r = CliRunner().invoke(main, ["check", "--engine", "ray", "--design", "no-hook", "--depth", "1",
+                                  "--out", str(tmp_path)])
+    assert r.exit_code == 1, r.output
+    assert r.exception is None or isinstance(r.exception, SystemExit)
+    assert "Error: --engine ray: cannot start a local Ray cluster: The current node timed out " \
+        "during startup" in r.output
+    assert "Traceback" not in r.output
+
+
 def test_the_recipe_on_an_existing_cluster(tmp_path):
     """docs/checker-reach.md's recipe on a one-node cluster of this machine:
     `ray start --head` (a port of its own, its own temporary directory so

@@ -171,7 +171,9 @@ def session(address: str | None = None, workers: int = LOCAL_CPUS):
         else:
             ray.init(num_cpus=max(LOCAL_CPUS, workers), include_dashboard=False,
                      _node_ip_address=LOOPBACK, log_to_driver=False, logging_level="ERROR")
-    except (ConnectionError, ValueError, RuntimeError, TimeoutError) as e:
+    except Exception as e:  # noqa: BLE001 - Ray raises bare Exception too
+        # (e.g. "The current node timed out during startup" on a loaded
+        # machine): every failure to start or reach Ray is the engine's error.
         if isinstance(e, EngineError):
             raise
         if address:
