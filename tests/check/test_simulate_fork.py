@@ -8,7 +8,7 @@ and more walks makes the same first walks (walk *i*'s generator depends on
 the seed and *i* only, and the restart pool on the walks before it), so the
 slice's finds are the report's finds of its first walks.  Pinned: every
 verdict and shrunk length; every shrunk scenario replays with ``sgxsim run``;
-and no find needs the child or a third page: with the ``fork`` dropped and
+and no find of the slice needs the child or a third page: with the ``fork`` dropped and
 the child's steps given to the parent (and a violation's one explored page
 renamed page 0), it still violates the property (or reaches the goal), and
 never in fewer steps than the exhaustive default matrix's shortest trace.
@@ -135,3 +135,16 @@ def test_safe_to_execute_w_xor_x_needs_the_second_process(processes, cell, tmp_p
     if processes == 2:
         assert [a["action"] for a in res[0]["trace"]] == ["mmap", "init", "load", "fork", "mprotect"]
         assert res[0]["trace"][-1]["proc"] == "parent"
+
+
+def test_propagate_source_changes_the_callers_vma_only():
+    """The three-page run's exec-origin on propagate-source, at one page: the
+    ADD_PAGES propagation rewrites the parent's VMA, the child's copy keeps
+    RWX and runs the page added from a non-exec source.  In one process the
+    same steps find the VMA made RW and fetch nothing."""
+    steps = [Action.make("mmap", proc="parent", offset=0, length=0x1000, prot="RWX"), Action.make("fork"),
+             Action.make("add_pages", offset=0, source="anon", type="REG", perms="RWX"), Action.make("init"),
+             Action.make("fetch", proc="child", offset=0)]
+    hit = first_hit(MachineModel("propagate-source", Scope(processes=2)), steps, "exec-origin")
+    assert hit is not None and hit[0] == 5 and "without VM_EXEC" in hit[1]
+    assert first_hit(MachineModel("propagate-source", Scope()), one_process(steps), "exec-origin") is None
