@@ -22,6 +22,7 @@ hidden state) is an error, not a silent miss.
 from __future__ import annotations
 
 import enum
+import keyword
 import operator
 import types
 from array import array
@@ -51,18 +52,67 @@ _MISSING = object()
 _HEAPTYPE = 1 << 9  # Py_TPFLAGS_HEAPTYPE: a class defined by a class statement
 
 
+def _spellable(names) -> bool:
+    """Whether ``o.<name>`` reads each slot (no private, mangled name)."""
+    return all(n.isidentifier() and not keyword.iskeyword(n) and not n.startswith("__") for n in names)
+
+
 def _slot_getter(names: tuple[str, ...]):
     """A function returning the tuple of an object's slots, in ``names``
     order; like ``operator.attrgetter(*names)`` (AttributeError on an
     unset slot) but compiled as plain attribute loads, which the
     interpreter specialises for slots: about a third cheaper, and the
     restore reads every slot of the machine each time."""
-    if not all(n.isidentifier() and not n.startswith("__") for n in names):
+    if not _spellable(names):
         get = operator.attrgetter(*names)  # a name a load cannot spell
         return (lambda o: (get(o),)) if len(names) == 1 else get
     ns: dict = {}
     exec(f"def get(o):\n    return ({''.join(f'o.{n}, ' for n in names)})\n", ns)
     return ns["get"]
+
+
+# Slot comparers by the classes of the slotted objects, in walk order (a
+# cache of class facts: a search meets a handful of machine shapes, ~8 at
+# --pages 2 --depth 5).
+_DIFFS: dict[tuple[type, ...], object] = {}
+_DIFFS_MAX = 512
+
+
+def _differ(types: tuple[type, ...]):
+    """``diff(objs, saved)``: the indices of the flattened slots of ``objs``
+    (objects of ``types``, every slot set) that are not the ``saved``
+    values, by identity; AttributeError if a slot was deleted.  Compiled as
+    one function of plain attribute loads and ``is not`` tests: the restore
+    compares every slot of the machine each time (~400 at --pages 2), and
+    this costs about a third of reading them through getters and comparing
+    the lists."""
+    f = _DIFFS.get(types)
+    if f is not None:
+        return f
+    names = [_SLOTS[t][0] for t in types]
+    if not all(map(_spellable, names)):
+        getters = [_SLOTS[t][1] for t in types]
+
+        def f(objs, saved):
+            cur = list(_chain(map(operator.call, getters, objs)))
+            return list(compress(range(len(saved)), map(operator.is_not, cur, saved)))
+    else:
+        lines, k = [], 0
+        for i, ns in enumerate(names):
+            for n in ns:
+                lines.append(f"    if o{i}.{n} is not v{k}: out.append({k})")
+                k += 1
+        head = ["def diff(objs, saved):", "    out = []"]
+        if types:
+            head += [f"    {', '.join(f'o{i}' for i in range(len(types)))}, = objs",
+                     f"    {', '.join(f'v{j}' for j in range(k))}, = saved"]
+        ns: dict = {}
+        exec("\n".join(head + lines + ["    return out", ""]), ns)
+        f = ns["diff"]
+    if len(_DIFFS) >= _DIFFS_MAX:
+        _DIFFS.clear()
+    _DIFFS[types] = f
+    return f
 
 
 # What the walk does with an object, by its exact type (a cache of class
@@ -102,7 +152,7 @@ class Snapshot:
 
     __slots__ = ("sets", "buffers", "slotted", "stateful", "_dict_objs",
                  "_dict_saved", "_list_objs", "_list_saved", "_deques", "_set_objs", "_set_lens",
-                 "_set_flat", "_slot_objs", "_slot_getters", "_slot_flat", "_slot_owners",
+                 "_set_flat", "_slot_objs", "_slot_diff", "_slot_flat", "_slot_owners",
                  "_slot_names", "_slow", "_buf_objs", "_buf_saved")
 
     def __init__(self, root: object):
@@ -119,8 +169,7 @@ class Snapshot:
         set_flat: list = []    # the saved members of all sets, in a row
         buffers: list = []     # (bytearray or array, saved copy)
         slotted: list = []     # (object, names, getter or None, saved values)
-        slot_objs: list = []   # objects whose slots are all set, their getters,
-        slot_getters: list = []
+        slot_objs: list = []   # objects whose slots are all set,
         slot_flat: list = []   # their saved values in a row, and whose and
         slot_owners: list = []  # which slot each value is
         slot_names: list = []
@@ -150,7 +199,6 @@ class Snapshot:
                     else:
                         slotted.append((x, names, getter, vals))
                         slot_objs.append(x)
-                        slot_getters.append(getter)
                         slot_flat.extend(vals)
                         slot_owners.extend([x] * len(names))
                         slot_names.extend(names)
@@ -192,7 +240,8 @@ class Snapshot:
         self._set_lens = [len(c) for _, c in sets]
         self.buffers, self._buf_objs, self._buf_saved = buffers, [b for b, _ in buffers], \
             [c for _, c in buffers]
-        self.slotted, self._slot_objs, self._slot_getters = slotted, slot_objs, slot_getters
+        self.slotted, self._slot_objs = slotted, slot_objs
+        self._slot_diff = _differ(tuple(map(type, slot_objs)))
         self._slot_flat, self._slot_owners, self._slot_names = slot_flat, slot_owners, slot_names
         self._slow = [e for e in slotted if e[2] is None]
         self.stateful = stateful
@@ -219,16 +268,15 @@ class Snapshot:
                     s.update(saved)
         for b, saved in compress(self.buffers, map(operator.ne, self._buf_objs, self._buf_saved)):
             b[:] = saved
-        # Every getter returns all of its object's slots, so the flattened
-        # values line up slot by slot: put back only the slots that differ.
+        # Put back only the slots that differ.
         flat = self._slot_flat
         try:
-            cur = list(_chain(map(operator.call, self._slot_getters, self._slot_objs)))
+            changed = self._slot_diff(self._slot_objs, flat)
         except AttributeError:  # a slot was deleted: put every slot back by name
             self._restore_slots(self.slotted)
         else:
             owners, names = self._slot_owners, self._slot_names
-            for k in compress(range(len(flat)), map(operator.is_not, cur, flat)):
+            for k in changed:
                 setattr(owners[k], names[k], flat[k])
             if self._slow:
                 self._restore_slots(self._slow)
