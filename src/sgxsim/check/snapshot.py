@@ -38,10 +38,17 @@ _ATOM_TYPES = frozenset((int, str, bytes, bool, float, type(None)))
 
 
 def _slots(cls: type) -> tuple[str, ...]:
+    """The attribute names of every slot of ``cls`` (a private ``__x`` of
+    class ``C`` is stored as ``_C__x``)."""
     names: list[str] = []
     for c in cls.__mro__:
         s = c.__dict__.get("__slots__", ())
-        names += [s] if isinstance(s, str) else [n for n in s if n not in ("__dict__", "__weakref__")]
+        for n in [s] if isinstance(s, str) else s:
+            if n in ("__dict__", "__weakref__"):
+                continue
+            if n.startswith("__") and not n.endswith("__") and c.__name__.lstrip("_"):
+                n = f"_{c.__name__.lstrip('_')}{n}"
+            names.append(n)
     return tuple(names)
 
 
