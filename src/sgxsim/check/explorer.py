@@ -184,6 +184,7 @@ class _Expander:
             thaws += 1
             snap = snapshot(st) if snapshot is not None else None
             pview = None  # the parent's view, once a transition needed it
+            pkey = None   # the parent's seen-key, once a transition needed it
             dirty = False
             for ai, action in enumerate(actions_of(st)):
                 if dirty:
@@ -210,7 +211,12 @@ class _Expander:
                     why = p.check(view, ghost, g2, events)
                     if why is not None:
                         hits[p.name] = why
-                key = seen_key(fp, g2.key())
+                if same and g2 is ghost:
+                    # The parent's machine and ghost: the parent's key (the
+                    # equivalence that shares its frozen copy and view).
+                    key = pkey = pkey if pkey is not None else seen_key(pfp, ghost.key())
+                else:
+                    key = seen_key(fp, g2.key())
                 if known.add(key):
                     records.append((idx, ai, action, key, hits))
                     if keep:
