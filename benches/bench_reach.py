@@ -104,5 +104,7 @@ def run() -> str:
              "", f"Previous release: `{PREVIOUS[:7]}` (main before issue 10), run from a "
              "`git archive` of it in a fresh process per row, alternating with the current tree.  "
              "One worker; states are distinct states (in the shared-model rows both releases must "
-             "find the same levels and traces, or the row says so)."]
+             "find the same levels and traces, or the row says so).  Each exploration is timed from "
+             "after the initial state and the checker's RSA signing key (made once per process, "
+             "0.1 to 1.5 s at random) exist, in both releases."]
     return "\n".join(rows)

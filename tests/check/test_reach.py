@@ -9,6 +9,8 @@ import subprocess
 import sys
 
 import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 
 from sgxsim.check.digests import DigestSet, digest
 from sgxsim.check.explorer import explore
@@ -99,3 +101,82 @@ def test_new_explorer_finds_what_the_plain_path_finds_with_two_pages(design, dep
     assert (a.states, a.levels, a.transitions) == (b.states, b.levels, b.transitions)
     assert {k: (f.depth, f.path, f.reason, f.states) for k, f in a.findings.items()} == \
            {k: (f.depth, f.path, f.reason, f.states) for k, f in b.findings.items()}
+
+
+MODELS = {d: MachineModel(d, Scope(pages=2, processes=2)) for d in ("linux-6.0", "no-hook")}
+
+
+def _walk(model, state, choices):
+    """The state after the actions picked by ``choices`` (INIT whenever the
+    bias says so and it is offered, so that most walks go past it)."""
+    for bias, c in choices:
+        acts = model.actions(state)
+        init = [a for a in acts if a.name == "init"]
+        action = init[0] if init and bias == 0 else acts[c % len(acts)]
+        model.apply(state, action)
+    return state
+
+
+_CHOICES = st.lists(st.tuples(st.integers(0, 3), st.integers(0, 10_000)), max_size=10)
+
+
+@pytest.mark.parametrize("design", list(MODELS))
+@settings(max_examples=40, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(before=_CHOICES, after=st.lists(_CHOICES, min_size=1, max_size=4))
+def test_restore_after_random_action_sequences_gives_the_thaw_byte_for_byte(design, before, after):
+    """A parent reached by random actions; from it, several random runs of
+    actions (not only one: a run can grow new VMAs, pages and processes, and
+    change the machine's shape), each followed by a restore: the machine
+    is the thawed parent again, byte for byte, and the next run starts
+    from it."""
+    model = MODELS[design]
+    st_ = model.thaw(model.freeze(_walk(model, model.thaw(model.freeze(model.initial())), before)))
+    blob = model.freeze(st_)
+    snap = Snapshot(st_)
+    for run in after:
+        _walk(model, st_, run)
+        snap.restore()
+        assert model.freeze(st_) == blob, run
+
+
+class _Plain:
+    __slots__ = ("a", "b")
+
+
+class _Private:
+    # A private slot is stored under its mangled name (_Private__hidden);
+    # "lambda" is a slot that ``o.lambda`` cannot spell (compared through
+    # getters instead of the compiled comparer).
+    __slots__ = ("__hidden", "x", "lambda")
+
+    def __init__(self):
+        self.__hidden = [1]
+        self.x = {}
+        setattr(self, "lambda", ())
+
+    def hidden(self):
+        return self.__hidden
+
+
+def test_snapshot_puts_back_slots_replaced_deleted_or_set_later():
+    p, q = _Plain(), _Plain()
+    p.a, p.b = [1], {"k": 2}
+    q.a = p.a  # q.b unset: walked by name
+    priv = _Private()
+    root = [p, q, priv]
+    snap = Snapshot(root)
+    a, b = p.a, p.b
+    p.a = [1]          # equal, not the same object: must be put back
+    p.b["k"] = 3
+    q.b = "set later"  # unset at the snapshot: removed again
+    hidden, empty = priv.hidden(), getattr(priv, "lambda")
+    priv._Private__hidden = [1]
+    priv.x["new"] = 1
+    setattr(priv, "lambda", (1,))
+    snap.restore()
+    assert p.a is a and p.b is b and b == {"k": 2} and q.a is a and not hasattr(q, "b")
+    assert priv.hidden() is hidden and priv.x == {} and getattr(priv, "lambda") is empty
+    del p.b            # a slot deleted: every slot is put back by name
+    priv._Private__hidden = None
+    snap.restore()
+    assert p.b is b and priv.hidden() is hidden

@@ -120,10 +120,18 @@ def _apply(model, state, action: Action, view: bool = True):
     """Run ``action`` on ``state``, which the model may change in place.
     ``view=False``: the model may leave ``Step.view`` unset (``None``) when it
     has ``view(state)`` for the explorer to call."""
+    return _runner(model, view)(state, action)
+
+
+def _runner(model, view: bool = True):
+    """:func:`_apply` as a function of (state, action), with the model's
+    entry point looked up once."""
     f = getattr(model, "apply", None)
     if f is None:
-        return model.step(state, action)
-    return f(state, action) if view else f(state, action, view=False)
+        return model.step
+    if view:
+        return f
+    return lambda state, action: f(state, action, view=False)
 
 
 # A frontier entry: (node id, frozen machine, ghost, machine fingerprint).
@@ -160,28 +168,35 @@ class _Expander:
         append the children to keep to ``pending`` (None on the last level) as
         ((parent id, action index), frozen machine, ghost, fingerprint), in
         the order of the records."""
-        model, props, known, reuse = self.model, self.props, self.known, self.reuse
+        model, known, reuse = self.model, self.known, self.reuse
         snapshot, view_of, seen_key = self.snapshot, self.view, self.seen_key
+        # The properties still open do not change during one expansion (the
+        # coordinator closes them when it merges the records).
+        props = [p for p in self.props if p.name in open_props]
+        fingerprint, actions_of, after = model.fingerprint, model.actions, Ghost.after
+        run = _runner(model, view_of is None)
         records: list = []
         keep = pending is not None
         compress = size > COMPRESS_ABOVE
+        transitions = thaws = restores = 0
         for idx, blob, ghost, pfp in frontier:
             st = _thaw(model, blob)
-            self.thaws += 1
+            thaws += 1
             snap = snapshot(st) if snapshot is not None else None
             pview = None  # the parent's view, once a transition needed it
+            pkey = None   # the parent's seen-key, once a transition needed it
             dirty = False
-            for ai, action in enumerate(model.actions(st)):
+            for ai, action in enumerate(actions_of(st)):
                 if dirty:
                     if snap is not None:
                         snap.restore()
-                        self.restores += 1
+                        restores += 1
                     else:
                         st = _thaw(model, blob)
-                        self.thaws += 1
-                step = _apply(model, st, action, view_of is None)
-                self.transitions += 1
-                fp = model.fingerprint(step.state)
+                        thaws += 1
+                step = run(st, action)
+                transitions += 1
+                fp = fingerprint(step.state)
                 same = reuse and fp == pfp
                 if view_of is None:
                     view = step.view
@@ -189,14 +204,19 @@ class _Expander:
                     view = pview = pview if pview is not None else view_of(step.state)
                 else:
                     view = view_of(step.state)
-                g2 = ghost.after(step.events)
+                events = step.events
+                g2 = after(ghost, events)
                 hits = {}
                 for p in props:
-                    if p.name in open_props:
-                        why = p.check(view, ghost, g2, step.events)
-                        if why is not None:
-                            hits[p.name] = why
-                key = seen_key(fp, g2.key())
+                    why = p.check(view, ghost, g2, events)
+                    if why is not None:
+                        hits[p.name] = why
+                if same and g2 is ghost:
+                    # The parent's machine and ghost: the parent's key (the
+                    # equivalence that shares its frozen copy and view).
+                    key = pkey = pkey if pkey is not None else seen_key(pfp, ghost.key())
+                else:
+                    key = seen_key(fp, g2.key())
                 if known.add(key):
                     records.append((idx, ai, action, key, hits))
                     if keep:
@@ -211,6 +231,9 @@ class _Expander:
                 # must become the parent again.
                 st = step.state
                 dirty = not same
+        self.transitions += transitions
+        self.thaws += thaws
+        self.restores += restores
         return records
 
 

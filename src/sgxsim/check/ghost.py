@@ -87,6 +87,9 @@ class Ghost:
                 f = updates.get(ev.kind)
                 if f is not None:
                     f(edit, ev)
+        if (edit.ran_build_code, edit.wrote_build_data) == (self.ran_build_code, self.wrote_build_data) \
+                and edit.pages == self.pages:
+            return self  # most steps teach nothing new: keep the key already made
         return Ghost(edit.pages, edit.ran_build_code, edit.wrote_build_data)
 
     def __repr__(self) -> str:

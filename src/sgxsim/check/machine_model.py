@@ -249,13 +249,16 @@ class MachineModel:
         """The driver's enclave behind handle ``h`` (default: the first)."""
         return st.proc.file((h or st.handles[0]).fd).private_data
 
-    def _resident(self, st: MState) -> frozenset[int]:
+    def _resident(self, st: MState) -> set[int]:
+        """The ghost offsets of the explored pages in the driver's page_array."""
         out = set()
         for h in st.handles:
             pa = self.encl(st, h).page_array
-            b = h.base >> 12
-            out.update(self.ghost_offset(h, i * PAGE) for i in range(self.pages) if (b + i) in pa)
-        return frozenset(out)
+            b, at = h.base >> 12, self.ghost_offset(h, 0)
+            for i in range(self.pages):
+                if b + i in pa:
+                    out.add(at + i * PAGE)
+        return out
 
     # A pickle copies the whole machine ~3x faster than copy.deepcopy, and
     # the explorer keeps frontier states frozen anyway (workers, memory).

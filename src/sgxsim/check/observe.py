@@ -26,11 +26,6 @@ from sgxsim.kernel.mm import VM_EXEC, VM_READ, VM_WRITE
 _FLAG_BITS = ~PTE_PFN_MASK & ((1 << 64) - 1)
 
 
-def _epc_index(epc: Epc, pfn: int) -> int | None:
-    i = pfn - EPC_BASE_PFN
-    return i if 0 <= i < epc.npages else None
-
-
 def pte_perms(pte: int) -> str:
     """The access a present user PTE grants: R, plus W (PTE_RW), plus X (no NX)."""
     return _PTE_PERMS[(1 if pte & PTE_RW else 0) | (0 if pte & PTE_NX else 2)]
@@ -66,11 +61,15 @@ def pte_views_of(pt: PageTable, epc: Epc, spans: list[tuple[int, int, int]], ori
         pte = ptes[vpn]
         if not pte & PTE_PRESENT:
             continue
-        i = ((pte & PTE_PFN_MASK) >> PTE_PFN_SHIFT) - EPC_BASE_PFN  # _epc_index()
+        i = ((pte & PTE_PFN_MASK) >> PTE_PFN_SHIFT) - EPC_BASE_PFN  # its EPC index, if in the EPC
         if not 0 <= i < npages:
             continue
         va = vpn << PTE_PFN_SHIFT
-        span = next((sp for sp in spans if sp[1] <= va < sp[1] + sp[2]), None)
+        for span in spans:
+            if span[1] <= va < span[1] + span[2]:
+                break
+        else:
+            span = None
         valid = bool(flags[i] & EPCM_VALID)  # Epc.is_valid()
         owned = valid and (secs[i] == span[0] if span is not None else secs[i] in secs_of)
         out.append(pte_view(va, va - origin if span is not None else None, pte_perms(pte), valid, owned,
@@ -128,14 +127,15 @@ def pt_key(pt: PageTable, epc: Epc, base: int) -> tuple:
     ram: dict[int, int] = {}
     stale: dict[int, int] = {}
     out = []
-    for vpn in sorted(pt.ptes):
-        pte = pt.ptes[vpn]
+    ptes, flags, addr, types, npages = pt.ptes, epc.flags, epc.addr, epc.pt, epc.npages
+    for vpn in sorted(ptes):
+        pte = ptes[vpn]
         pfn = (pte & PTE_PFN_MASK) >> PTE_PFN_SHIFT
-        i = _epc_index(epc, pfn)
-        if i is None:
+        i = pfn - EPC_BASE_PFN  # its EPC index, if in the EPC
+        if not 0 <= i < npages:
             target = ("ram", ram.setdefault(pfn, len(ram)))
-        elif epc.flags[i] & EPCM_VALID:
-            target = ("epc", epc.addr[i] - base, epc.pt[i])
+        elif flags[i] & EPCM_VALID:
+            target = ("epc", addr[i] - base, types[i])
         else:
             target = ("stale", stale.setdefault(i, len(stale)))
         out.append((vpn, pte & _FLAG_BITS, target))

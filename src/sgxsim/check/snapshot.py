@@ -22,6 +22,7 @@ hidden state) is an error, not a silent miss.
 from __future__ import annotations
 
 import enum
+import keyword
 import operator
 import types
 from array import array
@@ -37,10 +38,17 @@ _ATOM_TYPES = frozenset((int, str, bytes, bool, float, type(None)))
 
 
 def _slots(cls: type) -> tuple[str, ...]:
+    """The attribute names of every slot of ``cls`` (a private ``__x`` of
+    class ``C`` is stored as ``_C__x``)."""
     names: list[str] = []
     for c in cls.__mro__:
         s = c.__dict__.get("__slots__", ())
-        names += [s] if isinstance(s, str) else [n for n in s if n not in ("__dict__", "__weakref__")]
+        for n in [s] if isinstance(s, str) else s:
+            if n in ("__dict__", "__weakref__"):
+                continue
+            if n.startswith("__") and not n.endswith("__") and c.__name__.lstrip("_"):
+                n = f"_{c.__name__.lstrip('_')}{n}"
+            names.append(n)
     return tuple(names)
 
 
@@ -51,69 +59,142 @@ _MISSING = object()
 _HEAPTYPE = 1 << 9  # Py_TPFLAGS_HEAPTYPE: a class defined by a class statement
 
 
+def _spellable(names) -> bool:
+    """Whether ``o.<name>`` reads each slot (no private, mangled name)."""
+    return all(n.isidentifier() and not keyword.iskeyword(n) and not n.startswith("__") for n in names)
+
+
 def _slot_getter(names: tuple[str, ...]):
-    if len(names) == 1:
-        one = operator.attrgetter(names[0])
-        return lambda o: (one(o),)
-    return operator.attrgetter(*names)
+    """A function returning the tuple of an object's slots, in ``names``
+    order; like ``operator.attrgetter(*names)`` (AttributeError on an
+    unset slot) but compiled as plain attribute loads, which the
+    interpreter specialises for slots: about a third cheaper, and the
+    restore reads every slot of the machine each time."""
+    if not _spellable(names):
+        get = operator.attrgetter(*names)  # a name a load cannot spell
+        return (lambda o: (get(o),)) if len(names) == 1 else get
+    ns: dict = {}
+    exec(f"def get(o):\n    return ({''.join(f'o.{n}, ' for n in names)})\n", ns)
+    return ns["get"]
+
+
+# Slot comparers by the classes of the slotted objects, in walk order (a
+# cache of class facts: a search meets a handful of machine shapes, ~8 at
+# --pages 2 --depth 5).
+_DIFFS: dict[tuple[type, ...], object] = {}
+_DIFFS_MAX = 512
+
+
+def _differ(types: tuple[type, ...]):
+    """``diff(objs, saved)``: the indices of the flattened slots of ``objs``
+    (objects of ``types``, every slot set) that are not the ``saved``
+    values, by identity; AttributeError if a slot was deleted.  Compiled as
+    one function of plain attribute loads and ``is not`` tests: the restore
+    compares every slot of the machine each time (~400 at --pages 2), and
+    this costs about a third of reading them through getters and comparing
+    the lists."""
+    f = _DIFFS.get(types)
+    if f is not None:
+        return f
+    names = [_SLOTS[t][0] for t in types]
+    if not all(map(_spellable, names)):
+        getters = [_SLOTS[t][1] for t in types]
+
+        def f(objs, saved):
+            cur = list(_chain(map(operator.call, getters, objs)))
+            return list(compress(range(len(saved)), map(operator.is_not, cur, saved)))
+    else:
+        lines, k = [], 0
+        for i, ns in enumerate(names):
+            for n in ns:
+                lines.append(f"    if o{i}.{n} is not v{k}: out.append({k})")
+                k += 1
+        head = ["def diff(objs, saved):", "    out = []"]
+        if types:
+            head += [f"    {', '.join(f'o{i}' for i in range(len(types)))}, = objs",
+                     f"    {', '.join(f'v{j}' for j in range(k))}, = saved"]
+        ns: dict = {}
+        exec("\n".join(head + lines + ["    return out", ""]), ns)
+        f = ns["diff"]
+    if len(_DIFFS) >= _DIFFS_MAX:
+        _DIFFS.clear()
+    _DIFFS[types] = f
+    return f
+
+
+# What the walk does with an object, by its exact type (a cache of class
+# facts, filled on first sight of each type): the chain of checks it
+# replaces ran for every object of every snapshot.
+_ATOM, _DICT, _SEQ, _LIST, _DEQUE, _SET, _BUF, _ARRAY, _SHARED, _STATEFUL, _INSTANCE = range(11)
+_KINDS: dict[type, int] = {dict: _DICT, tuple: _SEQ, frozenset: _SEQ, list: _LIST, deque: _DEQUE,
+                           set: _SET, bytearray: _BUF, array: _ARRAY}
+_KINDS.update(dict.fromkeys(_ATOM_TYPES, _ATOM))
+
+
+def _kind(t: type) -> int:
+    if issubclass(t, _ATOMS):
+        k = _ATOM
+    elif not t.__flags__ & _HEAPTYPE:
+        # A C type with state the walk cannot see (an iterator, a hashlib
+        # object, ...): refuse rather than miss it.
+        raise TypeError(f"cannot snapshot a {t.__qualname__}: unknown mutable type")
+    elif "__reduce__" in t.__dict__:
+        k = _SHARED  # pickled by reference: shared, not state
+    elif "__setstate__" in t.__dict__:
+        k = _STATEFUL
+    elif issubclass(t, tuple):  # a NamedTuple
+        k = _SEQ
+    else:
+        k = _INSTANCE
+        if t not in _SLOTS:
+            names = _slots(t)
+            _SLOTS[t] = (names, _slot_getter(names) if names else None)
+    _KINDS[t] = k
+    return k
 
 
 class Snapshot:
     """``Snapshot(root)`` remembers the state reachable from ``root``;
     ``restore()`` puts it back (any number of times)."""
 
-    __slots__ = ("dicts", "lists", "sets", "buffers", "slotted", "stateful", "_dict_objs",
+    __slots__ = ("sets", "buffers", "slotted", "stateful", "_dict_objs",
                  "_dict_saved", "_list_objs", "_list_saved", "_deques", "_set_objs", "_set_lens",
-                 "_set_flat", "_slot_objs", "_slot_getters", "_slot_flat", "_slot_owners",
-                 "_slot_names", "_slow", "_buf_objs",
-                 "_buf_saved")
+                 "_set_flat", "_slot_objs", "_slot_diff", "_slot_flat", "_slot_owners",
+                 "_slot_names", "_slow", "_buf_objs", "_buf_saved")
 
     def __init__(self, root: object):
-        dicts: list = []     # (dict, saved copy): also instances' __dict__
-        lists: list = []     # (list or deque, saved tuple)
-        sets: list = []      # (set, saved members in iteration order)
-        buffers: list = []   # (bytearray or array, saved copy)
-        slotted: list = []   # (object, names, getter, saved values)
-        stateful: list = []  # (object, __getstate__())
+        # What restore() puts back, laid out for its common case, which runs
+        # as C-level maps over these lists (no Python step per object):
+        # every dict put back, every list refilled, and one identity
+        # comparison of all the slots and set members at once.
+        dict_objs: list = []   # every dict (also instances' __dict__) ...
+        dict_saved: list = []  # ... and its saved copy
+        list_objs: list = []   # every list and its saved tuple
+        list_saved: list = []
+        deques: list = []      # (deque, saved tuple)
+        sets: list = []        # (set, saved members in iteration order)
+        set_flat: list = []    # the saved members of all sets, in a row
+        buffers: list = []     # (bytearray or array, saved copy)
+        slotted: list = []     # (object, names, getter or None, saved values)
+        slot_objs: list = []   # objects whose slots are all set,
+        slot_flat: list = []   # their saved values in a row, and whose and
+        slot_owners: list = []  # which slot each value is
+        slot_names: list = []
+        stateful: list = []    # (object, __getstate__())
         seen: set[int] = set()
         stack = [root]
-        atom_types = _ATOM_TYPES
+        kinds, slots_of = _KINDS, _SLOTS
         while stack:
             x = stack.pop()
             t = type(x)
-            if t in atom_types or id(x) in seen or isinstance(x, _ATOMS):
+            k = kinds.get(t)
+            if k is None:
+                k = _kind(t)
+            if k == _ATOM or id(x) in seen:
                 continue
             seen.add(id(x))
-            if t is dict:
-                dicts.append((x, x.copy()))
-                stack.extend(x.keys())
-                stack.extend(x.values())
-            elif t is tuple or t is frozenset:
-                stack.extend(x)
-            elif t is list or t is deque:
-                lists.append((x, tuple(x)))
-                stack.extend(x)
-            elif t is set:
-                sets.append((x, tuple(x)))
-                stack.extend(x)
-            elif t is bytearray or t is array:
-                buffers.append((x, array(x.typecode, x) if t is array else bytes(x)))
-            elif not t.__flags__ & _HEAPTYPE:
-                # A C type with state the walk cannot see (an iterator, a
-                # hashlib object, ...): refuse rather than miss it.
-                raise TypeError(f"cannot snapshot a {t.__qualname__}: unknown mutable type")
-            elif "__reduce__" in t.__dict__:
-                continue  # pickled by reference: shared, not state
-            elif "__setstate__" in t.__dict__:
-                stateful.append((x, x.__getstate__()))
-            elif isinstance(x, tuple):  # a NamedTuple
-                stack.extend(x)
-            else:
-                cached = _SLOTS.get(t)
-                if cached is None:
-                    names = _slots(t)
-                    cached = _SLOTS[t] = (names, _slot_getter(names) if names else None)
-                names, getter = cached
+            if k == _INSTANCE:
+                names, getter = slots_of[t]
                 if names:
                     try:
                         vals = getter(x)
@@ -124,34 +205,53 @@ class Snapshot:
                         stack.extend(v for v in vals if v is not _MISSING)
                     else:
                         slotted.append((x, names, getter, vals))
+                        slot_objs.append(x)
+                        slot_flat.extend(vals)
+                        slot_owners.extend([x] * len(names))
+                        slot_names.extend(names)
                         stack.extend(vals)
                 d = getattr(x, "__dict__", None)
                 if d is not None:
-                    dicts.append((d, d.copy()))
+                    dict_objs.append(d)
+                    dict_saved.append(d.copy())
                     stack.extend(d.values())
-        self.dicts, self.lists, self.sets, self.buffers = dicts, lists, sets, buffers
-        self.slotted, self.stateful = slotted, stateful
-        # The same facts laid out for restore()'s common case, which runs as
-        # C-level maps over these (no Python step per object): every dict
-        # put back, every list refilled, and one identity comparison of all
-        # the slots and set members at once.
-        self._dict_objs = [d for d, _ in dicts]
-        self._dict_saved = [c for _, c in dicts]
-        self._list_objs = [q for q, _ in lists if type(q) is list]
-        self._list_saved = [c for q, c in lists if type(q) is list]
-        self._deques = [(q, c) for q, c in lists if type(q) is not list]
-        self._set_objs = [x for x, _ in sets]
+            elif k == _DICT:
+                dict_objs.append(x)
+                dict_saved.append(x.copy())
+                stack.extend(x.keys())
+                stack.extend(x.values())
+            elif k == _SEQ:
+                stack.extend(x)
+            elif k == _LIST:
+                list_objs.append(x)
+                list_saved.append(tuple(x))
+                stack.extend(x)
+            elif k == _SET:
+                saved = tuple(x)
+                sets.append((x, saved))
+                set_flat.extend(saved)
+                stack.extend(saved)
+            elif k == _BUF:
+                buffers.append((x, bytes(x)))
+            elif k == _ARRAY:
+                buffers.append((x, array(x.typecode, x)))
+            elif k == _DEQUE:
+                deques.append((x, tuple(x)))
+                stack.extend(x)
+            elif k == _STATEFUL:
+                stateful.append((x, x.__getstate__()))
+            # _SHARED: nothing to save
+        self._dict_objs, self._dict_saved = dict_objs, dict_saved
+        self._list_objs, self._list_saved, self._deques = list_objs, list_saved, deques
+        self.sets, self._set_objs, self._set_flat = sets, [x for x, _ in sets], set_flat
         self._set_lens = [len(c) for _, c in sets]
-        self._set_flat = [m for _, c in sets for m in c]
-        fast = [(o, g, v) for o, _, g, v in slotted if g is not None]
-        self._slot_objs = [o for o, _, _ in fast]
-        self._slot_getters = [g for _, g, _ in fast]
-        self._slot_flat = [x for _, _, v in fast for x in v]
-        self._slot_owners = [o for o, names, g, _ in slotted if g is not None for _ in names]
-        self._slot_names = [n for _, names, g, _ in slotted if g is not None for n in names]
+        self.buffers, self._buf_objs, self._buf_saved = buffers, [b for b, _ in buffers], \
+            [c for _, c in buffers]
+        self.slotted, self._slot_objs = slotted, slot_objs
+        self._slot_diff = _differ(tuple(map(type, slot_objs)))
+        self._slot_flat, self._slot_owners, self._slot_names = slot_flat, slot_owners, slot_names
         self._slow = [e for e in slotted if e[2] is None]
-        self._buf_objs = [b for b, _ in buffers]
-        self._buf_saved = [c for _, c in buffers]
+        self.stateful = stateful
 
     def restore(self) -> None:
         is_ = operator.is_
@@ -175,16 +275,15 @@ class Snapshot:
                     s.update(saved)
         for b, saved in compress(self.buffers, map(operator.ne, self._buf_objs, self._buf_saved)):
             b[:] = saved
-        # Every getter returns all of its object's slots, so the flattened
-        # values line up slot by slot: put back only the slots that differ.
+        # Put back only the slots that differ.
         flat = self._slot_flat
         try:
-            cur = list(_chain(map(operator.call, self._slot_getters, self._slot_objs)))
+            changed = self._slot_diff(self._slot_objs, flat)
         except AttributeError:  # a slot was deleted: put every slot back by name
             self._restore_slots(self.slotted)
         else:
             owners, names = self._slot_owners, self._slot_names
-            for k in compress(range(len(flat)), map(operator.is_not, cur, flat)):
+            for k in changed:
                 setattr(owners[k], names[k], flat[k])
             if self._slow:
                 self._restore_slots(self._slow)
