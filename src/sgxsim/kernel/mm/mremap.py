@@ -43,6 +43,17 @@ DONTUNMAP_ANY_RELEASE = (5, 13)
 CHECK_FIRST_RELEASE = (6, 17)
 
 
+def _check_new_range(addr: int, old_len: int, new_addr: int, new_len: int) -> None:
+    """The new range of a move: aligned, below TASK_SIZE, apart from the
+    old one (check_mremap_params() since 6.17, mremap_to() before)."""
+    if new_addr & ~PAGE_MASK:
+        raise _err(errno.EINVAL, "new address not page aligned")
+    if new_len > TASK_SIZE or new_addr > TASK_SIZE - new_len:
+        raise _err(errno.EINVAL, "new range beyond TASK_SIZE")
+    if new_addr < addr + old_len and addr < new_addr + new_len:
+        raise _err(errno.EINVAL, "old and new ranges overlap")
+
+
 class MremapMixin:
     def do_mremap(self, addr: int, old_len: int, new_len: int, flags: int, new_addr: int) -> int:
         # SYSCALL_DEFINE5(mremap) / do_mremap()
@@ -65,12 +76,7 @@ class MremapMixin:
             raise _err(errno.EINVAL, "range beyond TASK_SIZE")
         if flags & (MREMAP_FIXED | MREMAP_DONTUNMAP):
             # check_mremap_params(): the new range, before any lookup
-            if new_addr & ~PAGE_MASK:
-                raise _err(errno.EINVAL, "new address not page aligned")
-            if new_len > TASK_SIZE or new_addr > TASK_SIZE - new_len:
-                raise _err(errno.EINVAL, "new range beyond TASK_SIZE")
-            if new_addr < addr + old_len and addr < new_addr + new_len:
-                raise _err(errno.EINVAL, "old and new ranges overlap")
+            _check_new_range(addr, old_len, new_addr, new_len)
         # do_mremap(): the old address must be mapped before anything changes
         vma = mm.vma_lookup(addr)
         if vma is None:
@@ -133,12 +139,7 @@ class MremapMixin:
         # mremap_to() before Linux 6.17: the new range is checked here, after
         # the lookup, and the destination is unmapped before the old VMA is.
         mm = self.current.mm
-        if new_addr & ~PAGE_MASK:
-            raise _err(errno.EINVAL, "new address not page aligned")
-        if new_len > TASK_SIZE or new_addr > TASK_SIZE - new_len:
-            raise _err(errno.EINVAL, "new range beyond TASK_SIZE")
-        if new_addr < addr + old_len and addr < new_addr + new_len:
-            raise _err(errno.EINVAL, "old and new ranges overlap")
+        _check_new_range(addr, old_len, new_addr, new_len)
         # Room for splitting both ranges in three, before anything is unmapped.
         if mm.map_count + 2 >= DEFAULT_MAX_MAP_COUNT - 3:
             raise _err(errno.ENOMEM, "too many mappings to split both ranges")
