@@ -196,6 +196,9 @@ class AccessMixin:
         checks again from the start in the real order (the A/D bits set
         here are those its walk sets), so the errors are its own."""
         pt = lp.cr3
+        # No PTE maps a non-canonical page (user mappings end below TASK_SIZE),
+        # so such an address always falls through to _admit(), whose first
+        # check is the canonical one.
         if pt is not None:
             vpn = la >> PAGE_SHIFT
             ptes = pt.ptes

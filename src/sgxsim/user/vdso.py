@@ -18,14 +18,13 @@ from typing import Any
 from sgxsim.hw.consts import Enclu
 from sgxsim.hw.faults import HwFault, PageFault
 from sgxsim.hw.uapi import SgxEnclaveRun
-from sgxsim.kernel.errors import Signal
+from sgxsim.kernel.errors import SI_KERNEL, Signal
 from sgxsim.kernel.process import U32, U64, _s32
 from sgxsim.trace import Decision
 from sgxsim.user.enclave import EnclaveLibrary
 
 VDSO_ENCLU = 0x7FFF_F7FF_E000  # where the vDSO's ENCLU instruction is
 EENTER, ERESUME, EEXIT = int(Enclu.EENTER), int(Enclu.ERESUME), int(Enclu.EEXIT)
-SI_KERNEL = 0x80
 _U64 = struct.Struct("<Q")
 _RESERVED = SgxEnclaveRun.OFF_RESERVED
 _EXIT_LEAF = struct.pack("<I", EEXIT)  # the function field: the exit reason
