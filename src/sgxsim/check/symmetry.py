@@ -1,4 +1,5 @@
-"""Symmetry reduction over the explored enclave pages (``--symmetry``).
+"""Symmetry reduction over the explored enclave pages and, with
+``--processes 2``, over the two processes (``--symmetry``).
 
 The explored pages (``--pages N``, offsets ``0 .. N-1``) are alike: the
 actions offer each of them the same way (ADD_PAGES in any order,
@@ -30,14 +31,33 @@ Which permutations are symmetries (docs/checker-reach.md has the argument):
   that stops after two pages has no one-step mirror.  The reversal is used
   when the scope offers no ``mprotect`` (``--actions``); otherwise no
   reduction.
-* Off altogether (the plain key) with ``--processes 2`` or ``--enclaves 2``
-  (:func:`scope_allows`: the argument is made for one process and one
-  enclave), when a selected property does not declare
+* Off altogether (the plain key) with ``--enclaves 2``
+  (:func:`scope_allows`: the argument is made for one enclave), when a
+  selected property does not declare
   itself symmetric (:func:`symmetric`), when the design keeps state of its
   own that it does not say how to rename (``design_state``), and, per state,
-  when an enclave VMA lacks the ``VM_SPECIAL`` flags that keep VMAs from
-  merging with their neighbours (sgx_mmap() sets them; a merge would depend
-  on which page sits next to the runtime's VMA).
+  when an enclave VMA of either process lacks the ``VM_SPECIAL`` flags that
+  keep VMAs from merging with their neighbours (sgx_mmap() sets them; a
+  merge would depend on which page sits next to the runtime's VMA).  With
+  ``--processes 2`` the pages are renamed in both processes.
+
+The parent/child swap (:class:`ProcessSwap`, ``--processes 2``): after the
+fork the two processes' page tables and VMAs change places.  A step of an
+action offered to both processes alike (``per_process_in``) or run by the
+kernel (``by_kernel``: the reclaimer, whose sgx_zap_enclave_ptes() walks
+every mm) has its mirror step; a step bound to the parent (the ioctls
+without --child-ioctls) has none.  So the swap is used only in the states
+after the fork from which no parent-bound step can be offered again
+(:func:`~sgxsim.check.actions.alike_from`, asked of the actions themselves:
+on SGX1 kernels after INIT, with --child-ioctls from the fork on).  Besides
+its page table and VMAs a process differs from the other only by its
+logical processor (mm_cpumask(), read by the IPIs, sent to the union) and
+its place on the enclave's mm_list, which only ksgxd's aging reads
+(sgx_reclaimer_age() stops at the first young mm; ksgxd runs only with
+--enclaves 2, where nothing is reduced).  Off when a selected property does
+not declare itself process-symmetric (:func:`process_symmetric`) or the
+design keeps state it does not declare ``page-runs``.  With both, the group
+is the product; the key is the least digest over it (:class:`Symmetry`).
 
 What the renaming touches: every offset and page number of an explored page
 (EPC pages, PTE targets, ``page_array``, the program's ``expect`` and
