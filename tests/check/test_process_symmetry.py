@@ -15,6 +15,7 @@ import pytest
 from click.testing import CliRunner
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
+from tests.check.test_symmetry import _run, _summary, mirror_steps
 
 from sgxsim.check import actions, runner, symmetry
 from sgxsim.check import scenario as scn
@@ -23,7 +24,6 @@ from sgxsim.check.explorer import explore
 from sgxsim.check.ghost import Ghost
 from sgxsim.check.machine_model import MachineModel
 from sgxsim.check.model import Action
-from sgxsim.check.properties import PROPERTIES, Property
 from sgxsim.check.scope import PAGE, Scope
 from sgxsim.cli import main
 
@@ -35,10 +35,6 @@ NARROW = {"perms": ("RW", "RX", "RWX"), "sources": ("image",)}
 
 def _search(design, depth, symmetric, **scope):
     return explore(MachineModel(design, Scope(symmetry=symmetric, processes=2, **scope)), depth=depth)
-
-
-def _summary(e):
-    return {name: f.depth for name, f in e.findings.items()}
 
 
 @pytest.mark.parametrize("design,depth,scope", [
@@ -94,28 +90,12 @@ def test_the_region_comes_from_what_the_actions_would_offer():
     assert actions.alike_from(child, _ctx(False)) and actions.alike_from(child, _ctx(True, sgx2=True))
 
 
-def test_a_property_that_does_not_say_it_is_process_symmetric_turns_the_swap_off():
-    class ParentNeverMaps(Property):
-        name = "parent-never-maps"
-        symmetric = True  # page-symmetric, but it names a process
-
-        def check(self, view, before, after, events):
-            return "mapped" if any(p.proc == 0 for p in view.ptes) else None
-
-    class Declared(ParentNeverMaps):
-        process_symmetric = True
-
-    model = MachineModel("linux-5.11", Scope(processes=2))
-    PROPERTIES["parent-never-maps"] = ParentNeverMaps()
-    try:
-        assert not symmetry.swaps(model, ["w-xor-x", "parent-never-maps"])
-        PROPERTIES["parent-never-maps"] = Declared()
-        assert symmetry.swaps(model, ["w-xor-x", "parent-never-maps"])
-    finally:
-        del PROPERTIES["parent-never-maps"]
-    assert symmetry.swaps(model) and not symmetry.swaps(MachineModel("linux-5.11", Scope(processes=2,
-                                                                                      symmetry=False)))
+def test_the_switch_and_the_scope_turn_the_swap_off():
+    # A property of one's own: tests/check/test_symmetry.py.
+    assert symmetry.swaps(MachineModel("linux-5.11", Scope(processes=2)))
+    assert not symmetry.swaps(MachineModel("linux-5.11", Scope(processes=2, symmetry=False)))
     assert not symmetry.swaps(MachineModel("linux-5.11", Scope()))
+    assert not symmetry.swaps(MachineModel("linux-5.11", Scope(processes=2, enclaves=2)))
 
 
 def _swapped(a: Action) -> Action:
@@ -123,15 +103,10 @@ def _swapped(a: Action) -> Action:
     return Action(a.name, tuple((k, other[v] if k == "proc" else v) for k, v in a.args))
 
 
-def _hits(step, before, after):
-    return {p.name for p in PROPERTIES.values() if p.check(step.view, before, after, step.events)}
-
-
-def _swap_view(step):
-    """The view's process tags exchanged."""
-    v = step.view
-    return (sorted((p.va, p.perms, 1 - p.proc) for p in v.ptes), sorted((m.start, m.end, m.prot, 1 - m.proc)
-                                                                        for m in v.vmas))
+def _tagged(view, swap=False):
+    """The view's PTEs and VMAs with their process tags (exchanged)."""
+    return (sorted((p.va, p.perms, p.proc ^ swap) for p in view.ptes),
+            sorted((m.start, m.end, m.prot, m.proc ^ swap) for m in view.vmas))
 
 
 CASES = [("linux-5.11", 1, False), ("linux-6.0", 1, True), ("safe-to-execute", 1, True),
@@ -162,34 +137,20 @@ def test_a_swapped_state_is_the_state_the_swapped_walk_reaches(case, data):
         if not offered:
             break
         a = data.draw(st.sampled_from(offered), label="action")
-        b = _swapped(a) if forked else a
-        assert b in model.actions(s2)
-        t1, t2 = model.step(s1, a), model.step(s2, b)
-        h1, h2 = g1.after(t1.events), g2.after(t2.events)
-        assert _hits(t1, g1, h1) == _hits(t2, g2, h2)
-        s1, g1, s2, g2 = t1.state, h1, t2.state, h2
+        s1, g1, s2, g2 = mirror_steps(model, (s1, g1, a), (s2, g2, _swapped(a) if forked else a))
         fp1, fp2 = model.fingerprint(s1), model.fingerprint(s2)
         assert g1.key() == g2.key()
         if s1.child is None:
             assert fp1 == fp2
         else:
             assert symmetry.ProcessSwap.swap(fp1) == fp2
-            assert _swap_view(t1) == (sorted((p.va, p.perms, p.proc) for p in t2.view.ptes),
-                                      sorted((m.start, m.end, m.prot, m.proc) for m in t2.view.vmas))
+            assert _tagged(model.view(s1), swap=True) == _tagged(model.view(s2))
             if swap.applies(fp1):
                 assert key(fp1, g1.key()) == key(fp2, g2.key())
         now = (s1.initialized, s1.added, s1.child is not None)
         if ctx is not None:
             assert now[0] >= ctx[0] and now[1] >= ctx[1] and now[2] >= ctx[2]
         ctx = now
-
-
-def _run(model, steps):
-    state, ghost = model.initial(), Ghost()
-    for a in steps:
-        s = model.step(state, a)
-        state, ghost = s.state, ghost.after(s.events)
-    return state, ghost
 
 
 def test_the_childs_add_pages_reads_its_source_in_the_childs_mm():

@@ -65,24 +65,30 @@ def test_three_pages_with_mprotect_are_not_reduced():
     assert symmetry.group(MachineModel("linux-6.0", Scope(pages=2, symmetry=False))) == ()
 
 
-def test_a_property_that_does_not_say_it_is_symmetric_turns_the_reduction_off():
-    class PageZeroNeverMapped(Property):
-        name = "page-zero-never-mapped"
+@pytest.mark.parametrize("flag,scope,reduced", [
+    # The pages: page 0 is not page 1.
+    ("symmetric", {"pages": 2}, lambda m, names: symmetry.group(m, names) == ((1, 0),)),
+    # The processes (tests/check/test_process_symmetry.py): the parent is not the child.
+    ("process_symmetric", {"processes": 2}, symmetry.swaps),
+])
+def test_a_property_that_does_not_say_it_is_symmetric_turns_the_reduction_off(flag, scope, reduced):
+    class PageZeroOfTheParentNeverMapped(Property):
+        name = "page-zero-of-the-parent-never-mapped"
 
         def check(self, view, before, after, events):
-            return "mapped" if any(p.offset == 0 for p in view.ptes) else None
+            return "mapped" if any(p.offset == 0 and p.proc == 0 for p in view.ptes) else None
 
-    class Declared(PageZeroNeverMapped):
-        symmetric = True
-
-    model = MachineModel("linux-6.0", Scope(pages=2))
-    PROPERTIES["page-zero-never-mapped"] = PageZeroNeverMapped()
+    declared = type("Declared", (PageZeroOfTheParentNeverMapped,), {flag: True})
+    model = MachineModel("linux-6.0", Scope(**scope))
+    names = ["w-xor-x", PageZeroOfTheParentNeverMapped.name]
+    assert reduced(model, ["w-xor-x"])
+    PROPERTIES[names[1]] = PageZeroOfTheParentNeverMapped()
     try:
-        assert symmetry.group(model, ["w-xor-x", "page-zero-never-mapped"]) == ()
-        PROPERTIES["page-zero-never-mapped"] = Declared()
-        assert symmetry.group(model, ["w-xor-x", "page-zero-never-mapped"]) == ((1, 0),)
+        assert not reduced(model, names)
+        PROPERTIES[names[1]] = declared()
+        assert reduced(model, names)
     finally:
-        del PROPERTIES["page-zero-never-mapped"]
+        del PROPERTIES[names[1]]
 
 
 def _mirror(a: Action, perm) -> Action:
@@ -128,12 +134,7 @@ def test_a_renamed_state_is_the_state_the_renamed_actions_reach(case, data):
     s2, g2 = model.initial(), Ghost()
     for _ in range(data.draw(st.integers(1, 14), label="steps")):
         a = data.draw(st.sampled_from([a for a in model.actions(s1) if _commuting(a)]), label="action")
-        b = _mirror(a, perm)
-        assert b in model.actions(s2)
-        t1, t2 = model.step(s1, a), model.step(s2, b)
-        h1, h2 = g1.after(t1.events), g2.after(t2.events)
-        assert _hits(t1, g1, h1) == _hits(t2, g2, h2)
-        s1, g1, s2, g2 = t1.state, h1, t2.state, h2
+        s1, g1, s2, g2 = mirror_steps(model, (s1, g1, a), (s2, g2, _mirror(a, perm)))
         fp1, fp2 = model.fingerprint(s1), model.fingerprint(s2)
         assert sym.rename(ren, fp1, g1.key()) == (fp2, g2.key())
         assert sym.key(fp1, g1.key()) == sym.key(fp2, g2.key())
@@ -141,6 +142,18 @@ def test_a_renamed_state_is_the_state_the_renamed_actions_reach(case, data):
 
 def _hits(step, before, after):
     return {p.name for p in PROPERTIES.values() if p.check(step.view, before, after, step.events)}
+
+
+def mirror_steps(model, one, other):
+    """Step ``a`` from ``(s1, g1, a)`` and its mirror ``b`` from ``(s2, g2,
+    b)``: ``b`` must be offered there and fire the same properties; the two
+    states and ghosts reached."""
+    (s1, g1, a), (s2, g2, b) = one, other
+    assert b in model.actions(s2)
+    t1, t2 = model.step(s1, a), model.step(s2, b)
+    h1, h2 = g1.after(t1.events), g2.after(t2.events)
+    assert _hits(t1, g1, h1) == _hits(t2, g2, h2)
+    return t1.state, h1, t2.state, h2
 
 
 @settings(max_examples=40, deadline=None, suppress_health_check=[HealthCheck.too_slow])
