@@ -127,15 +127,16 @@ def epc_key(epc: Epc, secs_index: int, base: int, identity: bool = True,
     ``reg_contents`` the contents of REG pages are left out (for a model
     whose actions never read them); TCS contents (CSSA, flags) always count."""
     pages = []
-    flags, secs_of, pt, addr, contents = epc.flags, epc.secs, epc.pt, epc.addr, epc.data
-    for i in range(epc.npages):
-        if flags[i] & EPCM_VALID and secs_of[i] == secs_index and i != secs_index:
+    contents = epc.data
+    # One pass over the EPCM's columns side by side (the npages entries).
+    for i, f, s, t, a in zip(range(epc.npages), epc.flags, epc.secs, epc.pt, epc.addr, strict=True):
+        if f & EPCM_VALID and s == secs_index and i != secs_index:
             data = contents.get(i)
-            if data is None or (not reg_contents and pt[i] == _PT_REG):
+            if data is None or (not reg_contents and t == _PT_REG):
                 digest = b""
             else:
                 digest = page_key(data)
-            pages.append((addr[i] - base, flags[i], pt[i], digest))
+            pages.append((a - base, f, t, digest))
     pages.sort()
     st = epc.secs_state.get(secs_index)
     if st is None:
