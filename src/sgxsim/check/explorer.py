@@ -193,14 +193,22 @@ class _Expander:
         # its snapshot: the siblings that follow it in node order are made
         # from it in place (restore, then the action that reached them).
         gblob = gst = gsnap = None
-        for idx, blob, ghost, pfp in frontier:
+        entries = iter(frontier)
+        nxt = next(entries, None)  # one entry ahead: does a sibling follow?
+        while nxt is not None:
+            idx, blob, ghost, pfp = nxt
+            nxt = next(entries, None)
             if type(blob) is tuple:
                 # (parent's frozen machine, action): this entry's machine.
                 pblob, paction = blob
                 if pblob is not gblob:
-                    gblob, gst = pblob, _thaw(model, pblob)
+                    gst = _thaw(model, pblob)
                     thaws += 1
-                    gsnap = snapshot(gst)
+                    # The parent's snapshot, if a sibling follows to use it.
+                    if nxt is not None and type(nxt[1]) is tuple and nxt[1][0] is pblob:
+                        gblob, gsnap = pblob, snapshot(gst)
+                    else:
+                        gblob = gsnap = None
                 else:
                     gsnap.restore()
                     restores += 1
