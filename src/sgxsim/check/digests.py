@@ -20,6 +20,7 @@ from __future__ import annotations
 import hashlib
 import io
 import pickle
+import threading
 from collections.abc import Hashable
 
 DIGEST_SIZE = 16
@@ -29,13 +30,29 @@ _EMPTY = bytes(DIGEST_SIZE)
 _ZERO_STAND_IN = b"\x00" * (DIGEST_SIZE - 1) + b"\x01"
 
 
+class _Encoder(threading.local):
+    """One pickler and its buffer per thread, used again for every key (a
+    fast-mode pickler keeps nothing between dumps: each dump writes the
+    bytes a fresh one would; making them costs as much as the dump)."""
+
+    def __init__(self) -> None:
+        self.buf = io.BytesIO()
+        self.pickler = pickle.Pickler(self.buf, 4)
+        self.pickler.fast = True  # no memo: the bytes depend on the values only
+
+
+_ENCODER = _Encoder()
+
+
 def digest(key: Hashable) -> bytes:
     """The 16-byte stable digest of a state key (see the module docstring)."""
-    buf = io.BytesIO()
-    p = pickle.Pickler(buf, 4)
-    p.fast = True  # no memo: the bytes depend on the values only
-    p.dump(key)
-    d = hashlib.blake2b(buf.getbuffer(), digest_size=DIGEST_SIZE).digest()
+    enc = _ENCODER
+    buf = enc.buf
+    buf.seek(0)
+    buf.truncate()
+    enc.pickler.dump(key)
+    with buf.getbuffer() as view:
+        d = hashlib.blake2b(view, digest_size=DIGEST_SIZE).digest()
     return d if d != _EMPTY else _ZERO_STAND_IN
 
 

@@ -21,8 +21,14 @@ as little as it can:
   parent's machine: it shares the parent's frozen copy and the parent's
   :class:`View`, and the machine goes on to the next action without a
   restore.  This is the same equivalence the deduplication already relies on;
-* a child is frozen only if it is new (or, in a worker, new to that worker)
-  and the search goes one level deeper; on the last level nothing is kept;
+* a child is kept only if it is new (or, in a worker, new to that worker)
+  and the search goes one level deeper; on the last level nothing is kept.
+  With a snapshot (and no ``frontier_mem`` bound) it is kept as the parent's
+  frozen machine and the action that reached it, and made again in place
+  when it is expanded: the parent is frozen once, for all its children,
+  and thawed once for the siblings, which follow one another in the
+  frontier (the model must be deterministic; the child's fingerprint is
+  checked);
 * states are known by 16-byte digests (:mod:`sgxsim.check.digests`), so the
   seen-set costs tens of bytes per state;
 * with the page symmetry (:mod:`sgxsim.check.symmetry`) a state's digest is
@@ -134,8 +140,9 @@ def _runner(model, view: bool = True):
     return lambda state, action: f(state, action, view=False)
 
 
-# A frontier entry: (node id, frozen machine, ghost, machine fingerprint).
-Entry = tuple[int, bytes, Ghost, Any]
+# A frontier entry: (node id, machine, ghost, machine fingerprint), the
+# machine frozen (bytes) or as (the parent's frozen machine, action).
+Entry = tuple[int, "bytes | tuple[bytes, Action]", Ghost, Any]
 
 
 class _Expander:
@@ -148,7 +155,7 @@ class _Expander:
     ``reuse=False`` is the plain path the tests compare with: a fresh thaw of
     the parent and a fresh view for every transition."""
 
-    def __init__(self, model, names: list[str], reuse: bool = True):
+    def __init__(self, model, names: list[str], reuse: bool = True, lazy: bool = True):
         self.model = model
         self.reuse = reuse
         self.props: list[Property] = [PROPERTIES[n] for n in names]
@@ -157,6 +164,9 @@ class _Expander:
         self.thaws = 0
         self.restores = 0
         self.snapshot = getattr(model, "snapshot", None) if reuse else None
+        # Children kept as (parent's frozen machine, action): needs the
+        # snapshot (the parent's machine is made again in place).
+        self.lazy = lazy and self.snapshot is not None
         self.view = getattr(model, "view", None) if reuse else None
         # (fingerprint, ghost key) -> seen-key: canonical under the page
         # symmetry when it applies (check/symmetry.py).
@@ -166,9 +176,9 @@ class _Expander:
         """Expand the ``size`` entries of ``frontier`` (in node order); return
         ``records`` [(parent id, action index, action, digest, hits)] and
         append the children to keep to ``pending`` (None on the last level) as
-        ((parent id, action index), frozen machine, ghost, fingerprint), in
-        the order of the records."""
-        model, known, reuse = self.model, self.known, self.reuse
+        ((parent id, action index), machine, ghost, fingerprint), in the
+        order of the records (the machine as in :data:`Entry`)."""
+        model, known, reuse, lazy = self.model, self.known, self.reuse, self.lazy
         snapshot, view_of, seen_key = self.snapshot, self.view, self.seen_key
         # The properties still open do not change during one expansion (the
         # coordinator closes them when it merges the records).
@@ -179,10 +189,41 @@ class _Expander:
         keep = pending is not None
         compress = size > COMPRESS_ABOVE
         transitions = thaws = restores = 0
-        for idx, blob, ghost, pfp in frontier:
-            st = _thaw(model, blob)
-            thaws += 1
+        # The machine of the last parent blob of a lazy entry, thawed, and
+        # its snapshot: the siblings that follow it in node order are made
+        # from it in place (restore, then the action that reached them).
+        gblob = gst = gsnap = None
+        entries = iter(frontier)
+        nxt = next(entries, None)  # one entry ahead: does a sibling follow?
+        while nxt is not None:
+            idx, blob, ghost, pfp = nxt
+            nxt = next(entries, None)
+            if type(blob) is tuple:
+                # (parent's frozen machine, action): this entry's machine.
+                pblob, paction = blob
+                if pblob is not gblob:
+                    gst = _thaw(model, pblob)
+                    thaws += 1
+                    # The parent's snapshot, if a sibling follows to use it.
+                    if nxt is not None and type(nxt[1]) is tuple and nxt[1][0] is pblob:
+                        gblob, gsnap = pblob, snapshot(gst)
+                    else:
+                        gblob = gsnap = None
+                else:
+                    gsnap.restore()
+                    restores += 1
+                st = run(gst, paction).state
+                if fingerprint(st) != pfp:
+                    # The model must be deterministic for a machine to be
+                    # made again; say so rather than search another space.
+                    raise RuntimeError(f"{paction} did not reach the same machine again: "
+                                       "the model's apply is not deterministic")
+            else:
+                st = _thaw(model, blob)
+                thaws += 1
             snap = snapshot(st) if snapshot is not None else None
+            # This parent's own frozen machine, once a child needs it.
+            mine = blob if type(blob) is bytes else None
             pview = None  # the parent's view, once a transition needed it
             pkey = None   # the parent's seen-key, once a transition needed it
             dirty = False
@@ -220,17 +261,34 @@ class _Expander:
                 if known.add(key):
                     records.append((idx, ai, action, key, hits))
                     if keep:
-                        pending.append(((idx, ai), blob if same else _freeze(model, step.state, compress),
-                                        g2, fp))
+                        if same:
+                            # The parent's machine, as the parent has it.
+                            child = mine if mine is not None else blob
+                        elif lazy:
+                            # The parent's machine and this action: made
+                            # again when the child is expanded (a restore
+                            # and the action, instead of a freeze and a thaw).
+                            if mine is None:
+                                snap.restore()
+                                restores += 1
+                                mine = _freeze(model, st, compress)
+                                step = None
+                            child = (mine, action)
+                        else:
+                            child = _freeze(model, step.state, compress)
+                        pending.append(((idx, ai), child, g2, fp))
                 elif hits:
                     # A state reached before (here, so at an earlier (parent,
                     # action) in the merge order): only the property hits of
                     # this transition matter.
                     records.append((idx, ai, action, key, hits))
                 # An equivalent machine goes on to the next action; any other
-                # must become the parent again.
-                st = step.state
-                dirty = not same
+                # must become the parent again (unless it already is).
+                if step is None:
+                    dirty = False
+                else:
+                    st = step.state
+                    dirty = not same
         self.transitions += transitions
         self.thaws += thaws
         self.restores += restores
@@ -249,7 +307,9 @@ class Worker:
     (``dedup``)."""
 
     def __init__(self, model, names, reuse, bound: int | None = None, spill_root: str | None = None):
-        self.ex = _Expander(model, names, reuse)
+        # With a bound on memory a frontier entry is one frozen machine
+        # (spill.Run counts its bytes); else a child may be kept lazily.
+        self.ex = _Expander(model, names, reuse, lazy=bound is None)
         self.spill = Spill(bound, spill_root)
         self.frontier: list[Run] = []  # sorted runs of entries
         self.pending: Run | None = None

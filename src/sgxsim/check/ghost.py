@@ -58,8 +58,14 @@ class Ghost:
         return self.pages.get(offset)
 
     def key(self) -> tuple:
+        """The ghost as a value: (offset, page history) pairs in offset order,
+        each history a plain tuple of PageGhost's fields (only PageGhosts sit
+        there, so this is as distinct as the named tuples, and a plain tuple
+        pickles in a fraction of the time: the key is digested for every
+        transition that changes the state)."""
         if self._key is None:
-            self._key = (tuple(sorted(self.pages.items())), self.ran_build_code, self.wrote_build_data)
+            self._key = (tuple([(o, tuple(g)) for o, g in sorted(self.pages.items())]),
+                         self.ran_build_code, self.wrote_build_data)
         return self._key
 
     def __eq__(self, other: object) -> bool:

@@ -56,6 +56,9 @@ RUNTIME_PAGES = runtime.RUNTIME_PAGES  # TCS, SSA 0, SSA 1, SECINFO data, code
 # EPC beyond ELRANGE: the SECS and the VA pages of the reclaim action.  The
 # EPC is kept small because every state carries the whole EPCM.
 EPC_SPARE = 8
+# Contexts whose offered steps MachineModel.actions keeps (2^pages added-sets
+# per INIT state and fork, per enclave: a few hundred at most in practice).
+OFFERS_MAX = 4096
 
 prot_str = observe.vm_perms
 
@@ -117,6 +120,7 @@ class MachineModel:
         self.tcs = self.base + self.rt
         self.layout = runtime.Layout(self.rt, self.pages)
         self._init = None
+        self._offers: dict[tuple, tuple[Action, ...]] = {}  # actions(): contexts -> steps
         if self.sc.mdwe:
             from sgxsim.kernel.registry import kernel_class
             from sgxsim.kernel.sys import MDWE_RELEASE
@@ -242,8 +246,16 @@ class MachineModel:
 
     def actions(self, st: MState) -> list[Action]:
         sgx2, forked = self.sgx2(st), st.child is not None
-        return actions.enabled_in(self.sc, [actions.Ctx(h.initialized, sgx2, h.added, forked)
-                                            for h in st.handles])
+        ctxs = tuple([actions.Ctx(h.initialized, sgx2, h.added, forked) for h in st.handles])
+        # The steps offered are a function of the (frozen) scope and the
+        # contexts alone (CheckerAction.offers): a search meets a handful of
+        # contexts, each made into Actions once.
+        got = self._offers.get(ctxs)
+        if got is None:
+            if len(self._offers) >= OFFERS_MAX:
+                self._offers.clear()
+            got = self._offers[ctxs] = tuple(actions.enabled_in(self.sc, list(ctxs)))
+        return list(got)
 
     def encl(self, st: MState, h: EnclHandle | None = None) -> Any:
         """The driver's enclave behind handle ``h`` (default: the first)."""

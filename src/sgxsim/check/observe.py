@@ -47,6 +47,23 @@ def pte_views(pt: PageTable, epc: Epc, secs_index: int, base: int, size: int) ->
     return pte_views_of(pt, epc, [(secs_index, base, size)], base)
 
 
+# The page-table functions below are called on every transition of a search,
+# on page tables and EPCMs that take a few shapes again and again: each keeps
+# its results by the whole of what it reads (the PTEs, the EPCM arrays and
+# its arguments: an exact key, so a hit is what the function would compute),
+# up to MEMO_MAX results, then starts afresh.
+MEMO_MAX = 1 << 13
+_PTE_VIEWS: dict[tuple, tuple[PteView, ...]] = {}
+_PT_KEYS: dict[tuple, tuple] = {}
+
+
+def _memo_put(memo: dict, key: tuple, value):
+    if len(memo) >= MEMO_MAX:
+        memo.clear()
+    memo[key] = value
+    return value
+
+
 def pte_views_of(pt: PageTable, epc: Epc, spans: list[tuple[int, int, int]], origin: int,
                  proc: int = 0) -> tuple[PteView, ...]:
     """:func:`pte_views` for several enclaves: ``spans`` are (SECS index,
@@ -54,6 +71,16 @@ def pte_views_of(pt: PageTable, epc: Epc, spans: list[tuple[int, int, int]], ori
     enclave's base), a PTE in one enclave's ELRANGE must map a page of that
     enclave, a PTE outside every ELRANGE a page of any of them.  ``proc``
     tags the views with the process whose page table it is."""
+    key = (tuple(pt.ptes.items()), epc.npages, bytes(epc.flags), epc.secs.tobytes(), epc.addr.tobytes(),
+           tuple(spans), origin, proc)
+    got = _PTE_VIEWS.get(key)
+    if got is None:
+        got = _memo_put(_PTE_VIEWS, key, _pte_views_of(pt, epc, spans, origin, proc))
+    return got
+
+
+def _pte_views_of(pt: PageTable, epc: Epc, spans: list[tuple[int, int, int]], origin: int,
+                  proc: int) -> tuple[PteView, ...]:
     out = []
     secs_of = {s for s, _, _ in spans}
     ptes, flags, secs, addr, npages = pt.ptes, epc.flags, epc.secs, epc.addr, epc.npages
@@ -100,15 +127,16 @@ def epc_key(epc: Epc, secs_index: int, base: int, identity: bool = True,
     ``reg_contents`` the contents of REG pages are left out (for a model
     whose actions never read them); TCS contents (CSSA, flags) always count."""
     pages = []
-    flags, secs_of, pt, addr, contents = epc.flags, epc.secs, epc.pt, epc.addr, epc.data
-    for i in range(epc.npages):
-        if flags[i] & EPCM_VALID and secs_of[i] == secs_index and i != secs_index:
+    contents = epc.data
+    # One pass over the EPCM's columns side by side (the npages entries).
+    for i, f, s, t, a in zip(range(epc.npages), epc.flags, epc.secs, epc.pt, epc.addr, strict=True):
+        if f & EPCM_VALID and s == secs_index and i != secs_index:
             data = contents.get(i)
-            if data is None or (not reg_contents and pt[i] == _PT_REG):
+            if data is None or (not reg_contents and t == _PT_REG):
                 digest = b""
             else:
                 digest = page_key(data)
-            pages.append((addr[i] - base, flags[i], pt[i], digest))
+            pages.append((a - base, f, t, digest))
     pages.sort()
     st = epc.secs_state.get(secs_index)
     if st is None:
@@ -124,6 +152,14 @@ def pt_key(pt: PageTable, epc: Epc, base: int) -> tuple:
     """The page table with each target canonicalised: an EPC page by its
     enclave offset (or ``stale`` and a first-seen number when the page is not
     valid), a RAM frame by its first-seen number."""
+    key = (tuple(pt.ptes.items()), epc.npages, bytes(epc.flags), epc.addr.tobytes(), bytes(epc.pt), base)
+    got = _PT_KEYS.get(key)
+    if got is None:
+        got = _memo_put(_PT_KEYS, key, _pt_key(pt, epc, base))
+    return got
+
+
+def _pt_key(pt: PageTable, epc: Epc, base: int) -> tuple:
     ram: dict[int, int] = {}
     stale: dict[int, int] = {}
     out = []

@@ -1,0 +1,56 @@
+"""Children kept as (parent's frozen machine, action) and made again when
+they are expanded: the same search as children frozen one by one, and a
+model that does not reach the same machine again is caught, not searched."""
+
+from __future__ import annotations
+
+import pytest
+
+from sgxsim.check.actions.abi import MAP_ANONYMOUS, MAP_FIXED, MAP_PRIVATE, PROT_READ, SCRATCH
+from sgxsim.check.explorer import explore
+from sgxsim.check.machine_model import MachineModel
+from sgxsim.check.scope import Scope
+
+PAGE = 4096
+
+
+def outcome(exp):
+    return exp.levels, {k: (f.depth, [str(a) for a in f.path]) for k, f in exp.findings.items()}
+
+
+@pytest.mark.parametrize("design", ["linux-6.0", "no-hook"])
+def test_lazy_children_search_the_same_states(design):
+    sc = Scope(pages=1)
+    lazy = explore(MachineModel(design, sc), None, depth=4)
+    # A frontier bound keeps one frozen machine per child (spill.Run counts
+    # its bytes); reuse=False thaws a fresh parent for every transition.
+    frozen = explore(MachineModel(design, sc), None, depth=4, frontier_mem=1 << 40)
+    plain = explore(MachineModel(design, sc), None, depth=4, reuse=False)
+    assert outcome(lazy) == outcome(frozen) == outcome(plain)
+    assert lazy.transitions == frozen.transitions == plain.transitions
+    # Made again rather than thawed: fewer thaws than parents.
+    assert lazy.thaws < frozen.thaws
+
+
+class Drifting(MachineModel):
+    """The machine model, except that from ``drift`` on every mmap step
+    also maps a page more: the same action no longer reaches the same
+    machine."""
+
+    drift = False
+
+    def apply(self, st, action, trace=False, view=True):
+        step = super().apply(st, action, trace, view)
+        if self.drift and action.name == "mmap":
+            st.proc.mmap(SCRATCH + 8 * PAGE, PAGE, PROT_READ, MAP_PRIVATE | MAP_ANONYMOUS | MAP_FIXED)
+        return step
+
+
+def test_a_model_that_does_not_reach_the_same_machine_again_is_refused():
+    model = Drifting("linux-6.0", Scope(pages=1))
+
+    def after_level(exp):
+        model.drift = True  # the children of level 1 were made without it
+
+    with pytest.raises(RuntimeError, match="not deterministic"):
+        explore(model, None, depth=3, progress=after_level)
