@@ -31,6 +31,10 @@ Which permutations are symmetries (docs/checker-reach.md has the argument):
   that stops after two pages has no one-step mirror.  The reversal is used
   when the scope offers no ``mprotect`` (``--actions``); otherwise no
   reduction.
+* Any ``N``: none when the scope offers ``mremap`` (``--actions``): a
+  whole-enclave ``mremap`` looks up only its first page's VMA before it
+  unmaps its destination, so it refuses a range with a hole at page 0
+  untouched and one with a hole further on only after the unmap.
 * Off altogether (the plain key) with ``--enclaves 2``
   (:func:`scope_allows`: the argument is made for one enclave), when a
   selected property does not declare
@@ -150,6 +154,14 @@ def group(model: Any, names: list[str] | None = None) -> tuple[tuple[int, ...], 
     if not all(symmetric(props_mod.PROPERTIES[n]) for n in names):
         return ()
     if _design_state_kind(model.design) not in (None, "page-runs"):
+        return ()
+    if "mremap" in sc.actions:
+        # A whole-enclave mremap tells the pages apart at any N: the syscall
+        # looks up only the VMA at its first address (vma_lookup() in
+        # sys_mremap(), before mremap_to()), then unmaps the destination and
+        # only then finds that the old range spans a hole (vma_to_resize()).
+        # So a hole at page 0 refuses it untouched, a hole at page N-1 costs
+        # the destination first, and there is no one-step mirror of that.
         return ()
     n = model.pages
     if n == 2:
