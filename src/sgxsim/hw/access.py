@@ -242,8 +242,11 @@ class AccessMixin:
 
     def load(self: Cpu, lp: LogicalProcessor, la: int, n: int, user: bool = True) -> bytes:
         """A data read of ``n`` bytes at linear address ``la``."""
-        if 0 < n <= PAGE_SIZE - (la & (PAGE_SIZE - 1)):
-            return self._access(lp, la, READ, user, n)  # within one page: one access
+        off = la & (PAGE_SIZE - 1)
+        if 0 < n <= PAGE_SIZE - off:
+            # Within one page: one access (_access(), inline).
+            page = self._page(lp, la, READ, user)
+            return _ABORT_PAGE[:n] if page is None else bytes(page[off : off + n])
         out = b""
         while n > 0:
             take = min(n, PAGE_SIZE - (la & (PAGE_SIZE - 1)))
@@ -254,8 +257,13 @@ class AccessMixin:
 
     def store(self: Cpu, lp: LogicalProcessor, la: int, data: bytes, user: bool = True) -> None:
         """A data write of ``data`` at linear address ``la``."""
-        if 0 < len(data) <= PAGE_SIZE - (la & (PAGE_SIZE - 1)):
-            self._access(lp, la, WRITE, user, len(data), data)  # within one page
+        off = la & (PAGE_SIZE - 1)
+        n = len(data)
+        if 0 < n <= PAGE_SIZE - off:
+            # Within one page: one access (_access(), inline).
+            page = self._page(lp, la, WRITE, user)
+            if page is not None:  # writes to the abort page are dropped
+                page[off : off + n] = data
             return
         mv = memoryview(bytes(data))
         while mv:
@@ -266,6 +274,11 @@ class AccessMixin:
 
     def fetch(self: Cpu, lp: LogicalProcessor, la: int, n: int = 1) -> bytes:
         """An instruction fetch at ``la`` (user mode)."""
+        off = la & (PAGE_SIZE - 1)
+        if 0 < n <= PAGE_SIZE - off:
+            # Within one page: one access (_access(), inline).
+            page = self._page(lp, la, FETCH, True)
+            return _ABORT_PAGE[:n] if page is None else bytes(page[off : off + n])
         return self._access(lp, la, FETCH, True, n)
 
     # -- asynchronous exit ----------------------------------------------------------

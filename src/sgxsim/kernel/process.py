@@ -305,7 +305,9 @@ class Process:
     # -- user memory -----------------------------------------------------------------------------
     def peek(self, addr: int, n: int) -> bytes:
         """A user-mode read (SIGSEGV/SIGBUS raised as Signal)."""
-        k = self._enter()
+        # _enter() without its CR3 load, which user_access() does: the hottest path.
+        k = self.kernel if self.alive else self._enter()  # _enter() refuses a dead task
+        k.current = self
         addr &= U64
         if 0 < n <= PAGE_SIZE - (addr & (PAGE_SIZE - 1)):
             return k.user_access(self, k.cpu.load, addr, n)  # the common case: one page
@@ -318,7 +320,9 @@ class Process:
         return bytes(out)
 
     def poke(self, addr: int, data: bytes) -> None:
-        k = self._enter()
+        """A user-mode write (SIGSEGV/SIGBUS raised as Signal)."""
+        k = self.kernel if self.alive else self._enter()  # as in peek()
+        k.current = self
         addr &= U64
         data = bytes(data)
         if (addr & (PAGE_SIZE - 1)) + len(data) <= PAGE_SIZE:
@@ -333,7 +337,8 @@ class Process:
 
     def fetch(self, addr: int) -> bytes:
         """An instruction fetch of one byte."""
-        k = self._enter()
+        k = self.kernel if self.alive else self._enter()  # as in peek()
+        k.current = self
         return k.user_access(self, k.cpu.fetch, addr & U64)
 
     def maps(self) -> list[MapEntry]:

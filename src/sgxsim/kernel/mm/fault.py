@@ -322,7 +322,8 @@ class FaultMixin:
         fault path and retry, as returning from the #PF handler does."""
         lp = task.lp
         lp.cr3 = task.mm.pgtable
-        for _ in range(MAX_FAULT_RETRIES):
+        tries = MAX_FAULT_RETRIES  # counted down only after a fault: no iterator in the common case
+        while tries:
             try:
                 return fn(lp, addr, *args)
             except PageFault as pf:
@@ -332,6 +333,7 @@ class FaultMixin:
                 # plain force_sig(SIGSEGV), so SI_KERNEL and no address.
                 raise Signal(signal.SIGSEGV, SI_KERNEL, 0, Decision(
                     "mm", "exc_general_protection", "SIGSEGV", gp.why.detail), trapno=gp.vector) from None
+            tries -= 1
         raise Signal(signal.SIGBUS, BUS_ADRERR, addr,
                      Decision("mm", "handle_mm_fault", "SIGBUS", "fault retried without progress"))
 
