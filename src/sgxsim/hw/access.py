@@ -222,7 +222,8 @@ class AccessMixin:
                         if (epc.flags[i] & _EPCM_FAST_MASK[access] == _EPCM_FAST_OK[access]
                                 and epc.secs[i] == ctx.secs and epc.addr[i] == la & PAGE_MASK
                                 and epc.pt[i] == _PT_REG):
-                            return epc.page(i)
+                            page = epc.data.get(i)  # epc.page(i), without its frame once allocated
+                            return page if page is not None else epc.page(i)
                 elif access != FETCH and not 0 <= i < self.epc_pages:
                     return self.phys.frames[pfn]  # SDM 38.5, C: data goes to memory
         kind, idx = self._admit(lp, la, access, user)

@@ -16,6 +16,7 @@ library does not know: fetching it raises #UD.
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
@@ -36,19 +37,22 @@ class EnclaveProgram:
 
 
 class EnclaveCpu:
-    """The in-enclave CPU interface an instruction uses (one LP, enclave mode)."""
+    """The in-enclave CPU interface an instruction uses (one LP, enclave
+    mode): ``regs``, ``base`` (the enclave's ELRANGE base), loads, stores
+    and the ENCLU leaves."""
+
+    __slots__ = ("cpu", "lp", "regs", "base", "load")
 
     def __init__(self, cpu: Any, lp: Any):
         self.cpu = cpu
         self.lp = lp
         self.regs: dict[str, int] = lp.regs  # the LP's register file (one dict for its life)
-
-    @property
-    def base(self) -> int:
-        return self.lp.enclave.base
-
-    def load(self, la: int, n: int) -> bytes:
-        return self.cpu.load(self.lp, la, n)
+        # The enclave an LP is in changes only through an entry:
+        # EnclaveLibrary.run() sets the base with the code it looks up.
+        self.base = lp.enclave.base if lp.enclave is not None else 0
+        # load(la, n): the CPU's own load on this LP (no wrapper frame: the
+        # commonest access of a program).
+        self.load: Callable[[int, int], bytes] = functools.partial(cpu.load, lp)
 
     def load_u64(self, la: int) -> int:
         return int.from_bytes(self.cpu.load(self.lp, la, 8), "little")
@@ -106,6 +110,7 @@ class EnclaveLibrary:
                 # is in changes only through an entry: look the code up once.
                 program = self.programs.get(cpu.enclave_identity(lp))
                 entered, code = ctx, (program.code if program is not None else {})
+                ecpu.base = ctx.base
             insn = code.get(rip - ctx.base)
             if insn is None:
                 fault = InvalidOpcode(Decision("hw", "decode", "#UD",
