@@ -78,22 +78,24 @@ class AccessMixin:
 
         Raises an ordinary #PF (SGX bit clear) as the page walker would, and
         sets the accessed/dirty bits of the PTE it used."""
-        ec = _ACCESS_BITS[access] | (PF_USER if user else 0)
         pt = lp.cr3
         vpn = la >> PAGE_SHIFT
         pte = pt.ptes.get(vpn, 0) if pt is not None else 0
-        if not pte & PTE_PRESENT:
-            raise _pf(la, ec, "paging", f"{_ACCESS_NAME[access]} of a not-present page")
-        if user and not pte & PTE_USER:
-            raise _pf(la, ec | PF_PROT, "paging", "user access to a supervisor page")
-        if access == WRITE and not pte & PTE_RW:
-            raise _pf(la, ec | PF_PROT, "paging", "write to a read-only PTE")
-        if access == FETCH and pte & PTE_NX:
+        need = _PTE_NEEDS[access] | (PTE_USER if user else 0)
+        if pte & need != need or (access == FETCH and pte & PTE_NX):
+            # The checks in the walker's order: the first failing one decides the code.
+            ec = _ACCESS_BITS[access] | (PF_USER if user else 0)
+            if not pte & PTE_PRESENT:
+                raise _pf(la, ec, "paging", f"{_ACCESS_NAME[access]} of a not-present page")
+            if user and not pte & PTE_USER:
+                raise _pf(la, ec | PF_PROT, "paging", "user access to a supervisor page")
+            if access == WRITE and not pte & PTE_RW:
+                raise _pf(la, ec | PF_PROT, "paging", "write to a read-only PTE")
             raise _pf(la, ec | PF_PROT, "paging", "fetch from an NX PTE")
-        new = pte | PTE_ACCESSED | (PTE_DIRTY if access == WRITE else 0)
+        new = pte | _PTE_SETS[access]
         if new != pte:
             pt.ptes[vpn] = new
-        return (pte >> PAGE_SHIFT) & ((1 << 40) - 1)
+        return (pte >> PAGE_SHIFT) & _PFN_MASK
 
     # -- the check --------------------------------------------------------------
     def _frame(self: Cpu, lp: LogicalProcessor, la: int, access: int, user: bool):

@@ -10,6 +10,7 @@ on a logical processor.
 from __future__ import annotations
 
 import hashlib
+from collections import Counter
 from dataclasses import dataclass, field
 
 from sgxsim.hw.access import AccessMixin
@@ -103,7 +104,8 @@ class Cpu(AccessMixin, EnclsMixin, EncluMixin):
         self.next_version = 1  # EWB version counter (TMP_VER)
         self.pending_unmasked_events = 0
         self.evicted_secs: dict[int, object] = {}  # hidden SECS state by EWB version
-        self.stats: dict[str, int] = {}
+        # Leaf counts; a Counter, so a hot leaf counts with one ``+= 1``.
+        self.stats: Counter[str] = Counter()
 
     # -- CPUID -------------------------------------------------------------------
     # The leaf 7 bits this model owns (sub-leaf 0 EBX, ECX, EDX); a front end
@@ -175,4 +177,4 @@ class Cpu(AccessMixin, EnclsMixin, EncluMixin):
                 self.aex(lp, vector=None)
 
     def count(self, what: str) -> None:
-        self.stats[what] = self.stats.get(what, 0) + 1
+        self.stats[what] += 1
