@@ -58,6 +58,11 @@ _PT_REG = int(PageType.PT_REG)  # a plain int: comparisons with an IntEnum membe
 # BLOCKED, PENDING or MODIFIED, with the access's right.
 _PTE_NEEDS = (PTE_PRESENT, PTE_PRESENT | PTE_RW, PTE_PRESENT)
 _PTE_SETS = (PTE_ACCESSED, PTE_ACCESSED | PTE_DIRTY, PTE_ACCESSED)
+# By ``access + 3 * user``: (the PTE bits looked at, the values that pass):
+# the bits the access needs, and for a fetch NX clear.
+_PTE_CHECK = tuple((need | (PTE_USER if user else 0) | (PTE_NX if access == FETCH else 0),
+                    need | (PTE_USER if user else 0))
+                   for user in (False, True) for access, need in enumerate(_PTE_NEEDS))
 _PFN_MASK = (1 << 40) - 1
 _UPPER_HALF = (1 << 17) - 1  # bits 63:47 of a canonical upper-half address (4-level paging)
 _EPCM_FAST_MASK = tuple(EPCM_VALID | EPCM_BLOCKED | EPCM_PENDING | EPCM_MODIFIED | r
@@ -81,8 +86,8 @@ class AccessMixin:
         pt = lp.cr3
         vpn = la >> PAGE_SHIFT
         pte = pt.ptes.get(vpn, 0) if pt is not None else 0
-        need = _PTE_NEEDS[access] | (PTE_USER if user else 0)
-        if pte & need != need or (access == FETCH and pte & PTE_NX):
+        mask, need = _PTE_CHECK[access + 3 * user]
+        if pte & mask != need:
             # The checks in the walker's order: the first failing one decides the code.
             ec = _ACCESS_BITS[access] | (PF_USER if user else 0)
             if not pte & PTE_PRESENT:
@@ -205,29 +210,32 @@ class AccessMixin:
             vpn = la >> PAGE_SHIFT
             ptes = pt.ptes
             pte = ptes.get(vpn, 0)
-            need = _PTE_NEEDS[access] | (PTE_USER if user else 0)
-            if pte & need == need and not (access == FETCH and pte & PTE_NX):
-                new = pte | _PTE_SETS[access]
-                if new != pte:
-                    ptes[vpn] = new  # the walk's A/D update (walk())
-                pfn = (pte >> PAGE_SHIFT) & _PFN_MASK
+            mask, need = _PTE_CHECK[access + 3 * user]
+            if pte & mask == need:
+                sets = _PTE_SETS[access]
+                if pte & sets != sets:
+                    ptes[vpn] = pte | sets  # the walk's A/D update (walk())
+                # The EPC page number (negative: a frame below the EPC, i.e. RAM).
+                i = ((pte >> PAGE_SHIFT) & _PFN_MASK) - EPC_BASE_PFN
                 ctx = lp.enclave
-                i = pfn - EPC_BASE_PFN
                 if ctx is None:
-                    if not 0 <= i < self.epc_pages:
-                        return self.phys.frames[pfn]
-                    return None  # the abort page (SDM 38.5, A)
-                if ctx.base <= la < ctx.base + ctx.size:
-                    if 0 <= i < self.epc_pages:
-                        # SDM 38.5, B: the EPCM access check of _epcm_check(), all passing.
-                        epc = self.epc
-                        if (epc.flags[i] & _EPCM_FAST_MASK[access] == _EPCM_FAST_OK[access]
-                                and epc.secs[i] == ctx.secs and epc.addr[i] == la & PAGE_MASK
-                                and epc.pt[i] == _PT_REG):
-                            page = epc.data.get(i)  # epc.page(i), without its frame once allocated
-                            return page if page is not None else epc.page(i)
-                elif access != FETCH and not 0 <= i < self.epc_pages:
-                    return self.phys.frames[pfn]  # SDM 38.5, C: data goes to memory
+                    if i < 0:
+                        return self.phys.frames[i + EPC_BASE_PFN]
+                    if i < self.epc_pages:
+                        return None  # the abort page (SDM 38.5, A)
+                else:
+                    base = ctx.base
+                    if base <= la < base + ctx.size:
+                        if 0 <= i < self.epc_pages:
+                            # SDM 38.5, B: the EPCM access check of _epcm_check(), all passing.
+                            epc = self.epc
+                            if (epc.flags[i] & _EPCM_FAST_MASK[access] == _EPCM_FAST_OK[access]
+                                    and epc.secs[i] == ctx.secs and epc.addr[i] == la & PAGE_MASK
+                                    and epc.pt[i] == _PT_REG):
+                                # epc.page(i), without its frame once allocated
+                                return epc.data.get(i) or epc.page(i)
+                    elif access != FETCH and i < 0:
+                        return self.phys.frames[i + EPC_BASE_PFN]  # SDM 38.5, C: data goes to memory
         kind, idx = self._admit(lp, la, access, user)
         if kind == "abort":
             return None

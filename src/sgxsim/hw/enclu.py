@@ -195,7 +195,7 @@ class EncluMixin:
         if (not f & EPCM_VALID or f & (EPCM_BLOCKED | EPCM_PENDING | EPCM_MODIFIED)
                 or epc.addr[ti] != tcs or epc.pt[ti] != _PT_TCS):
             raise _pf(leaf, tcs, "EPCM(TCS) is not a valid, accepted PT_TCS page at this address")
-        page = epc.page(ti)
+        page = epc.data.get(ti) or epc.page(ti)  # epc.page(), without its frame once allocated
         t = _new_tcs_head(_TCS_HEAD.unpack_from(page))
         secs_i = epc.secs[ti]
         st = epc.secs_state[secs_i]
@@ -265,7 +265,8 @@ class EncluMixin:
         regs = lp.regs
         ret = (regs.get("rip", 0) + _ENCLU_LEN) & U64
         # Save URSP/URBP in the SSA's GPR area (the rest of GPRSGX is untouched).
-        gpr_page = self.epc.page(pages[-1])
+        epc = self.epc
+        gpr_page = epc.data.get(pages[-1]) or epc.page(pages[-1])  # as in _enter_checks()
         _U64.pack_into(gpr_page, _OFF_URSP, regs.get("rsp", 0) & U64)
         _U64.pack_into(gpr_page, _OFF_URBP, regs.get("rbp", 0) & U64)
         self._enter(lp, tcs, aep, ti, page, t, secs_i, st, frame_la, pages)
@@ -302,7 +303,8 @@ class EncluMixin:
             raise _gp("EEXIT", "executed outside enclave mode")  # _in_enclave()
         if target >> 47 not in _CANONICAL_TOP:
             raise self.aex(lp, fault=_gp("EEXIT", "target not canonical"))
-        _U64.pack_into(self.epc.page(ctx.tcs_epc), Tcs.OFF_STATE, 0)
+        epc = self.epc
+        _U64.pack_into(epc.data.get(ctx.tcs_epc) or epc.page(ctx.tcs_epc), Tcs.OFF_STATE, 0)
         regs = lp.regs
         regs["rip"], regs["rcx"], regs["fsbase"], regs["gsbase"] = target, ctx.aep, ctx.ufsbase, ctx.ugsbase
         self._leave_enclave(lp)
