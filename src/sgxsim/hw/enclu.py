@@ -569,7 +569,9 @@ class EncluMixin:
     # -- identity, for the code that runs inside -------------------------------------------------------
     def enclave_identity(self: Cpu, lp: LogicalProcessor) -> bytes:
         """MRENCLAVE of the enclave the LP is executing (selects its code)."""
-        ctx = self._in_enclave(lp, "identity")
+        ctx = lp.enclave
+        if ctx is None:
+            raise _gp("identity", "executed outside enclave mode")  # _in_enclave()
         return self.epc.secs_state[ctx.secs].mrenclave
 
 

@@ -41,7 +41,7 @@ class EnclaveCpu:
     mode): ``regs``, ``base`` (the enclave's ELRANGE base), loads, stores
     and the ENCLU leaves."""
 
-    __slots__ = ("cpu", "lp", "regs", "base", "load")
+    __slots__ = ("cpu", "lp", "regs", "base", "load", "eexit")
 
     def __init__(self, cpu: Any, lp: Any):
         self.cpu = cpu
@@ -50,9 +50,10 @@ class EnclaveCpu:
         # The enclave an LP is in changes only through an entry:
         # EnclaveLibrary.run() sets the base with the code it looks up.
         self.base = lp.enclave.base if lp.enclave is not None else 0
-        # load(la, n): the CPU's own load on this LP (no wrapper frame: the
-        # commonest access of a program).
+        # load(la, n) and eexit(target): the CPU's own on this LP (no wrapper
+        # frame: a program's commonest access, and its every exit).
         self.load: Callable[[int, int], bytes] = functools.partial(cpu.load, lp)
+        self.eexit: Callable[[int], None] = functools.partial(cpu.eexit, lp)
 
     def load_u64(self, la: int) -> int:
         return int.from_bytes(self.cpu.load(self.lp, la, 8), "little")
@@ -77,9 +78,6 @@ class EnclaveCpu:
 
     def egetkey(self, keyrequest: int, out: int) -> int:
         return self.cpu.egetkey(self.lp, keyrequest, out)
-
-    def eexit(self, target: int) -> None:
-        self.cpu.eexit(self.lp, target)
 
 
 class EnclaveLibrary:
