@@ -166,6 +166,8 @@ class Outcome(NamedTuple):
     error_code: int = 0
 
 
+_outcome = functools.partial(tuple.__new__, Outcome)  # Outcome(...) without its __new__ frame
+
 @functools.lru_cache(maxsize=16)
 def _fresh_run(tcs: int) -> bytes:
     """A zeroed ``struct sgx_enclave_run`` for ``tcs`` and, right behind it,
@@ -204,7 +206,7 @@ def run(proc: Any, library: EnclaveLibrary, tcs: int, op: str, target: int, *, f
     function, vector, error_code, slot = _enter(proc, vdso, scratch, fresh, EENTER, OPS[op], target, flags,
                                                 scratch + _RUN_SIZE, src)
     if function == EEXIT:
-        return Outcome(True, slot)
+        return _outcome((True, slot, None, 0))
     out = Outcome(False, 0, vector, error_code)
     if function == ERESUME:
         # The exception happened inside: CSSA is 1.  Handler, then resume.
