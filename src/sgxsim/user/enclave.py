@@ -21,6 +21,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
+from sgxsim.hw.consts import PAGE_SHIFT
 from sgxsim.hw.faults import InvalidOpcode
 from sgxsim.trace import Decision
 
@@ -41,7 +42,7 @@ class EnclaveCpu:
     mode): ``regs``, ``base`` (the enclave's ELRANGE base), loads, stores
     and the ENCLU leaves."""
 
-    __slots__ = ("cpu", "lp", "regs", "base", "load", "eexit")
+    __slots__ = ("cpu", "lp", "regs", "base", "load", "eexit", "itlb")
 
     def __init__(self, cpu: Any, lp: Any):
         self.cpu = cpu
@@ -54,6 +55,9 @@ class EnclaveCpu:
         # frame: a program's commonest access, and its every exit).
         self.load: Callable[[int, int], bytes] = functools.partial(cpu.load, lp)
         self.eexit: Callable[[int], None] = functools.partial(cpu.eexit, lp)
+        # The code page whose instruction fetch check passed since the last
+        # ENCLU leaf (EnclaveLibrary.run()); None: none.
+        self.itlb: int | None = None
 
     def load_u64(self, la: int) -> int:
         return int.from_bytes(self.cpu.load(self.lp, la, 8), "little")
@@ -65,18 +69,23 @@ class EnclaveCpu:
         self.cpu.store(self.lp, la, (value & ((1 << 64) - 1)).to_bytes(8, "little"))
 
     def eaccept(self, secinfo: int, page: int) -> int:
+        self.itlb = None  # a leaf may change the EPCM: the next fetch is checked again
         return self.cpu.eaccept(self.lp, secinfo, page)
 
     def eacceptcopy(self, secinfo: int, dst: int, src: int) -> int:
+        self.itlb = None  # a leaf may change the EPCM: the next fetch is checked again
         return self.cpu.eacceptcopy(self.lp, secinfo, dst, src)
 
     def emodpe(self, secinfo: int, page: int) -> None:
+        self.itlb = None  # a leaf may change the EPCM: the next fetch is checked again
         self.cpu.emodpe(self.lp, secinfo, page)
 
     def ereport(self, targetinfo: int, reportdata: int, out: int) -> None:
+        self.itlb = None  # a leaf may change the EPCM: the next fetch is checked again
         self.cpu.ereport(self.lp, targetinfo, reportdata, out)
 
     def egetkey(self, keyrequest: int, out: int) -> int:
+        self.itlb = None  # a leaf may change the EPCM: the next fetch is checked again
         return self.cpu.egetkey(self.lp, keyrequest, out)
 
 
@@ -84,6 +93,7 @@ class EnclaveLibrary:
     """Which program each enclave identity runs (per Machine)."""
 
     MAX_STEPS = 100_000
+    ITLB = True  # reuse a code page's fetch check (run()); False: check every fetch
 
     def __init__(self) -> None:
         self.programs: dict[bytes, EnclaveProgram] = {}
@@ -102,7 +112,16 @@ class EnclaveLibrary:
             if ctx is None:
                 return
             rip = regs["rip"]
-            cpu.fetch(lp, rip)  # the instruction bytes must be executable here
+            if rip >> PAGE_SHIFT != ecpu.itlb or ctx is not entered or not self.ITLB:
+                # The instruction bytes must be executable here: the fetch's
+                # access check (paging, then the EPCM).  Its pass is reused,
+                # as a TLB entry is, for the next instructions of the page
+                # while nothing that could change the outcome runs: inside
+                # one run the kernel does not (a fault ends the run), loads
+                # and stores change no PTE or EPCM entry (the walk set the
+                # page's A bit already), and an ENCLU leaf drops the entry.
+                cpu.fetch(lp, rip)
+                ecpu.itlb = rip >> PAGE_SHIFT
             if ctx is not entered:
                 # The identity is fixed from EINIT on, and the enclave an LP
                 # is in changes only through an entry: look the code up once.
