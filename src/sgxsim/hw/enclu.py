@@ -201,7 +201,8 @@ class EncluMixin:
         st = epc.secs_state[secs_i]
         if t.ossa % PAGE_SIZE or t.ofsbase % PAGE_SIZE or t.ogsbase % PAGE_SIZE:
             raise _gp(leaf, "OSSA, OFSBASE or OGSBASE not page aligned")
-        if (st.base + t.ofsbase) >> 47 not in _CANONICAL_TOP or (st.base + t.ogsbase) >> 47 not in _CANONICAL_TOP:
+        base = st.base
+        if (base + t.ofsbase) >> 47 not in _CANONICAL_TOP or (base + t.ogsbase) >> 47 not in _CANONICAL_TOP:
             raise _gp(leaf, "FS/GS base not canonical")
         if t.flags & ~_TCS_FLAGS_VALID:
             raise _gp(leaf, "TCS.FLAGS reserved bits set")
