@@ -340,12 +340,12 @@ class FaultMixin:
                 # exc_general_protection() -> gp_user_force_sig_segv(): a
                 # plain force_sig(SIGSEGV), so SI_KERNEL and no address.
                 raise Signal(signal.SIGSEGV, SI_KERNEL, 0, Decision(
-                    "mm", "exc_general_protection", "SIGSEGV", fault.why.detail), trapno=fault.vector)
+                    "mm", "exc_general_protection", "SIGSEGV", fault.why.detail), trapno=fault.vector) from None
             self.do_user_addr_fault(task, fault)
             tries -= 1
             if not tries:
-                raise Signal(signal.SIGBUS, BUS_ADRERR, addr,
-                             Decision("mm", "handle_mm_fault", "SIGBUS", "fault retried without progress"))
+                raise Signal(signal.SIGBUS, BUS_ADRERR, addr, Decision(
+                    "mm", "handle_mm_fault", "SIGBUS", "fault retried without progress")) from None
             try:
                 return fn(lp, addr, *args)
             except (PageFault, GeneralProtection) as again:
