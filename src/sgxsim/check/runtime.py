@@ -168,6 +168,7 @@ class Outcome(NamedTuple):
 
 _outcome = functools.partial(tuple.__new__, Outcome)  # Outcome(...) without its __new__ frame
 
+
 @functools.lru_cache(maxsize=16)
 def _fresh_run(tcs: int) -> bytes:
     """A zeroed ``struct sgx_enclave_run`` for ``tcs`` and, right behind it,
