@@ -10,7 +10,6 @@ on a logical processor.
 from __future__ import annotations
 
 import hashlib
-from collections import Counter
 from dataclasses import dataclass, field
 
 from sgxsim.hw.access import AccessMixin
@@ -104,8 +103,7 @@ class Cpu(AccessMixin, EnclsMixin, EncluMixin):
         self.next_version = 1  # EWB version counter (TMP_VER)
         self.pending_unmasked_events = 0
         self.evicted_secs: dict[int, object] = {}  # hidden SECS state by EWB version
-        # Leaf counts; a Counter, so a hot leaf counts with one ``+= 1``.
-        self.stats: Counter[str] = Counter()
+        self.stats: dict[str, int] = {}
 
     # -- CPUID -------------------------------------------------------------------
     # The leaf 7 bits this model owns (sub-leaf 0 EBX, ECX, EDX); a front end
@@ -177,4 +175,4 @@ class Cpu(AccessMixin, EnclsMixin, EncluMixin):
                 self.aex(lp, vector=None)
 
     def count(self, what: str) -> None:
-        self.stats[what] += 1
+        self.stats[what] = self.stats.get(what, 0) + 1

@@ -272,7 +272,7 @@ class EncluMixin:
         _U64.pack_into(gpr_page, _OFF_URBP, regs.get("rbp", 0) & U64)
         self._enter(lp, tcs, aep, ti, page, t, secs_i, st, frame_la, pages)
         regs["rcx"], regs["rax"], regs["rbx"], regs["rip"] = ret, t.cssa, tcs, target
-        self.stats["eenter"] += 1  # count(), inline
+        self.count("eenter")
 
     def eresume(self: Cpu, lp: LogicalProcessor, tcs: int, aep: int) -> None:
         # SDM: ERESUME
@@ -309,7 +309,7 @@ class EncluMixin:
         regs = lp.regs
         regs["rip"], regs["rcx"], regs["fsbase"], regs["gsbase"] = target, ctx.aep, ctx.ufsbase, ctx.ugsbase
         self._leave_enclave(lp)
-        self.stats["eexit"] += 1  # count(), inline
+        self.count("eexit")
 
     # -- EACCEPT ---------------------------------------------------------------------------------------
     def eaccept(self: Cpu, lp: LogicalProcessor, secinfo: int, page: int) -> int:
