@@ -185,11 +185,11 @@ assert (_R.OFF_EXCEPTION_VECTOR, _R.OFF_EXCEPTION_ERROR_CODE, _R.OFF_EXCEPTION_A
     _R.OFF_FUNCTION + d for d in (4, 6, 8)) and _RUN_REPORT.size == _RUN_SIZE + 8
 
 
-def _enter(proc: Any, vdso: Vdso, run_addr: int, run: bytes, function: int,
-           rdi: int = 0, rsi: int = 0, rdx: int = 0, r8: int = 0, r9: int = 0) -> tuple[int, int, int, int]:
-    """Write ``run`` (struct sgx_enclave_run, with the result slot when it
-    is that long), call the vDSO, read back (function, vector, error code,
-    result slot)."""
+def enter(proc: Any, vdso: Vdso, run_addr: int, run: bytes, function: int,
+          rdi: int = 0, rsi: int = 0, rdx: int = 0, r8: int = 0, r9: int = 0) -> tuple[int, int, int, int]:
+    """One entry (a step of ``sgxsim explain``'s chain): write ``run``
+    (struct sgx_enclave_run, with the result slot when it is that long),
+    call the vDSO, read back (function, vector, error code, result slot)."""
     proc.poke(run_addr, run)
     rc = vdso.sgx_enter_enclave(rdi, rsi, rdx, function, r8, r9, run_addr)
     if rc:
@@ -204,7 +204,7 @@ def run(proc: Any, library: EnclaveLibrary, tcs: int, op: str, target: int, *, f
     vdso = Vdso(proc, library)
     fresh = _fresh_run(tcs)
     # The first entry also clears the result slot.
-    function, vector, error_code, slot = _enter(proc, vdso, scratch, fresh, EENTER, OPS[op], target, flags,
+    function, vector, error_code, slot = enter(proc, vdso, scratch, fresh, EENTER, OPS[op], target, flags,
                                                 scratch + _RUN_SIZE, src)
     if function == EEXIT:
         return _outcome((True, slot, None, 0))
@@ -212,7 +212,7 @@ def run(proc: Any, library: EnclaveLibrary, tcs: int, op: str, target: int, *, f
     if function == ERESUME:
         # The exception happened inside: CSSA is 1.  Handler, then resume.
         for function in (EENTER, ERESUME):
-            function, vector, _, _ = _enter(proc, vdso, scratch, fresh[:_RUN_SIZE], function)
+            function, vector, _, _ = enter(proc, vdso, scratch, fresh[:_RUN_SIZE], function)
             if function != EEXIT:
                 raise RuntimeError(f"the runtime's exception path faulted: vector {vector}")
     return out
