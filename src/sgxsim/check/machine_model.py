@@ -264,9 +264,10 @@ class MachineModel:
     def _resident(self, st: MState) -> set[int]:
         """The ghost offsets of the explored pages in the driver's page_array."""
         out = set()
+        base = self.base
         for h in st.handles:
             pa = self.encl(st, h).page_array
-            b, at = h.base >> 12, self.ghost_offset(h, 0)
+            b, at = h.base >> 12, h.base - base  # at: ghost_offset(h, 0)
             for i in range(self.pages):
                 if b + i in pa:
                     out.add(at + i * PAGE)

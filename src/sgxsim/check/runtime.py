@@ -76,19 +76,25 @@ class RuntimeProgram(EnclaveProgram):
 @functools.cache
 def program(lay: Layout) -> RuntimeProgram:
     """The runtime's enclave program for this layout (one per layout)."""
-    def at(c: EnclaveCpu, insn: int) -> int:
-        return c.base + lay.code(insn)
+    # Every address an instruction forms, as an enclave offset (the base is
+    # added at run time: the enclave's ELRANGE, from the LP).
+    o_exit, o_handler, o_eaccept, o_eacceptcopy, o_emodpe, o_report = (
+        lay.code(i) for i in (I_EXIT, I_HANDLER, I_EACCEPT, I_EACCEPTCOPY, I_EMODPE, I_REPORT))
+    o_ssa0_rip, o_data = lay.page(SSA0) + _GPR_RIP, lay.page(DATA)
+    first = {op: lay.code(i) for op, i in
+             ((1, I_LOAD), (2, I_STORE), (3, I_FETCH), (4, I_SECINFO), (5, I_SECINFO), (6, I_SECINFO))}
+    after_secinfo = {4: o_eaccept, 5: o_eacceptcopy}
 
     def entry(c: EnclaveCpu) -> int:
         # EENTER leaves CSSA in RAX and the return address in RCX.
-        c.regs[R_RET] = c.regs["rcx"]
-        if c.regs["rax"]:
-            return at(c, I_HANDLER)
-        op = c.regs["rdi"]
-        c.regs.update({R_OP: op, R_TARGET: c.regs["rsi"], R_FLAGS: c.regs["rdx"],
-                       R_SLOT: c.regs["r8"], R_SRC: c.regs["r9"], "rax": 0})
-        first = {1: I_LOAD, 2: I_STORE, 3: I_FETCH, 4: I_SECINFO, 5: I_SECINFO, 6: I_SECINFO}
-        return at(c, first.get(op, I_EXIT))
+        regs = c.regs
+        regs[R_RET] = regs["rcx"]
+        if regs["rax"]:
+            return c.base + o_handler
+        op = regs["rdi"]
+        regs[R_OP], regs[R_TARGET], regs[R_FLAGS], regs[R_SLOT], regs[R_SRC], regs["rax"] = (
+            op, regs["rsi"], regs["rdx"], regs["r8"], regs["r9"], 0)
+        return c.base + first.get(op, o_exit)
 
     def exit_(c: EnclaveCpu) -> None:
         c.eexit(c.regs[R_RET])
@@ -97,43 +103,48 @@ def program(lay: Layout) -> RuntimeProgram:
     def handler(c: EnclaveCpu) -> int:
         # The exception handler (SSA frame 1): skip the faulting instruction
         # by resuming frame 0 at the exit.
-        c.store_u64(c.base + lay.page(SSA0) + _GPR_RIP, at(c, I_EXIT))
-        return at(c, I_EXIT)
+        base = c.base
+        c.store_u64(base + o_ssa0_rip, base + o_exit)
+        return base + o_exit
 
     def load(c: EnclaveCpu) -> int:
         c.load(c.regs[R_TARGET], 8)
-        return at(c, I_EXIT)
+        return c.base + o_exit
 
     def store(c: EnclaveCpu) -> int:
         c.store(c.regs[R_TARGET], b"\xcc" * 8)
-        return at(c, I_EXIT)
+        return c.base + o_exit
 
     def fetch(c: EnclaveCpu) -> int:
         return c.regs[R_TARGET]  # jmp *target
 
     def landing(c: EnclaveCpu) -> int:
-        return at(c, I_EXIT)  # jmp back to the runtime
+        return c.base + o_exit  # jmp back to the runtime
 
     def secinfo(c: EnclaveCpu) -> int:
-        c.store(c.base + lay.page(DATA), Secinfo(flags=c.regs[R_FLAGS]).pack())
-        return at(c, {4: I_EACCEPT, 5: I_EACCEPTCOPY}.get(c.regs[R_OP], I_EMODPE))
+        base = c.base
+        c.store(base + o_data, Secinfo(flags=c.regs[R_FLAGS]).pack())
+        return base + after_secinfo.get(c.regs[R_OP], o_emodpe)
 
     def eaccept(c: EnclaveCpu) -> int:
-        c.regs["rax"] = c.eaccept(c.base + lay.page(DATA), c.regs[R_TARGET])
-        return at(c, I_REPORT)
+        base = c.base
+        c.regs["rax"] = c.eaccept(base + o_data, c.regs[R_TARGET])
+        return base + o_report
 
     def eacceptcopy(c: EnclaveCpu) -> int:
-        c.regs["rax"] = c.eacceptcopy(c.base + lay.page(DATA), c.regs[R_TARGET], c.regs[R_SRC])
-        return at(c, I_REPORT)
+        base = c.base
+        c.regs["rax"] = c.eacceptcopy(base + o_data, c.regs[R_TARGET], c.regs[R_SRC])
+        return base + o_report
 
     def emodpe(c: EnclaveCpu) -> int:
-        c.emodpe(c.base + lay.page(DATA), c.regs[R_TARGET])
-        return at(c, I_EXIT)
+        base = c.base
+        c.emodpe(base + o_data, c.regs[R_TARGET])
+        return base + o_exit
 
     def report(c: EnclaveCpu) -> int:
         # The leaf's return value to the untrusted result slot.
         c.store_u64(c.regs[R_SLOT], c.regs["rax"])
-        return at(c, I_EXIT)
+        return c.base + o_exit
 
     code = {lay.code(off): fn for off, fn in (
         (I_ENTRY, entry), (I_EXIT, exit_), (I_HANDLER, handler), (I_LOAD, load), (I_STORE, store),
@@ -155,6 +166,9 @@ class Outcome(NamedTuple):
     error_code: int = 0
 
 
+_outcome = functools.partial(tuple.__new__, Outcome)  # Outcome(...) without its __new__ frame
+
+
 @functools.lru_cache(maxsize=16)
 def _fresh_run(tcs: int) -> bytes:
     """A zeroed ``struct sgx_enclave_run`` for ``tcs`` and, right behind it,
@@ -162,32 +176,43 @@ def _fresh_run(tcs: int) -> bytes:
     return SgxEnclaveRun(tcs=tcs).pack() + bytes(8)
 
 
+_RUN_SIZE = SgxEnclaveRun.SIZE
+# What the untrusted side reads back: the exit reason and the exception
+# fields of struct sgx_enclave_run, then the result slot behind it.
+_R = SgxEnclaveRun
+_RUN_REPORT = struct.Struct(f"<{_R.OFF_FUNCTION}xIHH{_RUN_SIZE - _R.OFF_EXCEPTION_ADDR}xQ")
+assert (_R.OFF_EXCEPTION_VECTOR, _R.OFF_EXCEPTION_ERROR_CODE, _R.OFF_EXCEPTION_ADDR) == tuple(
+    _R.OFF_FUNCTION + d for d in (4, 6, 8)) and _RUN_REPORT.size == _RUN_SIZE + 8
+
+
+def enter(proc: Any, vdso: Vdso, run_addr: int, run: bytes, function: int,
+          rdi: int = 0, rsi: int = 0, rdx: int = 0, r8: int = 0, r9: int = 0) -> tuple[int, int, int, int]:
+    """One entry (a step of ``sgxsim explain``'s chain): write ``run``
+    (struct sgx_enclave_run, with the result slot when it is that long),
+    call the vDSO, read back (function, vector, error code, result slot)."""
+    proc.poke(run_addr, run)
+    rc = vdso.sgx_enter_enclave(rdi, rsi, rdx, function, r8, r9, run_addr)
+    if rc:
+        raise RuntimeError(f"__vdso_sgx_enter_enclave returned {rc}")
+    return _RUN_REPORT.unpack(proc.peek(run_addr, _RUN_SIZE + 8))
+
+
 def run(proc: Any, library: EnclaveLibrary, tcs: int, op: str, target: int, *, flags: int = 0,
         src: int = 0, scratch: int) -> Outcome:
     """Run one operation; ``scratch`` is 512 bytes of untrusted RW memory
     (struct sgx_enclave_run and, behind it, the result slot)."""
     vdso = Vdso(proc, library)
-    run_addr, size = scratch, SgxEnclaveRun.SIZE
     fresh = _fresh_run(tcs)
-
-    def enter(function: int, *args: int) -> tuple[SgxEnclaveRun, bytes]:
-        # The first entry also clears the result slot.
-        proc.poke(run_addr, fresh if args else fresh[:size])
-        rdi, rsi, rdx, r8, r9 = args if args else (0, 0, 0, 0, 0)
-        rc = vdso.sgx_enter_enclave(rdi, rsi, rdx, function, r8, r9, run_addr)
-        if rc:
-            raise RuntimeError(f"__vdso_sgx_enter_enclave returned {rc}")
-        back = proc.peek(run_addr, len(fresh))
-        return SgxEnclaveRun.unpack(back), back[size:]
-
-    r, slot = enter(EENTER, OPS[op], target, flags, run_addr + size, src)
-    if r.function == EEXIT:
-        return Outcome(True, struct.unpack("<Q", slot)[0])
-    out = Outcome(False, 0, r.exception_vector, r.exception_error_code)
-    if r.function == ERESUME:
+    # The first entry also clears the result slot.
+    function, vector, error_code, slot = enter(proc, vdso, scratch, fresh, EENTER, OPS[op], target, flags,
+                                                scratch + _RUN_SIZE, src)
+    if function == EEXIT:
+        return _outcome((True, slot, None, 0))
+    out = Outcome(False, 0, vector, error_code)
+    if function == ERESUME:
         # The exception happened inside: CSSA is 1.  Handler, then resume.
         for function in (EENTER, ERESUME):
-            h, _ = enter(function)
-            if h.function != EEXIT:
-                raise RuntimeError(f"the runtime's exception path faulted: vector {h.exception_vector}")
+            function, vector, _, _ = enter(proc, vdso, scratch, fresh[:_RUN_SIZE], function)
+            if function != EEXIT:
+                raise RuntimeError(f"the runtime's exception path faulted: vector {vector}")
     return out

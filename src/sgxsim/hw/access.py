@@ -58,6 +58,11 @@ _PT_REG = int(PageType.PT_REG)  # a plain int: comparisons with an IntEnum membe
 # BLOCKED, PENDING or MODIFIED, with the access's right.
 _PTE_NEEDS = (PTE_PRESENT, PTE_PRESENT | PTE_RW, PTE_PRESENT)
 _PTE_SETS = (PTE_ACCESSED, PTE_ACCESSED | PTE_DIRTY, PTE_ACCESSED)
+# By ``access + 3 * user``: (the PTE bits looked at, the values that pass):
+# the bits the access needs, and for a fetch NX clear.
+_PTE_CHECK = tuple((need | (PTE_USER if user else 0) | (PTE_NX if access == FETCH else 0),
+                    need | (PTE_USER if user else 0))
+                   for user in (False, True) for access, need in enumerate(_PTE_NEEDS))
 _PFN_MASK = (1 << 40) - 1
 _UPPER_HALF = (1 << 17) - 1  # bits 63:47 of a canonical upper-half address (4-level paging)
 _EPCM_FAST_MASK = tuple(EPCM_VALID | EPCM_BLOCKED | EPCM_PENDING | EPCM_MODIFIED | r
@@ -78,22 +83,24 @@ class AccessMixin:
 
         Raises an ordinary #PF (SGX bit clear) as the page walker would, and
         sets the accessed/dirty bits of the PTE it used."""
-        ec = _ACCESS_BITS[access] | (PF_USER if user else 0)
         pt = lp.cr3
         vpn = la >> PAGE_SHIFT
         pte = pt.ptes.get(vpn, 0) if pt is not None else 0
-        if not pte & PTE_PRESENT:
-            raise _pf(la, ec, "paging", f"{_ACCESS_NAME[access]} of a not-present page")
-        if user and not pte & PTE_USER:
-            raise _pf(la, ec | PF_PROT, "paging", "user access to a supervisor page")
-        if access == WRITE and not pte & PTE_RW:
-            raise _pf(la, ec | PF_PROT, "paging", "write to a read-only PTE")
-        if access == FETCH and pte & PTE_NX:
+        mask, need = _PTE_CHECK[access + 3 * user]
+        if pte & mask != need:
+            # The checks in the walker's order: the first failing one decides the code.
+            ec = _ACCESS_BITS[access] | (PF_USER if user else 0)
+            if not pte & PTE_PRESENT:
+                raise _pf(la, ec, "paging", f"{_ACCESS_NAME[access]} of a not-present page")
+            if user and not pte & PTE_USER:
+                raise _pf(la, ec | PF_PROT, "paging", "user access to a supervisor page")
+            if access == WRITE and not pte & PTE_RW:
+                raise _pf(la, ec | PF_PROT, "paging", "write to a read-only PTE")
             raise _pf(la, ec | PF_PROT, "paging", "fetch from an NX PTE")
-        new = pte | PTE_ACCESSED | (PTE_DIRTY if access == WRITE else 0)
+        new = pte | _PTE_SETS[access]
         if new != pte:
             pt.ptes[vpn] = new
-        return (pte >> PAGE_SHIFT) & ((1 << 40) - 1)
+        return (pte >> PAGE_SHIFT) & _PFN_MASK
 
     # -- the check --------------------------------------------------------------
     def _frame(self: Cpu, lp: LogicalProcessor, la: int, access: int, user: bool):
@@ -203,28 +210,32 @@ class AccessMixin:
             vpn = la >> PAGE_SHIFT
             ptes = pt.ptes
             pte = ptes.get(vpn, 0)
-            need = _PTE_NEEDS[access] | (PTE_USER if user else 0)
-            if pte & need == need and not (access == FETCH and pte & PTE_NX):
-                new = pte | _PTE_SETS[access]
-                if new != pte:
-                    ptes[vpn] = new  # the walk's A/D update (walk())
-                pfn = (pte >> PAGE_SHIFT) & _PFN_MASK
+            mask, need = _PTE_CHECK[access + 3 * user]
+            if pte & mask == need:
+                sets = _PTE_SETS[access]
+                if pte & sets != sets:
+                    ptes[vpn] = pte | sets  # the walk's A/D update (walk())
+                # The EPC page number (negative: a frame below the EPC, i.e. RAM).
+                i = ((pte >> PAGE_SHIFT) & _PFN_MASK) - EPC_BASE_PFN
                 ctx = lp.enclave
-                i = pfn - EPC_BASE_PFN
                 if ctx is None:
-                    if not 0 <= i < self.epc_pages:
-                        return self.phys.frames[pfn]
-                    return None  # the abort page (SDM 38.5, A)
-                if ctx.base <= la < ctx.base + ctx.size:
-                    if 0 <= i < self.epc_pages:
-                        # SDM 38.5, B: the EPCM access check of _epcm_check(), all passing.
-                        epc = self.epc
-                        if (epc.flags[i] & _EPCM_FAST_MASK[access] == _EPCM_FAST_OK[access]
-                                and epc.secs[i] == ctx.secs and epc.addr[i] == la & PAGE_MASK
-                                and epc.pt[i] == _PT_REG):
-                            return epc.page(i)
-                elif access != FETCH and not 0 <= i < self.epc_pages:
-                    return self.phys.frames[pfn]  # SDM 38.5, C: data goes to memory
+                    if i < 0:
+                        return self.phys.frames[i + EPC_BASE_PFN]
+                    if i < self.epc_pages:
+                        return None  # the abort page (SDM 38.5, A)
+                else:
+                    base = ctx.base
+                    if base <= la < base + ctx.size:
+                        if 0 <= i < self.epc_pages:
+                            # SDM 38.5, B: the EPCM access check of _epcm_check(), all passing.
+                            epc = self.epc
+                            if (epc.flags[i] & _EPCM_FAST_MASK[access] == _EPCM_FAST_OK[access]
+                                    and epc.secs[i] == ctx.secs and epc.addr[i] == la & PAGE_MASK
+                                    and epc.pt[i] == _PT_REG):
+                                # epc.page(i), without its frame once allocated
+                                return epc.data.get(i) or epc.page(i)
+                    elif access != FETCH and i < 0:
+                        return self.phys.frames[i + EPC_BASE_PFN]  # SDM 38.5, C: data goes to memory
         kind, idx = self._admit(lp, la, access, user)
         if kind == "abort":
             return None
@@ -242,8 +253,11 @@ class AccessMixin:
 
     def load(self: Cpu, lp: LogicalProcessor, la: int, n: int, user: bool = True) -> bytes:
         """A data read of ``n`` bytes at linear address ``la``."""
-        if 0 < n <= PAGE_SIZE - (la & (PAGE_SIZE - 1)):
-            return self._access(lp, la, READ, user, n)  # within one page: one access
+        off = la & (PAGE_SIZE - 1)
+        if 0 < n <= PAGE_SIZE - off:
+            # Within one page: one access (_access(), inline).
+            page = self._page(lp, la, READ, user)
+            return _ABORT_PAGE[:n] if page is None else bytes(page[off : off + n])
         out = b""
         while n > 0:
             take = min(n, PAGE_SIZE - (la & (PAGE_SIZE - 1)))
@@ -254,8 +268,13 @@ class AccessMixin:
 
     def store(self: Cpu, lp: LogicalProcessor, la: int, data: bytes, user: bool = True) -> None:
         """A data write of ``data`` at linear address ``la``."""
-        if 0 < len(data) <= PAGE_SIZE - (la & (PAGE_SIZE - 1)):
-            self._access(lp, la, WRITE, user, len(data), data)  # within one page
+        off = la & (PAGE_SIZE - 1)
+        n = len(data)
+        if 0 < n <= PAGE_SIZE - off:
+            # Within one page: one access (_access(), inline).
+            page = self._page(lp, la, WRITE, user)
+            if page is not None:  # writes to the abort page are dropped
+                page[off : off + n] = data
             return
         mv = memoryview(bytes(data))
         while mv:
@@ -266,6 +285,11 @@ class AccessMixin:
 
     def fetch(self: Cpu, lp: LogicalProcessor, la: int, n: int = 1) -> bytes:
         """An instruction fetch at ``la`` (user mode)."""
+        off = la & (PAGE_SIZE - 1)
+        if 0 < n <= PAGE_SIZE - off:
+            # Within one page: one access (_access(), inline).
+            page = self._page(lp, la, FETCH, True)
+            return _ABORT_PAGE[:n] if page is None else bytes(page[off : off + n])
         return self._access(lp, la, FETCH, True, n)
 
     # -- asynchronous exit ----------------------------------------------------------

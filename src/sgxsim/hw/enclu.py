@@ -9,6 +9,7 @@ delivered through an AEX, like any other exception in enclave mode.
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import hmac
 import struct
@@ -95,8 +96,8 @@ _TCS_HEAD = struct.Struct("<" + "".join(
 assert TcsHead._fields == tuple(name for name, _, _, kind in Tcs.FIELDS if kind == "u")
 
 
-def _tcs_head(page: bytearray) -> TcsHead:
-    return TcsHead._make(_TCS_HEAD.unpack_from(page))
+# TcsHead._make() without its Python frame: _new_tcs_head(_TCS_HEAD.unpack_from(page)).
+_new_tcs_head = functools.partial(tuple.__new__, TcsHead)
 
 
 def _gp(leaf: str, detail: str) -> GeneralProtection:
@@ -121,9 +122,11 @@ def _enclave_context():
 _EnclaveContext = None
 
 
+_CANONICAL_TOP = (0, (1 << 17) - 1)  # bits 63:47 of a canonical address (4-level paging)
+
+
 def _canonical(a: int) -> bool:
-    top = a >> 47
-    return top == 0 or top == (1 << 17) - 1
+    return a >> 47 in _CANONICAL_TOP
 
 
 class EncluMixin:
@@ -132,7 +135,7 @@ class EncluMixin:
     # -- helpers -------------------------------------------------------------------------
     def _u_epc(self: Cpu, lp: LogicalProcessor, leaf: str, la: int, access: int) -> int:
         """Translate a user operand; return its EPC index or #PF."""
-        pfn = self.walk(lp, la, access, user=True)
+        pfn = self.walk(lp, la, access, True)  # user
         i = pfn - EPC_BASE_PFN
         if not 0 <= i < self.epc_pages:
             raise _pf(leaf, la, f"operand {la:#x} is not in the EPC", access == WRITE)
@@ -185,19 +188,21 @@ class EncluMixin:
         if tcs % PAGE_SIZE:
             raise _gp(leaf, "TCS not 4 KiB aligned")
         ti = self._u_epc(lp, leaf, tcs, READ)
-        if not _canonical(aep):
+        if aep >> 47 not in _CANONICAL_TOP:
             raise _gp(leaf, "AEP not canonical")
         epc = self.epc
         f = epc.flags[ti]
         if (not f & EPCM_VALID or f & (EPCM_BLOCKED | EPCM_PENDING | EPCM_MODIFIED)
                 or epc.addr[ti] != tcs or epc.pt[ti] != _PT_TCS):
             raise _pf(leaf, tcs, "EPCM(TCS) is not a valid, accepted PT_TCS page at this address")
-        t = _tcs_head(epc.page(ti))
+        page = epc.data.get(ti) or epc.page(ti)  # epc.page(), without its frame once allocated
+        t = _new_tcs_head(_TCS_HEAD.unpack_from(page))
         secs_i = epc.secs[ti]
         st = epc.secs_state[secs_i]
         if t.ossa % PAGE_SIZE or t.ofsbase % PAGE_SIZE or t.ogsbase % PAGE_SIZE:
             raise _gp(leaf, "OSSA, OFSBASE or OGSBASE not page aligned")
-        if not _canonical(st.base + t.ofsbase) or not _canonical(st.base + t.ogsbase):
+        base = st.base
+        if (base + t.ofsbase) >> 47 not in _CANONICAL_TOP or (base + t.ogsbase) >> 47 not in _CANONICAL_TOP:
             raise _gp(leaf, "FS/GS base not canonical")
         if t.flags & ~_TCS_FLAGS_VALID:
             raise _gp(leaf, "TCS.FLAGS reserved bits set")
@@ -205,7 +210,7 @@ class EncluMixin:
             raise _gp(leaf, "enclave not initialised")
         if not st.attributes & _MODE64BIT:
             raise _gp(leaf, "32-bit enclaves are not modelled in 64-bit mode")
-        return ti, t, secs_i, st
+        return ti, page, t, secs_i, st
 
     def _aexnotify_check(self: Cpu, leaf: str, t: TcsHead, st) -> None:
         # SDM: EENTER (SDM-2023, AEX-Notify; reference §4.15 step 3, after CSSA < NSSA):
@@ -231,8 +236,8 @@ class EncluMixin:
             pages.append(i)
         return frame_la, pages
 
-    def _enter(self: Cpu, lp: LogicalProcessor, tcs: int, aep: int, ti: int, t: TcsHead,
-               secs_i: int, st, frame_la: int, pages: list[int]) -> None:
+    def _enter(self: Cpu, lp: LogicalProcessor, tcs: int, aep: int, ti: int, page: bytearray,
+               t: TcsHead, secs_i: int, st, frame_la: int, pages: list[int]) -> None:
         regs = lp.regs
         base = st.base
         # EnclaveContext(secs, base, size, tcs, tcs_epc, aep, ssa_pages, ssa_la, ufsbase, ugsbase)
@@ -241,7 +246,6 @@ class EncluMixin:
         # SDM: EENTER/ERESUME: FS and GS bases come from the TCS, relative to the enclave base.
         regs["fsbase"] = (base + t.ofsbase) & U64
         regs["gsbase"] = (base + t.ogsbase) & U64
-        page = self.epc.page(ti)
         _U64.pack_into(page, Tcs.OFF_STATE, 1)
         _U64.pack_into(page, Tcs.OFF_AEP, aep)
         st.active.add(lp.id)
@@ -249,30 +253,31 @@ class EncluMixin:
     def eenter(self: Cpu, lp: LogicalProcessor, tcs: int, aep: int) -> None:
         # SDM: EENTER
         leaf = "EENTER"
-        ti, t, secs_i, st = self._enter_checks(lp, leaf, tcs, aep)
+        ti, page, t, secs_i, st = self._enter_checks(lp, leaf, tcs, aep)
         if t.cssa >= t.nssa:
             raise _gp(leaf, "CSSA >= NSSA")
         self._aexnotify_check(leaf, t, st)
         frame_la, pages = self._ssa_frame(lp, leaf, st, secs_i, t, t.cssa)
         target = st.base + t.oentry
-        if not _canonical(target):
+        if target >> 47 not in _CANONICAL_TOP:
             raise _gp(leaf, "entry point not canonical")
         if t.state:
             raise _gp(leaf, "TCS busy")
         regs = lp.regs
         ret = (regs.get("rip", 0) + _ENCLU_LEN) & U64
         # Save URSP/URBP in the SSA's GPR area (the rest of GPRSGX is untouched).
-        gpr_page = self.epc.page(pages[-1])
+        epc = self.epc
+        gpr_page = epc.data.get(pages[-1]) or epc.page(pages[-1])  # as in _enter_checks()
         _U64.pack_into(gpr_page, _OFF_URSP, regs.get("rsp", 0) & U64)
         _U64.pack_into(gpr_page, _OFF_URBP, regs.get("rbp", 0) & U64)
-        self._enter(lp, tcs, aep, ti, t, secs_i, st, frame_la, pages)
+        self._enter(lp, tcs, aep, ti, page, t, secs_i, st, frame_la, pages)
         regs["rcx"], regs["rax"], regs["rbx"], regs["rip"] = ret, t.cssa, tcs, target
         self.count("eenter")
 
     def eresume(self: Cpu, lp: LogicalProcessor, tcs: int, aep: int) -> None:
         # SDM: ERESUME
         leaf = "ERESUME"
-        ti, t, secs_i, st = self._enter_checks(lp, leaf, tcs, aep)
+        ti, page, t, secs_i, st = self._enter_checks(lp, leaf, tcs, aep)
         if t.cssa == 0:
             raise _gp(leaf, "CSSA = 0: nothing to resume")
         if t.cssa > t.nssa:
@@ -286,8 +291,7 @@ class EncluMixin:
             raise _gp(leaf, "saved RIP not canonical")
         if t.state:
             raise _gp(leaf, "TCS busy")
-        self._enter(lp, tcs, aep, ti, t, secs_i, st, frame_la, pages)
-        page = self.epc.page(ti)
+        self._enter(lp, tcs, aep, ti, page, t, secs_i, st, frame_la, pages)
         page[Tcs.OFF_CSSA : Tcs.OFF_CSSA + 4] = (t.cssa - 1).to_bytes(4, "little")
         lp.regs.update({k: getattr(gpr, k) for k in _GPR_NAMES})
         self.count("eresume")
@@ -295,10 +299,13 @@ class EncluMixin:
     # -- EEXIT -----------------------------------------------------------------------------------------
     def eexit(self: Cpu, lp: LogicalProcessor, target: int) -> None:
         # SDM: EEXIT
-        ctx = self._in_enclave(lp, "EEXIT")
-        if not _canonical(target):
+        ctx = lp.enclave
+        if ctx is None:
+            raise _gp("EEXIT", "executed outside enclave mode")  # _in_enclave()
+        if target >> 47 not in _CANONICAL_TOP:
             raise self.aex(lp, fault=_gp("EEXIT", "target not canonical"))
-        _U64.pack_into(self.epc.page(ctx.tcs_epc), Tcs.OFF_STATE, 0)
+        epc = self.epc
+        _U64.pack_into(epc.data.get(ctx.tcs_epc) or epc.page(ctx.tcs_epc), Tcs.OFF_STATE, 0)
         regs = lp.regs
         regs["rip"], regs["rcx"], regs["fsbase"], regs["gsbase"] = target, ctx.aep, ctx.ufsbase, ctx.ugsbase
         self._leave_enclave(lp)
@@ -563,7 +570,9 @@ class EncluMixin:
     # -- identity, for the code that runs inside -------------------------------------------------------
     def enclave_identity(self: Cpu, lp: LogicalProcessor) -> bytes:
         """MRENCLAVE of the enclave the LP is executing (selects its code)."""
-        ctx = self._in_enclave(lp, "identity")
+        ctx = lp.enclave
+        if ctx is None:
+            raise _gp("identity", "executed outside enclave mode")  # _in_enclave()
         return self.epc.secs_state[ctx.secs].mrenclave
 
 

@@ -11,6 +11,7 @@ import errno
 from dataclasses import dataclass
 from typing import Any
 
+from sgxsim.hw.faults import GeneralProtection, PageFault
 from sgxsim.hw.paging import PTE_PRESENT, PTE_RW, PTE_SPECIAL, pte_pfn
 from sgxsim.kernel.errors import refuse
 from sgxsim.kernel.mm.flags import (
@@ -305,10 +306,18 @@ class Process:
     # -- user memory -----------------------------------------------------------------------------
     def peek(self, addr: int, n: int) -> bytes:
         """A user-mode read (SIGSEGV/SIGBUS raised as Signal)."""
-        k = self._enter()
+        # _enter() without its CR3 load, done below: the hottest path.
+        k = self.kernel if self.alive else self._enter()  # _enter() refuses a dead task
+        k.current = self
         addr &= U64
         if 0 < n <= PAGE_SIZE - (addr & (PAGE_SIZE - 1)):
-            return k.user_access(self, k.cpu.load, addr, n)  # the common case: one page
+            # The common case, one page: user_access() with its first try inline.
+            lp = self.lp
+            lp.cr3 = self.mm.pgtable
+            try:
+                return k.cpu.load(lp, addr, n)
+            except (PageFault, GeneralProtection) as fault:
+                return k.user_fault(self, fault, k.cpu.load, addr, n)
         out = bytearray()
         while n > 0:
             take = min(n, PAGE_SIZE - (addr & (PAGE_SIZE - 1)))
@@ -318,11 +327,19 @@ class Process:
         return bytes(out)
 
     def poke(self, addr: int, data: bytes) -> None:
-        k = self._enter()
+        """A user-mode write (SIGSEGV/SIGBUS raised as Signal)."""
+        k = self.kernel if self.alive else self._enter()  # as in peek()
+        k.current = self
         addr &= U64
         data = bytes(data)
         if (addr & (PAGE_SIZE - 1)) + len(data) <= PAGE_SIZE:
-            k.user_access(self, k.cpu.store, addr, data)  # the common case: one page
+            # The common case, one page: user_access() with its first try inline.
+            lp = self.lp
+            lp.cr3 = self.mm.pgtable
+            try:
+                k.cpu.store(lp, addr, data)
+            except (PageFault, GeneralProtection) as fault:
+                k.user_fault(self, fault, k.cpu.store, addr, data)
             return
         mv = memoryview(data)
         while mv:
@@ -333,7 +350,8 @@ class Process:
 
     def fetch(self, addr: int) -> bytes:
         """An instruction fetch of one byte."""
-        k = self._enter()
+        k = self.kernel if self.alive else self._enter()  # as in peek()
+        k.current = self
         return k.user_access(self, k.cpu.fetch, addr & U64)
 
     def maps(self) -> list[MapEntry]:

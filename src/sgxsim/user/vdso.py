@@ -46,6 +46,8 @@ def deliver_fault(proc: Any, fault: HwFault) -> None:
 class Vdso:
     """The vDSO of one process, with the user handlers it may call."""
 
+    __slots__ = ("proc", "library", "handlers", "_next_handler")
+
     def __init__(self, proc: Any, library: EnclaveLibrary):
         self.proc = proc
         self.library = library

@@ -318,22 +318,38 @@ class FaultMixin:
 
     # -- user memory ---------------------------------------------------------------------------
     def user_access(self, task: Any, fn: Any, addr: int, *args: Any) -> Any:
-        """Run a user-mode access on the task's LP; fix faults through the
-        fault path and retry, as returning from the #PF handler does."""
+        """Run a user-mode access ``fn(lp, addr, *args)`` on the task's LP;
+        fix faults through the fault path and retry (:meth:`user_fault`)."""
         lp = task.lp
         lp.cr3 = task.mm.pgtable
-        for _ in range(MAX_FAULT_RETRIES):
-            try:
-                return fn(lp, addr, *args)
-            except PageFault as pf:
-                self.do_user_addr_fault(task, pf)
-            except GeneralProtection as gp:
+        try:
+            return fn(lp, addr, *args)
+        except (PageFault, GeneralProtection) as fault:
+            return self.user_fault(task, fault, fn, addr, *args)
+
+    def user_fault(self, task: Any, fault: PageFault | GeneralProtection, fn: Any, addr: int,
+                   *args: Any) -> Any:
+        """The fault of the user-mode access ``fn(lp, addr, *args)``: fix it
+        through the fault path and retry, as returning from the #PF handler
+        does, until the access completes (its result), the kernel sends a
+        signal, or MAX_FAULT_RETRIES faults made no progress (SIGBUS)."""
+        lp = task.lp
+        tries = MAX_FAULT_RETRIES
+        while True:
+            if isinstance(fault, GeneralProtection):
                 # exc_general_protection() -> gp_user_force_sig_segv(): a
                 # plain force_sig(SIGSEGV), so SI_KERNEL and no address.
                 raise Signal(signal.SIGSEGV, SI_KERNEL, 0, Decision(
-                    "mm", "exc_general_protection", "SIGSEGV", gp.why.detail), trapno=gp.vector) from None
-        raise Signal(signal.SIGBUS, BUS_ADRERR, addr,
-                     Decision("mm", "handle_mm_fault", "SIGBUS", "fault retried without progress"))
+                    "mm", "exc_general_protection", "SIGSEGV", fault.why.detail), trapno=fault.vector) from None
+            self.do_user_addr_fault(task, fault)
+            tries -= 1
+            if not tries:
+                raise Signal(signal.SIGBUS, BUS_ADRERR, addr, Decision(
+                    "mm", "handle_mm_fault", "SIGBUS", "fault retried without progress")) from None
+            try:
+                return fn(lp, addr, *args)
+            except (PageFault, GeneralProtection) as again:
+                fault = again
 
     def get_user_pages(self, task: Any, addr: int, write: bool = False) -> int:
         """get_user_pages(): fault the page in as the kernel would and return
