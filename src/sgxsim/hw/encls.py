@@ -62,6 +62,9 @@ _SSA_GPR = 184
 _TCS_LIMIT = Tcs.OFF_RESERVED  # EDBGRD may read the architectural TCS fields only
 _REG_TCS_TRIM = (PageType.PT_REG, PageType.PT_TCS, PageType.PT_TRIM)
 _REG_TCS = (int(PageType.PT_REG), int(PageType.PT_TCS))
+# Plain ints for the per-page leaves (an IntEnum member lookup costs more
+# than the comparison).
+_PT_SECS, _PT_TCS = int(PageType.PT_SECS), int(PageType.PT_TCS)
 
 
 def _gp(leaf: str, detail: str) -> GeneralProtection:
@@ -115,14 +118,20 @@ class EnclsMixin:
             raise _pf(leaf, pa, f"{what} {pa:#x} is not in the EPC", write)
         return i
 
-    def _pageinfo(self: Cpu, leaf: str, pa: int) -> Pageinfo:
+    def _kstruct(self: Cpu, leaf: str, cls, pa: int):
+        """``cls`` unpacked from the ordinary memory at ``pa``: straight from
+        the RAM frame when it lies in one (what :meth:`_kread` reads, without
+        its copy), else through :meth:`_kread` (EPC, unmapped, split)."""
         frame = self.phys.frames.get(pa >> 12)
-        if frame is not None and (pa & 0xFFF) <= PAGE_SIZE - Pageinfo.SIZE:
-            return Pageinfo.unpack(memoryview(frame)[pa & 0xFFF :])
-        return Pageinfo.unpack(self._kread(leaf, pa, Pageinfo.SIZE))
+        if frame is not None and (pa & 0xFFF) <= PAGE_SIZE - cls.SIZE:
+            return cls.unpack(memoryview(frame)[pa & 0xFFF :])
+        return cls.unpack(self._kread(leaf, pa, cls.SIZE))
+
+    def _pageinfo(self: Cpu, leaf: str, pa: int) -> Pageinfo:
+        return self._kstruct(leaf, Pageinfo, pa)
 
     def _secinfo(self: Cpu, leaf: str, pa: int) -> Secinfo:
-        si = Secinfo.unpack(self._kread(leaf, pa, Secinfo.SIZE))
+        si = self._kstruct(leaf, Secinfo, pa)
         if si.flags & SECINFO_ENCLS_RESERVED or nonzero(si.reserved):
             raise _gp(leaf, f"SECINFO reserved bits set (flags {si.flags:#x})")
         return si
@@ -224,19 +233,19 @@ class EnclsMixin:
         secs_i = self._epc_operand(leaf, pi.secs, "PAGEINFO.SECS")
         si = self._secinfo(leaf, pi.secinfo)
         pt = (si.flags & SECINFO_PT_MASK) >> SECINFO_PT_SHIFT
-        if pt not in (PageType.PT_REG, PageType.PT_TCS):
+        if pt not in _REG_TCS:
             raise _gp(leaf, f"SECINFO.PT {pt} is neither PT_REG nor PT_TCS")
         epc_ = self.epc
         if epc_.flags[i] & EPCM_VALID:
             raise _pf(leaf, epc, "EPCM(RCX).VALID=1")
-        if not epc_.flags[secs_i] & EPCM_VALID or epc_.pt[secs_i] != PageType.PT_SECS:
+        if not epc_.flags[secs_i] & EPCM_VALID or epc_.pt[secs_i] != _PT_SECS:
             raise _pf(leaf, pi.secs, "EPCM(SECS) is not a valid PT_SECS page")
         st = epc_.secs_state[secs_i]
         src = self.phys.frames.get(pi.srcpge >> 12)
         page = bytearray(src) if src is not None else bytearray(
             self._kread(leaf, pi.srcpge, PAGE_SIZE))
         flags = si.flags
-        if pt == PageType.PT_TCS:
+        if pt == _PT_TCS:
             tcs = Tcs.unpack(page)
             if nonzero(tcs.reserved):
                 raise _gp(leaf, "TCS reserved area not zero")
@@ -249,7 +258,7 @@ class EnclsMixin:
             raise _gp(leaf, f"LINADDR {pi.linaddr:#x} outside ELRANGE")
         if st.initialized:
             raise _gp(leaf, "SECS already initialised")
-        if pt == PageType.PT_TCS:
+        if pt == _PT_TCS:
             # The CPU clears RWX, DBGOPTIN, CSSA, AEP and STATE before measuring.
             flags &= ~0x7
             tcs = Tcs.unpack(page)
