@@ -15,7 +15,8 @@ the previous release's (``git archive`` of :data:`PREVIOUS`, put first on
   and the states each found (different models, so the states differ; the
   shortest trace lengths are compared);
 * the enclave round trip (one ``load`` through the vDSO) and a one-page
-  ADD_PAGES as the checker issues them;
+  ADD_PAGES as the checker issues them; one ADD_PAGES of 256 pages (a
+  loader's segment), per page;
 * the seen-set's bytes per state (tracemalloc).
 """
 
@@ -90,6 +91,11 @@ def run() -> str:
         hot = [(_probe(old_src, "hot", "300"), _probe(new_src, "hot", "300")) for _ in range(3)]
         old = {k: min(o[k] for o, _ in hot) for k in hot[0][0]}
         new = {k: min(n[k] for _, n in hot) for k in hot[0][1]}
+        many = [(_probe(old_src, "addmany", "256", "2"), _probe(new_src, "addmany", "256", "2"))
+                for _ in range(3)]
+        for k in many[0][0]:
+            old[k] = min(o[k] for o, _ in many)
+            new[k] = min(n[k] for _, n in many)
     rows += ["", "The rows above compare the explorers on one model: the previous and the current "
              "release explore the same states (ADD_PAGES left out, no symmetry reduction).  The rows "
              "below compare what a user of each release gets for the issue's scope: each release's "
@@ -103,6 +109,10 @@ def run() -> str:
              f"| ADD_PAGES of one page (the checker's add_pages) "
              f"| {old['add_page_us']:.0f} µs | {new['add_page_us']:.0f} µs "
              f"| {old['add_page_us'] / new['add_page_us']:.2f}x | >= 3x |",
+             *(f"| ADD_PAGES of 256 pages in one ioctl, per page (source {how}) "
+               f"| {old[k]:.0f} µs | {new[k]:.0f} µs | {old[k] / new[k]:.2f}x | - |"
+               for how, k in (("populated", "populated_us_per_page"),
+                              ("never touched", "unpopulated_us_per_page"))),
              "", "| memory | measured | target |", "|---|---|---|", *mem,
              "", f"Previous release: `{PREVIOUS[:7]}` (main before issue 10), run from a "
              "`git archive` of it in a fresh process per row, alternating with the current tree.  "

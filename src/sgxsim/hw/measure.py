@@ -36,7 +36,7 @@ _PAGE_CHUNKS = 4096 // EEXTEND_CHUNK
 _CHUNKS = struct.Struct(f"{EEXTEND_CHUNK}s" * _PAGE_CHUNKS)
 
 
-@functools.lru_cache(maxsize=512)
+@functools.lru_cache(maxsize=1024)
 def _page_headers(offset: int) -> tuple[bytes, ...]:
     """The sixteen EEXTEND header records of the page at ``offset`` (a
     loader measures the same offsets again and again: the checker's pages,
