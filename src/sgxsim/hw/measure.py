@@ -34,17 +34,12 @@ def _records(n: int) -> struct.Struct:
 _PAGE_CHUNKS = 4096 // EEXTEND_CHUNK
 # A 4 KiB page cut into its sixteen 256-byte chunks by one C call.
 _CHUNKS = struct.Struct(f"{EEXTEND_CHUNK}s" * _PAGE_CHUNKS)
-
-
-@functools.lru_cache(maxsize=1024)
-def _page_headers(offset: int) -> tuple[bytes, ...]:
-    """The sixteen EEXTEND header records of the page at ``offset`` (a
-    loader measures the same offsets again and again: the checker's pages,
-    a signer and the CPU over one image)."""
-    return tuple(_EEXTEND.pack(TAG_EEXTEND, offset + k)
-                 for k in range(0, 4096, EEXTEND_CHUNK))
-
-
+_PAGE_TAGS = (TAG_EEXTEND,) * _PAGE_CHUNKS
+# The sixteen EEXTEND header records of the page at an offset, for the first
+# offsets measured in this process (a checker measures its few pages again and
+# again; a loader's offsets, each seen once or twice, take the packing path).
+_PAGE_HEADERS: dict[int, tuple[bytes, ...]] = {}
+_PAGE_HEADERS_MAX = 256
 # Below this many bytes hashed a measurement keeps its input, so that it can be
 # pickled (hashlib states cannot); deep copies never need it.
 _PICKLE_LOG_LIMIT = 1 << 20
@@ -153,11 +148,21 @@ class Measurement:
         """One EEXTEND per 256-byte chunk of ``page`` (measured at ``offset``,
         ``offset + 256``, ...), fed to the hash as one update."""
         if len(page) == 4096:
-            # A whole page: the sixteen chunks cut by one unpack, interleaved
-            # with the page's cached headers (the same bytes as the loop below).
+            # A whole page: the sixteen chunks cut by one unpack, then
+            # interleaved with the page's headers by C iterators (the same
+            # bytes as the loop below).
+            chunks = _CHUNKS.unpack(page)
+            headers = _PAGE_HEADERS.get(offset)
+            if headers is not None:
+                records = b"".join(chain.from_iterable(zip(headers, chunks)))
+            else:
+                records = _records(_PAGE_CHUNKS).pack(*chain.from_iterable(
+                    zip(_PAGE_TAGS, range(offset, offset + 4096, EEXTEND_CHUNK), chunks)))
+                if len(_PAGE_HEADERS) < _PAGE_HEADERS_MAX:
+                    _PAGE_HEADERS[offset] = tuple(records[k : k + 64]
+                                                  for k in range(0, len(records), _RECORD))
             self.updates += 5 * _PAGE_CHUNKS
-            self._feed(b"".join(chain.from_iterable(zip(_page_headers(offset),
-                                                        _CHUNKS.unpack(page)))))
+            self._feed(records)
             return
         data = bytes(page)
         n = len(data) // EEXTEND_CHUNK
