@@ -306,32 +306,33 @@ class SgxIoctl:
     def sgx_ioc_enclave_add_pages(self, encl: SgxEncl, arg: Any) -> int:
         """sgx_ioc_enclave_add_pages(): validate, then add page by page;
         ``count`` reports the bytes added."""
-        fail = _rule("sgx_ioc_enclave_add_pages")
+        rule = "sgx_ioc_enclave_add_pages"
         if not encl.created or encl.initialized:
-            raise fail(errno.EINVAL, "enclave not created or already initialized")
+            raise refuse(errno.EINVAL, "sgx", rule, "enclave not created or already initialized")
         add_arg = uapi.SgxEnclaveAddPages.unpack(arg.copy_from(uapi.SgxEnclaveAddPages.SIZE))
         if add_arg.src & (PAGE_SIZE - 1):
-            raise fail(errno.EINVAL, f"src {add_arg.src:#x} not page aligned")
+            raise refuse(errno.EINVAL, "sgx", rule, f"src {add_arg.src:#x} not page aligned")
         why = self.sgx_validate_offset_length(encl, add_arg.offset, add_arg.length)
         if why:
             raise refuse(errno.EINVAL, "sgx", "sgx_validate_offset_length", why)
         secinfo_paddr = self.kstack_secinfo(0)
         # The kernel's copy is what was copied: parsed as it is written.
         secinfo = Secinfo.unpack(self.kcopy_from_user(secinfo_paddr, add_arg.secinfo,
-                                                      SECINFO_SIZE, "sgx_ioc_enclave_add_pages"))
+                                                      SECINFO_SIZE, rule))
         why = self.sgx_validate_secinfo(secinfo)
         if why:
             raise refuse(errno.EINVAL, "sgx", "sgx_validate_secinfo", why)
         err: OSError | None = None
+        src, offset, length, flags = add_arg.src, add_arg.offset, add_arg.length, add_arg.flags
         c = 0
-        while c < add_arg.length:
+        while c < length:
             if self.signal_pending():
                 if not c:
-                    err = fail(ERESTARTSYS, "signal pending before the first page")
+                    err = refuse(ERESTARTSYS, "sgx", rule, "signal pending before the first page")
                 break
             try:
-                self.sgx_encl_add_page(encl, (add_arg.src + c) & U64, (add_arg.offset + c) & U64,
-                                       secinfo.flags, secinfo_paddr, add_arg.flags)
+                self.sgx_encl_add_page(encl, (src + c) & U64, (offset + c) & U64, secinfo.flags,
+                                       secinfo_paddr, flags)
             except OSError as e:
                 err = e
                 break
