@@ -154,10 +154,11 @@ class Measurement:
             chunks = _CHUNKS.unpack(page)
             headers = _PAGE_HEADERS.get(offset)
             if headers is not None:
-                records = b"".join(chain.from_iterable(zip(headers, chunks)))
+                records = b"".join(chain.from_iterable(zip(headers, chunks, strict=False)))
             else:
                 records = _records(_PAGE_CHUNKS).pack(*chain.from_iterable(
-                    zip(_PAGE_TAGS, range(offset, offset + 4096, EEXTEND_CHUNK), chunks)))
+                    zip(_PAGE_TAGS, range(offset, offset + 4096, EEXTEND_CHUNK), chunks,
+                        strict=False)))
                 if len(_PAGE_HEADERS) < _PAGE_HEADERS_MAX:
                     _PAGE_HEADERS[offset] = tuple(records[k : k + 64]
                                                   for k in range(0, len(records), _RECORD))
