@@ -65,24 +65,30 @@ def test_three_pages_with_mprotect_are_not_reduced():
     assert symmetry.group(MachineModel("linux-6.0", Scope(pages=2, symmetry=False))) == ()
 
 
-def test_a_property_that_does_not_say_it_is_symmetric_turns_the_reduction_off():
-    class PageZeroNeverMapped(Property):
-        name = "page-zero-never-mapped"
+@pytest.mark.parametrize("flag,scope,reduced", [
+    # The pages: page 0 is not page 1.
+    ("symmetric", {"pages": 2}, lambda m, names: symmetry.group(m, names) == ((1, 0),)),
+    # The processes (tests/check/test_process_symmetry.py): the parent is not the child.
+    ("process_symmetric", {"processes": 2}, symmetry.swaps),
+])
+def test_a_property_that_does_not_say_it_is_symmetric_turns_the_reduction_off(flag, scope, reduced):
+    class PageZeroOfTheParentNeverMapped(Property):
+        name = "page-zero-of-the-parent-never-mapped"
 
         def check(self, view, before, after, events):
-            return "mapped" if any(p.offset == 0 for p in view.ptes) else None
+            return "mapped" if any(p.offset == 0 and p.proc == 0 for p in view.ptes) else None
 
-    class Declared(PageZeroNeverMapped):
-        symmetric = True
-
-    model = MachineModel("linux-6.0", Scope(pages=2))
-    PROPERTIES["page-zero-never-mapped"] = PageZeroNeverMapped()
+    declared = type("Declared", (PageZeroOfTheParentNeverMapped,), {flag: True})
+    model = MachineModel("linux-6.0", Scope(**scope))
+    names = ["w-xor-x", PageZeroOfTheParentNeverMapped.name]
+    assert reduced(model, ["w-xor-x"])
+    PROPERTIES[names[1]] = PageZeroOfTheParentNeverMapped()
     try:
-        assert symmetry.group(model, ["w-xor-x", "page-zero-never-mapped"]) == ()
-        PROPERTIES["page-zero-never-mapped"] = Declared()
-        assert symmetry.group(model, ["w-xor-x", "page-zero-never-mapped"]) == ((1, 0),)
+        assert not reduced(model, names)
+        PROPERTIES[names[1]] = declared()
+        assert reduced(model, names)
     finally:
-        del PROPERTIES["page-zero-never-mapped"]
+        del PROPERTIES[names[1]]
 
 
 def _mirror(a: Action, perm) -> Action:
@@ -100,10 +106,14 @@ def _run(model, actions):
     return state, ghost
 
 
-CASES = [("linux-6.0", 2, ACTIONS + ("mremap",)), ("safe-to-execute", 2, ACTIONS),
-         ("no-hook", 2, ACTIONS), ("propagate-source", 2, ACTIONS), ("v40", 2, ACTIONS),
-         ("linux-6.12", 3, NO_MPROTECT + ("mseal", "mremap")), ("safe-to-execute", 3, NO_MPROTECT)]
-MODELS = {(d, n): MachineModel(d, Scope(pages=n, actions=acts)) for d, n, acts in CASES}
+CASES = [("linux-6.0", 2, ACTIONS + ("mremap",), 1), ("safe-to-execute", 2, ACTIONS, 1),
+         ("no-hook", 2, ACTIONS, 1), ("propagate-source", 2, ACTIONS, 1), ("v40", 2, ACTIONS, 1),
+         ("linux-6.12", 3, NO_MPROTECT + ("mseal", "mremap"), 1), ("safe-to-execute", 3, NO_MPROTECT, 1),
+         # Two processes: the pages are renamed in both (the product with the
+         # parent/child swap is tests/check/test_process_symmetry.py's).
+         ("linux-6.0", 2, ACTIONS, 2), ("linux-5.11", 2, ACTIONS + ("mremap",), 2),
+         ("no-hook", 3, NO_MPROTECT, 2)]
+MODELS = {(d, n, p): MachineModel(d, Scope(pages=n, actions=acts, processes=p)) for d, n, acts, p in CASES}
 
 
 def _commuting(a: Action) -> bool:
@@ -124,12 +134,7 @@ def test_a_renamed_state_is_the_state_the_renamed_actions_reach(case, data):
     s2, g2 = model.initial(), Ghost()
     for _ in range(data.draw(st.integers(1, 14), label="steps")):
         a = data.draw(st.sampled_from([a for a in model.actions(s1) if _commuting(a)]), label="action")
-        b = _mirror(a, perm)
-        assert b in model.actions(s2)
-        t1, t2 = model.step(s1, a), model.step(s2, b)
-        h1, h2 = g1.after(t1.events), g2.after(t2.events)
-        assert _hits(t1, g1, h1) == _hits(t2, g2, h2)
-        s1, g1, s2, g2 = t1.state, h1, t2.state, h2
+        s1, g1, s2, g2 = mirror_steps(model, (s1, g1, a), (s2, g2, _mirror(a, perm)))
         fp1, fp2 = model.fingerprint(s1), model.fingerprint(s2)
         assert sym.rename(ren, fp1, g1.key()) == (fp2, g2.key())
         assert sym.key(fp1, g1.key()) == sym.key(fp2, g2.key())
@@ -139,14 +144,27 @@ def _hits(step, before, after):
     return {p.name for p in PROPERTIES.values() if p.check(step.view, before, after, step.events)}
 
 
+def mirror_steps(model, one, other):
+    """Step ``a`` from ``(s1, g1, a)`` and its mirror ``b`` from ``(s2, g2,
+    b)``: ``b`` must be offered there and fire the same properties; the two
+    states and ghosts reached."""
+    (s1, g1, a), (s2, g2, b) = one, other
+    assert b in model.actions(s2)
+    t1, t2 = model.step(s1, a), model.step(s2, b)
+    h1, h2 = g1.after(t1.events), g2.after(t2.events)
+    assert _hits(t1, g1, h1) == _hits(t2, g2, h2)
+    return t1.state, h1, t2.state, h2
+
+
 @settings(max_examples=40, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(design=st.sampled_from(["linux-6.0", "safe-to-execute", "v40", "no-hook", "propagate-source"]),
-       data=st.data())
-def test_a_whole_enclave_mprotect_has_a_one_step_mirror(design, data):
+       processes=st.sampled_from([1, 2]), data=st.data())
+def test_a_whole_enclave_mprotect_has_a_one_step_mirror(design, processes, data):
     """At two pages, a whole-enclave mprotect from a state s reaches t; from
     the mirror state some action reaches t's mirror, with at least t's
-    property hits (docs/checker-reach.md: the argument for the swap)."""
-    model = MachineModel(design, Scope(pages=2))
+    property hits (docs/checker-reach.md: the argument for the swap); with
+    two processes, in either process."""
+    model = MachineModel(design, Scope(pages=2, processes=processes))
     seen_key = symmetry.seen_key(model)
     walk = []
     state, ghost = model.initial(), Ghost()
@@ -224,13 +242,13 @@ def test_the_partial_whole_enclave_mprotect_is_mirrored_by_one_page():
     assert model.fingerprint(mw.state) == model.fingerprint(m)
 
 
-@pytest.mark.parametrize("extra", [{"processes": 2}, {"enclaves": 2}])
-def test_two_processes_or_two_enclaves_keep_the_plain_key(extra):
-    """The argument is made for one process and one enclave: with either
-    option the seen-key is the plain digest, so the mirror states (page 0
-    added, or page 1) stay two states."""
+def test_two_enclaves_keep_the_plain_key():
+    """The argument is made for one enclave: with two the seen-key is the
+    plain digest, so the mirror states (page 0 added, or page 1) stay two
+    states."""
     from sgxsim.check.digests import digest
 
+    extra = {"enclaves": 2}
     model = MachineModel("linux-6.0", Scope(pages=2, **extra))
     assert not symmetry.scope_allows(model.sc) and symmetry.group(model) == ()
     assert symmetry.scope_allows(Scope(pages=2)) and not symmetry.scope_allows(Scope(pages=2, symmetry=False))
@@ -260,12 +278,31 @@ def test_two_processes_or_two_enclaves_keep_the_plain_key(extra):
     assert (on.states, on.levels, _summary(on)) == (off.states, off.levels, _summary(off))
 
 
-def test_json_scope_records_the_reduction_off_with_two_processes(tmp_path):
+def test_two_processes_rename_the_pages_in_both():
+    """With --processes 2 the pages are renamed in both processes: the
+    states with page 0 or page 1 added fold, before and after the fork."""
+    model = MachineModel("linux-6.0", Scope(pages=2, processes=2))
+    assert symmetry.group(model) == ((1, 0),)
+    key = symmetry.seen_key(model)
+    for before in ([], [Action.make("fork")]):
+        folded = set()
+        for off in (0, PAGE):
+            add = Action("add_pages", (("offset", off), ("source", "image"), ("type", "REG"), ("perms", "R")))
+            s, g = _run(model, before + [add, Action("mmap", (("proc", "parent"), ("offset", off),
+                                                              ("length", PAGE), ("prot", "R")))])
+            folded.add(key(model.fingerprint(s), g.key()))
+        assert len(folded) == 1
+
+
+@pytest.mark.parametrize("extra,want", [({"processes": 2}, {"processes": 2, "symmetry": True,
+                                                            "process_swap": True}),
+                                        ({"enclaves": 2}, {"enclaves": 2, "symmetry": False})])
+def test_json_scope_records_the_reduction(extra, want, tmp_path):
+    opt = [f"--{k}={v}" for k, v in extra.items()]
     r = CliRunner().invoke(main, ["check", "--design", "no-hook", "--property", "w-xor-x", "--pages", "2",
-                                  "--processes", "2", "--depth", "2", "--actions", "mmap,init,fork",
+                                  *opt, "--depth", "2", "--actions", "mmap,init,fork",
                                   "--json", "--out", str(tmp_path)])
     assert r.exit_code == 0, r.output
-    assert json.loads(r.stdout)["scope"] == {"pages": 2, "policy": "selinux", "processes": 2, "depth": 2,
-                                             "symmetry": False}
-    assert "--processes 2 or --enclaves 2" in " ".join(
+    assert json.loads(r.stdout)["scope"] == {"pages": 2, "policy": "selinux", "depth": 2, **want}
+    assert "off by itself with --enclaves 2" in " ".join(
         CliRunner().invoke(main, ["check", "--help"]).output.split())

@@ -18,7 +18,7 @@ from sgxsim.check.properties import PROPERTIES
 from sgxsim.check.ray_engine import EngineError
 from sgxsim.check.scope import ACTIONS, OPTIONAL_ACTIONS, PERMS, POLICIES, SCOPE_HELP, SOURCES, Scope
 from sgxsim.check.spill import bound_from_env
-from sgxsim.check.symmetry import scope_allows
+from sgxsim.check.symmetry import scope_allows, swap_allowed
 
 DESIGNS = ("no-hook", "rfc-2019", "v40", "linux-5.11", "sgx2-rfc", "linux-6.0", "safe-to-execute",
            "propagate-source", "linux-6.12")
@@ -197,13 +197,17 @@ def _subset(opt: str, text: str, allowed: tuple[str, ...]) -> tuple[str, ...]:
 @click.option("--enclaves", default=1, show_default=True, type=click.IntRange(1, 2),
               help="2: two enclaves share an EPC too small for both, so building or using one makes the "
                    "reclaimer write pages of the other back (EWB); steps name their enclave.")
+@click.option("--child-ioctls", is_flag=True,
+              help="With --processes 2: the child may issue the enclave ioctls too (ADD_PAGES, INIT, "
+                   "the SGX2 ones), as the kernel lets any holder of the fd; their steps name their proc.")
 @click.option("--mdwe", is_flag=True,
               help="The process turns on MDWE (prctl PR_SET_MDWE) first; kernels with MDWE only.")
 @click.option("--symmetry/--no-symmetry", default=True, show_default=True,
               help="Explore one state of each set of mirror images under renaming the explored pages "
-                   "(the swap at --pages 2; the reversal at 3 or more when mprotect is not offered; "
-                   "same verdicts and shortest trace lengths, fewer states; off by itself with "
-                   "--processes 2 or --enclaves 2; docs/checker-reach.md).")
+                   "(the swap at --pages 2; the reversal at 3 or more when mprotect is not offered) and, "
+                   "with --processes 2, exchanging parent and child where both are offered the same "
+                   "steps; same verdicts and shortest trace lengths, fewer states; off by itself with "
+                   "--enclaves 2; docs/checker-reach.md).")
 @click.option("--json", "as_json", is_flag=True,
               help="Print one JSON object {\"scope\": {...}, \"results\": [...]}.")
 @click.option("--out", type=click.Path(file_okay=False, path_type=Path), default=Path("scenarios"),
@@ -222,8 +226,8 @@ def _subset(opt: str, text: str, allowed: tuple[str, ...]) -> tuple[str, ...]:
 @click.option("--seed", default=0, show_default=True, type=int,
               help="With --simulate: the seed (the same seed gives the same walks and traces).")
 def check(designs, props, design_files, property_files, depth, workers, engine, address, frontier_mem, pages,
-          policy, perms, map_perms, sources, actions, processes, enclaves, mdwe, symmetry, as_json, out,
-          html_dir, simulate, walks, walk_depth, seed) -> None:
+          policy, perms, map_perms, sources, actions, processes, enclaves, child_ioctls, mdwe, symmetry,
+          as_json, out, html_dir, simulate, walks, walk_depth, seed) -> None:
     if address is not None and engine != "ray":
         raise click.UsageError("--address needs --engine ray")
     if simulate and engine != "local":
@@ -241,7 +245,7 @@ def check(designs, props, design_files, property_files, depth, workers, engine, 
                       map_perms=_subset("--map-perms", map_perms, PERMS) if map_perms else None,
                       sources=_subset("--sources", sources, SOURCES),
                       actions=_subset("--actions", actions, ACTIONS + OPTIONAL_ACTIONS), mdwe=mdwe,
-                      processes=processes, enclaves=enclaves, symmetry=symmetry)
+                      processes=processes, enclaves=enclaves, child_ioctls=child_ioctls, symmetry=symmetry)
     except ValueError as e:
         raise click.BadParameter(str(e)) from None
     if simulate:
@@ -278,9 +282,11 @@ def check(designs, props, design_files, property_files, depth, workers, engine, 
     if as_json:
         keys = ("design", "property", "verdict", "depth", "states", "seconds", "trace")
         # "symmetry": whether the scope lets the reduction run (the switch,
-        # and one process and one enclave; check/symmetry.py).
+        # and one enclave; check/symmetry.py); with two processes
+        # "process_swap": whether it may exchange parent and child too.
+        swap = {"process_swap": swap_allowed(scope)} if scope.processes > 1 else {}
         click.echo(json.dumps({"scope": {**scope.as_dict(), "depth": depth,
-                                         "symmetry": scope_allows(scope)},
+                                         "symmetry": scope_allows(scope), **swap},
                                "results": [{k: r[k] for k in keys} for r in results]}, indent=1))
         return
     click.echo(runner.render_matrix(results))

@@ -36,7 +36,7 @@ from typing import Any
 from sgxsim.check.actions import BY_NAME, REGISTRY
 from sgxsim.check.actions.base import LENGTH, OFFSET
 from sgxsim.check.model import Action
-from sgxsim.check.scope import PAGE, POLICIES
+from sgxsim.check.scope import PAGE, POLICIES, Scope
 
 VERDICTS = {"safety": ("violated", "holds"), "goal": ("reachable", "unreachable")}
 # The keys of each action besides ``action``, with their domain: OFFSET (a
@@ -48,7 +48,7 @@ ACTION_KEYS: dict[str, dict[str, Any]] = {
     a.name: dict(a.keys) for a in sorted(REGISTRY, key=lambda a: a.optional)}
 TOP_KEYS = ("design", "property", "expect", "at_step", "reason", "scope", "step")
 SCOPE_KEYS = {"pages": "a whole number from 1 to 64", "policy": POLICIES, "mdwe": "true or false",
-              "processes": "1 or 2", "enclaves": "1 or 2"}
+              "processes": "1 or 2", "enclaves": "1 or 2", "child_ioctls": "true or false"}
 PROCS = ("parent", "child")
 
 
@@ -122,7 +122,8 @@ def _show(v: Any) -> str:
     return text if len(text) <= 60 else text[:57] + "..."
 
 
-def _check_step(raw: Any, i: int, file: str, pages: int, processes: int = 1, enclaves: int = 1) -> Action:
+def _check_step(raw: Any, i: int, file: str, pages: int, processes: int = 1, enclaves: int = 1,
+                child_ioctls: bool = False) -> Action:
     if not isinstance(raw, dict):
         raise ScenarioError(file, i, None, f"a step is a table ([[step]]), not {_show(raw)}")
     name = raw.get("action")
@@ -137,7 +138,7 @@ def _check_step(raw: Any, i: int, file: str, pages: int, processes: int = 1, enc
     where: dict[str, Any] = {}
     if enclaves > 1 and act.per_enclave:
         where["enclave"] = tuple(range(enclaves))
-    if processes > 1 and act.per_process:
+    if processes > 1 and act.per_process_in(Scope(processes=2, child_ioctls=child_ioctls)):
         where["proc"] = PROCS
     schema = {**where, **ACTION_KEYS[name]}
     for k in raw:
@@ -215,16 +216,20 @@ def loads(text: str, file: str = "<scenario>", properties: dict | None = None) -
         elif k in ("processes", "enclaves"):
             if isinstance(v, bool) or v not in (1, 2):
                 raise ScenarioError(file, None, f"scope.{k}", f"{_show(v)} is not {SCOPE_KEYS[k]}")
-        elif k == "mdwe":
+        elif k in ("mdwe", "child_ioctls"):
             if not isinstance(v, bool):
-                raise ScenarioError(file, None, "scope.mdwe", f"{_show(v)} is not {SCOPE_KEYS['mdwe']}")
+                raise ScenarioError(file, None, f"scope.{k}", f"{_show(v)} is not {SCOPE_KEYS[k]}")
         else:
             raise ScenarioError(file, None, f"scope.{k}", f"unknown key (the keys are {', '.join(SCOPE_KEYS)})")
     raw_steps = d.get("step", [])
     if not isinstance(raw_steps, list):
         raise ScenarioError(file, None, "step", "steps are an array of tables ([[step]])")
     pages = scope.get("pages", 1)
-    steps = [_check_step(raw, i, file, pages, scope.get("processes", 1), scope.get("enclaves", 1))
+    if scope.get("child_ioctls") and scope.get("processes", 1) != 2:
+        raise ScenarioError(file, None, "scope.child_ioctls", "true needs scope processes = 2 (a child to "
+                            "issue them)")
+    steps = [_check_step(raw, i, file, pages, scope.get("processes", 1), scope.get("enclaves", 1),
+                         scope.get("child_ioctls", False))
              for i, raw in enumerate(raw_steps, 1)]
     forked = False
     for i, a in enumerate(steps, 1):

@@ -52,7 +52,9 @@ Default scope (``sgxsim check --help`` repeats this):
   - with ``--processes 2``: ``fork`` (once); the child inherits the enclave
     VMAs (opened by the driver's sgx_vma_open(), PTEs copied) and may
     mmap, mprotect, munmap and enter the enclave, so those steps name their
-    ``proc`` (parent or child); the ioctls stay with the parent;
+    ``proc`` (parent or child); the ioctls stay with the parent, unless
+    ``--child-ioctls``: either process may issue them (the kernel checks
+    only the fd), and their steps name their ``proc`` too;
   - only when named in ``--actions``: ``mseal`` of one page or the whole
     enclave (kernels with mseal(2)), and ``mremap``: move the mapping of one
     page or of the whole enclave, same size, with MREMAP_MAYMOVE|MREMAP_FIXED
@@ -101,8 +103,12 @@ class Scope:
     # the EPC (docs/checker-reach.md).
     processes: int = 1
     enclaves: int = 1
-    # Page-symmetry reduction of the search (--symmetry/--no-symmetry;
-    # check/symmetry.py; off by itself with --processes 2 or --enclaves 2).
+    # --child-ioctls (with --processes 2): the child may issue the ioctls
+    # too, each step naming its proc (docs/checker-reach.md).
+    child_ioctls: bool = False
+    # Symmetry reduction of the search (--symmetry/--no-symmetry;
+    # check/symmetry.py: the explored pages, and the two processes after
+    # the fork; off by itself with --enclaves 2).
     # Not part of a scenario's scope: replay ignores it.
     symmetry: bool = True
 
@@ -115,12 +121,15 @@ class Scope:
         for opt, n in (("--processes", self.processes), ("--enclaves", self.enclaves)):
             if n not in (1, 2):
                 raise ValueError(f"{opt} must be 1 or 2, not {n}")
+        if self.child_ioctls and self.processes != 2:
+            raise ValueError("--child-ioctls needs --processes 2 (a child to issue them)")
         if self.policy not in POLICIES:
             raise ValueError(f"--policy must be one of {', '.join(POLICIES)}, not {self.policy!r}")
 
     def as_dict(self) -> dict:
         return {"pages": self.pages, "policy": self.policy, **({"mdwe": True} if self.mdwe else {}),
                 **({"processes": self.processes} if self.processes > 1 else {}),
+                **({"child_ioctls": True} if self.child_ioctls else {}),
                 **({"enclaves": self.enclaves} if self.enclaves > 1 else {})}
 
     def ranges(self) -> list[tuple[int, int]]:

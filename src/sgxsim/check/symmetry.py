@@ -1,4 +1,5 @@
-"""Symmetry reduction over the explored enclave pages (``--symmetry``).
+"""Symmetry reduction over the explored enclave pages and, with
+``--processes 2``, over the two processes (``--symmetry``).
 
 The explored pages (``--pages N``, offsets ``0 .. N-1``) are alike: the
 actions offer each of them the same way (ADD_PAGES in any order,
@@ -30,14 +31,33 @@ Which permutations are symmetries (docs/checker-reach.md has the argument):
   that stops after two pages has no one-step mirror.  The reversal is used
   when the scope offers no ``mprotect`` (``--actions``); otherwise no
   reduction.
-* Off altogether (the plain key) with ``--processes 2`` or ``--enclaves 2``
-  (:func:`scope_allows`: the argument is made for one process and one
-  enclave), when a selected property does not declare
+* Off altogether (the plain key) with ``--enclaves 2``
+  (:func:`scope_allows`: the argument is made for one enclave), when a
+  selected property does not declare
   itself symmetric (:func:`symmetric`), when the design keeps state of its
   own that it does not say how to rename (``design_state``), and, per state,
-  when an enclave VMA lacks the ``VM_SPECIAL`` flags that keep VMAs from
-  merging with their neighbours (sgx_mmap() sets them; a merge would depend
-  on which page sits next to the runtime's VMA).
+  when an enclave VMA of either process lacks the ``VM_SPECIAL`` flags that
+  keep VMAs from merging with their neighbours (sgx_mmap() sets them; a
+  merge would depend on which page sits next to the runtime's VMA).  With
+  ``--processes 2`` the pages are renamed in both processes.
+
+The parent/child swap (:class:`ProcessSwap`, ``--processes 2``): after the
+fork the two processes' page tables and VMAs change places.  A step of an
+action offered to both processes alike (``per_process_in``) or run by the
+kernel (``by_kernel``: the reclaimer, whose sgx_zap_enclave_ptes() walks
+every mm) has its mirror step; a step bound to the parent (the ioctls
+without --child-ioctls) has none.  So the swap is used only in the states
+after the fork from which no parent-bound step can be offered again
+(:func:`~sgxsim.check.actions.alike_from`, asked of the actions themselves:
+on SGX1 kernels after INIT, with --child-ioctls from the fork on).  Besides
+its page table and VMAs a process differs from the other only by its
+logical processor (mm_cpumask(), read by the IPIs, sent to the union) and
+its place on the enclave's mm_list, which only ksgxd's aging reads
+(sgx_reclaimer_age() stops at the first young mm; ksgxd runs only with
+--enclaves 2, where nothing is reduced).  Off when a selected property does
+not declare itself process-symmetric (:func:`process_symmetric`) or the
+design keeps state it does not declare ``page-runs``.  With both, the group
+is the product; the key is the least digest over it (:class:`Symmetry`).
 
 What the renaming touches: every offset and page number of an explored page
 (EPC pages, PTE targets, ``page_array``, the program's ``expect`` and
@@ -67,6 +87,17 @@ _BUILTIN = (props_mod.NoEscalation, props_mod.ExecOrigin, props_mod.WXorX, props
 Key = Callable[[Any, tuple], bytes]
 
 
+def process_symmetric(prop: props_mod.Property) -> bool:
+    """Whether ``prop`` may be checked under the parent/child swap: a
+    built-in property (each counts the PTEs and VMAs of both processes, or,
+    ``mprotect-honest``, those of the process its event names), or one whose
+    class sets ``process_symmetric = True`` (its answer on a transition is
+    its answer with the two processes' tags exchanged in the view and the
+    events)."""
+    flag = getattr(prop, "process_symmetric", None)
+    return bool(flag) if flag is not None else type(prop) in _BUILTIN
+
+
 def symmetric(prop: props_mod.Property) -> bool:
     """Whether ``prop`` may be checked under the reduction: a built-in
     property, or one whose class sets ``symmetric = True`` (its answer on a
@@ -77,14 +108,35 @@ def symmetric(prop: props_mod.Property) -> bool:
 
 
 def scope_allows(sc: Any) -> bool:
-    """Whether scope ``sc`` lets the reduction run at all: switched on, one
-    process and one enclave.  The argument above is made for one address
-    space and one ELRANGE: with ``--processes 2`` a child's VMAs and PTEs,
-    with ``--enclaves 2`` the second enclave's pages and the reclaimer's
-    choice between the two enclaves (its LRU order), are not renamed, so a
-    renamed state need not be a mirror image; the plain key is used."""
-    return bool(getattr(sc, "symmetry", False)) and getattr(sc, "processes", 1) == 1 \
-        and getattr(sc, "enclaves", 1) == 1
+    """Whether scope ``sc`` lets a reduction run at all: switched on, one
+    enclave.  With ``--enclaves 2`` the second enclave's pages are not
+    renamed, and ksgxd runs: its LRU order chooses between the two
+    enclaves' pages and sgx_reclaimer_age() tests the mms of the enclave's
+    mm_list in order, stopping at the first whose PTE was young, so the
+    parent (first on the list) and the child are not alike either; the
+    plain key is used."""
+    return bool(getattr(sc, "symmetry", False)) and getattr(sc, "enclaves", 1) == 1
+
+
+def swap_allowed(sc: Any) -> bool:
+    """Whether scope ``sc`` lets the parent/child swap run: a reduction is
+    allowed and there are two processes."""
+    return scope_allows(sc) and getattr(sc, "processes", 1) == 2
+
+
+def swaps(model: Any, names: list[str] | None = None) -> bool:
+    """Whether the reduction exchanges parent and child for ``model`` and
+    the properties ``names`` (in the states where that is sound:
+    :meth:`ProcessSwap.applies`)."""
+    sc = getattr(model, "sc", None)
+    if sc is None or not swap_allowed(sc):
+        return False
+    names = list(props_mod.PROPERTIES) if names is None else names
+    if not all(process_symmetric(props_mod.PROPERTIES[n]) for n in names):
+        return False
+    # A design's own state is the enclave's (page-runs: page numbers, no
+    # process in them); one that does not say what it is might be per mm.
+    return _design_state_kind(model.design) in (None, "page-runs")
 
 
 def group(model: Any, names: list[str] | None = None) -> tuple[tuple[int, ...], ...]:
@@ -123,10 +175,74 @@ def seen_key(model: Any, names: list[str] | None = None) -> Key:
     """The function ``(fingerprint, ghost key) -> 16-byte digest`` the
     explorer deduplicates states by: the plain digest, or the canonical one
     when the reduction applies to ``model``."""
-    perms = group(model, names)
-    if not perms:
+    perms, swap = group(model, names), swaps(model, names)
+    if not perms and not swap:
         return lambda fp, gkey: digest((fp, gkey))
-    return PageSymmetry(model, perms).key
+    return Symmetry(PageSymmetry(model, perms) if perms else None, ProcessSwap(model) if swap else None).key
+
+
+class Symmetry:
+    """The canonical seen-key under the group the reduction uses for one
+    model: the page permutations (``pages``), the parent/child swap (``swap``),
+    and, with both, their products (the two commute: one renames pages in
+    every process, the other exchanges whole processes)."""
+
+    def __init__(self, pages: PageSymmetry | None, swap: ProcessSwap | None):
+        self.pages, self.swap = pages, swap
+
+    def key(self, fp: tuple, gkey: tuple) -> bytes:
+        best = digest((fp, gkey))
+        images: list[tuple] = []
+        pages, swap = self.pages, self.swap
+        if pages is not None and pages.foldable(fp):
+            images = [got for r in pages.renamings if (got := pages.rename(r, fp, gkey)) is not None]
+        if swap is not None:
+            # Each image is swapped where it lies in the swap's region (a
+            # page-renamed state has the renamed pages added).
+            images += [(swap.swap(f), g) for f, g in [(fp, gkey)] + images if swap.applies(f)]
+        for got in images:
+            d = digest(got)
+            if d < best:
+                best = d
+        return best
+
+
+class ProcessSwap:
+    """Exchanging parent and child (``--processes 2``, one enclave): the
+    two processes' page tables and VMAs change places in the fingerprint.
+    Each process's RAM frames and stale EPC pages are numbered in its own
+    page table (observe.pt_key), so the numbering moves with it; the ghost
+    holds no process; the program's knowledge (its enclave handle) is
+    shared by both.  Sound only in the states where every step offered from
+    then on is offered to both processes alike or is the kernel's
+    (:meth:`applies`)."""
+
+    def __init__(self, model: Any):
+        from sgxsim.check.actions import Ctx, alike_from
+
+        self.sc = model.sc
+        self.sgx2 = model.sgx2(model.initial())
+        self._ctx, self._alike_from = Ctx, alike_from
+        self._region: dict[tuple, bool] = {}
+
+    def applies(self, fp: tuple) -> bool:
+        """Whether ``fp`` is a state after the fork where the swap is sound:
+        from its context on, no step runs in one given process
+        (actions.alike_from)."""
+        if len(fp) != 3 or not fp[2]:
+            return False  # not forked: one process
+        key = fp[0]
+        at = (key[5], key[8])  # initialized, the pages added
+        got = self._region.get(at)
+        if got is None:
+            ctx = self._ctx(bool(key[5]), self.sgx2, frozenset(key[8]), True)
+            got = self._region[at] = self._alike_from(self.sc, ctx)
+        return got
+
+    @staticmethod
+    def swap(fp: tuple) -> tuple:
+        key, more, ((pt, vmas),) = fp
+        return (key[:2] + (pt, vmas) + key[4:], more, ((key[2], key[3]),))
 
 
 class _Renaming:
@@ -158,26 +274,28 @@ class PageSymmetry:
         self.renamings = [_Renaming(p, self.regions) for p in perms]
 
     def key(self, fp: tuple, gkey: tuple) -> bytes:
-        best = digest((fp, gkey))
-        if not self._foldable(fp):
-            return best
-        for r in self.renamings:
-            got = self.rename(r, fp, gkey)
-            if got is not None:
-                d = digest(got)
-                if d < best:
-                    best = d
-        return best
+        """The seen-key under these page permutations alone."""
+        return Symmetry(self, None).key(fp, gkey)
 
     @staticmethod
-    def _foldable(fp: tuple) -> bool:
-        # No enclave VMA may merge with a neighbour (is_mergeable_vma()).
-        return all(flags & VM_SPECIAL for _s, _e, flags, path in fp[3] if path == ENCLAVE_FILE)
+    def foldable(fp: tuple) -> bool:
+        """No enclave VMA of any process may merge with a neighbour
+        (is_mergeable_vma())."""
+        procs = [fp[3]] if len(fp) != 3 else [fp[0][3]] + [v for _pt, v in fp[2]]
+        return all(flags & VM_SPECIAL for vmas in procs for _s, _e, flags, path in vmas
+                   if path == ENCLAVE_FILE)
 
     def rename(self, r: _Renaming, fp: tuple, gkey: tuple) -> tuple | None:
-        """``(fp, gkey)`` with the explored pages renamed by ``r``, or
-        ``None`` where the renaming has no image (a VMA over pages that it
-        would scatter)."""
+        """``(fp, gkey)`` with the explored pages renamed by ``r`` (in every
+        process), or ``None`` where the renaming has no image (a VMA over
+        pages that it would scatter)."""
+        if len(fp) == 3:  # forked: (the parent's key, (), ((pt, vmas),) of the child)
+            key, more, children = fp
+            got = self.rename(r, key, gkey)
+            kids = [(self._pt(r, pt), self._vmas(r, vmas)) for pt, vmas in children]
+            if got is None or any(v is None for _pt, v in kids):
+                return None
+            return (got[0], more, tuple(kids)), got[1]
         extra, (secs, epc), pt, vmas, pages, initialized, meas_ok, expect, added = fp
         vmas2 = self._vmas(r, vmas)
         if vmas2 is None:

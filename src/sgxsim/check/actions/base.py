@@ -29,7 +29,12 @@ OFFSET, LENGTH = "offset", "length"
 class Ctx(NamedTuple):
     """What enabling looks at, for one enclave: whether the program INITed
     it, whether the kernel's driver is the SGX2 one, the explored offsets
-    the program added with ADD_PAGES, and whether the program forked."""
+    the program added with ADD_PAGES, and whether the program forked.
+
+    Along every run each field only grows: nothing un-INITs an enclave or
+    un-forks the program, ``sgx2`` is the kernel's, and ``added`` gains the
+    pages ADD_PAGES adds and loses none (a page removed after INIT stays
+    one).  The process symmetry relies on this (:func:`~sgxsim.check.actions.alike_from`)."""
 
     initialized: bool
     sgx2: bool
@@ -56,6 +61,12 @@ class CheckerAction(ABC):
     # (--processes 2; only the actions a child may run: mm calls, entering).
     per_enclave: bool = True
     per_process: bool = False
+    # An ioctl on the enclave's fd: issued by the parent, or by either
+    # process with --child-ioctls (Scope.child_ioctls), when it is per-process.
+    ioctl: bool = False
+    # Run by the kernel in no process (the reclaimer): offered once, and
+    # alike whichever process is which.
+    by_kernel: bool = False
 
     # Abstract: an action class that leaves either out cannot be
     # instantiated, so the registry refuses it when it is built.
@@ -72,6 +83,11 @@ class CheckerAction(ABC):
         """The ghost update of a successful event of this action (one of
         :meth:`event_kinds`); the default changes nothing."""
         return None  # most actions leave the ghost as it is
+
+    def per_process_in(self, scope: Scope) -> bool:
+        """Whether a step names its process in ``scope`` (with --processes 2):
+        the mm calls and entering always, the ioctls with --child-ioctls."""
+        return self.per_process or (self.ioctl and getattr(scope, "child_ioctls", False))
 
     def event_kinds(self) -> tuple[str, ...]:
         return self.events or (self.name,)

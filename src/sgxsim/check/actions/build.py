@@ -42,11 +42,13 @@ def sigstruct(mrenclave: bytes) -> bytes:
     return got
 
 
-def add_from(st: Any, h: Any, src: int, offset: int, sflags: int) -> tuple[int, int]:
+def add_from(st: Any, h: Any, src: int, offset: int, sflags: int, p: Any = None) -> tuple[int, int]:
     """SGX_IOC_ENCLAVE_ADD_PAGES of one measured page from ``src`` into the
-    enclave of handle ``h``; the program measures what it passed (its
-    signer's MRENCLAVE).  Returns (errno, count written back)."""
-    p = st.proc
+    enclave of handle ``h``, issued by process ``p`` (default: the parent;
+    the driver reads the source in the caller's mm, __sgx_encl_add_page());
+    the program measures what it passed (its signer's MRENCLAVE).  Returns
+    (errno, count written back)."""
+    p = p if p is not None else st.proc
     data = p.peek(src, PAGE)
     p.poke(SCRATCH + 2 * PAGE, _SECINFO.pack(sflags))
     buf = bytearray(_ADD_PAGES.pack(src, offset, PAGE, SCRATCH + 2 * PAGE, 1, 0))
@@ -76,6 +78,7 @@ class AddPages(CheckerAction):
     name = "add_pages"
     keys = {"offset": OFFSET, "source": SOURCES, "type": ("REG", "TCS"), "perms": PERMS}
     events = ("add",)
+    ioctl = True
 
     def offers(self, scope, ctx):
         if ctx.initialized:
@@ -95,13 +98,14 @@ class AddPages(CheckerAction):
         off, source, typ, perms = (args.get("offset"), args.get("source"), args.get("type"),
                                    args.get("perms"))
         h = model.handle(st, a)
+        p = model.process(st, a)
         src = SRC[source] + off
-        vma = st.proc.mm.find_vma(src)
+        vma = p.mm.find_vma(src)
         source_exec = bool(vma is not None and vma.vm_start <= src and vma.vm_flags & VM_EXEC)
         sflags = _SFLAGS.get((typ, perms))
         if sflags is None:
             sflags = secinfo_flags(TYPES[typ], 0 if typ == "TCS" else SI_PERMS[perms])
-        e, count = add_from(st, h, src, off, sflags)
+        e, count = add_from(st, h, src, off, sflags, p)
         ok = e == 0 and count == PAGE
         if ok:
             h.added = h.added | {off}
@@ -121,13 +125,14 @@ class Init(CheckerAction):
 
     name = "init"
     keys: dict = {}
+    ioctl = True
 
     def offers(self, scope, ctx):
         return [] if ctx.initialized else [Action.make("init")]
 
     def run(self, model, st, a, ev):
         h = model.handle(st, a)
-        p = st.proc
+        p = model.process(st, a)
         p.poke(SCRATCH + 3 * PAGE, sigstruct(h.meas.digest()))
         arg = bytearray(struct.pack("<Q", SCRATCH + 3 * PAGE))
         e = errno_of(st, p.ioctl, h.fd, uapi.SGX_IOC_ENCLAVE_INIT, arg)

@@ -6,8 +6,10 @@ mm with the enclave (``sgx_encl_mm_add()``: an mmu notifier, an enclave
 reference); then copy_page_range() copies the VMAs' PTEs as they are
 (vma_needs_copy() copies a VM_PFNMAP VMA's).  The fd table is shared, so the
 child reaches the same enclaves.  The child may
-then mmap/mprotect/munmap/mseal/mremap and enter the enclave; the ioctls and
-the reclaimer stay with the parent (the kernel's, not a process's)."""
+then mmap/mprotect/munmap/mseal/mremap and enter the enclave; the ioctls
+stay with the parent unless ``--child-ioctls`` (sgx_ioctl() asks nothing of
+the caller but the fd: any process holding it may issue them), and the
+reclaimer is the kernel's, not a process's."""
 
 from __future__ import annotations
 

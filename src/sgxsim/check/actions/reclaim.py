@@ -12,6 +12,9 @@ from sgxsim.check.model import Action, Event
 class Reclaim(CheckerAction):
     name = "reclaim"
     keys = {"offset": OFFSET}
+    # ksgxd's: sgx_reclaim_page() zaps the page's PTEs in every mm on the
+    # enclave's mm_list (sgx_zap_enclave_ptes()), whichever process is which.
+    by_kernel = True
 
     def offers(self, scope, ctx):
         # Before INIT only the pages added so far have anything to write back.

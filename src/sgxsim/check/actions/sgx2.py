@@ -16,11 +16,16 @@ from sgxsim.hw.consts import PageType, SecinfoFlags, secinfo_flags
 
 
 def sgx2_ioctl(model, st, a, cmd, *fields) -> int:
+    """One SGX2 ioctl of step ``a``, issued by its process (the parent,
+    or either with --child-ioctls)."""
     h = model.handle(st, a)
-    return errno_of(st, st.proc.ioctl, h.fd, cmd, bytearray(struct.pack(f"<{len(fields)}Q", *fields)))
+    arg = bytearray(struct.pack(f"<{len(fields)}Q", *fields))
+    return errno_of(st, model.process(st, a).ioctl, h.fd, cmd, arg)
 
 
 class Sgx2Ioctl(CheckerAction):
+    ioctl = True
+
     def offers(self, scope, ctx):
         if not (ctx.initialized and ctx.sgx2):
             return []
