@@ -17,7 +17,8 @@ the previous release's (``git archive`` of :data:`PREVIOUS`, put first on
 * the enclave round trip (one ``load`` through the vDSO, EENTER, the
   runtime's step, EEXIT: ``runtime.run``), the same ``load`` as the
   checker issues it (with the checker's own reading after it) and a
-  one-page ADD_PAGES as the checker issues it;
+  one-page ADD_PAGES as the checker issues it; one ADD_PAGES of 256 pages
+  (a loader's segment), per page;
 * the seen-set's bytes per state (tracemalloc).
 """
 
@@ -92,6 +93,11 @@ def run() -> str:
         hot = [(_probe(old_src, "hot", "300"), _probe(new_src, "hot", "300")) for _ in range(3)]
         old = {k: min(o[k] for o, _ in hot) for k in hot[0][0]}
         new = {k: min(n[k] for _, n in hot) for k in hot[0][1]}
+        many = [(_probe(old_src, "addmany", "256", "4"), _probe(new_src, "addmany", "256", "4"))
+                for _ in range(3)]
+        for k in many[0][0]:
+            old[k] = min(o[k] for o, _ in many)
+            new[k] = min(n[k] for _, n in many)
     rows += ["", "The rows above compare the explorers on one model: the previous and the current "
              "release explore the same states (ADD_PAGES left out, no symmetry reduction).  The rows "
              "below compare what a user of each release gets for the issue's scope: each release's "
@@ -108,6 +114,10 @@ def run() -> str:
              f"| ADD_PAGES of one page (the checker's add_pages) "
              f"| {old['add_page_us']:.1f} µs | {new['add_page_us']:.1f} µs "
              f"| {old['add_page_us'] / new['add_page_us']:.2f}x | >= 3x |",
+             *(f"| ADD_PAGES of 256 pages in one ioctl, per page (source {how}) "
+               f"| {old[k]:.1f} µs | {new[k]:.1f} µs | {old[k] / new[k]:.2f}x | |"
+               for how, k in (("populated", "populated_us_per_page"),
+                              ("never touched", "unpopulated_us_per_page"))),
              "", "| memory | measured | target |", "|---|---|---|", *mem,
              "", f"Previous release: `{PREVIOUS[:7]}` (main before issue 10), run from a "
              "`git archive` of it in a fresh process per row, alternating with the current tree.  "

@@ -81,6 +81,29 @@ def test_eadd_checks_in_order():
     assert k.cpu.epc.secs_state[0].children == 0
 
 
+def test_eadd_operands_outside_ram():
+    # PAGEINFO and SECINFO are read straight from their RAM frame; an operand
+    # in no frame goes through the kernel read: #PF where nothing is mapped,
+    # the abort page (all ones, so misaligned: #GP) in the EPC.
+    k = Kit()
+    k.ecreate()
+    src, secs = k.frame(), epa(0)
+    with pytest.raises(PF):  # PAGEINFO unmapped
+        k.cpu.eadd(0x7000_0000, epa(1))
+    with pytest.raises(GP):  # PAGEINFO in the EPC: reads 0xFF..., SRCPGE misaligned
+        k.cpu.eadd(epa(3), epa(1))
+    with pytest.raises(PF):  # SECINFO unmapped
+        k.cpu.eadd(k.pageinfo(BASE, src, 0x7000_0040, secs), epa(1))
+    with pytest.raises(GP):  # SECINFO in the EPC: FLAGS all ones, reserved bits set
+        k.cpu.eadd(k.pageinfo(BASE, src, epa(3), secs), epa(1))
+    with pytest.raises(PF):  # SRCPGE unmapped
+        k.cpu.eadd(k.pageinfo(BASE, 0x7000_0000, k.secinfo(REG | RW), secs), epa(1))
+    assert k.cpu.epc.secs_state[0].children == 0
+    # SRCPGE in the EPC: the abort page is what gets added.
+    k.cpu.eadd(k.pageinfo(BASE, epa(3), k.secinfo(REG | RW), secs), epa(1))
+    assert bytes(k.cpu.epc.data[1]) == b"\xff" * PAGE_SIZE
+
+
 def test_tcs_is_measured_with_rwx_cleared_and_fields_reset():
     k = Kit()
     k.ecreate()

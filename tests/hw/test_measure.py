@@ -180,3 +180,25 @@ def test_log_pieces_copies_and_pickles_keep_the_digest():
         assert pickle.loads(pickle.dumps(m)).digest() == m.digest()
 
     run()
+
+
+@pytest.mark.parametrize("kind", [bytes, bytearray, memoryview])
+@pytest.mark.parametrize("size", [4096, 256, 768, 8192])
+@pytest.mark.parametrize("cache", [0, 256])
+def test_eextend_page_any_buffer_and_length_is_the_chunk_records(kind, size, cache, monkeypatch):
+    # A whole page goes the cut-and-interleave way (headers packed, or kept
+    # for the first offsets and joined), other lengths the record loop: all
+    # are the EEXTEND records chunk by chunk.
+    from sgxsim.hw import measure
+
+    monkeypatch.setattr(measure, "_PAGE_HEADERS", {})
+    monkeypatch.setattr(measure, "_PAGE_HEADERS_MAX", cache)
+    data = bytes((5 * i + size) & 0xFF for i in range(size))
+    for off in (0, 0x1000, 0x7000, 0x1000):  # the last one: from the kept headers if any
+        by_page, by_chunk = Measurement(), Measurement()
+        by_page.eextend_page(off, kind(bytearray(data)) if kind is memoryview else kind(data))
+        for k in range(0, size, 256):
+            by_chunk.eextend(off + k, data[k : k + 256])
+        assert by_page.digest() == by_chunk.digest() and by_page.updates == by_chunk.updates
+        assert by_page.same_records(by_chunk)
+    assert len(measure._PAGE_HEADERS) == (min(cache, 3) if size == 4096 else 0)

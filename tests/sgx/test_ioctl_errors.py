@@ -50,6 +50,29 @@ def test_unknown_ioctl_is_enotty(kname):
     assert e.ioctl(uapi.SGX_IOC_VEPC_REMOVE_ALL, b"")[0] == errno.ENOTTY
 
 
+def test_ioctl_handlers_follow_overrides(kname):
+    """sgx_ioctl() builds its table once per driver class, but the handler
+    is the instance's: an override (here on the instance) is what runs, and
+    a table whose entries are not the driver's own methods is asked anew."""
+    e = Encl(machine(kname))
+    drv = e.drv
+    seen = []
+    orig = drv.sgx_ioc_enclave_create
+    drv.sgx_ioc_enclave_create = lambda encl, arg: seen.append("create") or orig(encl, arg)
+    assert e.create() == 0 and seen == ["create"]
+
+    class Odd(type(drv)):
+        def sgx_ioctl_table(self):
+            table = super().sgx_ioctl_table()
+            table[uapi.SGX_IOC_ENCLAVE_PROVISION] = lambda encl, arg: seen.append("odd") or 0
+            return table
+
+    drv.__class__ = Odd
+    assert e.ioctl(uapi.SGX_IOC_ENCLAVE_PROVISION, struct.pack("<Q", 0))[0] == 0
+    assert seen == ["create", "odd"]
+    assert e.ioctl(0xC000A4FF, bytes(8))[0] == errno.ENOTTY
+
+
 def test_concurrent_ioctl_is_ebusy():
     """A second ioctl while one is running on the same enclave: -EBUSY."""
     e = Encl(machine())

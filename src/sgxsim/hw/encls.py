@@ -62,6 +62,9 @@ _SSA_GPR = 184
 _TCS_LIMIT = Tcs.OFF_RESERVED  # EDBGRD may read the architectural TCS fields only
 _REG_TCS_TRIM = (PageType.PT_REG, PageType.PT_TCS, PageType.PT_TRIM)
 _REG_TCS = (int(PageType.PT_REG), int(PageType.PT_TCS))
+# Plain ints for the per-page leaves (an IntEnum member lookup costs more
+# than the comparison).
+_PT_SECS, _PT_TCS = int(PageType.PT_SECS), int(PageType.PT_TCS)
 
 
 def _gp(leaf: str, detail: str) -> GeneralProtection:
@@ -115,17 +118,23 @@ class EnclsMixin:
             raise _pf(leaf, pa, f"{what} {pa:#x} is not in the EPC", write)
         return i
 
-    def _pageinfo(self: Cpu, leaf: str, pa: int) -> Pageinfo:
+    def _kfields(self: Cpu, leaf: str, cls, pa: int) -> tuple:
+        """The fields of ``cls`` (in layout order) read from the ordinary
+        memory at ``pa``: straight from the RAM frame when the structure lies
+        in one (what :meth:`_kread` reads, without its copy), else through
+        :meth:`_kread` (EPC, unmapped, split).  The per-page leaves read their
+        PAGEINFO and SECINFO this way, without building structure objects."""
         frame = self.phys.frames.get(pa >> 12)
-        if frame is not None and (pa & 0xFFF) <= PAGE_SIZE - Pageinfo.SIZE:
-            return Pageinfo.unpack(memoryview(frame)[pa & 0xFFF :])
-        return Pageinfo.unpack(self._kread(leaf, pa, Pageinfo.SIZE))
+        if frame is not None and (pa & 0xFFF) <= PAGE_SIZE - cls.SIZE:
+            return cls._codec.unpack_from(frame, pa & 0xFFF)
+        return cls._codec.unpack(self._kread(leaf, pa, cls.SIZE))
 
-    def _secinfo(self: Cpu, leaf: str, pa: int) -> Secinfo:
-        si = Secinfo.unpack(self._kread(leaf, pa, Secinfo.SIZE))
-        if si.flags & SECINFO_ENCLS_RESERVED or nonzero(si.reserved):
-            raise _gp(leaf, f"SECINFO reserved bits set (flags {si.flags:#x})")
-        return si
+    def _secinfo_flags(self: Cpu, leaf: str, pa: int) -> int:
+        """SECINFO.FLAGS of the SECINFO at ``pa``; #GP if a reserved bit is set."""
+        flags, reserved = self._kfields(leaf, Secinfo, pa)
+        if flags & SECINFO_ENCLS_RESERVED or nonzero(reserved):
+            raise _gp(leaf, f"SECINFO reserved bits set (flags {flags:#x})")
+        return flags
 
     def _secs_of(self: Cpu, leaf: str, pa: int) -> tuple[int, SecsState]:
         i = self._epc_operand(leaf, pa, "SECS")
@@ -151,8 +160,8 @@ class EnclsMixin:
             raise _gp(leaf, "SRCPGE or SECINFO misaligned")
         if pi.linaddr or pi.secs:
             raise _gp(leaf, "PAGEINFO.LINADDR and PAGEINFO.SECS must be 0")
-        si = self._secinfo(leaf, pi.secinfo)
-        if (si.flags & SECINFO_PT_MASK) >> SECINFO_PT_SHIFT != PageType.PT_SECS:
+        si_flags = self._secinfo_flags(leaf, pi.secinfo)
+        if (si_flags & SECINFO_PT_MASK) >> SECINFO_PT_SHIFT != PageType.PT_SECS:
             raise _gp(leaf, "SECINFO.PT is not PT_SECS")
         if self.epc.flags[i] & EPCM_VALID:
             raise _pf(leaf, epc, "EPCM(RCX).VALID=1")
@@ -217,26 +226,25 @@ class EnclsMixin:
         if pageinfo % Pageinfo.ALIGN or epc % PAGE_SIZE:
             raise _gp(leaf, "PAGEINFO or RCX misaligned")
         i = self._epc_operand(leaf, epc, "RCX")
-        pi = self._pageinfo(leaf, pageinfo)
-        if (pi.srcpge % PAGE_SIZE or pi.secs % PAGE_SIZE or pi.secinfo % Secinfo.ALIGN
-                or pi.linaddr % PAGE_SIZE):
+        linaddr, srcpge, secinfo, secs = self._kfields(leaf, Pageinfo, pageinfo)
+        if (srcpge % PAGE_SIZE or secs % PAGE_SIZE or secinfo % Secinfo.ALIGN
+                or linaddr % PAGE_SIZE):
             raise _gp(leaf, "SRCPGE, SECS, SECINFO or LINADDR misaligned")
-        secs_i = self._epc_operand(leaf, pi.secs, "PAGEINFO.SECS")
-        si = self._secinfo(leaf, pi.secinfo)
-        pt = (si.flags & SECINFO_PT_MASK) >> SECINFO_PT_SHIFT
-        if pt not in (PageType.PT_REG, PageType.PT_TCS):
+        secs_i = self._epc_operand(leaf, secs, "PAGEINFO.SECS")
+        flags = self._secinfo_flags(leaf, secinfo)
+        pt = (flags & SECINFO_PT_MASK) >> SECINFO_PT_SHIFT
+        if pt not in _REG_TCS:
             raise _gp(leaf, f"SECINFO.PT {pt} is neither PT_REG nor PT_TCS")
         epc_ = self.epc
         if epc_.flags[i] & EPCM_VALID:
             raise _pf(leaf, epc, "EPCM(RCX).VALID=1")
-        if not epc_.flags[secs_i] & EPCM_VALID or epc_.pt[secs_i] != PageType.PT_SECS:
-            raise _pf(leaf, pi.secs, "EPCM(SECS) is not a valid PT_SECS page")
+        if not epc_.flags[secs_i] & EPCM_VALID or epc_.pt[secs_i] != _PT_SECS:
+            raise _pf(leaf, secs, "EPCM(SECS) is not a valid PT_SECS page")
         st = epc_.secs_state[secs_i]
-        src = self.phys.frames.get(pi.srcpge >> 12)
+        src = self.phys.frames.get(srcpge >> 12)
         page = bytearray(src) if src is not None else bytearray(
-            self._kread(leaf, pi.srcpge, PAGE_SIZE))
-        flags = si.flags
-        if pt == PageType.PT_TCS:
+            self._kread(leaf, srcpge, PAGE_SIZE))
+        if pt == _PT_TCS:
             tcs = Tcs.unpack(page)
             if nonzero(tcs.reserved):
                 raise _gp(leaf, "TCS reserved area not zero")
@@ -245,18 +253,18 @@ class EnclsMixin:
                 raise _gp(leaf, "TCS FS/GS limit of a 32-bit enclave")
         elif flags & 0x2 and not flags & 0x1:
             raise _gp(leaf, "SECINFO W without R")
-        if not st.base <= pi.linaddr < st.base + st.size:
-            raise _gp(leaf, f"LINADDR {pi.linaddr:#x} outside ELRANGE")
+        if not st.base <= linaddr < st.base + st.size:
+            raise _gp(leaf, f"LINADDR {linaddr:#x} outside ELRANGE")
         if st.initialized:
             raise _gp(leaf, "SECS already initialised")
-        if pt == PageType.PT_TCS:
+        if pt == _PT_TCS:
             # The CPU clears RWX, DBGOPTIN, CSSA, AEP and STATE before measuring.
             flags &= ~0x7
             tcs = Tcs.unpack(page)
             page[:Tcs.SIZE] = tcs.replace(flags=tcs.flags & ~Tcs.FLAGS_DBGOPTIN, cssa=0, aep=0,
                                           state=0).pack()
-        st.measurement.eadd(pi.linaddr - st.base, flags)
-        epc_.set_entry(i, pt=pt, flags=perms_to_epcm(flags), secs=secs_i, addr=pi.linaddr)
+        st.measurement.eadd(linaddr - st.base, flags)
+        epc_.set_entry(i, pt=pt, flags=perms_to_epcm(flags), secs=secs_i, addr=linaddr)
         epc_.data[i] = page
         st.children += 1
         self.count("eadd")
@@ -693,8 +701,8 @@ class EnclsMixin:
         if secinfo % Secinfo.ALIGN or epc % PAGE_SIZE:
             raise _gp(leaf, "SECINFO or RCX misaligned")
         i = self._epc_operand(leaf, epc, "RCX")
-        si = self._secinfo(leaf, secinfo)
-        if si.flags & 0x2 and not si.flags & 0x1:
+        si_flags = self._secinfo_flags(leaf, secinfo)
+        if si_flags & 0x2 and not si_flags & 0x1:
             raise _gp(leaf, "SECINFO W without R")
         epc_ = self.epc
         f = epc_.flags[i]
@@ -707,7 +715,7 @@ class EnclsMixin:
         st = epc_.secs_state[epc_.secs[i]]
         if not st.initialized:
             raise _gp(leaf, "SECS not initialised")
-        epc_.flags[i] = (f & ~EPCM_RWX) | (f & EPCM_RWX & perms_to_epcm(si.flags)) | EPCM_PR
+        epc_.flags[i] = (f & ~EPCM_RWX) | (f & EPCM_RWX & perms_to_epcm(si_flags)) | EPCM_PR
         epc_.mod_epoch[i] = st.epoch
         return 0
 
@@ -718,8 +726,8 @@ class EnclsMixin:
         if secinfo % Secinfo.ALIGN or epc % PAGE_SIZE:
             raise _gp(leaf, "SECINFO or RCX misaligned")
         i = self._epc_operand(leaf, epc, "RCX")
-        si = self._secinfo(leaf, secinfo)
-        new = (si.flags & SECINFO_PT_MASK) >> SECINFO_PT_SHIFT
+        si_flags = self._secinfo_flags(leaf, secinfo)
+        new = (si_flags & SECINFO_PT_MASK) >> SECINFO_PT_SHIFT
         if new not in (PageType.PT_TCS, PageType.PT_TRIM):
             raise _gp(leaf, f"SECINFO.PT {new} is neither PT_TCS nor PT_TRIM")
         epc_ = self.epc

@@ -11,6 +11,7 @@ from __future__ import annotations
 import functools
 import hashlib
 import struct
+from itertools import chain
 
 from sgxsim.hw.consts import EEXTEND_CHUNK
 
@@ -30,6 +31,15 @@ def _records(n: int) -> struct.Struct:
     return struct.Struct("<" + f"QQ48x{EEXTEND_CHUNK}s" * n)
 
 
+_PAGE_CHUNKS = 4096 // EEXTEND_CHUNK
+# A 4 KiB page cut into its sixteen 256-byte chunks by one C call.
+_CHUNKS = struct.Struct(f"{EEXTEND_CHUNK}s" * _PAGE_CHUNKS)
+_PAGE_TAGS = (TAG_EEXTEND,) * _PAGE_CHUNKS
+# The sixteen EEXTEND header records of the page at an offset, for the first
+# offsets measured in this process (a checker measures its few pages again and
+# again; a loader's offsets, each seen once or twice, take the packing path).
+_PAGE_HEADERS: dict[int, tuple[bytes, ...]] = {}
+_PAGE_HEADERS_MAX = 256
 # Below this many bytes hashed a measurement keeps its input, so that it can be
 # pickled (hashlib states cannot); deep copies never need it.
 _PICKLE_LOG_LIMIT = 1 << 20
@@ -137,6 +147,24 @@ class Measurement:
     def eextend_page(self, offset: int, page: bytes | bytearray | memoryview) -> None:
         """One EEXTEND per 256-byte chunk of ``page`` (measured at ``offset``,
         ``offset + 256``, ...), fed to the hash as one update."""
+        if len(page) == 4096:
+            # A whole page: the sixteen chunks cut by one unpack, then
+            # interleaved with the page's headers by C iterators (the same
+            # bytes as the loop below).
+            chunks = _CHUNKS.unpack(page)
+            headers = _PAGE_HEADERS.get(offset)
+            if headers is not None:
+                records = b"".join(chain.from_iterable(zip(headers, chunks, strict=False)))
+            else:
+                records = _records(_PAGE_CHUNKS).pack(*chain.from_iterable(
+                    zip(_PAGE_TAGS, range(offset, offset + 4096, EEXTEND_CHUNK), chunks,
+                        strict=False)))
+                if len(_PAGE_HEADERS) < _PAGE_HEADERS_MAX:
+                    _PAGE_HEADERS[offset] = tuple(records[k : k + 64]
+                                                  for k in range(0, len(records), _RECORD))
+            self.updates += 5 * _PAGE_CHUNKS
+            self._feed(records)
+            return
         data = bytes(page)
         n = len(data) // EEXTEND_CHUNK
         if n * EEXTEND_CHUNK != len(data):

@@ -78,7 +78,8 @@ class Struct:
         except struct.error:
             raise ValueError(f"{cls.__name__} needs {cls.SIZE} bytes, got {len(data)}") from None
         obj = object.__new__(cls)
-        obj.__dict__ = dict(zip(cls._names, values, strict=True))
+        # The codec is built from FIELDS: one value per name (no strict check).
+        obj.__dict__ = dict(zip(cls._names, values, strict=False))
         return obj
 
     def pack(self) -> bytes:

@@ -20,6 +20,11 @@ from sgxsim.kernel.mm import VM_EXEC
 ATTRS = Attribute.MODE64BIT | Attribute.DEBUG
 XFRM = 3
 
+# struct sgx_secinfo (FLAGS, reserved bytes zero) and struct
+# sgx_enclave_add_pages (src, offset, length, secinfo, flags, count).
+_SECINFO = struct.Struct("<Q56x")
+_ADD_PAGES = struct.Struct("<6Q")
+
 # Signing key and SIGSTRUCTs by MRENCLAVE: a cache of the checker process,
 # not model state (RSA key generation is slow; keys do not pickle).
 _SIGN: dict[Any, Any] = {}
@@ -45,10 +50,10 @@ def add_from(st: Any, h: Any, src: int, offset: int, sflags: int, p: Any = None)
     (errno, count written back)."""
     p = p if p is not None else st.proc
     data = p.peek(src, PAGE)
-    p.poke(SCRATCH + 2 * PAGE, struct.pack("<Q", sflags) + bytes(56))
-    buf = bytearray(struct.pack("<6Q", src, offset, PAGE, SCRATCH + 2 * PAGE, 1, 0))
+    p.poke(SCRATCH + 2 * PAGE, _SECINFO.pack(sflags))
+    buf = bytearray(_ADD_PAGES.pack(src, offset, PAGE, SCRATCH + 2 * PAGE, 1, 0))
     e = errno_of(st, p.ioctl, h.fd, uapi.SGX_IOC_ENCLAVE_ADD_PAGES, buf)
-    count = struct.unpack_from("<6Q", buf)[5]
+    count = _ADD_PAGES.unpack_from(buf)[5]
     if count:
         h.meas.eadd(offset, sflags)
         h.meas.eextend_page(offset, data)
@@ -59,6 +64,11 @@ def add_raw(st: Any, h: Any, offset: int, data: bytes, sflags: int) -> tuple[int
     """ADD_PAGES of ``data``, staged in the scratch buffer."""
     st.proc.poke(SCRATCH + PAGE, data.ljust(PAGE, b"\0"))
     return add_from(st, h, SCRATCH + PAGE, offset, sflags)
+
+
+# The SECINFO.FLAGS of each (type, perms) an add_pages step names (a TCS has none).
+_SFLAGS = {(t, p): secinfo_flags(TYPES[t], 0 if t == "TCS" else SI_PERMS[p])
+           for t in ("REG", "TCS") for p in PERMS}
 
 
 class AddPages(CheckerAction):
@@ -84,13 +94,17 @@ class AddPages(CheckerAction):
         return out
 
     def run(self, model, st, a, ev):
-        off, source, typ, perms = a.arg("offset"), a.arg("source"), a.arg("type"), a.arg("perms")
+        args = dict(a.args)
+        off, source, typ, perms = (args.get("offset"), args.get("source"), args.get("type"),
+                                   args.get("perms"))
         h = model.handle(st, a)
         p = model.process(st, a)
         src = SRC[source] + off
         vma = p.mm.find_vma(src)
         source_exec = bool(vma is not None and vma.vm_start <= src and vma.vm_flags & VM_EXEC)
-        sflags = secinfo_flags(TYPES[typ], 0 if typ == "TCS" else SI_PERMS[perms])
+        sflags = _SFLAGS.get((typ, perms))
+        if sflags is None:
+            sflags = secinfo_flags(TYPES[typ], 0 if typ == "TCS" else SI_PERMS[perms])
         e, count = add_from(st, h, src, off, sflags, p)
         ok = e == 0 and count == PAGE
         if ok:

@@ -213,10 +213,12 @@ class SgxDriver(SgxIoctl, SgxEnclOps, SgxMain):
         except OSError:
             return None
 
-    def kcopy_from_user(self, paddr: int, uaddr: int, n: int, rule: str) -> None:
-        """copy_from_user() into a kernel buffer; -EFAULT on a bad pointer."""
+    def kcopy_from_user(self, paddr: int, uaddr: int, n: int, rule: str) -> bytes:
+        """copy_from_user() into a kernel buffer; -EFAULT on a bad pointer.
+        Returns the bytes copied (what the buffer now holds)."""
         data = self.kernel.copy_from_user(self.current(), uaddr & U64, n)
         self.cpu.phys.write(paddr, data)
+        return data
 
     def fget(self, fd: int) -> Any:
         return self.kernel.fget(self.current(), fd)

@@ -68,6 +68,28 @@ SGX_EINIT_SLEEP_COUNT = 50
 SGX_ATTR_ALLOWED_MASK = Attribute.DEBUG | Attribute.MODE64BIT | Attribute.KSS
 
 
+# The handlers' names by command, per driver class: sgx_ioctl_table() built
+# once per class instead of once per ioctl.  The handler is still looked up on
+# the instance, so an override counts; a table whose entries are not methods
+# of the driver by their own name is asked every time (None here).
+_HANDLER_NAMES: dict[type, dict[int, str] | None] = {}
+
+
+def _handler(drv: Any, cmd: int) -> Any:
+    """sgx_ioctl_table()[cmd] (None: unknown command)."""
+    cls = type(drv)
+    if cls not in _HANDLER_NAMES:
+        table = drv.sgx_ioctl_table()
+        names = {c: getattr(h, "__name__", "") for c, h in table.items()}
+        same = all(getattr(drv, n, None) == table[c] for c, n in names.items())
+        _HANDLER_NAMES[cls] = names if same else None
+    names = _HANDLER_NAMES[cls]
+    if names is None:
+        return drv.sgx_ioctl_table().get(cmd)
+    name = names.get(cmd)
+    return None if name is None else getattr(drv, name)
+
+
 def _rule(name: str):  # noqa: ANN202 - tiny helper for refusals
     def fail(err: int, detail: str = "") -> OSError:
         return refuse(err, "sgx", name, detail)
@@ -94,7 +116,7 @@ class SgxIoctl:
             raise refuse(errno.EBUSY, "sgx", "sgx_ioctl", "another ioctl runs on this enclave")
         encl.set_bit(SGX_ENCL_IOCTL)
         try:
-            handler = self.sgx_ioctl_table().get(cmd & 0xFFFFFFFF)
+            handler = _handler(self, cmd & 0xFFFFFFFF)
             if handler is None:
                 raise refuse(ENOIOCTLCMD, "sgx", "sgx_ioctl", f"unknown command {cmd:#x}")
             return handler(encl, arg)
@@ -211,25 +233,26 @@ class SgxIoctl:
     def _sgx_encl_add_page(self, encl: SgxEncl, encl_page: Any, epc_page: Any,
                            secinfo_paddr: int, src: int) -> None:
         """__sgx_encl_add_page(): the noexec guard, then EADD from the user page."""
-        fail = _rule("__sgx_encl_add_page")
+        rule = "__sgx_encl_add_page"
         task = self.current()
         vma = self.find_vma(task.mm, src)
         if vma is None:
-            raise fail(errno.EFAULT, f"no VMA at or above source {src:#x}")
+            raise refuse(errno.EFAULT, "sgx", rule, f"no VMA at or above source {src:#x}")
         if not vma.vm_flags & VM_MAYEXEC:
-            raise fail(errno.EACCES, f"source VMA at {vma.vm_start:#x} lacks VM_MAYEXEC (noexec)")
+            raise refuse(errno.EACCES, "sgx", rule,
+                         f"source VMA at {vma.vm_start:#x} lacks VM_MAYEXEC (noexec)")
         if self.kernel.trace.enabled:  # an "allow" note: only a trace reads it
             self.trace_note("__sgx_encl_add_page", "allow",
                             f"source {src:#x} in VMA [{vma.vm_start:#x}, {vma.vm_end:#x}) "
                             f"vm_flags {vma.vm_flags:#x}")
         src_pfn = self.get_user_pages(task, src)
         if src_pfn is None:
-            raise fail(errno.EFAULT, f"get_user_pages({src:#x}) failed")
+            raise refuse(errno.EFAULT, "sgx", rule, f"get_user_pages({src:#x}) failed")
         pginfo = self.kstack_pageinfo(encl_page.addr, src_pfn << PAGE_SHIFT, secinfo_paddr,
                                       encl.secs.epc_page.paddr)
         ret = encls(self.cpu.eadd, pginfo, epc_page.paddr)
         if ret:
-            raise fail(errno.EIO, f"EADD returned {ret:#x}: {self.cpu_last_why()}")
+            raise refuse(errno.EIO, "sgx", rule, f"EADD returned {ret:#x}: {self.cpu_last_why()}")
 
     def _sgx_encl_extend(self, encl: SgxEncl, epc_page: Any) -> None:
         """__sgx_encl_extend(): EEXTEND each 256-byte block of the page.  The
@@ -283,32 +306,33 @@ class SgxIoctl:
     def sgx_ioc_enclave_add_pages(self, encl: SgxEncl, arg: Any) -> int:
         """sgx_ioc_enclave_add_pages(): validate, then add page by page;
         ``count`` reports the bytes added."""
-        fail = _rule("sgx_ioc_enclave_add_pages")
+        rule = "sgx_ioc_enclave_add_pages"
         if not encl.created or encl.initialized:
-            raise fail(errno.EINVAL, "enclave not created or already initialized")
+            raise refuse(errno.EINVAL, "sgx", rule, "enclave not created or already initialized")
         add_arg = uapi.SgxEnclaveAddPages.unpack(arg.copy_from(uapi.SgxEnclaveAddPages.SIZE))
         if add_arg.src & (PAGE_SIZE - 1):
-            raise fail(errno.EINVAL, f"src {add_arg.src:#x} not page aligned")
+            raise refuse(errno.EINVAL, "sgx", rule, f"src {add_arg.src:#x} not page aligned")
         why = self.sgx_validate_offset_length(encl, add_arg.offset, add_arg.length)
         if why:
             raise refuse(errno.EINVAL, "sgx", "sgx_validate_offset_length", why)
         secinfo_paddr = self.kstack_secinfo(0)
-        self.kcopy_from_user(secinfo_paddr, add_arg.secinfo, SECINFO_SIZE,
-                             "sgx_ioc_enclave_add_pages")
-        secinfo = Secinfo.unpack(self.cpu.phys.read(secinfo_paddr, SECINFO_SIZE))
+        # The kernel's copy is what was copied: parsed as it is written.
+        secinfo = Secinfo.unpack(self.kcopy_from_user(secinfo_paddr, add_arg.secinfo,
+                                                      SECINFO_SIZE, rule))
         why = self.sgx_validate_secinfo(secinfo)
         if why:
             raise refuse(errno.EINVAL, "sgx", "sgx_validate_secinfo", why)
         err: OSError | None = None
+        src, offset, length, flags = add_arg.src, add_arg.offset, add_arg.length, add_arg.flags
         c = 0
-        while c < add_arg.length:
+        while c < length:
             if self.signal_pending():
                 if not c:
-                    err = fail(ERESTARTSYS, "signal pending before the first page")
+                    err = refuse(ERESTARTSYS, "sgx", rule, "signal pending before the first page")
                 break
             try:
-                self.sgx_encl_add_page(encl, (add_arg.src + c) & U64, (add_arg.offset + c) & U64,
-                                       secinfo.flags, secinfo_paddr, add_arg.flags)
+                self.sgx_encl_add_page(encl, (src + c) & U64, (offset + c) & U64, secinfo.flags,
+                                       secinfo_paddr, flags)
             except OSError as e:
                 err = e
                 break
