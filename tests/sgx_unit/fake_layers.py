@@ -83,7 +83,7 @@ class FakeKernel:
     def misc_register(self, path, fops):
         self.devs[path] = fops
 
-    def oops(self, msg):
+    def oops(self, msg, held=()):
         """The kernel hit a BUG: logged, the task killed (as Linux.oops)."""
         import signal
 

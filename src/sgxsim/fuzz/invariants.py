@@ -97,9 +97,10 @@ def _check_mm(t: Any, mm: Any, phys: Any, k: Any, mapped: dict, files: dict) -> 
 
 
 def check_after_exit(m: Any, boot_frames: set[int] | frozenset[int] = frozenset()) -> list[str]:
-    """After every process exited: no enclave, no EPC page, no frame left but
-    those the kernel held at boot (``boot_frames``: the zero page, the SGX
-    driver's kernel stack page) and the page caches of files with a name."""
+    """After every process exited: no enclave, no EPC page (but those an
+    oops leaked), no frame left but those the kernel held at boot
+    (``boot_frames``: the zero page, the SGX driver's kernel stack page) and
+    the page caches of files with a name."""
     k = m.kernel
     bad: list[str] = []
     if k.tasks:
@@ -108,8 +109,12 @@ def check_after_exit(m: Any, boot_frames: set[int] | frozenset[int] = frozenset(
     if drv is not None:
         if drv.encls:
             bad.append(f"enclaves left: {list(drv.encls)}")
-        if drv.sgx_nr_free_pages != len(drv.epc_pages):
-            bad.append(f"EPC pages in use: {len(drv.epc_pages) - drv.sgx_nr_free_pages}")
+        # An oops leaks the EPC pages its path had allocated (Linux.oops_held):
+        # those, and only those, are the kernel's to lose.
+        leaked = len({id(p) for p in getattr(k, "oops_held", ())})
+        if drv.sgx_nr_free_pages + leaked != len(drv.epc_pages):
+            bad.append(f"EPC pages in use: {len(drv.epc_pages) - drv.sgx_nr_free_pages}"
+                       + (f" ({leaked} leaked by an oops)" if leaked else ""))
     keep = {k.zero_pfn} | set(boot_frames)
     for inode in m.vfs.inodes.values():
         keep.update(inode.pages.values())

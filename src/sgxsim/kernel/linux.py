@@ -52,6 +52,9 @@ class Linux(MmapMixin, MprotectMixin, MremapMixin, FaultMixin, MsealMixin, SysMi
         self.next_pid = 1
         self._last_fault_why = ""
         self.oopses: list[str] = []  # the kernel log's BUG reports
+        # What the oopsing paths held when they died: never given back (an
+        # oops does not unwind), so it stays in use for the machine's life.
+        self.oops_held: list[Any] = []
         self.boot()
 
     def boot(self) -> None:
@@ -109,16 +112,19 @@ class Linux(MmapMixin, MprotectMixin, MremapMixin, FaultMixin, MsealMixin, SysMi
     def warn(self, msg: str) -> None:
         self.trace.note("kernel", "WARN", "warn", msg)
 
-    def oops(self, msg: str) -> None:
+    def oops(self, msg: str, held: tuple[Any, ...] = ()) -> None:
         """page_fault_oops() / oops_end(): a kernel bug hit in the current
         task's context; the log keeps it and the task is killed (SIGKILL,
-        never delivered to a handler: raised, not returned as a fault)."""
+        never delivered to a handler: raised, not returned as a fault).
+        ``held``: what the dying path had taken (an EPC page it allocated),
+        which make_task_dead() does not give back: it is leaked."""
         import signal
 
         from sgxsim.kernel.errors import Signal
         from sgxsim.trace import Decision
 
         self.oopses.append(msg)
+        self.oops_held.extend(held)
         why = Decision("kernel", "oops", "SIGKILL", msg)
         self.trace.add(why)
         raise Signal(signal.SIGKILL, 0, 0, why)

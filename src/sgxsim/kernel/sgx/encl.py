@@ -684,8 +684,9 @@ class SgxEnclOpsSgx2(SgxEnclOps):
         if secs is None:
             # 6.0 takes sgx_get_epc_virt_addr() of the SECS as it is: once the
             # reclaimer wrote it out, that is a NULL dereference (fixed in 6.5).
+            # The EPC page it allocated is never freed: the oops does not unwind.
             self.kernel.oops(f"BUG: kernel NULL pointer dereference in sgx_encl_eaug_page "
-                             f"at {encl_page.addr:#x}: the SECS is not in the EPC")
+                             f"at {encl_page.addr:#x}: the SECS is not in the EPC", held=(epc_page,))
         pginfo = self.kstack_pageinfo(encl_page.addr, 0, 0, secs.paddr)
         ret = encls(self.cpu.eaug, pginfo, epc_page.paddr)
         if ret:
