@@ -66,9 +66,11 @@ def merge(text: str, sections: list[tuple[str, str, str]]) -> str:
     return text
 
 
-def stamp(seconds: float, load: tuple[float, float, float]) -> str:
-    """When, where and under what load a block was measured."""
-    return (f"_(measured {time.strftime('%Y-%m-%d %H:%M', time.gmtime())} UTC in {seconds:.1f} s, "
+def stamp(started: float, seconds: float, load: tuple[float, float, float]) -> str:
+    """When (``started``: a time.time()), where and under what load a block
+    was measured."""
+    return (f"_(measured from {time.strftime('%Y-%m-%d %H:%M', time.gmtime(started))} UTC for "
+            f"{seconds:.1f} s, "
             f"Python {platform.python_version()}, {platform.machine()}, {os.cpu_count()} CPUs, "
             f"load average {load[0]:.1f} {load[1]:.1f} {load[2]:.1f} at the start)_")
 
@@ -85,11 +87,11 @@ def main(argv: list[str]) -> int:
             continue
         m = importlib.import_module(f"benches.{mod}")
         print(f"== {m.TITLE}", flush=True)
-        load = os.getloadavg()
+        load, started = os.getloadavg(), time.time()
         t = time.perf_counter()
         body = m.run()
         print(body, flush=True)
-        sections.append((mod, m.TITLE, f"{body.rstrip()}\n\n{stamp(time.perf_counter() - t, load)}"))
+        sections.append((mod, m.TITLE, f"{body.rstrip()}\n\n{stamp(started, time.perf_counter() - t, load)}"))
     OUT.write_text(merge(OUT.read_text() if OUT.exists() else "", sections))
     return 0
 

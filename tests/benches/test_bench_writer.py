@@ -80,3 +80,12 @@ def test_the_repository_file_has_a_block_for_every_table_benchmark():
 def test_unknown_benchmark_is_a_clear_error(capsys):
     assert bench_main.main(["bench_nonesuch"]) == 2
     assert "unknown benchmark(s): bench_nonesuch" in capsys.readouterr().err
+
+
+def test_the_stamp_says_when_the_run_started_and_how_long_it_took():
+    import calendar
+
+    started = calendar.timegm((2026, 11, 30, 17, 23, 0, 0, 0, 0))
+    got = bench_main.stamp(started, 643.04, (1.5, 2.1, 3.4))
+    assert got.startswith("_(measured from 2026-11-30 17:23 UTC for 643.0 s, Python ")
+    assert got.endswith("load average 1.5 2.1 3.4 at the start)_")
