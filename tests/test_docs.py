@@ -87,10 +87,54 @@ def run_command(cmd: str, cwd: Path) -> subprocess.CompletedProcess:
                           text=True, timeout=600)
 
 
+@contextlib.contextmanager
+def registries_restored():
+    """The process-wide registries (kernels and designs, properties) as they
+    were: a page's examples register a design or a property of their own,
+    which later tests in this process must not see (the fuzzer's CI slice
+    draws from every registered design)."""
+    from sgxsim.check import properties
+    from sgxsim.kernel import registry
+
+    registry.names()  # the providers' kernels first, so a restore keeps them
+    kernels, props = dict(registry._KERNELS), dict(properties.PROPERTIES)
+    kinds = (list(properties.SAFETY), list(properties.GOALS))
+    try:
+        yield
+    finally:
+        registry._KERNELS.clear()
+        registry._KERNELS.update(kernels)
+        properties.PROPERTIES.clear()
+        properties.PROPERTIES.update(props)
+        properties.SAFETY[:], properties.GOALS[:] = kinds
+
+
 @pytest.mark.parametrize("page", [p for p in PAGES if blocks(p.read_text())],
                          ids=lambda p: p.relative_to(ROOT).as_posix())
 def test_every_example_runs(page: Path, tmp_path, monkeypatch):
     monkeypatch.chdir(tmp_path)
+    with registries_restored():
+        run_page(page, tmp_path)
+
+
+def test_a_page_registration_does_not_outlive_its_page():
+    from sgxsim.check import properties
+    from sgxsim.kernel import registry
+    from sgxsim.kernel.sgx.kernels import Linux60
+
+    before = registry.names()
+    with registries_restored():
+        registry.register("docs-only-design")(type("DocsOnly", (Linux60,), {}))
+        assert "docs-only-design" in registry.names()
+        properties.register_property(type("DocsOnlyProp", (properties.Property,), {
+            "name": "docs-only-prop", "kind": "goal", "check": lambda *a: False}))
+        assert "docs-only-prop" in properties.GOALS
+    assert registry.names() == before
+    assert "docs-only-prop" not in properties.PROPERTIES and "docs-only-prop" not in properties.GOALS
+
+
+def run_page(page: Path, tmp_path: Path) -> None:
+    """Every runnable block of ``page``, in order, in ``tmp_path``."""
     ns: dict = {"__name__": "__docs__"}
     for b in blocks(page.read_text()):
         where = f"{page.name}, block at line {b['line']}"
