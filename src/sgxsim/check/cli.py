@@ -204,7 +204,8 @@ def _subset(opt: str, text: str, allowed: tuple[str, ...]) -> tuple[str, ...]:
               help="The process turns on MDWE (prctl PR_SET_MDWE) first; kernels with MDWE only.")
 @click.option("--symmetry/--no-symmetry", default=True, show_default=True,
               help="Explore one state of each set of mirror images under renaming the explored pages "
-                   "(the swap at --pages 2; the reversal at 3 or more when mprotect is not offered) and, "
+                   "(the swap at --pages 2; the reversal at 3 or more when mprotect is not offered; "
+                   "none when --actions offers mremap) and, "
                    "with --processes 2, exchanging parent and child where both are offered the same "
                    "steps; same verdicts and shortest trace lengths, fewer states; off by itself with "
                    "--enclaves 2; docs/checker-reach.md).")
