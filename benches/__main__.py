@@ -24,7 +24,7 @@ from pathlib import Path
 
 import benches
 
-OUT = Path("BENCHMARKS.md")
+OUT = Path(__file__).resolve().parent.parent / "BENCHMARKS.md"  # wherever it is run from
 HEAD = (
     "# Benchmarks\n\n"
     "Ratios are measured side by side in one run.  Each section's block between "

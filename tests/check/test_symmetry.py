@@ -17,6 +17,7 @@ from hypothesis import strategies as st
 
 from sgxsim.check import runner, symmetry
 from sgxsim.check import scenario as scn
+from sgxsim.check.digests import digest
 from sgxsim.check.explorer import explore
 from sgxsim.check.ghost import Ghost
 from sgxsim.check.machine_model import MachineModel
@@ -309,18 +310,22 @@ def test_two_enclaves_keep_the_plain_key():
 
 def test_two_processes_rename_the_pages_in_both():
     """With --processes 2 the pages are renamed in both processes: the
-    states with page 0 or page 1 added fold, before and after the fork."""
+    states with page 0 or page 1 added and mapped fold, whether the parent
+    maps it or, after the fork, the child does (so the child's page table
+    and VMAs are renamed too)."""
     model = MachineModel("linux-6.0", Scope(pages=2, processes=2))
     assert symmetry.group(model) == ((1, 0),)
     key = symmetry.seen_key(model)
-    for before in ([], [Action.make("fork")]):
-        folded = set()
+    for before, proc in (([], "parent"), ([Action.make("fork")], "child")):
+        folded, plain = set(), set()
         for off in (0, PAGE):
             add = Action("add_pages", (("offset", off), ("source", "image"), ("type", "REG"), ("perms", "R")))
-            s, g = _run(model, before + [add, Action("mmap", (("proc", "parent"), ("offset", off),
+            s, g = _run(model, before + [add, Action("mmap", (("proc", proc), ("offset", off),
                                                               ("length", PAGE), ("prot", "R")))])
-            folded.add(key(model.fingerprint(s), g.key()))
-        assert len(folded) == 1
+            fp = model.fingerprint(s)
+            folded.add(key(fp, g.key()))
+            plain.add(digest((fp, g.key())))
+        assert len(plain) == 2 and len(folded) == 1
 
 
 @pytest.mark.parametrize("extra,want", [({"processes": 2}, {"processes": 2, "symmetry": True,
