@@ -35,7 +35,7 @@ from sgxsim.hw.faults import (
     PageFault,
 )
 from sgxsim.hw.memory import EPC_BASE_PFN
-from sgxsim.hw.paging import PTE_ACCESSED, PTE_DIRTY, PTE_NX, PTE_PRESENT, PTE_RW, PTE_USER
+from sgxsim.hw.paging import PTE_ACCESSED, PTE_DIRTY, PTE_NX, PTE_PRESENT, PTE_RW, PTE_USER, canonical
 from sgxsim.hw.structs import SsaExinfo, SsaGpr, Tcs
 from sgxsim.trace import Decision
 
@@ -64,7 +64,6 @@ _PTE_CHECK = tuple((need | (PTE_USER if user else 0) | (PTE_NX if access == FETC
                     need | (PTE_USER if user else 0))
                    for user in (False, True) for access, need in enumerate(_PTE_NEEDS))
 _PFN_MASK = (1 << 40) - 1
-_UPPER_HALF = (1 << 17) - 1  # bits 63:47 of a canonical upper-half address (4-level paging)
 _EPCM_FAST_MASK = tuple(EPCM_VALID | EPCM_BLOCKED | EPCM_PENDING | EPCM_MODIFIED | r
                         for r in (EPCM_R, EPCM_W, EPCM_X))
 _EPCM_FAST_OK = tuple(EPCM_VALID | r for r in (EPCM_R, EPCM_W, EPCM_X))
@@ -81,8 +80,14 @@ class AccessMixin:
     def walk(self: Cpu, lp: LogicalProcessor, la: int, access: int, user: bool = True) -> int:
         """Translate ``la`` through ``lp.cr3`` for an access; return the PFN.
 
-        Raises an ordinary #PF (SGX bit clear) as the page walker would, and
-        sets the accessed/dirty bits of the PTE it used."""
+        Raises #GP(0) for a non-canonical address (before paging), else an
+        ordinary #PF (SGX bit clear) as the page walker would, and sets the
+        accessed/dirty bits of the PTE it used."""
+        if not canonical(la):
+            # SDM Vol 3A 3.3.7.1: a non-canonical address faults before paging
+            # (every access and every ENCLU/ENCLS memory operand walks here).
+            raise GeneralProtection(Decision("hw", "SDM: canonical address check", "#GP(0)",
+                                             f"non-canonical address {la:#x}"))
         pt = lp.cr3
         vpn = la >> PAGE_SHIFT
         pte = pt.ptes.get(vpn, 0) if pt is not None else 0
@@ -106,11 +111,7 @@ class AccessMixin:
     def _frame(self: Cpu, lp: LogicalProcessor, la: int, access: int, user: bool):
         """Return (kind, index) for an access: kind "ram" (PFN) or "epc" (EPC
         index, enclave access granted) or "abort" (EPC seen from outside)."""
-        if (la >> 47) not in (0, _UPPER_HALF):
-            # SDM Vol 3A 3.3.7.1: a non-canonical address faults before paging.
-            raise GeneralProtection(Decision("hw", "SDM: canonical address check", "#GP(0)",
-                                             f"non-canonical address {la:#x}"))
-        pfn = self.walk(lp, la, access, user)
+        pfn = self.walk(lp, la, access, user)  # the canonical check first, then paging
         ctx = lp.enclave
         epc_i = pfn - EPC_BASE_PFN
         is_epc = 0 <= epc_i < self.epc_pages
@@ -204,8 +205,8 @@ class AccessMixin:
         here are those its walk sets), so the errors are its own."""
         pt = lp.cr3
         # No PTE maps a non-canonical page (user mappings end below TASK_SIZE),
-        # so such an address always falls through to _admit(), whose first
-        # check is the canonical one.
+        # so such an address always falls through to _admit(), whose walk
+        # checks it first.
         if pt is not None:
             vpn = la >> PAGE_SHIFT
             ptes = pt.ptes

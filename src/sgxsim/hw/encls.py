@@ -43,6 +43,7 @@ from sgxsim.hw.epc import (
 from sgxsim.hw.faults import PF_PROT, PF_SGX, PF_WRITE, GeneralProtection, PageFault
 from sgxsim.hw.measure import Measurement
 from sgxsim.hw.memory import EPC_BASE
+from sgxsim.hw.paging import canonical
 from sgxsim.hw.structs import Einittoken, Pageinfo, Pcmd, Secinfo, Secs, Sigstruct, Tcs, nonzero
 from sgxsim.trace import Decision
 
@@ -81,11 +82,6 @@ def _pf(leaf: str, addr: int, detail: str, write: bool = False) -> PageFault:
 def _code(leaf: str, code: SgxReturn, detail: str, cpu: Cpu) -> int:
     cpu.trace.note("hw", f"SDM: {leaf}", code.name, detail)
     return int(code)
-
-
-def _canonical(a: int) -> bool:
-    top = a >> 47
-    return top == 0 or top == (1 << 17) - 1
 
 
 class EnclsMixin:
@@ -198,7 +194,7 @@ class EnclsMixin:
         if s.ssa_frame_size * PAGE_SIZE < need:
             raise _gp(leaf, f"SSAFRAMESIZE {s.ssa_frame_size} below the {need}-byte need")
         mode64 = bool(s.attributes & Attribute.MODE64BIT)
-        if mode64 and not _canonical(s.base):
+        if mode64 and not canonical(s.base):
             raise _gp(leaf, "BASEADDR not canonical")
         if not mode64 and s.base >= 1 << 32:
             raise _gp(leaf, "BASEADDR above 4 GiB for a 32-bit enclave")

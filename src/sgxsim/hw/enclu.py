@@ -48,6 +48,7 @@ from sgxsim.hw.faults import (
     PageFault,
 )
 from sgxsim.hw.memory import EPC_BASE_PFN
+from sgxsim.hw.paging import canonical
 from sgxsim.hw.structs import Keyrequest, Report, Secinfo, SsaGpr, Targetinfo, Tcs, nonzero
 from sgxsim.trace import Decision
 
@@ -122,13 +123,6 @@ def _enclave_context():
 _EnclaveContext = None
 
 
-_CANONICAL_TOP = (0, (1 << 17) - 1)  # bits 63:47 of a canonical address (4-level paging)
-
-
-def _canonical(a: int) -> bool:
-    return a >> 47 in _CANONICAL_TOP
-
-
 class EncluMixin:
     """ENCLU[EENTER ... EACCEPTCOPY]."""
 
@@ -188,7 +182,7 @@ class EncluMixin:
         if tcs % PAGE_SIZE:
             raise _gp(leaf, "TCS not 4 KiB aligned")
         ti = self._u_epc(lp, leaf, tcs, READ)
-        if aep >> 47 not in _CANONICAL_TOP:
+        if not canonical(aep):
             raise _gp(leaf, "AEP not canonical")
         epc = self.epc
         f = epc.flags[ti]
@@ -202,7 +196,7 @@ class EncluMixin:
         if t.ossa % PAGE_SIZE or t.ofsbase % PAGE_SIZE or t.ogsbase % PAGE_SIZE:
             raise _gp(leaf, "OSSA, OFSBASE or OGSBASE not page aligned")
         base = st.base
-        if (base + t.ofsbase) >> 47 not in _CANONICAL_TOP or (base + t.ogsbase) >> 47 not in _CANONICAL_TOP:
+        if not canonical(base + t.ofsbase) or not canonical(base + t.ogsbase):
             raise _gp(leaf, "FS/GS base not canonical")
         if t.flags & ~_TCS_FLAGS_VALID:
             raise _gp(leaf, "TCS.FLAGS reserved bits set")
@@ -259,7 +253,7 @@ class EncluMixin:
         self._aexnotify_check(leaf, t, st)
         frame_la, pages = self._ssa_frame(lp, leaf, st, secs_i, t, t.cssa)
         target = st.base + t.oentry
-        if target >> 47 not in _CANONICAL_TOP:
+        if not canonical(target):
             raise _gp(leaf, "entry point not canonical")
         if t.state:
             raise _gp(leaf, "TCS busy")
@@ -287,7 +281,7 @@ class EncluMixin:
         gpr = SsaGpr.unpack(self.epc.page(pages[-1])[_GPR_OFF:])
         # SDM: ERESUME: the target (saved RIP) check precedes the STATE check, as in EENTER
         # (reference §4.16 mirrors §4.15 steps 5-6).
-        if not _canonical(gpr.rip):
+        if not canonical(gpr.rip):
             raise _gp(leaf, "saved RIP not canonical")
         if t.state:
             raise _gp(leaf, "TCS busy")
@@ -302,7 +296,7 @@ class EncluMixin:
         ctx = lp.enclave
         if ctx is None:
             raise _gp("EEXIT", "executed outside enclave mode")  # _in_enclave()
-        if target >> 47 not in _CANONICAL_TOP:
+        if not canonical(target):
             raise self.aex(lp, fault=_gp("EEXIT", "target not canonical"))
         epc = self.epc
         _U64.pack_into(epc.data.get(ctx.tcs_epc) or epc.page(ctx.tcs_epc), Tcs.OFF_STATE, 0)

@@ -21,6 +21,15 @@ PTE_PFN_SHIFT = 12
 PTE_PFN_MASK = ((1 << 52) - 1) & ~((1 << PTE_PFN_SHIFT) - 1)
 
 
+_CANONICAL_TOP = (0, (1 << 17) - 1)  # bits 63:47 of a canonical address (4-level paging)
+
+
+def canonical(la: int) -> bool:
+    """SDM Vol 3A 3.3.7.1: bits 63:47 all equal (4-level paging), of the
+    address as a 64-bit register holds it (sums wrap modulo 2**64)."""
+    return (la & 0xFFFF_FFFF_FFFF_FFFF) >> 47 in _CANONICAL_TOP
+
+
 def make_pte(pfn: int, flags: int) -> int:
     return (pfn << PTE_PFN_SHIFT) | flags | PTE_PRESENT
 
