@@ -69,9 +69,8 @@ def test_a_body_with_regex_replacement_escapes_is_written_as_is():
 def test_the_repository_file_has_a_block_for_every_table_benchmark():
     # The committed BENCHMARKS.md: each generated section is delimited, so a
     # rerun cannot swallow the notes that follow it.
-    from pathlib import Path
-
     import pkgutil
+    from pathlib import Path
 
     import benches
 
