@@ -69,23 +69,23 @@ class EnclaveCpu:
         self.cpu.store(self.lp, la, (value & ((1 << 64) - 1)).to_bytes(8, "little"))
 
     def eaccept(self, secinfo: int, page: int) -> int:
-        self.itlb = None  # a leaf may change the EPCM: the next fetch is checked again
+        self.itlb = None  # every leaf ends the reuse (conservative: docs/internals.md)
         return self.cpu.eaccept(self.lp, secinfo, page)
 
     def eacceptcopy(self, secinfo: int, dst: int, src: int) -> int:
-        self.itlb = None  # a leaf may change the EPCM: the next fetch is checked again
+        self.itlb = None  # every leaf ends the reuse (conservative: docs/internals.md)
         return self.cpu.eacceptcopy(self.lp, secinfo, dst, src)
 
     def emodpe(self, secinfo: int, page: int) -> None:
-        self.itlb = None  # a leaf may change the EPCM: the next fetch is checked again
+        self.itlb = None  # every leaf ends the reuse (conservative: docs/internals.md)
         self.cpu.emodpe(self.lp, secinfo, page)
 
     def ereport(self, targetinfo: int, reportdata: int, out: int) -> None:
-        self.itlb = None  # a leaf may change the EPCM: the next fetch is checked again
+        self.itlb = None  # every leaf ends the reuse (conservative: docs/internals.md)
         self.cpu.ereport(self.lp, targetinfo, reportdata, out)
 
     def egetkey(self, keyrequest: int, out: int) -> int:
-        self.itlb = None  # a leaf may change the EPCM: the next fetch is checked again
+        self.itlb = None  # every leaf ends the reuse (conservative: docs/internals.md)
         return self.cpu.egetkey(self.lp, keyrequest, out)
 
 

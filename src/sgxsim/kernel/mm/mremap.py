@@ -85,8 +85,7 @@ class MremapMixin:
             raise refuse_sealed(vma, "mremap", "mremap")
         implies_new = bool(flags & (MREMAP_FIXED | MREMAP_DONTUNMAP))
         # Linux 6.17+: a same-size MREMAP_FIXED move may span several VMAs.
-        multi = (implies_new and old_len == new_len and not flags & MREMAP_DONTUNMAP
-                 and self.mm_release >= (6, 17))
+        multi = implies_new and old_len == new_len and not flags & MREMAP_DONTUNMAP
         self.check_prep_vma(vma, addr, old_len, new_len, flags, implies_new, multi)
         if implies_new:
             return self.mremap_to(addr, old_len, new_addr, new_len, flags, multi)
@@ -125,7 +124,7 @@ class MremapMixin:
         if not can_modify_vma(vma):  # 6.10: a sealed VMA is never remapped
             raise refuse_sealed(vma, "mremap", "mremap")
         if flags & (MREMAP_FIXED | MREMAP_DONTUNMAP):
-            return self.mremap_to(addr, old_len, new_addr, new_len, flags, False)
+            return self._mremap_to_before_617(addr, old_len, new_addr, new_len, flags)
         # Shrinking in place always works (do_vmi_munmap() checks the tail).
         if old_len >= new_len:
             if old_len > new_len:
@@ -196,9 +195,7 @@ class MremapMixin:
 
     def mremap_to(self, addr: int, old_len: int, new_addr: int, new_len: int, flags: int,
                   multi: bool) -> int:
-        # mremap_to()
-        if self.mm_release < CHECK_FIRST_RELEASE:
-            return self._mremap_to_before_617(addr, old_len, new_addr, new_len, flags)
+        # mremap_to() (Linux 6.17+; _mremap_to_before_617() before)
         mm = self.current.mm
         if flags & MREMAP_FIXED and not multi:
             self.unmap_range(mm, new_addr, new_addr + new_len)
