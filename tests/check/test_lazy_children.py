@@ -54,3 +54,25 @@ def test_a_model_that_does_not_reach_the_same_machine_again_is_refused():
 
     with pytest.raises(RuntimeError, match="not deterministic"):
         explore(model, None, depth=3, progress=after_level)
+
+
+class DriftingLater(MachineModel):
+    """Drifts (as :class:`Drifting`) from the fourth mmap a process runs on:
+    a worker process records children before and makes them again after."""
+
+    mmaps = 0
+
+    def apply(self, st, action, trace=False, view=True):
+        step = super().apply(st, action, trace, view)
+        if action.name == "mmap":
+            type(self).mmaps += 1
+            if type(self).mmaps > 3:
+                st.proc.mmap(SCRATCH + 8 * PAGE, PAGE, PROT_READ, MAP_PRIVATE | MAP_ANONYMOUS | MAP_FIXED)
+        return step
+
+
+def test_a_worker_process_that_fails_reports_why():
+    """With worker processes the failure is the worker's own error, raised in
+    the coordinator, not a broken pipe."""
+    with pytest.raises(RuntimeError, match="a worker of the search failed: RuntimeError: .*not deterministic"):
+        explore(DriftingLater("linux-6.0", Scope(pages=1)), None, depth=3, workers=2)

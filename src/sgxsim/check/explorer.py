@@ -31,9 +31,10 @@ as little as it can:
   checked);
 * states are known by 16-byte digests (:mod:`sgxsim.check.digests`), so the
   seen-set costs tens of bytes per state;
-* with the page symmetry (:mod:`sgxsim.check.symmetry`) a state's digest is
-  the smallest over its mirror images, so one of them is explored; the
-  machine kept is the one reached, so traces stay real runs.
+* with the symmetry reduction (:mod:`sgxsim.check.symmetry`: the explored
+  pages, and with two processes the parent/child swap where it is sound) a
+  state's digest is the smallest over its mirror images, so one of them is
+  explored; the machine kept is the one reached, so traces stay real runs.
 
 One exploration per design checks all the selected properties at once.  With
 ``workers > 1`` each level's frontier is shared among worker processes that
@@ -53,7 +54,7 @@ import time
 import zlib
 from collections.abc import Iterable
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, NamedTuple
 
 from sgxsim.check import symmetry
 from sgxsim.check.digests import DigestSet
@@ -169,7 +170,7 @@ class _Expander:
         self.lazy = lazy and self.snapshot is not None
         self.view = getattr(model, "view", None) if reuse else None
         # (fingerprint, ghost key) -> seen-key: canonical under the page
-        # symmetry when it applies (check/symmetry.py).
+        # symmetry and the process swap where they apply (check/symmetry.py).
         self.seen_key = symmetry.seen_key(model, names)
 
     def expand(self, frontier: Iterable[Entry], size: int, open_props: set[str], pending: Run | None):
@@ -214,10 +215,11 @@ class _Expander:
                     restores += 1
                 st = run(gst, paction).state
                 if fingerprint(st) != pfp:
-                    # The model must be deterministic for a machine to be
-                    # made again; say so rather than search another space.
-                    raise RuntimeError(f"{paction} did not reach the same machine again: "
-                                       "the model's apply is not deterministic")
+                    # A machine made again must be the one first reached; say
+                    # so rather than search another space.
+                    raise RuntimeError(f"{paction} did not reach the same machine again: the "
+                                       "model's apply is not deterministic, or the fingerprint "
+                                       "leaves out state an action depends on")
             else:
                 st = _thaw(model, blob)
                 thaws += 1
@@ -372,6 +374,13 @@ class Worker:
         self.spill.close()
 
 
+class _WorkerFailed(NamedTuple):
+    """What a worker process sends instead of its answer when its search
+    raised: the coordinator raises it again (not a broken pipe)."""
+
+    error: str
+
+
 def _worker(conn, model, names, reuse, bound, spill_root) -> None:
     """A worker process of the embedded engine: a :class:`Worker` behind a pipe."""
     w = Worker(model, names, reuse, bound, spill_root)
@@ -379,10 +388,12 @@ def _worker(conn, model, names, reuse, bound, spill_root) -> None:
         while True:
             msg = conn.recv()
             cmd = msg[0]
-            if cmd == "expand":
-                conn.send(w.expand(*msg[1:]))
-            elif cmd == "keep":
-                conn.send(w.keep(*msg[1:]))
+            if cmd in ("expand", "keep"):
+                try:
+                    conn.send(getattr(w, cmd)(*msg[1:]))
+                except Exception as e:  # noqa: BLE001 - sent to the coordinator, raised there
+                    conn.send(_WorkerFailed(f"{type(e).__name__}: {e}"))
+                    return
             elif cmd == "take":
                 w.take(msg[1])
             else:
@@ -390,6 +401,14 @@ def _worker(conn, model, names, reuse, bound, spill_root) -> None:
                 return
     finally:
         w.close()
+
+
+def _answer(conn):
+    """A worker's answer, or its failure raised here."""
+    got = conn.recv()
+    if isinstance(got, _WorkerFailed):
+        raise RuntimeError(f"a worker of the search failed: {got.error}")
+    return got
 
 
 def _moves(counts: list[int]) -> list[list[tuple[int, int]]]:
@@ -460,14 +479,14 @@ class _Pool:
     def expand(self, open_props, keep) -> list:
         for c in self.conns:
             c.send(("expand", set(open_props), keep))
-        return [c.recv() for c in self.conns]
+        return [_answer(c) for c in self.conns]
 
     def keep(self, keeps, moves) -> None:
         # Pipes join only the workers and this process: moved states pass here.
         for c, k, m in zip(self.conns, keeps, moves, strict=True):
             c.send(("keep", k, [n for _, n in m]))
         for c, m in zip(self.conns, moves, strict=True):
-            for (r, _), piece in zip(m, c.recv(), strict=True):
+            for (r, _), piece in zip(m, _answer(c), strict=True):
                 self.conns[r].send(("take", piece))
 
     def take(self, w: int, entries) -> None:

@@ -403,6 +403,8 @@ class MachineModel:
                              for v in q.mm.vmas)) for q in self.processes(st))
         (extra, epck, pages, init, meas_ok, expect, added), *more = [self._encl_key(st, h) for h in st.handles]
         (pt, vmas), *children = procs
-        # The order check/symmetry.py renames: one enclave, one process.
+        # The layout check/symmetry.py renames and swaps (PageSymmetry.rename,
+        # ProcessSwap): this 9-tuple for one enclave and one process, else
+        # (it, the other enclaves' keys, the child's (pt, vmas)).
         key = (extra, epck, pt, vmas, pages, init, meas_ok, expect, added)
         return key if not more and not children else (key, tuple(more), tuple(children))

@@ -181,8 +181,9 @@ _RUN_SIZE = SgxEnclaveRun.SIZE
 # fields of struct sgx_enclave_run, then the result slot behind it.
 _R = SgxEnclaveRun
 _RUN_REPORT = struct.Struct(f"<{_R.OFF_FUNCTION}xIHH{_RUN_SIZE - _R.OFF_EXCEPTION_ADDR}xQ")
-assert (_R.OFF_EXCEPTION_VECTOR, _R.OFF_EXCEPTION_ERROR_CODE, _R.OFF_EXCEPTION_ADDR) == tuple(
-    _R.OFF_FUNCTION + d for d in (4, 6, 8)) and _RUN_REPORT.size == _RUN_SIZE + 8
+if (_R.OFF_EXCEPTION_VECTOR, _R.OFF_EXCEPTION_ERROR_CODE, _R.OFF_EXCEPTION_ADDR) != tuple(
+        _R.OFF_FUNCTION + d for d in (4, 6, 8)) or _RUN_REPORT.size != _RUN_SIZE + 8:
+    raise ImportError("struct sgx_enclave_run's layout is not the one _RUN_REPORT reads")
 
 
 def enter(proc: Any, vdso: Vdso, run_addr: int, run: bytes, function: int,

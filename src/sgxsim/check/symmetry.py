@@ -83,7 +83,10 @@ from sgxsim.kernel.mm.flags import VM_SPECIAL
 PAGE_SHIFT = 12
 ENCLAVE_FILE = "/dev/sgx_enclave"
 # The built-in properties quantify over all pages and ignore refused
-# mprotect events: they are symmetric.  A plugin property says so itself.
+# mprotect events: they are symmetric under renaming pages.  They count the
+# PTEs and VMAs of both processes alike (mprotect-honest: those of the
+# process its event names), so they are symmetric under the process swap
+# too.  A plugin property says so itself.
 _BUILTIN = (props_mod.NoEscalation, props_mod.ExecOrigin, props_mod.WXorX, props_mod.NoStalePte,
             props_mod.MprotectHonest, props_mod.RunCode, props_mod.DynamicHeap, props_mod.DynamicCode,
             props_mod.Restrict)

@@ -102,9 +102,7 @@ class AddPages(CheckerAction):
         src = SRC[source] + off
         vma = p.mm.find_vma(src)
         source_exec = bool(vma is not None and vma.vm_start <= src and vma.vm_flags & VM_EXEC)
-        sflags = _SFLAGS.get((typ, perms))
-        if sflags is None:
-            sflags = secinfo_flags(TYPES[typ], 0 if typ == "TCS" else SI_PERMS[perms])
+        sflags = _SFLAGS[(typ, perms)]  # keys: every type and perms the schema admits
         e, count = add_from(st, h, src, off, sflags, p)
         ok = e == 0 and count == PAGE
         if ok:
