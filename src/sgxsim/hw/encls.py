@@ -65,7 +65,11 @@ _REG_TCS_TRIM = (PageType.PT_REG, PageType.PT_TCS, PageType.PT_TRIM)
 _REG_TCS = (int(PageType.PT_REG), int(PageType.PT_TCS))
 # Plain ints for the per-page leaves (an IntEnum member lookup costs more
 # than the comparison).
-_PT_SECS, _PT_TCS = int(PageType.PT_SECS), int(PageType.PT_TCS)
+_PT_SECS, _PT_TCS, _PT_REG = int(PageType.PT_SECS), int(PageType.PT_TCS), int(PageType.PT_REG)
+# EADD's operands as Pageinfo/Secinfo lay them out, unpacked in place.
+_PAGEINFO, _SECINFO = Pageinfo._codec, Secinfo._codec
+_PAGEINFO_ALIGN, _SECINFO_ALIGN = Pageinfo.ALIGN, Secinfo.ALIGN
+_ZERO56 = bytes(Secinfo.SIZE - 8)
 
 
 def _gp(leaf: str, detail: str) -> GeneralProtection:
@@ -217,27 +221,47 @@ class EnclsMixin:
 
     # -- EADD ---------------------------------------------------------------------------
     def eadd(self: Cpu, pageinfo: int, epc: int) -> None:
-        # SDM: EADD
+        # SDM: EADD.  Written flat (the driver issues it once per page added):
+        # each operand is read straight from its RAM frame where the helpers
+        # (_epc_operand, _kfields, _secinfo_flags) would find it there, and
+        # handed to them otherwise, so that every fault comes from one place.
         leaf = "EADD"
-        if pageinfo % Pageinfo.ALIGN or epc % PAGE_SIZE:
+        if pageinfo % _PAGEINFO_ALIGN or epc % PAGE_SIZE:
             raise _gp(leaf, "PAGEINFO or RCX misaligned")
-        i = self._epc_operand(leaf, epc, "RCX")
-        linaddr, srcpge, secinfo, secs = self._kfields(leaf, Pageinfo, pageinfo)
-        if (srcpge % PAGE_SIZE or secs % PAGE_SIZE or secinfo % Secinfo.ALIGN
+        epc_ = self.epc
+        n = epc_.npages
+        i = (epc - EPC_BASE) >> 12
+        if epc < EPC_BASE or i >= n:
+            raise _pf(leaf, epc, f"RCX {epc:#x} is not in the EPC")
+        frames = self.phys.frames
+        frame = frames.get(pageinfo >> 12)
+        if frame is not None and pageinfo & 0xFFF <= PAGE_SIZE - Pageinfo.SIZE:
+            linaddr, srcpge, secinfo, secs = _PAGEINFO.unpack_from(frame, pageinfo & 0xFFF)
+        else:
+            linaddr, srcpge, secinfo, secs = self._kfields(leaf, Pageinfo, pageinfo)
+        if (srcpge % PAGE_SIZE or secs % PAGE_SIZE or secinfo % _SECINFO_ALIGN
                 or linaddr % PAGE_SIZE):
             raise _gp(leaf, "SRCPGE, SECS, SECINFO or LINADDR misaligned")
-        secs_i = self._epc_operand(leaf, secs, "PAGEINFO.SECS")
-        flags = self._secinfo_flags(leaf, secinfo)
+        secs_i = (secs - EPC_BASE) >> 12
+        if secs < EPC_BASE or secs_i >= n:
+            raise _pf(leaf, secs, f"PAGEINFO.SECS {secs:#x} is not in the EPC")
+        frame = frames.get(secinfo >> 12)
+        if frame is not None:  # aligned: the SECINFO lies within its frame
+            flags, reserved = _SECINFO.unpack_from(frame, secinfo & 0xFFF)
+            if flags & SECINFO_ENCLS_RESERVED or reserved != _ZERO56:
+                raise _gp(leaf, f"SECINFO reserved bits set (flags {flags:#x})")
+        else:
+            flags = self._secinfo_flags(leaf, secinfo)
         pt = (flags & SECINFO_PT_MASK) >> SECINFO_PT_SHIFT
-        if pt not in _REG_TCS:
+        if pt != _PT_REG and pt != _PT_TCS:
             raise _gp(leaf, f"SECINFO.PT {pt} is neither PT_REG nor PT_TCS")
-        epc_ = self.epc
-        if epc_.flags[i] & EPCM_VALID:
+        eflags = epc_.flags
+        if eflags[i] & EPCM_VALID:
             raise _pf(leaf, epc, "EPCM(RCX).VALID=1")
-        if not epc_.flags[secs_i] & EPCM_VALID or epc_.pt[secs_i] != _PT_SECS:
+        if not eflags[secs_i] & EPCM_VALID or epc_.pt[secs_i] != _PT_SECS:
             raise _pf(leaf, secs, "EPCM(SECS) is not a valid PT_SECS page")
         st = epc_.secs_state[secs_i]
-        src = self.phys.frames.get(srcpge >> 12)
+        src = frames.get(srcpge >> 12)
         page = bytearray(src) if src is not None else bytearray(
             self._kread(leaf, srcpge, PAGE_SIZE))
         if pt == _PT_TCS:
@@ -249,7 +273,8 @@ class EnclsMixin:
                 raise _gp(leaf, "TCS FS/GS limit of a 32-bit enclave")
         elif flags & 0x2 and not flags & 0x1:
             raise _gp(leaf, "SECINFO W without R")
-        if not st.base <= linaddr < st.base + st.size:
+        base = st.base
+        if not base <= linaddr < base + st.size:
             raise _gp(leaf, f"LINADDR {linaddr:#x} outside ELRANGE")
         if st.initialized:
             raise _gp(leaf, "SECS already initialised")
@@ -259,11 +284,12 @@ class EnclsMixin:
             tcs = Tcs.unpack(page)
             page[:Tcs.SIZE] = tcs.replace(flags=tcs.flags & ~Tcs.FLAGS_DBGOPTIN, cssa=0, aep=0,
                                           state=0).pack()
-        st.measurement.eadd(linaddr - st.base, flags)
-        epc_.set_entry(i, pt=pt, flags=perms_to_epcm(flags), secs=secs_i, addr=linaddr)
+        st.measurement.eadd(linaddr - base, flags)
+        epc_.set_entry(i, pt, perms_to_epcm(flags), secs_i, linaddr)
         epc_.data[i] = page
         st.children += 1
-        self.count("eadd")
+        stats = self.stats  # self.count("eadd")
+        stats["eadd"] = stats.get("eadd", 0) + 1
 
     # -- EEXTEND -------------------------------------------------------------------------
     def eextend(self: Cpu, secs: int, chunk: int) -> None:

@@ -130,7 +130,7 @@ class Epc:
             pr=bool(f & EPCM_PR),
         )
 
-    def set_entry(self, index: int, *, pt: int, flags: int, secs: int = 0, addr: int = 0) -> None:
+    def set_entry(self, index: int, pt: int, flags: int, secs: int = 0, addr: int = 0) -> None:
         self.flags[index] = flags | EPCM_VALID
         self.pt[index] = pt
         self.secs[index] = secs

@@ -22,7 +22,6 @@ TAG_EEXTEND = 0x00444E4554584545  # "EEXTEND\0"
 _ECREATE = struct.Struct("<QIQ44x")
 _EADD = struct.Struct("<QQQ40x")
 _EEXTEND = struct.Struct("<QQ48x")
-_RECORD = 64 + EEXTEND_CHUNK  # one EEXTEND: header record and four data blocks
 
 
 @functools.cache
@@ -35,11 +34,32 @@ _PAGE_CHUNKS = 4096 // EEXTEND_CHUNK
 # A 4 KiB page cut into its sixteen 256-byte chunks by one C call.
 _CHUNKS = struct.Struct(f"{EEXTEND_CHUNK}s" * _PAGE_CHUNKS)
 _PAGE_TAGS = (TAG_EEXTEND,) * _PAGE_CHUNKS
-# The sixteen EEXTEND header records of the page at an offset, for the first
-# offsets measured in this process (a checker measures its few pages again and
-# again; a loader's offsets, each seen once or twice, take the packing path).
-_PAGE_HEADERS: dict[int, tuple[bytes, ...]] = {}
+# The sixteen EEXTEND header records of a page, packed by one call and cut
+# apart by another.
+_HEADERS = struct.Struct("<" + "QQ48x" * _PAGE_CHUNKS)
+_CUT_HEADERS = struct.Struct("64s" * _PAGE_CHUNKS)
+# The records of the page at an offset as a list with the sixteen headers in
+# place and a slot after each for its chunk, for the first offsets measured in
+# this process (a checker measures its few pages again and again; a loader's
+# offsets, each seen once or twice, are packed each time).  Read only: a page's
+# records fill a copy.
+_PAGE_HEADERS: dict[int, list[bytes]] = {}
 _PAGE_HEADERS_MAX = 256
+
+
+def _page_records(offset: int) -> list[bytes]:
+    """A fresh list: the page's sixteen EEXTEND headers, each followed by a
+    slot (``b""``) for its chunk."""
+    template = _PAGE_HEADERS.get(offset)
+    if template is None:
+        template = [b""] * (2 * _PAGE_CHUNKS)
+        template[0::2] = _CUT_HEADERS.unpack(_HEADERS.pack(*chain.from_iterable(
+            zip(_PAGE_TAGS, range(offset, offset + 4096, EEXTEND_CHUNK), strict=False))))
+        if len(_PAGE_HEADERS) < _PAGE_HEADERS_MAX:
+            _PAGE_HEADERS[offset] = template
+    return template.copy()
+
+
 # Below this many bytes hashed a measurement keeps its input, so that it can be
 # pickled (hashlib states cannot); deep copies never need it.
 _PICKLE_LOG_LIMIT = 1 << 20
@@ -148,22 +168,13 @@ class Measurement:
         """One EEXTEND per 256-byte chunk of ``page`` (measured at ``offset``,
         ``offset + 256``, ...), fed to the hash as one update."""
         if len(page) == 4096:
-            # A whole page: the sixteen chunks cut by one unpack, then
-            # interleaved with the page's headers by C iterators (the same
+            # A whole page: the sixteen chunks cut by one unpack and put
+            # between the page's headers by one slice assignment (the same
             # bytes as the loop below).
-            chunks = _CHUNKS.unpack(page)
-            headers = _PAGE_HEADERS.get(offset)
-            if headers is not None:
-                records = b"".join(chain.from_iterable(zip(headers, chunks, strict=False)))
-            else:
-                records = _records(_PAGE_CHUNKS).pack(*chain.from_iterable(
-                    zip(_PAGE_TAGS, range(offset, offset + 4096, EEXTEND_CHUNK), chunks,
-                        strict=False)))
-                if len(_PAGE_HEADERS) < _PAGE_HEADERS_MAX:
-                    _PAGE_HEADERS[offset] = tuple(records[k : k + 64]
-                                                  for k in range(0, len(records), _RECORD))
+            records = _page_records(offset)
+            records[1::2] = _CHUNKS.unpack(page)
             self.updates += 5 * _PAGE_CHUNKS
-            self._feed(records)
+            self._feed(b"".join(records))
             return
         data = bytes(page)
         n = len(data) // EEXTEND_CHUNK
