@@ -171,7 +171,8 @@ class Measurement:
             # A whole page: the sixteen chunks cut by one unpack and put
             # between the page's headers by one slice assignment (the same
             # bytes as the loop below).
-            records = _page_records(offset)
+            template = _PAGE_HEADERS.get(offset)
+            records = template.copy() if template is not None else _page_records(offset)
             records[1::2] = _CHUNKS.unpack(page)
             self.updates += 5 * _PAGE_CHUNKS
             self._feed(b"".join(records))

@@ -355,8 +355,8 @@ class FaultMixin:
         """get_user_pages(): fault the page in as the kernel would and return
         its frame; EFAULT for unmapped, inaccessible or VM_IO/VM_PFNMAP memory."""
         mm = task.mm
-        vma = mm.vma_lookup(addr)
-        if vma is None:
+        vma = mm.find_vma(addr)  # vma_lookup()
+        if vma is None or vma.vm_start > addr:
             raise refuse(errno.EFAULT, "mm", "get_user_pages", f"{addr:#x} not mapped")
         if vma.vm_flags & (VM_IO | VM_PFNMAP):
             raise refuse(errno.EFAULT, "mm", "check_vma_flags", "VM_IO/VM_PFNMAP memory")
@@ -364,6 +364,11 @@ class FaultMixin:
         if not vma.vm_flags & need:
             raise refuse(errno.EFAULT, "mm", "check_vma_flags", "VMA does not allow the access")
         pt = mm.pgtable
+        # follow_page_mask(): a page already mapped as asked is pinned at once
+        # (the first pass of the loop below, without setting the loop up).
+        pte = pt.get(addr >> PAGE_SHIFT)
+        if pte & PTE_PRESENT and (not write or pte & PTE_RW):
+            return pte_pfn(pte)
         for _ in range(MAX_FAULT_RETRIES):
             pte = pt.get(addr >> PAGE_SHIFT)
             if pte & PTE_PRESENT and (not write or pte & PTE_RW):

@@ -274,7 +274,7 @@ class SgxDriver(SgxIoctl, SgxEnclOps, SgxMain):
 
     def kstack_pageinfo(self, addr: int, contents: int, metadata: int, secs: int) -> int:
         """A PAGEINFO on the kernel stack (32-byte aligned)."""
-        _PAGEINFO.pack_into(self.cpu.phys.frame(self.kstack >> PAGE_SHIFT), 0,
+        _PAGEINFO.pack_into(self.cpu.phys.frames[self.kstack >> PAGE_SHIFT], 0,
                             addr & U64, contents & U64, metadata & U64, secs & U64)
         return self.kstack
 

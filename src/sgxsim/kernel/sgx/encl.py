@@ -41,14 +41,25 @@ XA_CHECK_SCHED = 4096
 
 # PROT_* (uapi) for calc_vm_prot_bits().
 PROT_READ, PROT_WRITE, PROT_EXEC = 0x1, 0x2, 0x4
+_SECINFO_TCS = int(PageType.PT_TCS) << 8
+_U64 = (1 << 64) - 1
 # personality(2): READ_IMPLIES_EXEC.
 READ_IMPLIES_EXEC = 0x0400000
 
 
-def calc_vm_prot_bits(prot: int) -> int:
-    # calc_vm_prot_bits(prot, 0)
+def _calc_vm_prot_bits(prot: int) -> int:
     return ((VM_READ if prot & PROT_READ else 0) | (VM_WRITE if prot & PROT_WRITE else 0)
             | (VM_EXEC if prot & PROT_EXEC else 0))
+
+
+# calc_vm_prot_bits() of each PROT_READ|PROT_WRITE|PROT_EXEC combination
+# (sgx_encl_page_alloc() asks once per page added).
+_VM_PROT_BITS = tuple(_calc_vm_prot_bits(prot) for prot in range(8))
+
+
+def calc_vm_prot_bits(prot: int) -> int:
+    # calc_vm_prot_bits(prot, 0)
+    return _VM_PROT_BITS[prot & (PROT_READ | PROT_WRITE | PROT_EXEC)]
 
 
 def prot_str(vm_bits: int) -> str:
@@ -251,9 +262,9 @@ class SgxEnclOps:
         """sgx_encl_page_alloc(): vm_max_prot_bits from the SECINFO R/W/X,
         plus RW for a TCS."""
         prot = secinfo_flags & (PROT_READ | PROT_WRITE | PROT_EXEC)  # SECINFO R/W/X == PROT_*
-        if (secinfo_flags & 0xFF00) == PageType.PT_TCS << 8:
+        if (secinfo_flags & 0xFF00) == _SECINFO_TCS:
             prot |= PROT_READ | PROT_WRITE
-        return SgxEnclPage(encl, (encl.base + offset) & ((1 << 64) - 1), calc_vm_prot_bits(prot))
+        return SgxEnclPage(encl, (encl.base + offset) & _U64, _VM_PROT_BITS[prot])
 
     # -- mmap gate -----------------------------------------------------------------
     def sgx_encl_may_map_range(self, encl: SgxEncl, start: int, end: int) -> None:

@@ -24,6 +24,8 @@ def encls(leaf: Callable[..., Any], *operands: Any) -> int:
         ret = leaf(*operands)
     except HwFault as fault:
         return fault.vector | SGX_ENCLS_FAULT_FLAG
+    if ret is None:  # the leaves without a status (EADD, EEXTEND, EPA, ...)
+        return 0
     if isinstance(ret, tuple):  # EDBGRD returns (code, value); callers use edbgrd()
         ret = ret[0]
     return int(ret or 0)

@@ -20,6 +20,7 @@ from sgxsim.hw import uapi
 from sgxsim.hw.consts import (
     EINITTOKEN_SIZE,
     MSR_IA32_SGXLEPUBKEYHASH0,
+    PAGE_MASK,
     PAGE_SHIFT,
     PAGE_SIZE,
     SECINFO_SIZE,
@@ -248,7 +249,8 @@ class SgxIoctl:
         src_pfn = self.get_user_pages(task, src)
         if src_pfn is None:
             raise refuse(errno.EFAULT, "sgx", rule, f"get_user_pages({src:#x}) failed")
-        pginfo = self.kstack_pageinfo(encl_page.addr, src_pfn << PAGE_SHIFT, secinfo_paddr,
+        pginfo = self.kstack_pageinfo(encl_page.desc & PAGE_MASK,  # encl_page.addr, inline
+                                      src_pfn << PAGE_SHIFT, secinfo_paddr,
                                       encl.secs.epc_page.paddr)
         ret = encls(self.cpu.eadd, pginfo, epc_page.paddr)
         if ret:
@@ -277,7 +279,7 @@ class SgxIoctl:
             raise
         if va_page is not None:
             encl.va_pages.insert(0, va_page)
-        index = encl_page.addr >> PAGE_SHIFT
+        index = encl_page.desc >> PAGE_SHIFT  # PFN_DOWN(encl_page->desc)
         # Insert before EADD: EADD cannot be undone.
         if index in encl.page_array:
             self.sgx_encl_shrink(encl, va_page)
@@ -324,15 +326,17 @@ class SgxIoctl:
             raise refuse(errno.EINVAL, "sgx", "sgx_validate_secinfo", why)
         err: OSError | None = None
         src, offset, length, flags = add_arg.src, add_arg.offset, add_arg.length, add_arg.flags
+        secinfo_flags, add_page = secinfo.flags, self.sgx_encl_add_page
+        signal_pending = self.signal_pending
         c = 0
         while c < length:
-            if self.signal_pending():
+            if signal_pending():
                 if not c:
                     err = refuse(ERESTARTSYS, "sgx", rule, "signal pending before the first page")
                 break
             try:
-                self.sgx_encl_add_page(encl, (src + c) & U64, (offset + c) & U64, secinfo.flags,
-                                       secinfo_paddr, flags)
+                add_page(encl, (src + c) & U64, (offset + c) & U64, secinfo_flags, secinfo_paddr,
+                         flags)
             except OSError as e:
                 err = e
                 break
