@@ -230,20 +230,19 @@ class EnclsMixin:
             raise _gp(leaf, "PAGEINFO or RCX misaligned")
         epc_ = self.epc
         n = epc_.npages
-        i = (epc - EPC_BASE) >> 12
-        if epc < EPC_BASE or i >= n:
+        i = (epc - EPC_BASE) >> 12  # negative below the EPC
+        if not 0 <= i < n:
             raise _pf(leaf, epc, f"RCX {epc:#x} is not in the EPC")
         frames = self.phys.frames
-        frame = frames.get(pageinfo >> 12)
-        if frame is not None and pageinfo & 0xFFF <= PAGE_SIZE - Pageinfo.SIZE:
+        frame = frames.get(pageinfo >> 12)  # aligned: the PAGEINFO lies within its frame
+        if frame is not None:
             linaddr, srcpge, secinfo, secs = _PAGEINFO.unpack_from(frame, pageinfo & 0xFFF)
         else:
             linaddr, srcpge, secinfo, secs = self._kfields(leaf, Pageinfo, pageinfo)
-        if (srcpge % PAGE_SIZE or secs % PAGE_SIZE or secinfo % _SECINFO_ALIGN
-                or linaddr % PAGE_SIZE):
+        if (srcpge | secs | linaddr) % PAGE_SIZE or secinfo % _SECINFO_ALIGN:
             raise _gp(leaf, "SRCPGE, SECS, SECINFO or LINADDR misaligned")
         secs_i = (secs - EPC_BASE) >> 12
-        if secs < EPC_BASE or secs_i >= n:
+        if not 0 <= secs_i < n:
             raise _pf(leaf, secs, f"PAGEINFO.SECS {secs:#x} is not in the EPC")
         frame = frames.get(secinfo >> 12)
         if frame is not None:  # aligned: the SECINFO lies within its frame
@@ -285,7 +284,7 @@ class EnclsMixin:
             page[:Tcs.SIZE] = tcs.replace(flags=tcs.flags & ~Tcs.FLAGS_DBGOPTIN, cssa=0, aep=0,
                                           state=0).pack()
         st.measurement.eadd(linaddr - base, flags)
-        epc_.set_entry(i, pt, perms_to_epcm(flags), secs_i, linaddr)
+        epc_.set_entry(i, pt, (flags & 0x7) << 1, secs_i, linaddr)  # perms_to_epcm(flags)
         epc_.data[i] = page
         st.children += 1
         stats = self.stats  # self.count("eadd")
@@ -315,10 +314,10 @@ class EnclsMixin:
         i = (chunk - EPC_BASE) >> 12
         if chunk < EPC_BASE or i >= n:
             raise _pf(leaf, chunk, f"RCX {chunk:#x} is not in the EPC")
-        if not epc_.flags[i] & EPCM_VALID or epc_.pt[i] not in _REG_TCS:
+        flags, pt = epc_.flags, epc_.pt
+        if not flags[i] & EPCM_VALID or pt[i] not in _REG_TCS:
             raise _pf(leaf, chunk, "EPCM(RCX) is not a valid PT_REG/PT_TCS page")
-        if epc_.secs[i] != secs_i or epc_.pt[secs_i] != PageType.PT_SECS \
-                or not epc_.flags[secs_i] & EPCM_VALID:
+        if epc_.secs[i] != secs_i or pt[secs_i] != _PT_SECS or not flags[secs_i] & EPCM_VALID:
             raise _gp(leaf, "RBX is not the SECS of the page")
         st = epc_.secs_state[secs_i]
         if st.initialized:
