@@ -86,16 +86,16 @@ class Measurement:
 
     def _feed(self, data: bytes) -> None:
         log = self._log
-        if log is not None:
-            size = self._size + len(data)
-            if size <= _PICKLE_LOG_LIMIT:
-                log.append(data)
-                self._size = size
-                return
-            self._hash().update(data)  # catches up with the log first
-            self._log = None
+        if log is None:
+            self._h.update(data)
             return
-        self._h.update(data)
+        size = self._size + len(data)
+        if size <= _PICKLE_LOG_LIMIT:
+            log.append(data)
+            self._size = size
+            return
+        self._hash().update(data)  # catches up with the log first
+        self._log = None
 
     def __deepcopy__(self, memo) -> Measurement:
         return self.copy()

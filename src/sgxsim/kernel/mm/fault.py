@@ -364,18 +364,16 @@ class FaultMixin:
         if not vma.vm_flags & need:
             raise refuse(errno.EFAULT, "mm", "check_vma_flags", "VMA does not allow the access")
         pt = mm.pgtable
-        # follow_page_mask(): a page already mapped as asked is pinned at once
-        # (the first pass of the loop below, without setting the loop up).
-        pte = pt.get(addr >> PAGE_SHIFT)
-        if pte & PTE_PRESENT and (not write or pte & PTE_RW):
-            return pte_pfn(pte)
-        for _ in range(MAX_FAULT_RETRIES):
-            pte = pt.get(addr >> PAGE_SHIFT)
+        vpn = addr >> PAGE_SHIFT
+        faults = 0
+        while faults < MAX_FAULT_RETRIES:
+            pte = pt.get(vpn)  # follow_page_mask()
             if pte & PTE_PRESENT and (not write or pte & PTE_RW):
                 return pte_pfn(pte)
             ret = self.handle_mm_fault(vma, addr, PF_USER | (PF_WRITE if write else 0))
             if ret & VM_FAULT_ERROR:
                 raise refuse(errno.EFAULT, "mm", "get_user_pages", "the fault failed")
+            faults += 1
         raise refuse(errno.EFAULT, "mm", "get_user_pages", "no progress")
 
     def copy_from_user(self, task: Any, addr: int, n: int) -> bytes:
