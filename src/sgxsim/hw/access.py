@@ -258,7 +258,10 @@ class AccessMixin:
         if 0 < n <= PAGE_SIZE - off:
             # Within one page: one access (_access(), inline).
             page = self._page(lp, la, READ, user)
-            return _ABORT_PAGE[:n] if page is None else bytes(page[off : off + n])
+            if page is None:
+                return _ABORT_PAGE[:n]
+            # A whole page (n == PAGE_SIZE, off == 0) is copied once, not sliced first.
+            return bytes(page) if n == PAGE_SIZE else bytes(page[off : off + n])
         out = b""
         while n > 0:
             take = min(n, PAGE_SIZE - (la & (PAGE_SIZE - 1)))

@@ -60,6 +60,9 @@ class PhysMem:
 
     def read(self, paddr: int, n: int) -> bytes:
         """Read ``n`` bytes of RAM at ``paddr`` (may cross frames)."""
+        off = paddr & (PAGE_SIZE - 1)
+        if 0 < n <= PAGE_SIZE - off:  # within one frame
+            return bytes(self.frames[paddr >> PAGE_SHIFT][off : off + n])
         out = bytearray()
         while n > 0:
             pfn, off = paddr >> PAGE_SHIFT, paddr & (PAGE_SIZE - 1)
@@ -70,6 +73,11 @@ class PhysMem:
         return bytes(out)
 
     def write(self, paddr: int, data: bytes) -> None:
+        off = paddr & (PAGE_SIZE - 1)
+        n = len(data)
+        if 0 < n <= PAGE_SIZE - off:  # within one frame
+            self.frames[paddr >> PAGE_SHIFT][off : off + n] = data
+            return
         mv = memoryview(data)
         while mv:
             pfn, off = paddr >> PAGE_SHIFT, paddr & (PAGE_SIZE - 1)
