@@ -80,6 +80,26 @@ def test_enclave_reads_untrusted_memory(kit):
     assert kit.cpu.load(kit.lp, DATA, 6) == b"inside"
 
 
+def test_reads_and_writes_within_and_across_frames():
+    # RAM reads and writes within one frame (one slice) and across frames
+    # (frame by frame), a whole-page load (copied once) and a load across
+    # two pages: every byte where it belongs, bytes returned.
+    kit = Kit()
+    phys = kit.cpu.phys
+    a, b = kit.map_ram(0x1000_0000), kit.map_ram(0x1000_1000)
+    assert b == a + PAGE_SIZE  # consecutive frames: a write may run across
+    data = bytes(range(256)) * 16
+    phys.write(a, data)
+    phys.write(a + PAGE_SIZE - 3, b"xyzuvw")
+    assert phys.read(a + PAGE_SIZE - 5, 10) == data[-5:-3] + b"xyzuvw" + bytes(2)
+    assert phys.read(a + 8, 8) == data[8:16] and type(phys.read(a, 4)) is bytes
+    page = kit.cpu.load(kit.lp, 0x1000_0000, PAGE_SIZE)
+    assert type(page) is bytes and page == phys.read(a, PAGE_SIZE) == data[:-3] + b"xyz"
+    assert kit.cpu.load(kit.lp, 0x1000_0000 + PAGE_SIZE - 2, 4) == b"yzuv"
+    phys.frames[a >> 12][0] = 0xAB  # the copy returned is not the frame
+    assert page[0] == 0
+
+
 def test_abort_page_outside_enclave_mode(kit):
     assert kit.cpu.load(kit.lp, DATA, 4) == b"\xff" * 4
     kit.cpu.store(kit.lp, DATA, b"\0\0\0\0")  # dropped

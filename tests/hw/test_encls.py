@@ -104,6 +104,37 @@ def test_eadd_operands_outside_ram():
     assert bytes(k.cpu.epc.data[1]) == b"\xff" * PAGE_SIZE
 
 
+def test_eadd_operand_faults_name_the_operand():
+    # EADD reads its operands in place; each refusal is the fault of its
+    # step, naming the operand, in the SDM's order.
+    k = Kit(epc_pages=8)
+    k.ecreate()
+    src, secs, ram = k.frame(), epa(0), k.frame()
+    ok = dict(linaddr=BASE, srcpge=src, secinfo=k.secinfo(REG | RW), secs=secs)
+
+    def fault(pageinfo, rcx):
+        with pytest.raises((GP, PF)) as e:
+            k.cpu.eadd(pageinfo, rcx)
+        return type(e.value), getattr(e.value, "addr", None), e.value.why.detail
+
+    last = epa(0) + 8 * PAGE_SIZE  # one page past the EPC
+    assert fault(k.pageinfo(**ok) + 16, epa(1)) == (GP, None, "PAGEINFO or RCX misaligned")
+    assert fault(k.pageinfo(**ok), ram) == (PF, ram, f"RCX {ram:#x} is not in the EPC")
+    assert fault(k.pageinfo(**ok), last) == (PF, last, f"RCX {last:#x} is not in the EPC")
+    for field, bad in (("srcpge", src + 8), ("secs", secs + 0x100), ("linaddr", BASE + 1),
+                       ("secinfo", k.secinfo(REG | RW) + 32)):
+        assert fault(k.pageinfo(**{**ok, field: bad}), epa(1))[::2] == (
+            GP, "SRCPGE, SECS, SECINFO or LINADDR misaligned")
+    for bad in (ram, last):
+        assert fault(k.pageinfo(**{**ok, "secs": bad}), epa(1)) == (
+            PF, bad, f"PAGEINFO.SECS {bad:#x} is not in the EPC")
+    k.cpu.phys.write(k.secinfo_pa + 8, b"\1")  # a reserved SECINFO byte
+    assert fault(k.pageinfo(**ok), epa(1))[::2] == (GP, "SECINFO reserved bits set (flags 0x203)")
+    assert k.cpu.epc.secs_state[0].children == 0 and not k.cpu.epc.is_valid(1)
+    k.cpu.eadd(k.pageinfo(**{**ok, "secinfo": k.secinfo(REG | RW)}), epa(1))
+    assert k.cpu.epc.epcm(1)[:5] == (True, True, True, False, REG >> 8)
+
+
 def test_tcs_is_measured_with_rwx_cleared_and_fields_reset():
     k = Kit()
     k.ecreate()

@@ -6,11 +6,13 @@ access through user_access(), and fetch."""
 
 from __future__ import annotations
 
+import errno
 import signal
 
 import pytest
 
 from sgxsim import Machine, Signal
+from sgxsim.hw.paging import pte_pfn
 from sgxsim.kernel.errors import BUS_ADRERR
 from sgxsim.kernel.mm.fault import MAX_FAULT_RETRIES
 
@@ -53,3 +55,31 @@ def test_a_fixed_fault_is_retried_once(op):
     _calls(p, addr)[op]()
     # One fault per page the access touches, each fixed by the fault path.
     assert handled == ([addr + PAGE - 4, addr + PAGE] if op.endswith("2") else [addr])
+
+
+def test_get_user_pages_faults_until_the_page_is_there():
+    # A page mapped as asked is pinned without a fault; a missing one is
+    # faulted in once; faults that make no progress end in EFAULT after
+    # MAX_FAULT_RETRIES of them; a write pin of a read-only (zero page) PTE
+    # breaks COW with one more fault.
+    p = Machine(kernel="linux").spawn()
+    addr = p.mmap(0, 2 * PAGE, 3, 0x22, -1)
+    k = p.kernel
+    real = k.handle_mm_fault
+    faults = []
+
+    def counting(vma, a, ec):
+        faults.append(a)
+        return real(vma, a, ec)
+
+    k.handle_mm_fault = counting
+    zero = k.get_user_pages(p, addr)
+    assert faults == [addr] and zero == k.get_user_pages(p, addr) and faults == [addr]
+    own = k.get_user_pages(p, addr, write=True)
+    assert own != zero and faults == [addr, addr] and pte_pfn(p.mm.pgtable.get(addr >> 12)) == own
+    k.handle_mm_fault = lambda vma, a, ec: faults.append(a) or 0  # "handled", nothing mapped
+    faults.clear()
+    with pytest.raises(OSError) as ei:
+        k.get_user_pages(p, addr + PAGE)
+    assert ei.value.errno == errno.EFAULT and "no progress" in str(ei.value)
+    assert faults == [addr + PAGE] * MAX_FAULT_RETRIES
