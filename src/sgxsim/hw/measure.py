@@ -47,17 +47,30 @@ _PAGE_HEADERS: dict[int, list[bytes]] = {}
 _PAGE_HEADERS_MAX = 256
 
 
-def _page_records(offset: int) -> list[bytes]:
-    """A fresh list: the page's sixteen EEXTEND headers, each followed by a
-    slot (``b""``) for its chunk."""
+def _page_records(offset: int, page: bytes | bytearray | memoryview) -> bytes:
+    """The sixteen EEXTEND records of a 4 KiB page at ``offset``: the chunks
+    cut by one unpack and put between the page's headers by one slice
+    assignment into a copy of the headers' list."""
     template = _PAGE_HEADERS.get(offset)
     if template is None:
-        template = [b""] * (2 * _PAGE_CHUNKS)
+        template = [b""] * (2 * _PAGE_CHUNKS)  # a slot (b"") after each header
         template[0::2] = _CUT_HEADERS.unpack(_HEADERS.pack(*chain.from_iterable(
             zip(_PAGE_TAGS, range(offset, offset + 4096, EEXTEND_CHUNK), strict=False))))
         if len(_PAGE_HEADERS) < _PAGE_HEADERS_MAX:
             _PAGE_HEADERS[offset] = template
-    return template.copy()
+    records = template.copy()
+    records[1::2] = _CHUNKS.unpack(page)
+    return b"".join(records)
+
+
+# The bytes of records a measured page stands for in the log.
+_PAGE_RECORDS = _PAGE_CHUNKS * (64 + EEXTEND_CHUNK)
+
+
+def _piece(entry: bytes | tuple[int, bytes]) -> bytes:
+    """A log entry as the records it stands for: a page kept as (offset,
+    contents) becomes its sixteen EEXTEND records."""
+    return _page_records(*entry) if entry.__class__ is tuple else entry
 
 
 # Below this many bytes hashed a measurement keeps its input, so that it can be
@@ -73,29 +86,35 @@ class Measurement:
     in ``_h``): a build that is never finalised, as most of a checker's are,
     never hashes.  The log is a list of immutable pieces, so appending a
     record never copies the records before it (a thawed enclave's log is
-    one piece, shared with the pickle it came from)."""
+    one piece, shared with the pickle it came from).  A measured page is
+    kept as ``(offset, contents)`` and cut into its records only when they
+    are hashed or joined: its headers are a function of the offset, so the
+    log holds the page once, 4 KiB instead of 5."""
 
     __slots__ = ("_h", "updates", "_log", "_hashed", "_size")
 
     def __init__(self) -> None:
         self._h = hashlib.sha256()
         self.updates = 0  # number of 64-byte blocks hashed
-        self._log: list[bytes] | None = []
+        self._log: list[bytes | tuple[int, bytes]] | None = []
         self._hashed = 0
         self._size = 0  # bytes in the log
 
-    def _feed(self, data: bytes) -> None:
+    def _feed(self, entry: bytes | tuple[int, bytes], size: int | None = None) -> None:
+        """Hash or log one entry: records, or a page as (offset, contents)
+        standing for ``size`` bytes of records."""
         log = self._log
-        if log is None:
-            self._h.update(data)
-            return
-        size = self._size + len(data)
-        if size <= _PICKLE_LOG_LIMIT:
-            log.append(data)
-            self._size = size
-            return
-        self._hash().update(data)  # catches up with the log first
-        self._log = None
+        if log is not None:
+            size = self._size + (len(entry) if size is None else size)
+            if size <= _PICKLE_LOG_LIMIT:
+                log.append(entry)
+                self._size = size
+                return
+            h = self._hash()  # catches up with the log first
+            self._log = None
+        else:
+            h = self._h
+        h.update(_piece(entry))
 
     def __deepcopy__(self, memo) -> Measurement:
         return self.copy()
@@ -105,12 +124,12 @@ class Measurement:
         log = self._log
         if len(log) > 1:
             hashed_all = self._hashed == len(log)
-            log[:] = [b"".join(log)]
+            log[:] = [b"".join(map(_piece, log))]
             if hashed_all:
                 self._hashed = 1
             elif self._hashed:
                 self._h, self._hashed = None, 0  # partly hashed: rehash from the piece when needed
-        return log[0] if log else b""
+        return _piece(log[0]) if log else b""
 
     def __getstate__(self):
         if self._log is None:
@@ -134,8 +153,8 @@ class Measurement:
             h = self._h = hashlib.sha256()
             self._hashed = 0
         if log is not None and self._hashed < len(log):
-            for piece in log[self._hashed:]:
-                h.update(piece)
+            for entry in log[self._hashed:]:
+                h.update(_piece(entry))
             self._hashed = len(log)
         return h
 
@@ -168,14 +187,14 @@ class Measurement:
         """One EEXTEND per 256-byte chunk of ``page`` (measured at ``offset``,
         ``offset + 256``, ...), fed to the hash as one update."""
         if len(page) == 4096:
-            # A whole page: the sixteen chunks cut by one unpack and put
-            # between the page's headers by one slice assignment (the same
-            # bytes as the loop below).
-            template = _PAGE_HEADERS.get(offset)
-            records = template.copy() if template is not None else _page_records(offset)
-            records[1::2] = _CHUNKS.unpack(page)
+            # A whole page: its records made by _page_records() (the same
+            # bytes as the loop below), now or, while it is logged, when they
+            # are hashed or joined.
             self.updates += 5 * _PAGE_CHUNKS
-            self._feed(b"".join(records))
+            if self._log is None:
+                self._h.update(_page_records(offset, page))
+            else:
+                self._feed((offset, bytes(page)), _PAGE_RECORDS)
             return
         data = bytes(page)
         n = len(data) // EEXTEND_CHUNK
