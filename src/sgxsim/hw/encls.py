@@ -222,9 +222,10 @@ class EnclsMixin:
     # -- EADD ---------------------------------------------------------------------------
     def eadd(self: Cpu, pageinfo: int, epc: int) -> None:
         # SDM: EADD.  Written flat (the driver issues it once per page added):
-        # each operand is read straight from its RAM frame where the helpers
-        # (_epc_operand, _kfields, _secinfo_flags) would find it there, and
-        # handed to them otherwise, so that every fault comes from one place.
+        # the EPC operands are range-checked in place (as _epc_operand() does),
+        # PAGEINFO and SECINFO unpacked straight from their RAM frame; one in
+        # no RAM frame goes through _kfields()/_secinfo_flags(), whose kernel
+        # read gives the #PF or the abort page.
         leaf = "EADD"
         if pageinfo % _PAGEINFO_ALIGN or epc % PAGE_SIZE:
             raise _gp(leaf, "PAGEINFO or RCX misaligned")
