@@ -111,9 +111,10 @@ class Vdso:
                 # report instead of signalling (leaf, vector, error code, address).
                 report = _EXCEPTION.pack(leaf, sig.trapno & 0xFFFF, sig.error_code & 0xFFFF,
                                          sig.addr & U64)
-                k.trace.add(Decision("vdso", "fixup_vdso_exception", "reported",
-                                     f"vector {sig.trapno}, error code {sig.error_code:#x}, "
-                                     f"address {sig.addr:#x}: {sig.why}"))
+                if k.trace.enabled:  # (the decision's text only for a log that keeps it)
+                    k.trace.add(Decision("vdso", "fixup_vdso_exception", "reported",
+                                         f"vector {sig.trapno}, error code {sig.error_code:#x}, "
+                                         f"address {sig.addr:#x}: {sig.why}"))
             proc.poke(run_addr + SgxEnclaveRun.OFF_FUNCTION, report)
             # vsgx.S .Lhandle_exit reads user_handler from the struct after the exit.
             user_handler = _U64.unpack(proc.peek(run_addr + SgxEnclaveRun.OFF_USER_HANDLER, 8))[0]
