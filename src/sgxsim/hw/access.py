@@ -63,6 +63,7 @@ assert _GPR_TAIL.size == SsaGpr.SIZE - _GPR_TAIL_AT
 
 
 _gpr_items = operator.itemgetter(*_GPR_NAMES)
+_ZERO_REGS = dict.fromkeys(_GPR_NAMES + ("fsbase", "gsbase"), 0)  # an LP's register file, zeroed
 
 
 def _gpr_values(regs: dict[str, int]) -> tuple[int, ...]:
@@ -325,7 +326,7 @@ class AccessMixin:
         epc = self.epc
         secs = epc.secs_state[ctx.secs]
         regs = lp.regs
-        gpr_page = epc.page(ctx.ssa_pages[-1])
+        gpr_page = epc.data.get(ctx.ssa_pages[-1]) or epc.page(ctx.ssa_pages[-1])  # epc.page()
         vec = fault.vector if fault is not None else vector
         exitinfo = 0
         exinfo_wanted = bool(secs.miscselect & 1)
@@ -348,14 +349,14 @@ class AccessMixin:
             errcd = fault.error_code if isinstance(fault, PageFault) else 0
             gpr_page[_EXINFO_OFF:_GPR_OFF] = SsaExinfo(maddr=maddr, errcd=errcd).pack()
         # TCS.CSSA += 1; the TCS is free again for ERESUME.
-        tcs_page = epc.page(ctx.tcs_epc)
+        tcs_page = epc.data.get(ctx.tcs_epc) or epc.page(ctx.tcs_epc)  # epc.page()
         cssa = _TCS_CSSA.unpack_from(tcs_page, _TCS_CSSA_AT)[0]
         tcs_page[Tcs.OFF_CSSA : Tcs.OFF_CSSA + 4] = (cssa + 1).to_bytes(4, "little")
         tcs_page[Tcs.OFF_STATE : Tcs.OFF_STATE + 8] = bytes(8)
-        # Synthetic state: RAX=ERESUME, RBX=TCS, RCX=AEP, RIP=AEP.
-        regs.update(dict.fromkeys(regs, 0))
-        regs.update(rax=3, rbx=ctx.tcs, rcx=ctx.aep, rip=ctx.aep, rsp=ursp, rbp=urbp,
-                    fsbase=ctx.ufsbase, gsbase=ctx.ugsbase)
+        # Synthetic state: RAX=ERESUME, RBX=TCS, RCX=AEP, RIP=AEP, the rest 0.
+        regs.update(_ZERO_REGS if regs.keys() == _ZERO_REGS.keys() else dict.fromkeys(regs, 0))
+        regs["rax"], regs["rbx"], regs["rcx"], regs["rip"] = 3, ctx.tcs, ctx.aep, ctx.aep
+        regs["rsp"], regs["rbp"], regs["fsbase"], regs["gsbase"] = ursp, urbp, ctx.ufsbase, ctx.ugsbase
         self._leave_enclave(lp)
         self.count("aex")
         if isinstance(fault, PageFault):

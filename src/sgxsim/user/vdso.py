@@ -61,9 +61,6 @@ class Vdso:
         self.handlers[addr] = fn
         return addr
 
-    def _deliver(self, fault: HwFault) -> None:
-        deliver_fault(self.proc, fault)
-
     def sgx_enter_enclave(self, rdi: int, rsi: int, rdx: int, function: int, r8: int, r9: int,
                           run_addr: int) -> int:
         """__vdso_sgx_enter_enclave(rdi, rsi, rdx, function, r8, r9, run)."""
@@ -102,7 +99,7 @@ class Vdso:
                         # leaf in EAX: ERESUME after an AEX (synthetic RAX = 3),
                         # the same leaf again for a fault on EENTER/ERESUME itself.
                         leaf = regs.get("rax", leaf) & 0xFFFFFFFF
-                        self._deliver(fault)
+                        deliver_fault(proc, fault)
                 # vsgx.S: after EEXIT only the exit reason is written; the
                 # exception fields keep what they held.
                 report = _EXIT_LEAF
