@@ -58,20 +58,11 @@ _GPR_REGS_AT, _GPR_REGS = SsaGpr.span("rax", "rip")
 _GPR_USTACK_AT, _GPR_USTACK = SsaGpr.span("ursp", "urbp")
 _GPR_TAIL_AT, _GPR_TAIL = SsaGpr.span("exitinfo", "gsbase")
 _TCS_CSSA_AT, _TCS_CSSA = Tcs.span("cssa", "cssa")
-assert SsaGpr._names[:len(_GPR_NAMES)] == _GPR_NAMES
-assert _GPR_TAIL.size == SsaGpr.SIZE - _GPR_TAIL_AT
-
-
+if tuple(f[0] for f in SsaGpr.FIELDS[:len(_GPR_NAMES)]) != _GPR_NAMES or \
+        _GPR_TAIL_AT + _GPR_TAIL.size != SsaGpr.SIZE:
+    raise ImportError("GPRSGX's layout is not the one aex() writes")
 _gpr_items = operator.itemgetter(*_GPR_NAMES)
 _ZERO_REGS = dict.fromkeys(_GPR_NAMES + ("fsbase", "gsbase"), 0)  # an LP's register file, zeroed
-
-
-def _gpr_values(regs: dict[str, int]) -> tuple[int, ...]:
-    """RAX..RIP from the register file (0 for one it does not hold)."""
-    try:
-        return _gpr_items(regs)
-    except KeyError:
-        return tuple(regs.get(k, 0) for k in _GPR_NAMES)
 _EXINFO_OFF = _GPR_OFF - SsaExinfo.SIZE
 _EXIT_TYPE_HW = 3
 _PT_REG = int(PageType.PT_REG)  # a plain int: comparisons with an IntEnum member cost more
@@ -89,6 +80,14 @@ _PFN_MASK = (1 << 40) - 1
 _EPCM_FAST_MASK = tuple(EPCM_VALID | EPCM_BLOCKED | EPCM_PENDING | EPCM_MODIFIED | r
                         for r in (EPCM_R, EPCM_W, EPCM_X))
 _EPCM_FAST_OK = tuple(EPCM_VALID | r for r in (EPCM_R, EPCM_W, EPCM_X))
+
+
+def _gpr_values(regs: dict[str, int]) -> tuple[int, ...]:
+    """RAX..RIP from the register file (0 for one it does not hold)."""
+    try:
+        return _gpr_items(regs)
+    except KeyError:
+        return tuple(regs.get(k, 0) for k in _GPR_NAMES)
 
 
 def _pf(la: int, ec: int, rule: str, detail: str) -> PageFault:
