@@ -23,7 +23,7 @@ from sgxsim.hw.epc import (
     EPCM_W,
     EPCM_X,
 )
-from sgxsim.hw.faults import HwFault
+from sgxsim.hw.faults import PF_PROT, PF_SGX, PF_USER, PF_WRITE, HwFault, PageFault
 from sgxsim.hw.memory import EPC_BASE_PFN
 from sgxsim.hw.paging import (
     PTE_ACCESSED,
@@ -105,4 +105,40 @@ def test_fast_path_equals_the_full_check(pte, epcm, pt, where, wrong, enclave, a
         if enclave:
             kit.enter()
         runs.append(_outcome(kit, la, access, user))
+    assert runs[0] == runs[1]
+
+
+class SlowOperandCpu(Cpu):
+    """The reference for ENCLU operands: the walk, then the EPC test."""
+
+    def _u_epc(self, lp, leaf, la, access):
+        i = self.walk(lp, la, access, True) - EPC_BASE_PFN
+        if not 0 <= i < self.epc_pages:
+            raise PageFault(la, PF_USER | PF_PROT | PF_SGX | (PF_WRITE if access == WRITE else 0),
+                            (f"SDM: {leaf}", f"operand {la:#x} is not in the EPC"))
+        return i
+
+
+@settings(max_examples=200, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(pte=PTE_BITS, where=st.sampled_from(["data", "outside", "none", "non-canonical"]),
+       access=st.sampled_from([READ, WRITE]), enclave=st.booleans(), off=st.integers(0, 4095))
+def test_operand_walk_equals_the_walker(pte, where, access, enclave, off):
+    """EncluMixin._u_epc() walks straight through for a PTE that passes: the
+    same EPC index or fault (type, code, address, message) and PTE A/D bits."""
+    runs = []
+    for cls in (Cpu, SlowOperandCpu):
+        kit = _kit()
+        kit.cpu.__class__ = cls
+        la = {"data": DATA, "outside": OUTSIDE, "none": DATA + 0x100000,
+              "non-canonical": 1 << 62}[where] + off
+        if where in ("data", "outside"):
+            pfn = EPC_BASE_PFN + kit.data_i[0] if where == "data" else kit.ram >> 12
+            kit.pt.set(la >> 12, make_pte(pfn, 0) & ~PTE_PRESENT | pte)
+        if enclave:
+            kit.enter()
+        try:
+            got = kit.cpu._u_epc(kit.lp, "EACCEPT", la, access)
+        except HwFault as f:
+            got = (type(f).__name__, getattr(f, "error_code", None), getattr(f, "addr", None), str(f))
+        runs.append((got, dict(kit.pt.ptes)))
     assert runs[0] == runs[1]

@@ -9,6 +9,8 @@ mechanism.
 
 from __future__ import annotations
 
+import operator
+import struct
 from typing import TYPE_CHECKING
 
 from sgxsim.hw.consts import PAGE_MASK, PAGE_SHIFT, PAGE_SIZE, PageType
@@ -37,7 +39,6 @@ from sgxsim.hw.faults import (
 from sgxsim.hw.memory import EPC_BASE_PFN
 from sgxsim.hw.paging import PTE_ACCESSED, PTE_DIRTY, PTE_NX, PTE_PRESENT, PTE_RW, PTE_USER, canonical
 from sgxsim.hw.structs import SsaExinfo, SsaGpr, Tcs
-from sgxsim.trace import Decision
 
 if TYPE_CHECKING:
     from sgxsim.hw.cpu import Cpu, LogicalProcessor
@@ -50,6 +51,18 @@ _EPCM_NEEDS = (EPCM_R, EPCM_W, EPCM_X)
 _ACCESS_NAME = ("read", "write", "fetch")
 _ABORT_PAGE = b"\xff" * PAGE_SIZE
 _GPR_OFF = PAGE_SIZE - SsaGpr.SIZE  # GPRSGX sits at the end of the frame's last page
+# Runs of GPRSGX's fields (offsets within it), for AEX to write in place.
+_GPR_NAMES = ("rax", "rcx", "rdx", "rbx", "rsp", "rbp", "rsi", "rdi", "r8", "r9", "r10",
+              "r11", "r12", "r13", "r14", "r15", "rflags", "rip")
+_GPR_REGS_AT, _GPR_REGS = SsaGpr.span("rax", "rip")
+_GPR_USTACK_AT, _GPR_USTACK = SsaGpr.span("ursp", "urbp")
+_GPR_TAIL_AT, _GPR_TAIL = SsaGpr.span("exitinfo", "gsbase")
+_TCS_CSSA_AT, _TCS_CSSA = Tcs.span("cssa", "cssa")
+if tuple(f[0] for f in SsaGpr.FIELDS[:len(_GPR_NAMES)]) != _GPR_NAMES or \
+        _GPR_TAIL_AT + _GPR_TAIL.size != SsaGpr.SIZE:
+    raise ImportError("GPRSGX's layout is not the one aex() writes")
+_gpr_items = operator.itemgetter(*_GPR_NAMES)
+_ZERO_REGS = dict.fromkeys(_GPR_NAMES + ("fsbase", "gsbase"), 0)  # an LP's register file, zeroed
 _EXINFO_OFF = _GPR_OFF - SsaExinfo.SIZE
 _EXIT_TYPE_HW = 3
 _PT_REG = int(PageType.PT_REG)  # a plain int: comparisons with an IntEnum member cost more
@@ -69,8 +82,17 @@ _EPCM_FAST_MASK = tuple(EPCM_VALID | EPCM_BLOCKED | EPCM_PENDING | EPCM_MODIFIED
 _EPCM_FAST_OK = tuple(EPCM_VALID | r for r in (EPCM_R, EPCM_W, EPCM_X))
 
 
+def _gpr_values(regs: dict[str, int]) -> tuple[int, ...]:
+    """RAX..RIP from the register file (0 for one it does not hold)."""
+    try:
+        return _gpr_items(regs)
+    except KeyError:
+        return tuple(regs.get(k, 0) for k in _GPR_NAMES)
+
+
 def _pf(la: int, ec: int, rule: str, detail: str) -> PageFault:
-    return PageFault(la, ec, Decision("hw", rule, f"#PF({la:#x}, {ec:#x})", detail))
+    # Decision("hw", rule, "#PF(la, ec)", detail), built when read (HwFault).
+    return PageFault(la, ec, (rule, detail))
 
 
 class AccessMixin:
@@ -86,8 +108,7 @@ class AccessMixin:
         if not canonical(la):
             # SDM Vol 3A 3.3.7.1: a non-canonical address faults before paging
             # (every access and every ENCLU/ENCLS memory operand walks here).
-            raise GeneralProtection(Decision("hw", "SDM: canonical address check", "#GP(0)",
-                                             f"non-canonical address {la:#x}"))
+            raise GeneralProtection(("SDM: canonical address check", f"non-canonical address {la:#x}"))
         pt = lp.cr3
         vpn = la >> PAGE_SHIFT
         pte = pt.ptes.get(vpn, 0) if pt is not None else 0
@@ -128,8 +149,7 @@ class AccessMixin:
             return ("epc", epc_i)
         # SDM 38.5, C: outside ELRANGE, fetches fault and data goes to memory.
         if access == FETCH:
-            raise GeneralProtection(Decision("hw", "SDM: EPCM access check", "#GP(0)",
-                                             f"enclave fetch outside ELRANGE at {la:#x}"))
+            raise GeneralProtection(("SDM: EPCM access check", f"enclave fetch outside ELRANGE at {la:#x}"))
         if is_epc:
             # ENCLAVEADDRESS can never match an address outside ELRANGE
             # (reference §13 item 1: read as an EPCM #PF).
@@ -302,45 +322,48 @@ class AccessMixin:
         """AEX (SDM 40.4): save the state in SSA[CSSA], load the synthetic
         state, CSSA += 1, leave enclave mode.  Returns the fault to deliver,
         with CR2's low 12 bits cleared for a #PF."""
+        # SDM: AEX
         ctx = lp.enclave
         assert ctx is not None
         epc = self.epc
         secs = epc.secs_state[ctx.secs]
         regs = lp.regs
-        gpr_page = epc.page(ctx.ssa_pages[-1])
+        gpr_page = epc.data.get(ctx.ssa_pages[-1]) or epc.page(ctx.ssa_pages[-1])  # epc.page()
         vec = fault.vector if fault is not None else vector
         exitinfo = 0
         exinfo_wanted = bool(secs.miscselect & 1)
         if fault is not None and (vec not in (VEC_PF, VEC_GP) or exinfo_wanted):
             exitinfo = (vec & 0xFF) | (_EXIT_TYPE_HW << 8) | SsaGpr.EXITINFO_VALID
-        gpr = SsaGpr(**{k: regs.get(k, 0) for k in ("rax", "rcx", "rdx", "rbx", "rsp", "rbp",
-                                                    "rsi", "rdi", "r8", "r9", "r10", "r11",
-                                                    "r12", "r13", "r14", "r15", "rflags",
-                                                    "rip")})
-        old = SsaGpr.unpack(gpr_page[_GPR_OFF:])
-        gpr.ursp, gpr.urbp = old.ursp, old.urbp
-        # SDM: AEX saves the enclave's FS/GS bases in GPRSGX and restores the untrusted ones.
-        gpr.fsbase, gpr.gsbase = regs.get("fsbase", 0), regs.get("gsbase", 0)
-        gpr.exitinfo = exitinfo
-        gpr_page[_GPR_OFF:] = gpr.pack()
+        # GPRSGX written in place, field runs of its layout: RAX..RIP, then
+        # (URSP and URBP stay as EENTER saved them) EXITINFO, the reserved
+        # dword (zero), FSBASE and GSBASE: the enclave's FS/GS bases (SDM: AEX
+        # saves them in GPRSGX and restores the untrusted ones).
+        try:
+            head = _GPR_REGS.pack(*_gpr_values(regs))
+            tail = _GPR_TAIL.pack(exitinfo, 0, regs.get("fsbase", 0), regs.get("gsbase", 0))
+        except struct.error as e:
+            raise ValueError(f"SsaGpr: {e}") from None
+        gpr_page[_GPR_OFF + _GPR_REGS_AT : _GPR_OFF + _GPR_REGS_AT + _GPR_REGS.size] = head
+        gpr_page[_GPR_OFF + _GPR_TAIL_AT :] = tail
+        ursp, urbp = _GPR_USTACK.unpack_from(gpr_page, _GPR_OFF + _GPR_USTACK_AT)
         if exinfo_wanted and isinstance(fault, (PageFault, GeneralProtection)):
             maddr = fault.addr if isinstance(fault, PageFault) else 0
             errcd = fault.error_code if isinstance(fault, PageFault) else 0
             gpr_page[_EXINFO_OFF:_GPR_OFF] = SsaExinfo(maddr=maddr, errcd=errcd).pack()
         # TCS.CSSA += 1; the TCS is free again for ERESUME.
-        tcs_page = epc.page(ctx.tcs_epc)
-        tcs = Tcs.unpack(tcs_page)
-        tcs_page[Tcs.OFF_CSSA : Tcs.OFF_CSSA + 4] = (tcs.cssa + 1).to_bytes(4, "little")
+        tcs_page = epc.data.get(ctx.tcs_epc) or epc.page(ctx.tcs_epc)  # epc.page()
+        cssa = _TCS_CSSA.unpack_from(tcs_page, _TCS_CSSA_AT)[0]
+        tcs_page[Tcs.OFF_CSSA : Tcs.OFF_CSSA + 4] = (cssa + 1).to_bytes(4, "little")
         tcs_page[Tcs.OFF_STATE : Tcs.OFF_STATE + 8] = bytes(8)
-        # Synthetic state: RAX=ERESUME, RBX=TCS, RCX=AEP, RIP=AEP.
-        for k in regs:
-            regs[k] = 0
-        regs.update(rax=3, rbx=ctx.tcs, rcx=ctx.aep, rip=ctx.aep, rsp=old.ursp, rbp=old.urbp,
-                    fsbase=ctx.ufsbase, gsbase=ctx.ugsbase)
+        # Synthetic state: RAX=ERESUME, RBX=TCS, RCX=AEP, RIP=AEP, the rest 0.
+        regs.update(_ZERO_REGS if regs.keys() == _ZERO_REGS.keys() else dict.fromkeys(regs, 0))
+        regs["rax"], regs["rbx"], regs["rcx"], regs["rip"] = 3, ctx.tcs, ctx.aep, ctx.aep
+        regs["rsp"], regs["rbp"], regs["fsbase"], regs["gsbase"] = ursp, urbp, ctx.ufsbase, ctx.ugsbase
         self._leave_enclave(lp)
         self.count("aex")
         if isinstance(fault, PageFault):
-            return PageFault(fault.addr & PAGE_MASK, fault.error_code, fault.why)
+            # The same fault and decision (read when someone reads it).
+            return PageFault(fault.addr & PAGE_MASK, fault.error_code, fault)
         return fault
 
     def _leave_enclave(self: Cpu, lp: LogicalProcessor) -> None:

@@ -15,9 +15,19 @@ import hmac
 import struct
 from typing import TYPE_CHECKING, NamedTuple
 
-from sgxsim.hw.access import READ, WRITE
+from sgxsim.hw.access import (
+    _GPR_NAMES,
+    _GPR_REGS,
+    _GPR_REGS_AT,
+    _PFN_MASK,
+    _PTE_CHECK,
+    _PTE_SETS,
+    READ,
+    WRITE,
+)
 from sgxsim.hw.consts import (
     PAGE_MASK,
+    PAGE_SHIFT,
     PAGE_SIZE,
     SECINFO_PT_MASK,
     SECINFO_PT_SHIFT,
@@ -48,9 +58,8 @@ from sgxsim.hw.faults import (
     PageFault,
 )
 from sgxsim.hw.memory import EPC_BASE_PFN
-from sgxsim.hw.paging import canonical
+from sgxsim.hw.paging import _CANONICAL_TOP
 from sgxsim.hw.structs import Keyrequest, Report, Secinfo, SsaGpr, Targetinfo, Tcs, nonzero
-from sgxsim.trace import Decision
 
 if TYPE_CHECKING:
     from sgxsim.hw.cpu import Cpu, EnclaveContext, LogicalProcessor
@@ -70,8 +79,6 @@ _MODE64BIT = int(Attribute.MODE64BIT)
 _AEXNOTIFY = int(Attribute.AEXNOTIFY)
 _PT_REG, _PT_TCS = int(PageType.PT_REG), int(PageType.PT_TCS)
 _OFF_URSP, _OFF_URBP = _GPR_OFF + SsaGpr.OFF_URSP, _GPR_OFF + SsaGpr.OFF_URBP
-_GPR_NAMES = ("rax", "rcx", "rdx", "rbx", "rsp", "rbp", "rsi", "rdi", "r8", "r9", "r10",
-              "r11", "r12", "r13", "r14", "r15", "rflags", "rip")
 
 
 class TcsHead(NamedTuple):
@@ -101,13 +108,15 @@ assert TcsHead._fields == tuple(name for name, _, _, kind in Tcs.FIELDS if kind 
 _new_tcs_head = functools.partial(tuple.__new__, TcsHead)
 
 
+# The faults' decisions are built when read (HwFault): Decision("hw", "SDM: leaf",
+# "#GP(0)" or "#PF(la, ec)", detail).
 def _gp(leaf: str, detail: str) -> GeneralProtection:
-    return GeneralProtection(Decision("hw", f"SDM: {leaf}", "#GP(0)", detail))
+    return GeneralProtection((f"SDM: {leaf}", detail))
 
 
 def _pf(leaf: str, la: int, detail: str, write: bool = False) -> PageFault:
     ec = PF_USER | PF_PROT | PF_SGX | (PF_WRITE if write else 0)
-    return PageFault(la, ec, Decision("hw", f"SDM: {leaf}", f"#PF({la:#x}, {ec:#x})", detail))
+    return PageFault(la, ec, (f"SDM: {leaf}", detail))
 
 
 def _enclave_context():
@@ -129,8 +138,19 @@ class EncluMixin:
     # -- helpers -------------------------------------------------------------------------
     def _u_epc(self: Cpu, lp: LogicalProcessor, leaf: str, la: int, access: int) -> int:
         """Translate a user operand; return its EPC index or #PF."""
-        pfn = self.walk(lp, la, access, True)  # user
-        i = pfn - EPC_BASE_PFN
+        # walk(lp, la, access, user=True), written straight through for a PTE
+        # that allows the access (its A/D update included); anything else
+        # walks, which checks in the real order (as _page() does).
+        pt = lp.cr3
+        pte = pt.ptes.get(la >> PAGE_SHIFT, 0) if pt is not None else 0
+        mask, need = _PTE_CHECK[access + 3]
+        if pte & mask == need:
+            sets = _PTE_SETS[access]
+            if pte & sets != sets:
+                pt.ptes[la >> PAGE_SHIFT] = pte | sets
+            i = ((pte >> PAGE_SHIFT) & _PFN_MASK) - EPC_BASE_PFN
+        else:
+            i = self.walk(lp, la, access, True) - EPC_BASE_PFN
         if not 0 <= i < self.epc_pages:
             raise _pf(leaf, la, f"operand {la:#x} is not in the EPC", access == WRITE)
         return i
@@ -182,7 +202,7 @@ class EncluMixin:
         if tcs % PAGE_SIZE:
             raise _gp(leaf, "TCS not 4 KiB aligned")
         ti = self._u_epc(lp, leaf, tcs, READ)
-        if not canonical(aep):
+        if (aep & U64) >> 47 not in _CANONICAL_TOP:  # canonical(aep), inline
             raise _gp(leaf, "AEP not canonical")
         epc = self.epc
         f = epc.flags[ti]
@@ -196,7 +216,8 @@ class EncluMixin:
         if t.ossa % PAGE_SIZE or t.ofsbase % PAGE_SIZE or t.ogsbase % PAGE_SIZE:
             raise _gp(leaf, "OSSA, OFSBASE or OGSBASE not page aligned")
         base = st.base
-        if not canonical(base + t.ofsbase) or not canonical(base + t.ogsbase):
+        if ((base + t.ofsbase) & U64) >> 47 not in _CANONICAL_TOP or \
+                ((base + t.ogsbase) & U64) >> 47 not in _CANONICAL_TOP:  # canonical(), inline
             raise _gp(leaf, "FS/GS base not canonical")
         if t.flags & ~_TCS_FLAGS_VALID:
             raise _gp(leaf, "TCS.FLAGS reserved bits set")
@@ -253,7 +274,7 @@ class EncluMixin:
         self._aexnotify_check(leaf, t, st)
         frame_la, pages = self._ssa_frame(lp, leaf, st, secs_i, t, t.cssa)
         target = st.base + t.oentry
-        if not canonical(target):
+        if (target & U64) >> 47 not in _CANONICAL_TOP:  # canonical(target), inline
             raise _gp(leaf, "entry point not canonical")
         if t.state:
             raise _gp(leaf, "TCS busy")
@@ -278,16 +299,19 @@ class EncluMixin:
             raise _gp(leaf, "CSSA > NSSA")
         self._aexnotify_check(leaf, t, st)  # SDM: ERESUME mirrors EENTER (reference §4.16)
         frame_la, pages = self._ssa_frame(lp, leaf, st, secs_i, t, t.cssa - 1)
-        gpr = SsaGpr.unpack(self.epc.page(pages[-1])[_GPR_OFF:])
+        # GPRSGX's RAX..RIP (read in place; the rest of it ERESUME does not load here).
+        epc = self.epc
+        gprs = _GPR_REGS.unpack_from(epc.data.get(pages[-1]) or epc.page(pages[-1]),
+                                     _GPR_OFF + _GPR_REGS_AT)
         # SDM: ERESUME: the target (saved RIP) check precedes the STATE check, as in EENTER
         # (reference §4.16 mirrors §4.15 steps 5-6).
-        if not canonical(gpr.rip):
+        if (gprs[-1] & U64) >> 47 not in _CANONICAL_TOP:  # canonical(RIP), inline
             raise _gp(leaf, "saved RIP not canonical")
         if t.state:
             raise _gp(leaf, "TCS busy")
         self._enter(lp, tcs, aep, ti, page, t, secs_i, st, frame_la, pages)
         page[Tcs.OFF_CSSA : Tcs.OFF_CSSA + 4] = (t.cssa - 1).to_bytes(4, "little")
-        lp.regs.update({k: getattr(gpr, k) for k in _GPR_NAMES})
+        lp.regs.update(zip(_GPR_NAMES, gprs, strict=True))
         self.count("eresume")
 
     # -- EEXIT -----------------------------------------------------------------------------------------
@@ -296,7 +320,7 @@ class EncluMixin:
         ctx = lp.enclave
         if ctx is None:
             raise _gp("EEXIT", "executed outside enclave mode")  # _in_enclave()
-        if not canonical(target):
+        if (target & U64) >> 47 not in _CANONICAL_TOP:  # canonical(target), inline
             raise self.aex(lp, fault=_gp("EEXIT", "target not canonical"))
         epc = self.epc
         _U64.pack_into(epc.data.get(ctx.tcs_epc) or epc.page(ctx.tcs_epc), Tcs.OFF_STATE, 0)

@@ -27,16 +27,67 @@ VEC_PF = 14
 
 
 class HwFault(Exception):
-    """A fault raised by the CPU model. ``why`` tells which leaf and check."""
+    """A fault raised by the CPU model. ``why`` tells which leaf and check.
+
+    ``why`` is given as a ``Decision``, as a string (the detail of a ``hw:
+    cpu`` decision), as a pair ``(rule, detail)`` (``Decision("hw", rule,
+    outcome, detail)`` with the fault's own outcome: its mnemonic, for a #PF
+    with the address and error code) or as another fault (its decision,
+    reported again).  The decision and the message are built when they are
+    read (``why``, ``str()``, ``args``): most faults are fixed or reported
+    by the kernel without anyone reading them, and an enclave operation that
+    faults raises several."""
 
     vector: int = -1
     mnemonic: str = "#?"
 
-    def __init__(self, why: Decision | str = ""):
+    def __init__(self, why: Decision | str | tuple[str, str] | HwFault = ""):
+        # No BaseException.__init__(message): __str__ and args build it when read.
+        self._why = why
+
+    def _outcome(self) -> str:
+        return self.mnemonic
+
+    def _get_why(self) -> Decision:
+        why = self._why
+        if type(why) is not Decision:
+            why = self._why = self._decide(why)
+        return why
+
+    def _set_why(self, why: Decision) -> None:
+        self._why = why
+
+    # (A property of underscored functions: `sgxsim explain` sees through them.)
+    why = property(_get_why, _set_why)
+
+    def _decide(self, why):
+        if type(why) is tuple:
+            return Decision("hw", why[0], self._outcome(), why[1])
+        if isinstance(why, HwFault):
+            return why.why
         if isinstance(why, str):
-            why = Decision("hw", "cpu", self.mnemonic, why)
-        self.why = why
-        super().__init__(str(why))
+            return Decision("hw", "cpu", self._outcome(), why)
+        return why
+
+    @property
+    def args(self) -> tuple:  # type: ignore[override]
+        return (str(self.why),)
+
+    def __str__(self) -> str:
+        return str(self.why)
+
+    def __repr__(self) -> str:
+        return f"{type(self).__name__}({str(self)!r})"
+
+    def __reduce__(self):
+        # The constructors' arguments differ per class: rebuild from the fields.
+        return _rebuild, (type(self), self.__dict__.copy())
+
+
+def _rebuild(cls: type, fields: dict) -> HwFault:
+    fault = cls.__new__(cls)
+    fault.__dict__.update(fields)
+    return fault
 
 
 class CpuException(HwFault):
@@ -78,9 +129,10 @@ class PageFault(HwFault):
     def __init__(self, addr: int, error_code: int, why: Decision | str = ""):
         self.addr = addr
         self.error_code = error_code
-        if isinstance(why, str):
-            why = Decision("hw", "cpu", f"#PF({addr:#x}, {error_code:#x})", why)
-        super().__init__(why)
+        self._why = why
+
+    def _outcome(self) -> str:
+        return f"#PF({self.addr:#x}, {self.error_code:#x})"
 
     @property
     def sgx(self) -> bool:

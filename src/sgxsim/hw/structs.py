@@ -59,6 +59,18 @@ class Struct:
         for name, off, _, _ in cls.FIELDS:
             setattr(cls, f"OFF_{name.upper()}", off)
 
+    @classmethod
+    def span(cls, first: str, last: str) -> tuple[int, struct.Struct]:
+        """The offset of field ``first`` and a codec for the fields
+        ``first`` .. ``last`` (in layout order), for the hot paths that read
+        or write a run of fields in place (``codec.unpack_from(buf, base +
+        offset)``, ``codec.pack_into(...)``) instead of the whole structure."""
+        names = cls._names
+        fields = cls.FIELDS[names.index(first) : names.index(last) + 1]
+        fmt = "<" + "".join(_INT_FORMATS[size] if kind == "u" else f"{size}s"
+                            for _, _, size, kind in fields)
+        return fields[0][1], struct.Struct(fmt)
+
     def __init__(self, **values: Any) -> None:
         d = self.__dict__
         d.update(self._defaults)

@@ -76,7 +76,10 @@ def why_of(exc: BaseException) -> Decision | None:
 
 
 class Signal(Exception):
-    """A synchronous signal delivered to the process (SIGSEGV, SIGBUS, ...)."""
+    """A synchronous signal delivered to the process (SIGSEGV, SIGBUS, ...).
+
+    Its message is built when read (``str()``, ``args``): the vDSO reports
+    most of the enclave's signals in struct sgx_enclave_run unread."""
 
     def __init__(self, signo: int, si_code: int, addr: int, why: Decision,
                  trapno: int = 14, error_code: int = 0):
@@ -88,5 +91,18 @@ class Signal(Exception):
         # vDSO's exception fixup copies these into struct sgx_enclave_run.
         self.trapno = trapno
         self.error_code = error_code
+
+    @property
+    def args(self) -> tuple:  # type: ignore[override]
+        return (str(self),)
+
+    def __str__(self) -> str:
+        signo = self.signo
         name = _signal.Signals(signo).name if signo in _signal.Signals._value2member_map_ else signo
-        super().__init__(f"{name} si_code={si_code} addr={addr:#x}: {why}")
+        return f"{name} si_code={self.si_code} addr={self.addr:#x}: {self.why}"
+
+    def __repr__(self) -> str:
+        return f"{type(self).__name__}({str(self)!r})"
+
+    def __reduce__(self):
+        return Signal, (self.signo, self.si_code, self.addr, self.why, self.trapno, self.error_code)

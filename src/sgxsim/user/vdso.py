@@ -61,9 +61,6 @@ class Vdso:
         self.handlers[addr] = fn
         return addr
 
-    def _deliver(self, fault: HwFault) -> None:
-        deliver_fault(self.proc, fault)
-
     def sgx_enter_enclave(self, rdi: int, rsi: int, rdx: int, function: int, r8: int, r9: int,
                           run_addr: int) -> int:
         """__vdso_sgx_enter_enclave(rdi, rsi, rdx, function, r8, r9, run)."""
@@ -102,7 +99,7 @@ class Vdso:
                         # leaf in EAX: ERESUME after an AEX (synthetic RAX = 3),
                         # the same leaf again for a fault on EENTER/ERESUME itself.
                         leaf = regs.get("rax", leaf) & 0xFFFFFFFF
-                        self._deliver(fault)
+                        deliver_fault(proc, fault)
                 # vsgx.S: after EEXIT only the exit reason is written; the
                 # exception fields keep what they held.
                 report = _EXIT_LEAF
@@ -111,9 +108,10 @@ class Vdso:
                 # report instead of signalling (leaf, vector, error code, address).
                 report = _EXCEPTION.pack(leaf, sig.trapno & 0xFFFF, sig.error_code & 0xFFFF,
                                          sig.addr & U64)
-                k.trace.add(Decision("vdso", "fixup_vdso_exception", "reported",
-                                     f"vector {sig.trapno}, error code {sig.error_code:#x}, "
-                                     f"address {sig.addr:#x}: {sig.why}"))
+                if k.trace.enabled:  # (the decision's text only for a log that keeps it)
+                    k.trace.add(Decision("vdso", "fixup_vdso_exception", "reported",
+                                         f"vector {sig.trapno}, error code {sig.error_code:#x}, "
+                                         f"address {sig.addr:#x}: {sig.why}"))
             proc.poke(run_addr + SgxEnclaveRun.OFF_FUNCTION, report)
             # vsgx.S .Lhandle_exit reads user_handler from the struct after the exit.
             user_handler = _U64.unpack(proc.peek(run_addr + SgxEnclaveRun.OFF_USER_HANDLER, 8))[0]

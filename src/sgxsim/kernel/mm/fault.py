@@ -50,6 +50,7 @@ from sgxsim.kernel.mm.vma import Vma, VmOperations, pte_accessible, vm_get_page_
 from sgxsim.trace import Decision
 
 MAX_FAULT_RETRIES = 64
+_SIGNAME = {int(s): s.name for s in signal.Signals}  # signal.Signals(signo).name, looked up
 STACK_GUARD_GAP = 256 << PAGE_SHIFT
 RLIMIT_STACK = 8 << 20  # the default soft limit
 
@@ -114,7 +115,7 @@ class FaultMixin:
         mm = task.mm
 
         def sig(signo: int, code: int, rule: str, detail: str) -> Signal:
-            why = Decision("mm", rule, signal.Signals(signo).name, detail)
+            why = Decision("mm", rule, _SIGNAME[signo], detail)
             self.trace.add(why)
             return Signal(signo, code, addr, why, trapno=pf.vector, error_code=ec)
 
