@@ -47,20 +47,64 @@ _PAGE_HEADERS: dict[int, list[bytes]] = {}
 _PAGE_HEADERS_MAX = 256
 
 
-def _page_records(offset: int, page: bytes | bytearray | memoryview) -> bytes:
-    """The sixteen EEXTEND records of a 4 KiB page at ``offset``: the chunks
-    cut by one unpack and put between the page's headers by one slice
-    assignment into a copy of the headers' list."""
+def _page_template(offset: int) -> list[bytes]:
+    """The page at ``offset``'s records as a list: its sixteen headers, a
+    slot (b"") after each for its chunk.  Read only: a page's records fill
+    a copy."""
     template = _PAGE_HEADERS.get(offset)
     if template is None:
-        template = [b""] * (2 * _PAGE_CHUNKS)  # a slot (b"") after each header
+        template = [b""] * (2 * _PAGE_CHUNKS)
         template[0::2] = _CUT_HEADERS.unpack(_HEADERS.pack(*chain.from_iterable(
             zip(_PAGE_TAGS, range(offset, offset + 4096, EEXTEND_CHUNK), strict=False))))
         if len(_PAGE_HEADERS) < _PAGE_HEADERS_MAX:
             _PAGE_HEADERS[offset] = template
-    records = template.copy()
+    return template
+
+
+def _page_pieces(offset: int, page: bytes | bytearray | memoryview) -> list[bytes]:
+    """The sixteen EEXTEND records of a 4 KiB page at ``offset`` as 32 pieces
+    (header, chunk, header, ...): the chunks cut by one unpack and put
+    between the page's headers by one slice assignment into a copy of the
+    headers' list."""
+    records = (_PAGE_HEADERS.get(offset) or _page_template(offset)).copy()
     records[1::2] = _CHUNKS.unpack(page)
-    return b"".join(records)
+    return records
+
+
+def _page_records(offset: int, page: bytes | bytearray | memoryview) -> bytes:
+    """The sixteen EEXTEND records of a 4 KiB page at ``offset``, joined."""
+    return b"".join(_page_pieces(offset, page))
+
+
+# Pages whose records are joined for one hash update when a log is hashed
+# (about 40 KiB: one update per record would cost a call each, one join of a
+# whole log a buffer of its size).
+_HASH_BATCH = 8
+
+
+def _hash_entries(h, entries) -> None:
+    """Feed log entries to ``h``: the same bytes as one update per piece,
+    joined a few pages at a time (SHA-256 is a stream: how the input is cut
+    into updates does not change the digest)."""
+    pieces: list[bytes] = []
+    extend, append = pieces.extend, pieces.append
+    headers, cut = _PAGE_HEADERS.get, _CHUNKS.unpack
+    n = 0
+    for entry in entries:
+        if entry.__class__ is tuple:  # _page_pieces(*entry), inline
+            offset, page = entry
+            records = (headers(offset) or _page_template(offset)).copy()
+            records[1::2] = cut(page)
+            extend(records)
+            n += 1
+            if n == _HASH_BATCH:
+                h.update(b"".join(pieces))
+                pieces.clear()
+                n = 0
+        else:
+            append(entry)
+    if pieces:
+        h.update(b"".join(pieces))
 
 
 # The bytes of records a measured page stands for in the log.
@@ -153,8 +197,7 @@ class Measurement:
             h = self._h = hashlib.sha256()
             self._hashed = 0
         if log is not None and self._hashed < len(log):
-            for entry in log[self._hashed:]:
-                h.update(_piece(entry))
+            _hash_entries(h, log[self._hashed:])
             self._hashed = len(log)
         return h
 
@@ -172,8 +215,14 @@ class Measurement:
     def eadd(self, offset: int, secinfo_flags: int) -> None:
         """The EADD record: the page offset in ELRANGE and the first 48 bytes
         of the SECINFO (FLAGS, then reserved bytes that must be zero)."""
-        self._feed(_EADD.pack(TAG_EADD, offset, secinfo_flags))
+        record = _EADD.pack(TAG_EADD, offset, secinfo_flags)
         self.updates += 1
+        log = self._log
+        if log is not None and self._size + 64 <= _PICKLE_LOG_LIMIT:
+            log.append(record)  # _feed()'s logging case, inline: one per page added
+            self._size += 64
+        else:
+            self._feed(record)
 
     def eextend(self, offset: int, chunk: bytes | bytearray | memoryview) -> None:
         """One EEXTEND: the header record, then the 256 bytes as four blocks."""
@@ -191,8 +240,12 @@ class Measurement:
             # bytes as the loop below), now or, while it is logged, when they
             # are hashed or joined.
             self.updates += 5 * _PAGE_CHUNKS
-            if self._log is None:
+            log = self._log
+            if log is None:
                 self._h.update(_page_records(offset, page))
+            elif self._size + _PAGE_RECORDS <= _PICKLE_LOG_LIMIT:
+                log.append((offset, bytes(page)))  # _feed()'s logging case, inline
+                self._size += _PAGE_RECORDS
             else:
                 self._feed((offset, bytes(page)), _PAGE_RECORDS)
             return
