@@ -35,39 +35,52 @@ _PAGE_CHUNKS = 4096 // EEXTEND_CHUNK
 _CHUNKS = struct.Struct(f"{EEXTEND_CHUNK}s" * _PAGE_CHUNKS)
 _PAGE_TAGS = (TAG_EEXTEND,) * _PAGE_CHUNKS
 # The sixteen EEXTEND header records of a page, packed by one call and cut
-# apart by another.
+# apart by another (any offset).
 _HEADERS = struct.Struct("<" + "QQ48x" * _PAGE_CHUNKS)
 _CUT_HEADERS = struct.Struct("64s" * _PAGE_CHUNKS)
-# The records of the page at an offset as a list with the sixteen headers in
-# place and a slot after each for its chunk, for the first offsets measured in
-# this process (a checker measures its few pages again and again; a loader's
-# offsets, each seen once or twice, are packed each time).  Read only: a page's
-# records fill a copy.
+# A page's records as 48 pieces, three per record: the header's first ten
+# bytes, its last 54, the chunk.  At a page-aligned offset the header of
+# chunk k is the tag, then OFFSET + 256k as u64: byte 0 is zero, byte 1 holds
+# k and bits 12-15 of the offset, bytes 2-7 the offset's bits 16-63 (the same
+# in all sixteen), then 48 zero bytes.  So the first pieces come from a table
+# by bits 12-15 and the second is one bytes object shared by the sixteen: no
+# packing (a loader measures each offset once; packing the headers cost more
+# than the rest of the records).
+_PAGE_PREFIXES: list[list[bytes]] = []
+for _hi in range(16):
+    _PAGE_PREFIXES.append([b""] * (3 * _PAGE_CHUNKS))
+    _PAGE_PREFIXES[-1][0::3] = [struct.pack("<QBB", TAG_EEXTEND, 0, _hi << 4 | k)
+                                for k in range(_PAGE_CHUNKS)]
+del _hi
+_ZERO48 = bytes(48)
+# The 48-piece lists (chunk slots empty) of the first offsets measured in this
+# process (a checker measures its few pages again and again).  Read only: a
+# page's records fill a copy.
 _PAGE_HEADERS: dict[int, list[bytes]] = {}
 _PAGE_HEADERS_MAX = 256
 
 
 def _page_template(offset: int) -> list[bytes]:
-    """The page at ``offset``'s records as a list: its sixteen headers, a
-    slot (b"") after each for its chunk.  Read only: a page's records fill
-    a copy."""
-    template = _PAGE_HEADERS.get(offset)
-    if template is None:
-        template = [b""] * (2 * _PAGE_CHUNKS)
-        template[0::2] = _CUT_HEADERS.unpack(_HEADERS.pack(*chain.from_iterable(
+    """The page at ``offset``'s records as 48 pieces with the chunk slots
+    (every third) empty; kept for the first offsets.  Read only."""
+    if not offset & 0xFFF and 0 <= offset < 1 << 64:
+        template = _PAGE_PREFIXES[offset >> 12 & 0xF].copy()
+        template[1::3] = ((offset >> 16).to_bytes(6, "little") + _ZERO48,) * _PAGE_CHUNKS
+    else:  # any other offset: the headers packed whole (struct.error if no u64)
+        template = [b""] * (3 * _PAGE_CHUNKS)
+        template[0::3] = _CUT_HEADERS.unpack(_HEADERS.pack(*chain.from_iterable(
             zip(_PAGE_TAGS, range(offset, offset + 4096, EEXTEND_CHUNK), strict=False))))
-        if len(_PAGE_HEADERS) < _PAGE_HEADERS_MAX:
-            _PAGE_HEADERS[offset] = template
+    if len(_PAGE_HEADERS) < _PAGE_HEADERS_MAX:
+        _PAGE_HEADERS[offset] = template
     return template
 
 
 def _page_pieces(offset: int, page: bytes | bytearray | memoryview) -> list[bytes]:
-    """The sixteen EEXTEND records of a 4 KiB page at ``offset`` as 32 pieces
-    (header, chunk, header, ...): the chunks cut by one unpack and put
-    between the page's headers by one slice assignment into a copy of the
-    headers' list."""
+    """The sixteen EEXTEND records of a 4 KiB page at ``offset`` as 48 pieces:
+    the chunks cut by one unpack and put into a copy of the template by one
+    slice assignment."""
     records = (_PAGE_HEADERS.get(offset) or _page_template(offset)).copy()
-    records[1::2] = _CHUNKS.unpack(page)
+    records[2::3] = _CHUNKS.unpack(page)
     return records
 
 
@@ -94,7 +107,7 @@ def _hash_entries(h, entries) -> None:
         if entry.__class__ is tuple:  # _page_pieces(*entry), inline
             offset, page = entry
             records = (headers(offset) or _page_template(offset)).copy()
-            records[1::2] = cut(page)
+            records[2::3] = cut(page)
             extend(records)
             n += 1
             if n == _HASH_BATCH:
