@@ -35,32 +35,89 @@ _PAGE_CHUNKS = 4096 // EEXTEND_CHUNK
 _CHUNKS = struct.Struct(f"{EEXTEND_CHUNK}s" * _PAGE_CHUNKS)
 _PAGE_TAGS = (TAG_EEXTEND,) * _PAGE_CHUNKS
 # The sixteen EEXTEND header records of a page, packed by one call and cut
-# apart by another.
+# apart by another (any offset).
 _HEADERS = struct.Struct("<" + "QQ48x" * _PAGE_CHUNKS)
 _CUT_HEADERS = struct.Struct("64s" * _PAGE_CHUNKS)
-# The records of the page at an offset as a list with the sixteen headers in
-# place and a slot after each for its chunk, for the first offsets measured in
-# this process (a checker measures its few pages again and again; a loader's
-# offsets, each seen once or twice, are packed each time).  Read only: a page's
-# records fill a copy.
+# A page's records as 48 pieces, three per record: the header's first ten
+# bytes, its last 54, the chunk.  At a page-aligned offset the header of
+# chunk k is the tag, then OFFSET + 256k as u64: byte 0 is zero, byte 1 holds
+# k and bits 12-15 of the offset, bytes 2-7 the offset's bits 16-63 (the same
+# in all sixteen), then 48 zero bytes.  So the first pieces come from a table
+# by bits 12-15 and the second is one bytes object shared by the sixteen: no
+# packing (a loader measures each offset once; packing the headers cost more
+# than the rest of the records).
+_PAGE_PREFIXES: list[list[bytes]] = []
+for _hi in range(16):
+    _PAGE_PREFIXES.append([b""] * (3 * _PAGE_CHUNKS))
+    _PAGE_PREFIXES[-1][0::3] = [struct.pack("<QBB", TAG_EEXTEND, 0, _hi << 4 | k)
+                                for k in range(_PAGE_CHUNKS)]
+del _hi
+_ZERO48 = bytes(48)
+# The 48-piece lists (chunk slots empty) of the first offsets measured in this
+# process (a checker measures its few pages again and again).  Read only: a
+# page's records fill a copy.
 _PAGE_HEADERS: dict[int, list[bytes]] = {}
 _PAGE_HEADERS_MAX = 256
 
 
-def _page_records(offset: int, page: bytes | bytearray | memoryview) -> bytes:
-    """The sixteen EEXTEND records of a 4 KiB page at ``offset``: the chunks
-    cut by one unpack and put between the page's headers by one slice
-    assignment into a copy of the headers' list."""
-    template = _PAGE_HEADERS.get(offset)
-    if template is None:
-        template = [b""] * (2 * _PAGE_CHUNKS)  # a slot (b"") after each header
-        template[0::2] = _CUT_HEADERS.unpack(_HEADERS.pack(*chain.from_iterable(
+def _page_template(offset: int) -> list[bytes]:
+    """The page at ``offset``'s records as 48 pieces with the chunk slots
+    (every third) empty; kept for the first offsets.  Read only."""
+    if not offset & 0xFFF and 0 <= offset < 1 << 64:
+        template = _PAGE_PREFIXES[offset >> 12 & 0xF].copy()
+        template[1::3] = ((offset >> 16).to_bytes(6, "little") + _ZERO48,) * _PAGE_CHUNKS
+    else:  # any other offset: the headers packed whole (struct.error if no u64)
+        template = [b""] * (3 * _PAGE_CHUNKS)
+        template[0::3] = _CUT_HEADERS.unpack(_HEADERS.pack(*chain.from_iterable(
             zip(_PAGE_TAGS, range(offset, offset + 4096, EEXTEND_CHUNK), strict=False))))
-        if len(_PAGE_HEADERS) < _PAGE_HEADERS_MAX:
-            _PAGE_HEADERS[offset] = template
-    records = template.copy()
-    records[1::2] = _CHUNKS.unpack(page)
-    return b"".join(records)
+    if len(_PAGE_HEADERS) < _PAGE_HEADERS_MAX:
+        _PAGE_HEADERS[offset] = template
+    return template
+
+
+def _page_pieces(offset: int, page: bytes | bytearray | memoryview) -> list[bytes]:
+    """The sixteen EEXTEND records of a 4 KiB page at ``offset`` as 48 pieces:
+    the chunks cut by one unpack and put into a copy of the template by one
+    slice assignment."""
+    records = (_PAGE_HEADERS.get(offset) or _page_template(offset)).copy()
+    records[2::3] = _CHUNKS.unpack(page)
+    return records
+
+
+def _page_records(offset: int, page: bytes | bytearray | memoryview) -> bytes:
+    """The sixteen EEXTEND records of a 4 KiB page at ``offset``, joined."""
+    return b"".join(_page_pieces(offset, page))
+
+
+# Pages whose records are joined for one hash update when a log is hashed
+# (about 40 KiB: one update per record would cost a call each, one join of a
+# whole log a buffer of its size).
+_HASH_BATCH = 8
+
+
+def _hash_entries(h, entries) -> None:
+    """Feed log entries to ``h``: the same bytes as one update per piece,
+    joined a few pages at a time (SHA-256 is a stream: how the input is cut
+    into updates does not change the digest)."""
+    pieces: list[bytes] = []
+    extend, append = pieces.extend, pieces.append
+    headers, cut = _PAGE_HEADERS.get, _CHUNKS.unpack
+    n = 0
+    for entry in entries:
+        if entry.__class__ is tuple:  # _page_pieces(*entry), inline
+            offset, page = entry
+            records = (headers(offset) or _page_template(offset)).copy()
+            records[2::3] = cut(page)
+            extend(records)
+            n += 1
+            if n == _HASH_BATCH:
+                h.update(b"".join(pieces))
+                pieces.clear()
+                n = 0
+        else:
+            append(entry)
+    if pieces:
+        h.update(b"".join(pieces))
 
 
 # The bytes of records a measured page stands for in the log.
@@ -153,8 +210,7 @@ class Measurement:
             h = self._h = hashlib.sha256()
             self._hashed = 0
         if log is not None and self._hashed < len(log):
-            for entry in log[self._hashed:]:
-                h.update(_piece(entry))
+            _hash_entries(h, log[self._hashed:])
             self._hashed = len(log)
         return h
 
@@ -172,8 +228,14 @@ class Measurement:
     def eadd(self, offset: int, secinfo_flags: int) -> None:
         """The EADD record: the page offset in ELRANGE and the first 48 bytes
         of the SECINFO (FLAGS, then reserved bytes that must be zero)."""
-        self._feed(_EADD.pack(TAG_EADD, offset, secinfo_flags))
+        record = _EADD.pack(TAG_EADD, offset, secinfo_flags)
         self.updates += 1
+        log = self._log
+        if log is not None and self._size + 64 <= _PICKLE_LOG_LIMIT:
+            log.append(record)  # _feed()'s logging case, inline: one per page added
+            self._size += 64
+        else:
+            self._feed(record)
 
     def eextend(self, offset: int, chunk: bytes | bytearray | memoryview) -> None:
         """One EEXTEND: the header record, then the 256 bytes as four blocks."""
@@ -191,8 +253,12 @@ class Measurement:
             # bytes as the loop below), now or, while it is logged, when they
             # are hashed or joined.
             self.updates += 5 * _PAGE_CHUNKS
-            if self._log is None:
+            log = self._log
+            if log is None:
                 self._h.update(_page_records(offset, page))
+            elif self._size + _PAGE_RECORDS <= _PICKLE_LOG_LIMIT:
+                log.append((offset, bytes(page)))  # _feed()'s logging case, inline
+                self._size += _PAGE_RECORDS
             else:
                 self._feed((offset, bytes(page)), _PAGE_RECORDS)
             return

@@ -364,11 +364,11 @@ class FaultMixin:
         need = VM_WRITE if write else VM_READ
         if not vma.vm_flags & need:
             raise refuse(errno.EFAULT, "mm", "check_vma_flags", "VMA does not allow the access")
-        pt = mm.pgtable
+        ptes = mm.pgtable.ptes  # read in place, as PageTable.get() does
         vpn = addr >> PAGE_SHIFT
         faults = 0
         while faults < MAX_FAULT_RETRIES:
-            pte = pt.get(vpn)  # follow_page_mask()
+            pte = ptes.get(vpn, 0)  # follow_page_mask()
             if pte & PTE_PRESENT and (not write or pte & PTE_RW):
                 return pte_pfn(pte)
             ret = self.handle_mm_fault(vma, addr, PF_USER | (PF_WRITE if write else 0))
