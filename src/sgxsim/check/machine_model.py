@@ -261,16 +261,21 @@ class MachineModel:
         """The driver's enclave behind handle ``h`` (default: the first)."""
         return st.proc.file((h or st.handles[0]).fd).private_data
 
-    def _resident(self, st: MState) -> set[int]:
-        """The ghost offsets of the explored pages in the driver's page_array."""
-        out = set()
-        base = self.base
-        for h in st.handles:
-            pa = self.encl(st, h).page_array
-            b, at = h.base >> 12, h.base - base  # at: ghost_offset(h, 0)
-            for i in range(self.pages):
-                if b + i in pa:
-                    out.add(at + i * PAGE)
+    def _page_pfns(self, st: MState) -> list[set[int]]:
+        """The PFNs in each enclave's driver ``page_array``."""
+        return [set(self.encl(st, h).page_array) for h in st.handles]
+
+    def _appeared(self, st: MState, before: list[set[int]]) -> list[int]:
+        """The ghost offsets, in order, of the explored pages in a driver's
+        ``page_array`` now that were not in ``before`` (``_page_pfns``)."""
+        out = []
+        pages = range(self.pages)
+        for h, was in zip(st.handles, before, strict=True):
+            b, at = h.base >> 12, h.base - self.base  # at: ghost_offset(h, 0)
+            for k in self.encl(st, h).page_array.keys() - was:
+                if k - b in pages:
+                    out.append(at + (k - b) * PAGE)
+        out.sort()
         return out
 
     # A pickle copies the whole machine ~3x faster than copy.deepcopy, and
@@ -295,12 +300,11 @@ class MachineModel:
         m = st.m
         m.trace.enabled = trace
         m.trace.take()
-        before = self._resident(st)
+        before = self._page_pfns(st)
         events: list[Event] = []
         actions.BY_NAME[action.name].run(self, st, action, events)
-        after = self._resident(st)
         # A page that appeared without ADD_PAGES: the driver EAUGed it on a fault.
-        for off in sorted(after - before):
+        for off in self._appeared(st, before):
             if off not in {e.addr for e in events if e.kind == "add"}:
                 events.insert(0, Event("aug", off, True))
         decisions = m.trace.take() if trace else []
