@@ -52,9 +52,9 @@ def _slots(cls: type) -> tuple[str, ...]:
     return tuple(names)
 
 
-# Per class: its slot names and a getter of all of them at once (a cache of
-# class facts, not state).
-_SLOTS: dict[type, tuple[tuple[str, ...], object]] = {}
+# Per class: its slot names, a getter of all of them at once and a test
+# whether any differs from saved values (a cache of class facts, not state).
+_SLOTS: dict[type, tuple[tuple[str, ...], object, object]] = {}
 _MISSING = object()
 _HEAPTYPE = 1 << 9  # Py_TPFLAGS_HEAPTYPE: a class defined by a class statement
 
@@ -68,8 +68,7 @@ def _slot_getter(names: tuple[str, ...]):
     """A function returning the tuple of an object's slots, in ``names``
     order; like ``operator.attrgetter(*names)`` (AttributeError on an
     unset slot) but compiled as plain attribute loads, which the
-    interpreter specialises for slots: about a third cheaper, and the
-    restore reads every slot of the machine each time."""
+    interpreter specialises for slots: about a third cheaper."""
     if not _spellable(names):
         get = operator.attrgetter(*names)  # a name a load cannot spell
         return (lambda o: (get(o),)) if len(names) == 1 else get
@@ -78,48 +77,20 @@ def _slot_getter(names: tuple[str, ...]):
     return ns["get"]
 
 
-# Slot comparers by the classes of the slotted objects, in walk order (a
-# cache of class facts: a search meets a handful of machine shapes, ~8 at
-# --pages 2 --depth 5).
-_DIFFS: dict[tuple[type, ...], object] = {}
-_DIFFS_MAX = 512
-
-
-def _differ(types: tuple[type, ...]):
-    """``diff(objs, saved)``: the indices of the flattened slots of ``objs``
-    (objects of ``types``, every slot set) that are not the ``saved``
-    values, by identity; AttributeError if a slot was deleted.  Compiled as
-    one function of plain attribute loads and ``is not`` tests: the restore
-    compares every slot of the machine each time (~400 at --pages 2), and
-    this costs about a third of reading them through getters and comparing
-    the lists."""
-    f = _DIFFS.get(types)
-    if f is not None:
-        return f
-    names = [_SLOTS[t][0] for t in types]
-    if not all(map(_spellable, names)):
-        getters = [_SLOTS[t][1] for t in types]
-
-        def f(objs, saved):
-            cur = list(_chain(map(operator.call, getters, objs)))
-            return list(compress(range(len(saved)), map(operator.is_not, cur, saved)))
-    else:
-        lines, k = [], 0
-        for i, ns in enumerate(names):
-            for n in ns:
-                lines.append(f"    if o{i}.{n} is not v{k}: out.append({k})")
-                k += 1
-        head = ["def diff(objs, saved):", "    out = []"]
-        if types:
-            head += [f"    {', '.join(f'o{i}' for i in range(len(types)))}, = objs",
-                     f"    {', '.join(f'v{j}' for j in range(k))}, = saved"]
-        ns: dict = {}
-        exec("\n".join(head + lines + ["    return out", ""]), ns)
-        f = ns["diff"]
-    if len(_DIFFS) >= _DIFFS_MAX:
-        _DIFFS.clear()
-    _DIFFS[types] = f
-    return f
+def _slot_differ(names: tuple[str, ...], getter):
+    """``differs(o, saved)``: whether any slot of ``o`` is not (by identity)
+    its value in ``saved`` (in ``names`` order); AttributeError if a slot
+    was deleted.  Compiled once per class as plain attribute loads and ``is
+    not`` tests: the restore asks it of every slotted object of the machine
+    each time (~60 objects, ~400 slots at --pages 2), through one C-level
+    ``map``."""
+    if not _spellable(names):
+        return lambda o, saved: not all(map(operator.is_, getter(o), saved))
+    vs = [f"v{k}" for k in range(len(names))]
+    ns: dict = {}
+    exec(f"def differs(o, saved):\n    {', '.join(vs)}, = saved\n"
+         f"    return {' or '.join(f'o.{n} is not {v}' for n, v in zip(names, vs, strict=True))}\n", ns)
+    return ns["differs"]
 
 
 # What the walk does with an object, by its exact type (a cache of class
@@ -148,7 +119,8 @@ def _kind(t: type) -> int:
         k = _INSTANCE
         if t not in _SLOTS:
             names = _slots(t)
-            _SLOTS[t] = (names, _slot_getter(names) if names else None)
+            getter = _slot_getter(names) if names else None
+            _SLOTS[t] = (names, getter, _slot_differ(names, getter) if names else None)
     _KINDS[t] = k
     return k
 
@@ -159,8 +131,8 @@ class Snapshot:
 
     __slots__ = ("sets", "buffers", "slotted", "stateful", "_dict_objs",
                  "_dict_saved", "_list_objs", "_list_saved", "_deques", "_set_objs", "_set_lens",
-                 "_set_flat", "_slot_objs", "_slot_diff", "_slot_flat", "_slot_owners",
-                 "_slot_names", "_slow", "_buf_objs", "_buf_saved")
+                 "_set_flat", "_slot_entries", "_slot_objs", "_slot_tests", "_slot_saved", "_slow",
+                 "_buf_objs", "_buf_saved")
 
     def __init__(self, root: object):
         # What restore() puts back, laid out for its common case, which runs
@@ -176,10 +148,10 @@ class Snapshot:
         set_flat: list = []    # the saved members of all sets, in a row
         buffers: list = []     # (bytearray or array, saved copy)
         slotted: list = []     # (object, names, getter or None, saved values)
-        slot_objs: list = []   # objects whose slots are all set,
-        slot_flat: list = []   # their saved values in a row, and whose and
-        slot_owners: list = []  # which slot each value is
-        slot_names: list = []
+        slot_entries: list = []  # those whose slots are all set, and apart:
+        slot_objs: list = []     # the objects, their classes' tests and
+        slot_tests: list = []    # their saved values
+        slot_saved: list = []
         stateful: list = []    # (object, __getstate__())
         seen: set[int] = set()
         stack = [root]
@@ -194,7 +166,7 @@ class Snapshot:
                 continue
             seen.add(id(x))
             if k == _INSTANCE:
-                names, getter = slots_of[t]
+                names, getter, differs = slots_of[t]
                 if names:
                     try:
                         vals = getter(x)
@@ -204,11 +176,12 @@ class Snapshot:
                         slotted.append((x, names, None, vals))
                         stack.extend(v for v in vals if v is not _MISSING)
                     else:
-                        slotted.append((x, names, getter, vals))
+                        entry = (x, names, getter, vals)
+                        slotted.append(entry)
+                        slot_entries.append(entry)
                         slot_objs.append(x)
-                        slot_flat.extend(vals)
-                        slot_owners.extend([x] * len(names))
-                        slot_names.extend(names)
+                        slot_tests.append(differs)
+                        slot_saved.append(vals)
                         stack.extend(vals)
                 d = getattr(x, "__dict__", None)
                 if d is not None:
@@ -247,9 +220,8 @@ class Snapshot:
         self._set_lens = [len(c) for _, c in sets]
         self.buffers, self._buf_objs, self._buf_saved = buffers, [b for b, _ in buffers], \
             [c for _, c in buffers]
-        self.slotted, self._slot_objs = slotted, slot_objs
-        self._slot_diff = _differ(tuple(map(type, slot_objs)))
-        self._slot_flat, self._slot_owners, self._slot_names = slot_flat, slot_owners, slot_names
+        self.slotted, self._slot_entries = slotted, slot_entries
+        self._slot_objs, self._slot_tests, self._slot_saved = slot_objs, slot_tests, slot_saved
         self._slow = [e for e in slotted if e[2] is None]
         self.stateful = stateful
 
@@ -275,16 +247,15 @@ class Snapshot:
                     s.update(saved)
         for b, saved in compress(self.buffers, map(operator.ne, self._buf_objs, self._buf_saved)):
             b[:] = saved
-        # Put back only the slots that differ.
-        flat = self._slot_flat
+        # Put back the slots of the objects where one differs.
         try:
-            changed = self._slot_diff(self._slot_objs, flat)
+            changed = list(compress(self._slot_entries, map(operator.call, self._slot_tests,
+                                                            self._slot_objs, self._slot_saved)))
         except AttributeError:  # a slot was deleted: put every slot back by name
             self._restore_slots(self.slotted)
         else:
-            owners, names = self._slot_owners, self._slot_names
-            for k in changed:
-                setattr(owners[k], names[k], flat[k])
+            if changed:
+                self._restore_slots(changed)
             if self._slow:
                 self._restore_slots(self._slow)
         for o, saved in self.stateful:
