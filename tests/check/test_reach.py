@@ -17,6 +17,7 @@ from sgxsim.check.explorer import explore
 from sgxsim.check.machine_model import MachineModel
 from sgxsim.check.model import Action
 from sgxsim.check.scope import Scope
+from sgxsim.check import snapshot
 from sgxsim.check.snapshot import Snapshot
 
 BUILT = [Action.make("add_pages", offset=0, source="image", type="REG", perms="RX"),
@@ -24,9 +25,16 @@ BUILT = [Action.make("add_pages", offset=0, source="image", type="REG", perms="R
          Action.make("store", offset=4096)]
 
 
+@pytest.mark.parametrize("compile_after", [1, 1 << 30])
 @pytest.mark.parametrize("design,prefix", [("linux-6.0", 0), ("linux-6.0", 2), ("linux-6.0", 4),
                                            ("safe-to-execute", 3), ("no-hook", 1)])
-def test_restore_gives_the_parent_byte_for_byte_after_every_action(design, prefix):
+def test_restore_gives_the_parent_byte_for_byte_after_every_action(design, prefix, compile_after,
+                                                                   monkeypatch):
+    # Both ways of finding the slots to put back: the per-class tests, and
+    # the machine shape's compiled comparer (after COMPILE_AFTER restores).
+    monkeypatch.setattr(snapshot, "COMPILE_AFTER", compile_after)
+    monkeypatch.setattr(snapshot, "_DIFFS", {})
+    monkeypatch.setattr(snapshot, "_USES", {})
     model = MachineModel(design, Scope(pages=2))
     st = model.initial()
     for a in BUILT[:prefix]:
@@ -158,7 +166,11 @@ class _Private:
         return self.__hidden
 
 
-def test_snapshot_puts_back_slots_replaced_deleted_or_set_later():
+@pytest.mark.parametrize("compile_after", [1, 1 << 30])
+def test_snapshot_puts_back_slots_replaced_deleted_or_set_later(compile_after, monkeypatch):
+    monkeypatch.setattr(snapshot, "COMPILE_AFTER", compile_after)
+    monkeypatch.setattr(snapshot, "_DIFFS", {})
+    monkeypatch.setattr(snapshot, "_USES", {})
     p, q = _Plain(), _Plain()
     p.a, p.b = [1], {"k": 2}
     q.a = p.a  # q.b unset: walked by name
