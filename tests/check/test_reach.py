@@ -147,6 +147,70 @@ def test_restore_after_random_action_sequences_gives_the_thaw_byte_for_byte(desi
         assert model.freeze(st_) == blob, run
 
 
+@pytest.mark.parametrize("design", list(MODELS))
+@settings(max_examples=30, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(before=_CHOICES, steps=_CHOICES, after=st.lists(_CHOICES, min_size=1, max_size=3))
+def test_a_snapshot_made_from_an_ancestors_restores_as_a_fresh_one(design, before, steps, after):
+    """Snapshot.after(), as the explorer makes a node's snapshot from its
+    ancestor's: an ancestor reached by random actions, then random steps
+    from it; the snapshot made from the ancestor's puts the machine back to
+    the node byte for byte after random runs (as a fresh snapshot of the
+    node does), made again from it too, and the ancestor's own snapshot
+    still puts back the ancestor."""
+    model = MODELS[design]
+    st_ = model.thaw(model.freeze(_walk(model, model.thaw(model.freeze(model.initial())), before)))
+    ancestor = model.freeze(st_)
+    snap = Snapshot(st_)
+    _walk(model, st_, steps)
+    node = model.freeze(st_)
+    derived = snap.after()
+    for run in after:
+        _walk(model, st_, run)
+        derived.restore()
+        assert model.freeze(st_) == node, run
+        again = derived.after()  # nothing changed since: the same saved contents
+        _walk(model, st_, run)
+        again.restore()
+        assert model.freeze(st_) == node, run
+    snap.restore()
+    assert model.freeze(st_) == ancestor
+
+
+def test_a_snapshot_made_from_another_sees_each_kind_of_change():
+    # Each kind of container changed in turn after the first snapshot, and
+    # a new object reachable only through the change: the derived snapshot
+    # puts back what was there when it was made.
+    p, q, priv = _Plain(), _Plain(), _Private()
+    p.a, p.b = [1], {"k": 2}
+    q.a = p.a
+    buf, dq = bytearray(b"ab"), __import__("collections").deque([1])
+    root = [p, q, priv, buf, dq, {3}]
+    snap = Snapshot(root)
+    fresh = [0]
+    p.a.append(fresh)          # a list grows a new object
+    p.b["k"] = {"new": fresh}  # a dict gets a new dict
+    q.b = "set later"          # an unset slot set
+    priv.x["n"] = 1
+    buf[0] = ord("z")
+    dq.append(2)
+    root[5].add(4)
+    derived = snap.after()
+    saved = (list(p.a), dict(p.b), q.b, dict(priv.x), bytes(buf), list(dq), set(root[5]))
+    fresh.append(1)            # inside the new object
+    p.b["k"]["new2"] = 1       # inside the new dict
+    p.a.pop()
+    del q.b
+    priv.x.clear()
+    buf[1] = ord("y")
+    dq.clear()
+    root[5].clear()
+    derived.restore()
+    assert (list(p.a), dict(p.b), q.b, dict(priv.x), bytes(buf), list(dq), set(root[5])) == saved
+    assert p.a[1] is fresh and fresh == [0] and p.b["k"] == {"new": fresh}
+    snap.restore()
+    assert p.a == [1] and p.b == {"k": 2} and not hasattr(q, "b") and priv.x == {} and buf == b"ab"
+
+
 class _Plain:
     __slots__ = ("a", "b")
 

@@ -230,10 +230,14 @@ class _Expander:
                     raise RuntimeError(f"{', '.join(map(str, pacts))} did not reach the same machine "
                                        "again: the model's apply is not deterministic, or the "
                                        "fingerprint leaves out state an action depends on")
+                # Its snapshot from the ancestor's (what the actions left
+                # alone keeps its saved copy), if the model's has after().
+                after_of = getattr(gsnap, "after", None) if gblob is pblob and st is gst else None
+                snap = after_of() if after_of is not None else snapshot(st)
             else:
                 st = _thaw(model, blob)
                 thaws += 1
-            snap = snapshot(st) if snapshot is not None else None
+                snap = snapshot(st) if snapshot is not None else None
             node = st  # the machine the snapshot puts back
             # Lazily kept children of this entry, appended to pending once it
             # is decided how their machine is kept: ((parent, action index),

@@ -27,7 +27,7 @@ import operator
 import types
 from array import array
 from collections import deque
-from itertools import chain, compress
+from itertools import chain, compress, repeat
 
 # Immutable leaves: nothing to save, nothing inside to walk.
 _ATOMS = (int, float, complex, str, bytes, bool, type(None), range, type, types.FunctionType,
@@ -183,29 +183,41 @@ class Snapshot:
                  "_dict_saved", "_list_objs", "_list_saved", "_deques", "_set_objs", "_set_lens",
                  "_set_flat", "_slot_entries", "_slot_objs", "_slot_tests", "_slot_saved", "_slow",
                  "_buf_objs", "_buf_saved", "_shape", "_slot_diff", "_slot_flat", "_slot_owners",
-                 "_slot_names")
+                 "_slot_names", "_seen")
 
     def __init__(self, root: object):
+        self._empty()
+        self._walk([root])
+        self._finish()
+
+    def _empty(self) -> None:
         # What restore() puts back, laid out for its common case, which runs
         # as C-level maps over these lists (no Python step per object):
         # every dict put back, every list refilled, and one identity
         # comparison of all the slots and set members at once.
-        dict_objs: list = []   # every dict (also instances' __dict__) ...
-        dict_saved: list = []  # ... and its saved copy
-        list_objs: list = []   # every list and its saved tuple
-        list_saved: list = []
-        deques: list = []      # (deque, saved tuple)
-        sets: list = []        # (set, saved members in iteration order)
-        set_flat: list = []    # the saved members of all sets, in a row
-        buffers: list = []     # (bytearray or array, saved copy)
-        slotted: list = []     # (object, names, getter or None, saved values)
-        slot_entries: list = []  # those whose slots are all set, and apart:
-        slot_objs: list = []     # the objects, their classes' tests and
-        slot_tests: list = []    # their saved values
-        slot_saved: list = []
-        stateful: list = []    # (object, __getstate__())
-        seen: set[int] = set()
-        stack = [root]
+        self._dict_objs = []   # every dict (also instances' __dict__) ...
+        self._dict_saved = []  # ... and its saved copy
+        self._list_objs = []   # every list and its saved tuple
+        self._list_saved = []
+        self._deques = []      # (deque, saved tuple)
+        self.sets = []         # (set, saved members in iteration order)
+        self.buffers = []      # (bytearray or array, saved copy)
+        self.slotted = []      # (object, names, getter or None, saved values)
+        self._slot_entries = []  # those whose slots are all set, and apart:
+        self._slot_objs = []     # the objects, their classes' tests and
+        self._slot_tests = []    # their saved values
+        self._slot_saved = []
+        self.stateful = []     # (object, __getstate__())
+        self._seen = set()     # the ids of the objects walked (all held above)
+
+    def _walk(self, stack: list) -> None:
+        """Save what is reachable from ``stack`` and not walked yet."""
+        dict_objs, dict_saved = self._dict_objs, self._dict_saved
+        list_objs, list_saved, deques = self._list_objs, self._list_saved, self._deques
+        sets, buffers, stateful = self.sets, self.buffers, self.stateful
+        slotted, slot_entries, slot_objs = self.slotted, self._slot_entries, self._slot_objs
+        slot_tests, slot_saved = self._slot_tests, self._slot_saved
+        seen = self._seen
         kinds, slots_of = _KINDS, _SLOTS
         while stack:
             x = stack.pop()
@@ -253,7 +265,6 @@ class Snapshot:
             elif k == _SET:
                 saved = tuple(x)
                 sets.append((x, saved))
-                set_flat.extend(saved)
                 stack.extend(saved)
             elif k == _BUF:
                 buffers.append((x, bytes(x)))
@@ -265,20 +276,89 @@ class Snapshot:
             elif k == _STATEFUL:
                 stateful.append((x, x.__getstate__()))
             # _SHARED: nothing to save
-        self._dict_objs, self._dict_saved = dict_objs, dict_saved
-        self._list_objs, self._list_saved, self._deques = list_objs, list_saved, deques
-        self.sets, self._set_objs, self._set_flat = sets, [x for x, _ in sets], set_flat
+
+    def _finish(self) -> None:
+        sets = self.sets
+        self._set_objs = [x for x, _ in sets]
+        self._set_flat = list(_chain([c for _, c in sets]))
         self._set_lens = [len(c) for _, c in sets]
-        self.buffers, self._buf_objs, self._buf_saved = buffers, [b for b, _ in buffers], \
-            [c for _, c in buffers]
-        self.slotted, self._slot_entries = slotted, slot_entries
-        self._slot_objs, self._slot_tests, self._slot_saved = slot_objs, slot_tests, slot_saved
-        self._shape = tuple(map(type, slot_objs))
+        self._buf_objs = [b for b, _ in self.buffers]
+        self._buf_saved = [c for _, c in self.buffers]
+        self._shape = tuple(map(type, self._slot_objs))
         self._slot_diff = _DIFFS.get(self._shape)
         if self._slot_diff is not None:
             self._flatten()
-        self._slow = [e for e in slotted if e[2] is None]
-        self.stateful = stateful
+        self._slow = [e for e in self.slotted if e[2] is None]
+
+    def after(self) -> Snapshot:
+        """A snapshot of the same root as it is now, made from this one (the
+        explorer's node made again from its ancestor's machine: restored,
+        then a few actions run).  What still holds the saved contents (by
+        identity, in order) keeps its saved copy; the rest is saved again,
+        and the objects it now holds that this snapshot did not cover are
+        walked.  Sound because this snapshot holds every object it covers
+        (no id is reused): an object reachable now and not covered can only
+        be reached through a covered object whose contents changed.  Objects
+        no longer reachable stay covered: restoring them changes nothing
+        reachable."""
+        is_ = operator.is_
+        new = Snapshot.__new__(Snapshot)
+        new._empty()
+        new._seen = set(self._seen)
+        stack: list = []
+        for d, saved in zip(self._dict_objs, self._dict_saved, strict=True):
+            if len(d) != len(saved) or not all(map(is_, d, saved)) or \
+                    not all(map(is_, d.values(), saved.values())):
+                saved = d.copy()
+                stack.extend(saved.keys())
+                stack.extend(saved.values())
+            new._dict_objs.append(d)
+            new._dict_saved.append(saved)
+        for x, saved in zip(self._list_objs, self._list_saved, strict=True):
+            if len(x) != len(saved) or not all(map(is_, x, saved)):
+                saved = tuple(x)
+                stack.extend(saved)
+            new._list_objs.append(x)
+            new._list_saved.append(saved)
+        for into, old in ((new._deques, self._deques), (new.sets, self.sets)):
+            for x, saved in old:
+                if len(x) != len(saved) or not all(map(is_, x, saved)):
+                    saved = tuple(x)
+                    stack.extend(saved)
+                into.append((x, saved))
+        for b, saved in self.buffers:
+            if b != saved:
+                saved = bytes(b) if type(b) is bytearray else array(b.typecode, b)
+            new.buffers.append((b, saved))
+        for o, saved in self.stateful:
+            now = o.__getstate__()
+            new.stateful.append((o, saved if now == saved else now))
+        for e in self.slotted:
+            x, names, getter, vals = e
+            try:
+                now = getter(x) if getter is not None else None
+            except AttributeError:
+                now = None
+            if now is None:
+                now = tuple(getattr(x, n, _MISSING) for n in names)
+                if any(map(is_, now, repeat(_MISSING))):
+                    getter = None
+                elif getter is None:
+                    getter = _SLOTS[type(x)][1]
+            if not all(map(is_, now, vals)):
+                stack.extend(v for v in now if v is not _MISSING)
+                e = (x, names, getter, now)
+            elif getter is not e[2]:
+                e = (x, names, getter, vals)
+            new.slotted.append(e)
+            if getter is not None:
+                new._slot_entries.append(e)
+                new._slot_objs.append(x)
+                new._slot_tests.append(_SLOTS[type(x)][2])
+                new._slot_saved.append(e[3])
+        new._walk(stack)
+        new._finish()
+        return new
 
     def restore(self) -> None:
         is_ = operator.is_
