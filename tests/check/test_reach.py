@@ -7,17 +7,18 @@ from __future__ import annotations
 import os
 import subprocess
 import sys
+from collections import deque
 
 import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
+from sgxsim.check import snapshot
 from sgxsim.check.digests import DigestSet, digest
 from sgxsim.check.explorer import explore
 from sgxsim.check.machine_model import MachineModel
 from sgxsim.check.model import Action
 from sgxsim.check.scope import Scope
-from sgxsim.check import snapshot
 from sgxsim.check.snapshot import Snapshot
 
 BUILT = [Action.make("add_pages", offset=0, source="image", type="REG", perms="RX"),
@@ -183,7 +184,7 @@ def test_a_snapshot_made_from_another_sees_each_kind_of_change():
     p, q, priv = _Plain(), _Plain(), _Private()
     p.a, p.b = [1], {"k": 2}
     q.a = p.a
-    buf, dq = bytearray(b"ab"), __import__("collections").deque([1])
+    buf, dq = bytearray(b"ab"), deque([1])
     root = [p, q, priv, buf, dq, {3}]
     snap = Snapshot(root)
     fresh = [0]
