@@ -94,16 +94,16 @@ def _slot_differ(names: tuple[str, ...], getter):
 
 
 # Slot comparers by the classes of the slotted objects, in walk order (a
-# cache of class facts: a search meets a handful of machine shapes, ~8 at
-# --pages 2 --depth 5).  Compiling one costs a few milliseconds (~400
-# slots), which a shape earns back over about a thousand restores (in a
-# search, with the caches cold after each action, it is ~10 us cheaper than
-# the per-class tests): a shape is compiled after COMPILE_AFTER restores of
-# snapshots of it (counted in _USES).
+# cache of class facts: a search meets a few dozen machine shapes, ~25 at
+# --pages 2 --depth 5 with snapshots made from others).  Compiling one
+# costs a few milliseconds (~400 slots); in a search, with the caches cold
+# after each action, it is ~5-10 us cheaper per restore than the per-class
+# tests: a shape is compiled after COMPILE_AFTER restores of snapshots of
+# it (counted in _USES; 300 measured best at --pages 2 --depth 5).
 _DIFFS: dict[tuple[type, ...], object] = {}
 _USES: dict[tuple[type, ...], int] = {}
 _DIFFS_MAX = 512
-COMPILE_AFTER = 1000
+COMPILE_AFTER = 300
 
 
 def _differ(types: tuple[type, ...]):
