@@ -183,12 +183,12 @@ class Snapshot:
                  "_dict_saved", "_list_objs", "_list_saved", "_deques", "_set_objs", "_set_lens",
                  "_set_flat", "_slot_entries", "_slot_objs", "_slot_tests", "_slot_saved", "_slow",
                  "_buf_objs", "_buf_saved", "_shape", "_slot_diff", "_slot_flat", "_slot_owners",
-                 "_slot_names", "_seen")
+                 "_slot_names", "_seen", "_prefix", "_pre_objs", "_suffix")
 
     def __init__(self, root: object):
         self._empty()
         self._walk([root])
-        self._finish()
+        self._finish(len(self._slot_objs))
 
     def _empty(self) -> None:
         # What restore() puts back, laid out for its common case, which runs
@@ -277,14 +277,19 @@ class Snapshot:
                 stateful.append((x, x.__getstate__()))
             # _SHARED: nothing to save
 
-    def _finish(self) -> None:
+    def _finish(self, prefix: int) -> None:
+        """The lists restore() maps over; the machine shape, whose compiled
+        comparer tests the first ``prefix`` fully set slotted objects (the
+        rest, objects a snapshot made by after() walked anew, by their
+        classes' tests)."""
         sets = self.sets
         self._set_objs = [x for x, _ in sets]
         self._set_flat = list(_chain([c for _, c in sets]))
         self._set_lens = [len(c) for _, c in sets]
         self._buf_objs = [b for b, _ in self.buffers]
         self._buf_saved = [c for _, c in self.buffers]
-        self._shape = tuple(map(type, self._slot_objs))
+        self._prefix = prefix
+        self._shape = tuple(map(type, self._slot_objs[:prefix]))
         self._slot_diff = _DIFFS.get(self._shape)
         if self._slot_diff is not None:
             self._flatten()
@@ -357,7 +362,9 @@ class Snapshot:
                 new._slot_tests.append(_SLOTS[type(x)][2])
                 new._slot_saved.append(e[3])
         new._walk(stack)
-        new._finish()
+        # The same shape as this one's for the objects this one covered
+        # (one compiled comparer for both), the new ones apart.
+        new._finish(self._prefix if len(new._slot_objs) >= self._prefix else 0)
         return new
 
     def restore(self) -> None:
@@ -401,7 +408,7 @@ class Snapshot:
                 changed = list(compress(self._slot_entries, map(operator.call, self._slot_tests,
                                                                 self._slot_objs, self._slot_saved)))
             else:
-                changed = diff(self._slot_objs, self._slot_flat)
+                changed = diff(self._pre_objs, self._slot_flat)
         except AttributeError:  # a slot was deleted: put every slot back by name
             self._restore_slots(self.slotted)
         else:
@@ -412,6 +419,9 @@ class Snapshot:
                 flat, owners, names = self._slot_flat, self._slot_owners, self._slot_names
                 for k in changed:
                     setattr(owners[k], names[k], flat[k])
+                entries, tests, objs, saved = self._suffix
+                if entries:
+                    self._restore_slots(compress(entries, map(operator.call, tests, objs, saved)))
             if self._slow:
                 self._restore_slots(self._slow)
         for o, saved in self.stateful:
@@ -421,9 +431,13 @@ class Snapshot:
     def _flatten(self) -> None:
         """The saved slots in a row, and whose and which each is (what the
         shape's compiled comparer reads)."""
-        self._slot_flat = list(_chain(self._slot_saved))
-        self._slot_owners = [o for o, names, _, _ in self._slot_entries for _ in names]
-        self._slot_names = [n for _, names, _, _ in self._slot_entries for n in names]
+        n = self._prefix
+        pre = self._slot_entries[:n]
+        self._pre_objs = self._slot_objs[:n]
+        self._slot_flat = list(_chain(self._slot_saved[:n]))
+        self._slot_owners = [o for o, names, _, _ in pre for _ in names]
+        self._slot_names = [name for _, names, _, _ in pre for name in names]
+        self._suffix = (self._slot_entries[n:], self._slot_tests[n:], self._slot_objs[n:], self._slot_saved[n:])
 
     @staticmethod
     def _restore_slots(entries) -> None:
