@@ -183,7 +183,7 @@ class Snapshot:
                  "_dict_saved", "_list_objs", "_list_saved", "_deques", "_set_objs", "_set_lens",
                  "_set_flat", "_slot_entries", "_slot_objs", "_slot_tests", "_slot_saved", "_slow",
                  "_buf_objs", "_buf_saved", "_shape", "_slot_diff", "_slot_flat", "_slot_owners",
-                 "_slot_names", "_seen", "_prefix", "_pre_objs", "_suffix")
+                 "_slot_names", "_seen", "_prefix", "_pre_objs", "_suffix", "_base")
 
     def __init__(self, root: object):
         self._empty()
@@ -209,6 +209,7 @@ class Snapshot:
         self._slot_saved = []
         self.stateful = []     # (object, __getstate__())
         self._seen = set()     # the ids of the objects walked (all held above)
+        self._base = None      # the snapshot after() made this one from
 
     def _walk(self, stack: list) -> None:
         """Save what is reachable from ``stack`` and not walked yet."""
@@ -309,7 +310,11 @@ class Snapshot:
         is_ = operator.is_
         new = Snapshot.__new__(Snapshot)
         new._empty()
+        # This snapshot's ids, and this snapshot held, so that no id in
+        # them is reused while the new one (or one made from it) may look
+        # them up: an object only this one's saved copies held stays alive.
         new._seen = set(self._seen)
+        new._base = self
         stack: list = []
         for d, saved in zip(self._dict_objs, self._dict_saved, strict=True):
             if len(d) != len(saved) or not all(map(is_, d, saved)) or \
