@@ -1,5 +1,5 @@
-"""Children kept as (parent's frozen machine, action) and made again when
-they are expanded: the same search as children frozen one by one, and a
+"""Children kept as (an ancestor's frozen machine, actions) and made again
+when they are expanded: the same search as children frozen one by one, and a
 model that does not reach the same machine again is caught, not searched."""
 
 from __future__ import annotations
@@ -30,6 +30,24 @@ def test_lazy_children_search_the_same_states(design):
     assert lazy.transitions == frozen.transitions == plain.transitions
     # Made again rather than thawed: fewer thaws than parents.
     assert lazy.thaws < frozen.thaws
+
+
+@pytest.mark.parametrize("freeze_at", [1, 10, 1 << 30])
+def test_children_made_again_through_chains_of_actions(freeze_at, monkeypatch):
+    """A child kept as an ancestor's frozen machine and the actions from it:
+    frozen at every node with children (1), by the default rule, or never
+    (every node made again from the root by its whole path): the same
+    search."""
+    from sgxsim.check import explorer as ex
+
+    monkeypatch.setattr(ex, "FREEZE_AT", freeze_at)
+    sc = Scope(pages=2)
+    got = explore(MachineModel("linux-6.0", sc), None, depth=4)
+    plain = explore(MachineModel("linux-6.0", sc), None, depth=4, reuse=False)
+    assert outcome(got) == outcome(plain)
+    assert got.transitions == plain.transitions
+    if freeze_at > 1:
+        assert got.thaws < explore(MachineModel("linux-6.0", sc), None, depth=4, frontier_mem=1 << 40).thaws
 
 
 class Drifting(MachineModel):

@@ -22,6 +22,7 @@ from sgxsim.check.ghost import Ghost
 from sgxsim.check.machine_model import MachineModel
 from sgxsim.check.model import Action
 from sgxsim.check.scope import Scope
+from sgxsim.hw.consts import PageType
 from sgxsim.hw.epc import EPCM_VALID
 from sgxsim.hw.memory import EPC_BASE_PFN
 from sgxsim.hw.paging import PTE_PFN_MASK, PTE_PFN_SHIFT, PTE_RW
@@ -50,6 +51,10 @@ def check_memos(model: MachineModel, st) -> None:
         assert observe.pt_key(pt, epc, model.base) == observe._pt_key(pt, epc, model.base)
         assert observe.pte_views_of(pt, epc, spans, model.base, proc=i) == \
             observe._pte_views_of(pt, epc, spans, model.base, i)
+    for secs, h in zip(spans, st.handles, strict=True):
+        for reg in (False, True):
+            assert observe.epc_pages_key(epc, secs[0], h.base, reg) == \
+                observe._epc_pages_key(epc, secs[0], h.base, reg)
     sgx2, forked = model.sgx2(st), st.child is not None
     ctxs = [actions.Ctx(h.initialized, sgx2, h.added, forked) for h in st.handles]
     assert model.actions(st) == actions.enabled_in(model.sc, ctxs)
@@ -109,7 +114,15 @@ def test_every_input_of_a_page_table_memo_is_in_its_key():
     assert mapped
     vpn, i = mapped[0]
 
+    secs_i = spans[0][0]
+    tcs = next(j for j in range(epc.npages) if epc.flags[j] & EPCM_VALID and epc.pt[j] == PageType.PT_TCS)
+    reg = next(j for j in range(epc.npages) if epc.flags[j] & EPCM_VALID and epc.pt[j] == PageType.PT_REG
+               and epc.secs[j] == secs_i)
+
     def same() -> None:
+        for contents in (False, True):
+            assert observe.epc_pages_key(epc, secs_i, model.base, contents) == \
+                observe._epc_pages_key(epc, secs_i, model.base, contents)
         assert observe.pt_key(pt, epc, model.base) == observe._pt_key(pt, epc, model.base)
         assert observe.pte_views_of(pt, epc, spans, model.base) == \
             observe._pte_views_of(pt, epc, spans, model.base, 0)
@@ -120,6 +133,18 @@ def test_every_input_of_a_page_table_memo_is_in_its_key():
                    lambda: epc.flags.__setitem__(i, epc.flags[i] ^ EPCM_VALID),
                    lambda: epc.secs.__setitem__(i, epc.secs[i] + 1),
                    lambda: epc.addr.__setitem__(i, epc.addr[i] + 4096),
-                   lambda: epc.pt.__setitem__(i, epc.pt[i] ^ 3)):
+                   lambda: epc.pt.__setitem__(i, epc.pt[i] ^ 3),
+                   # the EPC pages' part: a TCS's contents (always counted),
+                   # a REG page's (counted only with contents), a page
+                   # without contents, an owner, a type
+                   lambda: epc.data[tcs].__setitem__(8, epc.data[tcs][8] ^ 1),
+                   lambda: epc.data[tcs].__setitem__(4000, 1),
+                   lambda: epc.data[reg].__setitem__(0, epc.data[reg][0] ^ 0xFF),
+                   lambda: epc.data.pop(reg),
+                   lambda: epc.secs.__setitem__(reg, epc.secs[reg] + 1),
+                   lambda: epc.secs.__setitem__(reg, epc.secs[reg] - 1),
+                   lambda: epc.pt.__setitem__(reg, int(PageType.PT_TCS)),
+                   lambda: epc.pt.__setitem__(reg, int(PageType.PT_REG)),
+                   lambda: epc.flags.__setitem__(reg, epc.flags[reg] ^ EPCM_VALID)):
         change()
         same()

@@ -7,11 +7,13 @@ from __future__ import annotations
 import os
 import subprocess
 import sys
+from collections import deque
 
 import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
+from sgxsim.check import snapshot
 from sgxsim.check.digests import DigestSet, digest
 from sgxsim.check.explorer import explore
 from sgxsim.check.machine_model import MachineModel
@@ -24,9 +26,16 @@ BUILT = [Action.make("add_pages", offset=0, source="image", type="REG", perms="R
          Action.make("store", offset=4096)]
 
 
+@pytest.mark.parametrize("compile_after", [1, 1 << 30])
 @pytest.mark.parametrize("design,prefix", [("linux-6.0", 0), ("linux-6.0", 2), ("linux-6.0", 4),
                                            ("safe-to-execute", 3), ("no-hook", 1)])
-def test_restore_gives_the_parent_byte_for_byte_after_every_action(design, prefix):
+def test_restore_gives_the_parent_byte_for_byte_after_every_action(design, prefix, compile_after,
+                                                                   monkeypatch):
+    # Both ways of finding the slots to put back: the per-class tests, and
+    # the machine shape's compiled comparer (after COMPILE_AFTER restores).
+    monkeypatch.setattr(snapshot, "COMPILE_AFTER", compile_after)
+    monkeypatch.setattr(snapshot, "_DIFFS", {})
+    monkeypatch.setattr(snapshot, "_USES", {})
     model = MachineModel(design, Scope(pages=2))
     st = model.initial()
     for a in BUILT[:prefix]:
@@ -139,6 +148,88 @@ def test_restore_after_random_action_sequences_gives_the_thaw_byte_for_byte(desi
         assert model.freeze(st_) == blob, run
 
 
+@pytest.mark.parametrize("compile_after", [1, 1 << 30])
+@pytest.mark.parametrize("design", list(MODELS))
+@settings(max_examples=20, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(before=_CHOICES, steps=_CHOICES, after=st.lists(_CHOICES, min_size=1, max_size=3))
+def test_a_snapshot_made_from_an_ancestors_restores_as_a_fresh_one(design, compile_after, before, steps,
+                                                                   after):
+    """Snapshot.after(), as the explorer makes a node's snapshot from its
+    ancestor's: an ancestor reached by random actions, then random steps
+    from it; the snapshot made from the ancestor's puts the machine back to
+    the node byte for byte after random runs (as a fresh snapshot of the
+    node does), made again from it too, and the ancestor's own snapshot
+    still puts back the ancestor.  Both ways of finding the slots to put
+    back: the compiled comparer of the ancestor's shape for the objects it
+    covered and the classes' tests for the new ones, or the tests alone."""
+    saved = snapshot.COMPILE_AFTER, dict(snapshot._DIFFS), dict(snapshot._USES)
+    snapshot.COMPILE_AFTER = compile_after
+    snapshot._DIFFS.clear()
+    snapshot._USES.clear()
+    try:
+        _derived_restores(MODELS[design], before, steps, after)
+    finally:
+        snapshot.COMPILE_AFTER = saved[0]
+        snapshot._DIFFS.clear()
+        snapshot._DIFFS.update(saved[1])
+        snapshot._USES.clear()
+        snapshot._USES.update(saved[2])
+
+
+def _derived_restores(model, before, steps, after):
+    st_ = model.thaw(model.freeze(_walk(model, model.thaw(model.freeze(model.initial())), before)))
+    ancestor = model.freeze(st_)
+    snap = Snapshot(st_)
+    _walk(model, st_, steps)
+    node = model.freeze(st_)
+    derived = snap.after()
+    for run in after:
+        _walk(model, st_, run)
+        derived.restore()
+        assert model.freeze(st_) == node, run
+        again = derived.after()  # nothing changed since: the same saved contents
+        _walk(model, st_, run)
+        again.restore()
+        assert model.freeze(st_) == node, run
+    snap.restore()
+    assert model.freeze(st_) == ancestor
+
+
+def test_a_snapshot_made_from_another_sees_each_kind_of_change():
+    # Each kind of container changed in turn after the first snapshot, and
+    # a new object reachable only through the change: the derived snapshot
+    # puts back what was there when it was made.
+    p, q, priv = _Plain(), _Plain(), _Private()
+    p.a, p.b = [1], {"k": 2}
+    q.a = p.a
+    buf, dq = bytearray(b"ab"), deque([1])
+    root = [p, q, priv, buf, dq, {3}]
+    snap = Snapshot(root)
+    fresh = [0]
+    p.a.append(fresh)          # a list grows a new object
+    p.b["k"] = {"new": fresh}  # a dict gets a new dict
+    q.b = "set later"          # an unset slot set
+    priv.x["n"] = 1
+    buf[0] = ord("z")
+    dq.append(2)
+    root[5].add(4)
+    derived = snap.after()
+    saved = (list(p.a), dict(p.b), q.b, dict(priv.x), bytes(buf), list(dq), set(root[5]))
+    fresh.append(1)            # inside the new object
+    p.b["k"]["new2"] = 1       # inside the new dict
+    p.a.pop()
+    del q.b
+    priv.x.clear()
+    buf[1] = ord("y")
+    dq.clear()
+    root[5].clear()
+    derived.restore()
+    assert (list(p.a), dict(p.b), q.b, dict(priv.x), bytes(buf), list(dq), set(root[5])) == saved
+    assert p.a[1] is fresh and fresh == [0] and p.b["k"] == {"new": fresh}
+    snap.restore()
+    assert p.a == [1] and p.b == {"k": 2} and not hasattr(q, "b") and priv.x == {} and buf == b"ab"
+
+
 class _Plain:
     __slots__ = ("a", "b")
 
@@ -158,7 +249,11 @@ class _Private:
         return self.__hidden
 
 
-def test_snapshot_puts_back_slots_replaced_deleted_or_set_later():
+@pytest.mark.parametrize("compile_after", [1, 1 << 30])
+def test_snapshot_puts_back_slots_replaced_deleted_or_set_later(compile_after, monkeypatch):
+    monkeypatch.setattr(snapshot, "COMPILE_AFTER", compile_after)
+    monkeypatch.setattr(snapshot, "_DIFFS", {})
+    monkeypatch.setattr(snapshot, "_USES", {})
     p, q = _Plain(), _Plain()
     p.a, p.b = [1], {"k": 2}
     q.a = p.a  # q.b unset: walked by name

@@ -23,12 +23,12 @@ as little as it can:
   restore.  This is the same equivalence the deduplication already relies on;
 * a child is kept only if it is new (or, in a worker, new to that worker)
   and the search goes one level deeper; on the last level nothing is kept.
-  With a snapshot (and no ``frontier_mem`` bound) it is kept as the parent's
-  frozen machine and the action that reached it, and made again in place
-  when it is expanded: the parent is frozen once, for all its children,
-  and thawed once for the siblings, which follow one another in the
-  frontier (the model must be deterministic; the child's fingerprint is
-  checked);
+  With a snapshot (and no ``frontier_mem`` bound) it is kept as an
+  ancestor's frozen machine and the actions from it, and made again in
+  place when it is expanded: an ancestor is frozen once, for all its
+  descendants kept that way, and thawed once for them, since they follow
+  one another in the frontier (the model must be deterministic; the
+  child's fingerprint is checked);
 * states are known by 16-byte digests (:mod:`sgxsim.check.digests`), so the
   seen-set costs tens of bytes per state;
 * with the symmetry reduction (:mod:`sgxsim.check.symmetry`: the explored
@@ -142,8 +142,16 @@ def _runner(model, view: bool = True):
 
 
 # A frontier entry: (node id, machine, ghost, machine fingerprint), the
-# machine frozen (bytes) or as (the parent's frozen machine, action).
-Entry = tuple[int, "bytes | tuple[bytes, Action]", Ghost, Any]
+# machine frozen (bytes) or as (an ancestor's frozen machine, the actions
+# that lead from it, in order).
+Entry = tuple[int, "bytes | tuple[bytes, tuple[Action, ...]]", Ghost, Any]
+
+# A node kept as an ancestor's frozen machine and the actions from it is made
+# again by running them.  For its children, a node that is itself made again
+# by running n actions is frozen (a freeze, and at the next level a thaw and
+# a snapshot) when it keeps k children with n * k >= FREEZE_AT: that costs
+# about as much as running ten actions, and chaining costs each child n more.
+FREEZE_AT = 10
 
 
 class _Expander:
@@ -165,8 +173,8 @@ class _Expander:
         self.thaws = 0
         self.restores = 0
         self.snapshot = getattr(model, "snapshot", None) if reuse else None
-        # Children kept as (parent's frozen machine, action): needs the
-        # snapshot (the parent's machine is made again in place).
+        # Children kept as (ancestor's frozen machine, actions): needs the
+        # snapshot (the ancestor's machine is made again in place).
         self.lazy = lazy and self.snapshot is not None
         self.view = getattr(model, "view", None) if reuse else None
         # (fingerprint, ghost key) -> seen-key: canonical under the page
@@ -190,9 +198,9 @@ class _Expander:
         keep = pending is not None
         compress = size > COMPRESS_ABOVE
         transitions = thaws = restores = 0
-        # The machine of the last parent blob of a lazy entry, thawed, and
-        # its snapshot: the siblings that follow it in node order are made
-        # from it in place (restore, then the action that reached them).
+        # The machine of the last ancestor blob of a lazy entry, thawed, and
+        # its snapshot: the entries that follow it in node order and share
+        # the blob are made from it in place (restore, then their actions).
         gblob = gst = gsnap = None
         entries = iter(frontier)
         nxt = next(entries, None)  # one entry ahead: does a sibling follow?
@@ -200,12 +208,12 @@ class _Expander:
             idx, blob, ghost, pfp = nxt
             nxt = next(entries, None)
             if type(blob) is tuple:
-                # (parent's frozen machine, action): this entry's machine.
-                pblob, paction = blob
+                # (ancestor's frozen machine, actions): this entry's machine.
+                pblob, pacts = blob
                 if pblob is not gblob:
                     gst = _thaw(model, pblob)
                     thaws += 1
-                    # The parent's snapshot, if a sibling follows to use it.
+                    # The ancestor's snapshot, if an entry follows to use it.
                     if nxt is not None and type(nxt[1]) is tuple and nxt[1][0] is pblob:
                         gblob, gsnap = pblob, snapshot(gst)
                     else:
@@ -213,19 +221,28 @@ class _Expander:
                 else:
                     gsnap.restore()
                     restores += 1
-                st = run(gst, paction).state
+                st = gst
+                for pa in pacts:
+                    st = run(st, pa).state
                 if fingerprint(st) != pfp:
                     # A machine made again must be the one first reached; say
                     # so rather than search another space.
-                    raise RuntimeError(f"{paction} did not reach the same machine again: the "
-                                       "model's apply is not deterministic, or the fingerprint "
-                                       "leaves out state an action depends on")
+                    raise RuntimeError(f"{', '.join(map(str, pacts))} did not reach the same machine "
+                                       "again: the model's apply is not deterministic, or the "
+                                       "fingerprint leaves out state an action depends on")
+                # Its snapshot from the ancestor's (what the actions left
+                # alone keeps its saved copy), if the model's has after().
+                after_of = getattr(gsnap, "after", None) if gblob is pblob and st is gst else None
+                snap = after_of() if after_of is not None else snapshot(st)
             else:
                 st = _thaw(model, blob)
                 thaws += 1
-            snap = snapshot(st) if snapshot is not None else None
-            # This parent's own frozen machine, once a child needs it.
-            mine = blob if type(blob) is bytes else None
+                snap = snapshot(st) if snapshot is not None else None
+            node = st  # the machine the snapshot puts back
+            # Lazily kept children of this entry, appended to pending once it
+            # is decided how their machine is kept: ((parent, action index),
+            # action or None for the parent's machine, ghost, fingerprint).
+            kids: list = []
             pview = None  # the parent's view, once a transition needed it
             pkey = None   # the parent's seen-key, once a transition needed it
             dirty = False
@@ -263,22 +280,15 @@ class _Expander:
                 if known.add(key):
                     records.append((idx, ai, action, key, hits))
                     if keep:
-                        if same:
-                            # The parent's machine, as the parent has it.
-                            child = mine if mine is not None else blob
-                        elif lazy:
-                            # The parent's machine and this action: made
-                            # again when the child is expanded (a restore
-                            # and the action, instead of a freeze and a thaw).
-                            if mine is None:
-                                snap.restore()
-                                restores += 1
-                                mine = _freeze(model, st, compress)
-                                step = None
-                            child = (mine, action)
+                        if lazy:
+                            # The parent's machine (same), or it and this
+                            # action: made again when the child is expanded
+                            # (the actions run again, instead of a freeze
+                            # and a thaw per child).
+                            kids.append(((idx, ai), None if same else action, g2, fp))
                         else:
-                            child = _freeze(model, step.state, compress)
-                        pending.append(((idx, ai), child, g2, fp))
+                            pending.append(((idx, ai), blob if same else _freeze(model, step.state, compress),
+                                            g2, fp))
                 elif hits:
                     # A state reached before (here, so at an earlier (parent,
                     # action) in the merge order): only the property hits of
@@ -286,11 +296,27 @@ class _Expander:
                     records.append((idx, ai, action, key, hits))
                 # An equivalent machine goes on to the next action; any other
                 # must become the parent again (unless it already is).
-                if step is None:
-                    dirty = False
+                st = step.state
+                dirty = not same
+            if kids:
+                # The children's machine: this entry's ancestor and actions,
+                # one action longer, or (far from it, or many children) this
+                # machine frozen for them.
+                if type(blob) is tuple and len(blob[1]) * len(kids) < FREEZE_AT:
+                    base, acts = blob
                 else:
-                    st = step.state
-                    dirty = not same
+                    if type(blob) is bytes:
+                        base = blob
+                    else:
+                        # This very machine, not one its fingerprint cannot
+                        # tell from it (the last action may have left one).
+                        snap.restore()
+                        restores += 1
+                        base = _freeze(model, node, compress)
+                    acts = ()
+                    blob = base
+                for key, action, g2, fp in kids:
+                    pending.append((key, blob if action is None else (base, acts + (action,)), g2, fp))
         self.transitions += transitions
         self.thaws += thaws
         self.restores += restores

@@ -261,16 +261,21 @@ class MachineModel:
         """The driver's enclave behind handle ``h`` (default: the first)."""
         return st.proc.file((h or st.handles[0]).fd).private_data
 
-    def _resident(self, st: MState) -> set[int]:
-        """The ghost offsets of the explored pages in the driver's page_array."""
-        out = set()
-        base = self.base
-        for h in st.handles:
-            pa = self.encl(st, h).page_array
-            b, at = h.base >> 12, h.base - base  # at: ghost_offset(h, 0)
-            for i in range(self.pages):
-                if b + i in pa:
-                    out.add(at + i * PAGE)
+    def _page_pfns(self, st: MState) -> list[set[int]]:
+        """The PFNs in each enclave's driver ``page_array``."""
+        return [set(self.encl(st, h).page_array) for h in st.handles]
+
+    def _appeared(self, st: MState, before: list[set[int]]) -> list[int]:
+        """The ghost offsets, in order, of the explored pages in a driver's
+        ``page_array`` now that were not in ``before`` (``_page_pfns``)."""
+        out = []
+        pages = range(self.pages)
+        for h, was in zip(st.handles, before, strict=True):
+            b, at = h.base >> 12, h.base - self.base  # at: ghost_offset(h, 0)
+            for k in self.encl(st, h).page_array.keys() - was:
+                if k - b in pages:
+                    out.append(at + (k - b) * PAGE)
+        out.sort()
         return out
 
     # A pickle copies the whole machine ~3x faster than copy.deepcopy, and
@@ -295,12 +300,11 @@ class MachineModel:
         m = st.m
         m.trace.enabled = trace
         m.trace.take()
-        before = self._resident(st)
+        before = self._page_pfns(st)
         events: list[Event] = []
         actions.BY_NAME[action.name].run(self, st, action, events)
-        after = self._resident(st)
         # A page that appeared without ADD_PAGES: the driver EAUGed it on a fault.
-        for off in sorted(after - before):
+        for off in self._appeared(st, before):
             if off not in {e.addr for e in events if e.kind == "add"}:
                 events.insert(0, Event("aug", off, True))
         decisions = m.trace.take() if trace else []
@@ -368,22 +372,26 @@ class MachineModel:
                  runtime.DATA: "runtime SECINFO", runtime.CODE: "runtime code"}
         return {self.layout.page(i): n for i, n in names.items()}
 
-    def _encl_key(self, st: MState, h: EnclHandle) -> tuple:
-        """One enclave's part of the fingerprint (see :meth:`fingerprint`)."""
+    def _encl_key(self, st: MState, h: EnclHandle, design: Any, cols: tuple) -> tuple:
+        """One enclave's part of the fingerprint (see :meth:`fingerprint`);
+        ``design``: the driver's ``design_state`` or None, ``cols``:
+        ``observe.epcm_columns`` of the machine's EPC."""
         epc = st.m.cpu.epc
         encl = self.encl(st, h)
         b = h.base >> 12
-        pages = tuple(sorted((k - b, e.vm_max_prot_bits, e.type, e.epc_page is None)
-                             for k, e in encl.page_array.items()))
-        design = getattr(st.m.kernel.sgx, "design_state", None)
+        pages = tuple(sorted([(k - b, e.vm_max_prot_bits, e.type, e.epc_page is None)
+                              for k, e in encl.page_array.items()]))
         extra = design(encl) if design is not None else ()
-        secs = self._secs_index(st, h)
+        ep = encl.secs.epc_page  # _secs_index()
+        secs = ep.index if ep is not None else -1
         meas_ok = None
         if not h.initialized:
             ss = epc.secs_state.get(secs)
             meas_ok = ss is not None and ss.measurement.same_records(h.meas)
-        return (extra, observe.epc_key(epc, secs, h.base, identity=False, reg_contents=False), pages,
-                h.initialized, meas_ok, tuple(sorted(h.expect.items())), tuple(sorted(h.added)))
+        expect = h.expect
+        return (extra, observe.epc_key(epc, secs, h.base, identity=False, reg_contents=False, cols=cols),
+                pages, h.initialized, meas_ok, tuple(sorted(expect.items())) if expect else (),
+                tuple(sorted(h.added)))
 
     def fingerprint(self, st: MState) -> tuple:
         """The state up to what no action can tell apart.  MRENCLAVE is left
@@ -398,10 +406,14 @@ class MachineModel:
         The pages added at build time are kept: they are EACCEPTCOPY's sources
         (a page removed after INIT stays one)."""
         epc = st.m.cpu.epc
-        procs = tuple((observe.pt_key(q.mm.pgtable, epc, self.base),
-                       tuple((v.vm_start, v.vm_end, v.vm_flags, v.vm_file.path if v.vm_file else None)
-                             for v in q.mm.vmas)) for q in self.processes(st))
-        (extra, epck, pages, init, meas_ok, expect, added), *more = [self._encl_key(st, h) for h in st.handles]
+        cols = observe.epcm_columns(epc)
+        base = self.base
+        procs = [(observe.pt_key(q.mm.pgtable, epc, base, cols),
+                  tuple([(v.vm_start, v.vm_end, v.vm_flags, v.vm_file.path if v.vm_file else None)
+                         for v in q.mm.vmas])) for q in self.processes(st)]
+        design = getattr(st.m.kernel.sgx, "design_state", None)
+        (extra, epck, pages, init, meas_ok, expect, added), *more = [self._encl_key(st, h, design, cols)
+                                                                     for h in st.handles]
         (pt, vmas), *children = procs
         # The layout check/symmetry.py renames and swaps (PageSymmetry.rename,
         # ProcessSwap): this 9-tuple for one enclave and one process, else

@@ -120,39 +120,95 @@ def page_key(data: bytes | bytearray) -> bytes:
 
 
 def epc_key(epc: Epc, secs_index: int, base: int, identity: bool = True,
-            reg_contents: bool = True) -> tuple:
+            reg_contents: bool = True, cols: tuple | None = None) -> tuple:
     """The enclave's EPC pages, keyed by offset: (offset, EPCM flags, type,
     digest of the contents), plus the SECS's initialized state and, with
     ``identity``, MRENCLAVE (or the measurement so far).  Without
     ``reg_contents`` the contents of REG pages are left out (for a model
-    whose actions never read them); TCS contents (CSSA, flags) always count."""
-    pages = []
-    contents = epc.data
-    # One pass over the EPCM's columns side by side (the npages entries).
-    for i, f, s, t, a in zip(range(epc.npages), epc.flags, epc.secs, epc.pt, epc.addr, strict=True):
-        if f & EPCM_VALID and s == secs_index and i != secs_index:
-            data = contents.get(i)
-            if data is None or (not reg_contents and t == _PT_REG):
-                digest = b""
-            else:
-                digest = page_key(data)
-            pages.append((a - base, f, t, digest))
-    pages.sort()
+    whose actions never read them); TCS contents (CSSA, flags) always count.
+    ``cols``: ``epcm_columns(epc)``, if the caller has it."""
+    return (_secs_key(epc, secs_index, identity), epc_pages_key(epc, secs_index, base, reg_contents, cols))
+
+
+def _secs_key(epc: Epc, secs_index: int, identity: bool):
     st = epc.secs_state.get(secs_index)
     if st is None:
-        secs = None
-    elif identity:
-        secs = (st.initialized, st.mrenclave, st.measurement.digest() if not st.initialized else b"")
-    else:
-        secs = (st.initialized,)
-    return (secs, tuple(pages))
+        return None
+    if identity:
+        return (st.initialized, st.mrenclave, st.measurement.digest() if not st.initialized else b"")
+    return (st.initialized,)
 
 
-def pt_key(pt: PageTable, epc: Epc, base: int) -> tuple:
+# epc_pages_key() is called on every transition of a search and walks every
+# EPC page; its answer is kept in two levels, by the whole of what it reads:
+# first the EPCM's columns and the arguments (which say which pages count and
+# whose contents count), then the keys of those contents.  Exact keys, so a
+# hit is what _epc_pages_key() computes (tests/check/test_memos.py).
+_EPC_LAYOUTS: dict[tuple, tuple[tuple[int, ...], dict]] = {}
+_CONTENTS_MAX = 64  # contents variants kept per EPCM layout
+
+
+def epcm_columns(epc: Epc) -> tuple:
+    """The EPC's size and the EPCM's flags, owners, addresses and types as
+    bytes: what the memos below key by (read once per fingerprint, for all
+    of them)."""
+    return (epc.npages, bytes(epc.flags), epc.secs.tobytes(), epc.addr.tobytes(), bytes(epc.pt))
+
+
+def epc_pages_key(epc: Epc, secs_index: int, base: int, reg_contents: bool = True,
+                  cols: tuple | None = None) -> tuple:
+    """The pages part of :func:`epc_key`: (offset, EPCM flags, type, digest
+    of the contents) of every valid page the SECS at ``secs_index`` owns,
+    sorted.  ``cols``: ``epcm_columns(epc)``, if the caller has it."""
+    layout = (cols or epcm_columns(epc), secs_index, base, reg_contents)
+    got = _EPC_LAYOUTS.get(layout)
+    if got is None:
+        got = _memo_put(_EPC_LAYOUTS, layout, (_content_pages(epc, secs_index, reg_contents), {}))
+    at, variants = got
+    contents = epc.data
+    ck = tuple([_content_key(contents.get(i)) for i in at])
+    pages = variants.get(ck)
+    if pages is None:
+        if len(variants) >= _CONTENTS_MAX:
+            variants.clear()
+        pages = variants[ck] = _epc_pages_key(epc, secs_index, base, reg_contents)
+    return pages
+
+
+def _owned(epc: Epc, secs_index: int):
+    """(index, flags, SECS, type, address) of the valid pages the SECS at
+    ``secs_index`` owns (the SECS itself left out), in one pass over the
+    EPCM's columns side by side."""
+    for row in zip(range(epc.npages), epc.flags, epc.secs, epc.pt, epc.addr, strict=True):
+        if row[1] & EPCM_VALID and row[2] == secs_index and row[0] != secs_index:
+            yield row
+
+
+def _content_pages(epc: Epc, secs_index: int, reg_contents: bool) -> tuple[int, ...]:
+    """The EPC indices whose contents _epc_pages_key() reads."""
+    return tuple(i for i, _, _, t, _ in _owned(epc, secs_index) if reg_contents or t != _PT_REG)
+
+
+def _content_key(data: bytearray | None) -> bytes:
+    return b"" if data is None else page_key(data)
+
+
+def _epc_pages_key(epc: Epc, secs_index: int, base: int, reg_contents: bool) -> tuple:
+    pages = []
+    contents = epc.data
+    for i, f, _, t, a in _owned(epc, secs_index):
+        digest = b"" if not reg_contents and t == _PT_REG else _content_key(contents.get(i))
+        pages.append((a - base, f, t, digest))
+    pages.sort()
+    return tuple(pages)
+
+
+def pt_key(pt: PageTable, epc: Epc, base: int, cols: tuple | None = None) -> tuple:
     """The page table with each target canonicalised: an EPC page by its
     enclave offset (or ``stale`` and a first-seen number when the page is not
-    valid), a RAM frame by its first-seen number."""
-    key = (tuple(pt.ptes.items()), epc.npages, bytes(epc.flags), epc.addr.tobytes(), bytes(epc.pt), base)
+    valid), a RAM frame by its first-seen number.  ``cols``:
+    ``epcm_columns(epc)``, if the caller has it."""
+    key = (tuple(pt.ptes.items()), cols or epcm_columns(epc), base)
     got = _PT_KEYS.get(key)
     if got is None:
         got = _memo_put(_PT_KEYS, key, _pt_key(pt, epc, base))

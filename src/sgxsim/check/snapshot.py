@@ -27,7 +27,7 @@ import operator
 import types
 from array import array
 from collections import deque
-from itertools import chain, compress
+from itertools import chain, compress, repeat
 
 # Immutable leaves: nothing to save, nothing inside to walk.
 _ATOMS = (int, float, complex, str, bytes, bool, type(None), range, type, types.FunctionType,
@@ -52,9 +52,9 @@ def _slots(cls: type) -> tuple[str, ...]:
     return tuple(names)
 
 
-# Per class: its slot names and a getter of all of them at once (a cache of
-# class facts, not state).
-_SLOTS: dict[type, tuple[tuple[str, ...], object]] = {}
+# Per class: its slot names, a getter of all of them at once and a test
+# whether any differs from saved values (a cache of class facts, not state).
+_SLOTS: dict[type, tuple[tuple[str, ...], object, object]] = {}
 _MISSING = object()
 _HEAPTYPE = 1 << 9  # Py_TPFLAGS_HEAPTYPE: a class defined by a class statement
 
@@ -68,8 +68,7 @@ def _slot_getter(names: tuple[str, ...]):
     """A function returning the tuple of an object's slots, in ``names``
     order; like ``operator.attrgetter(*names)`` (AttributeError on an
     unset slot) but compiled as plain attribute loads, which the
-    interpreter specialises for slots: about a third cheaper, and the
-    restore reads every slot of the machine each time."""
+    interpreter specialises for slots: about a third cheaper."""
     if not _spellable(names):
         get = operator.attrgetter(*names)  # a name a load cannot spell
         return (lambda o: (get(o),)) if len(names) == 1 else get
@@ -78,11 +77,33 @@ def _slot_getter(names: tuple[str, ...]):
     return ns["get"]
 
 
+def _slot_differ(names: tuple[str, ...], getter):
+    """``differs(o, saved)``: whether any slot of ``o`` is not (by identity)
+    its value in ``saved`` (in ``names`` order); AttributeError if a slot
+    was deleted.  Compiled once per class as plain attribute loads and ``is
+    not`` tests: the restore asks it of every slotted object of the machine
+    each time (~60 objects, ~400 slots at --pages 2), through one C-level
+    ``map``."""
+    if not _spellable(names):
+        return lambda o, saved: not all(map(operator.is_, getter(o), saved))
+    vs = [f"v{k}" for k in range(len(names))]
+    ns: dict = {}
+    exec(f"def differs(o, saved):\n    {', '.join(vs)}, = saved\n"
+         f"    return {' or '.join(f'o.{n} is not {v}' for n, v in zip(names, vs, strict=True))}\n", ns)
+    return ns["differs"]
+
+
 # Slot comparers by the classes of the slotted objects, in walk order (a
-# cache of class facts: a search meets a handful of machine shapes, ~8 at
-# --pages 2 --depth 5).
+# cache of class facts: a search meets a few dozen machine shapes, ~25 at
+# --pages 2 --depth 5 with snapshots made from others).  Compiling one
+# costs a few milliseconds (~400 slots); in a search, with the caches cold
+# after each action, it is ~5-10 us cheaper per restore than the per-class
+# tests: a shape is compiled after COMPILE_AFTER restores of snapshots of
+# it (counted in _USES; 300 measured best at --pages 2 --depth 5).
 _DIFFS: dict[tuple[type, ...], object] = {}
+_USES: dict[tuple[type, ...], int] = {}
 _DIFFS_MAX = 512
+COMPILE_AFTER = 300
 
 
 def _differ(types: tuple[type, ...]):
@@ -148,7 +169,8 @@ def _kind(t: type) -> int:
         k = _INSTANCE
         if t not in _SLOTS:
             names = _slots(t)
-            _SLOTS[t] = (names, _slot_getter(names) if names else None)
+            getter = _slot_getter(names) if names else None
+            _SLOTS[t] = (names, getter, _slot_differ(names, getter) if names else None)
     _KINDS[t] = k
     return k
 
@@ -159,30 +181,44 @@ class Snapshot:
 
     __slots__ = ("sets", "buffers", "slotted", "stateful", "_dict_objs",
                  "_dict_saved", "_list_objs", "_list_saved", "_deques", "_set_objs", "_set_lens",
-                 "_set_flat", "_slot_objs", "_slot_diff", "_slot_flat", "_slot_owners",
-                 "_slot_names", "_slow", "_buf_objs", "_buf_saved")
+                 "_set_flat", "_slot_entries", "_slot_objs", "_slot_tests", "_slot_saved", "_slow",
+                 "_buf_objs", "_buf_saved", "_shape", "_slot_diff", "_slot_flat", "_slot_owners",
+                 "_slot_names", "_seen", "_prefix", "_pre_objs", "_suffix", "_base")
 
     def __init__(self, root: object):
+        self._empty()
+        self._walk([root])
+        self._finish(len(self._slot_objs))
+
+    def _empty(self) -> None:
         # What restore() puts back, laid out for its common case, which runs
         # as C-level maps over these lists (no Python step per object):
         # every dict put back, every list refilled, and one identity
         # comparison of all the slots and set members at once.
-        dict_objs: list = []   # every dict (also instances' __dict__) ...
-        dict_saved: list = []  # ... and its saved copy
-        list_objs: list = []   # every list and its saved tuple
-        list_saved: list = []
-        deques: list = []      # (deque, saved tuple)
-        sets: list = []        # (set, saved members in iteration order)
-        set_flat: list = []    # the saved members of all sets, in a row
-        buffers: list = []     # (bytearray or array, saved copy)
-        slotted: list = []     # (object, names, getter or None, saved values)
-        slot_objs: list = []   # objects whose slots are all set,
-        slot_flat: list = []   # their saved values in a row, and whose and
-        slot_owners: list = []  # which slot each value is
-        slot_names: list = []
-        stateful: list = []    # (object, __getstate__())
-        seen: set[int] = set()
-        stack = [root]
+        self._dict_objs = []   # every dict (also instances' __dict__) ...
+        self._dict_saved = []  # ... and its saved copy
+        self._list_objs = []   # every list and its saved tuple
+        self._list_saved = []
+        self._deques = []      # (deque, saved tuple)
+        self.sets = []         # (set, saved members in iteration order)
+        self.buffers = []      # (bytearray or array, saved copy)
+        self.slotted = []      # (object, names, getter or None, saved values)
+        self._slot_entries = []  # those whose slots are all set, and apart:
+        self._slot_objs = []     # the objects, their classes' tests and
+        self._slot_tests = []    # their saved values
+        self._slot_saved = []
+        self.stateful = []     # (object, __getstate__())
+        self._seen = set()     # the ids of the objects walked (all held above)
+        self._base = None      # the snapshot after() made this one from
+
+    def _walk(self, stack: list) -> None:
+        """Save what is reachable from ``stack`` and not walked yet."""
+        dict_objs, dict_saved = self._dict_objs, self._dict_saved
+        list_objs, list_saved, deques = self._list_objs, self._list_saved, self._deques
+        sets, buffers, stateful = self.sets, self.buffers, self.stateful
+        slotted, slot_entries, slot_objs = self.slotted, self._slot_entries, self._slot_objs
+        slot_tests, slot_saved = self._slot_tests, self._slot_saved
+        seen = self._seen
         kinds, slots_of = _KINDS, _SLOTS
         while stack:
             x = stack.pop()
@@ -194,7 +230,7 @@ class Snapshot:
                 continue
             seen.add(id(x))
             if k == _INSTANCE:
-                names, getter = slots_of[t]
+                names, getter, differs = slots_of[t]
                 if names:
                     try:
                         vals = getter(x)
@@ -204,11 +240,12 @@ class Snapshot:
                         slotted.append((x, names, None, vals))
                         stack.extend(v for v in vals if v is not _MISSING)
                     else:
-                        slotted.append((x, names, getter, vals))
+                        entry = (x, names, getter, vals)
+                        slotted.append(entry)
+                        slot_entries.append(entry)
                         slot_objs.append(x)
-                        slot_flat.extend(vals)
-                        slot_owners.extend([x] * len(names))
-                        slot_names.extend(names)
+                        slot_tests.append(differs)
+                        slot_saved.append(vals)
                         stack.extend(vals)
                 d = getattr(x, "__dict__", None)
                 if d is not None:
@@ -229,7 +266,6 @@ class Snapshot:
             elif k == _SET:
                 saved = tuple(x)
                 sets.append((x, saved))
-                set_flat.extend(saved)
                 stack.extend(saved)
             elif k == _BUF:
                 buffers.append((x, bytes(x)))
@@ -241,17 +277,100 @@ class Snapshot:
             elif k == _STATEFUL:
                 stateful.append((x, x.__getstate__()))
             # _SHARED: nothing to save
-        self._dict_objs, self._dict_saved = dict_objs, dict_saved
-        self._list_objs, self._list_saved, self._deques = list_objs, list_saved, deques
-        self.sets, self._set_objs, self._set_flat = sets, [x for x, _ in sets], set_flat
+
+    def _finish(self, prefix: int) -> None:
+        """The lists restore() maps over; the machine shape, whose compiled
+        comparer tests the first ``prefix`` fully set slotted objects (the
+        rest, objects a snapshot made by after() walked anew, by their
+        classes' tests)."""
+        sets = self.sets
+        self._set_objs = [x for x, _ in sets]
+        self._set_flat = list(_chain([c for _, c in sets]))
         self._set_lens = [len(c) for _, c in sets]
-        self.buffers, self._buf_objs, self._buf_saved = buffers, [b for b, _ in buffers], \
-            [c for _, c in buffers]
-        self.slotted, self._slot_objs = slotted, slot_objs
-        self._slot_diff = _differ(tuple(map(type, slot_objs)))
-        self._slot_flat, self._slot_owners, self._slot_names = slot_flat, slot_owners, slot_names
-        self._slow = [e for e in slotted if e[2] is None]
-        self.stateful = stateful
+        self._buf_objs = [b for b, _ in self.buffers]
+        self._buf_saved = [c for _, c in self.buffers]
+        self._prefix = prefix
+        self._shape = tuple(map(type, self._slot_objs[:prefix]))
+        self._slot_diff = _DIFFS.get(self._shape)
+        if self._slot_diff is not None:
+            self._flatten()
+        self._slow = [e for e in self.slotted if e[2] is None]
+
+    def after(self) -> Snapshot:
+        """A snapshot of the same root as it is now, made from this one (the
+        explorer's node made again from its ancestor's machine: restored,
+        then a few actions run).  What still holds the saved contents (by
+        identity, in order) keeps its saved copy; the rest is saved again,
+        and the objects it now holds that this snapshot did not cover are
+        walked.  Sound because this snapshot holds every object it covers
+        (no id is reused): an object reachable now and not covered can only
+        be reached through a covered object whose contents changed.  Objects
+        no longer reachable stay covered: restoring them changes nothing
+        reachable."""
+        is_ = operator.is_
+        new = Snapshot.__new__(Snapshot)
+        new._empty()
+        # This snapshot's ids, and this snapshot held, so that no id in
+        # them is reused while the new one (or one made from it) may look
+        # them up: an object only this one's saved copies held stays alive.
+        new._seen = set(self._seen)
+        new._base = self
+        stack: list = []
+        for d, saved in zip(self._dict_objs, self._dict_saved, strict=True):
+            if len(d) != len(saved) or not all(map(is_, d, saved)) or \
+                    not all(map(is_, d.values(), saved.values())):
+                saved = d.copy()
+                stack.extend(saved.keys())
+                stack.extend(saved.values())
+            new._dict_objs.append(d)
+            new._dict_saved.append(saved)
+        for x, saved in zip(self._list_objs, self._list_saved, strict=True):
+            if len(x) != len(saved) or not all(map(is_, x, saved)):
+                saved = tuple(x)
+                stack.extend(saved)
+            new._list_objs.append(x)
+            new._list_saved.append(saved)
+        for into, old in ((new._deques, self._deques), (new.sets, self.sets)):
+            for x, saved in old:
+                if len(x) != len(saved) or not all(map(is_, x, saved)):
+                    saved = tuple(x)
+                    stack.extend(saved)
+                into.append((x, saved))
+        for b, saved in self.buffers:
+            if b != saved:
+                saved = bytes(b) if type(b) is bytearray else array(b.typecode, b)
+            new.buffers.append((b, saved))
+        for o, saved in self.stateful:
+            now = o.__getstate__()
+            new.stateful.append((o, saved if now == saved else now))
+        for e in self.slotted:
+            x, names, getter, vals = e
+            try:
+                now = getter(x) if getter is not None else None
+            except AttributeError:
+                now = None
+            if now is None:
+                now = tuple(getattr(x, n, _MISSING) for n in names)
+                if any(map(is_, now, repeat(_MISSING))):
+                    getter = None
+                elif getter is None:
+                    getter = _SLOTS[type(x)][1]
+            if not all(map(is_, now, vals)):
+                stack.extend(v for v in now if v is not _MISSING)
+                e = (x, names, getter, now)
+            elif getter is not e[2]:
+                e = (x, names, getter, vals)
+            new.slotted.append(e)
+            if getter is not None:
+                new._slot_entries.append(e)
+                new._slot_objs.append(x)
+                new._slot_tests.append(_SLOTS[type(x)][2])
+                new._slot_saved.append(e[3])
+        new._walk(stack)
+        # The same shape as this one's for the objects this one covered
+        # (one compiled comparer for both), the new ones apart.
+        new._finish(self._prefix if len(new._slot_objs) >= self._prefix else 0)
+        return new
 
     def restore(self) -> None:
         is_ = operator.is_
@@ -275,21 +394,55 @@ class Snapshot:
                     s.update(saved)
         for b, saved in compress(self.buffers, map(operator.ne, self._buf_objs, self._buf_saved)):
             b[:] = saved
-        # Put back only the slots that differ.
-        flat = self._slot_flat
+        # Put back the slots that differ: found by the shape's compiled
+        # comparer, or (until the shape has earned one) by each object's
+        # class's test, putting back every slot of an object where one does.
+        diff = self._slot_diff
+        if diff is None:
+            shape = self._shape
+            uses = _USES.get(shape, 0) + 1
+            if uses >= COMPILE_AFTER:
+                diff = self._slot_diff = _differ(shape)
+                self._flatten()
+            else:
+                if len(_USES) >= _DIFFS_MAX:
+                    _USES.clear()
+                _USES[shape] = uses
         try:
-            changed = self._slot_diff(self._slot_objs, flat)
+            if diff is None:
+                changed = list(compress(self._slot_entries, map(operator.call, self._slot_tests,
+                                                                self._slot_objs, self._slot_saved)))
+            else:
+                changed = diff(self._pre_objs, self._slot_flat)
         except AttributeError:  # a slot was deleted: put every slot back by name
             self._restore_slots(self.slotted)
         else:
-            owners, names = self._slot_owners, self._slot_names
-            for k in changed:
-                setattr(owners[k], names[k], flat[k])
+            if diff is None:
+                if changed:
+                    self._restore_slots(changed)
+            else:
+                flat, owners, names = self._slot_flat, self._slot_owners, self._slot_names
+                for k in changed:
+                    setattr(owners[k], names[k], flat[k])
+                entries, tests, objs, saved = self._suffix
+                if entries:
+                    self._restore_slots(compress(entries, map(operator.call, tests, objs, saved)))
             if self._slow:
                 self._restore_slots(self._slow)
         for o, saved in self.stateful:
             if o.__getstate__() != saved:
                 o.__setstate__(saved)
+
+    def _flatten(self) -> None:
+        """The saved slots in a row, and whose and which each is (what the
+        shape's compiled comparer reads)."""
+        n = self._prefix
+        pre = self._slot_entries[:n]
+        self._pre_objs = self._slot_objs[:n]
+        self._slot_flat = list(_chain(self._slot_saved[:n]))
+        self._slot_owners = [o for o, names, _, _ in pre for _ in names]
+        self._slot_names = [name for _, names, _, _ in pre for name in names]
+        self._suffix = (self._slot_entries[n:], self._slot_tests[n:], self._slot_objs[n:], self._slot_saved[n:])
 
     @staticmethod
     def _restore_slots(entries) -> None:
