@@ -8,11 +8,10 @@ trace) is byte for byte the same."""
 
 from __future__ import annotations
 
-import pickle
-
 import pytest
 from hypothesis import HealthCheck, given, settings
-from hypothesis import strategies as st
+from tests.check.walks import choices as walk_choices
+from tests.check.walks import machine_bytes, pick
 
 from sgxsim.check.machine_model import MachineModel
 from sgxsim.check.model import Action
@@ -29,27 +28,21 @@ class CheckEveryFetch(EnclaveLibrary):
 MODELS = {d: MachineModel(d, Scope(pages=2)) for d in ("linux-6.0", "linux-5.11")}
 
 
-def _machine(state) -> bytes:
-    return pickle.dumps(state.m, pickle.HIGHEST_PROTOCOL)
-
-
 @pytest.mark.parametrize("design", sorted(MODELS))
 @settings(max_examples=40, deadline=None, suppress_health_check=[HealthCheck.too_slow])
-@given(choices=st.lists(st.tuples(st.integers(0, 3), st.integers(0, 10_000)), min_size=1, max_size=14))
+@given(choices=walk_choices(min_size=1, max_size=14))
 def test_reused_fetch_check_is_unobservable(design, choices):
     model = MODELS[design]
     fast = model.initial()
     slow = model.thaw(model.freeze(fast))  # initial() is shared: a copy of its own
     slow.library.__class__ = CheckEveryFetch
     for bias, c in choices:
-        acts = model.actions(fast)
-        assert acts == model.actions(slow)
-        init = [a for a in acts if a.name == "init"]
-        action = init[0] if init and bias == 0 else acts[c % len(acts)]
+        assert model.actions(fast) == model.actions(slow)
+        action = pick(model, fast, bias, c)
         a, b = model.step(fast, action, trace=True), model.step(slow, action, trace=True)
         assert type(b.state.library) is CheckEveryFetch  # the reference stays the reference
         assert (a.events, a.view, a.decisions) == (b.events, b.view, b.decisions)
-        assert _machine(a.state) == _machine(b.state)
+        assert machine_bytes(a.state) == machine_bytes(b.state)
         fast, slow = a.state, b.state
 
 

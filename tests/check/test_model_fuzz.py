@@ -7,7 +7,8 @@ from __future__ import annotations
 
 import pytest
 from hypothesis import HealthCheck, given, settings
-from hypothesis import strategies as st
+from tests.check.walks import choices as walk_choices
+from tests.check.walks import pick
 
 from sgxsim.check.cli import DESIGNS
 from sgxsim.check.machine_model import MachineModel
@@ -19,17 +20,14 @@ MODELS = {d: MachineModel(d, Scope(pages=2)) for d in DESIGNS}
 
 @pytest.mark.parametrize("design", DESIGNS)
 @settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.too_slow])
-@given(choices=st.lists(st.tuples(st.integers(0, 3), st.integers(0, 10_000)), min_size=1, max_size=16))
+@given(choices=walk_choices(min_size=1, max_size=16))
 def test_random_sequences_stay_in_the_model(design, choices):
     model = MODELS[design]
     state = model.initial()
     for bias, c in choices:
-        acts = model.actions(state)
-        # INIT is one action among ~60 before it: take it a quarter of the
-        # time it is offered, so most sequences go on into the SGX2 actions.
-        init = [a for a in acts if a.name == "init"]
-        action = init[0] if init and bias == 0 else acts[c % len(acts)]
-        step = model.step(state, action)
+        # INIT a quarter of the time it is offered: most sequences go on
+        # into the SGX2 actions.
+        step = model.step(state, pick(model, state, bias, c))
         state = step.state
         encl = model.encl(state)
         tcs = encl.page_array[model.tcs >> 12]

@@ -12,6 +12,8 @@ from collections import deque
 import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
+from tests.check.walks import choices as walk_choices
+from tests.check.walks import pick
 
 from sgxsim.check import snapshot
 from sgxsim.check.digests import DigestSet, digest
@@ -119,14 +121,11 @@ def _walk(model, state, choices):
     """The state after the actions picked by ``choices`` (INIT whenever the
     bias says so and it is offered, so that most walks go past it)."""
     for bias, c in choices:
-        acts = model.actions(state)
-        init = [a for a in acts if a.name == "init"]
-        action = init[0] if init and bias == 0 else acts[c % len(acts)]
-        model.apply(state, action)
+        model.apply(state, pick(model, state, bias, c))
     return state
 
 
-_CHOICES = st.lists(st.tuples(st.integers(0, 3), st.integers(0, 10_000)), max_size=10)
+_CHOICES = walk_choices(max_size=10)
 
 
 @pytest.mark.parametrize("design", list(MODELS))

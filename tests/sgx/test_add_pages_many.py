@@ -10,7 +10,7 @@ import errno
 import struct
 
 import pytest
-from tests.sgx.sgx_helpers import (
+from sgx_helpers import (
     MAP_ANONYMOUS,
     MAP_FIXED,
     MAP_PRIVATE,
