@@ -7,7 +7,7 @@ from __future__ import annotations
 import pytest
 
 from sgxsim.check.actions.abi import MAP_ANONYMOUS, MAP_FIXED, MAP_PRIVATE, PROT_READ, SCRATCH
-from sgxsim.check.explorer import explore
+from sgxsim.check.explorer import NotDeterministic, WorkerTraceback, explore
 from sgxsim.check.machine_model import MachineModel
 from sgxsim.check.scope import Scope
 
@@ -70,7 +70,7 @@ def test_a_model_that_does_not_reach_the_same_machine_again_is_refused():
     def after_level(exp):
         model.drift = True  # the children of level 1 were made without it
 
-    with pytest.raises(RuntimeError, match="not deterministic"):
+    with pytest.raises(NotDeterministic, match="linux-6.0: .*not deterministic"):
         explore(model, None, depth=3, progress=after_level)
 
 
@@ -91,6 +91,10 @@ class DriftingLater(MachineModel):
 
 def test_a_worker_process_that_fails_reports_why():
     """With worker processes the failure is the worker's own error, raised in
-    the coordinator, not a broken pipe."""
-    with pytest.raises(RuntimeError, match="a worker of the search failed: RuntimeError: .*not deterministic"):
+    the coordinator, not a broken pipe, caused by the worker's traceback."""
+    with pytest.raises(NotDeterministic, match="linux-6.0: .*not deterministic") as raised:
         explore(DriftingLater("linux-6.0", Scope(pages=1)), None, depth=3, workers=2)
+    cause = raised.value.__cause__
+    assert isinstance(cause, WorkerTraceback)
+    assert str(cause).startswith("a worker of the search failed:\nTraceback")
+    assert "NotDeterministic: linux-6.0: " in str(cause)

@@ -157,6 +157,25 @@ class Buggy(Linux511):
 '''
 
 
+# The same bug, only in processes other than the one that loaded the design:
+# in the search's worker processes (--workers 2, one design).
+BUGGY_IN_WORKERS = BUGGY.replace(
+    "from sgxsim.kernel.registry import register\n",
+    "import os\n\nfrom sgxsim.kernel.registry import register\n\nLOADED_BY = os.getpid()\n").replace(
+    "        return 1 // 0\n",
+    "        if os.getpid() != LOADED_BY:\n            return 1 // 0\n"
+    "        return super().sgx_encl_may_map(encl, start, end, vm_flags)\n")
+
+
+def test_a_bug_in_a_users_design_inside_a_worker_process_is_a_clean_error(tmp_path):
+    (tmp_path / "b.py").write_text(BUGGY_IN_WORKERS)
+    line = BUGGY_IN_WORKERS.splitlines().index("            return 1 // 0") + 1
+    r = sgxsim("check", "--design-file", "b.py", "--design", "buggy", "--workers", "2", "--depth", "4",
+               "--property", "no-escalation", "--actions", "mmap,add_pages,init", cwd=tmp_path)
+    assert r.returncode == 1 and "Traceback" not in r.stderr, r.stderr[-3000:]
+    assert f"{tmp_path / 'b.py'}:{line}: ZeroDivisionError: integer division or modulo by zero" in r.stderr
+
+
 @pytest.mark.parametrize("extra", [[], ["--design", "linux-5.11", "--workers", "2"]])
 def test_a_bug_in_a_users_design_is_a_clean_error(tmp_path, extra):
     (tmp_path / "b.py").write_text(BUGGY)

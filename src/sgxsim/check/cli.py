@@ -14,6 +14,7 @@ import click
 
 from sgxsim.check import runner
 from sgxsim.check import scenario as scn
+from sgxsim.check.explorer import NotDeterministic
 from sgxsim.check.properties import PROPERTIES
 from sgxsim.check.ray_engine import EngineError
 from sgxsim.check.scope import ACTIONS, OPTIONAL_ACTIONS, PERMS, POLICIES, SCOPE_HELP, SOURCES, Scope
@@ -58,6 +59,8 @@ def user_code_errors():
         yield
     except (click.ClickException, click.exceptions.Exit, KeyboardInterrupt):
         raise
+    except NotDeterministic as e:  # the explorer's check on a design's apply
+        raise click.ClickException(str(e)) from None
     except Exception as e:
         from sgxsim.plugins import user_error
 

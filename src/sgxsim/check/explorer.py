@@ -51,6 +51,7 @@ from __future__ import annotations
 import multiprocessing as mp
 import pickle
 import time
+import traceback
 import zlib
 from collections.abc import Iterable
 from dataclasses import dataclass, field
@@ -227,7 +228,8 @@ class _Expander:
                 if fingerprint(st) != pfp:
                     # A machine made again must be the one first reached; say
                     # so rather than search another space.
-                    raise RuntimeError(f"{', '.join(map(str, pacts))} did not reach the same machine "
+                    raise NotDeterministic(f"{getattr(model, 'design', model)}: "
+                                       f"{', '.join(map(str, pacts))} did not reach the same machine "
                                        "again: the model's apply is not deterministic, or the "
                                        "fingerprint leaves out state an action depends on")
                 # Its snapshot from the ancestor's (what the actions left
@@ -400,11 +402,24 @@ class Worker:
         self.spill.close()
 
 
+class NotDeterministic(RuntimeError):
+    """A child made again from its ancestor did not reach the machine first
+    reached (the lazy children need a deterministic model)."""
+
+
+class WorkerTraceback(Exception):
+    """The traceback of an error raised in a worker process, as text: the
+    cause of the error raised again in the coordinator (so that the file and
+    line of a user's design can be found in it)."""
+
+
 class _WorkerFailed(NamedTuple):
     """What a worker process sends instead of its answer when its search
-    raised: the coordinator raises it again (not a broken pipe)."""
+    raised: its exception if it survives pickling (else None), and its
+    traceback.  The coordinator raises it again (not a broken pipe)."""
 
-    error: str
+    error: BaseException | None
+    text: str
 
 
 def _worker(conn, model, names, reuse, bound, spill_root) -> None:
@@ -418,7 +433,7 @@ def _worker(conn, model, names, reuse, bound, spill_root) -> None:
                 try:
                     conn.send(getattr(w, cmd)(*msg[1:]))
                 except Exception as e:  # noqa: BLE001 - sent to the coordinator, raised there
-                    conn.send(_WorkerFailed(f"{type(e).__name__}: {e}"))
+                    conn.send(_WorkerFailed(_picklable(e), traceback.format_exc()))
                     return
             elif cmd == "take":
                 w.take(msg[1])
@@ -429,11 +444,25 @@ def _worker(conn, model, names, reuse, bound, spill_root) -> None:
         w.close()
 
 
+def _picklable(e: BaseException) -> BaseException | None:
+    try:
+        pickle.loads(pickle.dumps(e))
+    except Exception:  # noqa: BLE001 - any failure: only the text goes
+        return None
+    return e
+
+
 def _answer(conn):
-    """A worker's answer, or its failure raised here."""
+    """A worker's answer, or its failure raised here: the worker's own
+    exception (a RuntimeError naming its last line if it does not pickle),
+    caused by the worker's traceback."""
     got = conn.recv()
     if isinstance(got, _WorkerFailed):
-        raise RuntimeError(f"a worker of the search failed: {got.error}")
+        remote = WorkerTraceback(f"a worker of the search failed:\n{got.text}")
+        if got.error is None:
+            last = got.text.strip().splitlines()[-1]
+            raise RuntimeError(f"a worker of the search failed: {last}") from remote
+        raise got.error from remote
     return got
 
 
