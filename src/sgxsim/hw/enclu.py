@@ -58,7 +58,7 @@ from sgxsim.hw.faults import (
     PageFault,
 )
 from sgxsim.hw.memory import EPC_BASE_PFN
-from sgxsim.hw.paging import _CANONICAL_TOP
+from sgxsim.hw.paging import canonical
 from sgxsim.hw.structs import Keyrequest, Report, Secinfo, SsaGpr, Targetinfo, Tcs, nonzero
 
 if TYPE_CHECKING:
@@ -202,7 +202,7 @@ class EncluMixin:
         if tcs % PAGE_SIZE:
             raise _gp(leaf, "TCS not 4 KiB aligned")
         ti = self._u_epc(lp, leaf, tcs, READ)
-        if (aep & U64) >> 47 not in _CANONICAL_TOP:  # canonical(aep), inline
+        if not canonical(aep):
             raise _gp(leaf, "AEP not canonical")
         epc = self.epc
         f = epc.flags[ti]
@@ -216,8 +216,8 @@ class EncluMixin:
         if t.ossa % PAGE_SIZE or t.ofsbase % PAGE_SIZE or t.ogsbase % PAGE_SIZE:
             raise _gp(leaf, "OSSA, OFSBASE or OGSBASE not page aligned")
         base = st.base
-        if ((base + t.ofsbase) & U64) >> 47 not in _CANONICAL_TOP or \
-                ((base + t.ogsbase) & U64) >> 47 not in _CANONICAL_TOP:  # canonical(), inline
+        # The sums as the CPU forms them, modulo 2**64.
+        if not canonical((base + t.ofsbase) & U64) or not canonical((base + t.ogsbase) & U64):
             raise _gp(leaf, "FS/GS base not canonical")
         if t.flags & ~_TCS_FLAGS_VALID:
             raise _gp(leaf, "TCS.FLAGS reserved bits set")
@@ -273,8 +273,8 @@ class EncluMixin:
             raise _gp(leaf, "CSSA >= NSSA")
         self._aexnotify_check(leaf, t, st)
         frame_la, pages = self._ssa_frame(lp, leaf, st, secs_i, t, t.cssa)
-        target = st.base + t.oentry
-        if (target & U64) >> 47 not in _CANONICAL_TOP:  # canonical(target), inline
+        target = (st.base + t.oentry) & U64  # the sum as the CPU forms it
+        if not canonical(target):
             raise _gp(leaf, "entry point not canonical")
         if t.state:
             raise _gp(leaf, "TCS busy")
@@ -305,7 +305,7 @@ class EncluMixin:
                                      _GPR_OFF + _GPR_REGS_AT)
         # SDM: ERESUME: the target (saved RIP) check precedes the STATE check, as in EENTER
         # (reference §4.16 mirrors §4.15 steps 5-6).
-        if (gprs[-1] & U64) >> 47 not in _CANONICAL_TOP:  # canonical(RIP), inline
+        if not canonical(gprs[-1]):  # RIP
             raise _gp(leaf, "saved RIP not canonical")
         if t.state:
             raise _gp(leaf, "TCS busy")
@@ -320,7 +320,7 @@ class EncluMixin:
         ctx = lp.enclave
         if ctx is None:
             raise _gp("EEXIT", "executed outside enclave mode")  # _in_enclave()
-        if (target & U64) >> 47 not in _CANONICAL_TOP:  # canonical(target), inline
+        if not canonical(target):
             raise self.aex(lp, fault=_gp("EEXIT", "target not canonical"))
         epc = self.epc
         _U64.pack_into(epc.data.get(ctx.tcs_epc) or epc.page(ctx.tcs_epc), Tcs.OFF_STATE, 0)

@@ -25,9 +25,11 @@ _CANONICAL_TOP = (0, (1 << 17) - 1)  # bits 63:47 of a canonical address (4-leve
 
 
 def canonical(la: int) -> bool:
-    """SDM Vol 3A 3.3.7.1: bits 63:47 all equal (4-level paging), of the
-    address as a 64-bit register holds it (sums wrap modulo 2**64)."""
-    return (la & 0xFFFF_FFFF_FFFF_FFFF) >> 47 in _CANONICAL_TOP
+    """SDM Vol 3A 3.3.7.1: bits 63:47 all equal (4-level paging).  ``la`` is
+    a 64-bit register's value: whoever forms a sum wraps it modulo 2**64
+    first, as the CPU does; a value no register holds (negative, or 2**64
+    and above) is not canonical."""
+    return la >> 47 in _CANONICAL_TOP
 
 
 def make_pte(pfn: int, flags: int) -> int:
