@@ -229,6 +229,28 @@ def test_a_snapshot_made_from_another_sees_each_kind_of_change():
     assert p.a == [1] and p.b == {"k": 2} and not hasattr(q, "b") and priv.x == {} and buf == b"ab"
 
 
+@pytest.mark.parametrize("compile_after", [1, 1 << 30])
+def test_a_derived_snapshot_puts_back_a_deleted_slot_of_an_object_new_to_it(monkeypatch, compile_after):
+    # The object appeared after the ancestor's snapshot, so the derived one
+    # tests it apart from the ancestor's shape (compiled, or per class).
+    monkeypatch.setattr(snapshot, "COMPILE_AFTER", compile_after)
+    monkeypatch.setattr(snapshot, "_DIFFS", {})  # no comparer compiled by an earlier test
+    monkeypatch.setattr(snapshot, "_USES", {})
+    p = _Plain()
+    p.a, p.b = 1, 2
+    root = [p]
+    snap = Snapshot(root)
+    snap.restore()  # the shape earns its comparer at once when compile_after is 1
+    r = _Plain()
+    r.a, r.b = 3, 4
+    root.append(r)
+    derived = snap.after()
+    del r.a
+    p.b = 5
+    derived.restore()
+    assert (r.a, r.b, p.a, p.b) == (3, 4, 1, 2)
+
+
 class _Plain:
     __slots__ = ("a", "b")
 

@@ -408,13 +408,18 @@ class Snapshot:
                 if len(_USES) >= _DIFFS_MAX:
                     _USES.clear()
                 _USES[shape] = uses
+        # Every test runs before anything is put back, inside the try: a
+        # deleted slot (AttributeError) anywhere puts every slot back by name.
         try:
             if diff is None:
                 changed = list(compress(self._slot_entries, map(operator.call, self._slot_tests,
                                                                 self._slot_objs, self._slot_saved)))
             else:
                 changed = diff(self._pre_objs, self._slot_flat)
-        except AttributeError:  # a slot was deleted: put every slot back by name
+                entries, tests, objs, saved = self._suffix
+                suffix = list(compress(entries, map(operator.call, tests, objs, saved))) \
+                    if entries else ()
+        except AttributeError:
             self._restore_slots(self.slotted)
         else:
             if diff is None:
@@ -424,9 +429,8 @@ class Snapshot:
                 flat, owners, names = self._slot_flat, self._slot_owners, self._slot_names
                 for k in changed:
                     setattr(owners[k], names[k], flat[k])
-                entries, tests, objs, saved = self._suffix
-                if entries:
-                    self._restore_slots(compress(entries, map(operator.call, tests, objs, saved)))
+                if suffix:
+                    self._restore_slots(suffix)
             if self._slow:
                 self._restore_slots(self._slow)
         for o, saved in self.stateful:
