@@ -274,3 +274,8 @@ def test_page_records_from_the_prefix_table_are_the_packed_records(cache, monkey
     for bad in (-4096, 1 << 64, (1 << 64) - 256):
         with pytest.raises(struct.error):
             measure._page_records(bad, page)
+        # Refused when measured, not later when a logged page is cut.
+        m = measure.Measurement()
+        with pytest.raises(ValueError, match="leaves 64 bits"):
+            m.eextend_page(bad, page)
+        assert m.updates == 0 and m.digest() == measure.Measurement().digest()

@@ -71,6 +71,9 @@ def test_ioctl_handlers_follow_overrides(kname):
     assert e.ioctl(uapi.SGX_IOC_ENCLAVE_PROVISION, struct.pack("<Q", 0))[0] == 0
     assert seen == ["create", "odd"]
     assert e.ioctl(0xC000A4FF, bytes(8))[0] == errno.ENOTTY
+    # A table set on this driver instance alone is asked, not its class's.
+    drv.sgx_ioctl_table = lambda: {}
+    assert e.ioctl(uapi.SGX_IOC_ENCLAVE_PROVISION, struct.pack("<Q", 0))[0] == errno.ENOTTY
 
 
 def test_concurrent_ioctl_is_ebusy():

@@ -10,6 +10,7 @@ on a logical processor.
 from __future__ import annotations
 
 import hashlib
+from collections import Counter
 from dataclasses import dataclass, field
 
 from sgxsim.hw.access import AccessMixin
@@ -103,7 +104,7 @@ class Cpu(AccessMixin, EnclsMixin, EncluMixin):
         self.next_version = 1  # EWB version counter (TMP_VER)
         self.pending_unmasked_events = 0
         self.evicted_secs: dict[int, object] = {}  # hidden SECS state by EWB version
-        self.stats: dict[str, int] = {}
+        self.stats: Counter[str] = Counter()  # an uncounted leaf reads 0
 
     # -- CPUID -------------------------------------------------------------------
     # The leaf 7 bits this model owns (sub-leaf 0 EBX, ECX, EDX); a front end

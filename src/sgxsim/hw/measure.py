@@ -122,6 +122,8 @@ def _hash_entries(h, entries) -> None:
 
 # The bytes of records a measured page stands for in the log.
 _PAGE_RECORDS = _PAGE_CHUNKS * (64 + EEXTEND_CHUNK)
+# The last offset whose sixteen records' offsets fit in their u64 field.
+_LAST_PAGE_OFFSET = (1 << 64) - 4096
 
 
 def _piece(entry: bytes | tuple[int, bytes]) -> bytes:
@@ -249,6 +251,8 @@ class Measurement:
         """One EEXTEND per 256-byte chunk of ``page`` (measured at ``offset``,
         ``offset + 256``, ...), fed to the hash as one update."""
         if len(page) == 4096:
+            if not 0 <= offset <= _LAST_PAGE_OFFSET:  # checked now: a logged page is cut later
+                raise ValueError(f"EEXTEND offset {offset:#x} of a page leaves 64 bits")
             # A whole page: its records made by _page_records() (the same
             # bytes as the loop below), now or, while it is logged, when they
             # are hashed or joined.

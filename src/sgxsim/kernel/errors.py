@@ -105,4 +105,4 @@ class Signal(Exception):
         return f"{type(self).__name__}({str(self)!r})"
 
     def __reduce__(self):
-        return Signal, (self.signo, self.si_code, self.addr, self.why, self.trapno, self.error_code)
+        return type(self), (self.signo, self.si_code, self.addr, self.why, self.trapno, self.error_code)

@@ -72,13 +72,17 @@ SGX_ATTR_ALLOWED_MASK = Attribute.DEBUG | Attribute.MODE64BIT | Attribute.KSS
 # The handlers' names by command, per driver class: sgx_ioctl_table() built
 # once per class instead of once per ioctl.  The handler is still looked up on
 # the instance, so an override counts; a table whose entries are not methods
-# of the driver by their own name is asked every time (None here).
+# of the driver by their own name is asked every time (None here), as is a
+# table set on one driver instance.  A class's table must not depend on the
+# instance's state (the kernel's is a static switch).
 _HANDLER_NAMES: dict[type, dict[int, str] | None] = {}
 
 
 def _handler(drv: Any, cmd: int) -> Any:
     """sgx_ioctl_table()[cmd] (None: unknown command)."""
     cls = type(drv)
+    if "sgx_ioctl_table" in getattr(drv, "__dict__", ()):  # a table of this driver alone
+        return drv.sgx_ioctl_table().get(cmd)
     if cls not in _HANDLER_NAMES:
         table = drv.sgx_ioctl_table()
         names = {c: getattr(h, "__name__", "") for c, h in table.items()}

@@ -124,9 +124,7 @@ class SgxMain:
                              "signal pending while reclaiming")
                 break
             self.sgx_reclaim_pages()
-        # The free count tested before the call: sgx_should_reclaim() is false
-        # at once above the watermark, as after most allocations.
-        if self.sgx_nr_free_pages < self.nr_low_pages and self.sgx_should_reclaim(self.nr_low_pages):
+        if self.sgx_should_reclaim(self.nr_low_pages):
             self.ksgxd_woken = True  # wake_up(&ksgxd_waitq)
         if err is not None:
             raise err
