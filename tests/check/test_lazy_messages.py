@@ -2,8 +2,9 @@
 report decision only for a log that keeps it (hw/faults.py,
 kernel/errors.py, user/vdso.py): for random checker sequences, a step run
 with the decision log on and off has the same events and view, and leaves
-the whole machine byte for byte the same; the log's decisions are the
-messages the faults and signals show."""
+the whole machine byte for byte the same; the vDSO's report decision, when
+one is logged, carries the signal's message (the kernel's or the CPU's).
+That a message equals the one built eagerly is tests/hw/test_lazy_faults.py."""
 
 from __future__ import annotations
 
