@@ -159,6 +159,11 @@ def _kind(t: type) -> int:
         # A C type with state the walk cannot see (an iterator, a hashlib
         # object, ...): refuse rather than miss it.
         raise TypeError(f"cannot snapshot a {t.__qualname__}: unknown mutable type")
+    elif issubclass(t, (dict, list, set, deque, bytearray, array)):
+        # A subclass of a container (a Counter, ...): its contents are state
+        # the kinds above would not save (a Counter's __reduce__ would make
+        # it look shared): refuse rather than miss it.
+        raise TypeError(f"cannot snapshot a {t.__qualname__}: a subclass of a container")
     elif "__reduce__" in t.__dict__:
         k = _SHARED  # pickled by reference: shared, not state
     elif "__setstate__" in t.__dict__:

@@ -10,7 +10,6 @@ on a logical processor.
 from __future__ import annotations
 
 import hashlib
-from collections import Counter
 from dataclasses import dataclass, field
 
 from sgxsim.hw.access import AccessMixin
@@ -104,7 +103,9 @@ class Cpu(AccessMixin, EnclsMixin, EncluMixin):
         self.next_version = 1  # EWB version counter (TMP_VER)
         self.pending_unmasked_events = 0
         self.evicted_secs: dict[int, object] = {}  # hidden SECS state by EWB version
-        self.stats: Counter[str] = Counter()  # an uncounted leaf reads 0
+        # A plain dict (read with .get): the checker's snapshot saves and puts
+        # back plain dicts; a Counter would not be restored.
+        self.stats: dict[str, int] = {}
 
     # -- CPUID -------------------------------------------------------------------
     # The leaf 7 bits this model owns (sub-leaf 0 EBX, ECX, EDX); a front end
