@@ -4,6 +4,7 @@ bytes for byte-for-byte comparisons."""
 
 from __future__ import annotations
 
+import io
 import pickle
 
 from hypothesis import strategies as st
@@ -24,6 +25,25 @@ def pick(model, state, bias: int, c: int):
     return init[0] if init and bias == 0 else acts[c % len(acts)]
 
 
+class _SortedSets(pickle.Pickler):
+    """Pickles a set as its members in a fixed order: two equal sets iterate
+    differently when they were built in different orders (a thawed copy
+    against the original), and a string's hash, hence the order, changes
+    with PYTHONHASHSEED. (``persistent_id`` because the C pickler does not
+    ask ``reducer_override`` about sets.)"""
+
+    def persistent_id(self, obj):
+        if type(obj) in (set, frozenset):
+            return type(obj).__name__, tuple(sorted(_canonical(x) for x in obj))
+        return None
+
+
+def _canonical(obj) -> bytes:
+    out = io.BytesIO()
+    _SortedSets(out, pickle.HIGHEST_PROTOCOL).dump(obj)
+    return out.getvalue()
+
+
 def machine_bytes(state) -> bytes:
-    """The whole machine of a checker state, pickled."""
-    return pickle.dumps(state.m, pickle.HIGHEST_PROTOCOL)
+    """The whole machine of a checker state, pickled with sets in order."""
+    return _canonical(state.m)
