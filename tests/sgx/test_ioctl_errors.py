@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import errno
 import os
+import pickle
 import signal
 import struct
 
@@ -442,3 +443,32 @@ def test_sgx2_result_not_written_on_early_einval():
         errno.EINVAL
     assert struct.unpack("<5Q", buf) == (8, PAGE_SIZE, R, 0, 0)
 
+
+
+def test_a_faulting_leaf_says_what_the_cpu_refused(kname):
+    """ECREATE's #GP on a misaligned base: -EIO, and the error names the
+    CPU's check (the fault travels in encls()'s return value, as an int)."""
+    e = Encl(machine(kname))
+    bad = bytearray(e.secs())
+    bad[8:16] = (e.base + PAGE_SIZE).to_bytes(8, "little")
+    src = e.put(bytes(bad))
+    with pytest.raises(OSError) as info:
+        e.proc.ioctl(e.fd, uapi.SGX_IOC_ENCLAVE_CREATE, bytearray(struct.pack("<Q", src)))
+    text = str(info.value)
+    assert info.value.errno == errno.EIO and "ECREATE returned 0x4000000d" in text
+    assert "hw:" in text and "#GP" in text, text
+
+
+def test_encls_keeps_the_fault_in_its_int():
+    from sgxsim.hw.faults import GeneralProtection
+    from sgxsim.kernel.sgx.encls import encls, encls_failed, encls_faulted, encls_trapnr, encls_why
+
+    def leaf():
+        raise GeneralProtection(("ECREATE", "SECS.BASEADDR not aligned to SECS.SIZE"))
+
+    ret = encls(leaf)
+    assert ret == 0x4000000D and encls_faulted(ret) and encls_failed(ret) and encls_trapnr(ret) == 13
+    assert "SECS.BASEADDR not aligned" in encls_why(ret)
+    again = pickle.loads(pickle.dumps(ret))
+    assert again == ret and encls_why(again) == encls_why(ret)
+    assert encls_why(16) == "SGX_INVALID_EINITTOKEN" and encls_why(0x7777) == "0x7777"

@@ -257,10 +257,6 @@ class SgxDriver(SgxIoctl, SgxEnclOps, SgxMain):
         # cpu_feature_enabled(X86_FEATURE_SGX2)
         return bool(self.cpu.sgx2)
 
-    def cpu_last_why(self) -> str:
-        why = getattr(self.cpu, "last_why", None)
-        return str(why) if why is not None else ""
-
     def trace_note(self, rule: str, outcome: str, detail: str) -> Any:
         return self.kernel.trace.note("sgx", rule, outcome, detail)
 

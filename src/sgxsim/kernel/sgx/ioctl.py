@@ -48,6 +48,8 @@ from sgxsim.kernel.sgx.encls import (
     encls_failed,
     encls_faulted,
     encls_trapnr,
+    encls_why,
+    sgx_code_name,
 )
 
 U64 = (1 << 64) - 1
@@ -162,7 +164,7 @@ class SgxIoctl:
             encl.secs.epc_page = None
             self.shmem_file_put(encl)
             self.sgx_encl_shrink(encl, va_page)
-            raise fail(errno.EIO, f"ECREATE returned {ret:#x}: {self.cpu_last_why()}")
+            raise fail(errno.EIO, f"ECREATE returned {ret:#x}: {encls_why(ret)}")
         if attributes & Attribute.DEBUG:
             encl.set_bit(SGX_ENCL_DEBUG)
         encl.secs.encl = encl
@@ -258,7 +260,7 @@ class SgxIoctl:
                                       encl.secs.epc_page.paddr)
         ret = encls(self.cpu.eadd, pginfo, epc_page.paddr)
         if ret:
-            raise refuse(errno.EIO, "sgx", rule, f"EADD returned {ret:#x}: {self.cpu_last_why()}")
+            raise refuse(errno.EIO, "sgx", rule, f"EADD returned {ret:#x}: {encls_why(ret)}")
 
     def _sgx_encl_extend(self, encl: SgxEncl, epc_page: Any) -> None:
         """__sgx_encl_extend(): EEXTEND each 256-byte block of the page.  The
@@ -388,9 +390,9 @@ class SgxIoctl:
         if encls_faulted(ret):
             if encls_failed(ret):
                 self.warn(f"EINIT faulted {ret:#x}")
-            raise fail(errno.EIO, f"EINIT faulted: {self.cpu_last_why()}")
+            raise fail(errno.EIO, f"EINIT faulted: {encls_why(ret)}")
         if ret:
-            raise fail(errno.EPERM, f"EINIT returned {ret} ({_sgx_code_name(ret)})")
+            raise fail(errno.EPERM, f"EINIT returned {ret} ({sgx_code_name(ret)})")
         encl.set_bit(SGX_ENCL_INITIALIZED)
 
     def sgx_ioc_enclave_init(self, encl: SgxEncl, arg: Any) -> int:
@@ -431,13 +433,6 @@ class SgxIoctl:
         self.sgx_set_attribute(mask, params.fd)
         encl.attributes_mask = mask[0]
         return 0
-
-
-def _sgx_code_name(code: int) -> str:
-    try:
-        return SgxReturn(code).name
-    except ValueError:
-        return hex(code)
 
 
 class SgxIoctlSgx2(SgxIoctl):
@@ -507,11 +502,11 @@ class SgxIoctlSgx2(SgxIoctl):
                 ret = encls(self.cpu.emodpr, secinfo, entry.epc_page.paddr)
                 if encls_faulted(ret):
                     self.warn(f"EMODPR encountered exception {encls_trapnr(ret)}")
-                    raise refuse(errno.EFAULT, "sgx", "SDM: EMODPR", self.cpu_last_why())
+                    raise refuse(errno.EFAULT, "sgx", "SDM: EMODPR", encls_why(ret))
                 if encls_failed(ret):
                     modp.result = ret
                     raise refuse(errno.EFAULT, "sgx", "SDM: EMODPR",
-                                 f"EMODPR returned {ret} ({_sgx_code_name(ret)})")
+                                 f"EMODPR returned {ret} ({sgx_code_name(ret)})")
                 self.sgx_enclave_etrack(encl)
                 c += PAGE_SIZE
         finally:
@@ -570,10 +565,10 @@ class SgxIoctlSgx2(SgxIoctl):
                     entry.vm_max_prot_bits = max_prot_restore
                     if encls_faulted(ret):
                         self.warn(f"EMODT encountered exception {encls_trapnr(ret)}")
-                        raise refuse(errno.EFAULT, "sgx", "SDM: EMODT", self.cpu_last_why())
+                        raise refuse(errno.EFAULT, "sgx", "SDM: EMODT", encls_why(ret))
                     modt.result = ret
                     raise refuse(errno.EFAULT, "sgx", "SDM: EMODT",
-                                 f"EMODT returned {ret} ({_sgx_code_name(ret)})")
+                                 f"EMODT returned {ret} ({sgx_code_name(ret)})")
                 self.sgx_enclave_etrack(encl)
                 entry.type = page_type
                 c += PAGE_SIZE
