@@ -214,7 +214,8 @@ def loads(text: str, file: str = "<scenario>", properties: dict | None = None) -
                 raise ScenarioError(file, None, "scope.policy",
                                     f"{_show(v)} is not one of {', '.join(POLICIES)}")
         elif k in ("processes", "enclaves"):
-            if isinstance(v, bool) or v not in (1, 2):
+            # An int: 2.0 == 2 would pass the test and reach range(2.0).
+            if type(v) is not int or v not in (1, 2):
                 raise ScenarioError(file, None, f"scope.{k}", f"{_show(v)} is not {SCOPE_KEYS[k]}")
         elif k in ("mdwe", "child_ioctls"):
             if not isinstance(v, bool):
