@@ -135,3 +135,24 @@ def test_progress_on_a_terminal_is_a_rich_bar(capsys):
     err = capsys.readouterr().err.splitlines()
     assert err[0].strip() == "███░░░ linux-6.0: level 3/6, 1200 states (300/s), 1/2 decided, 4.0 s"
     assert err[1] == "  linux-6.0: level 3/6, 1200 states (300/s), 1/2 decided, 4.0 s"
+
+
+SCENARIO = ('design = "linux-6.0"\nproperty = "w-xor-x"\nexpect = "holds"\n\n'
+            '[[step]]\naction = "mmap"\noffset = 0\nlength = 0x1000\nprot = "RW"\n')
+
+
+def test_run_refuses_an_unwritable_html_before_the_replay(tmp_path):
+    # Exit status 1 means "not the expected verdict" (docs/scenarios.md): an
+    # --html that cannot be written is a usage error, 2, found before the
+    # replay prints anything (it was 1, after the whole replay).
+    f = tmp_path / "s.toml"
+    f.write_text(SCENARIO)
+    (tmp_path / "file").write_text("")
+    r = CliRunner().invoke(main, ["run", str(f), "--html", str(tmp_path / "file" / "out.html")])
+    assert r.exit_code == 2, r.output
+    assert "--html" in r.output and "not a writable directory" in r.output
+    assert "verdict" not in r.output
+    # A missing directory is made, as check --html makes its own.
+    r = CliRunner().invoke(main, ["run", str(f), "--html", str(tmp_path / "new" / "out.html")])
+    assert r.exit_code == 0, r.output
+    assert (tmp_path / "new" / "out.html").read_text().startswith("<!DOCTYPE html>")

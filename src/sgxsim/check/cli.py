@@ -338,6 +338,8 @@ def run(file: Path, design: str | None, all_designs: bool, html_file: Path | Non
         raise click.UsageError("--design and --all-designs exclude each other")
     if html_file is not None and all_designs:
         raise click.UsageError("--html draws one design: leave out --all-designs")
+    if html_file is not None:  # refused now, not after the replay (exit status 1 is a verdict)
+        writable_dir(html_file.parent, "--html")
     sc = read_scenario(file)
     if design is None:
         design_names([sc.design], f"{file}: key 'design'")
