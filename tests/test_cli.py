@@ -156,3 +156,27 @@ def test_run_refuses_an_unwritable_html_before_the_replay(tmp_path):
     r = CliRunner().invoke(main, ["run", str(f), "--html", str(tmp_path / "new" / "out.html")])
     assert r.exit_code == 0, r.output
     assert (tmp_path / "new" / "out.html").read_text().startswith("<!DOCTYPE html>")
+
+
+def test_check_html_is_written_in_simulation_mode_and_with_json(tmp_path):
+    # --html was checked writable and then ignored by --simulate and by --json.
+    sim = ["check", "--simulate", "--design", "linux-6.0", "--property", "w-xor-x", "--pages", "3",
+           "--walks", "20", "--walk-depth", "30", "--seed", "2", "--out", str(tmp_path / "sc")]
+    r = CliRunner().invoke(main, [*sim, "--html", str(tmp_path / "sim")])
+    assert r.exit_code == 0, r.output
+    assert "violated (walk 13" in r.output and f"HTML report: {tmp_path / 'sim' / 'index.html'}" in r.output
+    index = (tmp_path / "sim" / "index.html").read_text()
+    assert 'href="linux-6.0--w-xor-x.html"' in index and "walks" in index
+    assert "up to the depth bound" not in index  # a walk that finds nothing proves nothing
+    page = (tmp_path / "sim" / "linux-6.0--w-xor-x.html").read_text()
+    assert page.startswith("<!DOCTYPE html>")
+    r = CliRunner().invoke(main, [*sim, "--json", "--html", str(tmp_path / "simjson")])
+    assert r.exit_code == 0, r.output
+    json.loads(r.stdout)  # stdout stays one JSON object
+    assert (tmp_path / "simjson" / "linux-6.0--w-xor-x.html").is_file()
+    r = CliRunner().invoke(main, ["check", "--design", "linux-6.0", "--property", "w-xor-x",
+                                                  "--depth", "3", "--json", "--out", str(tmp_path / "sc"),
+                                                  "--html", str(tmp_path / "bfs")])
+    assert r.exit_code == 0, r.output
+    assert json.loads(r.stdout)["results"][0]["verdict"] == "violated"
+    assert (tmp_path / "bfs" / "linux-6.0--w-xor-x.html").is_file()

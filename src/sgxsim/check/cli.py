@@ -258,9 +258,10 @@ def check(designs, props, design_files, property_files, depth, workers, engine, 
                                       seed=seed, workers=workers, out_dir=out)
         if as_json:
             click.echo(json.dumps({"scope": scope.as_dict(), "results": results}, indent=1))
-            return
-        click.echo(runner.render_simulation(results))
-        click.echo(runner.render_traces(results))
+        else:
+            click.echo(runner.render_simulation(results))
+            click.echo(runner.render_traces(results))
+        _write_html(html_dir, results, scope, as_json, simulated=True)
         return
     try:
         mem = int(frontier_mem * 2**20) if frontier_mem is not None else bound_from_env()
@@ -292,13 +293,22 @@ def check(designs, props, design_files, property_files, depth, workers, engine, 
         click.echo(json.dumps({"scope": {**scope.as_dict(), "depth": depth,
                                          "symmetry": scope_allows(scope), **swap},
                                "results": [{k: r[k] for k in keys} for r in results]}, indent=1))
-        return
-    click.echo(runner.render_matrix(results))
-    click.echo(runner.render_traces(results))
-    if html_dir is not None:
-        from sgxsim.report import write_run
+    else:
+        click.echo(runner.render_matrix(results))
+        click.echo(runner.render_traces(results))
+    _write_html(html_dir, results, scope, as_json)
 
-        click.echo(f"\nHTML report: {write_run(html_dir, results, _factory(scope))}")
+
+def _write_html(html_dir: Path | None, results: list[dict], scope: Scope, as_json: bool,
+                simulated: bool = False) -> None:
+    """--html, in every mode (simulation and --json wrote none); with --json
+    the path goes to stderr, so stdout stays one JSON object."""
+    if html_dir is None:
+        return
+    from sgxsim.report import BFS_NOTE, SIM_NOTE, write_run
+
+    index = write_run(html_dir, results, _factory(scope), SIM_NOTE if simulated else BFS_NOTE)
+    click.echo(f"\nHTML report: {index}", err=as_json)
 
 
 def writable_dir(d: Path, opt: str) -> None:
