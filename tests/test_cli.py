@@ -180,3 +180,22 @@ def test_check_html_is_written_in_simulation_mode_and_with_json(tmp_path):
     assert r.exit_code == 0, r.output
     assert json.loads(r.stdout)["results"][0]["verdict"] == "violated"
     assert (tmp_path / "bfs" / "linux-6.0--w-xor-x.html").is_file()
+
+
+def test_options_of_the_other_mode_are_refused_not_ignored(tmp_path):
+    # --walks, --walk-depth and --seed say "With --simulate"; --depth and
+    # --frontier-mem bound the exhaustive search only.  Each was silently
+    # ignored in the other mode (a --simulate --depth 30 run did 30-action
+    # walks whatever --depth said); now a usage error, as --address without
+    # --engine ray is.
+    base = ["check", "--design", "linux-6.0", "--property", "w-xor-x"]
+    for extra, message in [(["--walks", "5"], "--walks needs --simulate"),
+                           (["--walk-depth", "5"], "--walk-depth needs --simulate"),
+                           (["--seed", "3"], "--seed needs --simulate"),
+                           (["--simulate", "--depth", "3"], "--depth bounds the exhaustive search"),
+                           (["--simulate", "--frontier-mem", "8"], "--frontier-mem bounds the exhaustive")]:
+        r = CliRunner().invoke(main, [*base, *extra])
+        assert r.exit_code == 2 and message in r.output, (extra, r.output)
+    # The defaults given explicitly are fine.
+    r = CliRunner().invoke(main, [*base, "--depth", "0", "--out", str(tmp_path)])
+    assert r.exit_code == 0, r.output

@@ -11,6 +11,7 @@ import sys
 from pathlib import Path
 
 import click
+from click.core import ParameterSource
 
 from sgxsim.check import runner
 from sgxsim.check import scenario as scn
@@ -237,6 +238,15 @@ def check(designs, props, design_files, property_files, depth, workers, engine, 
     if simulate and engine != "local":
         raise click.UsageError("--simulate runs on the local engine (--workers N); --engine ray is "
                                "for the exhaustive search")
+    # An option of the other mode is refused, not ignored.
+    ctx = click.get_current_context()
+    given = [p for p in ("depth", "frontier_mem", "walks", "walk_depth", "seed")
+             if ctx.get_parameter_source(p) is not ParameterSource.DEFAULT]
+    other = [p for p in given if (p in ("depth", "frontier_mem")) == simulate]
+    if other:
+        opt = "--" + other[0].replace("_", "-")
+        raise click.UsageError(f"{opt} bounds the exhaustive search; --simulate takes --walks and "
+                               "--walk-depth" if simulate else f"{opt} needs --simulate")
     # Refuse an unwritable --out/--html now, not after the search.
     for opt, d in (("--out", out), ("--html", html_dir)):
         if d is not None:
