@@ -284,3 +284,17 @@ def test_a_huge_shared_anonymous_mapping_costs_nothing_until_touched():
     assert peak < 1 << 20
     p.poke(a + (1 << 34), b"x")
     assert p.peek(a + (1 << 34), 1) == b"x" and p.peek(a, 1) == b"\0"
+
+
+def test_poke_takes_bytes_not_a_count(proc):
+    # bytes(5) is five zero bytes: poke(addr, 5) wrote them where the caller
+    # meant one value; a count or a bool is refused as os.write refuses it.
+    proc.mmap(A, PG, PROT_READ | PROT_WRITE, ANON)
+    proc.poke(A, b"abcdef")
+    for bad in (5, True):
+        with pytest.raises(TypeError, match="bytes-like"):
+            proc.poke(A, bad)
+    assert proc.peek(A, 6) == b"abcdef"
+    proc.poke(A, bytearray(b"x"))
+    proc.poke(A + 1, memoryview(b"y"))
+    assert proc.peek(A, 3) == b"xyc"
