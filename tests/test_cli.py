@@ -199,3 +199,30 @@ def test_options_of_the_other_mode_are_refused_not_ignored(tmp_path):
     # The defaults given explicitly are fine.
     r = CliRunner().invoke(main, [*base, "--depth", "0", "--out", str(tmp_path)])
     assert r.exit_code == 0, r.output
+
+
+MDWE_SCENARIO = ('design = "linux-6.12"\nproperty = "w-xor-x"\nexpect = "holds"\n\n[scope]\nmdwe = true\n\n'
+                 '[[step]]\naction = "mmap"\noffset = 0\nlength = 0x1000\nprot = "RWX"\n')
+
+
+def test_mdwe_on_a_design_without_it_is_a_usage_error(tmp_path):
+    # It was exit status 1 -- for run the status of "this design stops the
+    # trace", so `sgxsim run FILE --design linux-5.11 || echo stopped` said
+    # stopped -- with a message about --mdwe for a scenario file's key.
+    f = tmp_path / "mdwe.toml"
+    f.write_text(MDWE_SCENARIO)
+    assert CliRunner().invoke(main, ["run", str(f)]).exit_code == 0
+    for args in (["run", str(f), "--design", "linux-5.11"],
+                 ["explain", str(f), "--step", "1", "--design", "linux-5.11"],
+                 ["report", str(f), "--out", str(tmp_path / "rep"), "--design", "linux-5.11"]):
+        r = CliRunner().invoke(main, args)
+        assert r.exit_code == 2, (args, r.output)
+        assert "Invalid value for --design: design 'linux-5.11' has no MDWE" in r.output, r.output
+        assert "scope.mdwe" in r.output and "verdict" not in r.output
+    f.write_text(MDWE_SCENARIO.replace("linux-6.12", "linux-6.0"))
+    r = CliRunner().invoke(main, ["run", str(f)])
+    assert r.exit_code == 2 and f"{f}: key 'scope.mdwe': design 'linux-6.0' has no MDWE" in r.output, r.output
+    r = CliRunner().invoke(main, ["check", "--mdwe", "--design", "linux-6.12", "--design", "linux-5.11",
+                                  "--depth", "0", "--out", str(tmp_path)])
+    assert r.exit_code == 2, r.output
+    assert "Invalid value for --mdwe: design 'linux-5.11' has no MDWE (its mm is Linux 5.11" in r.output

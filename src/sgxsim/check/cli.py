@@ -101,6 +101,22 @@ def _factory(scope: Scope):
     return make
 
 
+def scenario_design(file: Path, sc: scn.Scenario, design: str | None) -> str:
+    """The design a scenario runs on (``--design`` or its own), checked: a
+    registered design, with MDWE when the scope asks for it; else a usage
+    error (exit status 2) naming the option or the file's key."""
+    from sgxsim.check.machine_model import mdwe_missing
+
+    name = design or sc.design
+    design_names([name], "--design" if design else f"{file}: key 'design'")
+    why = mdwe_missing(name) if sc.scope.get("mdwe") else None
+    if why and design:
+        raise click.BadParameter(f"{why}; {file} has scope.mdwe = true", param_hint="--design")
+    if why:
+        raise click.UsageError(f"{file}: key 'scope.mdwe': {why}")
+    return name
+
+
 def _with_mdwe(names: list[str]) -> tuple[list[str], list[str]]:
     """The designs whose mm has MDWE (6.3+), and the others."""
     from sgxsim.kernel.registry import kernel_class
@@ -254,6 +270,12 @@ def check(designs, props, design_files, property_files, depth, workers, engine, 
     own = load_plugins(design_files, property_files)
     designs = design_names(designs) if designs else list(DESIGNS) + [d for d in own if d not in DESIGNS]
     props = property_names(props) if props else list(PROPERTIES)
+    if mdwe:
+        from sgxsim.check.machine_model import mdwe_missing
+
+        why = next(filter(None, map(mdwe_missing, designs)), None)
+        if why:
+            raise click.BadParameter(why, param_hint="--mdwe")
     try:
         scope = Scope(pages=pages, policy=policy, perms=_subset("--perms", perms, PERMS),
                       map_perms=_subset("--map-perms", map_perms, PERMS) if map_perms else None,
@@ -361,8 +383,10 @@ def run(file: Path, design: str | None, all_designs: bool, html_file: Path | Non
     if html_file is not None:  # refused now, not after the replay (exit status 1 is a verdict)
         writable_dir(html_file.parent, "--html")
     sc = read_scenario(file)
-    if design is None:
+    if all_designs:  # (replayed only where MDWE exists if the scope asks for it)
         design_names([sc.design], f"{file}: key 'design'")
+    else:
+        scenario_design(file, sc, design)
     scope = Scope(**sc.scope)
     with user_code_errors():
         _run(file, sc, scope, design, all_designs, html_file, own)
@@ -427,7 +451,7 @@ def explain(file: Path, step: int, design: str | None, max_lines: int, design_fi
 
     load_plugins(design_files, property_files)
     sc = read_scenario(file)
-    design_names([design or sc.design], "--design" if design else f"{file}: key 'design'")
+    scenario_design(file, sc, design)
     if not 1 <= step <= len(sc.steps):
         raise click.BadParameter(f"{file} has steps 1 to {len(sc.steps)}, not {step}", param_hint="--step")
     model = _factory(Scope(**sc.scope))(design or sc.design)
@@ -450,7 +474,7 @@ def report(files, out_dir: Path, design: str | None, design_files, property_file
     writable_dir(out_dir, "--out")
     scenarios = [(f, read_scenario(f)) for f in files]
     for f, sc in scenarios:
-        design_names([design or sc.design], "--design" if design else f"{f}: key 'design'")
+        scenario_design(f, sc, design)
     results, links = [], {}
     for f, sc in scenarios:
         model = _factory(Scope(**sc.scope))(design or sc.design)
