@@ -452,6 +452,8 @@ def explain(file: Path, step: int, design: str | None, max_lines: int, design_fi
     load_plugins(design_files, property_files)
     sc = read_scenario(file)
     scenario_design(file, sc, design)
+    if not sc.steps:
+        raise click.BadParameter(f"{file} has no steps to explain", param_hint="--step")
     if not 1 <= step <= len(sc.steps):
         raise click.BadParameter(f"{file} has steps 1 to {len(sc.steps)}, not {step}", param_hint="--step")
     model = _factory(Scope(**sc.scope))(design or sc.design)
