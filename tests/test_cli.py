@@ -226,3 +226,20 @@ def test_mdwe_on_a_design_without_it_is_a_usage_error(tmp_path):
                                   "--depth", "0", "--out", str(tmp_path)])
     assert r.exit_code == 2, r.output
     assert "Invalid value for --mdwe: design 'linux-5.11' has no MDWE (its mm is Linux 5.11" in r.output
+
+
+def test_report_gives_files_of_the_same_name_pages_of_their_own(tmp_path):
+    # a/x.toml and b/x.toml were both drawn to x.html: the second page
+    # replaced the first and the index linked both cells to it.
+    for sub, prop in (("a", "w-xor-x"), ("b", "no-escalation")):
+        (tmp_path / sub).mkdir()
+        (tmp_path / sub / "x.toml").write_text(SCENARIO.replace("w-xor-x", prop))
+    out = tmp_path / "out"
+    r = CliRunner().invoke(main, ["report", str(tmp_path / "a" / "x.toml"), str(tmp_path / "b" / "x.toml"),
+                                  "--out", str(out)])
+    assert r.exit_code == 0, r.output
+    assert f"{out / 'x.html'}: linux-6.0 / w-xor-x: holds" in r.output
+    assert f"{out / 'x-2.html'}: linux-6.0 / no-escalation: holds" in r.output
+    assert "w-xor-x" in (out / "x.html").read_text() and "no-escalation" in (out / "x-2.html").read_text()
+    index = (out / "index.html").read_text()
+    assert 'href="x.html"' in index and 'href="x-2.html"' in index

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import contextlib
 import functools
+import itertools
 import json
 import os
 import signal
@@ -477,13 +478,18 @@ def report(files, out_dir: Path, design: str | None, design_files, property_file
     scenarios = [(f, read_scenario(f)) for f in files]
     for f, sc in scenarios:
         scenario_design(f, sc, design)
-    results, links = [], {}
+    results, links, pages = [], {}, set()
     for f, sc in scenarios:
         model = _factory(Scope(**sc.scope))(design or sc.design)
         with user_code_errors():
             data = trace_data(model, sc.steps, sc.prop, expect=sc.expect, at_step=sc.at_step,
                               reason=sc.reason)
         name = f"{Path(f).stem}.html"
+        for n in itertools.count(2):  # a/x.toml and b/x.toml get a page each
+            if name not in pages:
+                break
+            name = f"{Path(f).stem}-{n}.html"
+        pages.add(name)
         (out_dir / name).write_text(render_trace(data))
         results.append({"design": data["design"], "property": sc.prop, "verdict": data["verdict"],
                         "trace": sc.steps[:data["at"] or len(sc.steps)]})
