@@ -243,3 +243,12 @@ def test_report_gives_files_of_the_same_name_pages_of_their_own(tmp_path):
     assert "w-xor-x" in (out / "x.html").read_text() and "no-escalation" in (out / "x-2.html").read_text()
     index = (out / "index.html").read_text()
     assert 'href="x.html"' in index and 'href="x-2.html"' in index
+
+
+def test_a_design_or_property_named_twice_is_checked_once(tmp_path):
+    # It was explored twice (two JSON results; the matrix showed one).
+    r = CliRunner().invoke(main, ["check", "--design", "linux-6.0", "--design", "linux-6.0", "--property",
+                                  "w-xor-x", "--property", "w-xor-x", "--depth", "1", "--json",
+                                  "--out", str(tmp_path)])
+    assert r.exit_code == 0, r.output
+    assert [(x["design"], x["property"]) for x in json.loads(r.stdout)["results"]] == [("linux-6.0", "w-xor-x")]

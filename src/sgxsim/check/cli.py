@@ -271,6 +271,7 @@ def check(designs, props, design_files, property_files, depth, workers, engine, 
     own = load_plugins(design_files, property_files)
     designs = design_names(designs) if designs else list(DESIGNS) + [d for d in own if d not in DESIGNS]
     props = property_names(props) if props else list(PROPERTIES)
+    designs, props = list(dict.fromkeys(designs)), list(dict.fromkeys(props))  # each once, in order
     if mdwe:
         from sgxsim.check.machine_model import mdwe_missing
 
