@@ -20,7 +20,8 @@ from sgxsim.check.explorer import NotDeterministic
 from sgxsim.check.properties import PROPERTIES
 from sgxsim.check.ray_engine import EngineError
 from sgxsim.check.scope import ACTIONS, OPTIONAL_ACTIONS, PERMS, POLICIES, SCOPE_HELP, SOURCES, Scope
-from sgxsim.check.spill import bound_from_env
+from sgxsim.check.spill import ENV_DIR as SPILL_DIR
+from sgxsim.check.spill import bound_from_env, bound_of
 from sgxsim.check.symmetry import scope_allows, swap_allowed
 
 DESIGNS = ("no-hook", "rfc-2019", "v40", "linux-5.11", "sgx2-rfc", "linux-6.0", "safe-to-execute",
@@ -298,9 +299,12 @@ def check(designs, props, design_files, property_files, depth, workers, engine, 
         _write_html(html_dir, results, scope, as_json, simulated=True)
         return
     try:
-        mem = int(frontier_mem * 2**20) if frontier_mem is not None else bound_from_env()
+        mem = bound_of(frontier_mem, "the bound", str(frontier_mem)) if frontier_mem is not None \
+            else bound_from_env()
     except ValueError as e:
         raise click.BadParameter(str(e), param_hint="--frontier-mem") from None
+    if mem is not None and os.environ.get(SPILL_DIR):  # refused now, not when a level spills
+        writable_dir(Path(os.environ[SPILL_DIR]), "$" + SPILL_DIR)
     old = signal.signal(signal.SIGINT, functools.partial(_on_sigint, os.getpid()))
     try:
         with user_code_errors():
