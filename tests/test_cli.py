@@ -263,3 +263,22 @@ def test_actions_fork_without_two_processes_is_a_usage_error(tmp_path):
     assert r.exit_code == 2 and "--actions fork needs --processes 2" in r.output, r.output
     assert CliRunner().invoke(main, [*base, "--actions", "mmap,fork", "--processes", "2"]).exit_code == 0
     assert CliRunner().invoke(main, base).exit_code == 0
+
+
+def test_an_endless_input_file_is_refused_not_read_for_ever(tmp_path):
+    # /dev/zero (or any endless stream) as a scenario, SIGSTRUCT or enclave
+    # ELF was read until memory ran out; a pipe (/dev/stdin) still works.
+    import subprocess
+    import sys
+
+    for args, text in ((["sigstruct", "/dev/zero"], "a SIGSTRUCT is 1808 bytes, /dev/zero has more"),
+                       (["run", "/dev/zero"], "/dev/zero: larger than 16 MiB: not a scenario file"),
+                       (["explain", "/dev/zero", "--step", "1"], "larger than 16 MiB"),
+                       (["selftest", "--encl-elf", "/dev/zero"], "/dev/zero: larger than 64 MiB")):
+        r = subprocess.run([sys.executable, "-m", "sgxsim.cli", *args], capture_output=True, text=True,
+                           timeout=60)
+        assert r.returncode in (1, 2) and text in r.stderr, (args, r.stderr)
+        assert "Traceback" not in r.stderr
+    r = subprocess.run([sys.executable, "-m", "sgxsim.cli", "run", "/dev/stdin"], input=SCENARIO,
+                       capture_output=True, text=True, timeout=60)
+    assert r.returncode == 0 and "verdict: holds" in r.stdout, r.stderr
