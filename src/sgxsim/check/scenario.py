@@ -263,7 +263,8 @@ def read(path: Path) -> Scenario:
         with open(path, "rb") as f:  # bounded: /dev/zero is no scenario either
             raw = f.read(MAX_BYTES + 1)
         if len(raw) > MAX_BYTES:
-            raise ScenarioError(str(path), None, None, f"larger than {MAX_BYTES >> 20} MiB: not a scenario file")
+            raise ScenarioError(str(path), None, None,
+                                f"larger than {MAX_BYTES >> 20} MiB: not a scenario file")
         text = raw.decode()
     except (OSError, UnicodeDecodeError) as e:
         raise ScenarioError(str(path), None, None, f"cannot be read: {e}") from None
