@@ -254,17 +254,6 @@ def test_a_design_or_property_named_twice_is_checked_once(tmp_path):
     assert [(x["design"], x["property"]) for x in json.loads(r.stdout)["results"]] == [("linux-6.0", "w-xor-x")]
 
 
-def test_actions_fork_without_two_processes_is_a_usage_error(tmp_path):
-    # The default --actions lists fork; naming it with one process offered
-    # nothing, silently (a scenario file's fork step says "needs scope
-    # processes = 2" the same way).
-    base = ["check", "--design", "linux-6.0", "--property", "w-xor-x", "--depth", "1", "--out", str(tmp_path)]
-    r = CliRunner().invoke(main, [*base, "--actions", "mmap,fork"])
-    assert r.exit_code == 2 and "--actions fork needs --processes 2" in r.output, r.output
-    assert CliRunner().invoke(main, [*base, "--actions", "mmap,fork", "--processes", "2"]).exit_code == 0
-    assert CliRunner().invoke(main, base).exit_code == 0
-
-
 def test_an_endless_input_file_is_refused_not_read_for_ever(tmp_path):
     # /dev/zero (or any endless stream) as a scenario, SIGSTRUCT or enclave
     # ELF was read until memory ran out; a pipe (/dev/stdin) still works.

@@ -287,9 +287,6 @@ def check(designs, props, design_files, property_files, depth, workers, engine, 
                       processes=processes, enclaves=enclaves, child_ioctls=child_ioctls, symmetry=symmetry)
     except ValueError as e:
         raise click.BadParameter(str(e)) from None
-    if "fork" in scope.actions and processes < 2 and ctx.get_parameter_source("actions") is not \
-            ParameterSource.DEFAULT:
-        raise click.UsageError("--actions fork needs --processes 2 (a process to fork)")
     if simulate:
         with user_code_errors():
             results = runner.simulate(_factory(scope), designs, props, walks=walks, walk_depth=walk_depth,
