@@ -135,3 +135,139 @@ def test_progress_on_a_terminal_is_a_rich_bar(capsys):
     err = capsys.readouterr().err.splitlines()
     assert err[0].strip() == "███░░░ linux-6.0: level 3/6, 1200 states (300/s), 1/2 decided, 4.0 s"
     assert err[1] == "  linux-6.0: level 3/6, 1200 states (300/s), 1/2 decided, 4.0 s"
+
+
+SCENARIO = ('design = "linux-6.0"\nproperty = "w-xor-x"\nexpect = "holds"\n\n'
+            '[[step]]\naction = "mmap"\noffset = 0\nlength = 0x1000\nprot = "RW"\n')
+
+
+def test_run_refuses_an_unwritable_html_before_the_replay(tmp_path):
+    # Exit status 1 means "not the expected verdict" (docs/scenarios.md): an
+    # --html that cannot be written is a usage error, 2, found before the
+    # replay prints anything (it was 1, after the whole replay).
+    f = tmp_path / "s.toml"
+    f.write_text(SCENARIO)
+    (tmp_path / "file").write_text("")
+    r = CliRunner().invoke(main, ["run", str(f), "--html", str(tmp_path / "file" / "out.html")])
+    assert r.exit_code == 2, r.output
+    assert "--html" in r.output and "not a writable directory" in r.output
+    assert "verdict" not in r.output
+    # A missing directory is made, as check --html makes its own.
+    r = CliRunner().invoke(main, ["run", str(f), "--html", str(tmp_path / "new" / "out.html")])
+    assert r.exit_code == 0, r.output
+    assert (tmp_path / "new" / "out.html").read_text().startswith("<!DOCTYPE html>")
+
+
+def test_check_html_is_written_in_simulation_mode_and_with_json(tmp_path):
+    # --html was checked writable and then ignored by --simulate and by --json.
+    sim = ["check", "--simulate", "--design", "linux-6.0", "--property", "w-xor-x", "--pages", "3",
+           "--walks", "20", "--walk-depth", "30", "--seed", "2", "--out", str(tmp_path / "sc")]
+    r = CliRunner().invoke(main, [*sim, "--html", str(tmp_path / "sim")])
+    assert r.exit_code == 0, r.output
+    assert "violated (walk 13" in r.output and f"HTML report: {tmp_path / 'sim' / 'index.html'}" in r.output
+    index = (tmp_path / "sim" / "index.html").read_text()
+    assert 'href="linux-6.0--w-xor-x.html"' in index and "walks" in index
+    assert "up to the depth bound" not in index  # a walk that finds nothing proves nothing
+    page = (tmp_path / "sim" / "linux-6.0--w-xor-x.html").read_text()
+    assert page.startswith("<!DOCTYPE html>")
+    r = CliRunner().invoke(main, [*sim, "--json", "--html", str(tmp_path / "simjson")])
+    assert r.exit_code == 0, r.output
+    json.loads(r.stdout)  # stdout stays one JSON object
+    assert (tmp_path / "simjson" / "linux-6.0--w-xor-x.html").is_file()
+    r = CliRunner().invoke(main, ["check", "--design", "linux-6.0", "--property", "w-xor-x",
+                                                  "--depth", "3", "--json", "--out", str(tmp_path / "sc"),
+                                                  "--html", str(tmp_path / "bfs")])
+    assert r.exit_code == 0, r.output
+    assert json.loads(r.stdout)["results"][0]["verdict"] == "violated"
+    assert (tmp_path / "bfs" / "linux-6.0--w-xor-x.html").is_file()
+
+
+def test_options_of_the_other_mode_are_refused_not_ignored(tmp_path):
+    # --walks, --walk-depth and --seed say "With --simulate"; --depth and
+    # --frontier-mem bound the exhaustive search only.  Each was silently
+    # ignored in the other mode (a --simulate --depth 30 run did 30-action
+    # walks whatever --depth said); now a usage error, as --address without
+    # --engine ray is.
+    base = ["check", "--design", "linux-6.0", "--property", "w-xor-x"]
+    for extra, message in [(["--walks", "5"], "--walks needs --simulate"),
+                           (["--walk-depth", "5"], "--walk-depth needs --simulate"),
+                           (["--seed", "3"], "--seed needs --simulate"),
+                           (["--simulate", "--depth", "3"], "--depth bounds the exhaustive search"),
+                           (["--simulate", "--frontier-mem", "8"], "--frontier-mem bounds the exhaustive")]:
+        r = CliRunner().invoke(main, [*base, *extra])
+        assert r.exit_code == 2 and message in r.output, (extra, r.output)
+    # The defaults given explicitly are fine.
+    r = CliRunner().invoke(main, [*base, "--depth", "0", "--out", str(tmp_path)])
+    assert r.exit_code == 0, r.output
+
+
+MDWE_SCENARIO = ('design = "linux-6.12"\nproperty = "w-xor-x"\nexpect = "holds"\n\n[scope]\nmdwe = true\n\n'
+                 '[[step]]\naction = "mmap"\noffset = 0\nlength = 0x1000\nprot = "RWX"\n')
+
+
+def test_mdwe_on_a_design_without_it_is_a_usage_error(tmp_path):
+    # It was exit status 1 -- for run the status of "this design stops the
+    # trace", so `sgxsim run FILE --design linux-5.11 || echo stopped` said
+    # stopped -- with a message about --mdwe for a scenario file's key.
+    f = tmp_path / "mdwe.toml"
+    f.write_text(MDWE_SCENARIO)
+    assert CliRunner().invoke(main, ["run", str(f)]).exit_code == 0
+    for args in (["run", str(f), "--design", "linux-5.11"],
+                 ["explain", str(f), "--step", "1", "--design", "linux-5.11"],
+                 ["report", str(f), "--out", str(tmp_path / "rep"), "--design", "linux-5.11"]):
+        r = CliRunner().invoke(main, args)
+        assert r.exit_code == 2, (args, r.output)
+        assert "Invalid value for --design: design 'linux-5.11' has no MDWE" in r.output, r.output
+        assert "scope.mdwe" in r.output and "verdict" not in r.output
+    f.write_text(MDWE_SCENARIO.replace("linux-6.12", "linux-6.0"))
+    r = CliRunner().invoke(main, ["run", str(f)])
+    assert r.exit_code == 2 and f"{f}: key 'scope.mdwe': design 'linux-6.0' has no MDWE" in r.output, r.output
+    r = CliRunner().invoke(main, ["check", "--mdwe", "--design", "linux-6.12", "--design", "linux-5.11",
+                                  "--depth", "0", "--out", str(tmp_path)])
+    assert r.exit_code == 2, r.output
+    assert "Invalid value for --mdwe: design 'linux-5.11' has no MDWE (its mm is Linux 5.11" in r.output
+
+
+def test_report_gives_files_of_the_same_name_pages_of_their_own(tmp_path):
+    # a/x.toml and b/x.toml were both drawn to x.html: the second page
+    # replaced the first and the index linked both cells to it.
+    for sub, prop in (("a", "w-xor-x"), ("b", "no-escalation")):
+        (tmp_path / sub).mkdir()
+        (tmp_path / sub / "x.toml").write_text(SCENARIO.replace("w-xor-x", prop))
+    out = tmp_path / "out"
+    r = CliRunner().invoke(main, ["report", str(tmp_path / "a" / "x.toml"), str(tmp_path / "b" / "x.toml"),
+                                  "--out", str(out)])
+    assert r.exit_code == 0, r.output
+    assert f"{out / 'x.html'}: linux-6.0 / w-xor-x: holds" in r.output
+    assert f"{out / 'x-2.html'}: linux-6.0 / no-escalation: holds" in r.output
+    assert "w-xor-x" in (out / "x.html").read_text() and "no-escalation" in (out / "x-2.html").read_text()
+    index = (out / "index.html").read_text()
+    assert 'href="x.html"' in index and 'href="x-2.html"' in index
+
+
+def test_a_design_or_property_named_twice_is_checked_once(tmp_path):
+    # It was explored twice (two JSON results; the matrix showed one).
+    r = CliRunner().invoke(main, ["check", "--design", "linux-6.0", "--design", "linux-6.0", "--property",
+                                  "w-xor-x", "--property", "w-xor-x", "--depth", "1", "--json",
+                                  "--out", str(tmp_path)])
+    assert r.exit_code == 0, r.output
+    assert [(x["design"], x["property"]) for x in json.loads(r.stdout)["results"]] == [("linux-6.0", "w-xor-x")]
+
+
+def test_an_endless_input_file_is_refused_not_read_for_ever(tmp_path):
+    # /dev/zero (or any endless stream) as a scenario, SIGSTRUCT or enclave
+    # ELF was read until memory ran out; a pipe (/dev/stdin) still works.
+    import subprocess
+    import sys
+
+    for args, text in ((["sigstruct", "/dev/zero"], "a SIGSTRUCT is 1808 bytes, /dev/zero has more"),
+                       (["run", "/dev/zero"], "/dev/zero: larger than 16 MiB: not a scenario file"),
+                       (["explain", "/dev/zero", "--step", "1"], "larger than 16 MiB"),
+                       (["selftest", "--encl-elf", "/dev/zero"], "/dev/zero: larger than 64 MiB")):
+        r = subprocess.run([sys.executable, "-m", "sgxsim.cli", *args], capture_output=True, text=True,
+                           timeout=60)
+        assert r.returncode in (1, 2) and text in r.stderr, (args, r.stderr)
+        assert "Traceback" not in r.stderr
+    r = subprocess.run([sys.executable, "-m", "sgxsim.cli", "run", "/dev/stdin"], input=SCENARIO,
+                       capture_output=True, text=True, timeout=60)
+    assert r.returncode == 0 and "verdict: holds" in r.stdout, r.stderr

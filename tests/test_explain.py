@@ -52,3 +52,7 @@ def test_bad_explain_arguments_are_usage_errors(tmp_path):
                        (["--step", "1", "--design", "nope"], "unknown design 'nope'")):
         r = CliRunner().invoke(main, ["explain", str(f), *args])
         assert r.exit_code == 2 and text in r.output and "Traceback" not in r.output
+    # A scenario without steps has none to explain (it said "steps 1 to 0").
+    f = scn.write(tmp_path / "e.toml", scn.Scenario("linux-5.11", "run-code", "unreachable", [], {}, 0))
+    r = CliRunner().invoke(main, ["explain", str(f), "--step", "1"])
+    assert r.exit_code == 2 and f"{f} has no steps to explain" in r.output, r.output

@@ -20,10 +20,14 @@ def main() -> None:
 @click.option("--json", "as_json", is_flag=True, help="Print one JSON object.")
 def sigstruct(file: Path, as_json: bool) -> None:
     """Print a SIGSTRUCT's fields and whether its signature verifies."""
+    from sgxsim.hw.structs import Sigstruct
     from sgxsim.sigstruct_report import describe, render
 
+    raw = read_bounded(file, Sigstruct.SIZE)
+    if len(raw) > Sigstruct.SIZE:
+        raise click.ClickException(f"a SIGSTRUCT is {Sigstruct.SIZE} bytes, {file} has more")
     try:
-        info = describe(file.read_bytes())
+        info = describe(raw)
     except ValueError as e:
         raise click.ClickException(str(e)) from None
     click.echo(json.dumps(info, indent=2) if as_json else render(info))
@@ -65,6 +69,19 @@ from sgxsim.fuzz.cli import fuzz  # noqa: E402
 
 main.add_command(fuzz)
 
+def read_bounded(path: Path, limit: int) -> bytes:
+    """At most ``limit + 1`` bytes of ``path`` (an endless /dev/zero is
+    refused, not read until memory runs out; a pipe still works)."""
+    try:
+        with path.open("rb") as f:
+            return f.read(limit + 1)
+    except OSError as e:
+        raise click.ClickException(f"{path}: {e.strerror or e}") from None
+
+
+MAX_ELF = 64 << 20  # the selftests' test_encl.elf is about 40 KB
+
+
 @main.command()
 @click.option("--kernel", "kernel", default="linux-6.0", show_default=True,
               help="Kernel or design to run the suite on (linux-5.11, linux-6.0, linux-6.12, or any "
@@ -80,8 +97,10 @@ def selftest(kernel: str, sgx1: bool, encl_elf: Path | None, design_files, prope
 
     load_plugins(design_files, property_files)
     design_names([kernel], "--kernel")
-    elf = encl_elf.read_bytes() if encl_elf is not None else None
+    elf = read_bounded(encl_elf, MAX_ELF) if encl_elf is not None else None
     if elf is not None:
+        if len(elf) > MAX_ELF:
+            raise click.ClickException(f"{encl_elf}: larger than {MAX_ELF >> 20} MiB: not a test_encl.elf")
         from elftools.common.exceptions import ELFError
 
         from sgxsim.user.loader import encl_load

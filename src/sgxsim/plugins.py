@@ -76,6 +76,9 @@ def load_file(path: str | Path) -> Loaded:
     if name in sys.modules:
         return sys.modules[name].__sgxsim_loaded__
     before = _known()
+    from sgxsim.kernel import registry
+
+    taken = {n: registry.kernel_class(n) for n in before[0]}
     spec = importlib.util.spec_from_file_location(name, real)
     if spec is None or spec.loader is None:
         raise PluginError(f"{path}: cannot be imported")
@@ -89,8 +92,32 @@ def load_file(path: str | Path) -> Loaded:
     except Exception as e:
         del sys.modules[name]
         raise PluginError(f"{_where(e, real)}: {type(e).__name__}: {e}") from None
-    module.__sgxsim_loaded__ = got = _diff(before)
+    got = _diff(before)
+    problem = _bad_designs(taken, got.designs)
+    if problem:
+        del sys.modules[name]
+        raise PluginError(f"{path}: {problem}")
+    module.__sgxsim_loaded__ = got
     return got
+
+
+def _bad_designs(taken: dict[str, type], new: list[str]) -> str | None:
+    """What is wrong with the designs a file registered: a name taken before
+    (the class it had is put back) or a class that is no kernel."""
+    from sgxsim.kernel import registry
+    from sgxsim.kernel.linux import Linux
+
+    for n, cls in taken.items():
+        if registry.kernel_class(n) is not cls:
+            registry.register(n)(cls)
+            return (f"registers {n!r}, a name already taken by {cls.__module__}.{cls.__qualname__}: "
+                    "give the design a name of its own")
+    for n in new:
+        cls = registry.kernel_class(n)
+        if not (isinstance(cls, type) and issubclass(cls, Linux)):
+            return (f"{n!r} is not a kernel class (register a subclass of one, e.g. "
+                    "sgxsim.kernel.sgx.kernels.Linux60)")
+    return None
 
 
 # What each kind of file must register, and how.

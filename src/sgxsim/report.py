@@ -272,9 +272,15 @@ def render_trace(data: dict) -> str:
                  f'<script type="application/json" id="trace-data">{blob}</script>', SCRIPT)
 
 
-def render_index(results: list[dict], links: dict[tuple[str, str], str]) -> str:
+BFS_NOTE = ("Every design against every property; (n) is the length of the shortest trace (click it for "
+            "the trace's permission map); holds and unreachable are up to the depth bound.")
+SIM_NOTE = ("Every design against every property by seeded random walks; (n) is the length of the shrunk "
+            "trace (click it for the trace's permission map); a walk that finds nothing proves nothing.")
+
+
+def render_index(results: list[dict], links: dict[tuple[str, str], str], note: str = BFS_NOTE) -> str:
     """The index page of a checker run: the design x property matrix, each
-    cell with a trace linking to its page."""
+    cell with a trace linking to its page; ``note`` says how to read it."""
     designs = list(dict.fromkeys(r["design"] for r in results))
     props = list(dict.fromkeys(r["property"] for r in results))
     cell = {(r["design"], r["property"]): r for r in results}
@@ -291,9 +297,8 @@ def render_index(results: list[dict], links: dict[tuple[str, str], str]) -> str:
             inner = f'<a href="{_e(link)}">{_e(text)}</a>' if link else _e(text)
             tds.append(f'<td class="{_e(r["verdict"])}">{inner}</td>')
         rows.append(f"<tr><th>{_e(d)}</th>{''.join(tds)}</tr>")
-    body = ("<h1>sgxsim check</h1><p class=\"sub\">Every design against every property; (n) is the length "
-            "of the shortest trace (click it for the trace's permission map); holds and unreachable are up to "
-            "the depth bound.</p>" + f'<table class="matrix" id="matrix">{"".join(rows)}</table>')
+    body = (f'<h1>sgxsim check</h1><p class="sub">{_e(note)}</p>'
+            f'<table class="matrix" id="matrix">{"".join(rows)}</table>')
     return _page("sgxsim check", body)
 
 
@@ -308,7 +313,8 @@ def write_trace(path: Path, model: Any, steps: list[Action], prop: str, **kw: An
     return path
 
 
-def write_run(out_dir: Path, results: list[dict], factory: Callable[[str], Any]) -> Path:
+def write_run(out_dir: Path, results: list[dict], factory: Callable[[str], Any],
+              note: str = BFS_NOTE) -> Path:
     """A page per trace of ``results`` and ``index.html``; returns the index."""
     out_dir.mkdir(parents=True, exist_ok=True)
     links = {}
@@ -320,5 +326,5 @@ def write_run(out_dir: Path, results: list[dict], factory: Callable[[str], Any])
                     expect=r["verdict"], at_step=len(r["trace"]), reason=r.get("reason", ""))
         links[(r["design"], r["property"])] = name
     index = out_dir / "index.html"
-    index.write_text(render_index(results, links))
+    index.write_text(render_index(results, links, note))
     return index

@@ -120,6 +120,16 @@ def test_entry_points_of_an_installed_package(tmp_path):
     ("def broken(:\n", "d.py:1: syntax error"),
     ("import sgxsim\nraise RuntimeError('boom')\n", "d.py:2: RuntimeError: boom"),
     ("x = 1\n", "registers no design"),
+    # Not a kernel: Machine() traced back calling it with the CPU.
+    ("from sgxsim.kernel.registry import register\n@register('plain')\nclass X:\n    pass\n",
+     "d.py: 'plain' is not a kernel class (register a subclass of one, e.g. "
+     "sgxsim.kernel.sgx.kernels.Linux60)"),
+    # A taken name: the built-in linux-6.0 was silently replaced by the file's
+    # class, then the file was said to register no design.
+    ("from sgxsim.kernel.registry import kernel_class, register\n"
+     "@register('linux-6.0')\nclass X(kernel_class('linux-6.0')):\n    pass\n",
+     "d.py: registers 'linux-6.0', a name already taken by sgxsim.kernel.sgx.kernels.Linux60: "
+     "give the design a name of its own"),
 ])
 def test_bad_design_files_are_clean_errors(tmp_path, text, problem):
     (tmp_path / "d.py").write_text(text)

@@ -65,6 +65,12 @@ def test_every_bad_step_value_is_one_clean_error(tmp_path, step, message):
     (HEAD + "[scope]\npages = 65\n", "key 'scope.pages': 65 is not a whole number from 1 to 64"),
     (HEAD + '[scope]\npolicy = "apparmor"\n', "key 'scope.policy': 'apparmor' is not one of selinux, none"),
     (HEAD + "[scope]\ncpus = 2\n", "key 'scope.cpus': unknown key"),
+    # A float equal to 1 or 2 is no count of processes or enclaves (2.0
+    # passed the membership test and range(2.0) traced back).
+    (HEAD + "[scope]\nenclaves = 2.0\n", "key 'scope.enclaves': 2.0 is not 1 or 2"),
+    (HEAD + "[scope]\nprocesses = 2.0\n", "key 'scope.processes': 2.0 is not 1 or 2"),
+    (HEAD + "[scope]\nenclaves = 2.0\n" + MPROTECT + 'action = "init"\nenclave = 0\n',
+     "key 'scope.enclaves': 2.0 is not 1 or 2"),
     (HEAD + 'step = "x"\n', "key 'step': steps are an array of tables"),
     (HEAD + "[[step]]\noffset = 0\n", "step 1: key 'action': missing"),
     ("design = \n", "not valid TOML"),

@@ -120,3 +120,29 @@ def test_cli_frontier_mem_gives_the_same_json(tmp_path, spill_dir):
     r = CliRunner().invoke(main, scope + ["--out", str(tmp_path / "out")],
                            env={"SGXSIM_FRONTIER_MEM": "lots"})
     assert r.exit_code == 2 and "SGXSIM_FRONTIER_MEM must be a number of MB" in r.output
+
+
+@pytest.mark.parametrize("value", ["inf", "1e400", "nan", "-inf"])
+def test_a_bound_that_is_no_finite_number_is_a_usage_error(tmp_path, value):
+    # inf (and 1e400) traced back with OverflowError, nan said "cannot
+    # convert float NaN to integer".
+    scope = ["check", "--design", "linux-6.0", "--property", "w-xor-x", "--depth", "1",
+             "--out", str(tmp_path)]
+    r = CliRunner().invoke(main, [*scope, "--frontier-mem", value])
+    assert r.exit_code == 2 and "--frontier-mem" in r.output, r.output
+    assert not isinstance(r.exception, Exception) or isinstance(r.exception, SystemExit)
+    r = CliRunner().invoke(main, scope, env={"SGXSIM_FRONTIER_MEM": value})
+    assert r.exit_code == 2, r.output
+    assert f"SGXSIM_FRONTIER_MEM must be a positive number of MB, not {value!r}" in r.output
+
+
+def test_a_spill_dir_that_is_a_file_is_refused_before_the_search(tmp_path):
+    # SGXSIM_SPILL_DIR naming a file traced back (FileExistsError) when the
+    # first level spilled.
+    (tmp_path / "file").write_text("")
+    r = CliRunner().invoke(main, ["check", "--design", "linux-6.0", "--property", "w-xor-x", "--depth", "3",
+                                  "--frontier-mem", "0.001", "--out", str(tmp_path / "out")],
+                           env={"SGXSIM_SPILL_DIR": str(tmp_path / "file")})
+    assert r.exit_code == 2, r.output
+    assert "SGXSIM_SPILL_DIR" in r.output and "is not a writable directory" in r.output
+    assert "states explored" not in r.output

@@ -264,3 +264,15 @@ def test_killed_inside_a_runaway_enclave_call_leaves_no_server(native):
             p.kill()
     assert p.returncode == 128 + 9, err
     assert "Traceback" not in err
+
+
+def test_unknown_kernel_or_policy_is_a_usage_error():
+    # As for every other command (check, run, selftest): exit status 2 with
+    # the option named, before the program starts; they were exit status 1
+    # ("Error: unknown kernel ...") once the native half had been built.
+    r = sgxsim_exec("--kernel", "linux-9.9", "--", "true")
+    assert r.returncode == 2 and "Invalid value for '--kernel'" in r.stderr, r.stderr
+    assert "unknown kernel 'linux-9.9'" in r.stderr and "linux-6.0" in r.stderr
+    r = sgxsim_exec("--policy", "apparmor", "--", "true")
+    assert r.returncode == 2 and "Invalid value for '--policy'" in r.stderr, r.stderr
+    assert "Traceback" not in r.stderr

@@ -251,6 +251,22 @@ def test_closed_fd_and_bad_mmap_flags(proc):
     assert errno_of(proc.mmap, A, PG, PROT_READ, ANON, -1, 1)[0] == errno.EINVAL
 
 
+def test_an_offset_past_the_largest_file_is_eoverflow(proc):
+    # do_mmap()'s file_mmap_ok(): a regular file ends at MAX_LFS_FILESIZE
+    # (2^63 - 1), a character device at 2^64 - 1; this machine's kernel
+    # gives the same (EOVERFLOW for /dev/zero at -4096, for a file at 2^63 - 4096).
+    fd = proc.open("/home/user/lib.so", O_RDONLY)
+    assert errno_of(proc.mmap, 0, PG, PROT_READ, MAP_PRIVATE, fd, (1 << 63) - PG)[0] == errno.EOVERFLOW
+    assert errno_of(proc.mmap, 0, PG, PROT_READ, MAP_PRIVATE, fd, (1 << 63) - 2 * PG)[0] == 0
+    m = Machine(kernel="linux-6.0")
+    p = m.spawn()
+    enclave = p.open("/dev/sgx_enclave", O_RDWR)
+    e, why = errno_of(p.mmap, 0, PG, PROT_READ, MAP_SHARED, enclave, -PG)
+    assert e == errno.EOVERFLOW and why.rule == "file_mmap_ok", why
+    assert errno_of(p.mmap, 0, PG, PROT_READ, MAP_SHARED, enclave, (1 << 63) - PG)[0] == 0
+    assert m.kernel.sgx.check_invariants() == []
+
+
 def test_a_huge_shared_anonymous_mapping_costs_nothing_until_touched():
     """MAP_SHARED|MAP_ANONYMOUS gets a shmem object as large as the mapping;
     it is sparse (Hypothesis found a 26 GB mapping that used to allocate
@@ -268,3 +284,17 @@ def test_a_huge_shared_anonymous_mapping_costs_nothing_until_touched():
     assert peak < 1 << 20
     p.poke(a + (1 << 34), b"x")
     assert p.peek(a + (1 << 34), 1) == b"x" and p.peek(a, 1) == b"\0"
+
+
+def test_poke_takes_bytes_not_a_count(proc):
+    # bytes(5) is five zero bytes: poke(addr, 5) wrote them where the caller
+    # meant one value; a count or a bool is refused as os.write refuses it.
+    proc.mmap(A, PG, PROT_READ | PROT_WRITE, ANON)
+    proc.poke(A, b"abcdef")
+    for bad in (5, True):
+        with pytest.raises(TypeError, match="bytes-like"):
+            proc.poke(A, bad)
+    assert proc.peek(A, 6) == b"abcdef"
+    proc.poke(A, bytearray(b"x"))
+    proc.poke(A + 1, memoryview(b"y"))
+    assert proc.peek(A, 3) == b"xyc"

@@ -110,3 +110,15 @@ def test_user_handler_is_read_after_the_exit():
     env.vdso.library.run = run_and_install
     ret, _ = env.call(T.ENCL_OP_NOP)
     assert ret == 0 and seen == [env.run]
+
+
+def test_encl_load_refuses_what_is_no_enclave_elf_with_a_value_error():
+    # An ELF without PT_LOAD was an IndexError ("list index out of range",
+    # also as sgxsim selftest --encl-elf's message), bytes that are no ELF
+    # pyelftools' ELFError.
+    import pytest
+
+    for data, text in ((write_elf([], {}), "no PT_LOAD segment"), (b"garbage", "not a readable ELF file"),
+                       (b"", "not a readable ELF file"), (_elf()[:200], "not a readable ELF file")):
+        with pytest.raises(ValueError, match=text):
+            encl_load(data)

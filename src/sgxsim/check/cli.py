@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import contextlib
 import functools
+import itertools
 import json
 import os
 import signal
@@ -11,6 +12,7 @@ import sys
 from pathlib import Path
 
 import click
+from click.core import ParameterSource
 
 from sgxsim.check import runner
 from sgxsim.check import scenario as scn
@@ -18,7 +20,8 @@ from sgxsim.check.explorer import NotDeterministic
 from sgxsim.check.properties import PROPERTIES
 from sgxsim.check.ray_engine import EngineError
 from sgxsim.check.scope import ACTIONS, OPTIONAL_ACTIONS, PERMS, POLICIES, SCOPE_HELP, SOURCES, Scope
-from sgxsim.check.spill import bound_from_env
+from sgxsim.check.spill import ENV_DIR as SPILL_DIR
+from sgxsim.check.spill import bound_from_env, bound_of
 from sgxsim.check.symmetry import scope_allows, swap_allowed
 
 DESIGNS = ("no-hook", "rfc-2019", "v40", "linux-5.11", "sgx2-rfc", "linux-6.0", "safe-to-execute",
@@ -98,6 +101,22 @@ def _factory(scope: Scope):
         except LookupError as e:
             raise click.ClickException(str(e)) from None
     return make
+
+
+def scenario_design(file: Path, sc: scn.Scenario, design: str | None) -> str:
+    """The design a scenario runs on (``--design`` or its own), checked: a
+    registered design, with MDWE when the scope asks for it; else a usage
+    error (exit status 2) naming the option or the file's key."""
+    from sgxsim.check.machine_model import mdwe_missing
+
+    name = design or sc.design
+    design_names([name], "--design" if design else f"{file}: key 'design'")
+    why = mdwe_missing(name) if sc.scope.get("mdwe") else None
+    if why and design:
+        raise click.BadParameter(f"{why}; {file} has scope.mdwe = true", param_hint="--design")
+    if why:
+        raise click.UsageError(f"{file}: key 'scope.mdwe': {why}")
+    return name
 
 
 def _with_mdwe(names: list[str]) -> tuple[list[str], list[str]]:
@@ -237,6 +256,15 @@ def check(designs, props, design_files, property_files, depth, workers, engine, 
     if simulate and engine != "local":
         raise click.UsageError("--simulate runs on the local engine (--workers N); --engine ray is "
                                "for the exhaustive search")
+    # An option of the other mode is refused, not ignored.
+    ctx = click.get_current_context()
+    given = [p for p in ("depth", "frontier_mem", "walks", "walk_depth", "seed")
+             if ctx.get_parameter_source(p) is not ParameterSource.DEFAULT]
+    other = [p for p in given if (p in ("depth", "frontier_mem")) == simulate]
+    if other:
+        opt = "--" + other[0].replace("_", "-")
+        raise click.UsageError(f"{opt} bounds the exhaustive search; --simulate takes --walks and "
+                               "--walk-depth" if simulate else f"{opt} needs --simulate")
     # Refuse an unwritable --out/--html now, not after the search.
     for opt, d in (("--out", out), ("--html", html_dir)):
         if d is not None:
@@ -244,6 +272,13 @@ def check(designs, props, design_files, property_files, depth, workers, engine, 
     own = load_plugins(design_files, property_files)
     designs = design_names(designs) if designs else list(DESIGNS) + [d for d in own if d not in DESIGNS]
     props = property_names(props) if props else list(PROPERTIES)
+    designs, props = list(dict.fromkeys(designs)), list(dict.fromkeys(props))  # each once, in order
+    if mdwe:
+        from sgxsim.check.machine_model import mdwe_missing
+
+        why = next(filter(None, map(mdwe_missing, designs)), None)
+        if why:
+            raise click.BadParameter(why, param_hint="--mdwe")
     try:
         scope = Scope(pages=pages, policy=policy, perms=_subset("--perms", perms, PERMS),
                       map_perms=_subset("--map-perms", map_perms, PERMS) if map_perms else None,
@@ -258,14 +293,18 @@ def check(designs, props, design_files, property_files, depth, workers, engine, 
                                       seed=seed, workers=workers, out_dir=out)
         if as_json:
             click.echo(json.dumps({"scope": scope.as_dict(), "results": results}, indent=1))
-            return
-        click.echo(runner.render_simulation(results))
-        click.echo(runner.render_traces(results))
+        else:
+            click.echo(runner.render_simulation(results))
+            click.echo(runner.render_traces(results))
+        _write_html(html_dir, results, scope, as_json, simulated=True)
         return
     try:
-        mem = int(frontier_mem * 2**20) if frontier_mem is not None else bound_from_env()
+        mem = bound_of(frontier_mem, "the bound", str(frontier_mem)) if frontier_mem is not None \
+            else bound_from_env()
     except ValueError as e:
         raise click.BadParameter(str(e), param_hint="--frontier-mem") from None
+    if mem is not None and os.environ.get(SPILL_DIR):  # refused now, not when a level spills
+        writable_dir(Path(os.environ[SPILL_DIR]), "$" + SPILL_DIR)
     old = signal.signal(signal.SIGINT, functools.partial(_on_sigint, os.getpid()))
     try:
         with user_code_errors():
@@ -292,13 +331,22 @@ def check(designs, props, design_files, property_files, depth, workers, engine, 
         click.echo(json.dumps({"scope": {**scope.as_dict(), "depth": depth,
                                          "symmetry": scope_allows(scope), **swap},
                                "results": [{k: r[k] for k in keys} for r in results]}, indent=1))
-        return
-    click.echo(runner.render_matrix(results))
-    click.echo(runner.render_traces(results))
-    if html_dir is not None:
-        from sgxsim.report import write_run
+    else:
+        click.echo(runner.render_matrix(results))
+        click.echo(runner.render_traces(results))
+    _write_html(html_dir, results, scope, as_json)
 
-        click.echo(f"\nHTML report: {write_run(html_dir, results, _factory(scope))}")
+
+def _write_html(html_dir: Path | None, results: list[dict], scope: Scope, as_json: bool,
+                simulated: bool = False) -> None:
+    """--html, in every mode (simulation and --json wrote none); with --json
+    the path goes to stderr, so stdout stays one JSON object."""
+    if html_dir is None:
+        return
+    from sgxsim.report import BFS_NOTE, SIM_NOTE, write_run
+
+    index = write_run(html_dir, results, _factory(scope), SIM_NOTE if simulated else BFS_NOTE)
+    click.echo(f"\nHTML report: {index}", err=as_json)
 
 
 def writable_dir(d: Path, opt: str) -> None:
@@ -338,9 +386,13 @@ def run(file: Path, design: str | None, all_designs: bool, html_file: Path | Non
         raise click.UsageError("--design and --all-designs exclude each other")
     if html_file is not None and all_designs:
         raise click.UsageError("--html draws one design: leave out --all-designs")
+    if html_file is not None:  # refused now, not after the replay (exit status 1 is a verdict)
+        writable_dir(html_file.parent, "--html")
     sc = read_scenario(file)
-    if design is None:
+    if all_designs:  # (replayed only where MDWE exists if the scope asks for it)
         design_names([sc.design], f"{file}: key 'design'")
+    else:
+        scenario_design(file, sc, design)
     scope = Scope(**sc.scope)
     with user_code_errors():
         _run(file, sc, scope, design, all_designs, html_file, own)
@@ -405,7 +457,9 @@ def explain(file: Path, step: int, design: str | None, max_lines: int, design_fi
 
     load_plugins(design_files, property_files)
     sc = read_scenario(file)
-    design_names([design or sc.design], "--design" if design else f"{file}: key 'design'")
+    scenario_design(file, sc, design)
+    if not sc.steps:
+        raise click.BadParameter(f"{file} has no steps to explain", param_hint="--step")
     if not 1 <= step <= len(sc.steps):
         raise click.BadParameter(f"{file} has steps 1 to {len(sc.steps)}, not {step}", param_hint="--step")
     model = _factory(Scope(**sc.scope))(design or sc.design)
@@ -428,14 +482,19 @@ def report(files, out_dir: Path, design: str | None, design_files, property_file
     writable_dir(out_dir, "--out")
     scenarios = [(f, read_scenario(f)) for f in files]
     for f, sc in scenarios:
-        design_names([design or sc.design], "--design" if design else f"{f}: key 'design'")
-    results, links = [], {}
+        scenario_design(f, sc, design)
+    results, links, pages = [], {}, set()
     for f, sc in scenarios:
         model = _factory(Scope(**sc.scope))(design or sc.design)
         with user_code_errors():
             data = trace_data(model, sc.steps, sc.prop, expect=sc.expect, at_step=sc.at_step,
                               reason=sc.reason)
         name = f"{Path(f).stem}.html"
+        for n in itertools.count(2):  # a/x.toml and b/x.toml get a page each
+            if name not in pages:
+                break
+            name = f"{Path(f).stem}-{n}.html"
+        pages.add(name)
         (out_dir / name).write_text(render_trace(data))
         results.append({"design": data["design"], "property": sc.prop, "verdict": data["verdict"],
                         "trace": sc.steps[:data["at"] or len(sc.steps)]})

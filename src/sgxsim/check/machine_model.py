@@ -63,6 +63,17 @@ OFFERS_MAX = 4096
 prot_str = observe.vm_perms
 
 
+def mdwe_missing(design: str) -> str | None:
+    """Why ``design`` cannot run a scope with MDWE (its mm predates it), or None."""
+    from sgxsim.kernel.registry import kernel_class
+    from sgxsim.kernel.sys import MDWE_RELEASE
+
+    release = kernel_class(design).mm_release
+    if release >= MDWE_RELEASE:
+        return None
+    return f"design {design!r} has no MDWE (its mm is Linux {'.'.join(map(str, release))}; MDWE came in 6.3)"
+
+
 class EnclHandle:
     """What the driving program knows of one of its enclaves: the fd of
     /dev/sgx_enclave it was created on, its base, the MRENCLAVE of what it
@@ -122,13 +133,9 @@ class MachineModel:
         self._init = None
         self._offers: dict[tuple, tuple[Action, ...]] = {}  # actions(): contexts -> steps
         if self.sc.mdwe:
-            from sgxsim.kernel.registry import kernel_class
-            from sgxsim.kernel.sys import MDWE_RELEASE
-
-            release = kernel_class(design).mm_release
-            if release < MDWE_RELEASE:
-                raise LookupError(f"--mdwe: design {design!r} has no MDWE (its mm is Linux "
-                                  f"{'.'.join(map(str, release))}; MDWE came in 6.3)")
+            why = mdwe_missing(design)
+            if why:
+                raise LookupError(f"--mdwe: {why}")
 
     def scope(self) -> dict[str, Any]:
         return self.sc.as_dict()

@@ -50,6 +50,7 @@ TOP_KEYS = ("design", "property", "expect", "at_step", "reason", "scope", "step"
 SCOPE_KEYS = {"pages": "a whole number from 1 to 64", "policy": POLICIES, "mdwe": "true or false",
               "processes": "1 or 2", "enclaves": "1 or 2", "child_ioctls": "true or false"}
 PROCS = ("parent", "child")
+MAX_BYTES = 16 << 20  # a checker's scenario is a few KB
 
 
 class ScenarioError(ValueError):
@@ -214,7 +215,8 @@ def loads(text: str, file: str = "<scenario>", properties: dict | None = None) -
                 raise ScenarioError(file, None, "scope.policy",
                                     f"{_show(v)} is not one of {', '.join(POLICIES)}")
         elif k in ("processes", "enclaves"):
-            if isinstance(v, bool) or v not in (1, 2):
+            # An int: 2.0 == 2 would pass the test and reach range(2.0).
+            if type(v) is not int or v not in (1, 2):
                 raise ScenarioError(file, None, f"scope.{k}", f"{_show(v)} is not {SCOPE_KEYS[k]}")
         elif k in ("mdwe", "child_ioctls"):
             if not isinstance(v, bool):
@@ -258,7 +260,12 @@ def read(path: Path) -> Scenario:
     """Read and validate a scenario file; every problem is a
     :class:`ScenarioError` naming the file."""
     try:
-        text = Path(path).read_text()
+        with open(path, "rb") as f:  # bounded: /dev/zero is no scenario either
+            raw = f.read(MAX_BYTES + 1)
+        if len(raw) > MAX_BYTES:
+            raise ScenarioError(str(path), None, None,
+                                f"larger than {MAX_BYTES >> 20} MiB: not a scenario file")
+        text = raw.decode()
     except (OSError, UnicodeDecodeError) as e:
         raise ScenarioError(str(path), None, None, f"cannot be read: {e}") from None
     return loads(text, str(path))

@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import contextlib
 import heapq
+import math
 import os
 import pickle
 import shutil
@@ -43,8 +44,14 @@ def bound_from_env() -> int | None:
         mb = float(text)
     except ValueError:
         raise ValueError(f"{ENV_BOUND} must be a number of MB, not {text!r}") from None
-    if mb <= 0:
-        raise ValueError(f"{ENV_BOUND} must be positive, not {text!r}")
+    return bound_of(mb, ENV_BOUND, text)
+
+
+def bound_of(mb: float, what: str, text: str) -> int:
+    """``mb`` megabytes in bytes; ``what`` (given as ``text``) must be
+    positive and finite (inf would overflow, nan compares false)."""
+    if not (math.isfinite(mb) and mb > 0):
+        raise ValueError(f"{what} must be a positive number of MB, not {text!r}")
     return int(mb * 2**20)
 
 

@@ -8,13 +8,25 @@ from pathlib import Path
 import click
 
 
+def _kernel(ctx: click.Context, param: click.Parameter, name: str) -> str:
+    """--kernel: a registered kernel or design, else a usage error."""
+    from sgxsim.kernel.registry import kernel_class
+
+    try:
+        kernel_class(name)
+    except ValueError as e:
+        raise click.BadParameter(str(e)) from None
+    return name
+
+
 @click.command("exec", context_settings={"allow_interspersed_args": False})
-@click.option("--kernel", default="linux-6.0", show_default=True,
+@click.option("--kernel", default="linux-6.0", show_default=True, callback=_kernel,
               help="Kernel or design the program runs on.")
 @click.option("--epc-pages", type=click.IntRange(1, 1 << 20), default=256, show_default=True,
               help="EPC size in pages (CPUID leaf 0x12 reports it).")
 @click.option("--sgx1", is_flag=True, help="A CPU without SGX2 (no EDMM).")
-@click.option("--policy", default="none", show_default=True, help="LSM policy: none or selinux.")
+@click.option("--policy", default="none", show_default=True, type=click.Choice(["none", "selinux"]),
+              help="LSM policy.")
 @click.option("--trace", "trace_file", type=click.Path(dir_okay=False, path_type=Path),
               default=None, help="Write every syscall, ioctl, fault and leaf with its deciding rule.")
 @click.argument("program", nargs=-1, required=True, type=click.UNPROCESSED)

@@ -70,8 +70,15 @@ class Cpu(AccessMixin, EnclsMixin, EncluMixin):
     def __init__(self, epc_pages: int, *, sgx2: bool = True, flc: bool = True,
                  nr_cpus: int = 2, trace: Trace | None = None, seed: int = 0, pku: bool = True,
                  aexnotify: bool | None = None):
+        for name, v in (("epc_pages", epc_pages), ("nr_cpus", nr_cpus), ("seed", seed)):
+            if isinstance(v, bool) or not isinstance(v, int):
+                raise TypeError(f"{name} must be an int, not {type(v).__name__}")
         if epc_pages < 1:
             raise ValueError("the EPC needs at least one page")
+        if nr_cpus < 1:
+            raise ValueError(f"nr_cpus: at least one logical processor, not {nr_cpus}")
+        if not 0 <= seed < 1 << 64:  # the platform secrets hash it as 8 bytes
+            raise ValueError(f"seed: from 0 to 2**64 - 1, not {seed}")
         self.phys = PhysMem(epc_pages)
         self.epc = Epc(epc_pages)
         self.epc_pages = epc_pages

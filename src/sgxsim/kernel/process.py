@@ -331,6 +331,8 @@ class Process:
         k = self.kernel if self.alive else self._enter()  # as in peek()
         k.current = self
         addr &= U64
+        if isinstance(data, int):  # bytes(5) would be five zero bytes
+            raise TypeError(f"poke() needs a bytes-like object, not {type(data).__name__}")
         data = bytes(data)
         if (addr & (PAGE_SIZE - 1)) + len(data) <= PAGE_SIZE:
             # The common case, one page: user_access() with its first try inline.

@@ -10,6 +10,7 @@ import struct
 from dataclasses import dataclass, field
 from typing import Any
 
+from elftools.common.exceptions import ELFError
 from elftools.elf.elffile import ELFFile
 
 from sgxsim.hw import sigstruct as S
@@ -65,7 +66,15 @@ class Encl:
 
 def encl_load(elf_bytes: bytes, heap_size: int = ENCL_HEAP_SIZE_DEFAULT) -> Encl:
     """encl_load(): segments from PT_LOAD headers (the first must be RW: the
-    TCS segment), then the unmeasured heap; SIZE is a power of two."""
+    TCS segment), then the unmeasured heap; SIZE is a power of two.  Bytes
+    that are no enclave ELF are a ValueError."""
+    try:
+        return _encl_load(elf_bytes, heap_size)
+    except ELFError as e:
+        raise ValueError(f"not a readable ELF file: {e}") from None
+
+
+def _encl_load(elf_bytes: bytes, heap_size: int) -> Encl:
     elf = ELFFile(io.BytesIO(elf_bytes))
     segments: list[Segment] = []
     src_offset = 0
@@ -86,6 +95,8 @@ def encl_load(elf_bytes: bytes, heap_size: int = ENCL_HEAP_SIZE_DEFAULT) -> Encl
         data = ph.data().ljust(size, b"\0")
         segments.append(Segment((ph["p_offset"] & ~(PAGE_SIZE - 1)) - src_offset, size, prot,
                                 flags, True, data))
+    if not segments:
+        raise ValueError("no PT_LOAD segment: not an enclave ELF")
     last = segments[-1]
     segments.append(Segment(last.offset + last.size, heap_size, PROT_READ | PROT_WRITE,
                             SECINFO_REG | PROT_READ | PROT_WRITE, False, None))

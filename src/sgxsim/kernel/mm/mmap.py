@@ -52,6 +52,19 @@ def vma_pkey(vma: Vma) -> int:
     return (vma.vm_flags & ARCH_VM_PKEY_FLAGS) >> VM_PKEY_SHIFT
 STACK_GUARD_GAP = 256 << PAGE_SHIFT
 DEFAULT_MAX_MAP_COUNT = 65530
+MAX_LFS_FILESIZE = (1 << 63) - 1  # LLONG_MAX on 64-bit
+ULONG_MAX = (1 << 64) - 1
+
+
+def file_mmap_ok(file: Any, pgoff: int, length: int) -> bool:
+    """file_mmap_ok(): the mapping ends within the largest offset the file
+    can have (file_mmap_size_max(): MAX_LFS_FILESIZE for a regular file, the
+    whole unsigned range for a device; the model has no block device, socket
+    or FOP_UNSIGNED_OFFSET file)."""
+    maxsize = MAX_LFS_FILESIZE if file.inode.is_reg() else ULONG_MAX
+    if length > maxsize:
+        return False
+    return pgoff <= (maxsize - length) >> PAGE_SHIFT
 
 
 def _mm(layer_rule: str, err: int, detail: str) -> OSError:
@@ -159,6 +172,9 @@ class MmapMixin:
         vm_flags = calc_vm_prot_bits(prot, pkey) | calc_vm_flag_bits(flags) | VM_MAYREAD | \
             VM_MAYWRITE | VM_MAYEXEC
         if file is not None:
+            if not file_mmap_ok(file, pgoff, length):
+                raise _mm("file_mmap_ok", errno.EOVERFLOW, f"offset {pgoff << PAGE_SHIFT:#x} + length "
+                          f"{length:#x} past the largest offset of {file.path}")
             mtype = flags & MAP_TYPE
             if mtype in (MAP_SHARED, MAP_SHARED_VALIDATE):
                 if mtype == MAP_SHARED:
