@@ -78,6 +78,10 @@ _TCS_FLAGS_VALID = Tcs.FLAGS_DBGOPTIN | Tcs.FLAGS_AEXNOTIFY
 _MODE64BIT = int(Attribute.MODE64BIT)
 _AEXNOTIFY = int(Attribute.AEXNOTIFY)
 _PT_REG, _PT_TCS = int(PageType.PT_REG), int(PageType.PT_TCS)
+_TCS_TRIM = (_PT_TCS, int(PageType.PT_TRIM))
+_REG_TCS_TRIM = (_PT_REG,) + _TCS_TRIM
+_ATTRIBUTES_MISMATCH = int(SgxReturn.SGX_PAGE_ATTRIBUTES_MISMATCH)
+_NOT_TRACKED = int(SgxReturn.SGX_NOT_TRACKED)
 _OFF_URSP, _OFF_URBP = _GPR_OFF + SsaGpr.OFF_URSP, _GPR_OFF + SsaGpr.OFF_URBP
 
 
@@ -185,7 +189,7 @@ class EncluMixin:
         # The SECINFO must sit in a readable, accepted REG page of this enclave.
         f = self.epc.flags[i]
         if (not f & EPCM_VALID or not f & EPCM_R or f & (EPCM_PENDING | EPCM_MODIFIED | EPCM_BLOCKED)
-                or self.epc.pt[i] != PageType.PT_REG or not self._owned(ctx, i, la)):
+                or self.epc.pt[i] != _PT_REG or not self._owned(ctx, i, la)):
             raise _pf(leaf, la, "SECINFO page is not an accessible REG page of this enclave")
         off = la & (PAGE_SIZE - 1)
         si = Secinfo.unpack(self.epc.page(i)[off : off + Secinfo.SIZE])
@@ -311,7 +315,9 @@ class EncluMixin:
             raise _gp(leaf, "TCS busy")
         self._enter(lp, tcs, aep, ti, page, t, secs_i, st, frame_la, pages)
         page[Tcs.OFF_CSSA : Tcs.OFF_CSSA + 4] = (t.cssa - 1).to_bytes(4, "little")
-        lp.regs.update(zip(_GPR_NAMES, gprs, strict=True))
+        # (not strict: the codec gives one value per name, checked at import;
+        # a strict zip costs twice the update)
+        lp.regs.update(zip(_GPR_NAMES, gprs))
         self.count("eresume")
 
     # -- EEXIT -----------------------------------------------------------------------------------------
@@ -347,14 +353,14 @@ class EncluMixin:
         sflags = si.flags
         spt = (sflags & SECINFO_PT_MASK) >> SECINFO_PT_SHIFT
         pending, modified, pr = sflags & 0x8, sflags & 0x10, sflags & 0x20
-        legal = (spt == PageType.PT_REG and (pr or pending) and not modified) or (
-            spt in (PageType.PT_TCS, PageType.PT_TRIM) and not pr and not pending and modified)
+        legal = (spt == _PT_REG and (pr or pending) and not modified) or (
+            spt in _TCS_TRIM and not pr and not pending and modified)
         if not legal:
             raise _gp(leaf, f"SECINFO {sflags:#x} is not a legal EACCEPT request")
         epc = self.epc
         f = epc.flags[i]
         if (not f & EPCM_VALID or f & EPCM_BLOCKED or epc.secs[i] != ctx.secs
-                or epc.pt[i] not in (PageType.PT_REG, PageType.PT_TCS, PageType.PT_TRIM)):
+                or epc.pt[i] not in _REG_TCS_TRIM):
             raise _pf(leaf, page, "EPCM(RCX) is not a valid page of this enclave")
         mismatch = []
         if epc.addr[i] != page:
@@ -369,11 +375,11 @@ class EncluMixin:
             mismatch.append("PT")
         if mismatch:
             self.trace.note("hw", f"SDM: {leaf}", "SGX_PAGE_ATTRIBUTES_MISMATCH", ", ".join(mismatch))
-            return int(SgxReturn.SGX_PAGE_ATTRIBUTES_MISMATCH)
+            return _ATTRIBUTES_MISMATCH
         if f & (EPCM_PR | EPCM_MODIFIED) and not self.tracked(i):
             self.trace.note("hw", f"SDM: {leaf}", "SGX_NOT_TRACKED", "tracking not complete")
-            return int(SgxReturn.SGX_NOT_TRACKED)
-        if epc.pt[i] == PageType.PT_TCS:
+            return _NOT_TRACKED
+        if epc.pt[i] == _PT_TCS:
             t = Tcs.unpack(epc.page(i))
             if (nonzero(t.reserved) or t.flags & Tcs.FLAGS_DBGOPTIN or t.cssa >= t.nssa or t.aep
                     or t.state):
@@ -402,24 +408,24 @@ class EncluMixin:
         sflags = si.flags
         if sflags & 0x2 and not sflags & 0x1:
             raise _gp(leaf, "SECINFO W without R")
-        if (sflags & SECINFO_PT_MASK) >> SECINFO_PT_SHIFT != PageType.PT_REG:
+        if (sflags & SECINFO_PT_MASK) >> SECINFO_PT_SHIFT != _PT_REG:
             raise _gp(leaf, "SECINFO.PT is not PT_REG")
         epc = self.epc
         sf = epc.flags[sri]
         if (not sf & EPCM_VALID or not sf & EPCM_R
                 or sf & (EPCM_PENDING | EPCM_MODIFIED | EPCM_BLOCKED)
-                or epc.pt[sri] != PageType.PT_REG or not self._owned(ctx, sri, src)):
+                or epc.pt[sri] != _PT_REG or not self._owned(ctx, sri, src)):
             raise _pf(leaf, src, "source is not a readable, accepted REG page of this enclave")
         df = epc.flags[di]
         # SDM: EACCEPTCOPY destination test; its BLOCKED test is on RCX (reference §12 item 10).
         if (not df & EPCM_VALID or not df & EPCM_PENDING or df & EPCM_MODIFIED
                 or df & EPCM_BLOCKED
-                or epc.pt[di] != PageType.PT_REG or epc.secs[di] != ctx.secs):
+                or epc.pt[di] != _PT_REG or epc.secs[di] != ctx.secs):
             self.trace.note("hw", f"SDM: {leaf}", "SGX_PAGE_ATTRIBUTES_MISMATCH", "destination")
-            return int(SgxReturn.SGX_PAGE_ATTRIBUTES_MISMATCH)
+            return _ATTRIBUTES_MISMATCH
         if df & EPCM_RWX != EPCM_R | EPCM_W or epc.addr[di] != dst:
             self.trace.note("hw", f"SDM: {leaf}", "SGX_PAGE_ATTRIBUTES_MISMATCH", "destination")
-            return int(SgxReturn.SGX_PAGE_ATTRIBUTES_MISMATCH)
+            return _ATTRIBUTES_MISMATCH
         epc.data[di] = bytearray(epc.page(sri))
         epc.flags[di] = (df & ~(EPCM_RWX | EPCM_PENDING)) | perms_to_epcm(sflags)
         return 0
@@ -444,7 +450,7 @@ class EncluMixin:
         epc = self.epc
         f = epc.flags[i]
         if (not f & EPCM_VALID or f & (EPCM_PENDING | EPCM_MODIFIED | EPCM_BLOCKED)
-                or epc.pt[i] != PageType.PT_REG or not self._owned(ctx, i, page)):
+                or epc.pt[i] != _PT_REG or not self._owned(ctx, i, page)):
             raise _pf(leaf, page, "target is not an accepted REG page of this enclave")
         if not f & EPCM_R and not si.flags & 0x1 and si.flags & 0x2:
             raise _gp(leaf, "would give W without R")
@@ -460,7 +466,7 @@ class EncluMixin:
         f = self.epc.flags[i]
         need = EPCM_W if write else EPCM_R
         if (not f & EPCM_VALID or f & (EPCM_BLOCKED | EPCM_PENDING | EPCM_MODIFIED)
-                or self.epc.pt[i] != PageType.PT_REG or not self._owned(ctx, i, la)
+                or self.epc.pt[i] != _PT_REG or not self._owned(ctx, i, la)
                 or not f & need):
             raise _pf(leaf, la, "operand page not accessible to the enclave", write)
         return i
