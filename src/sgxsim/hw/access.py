@@ -37,7 +37,7 @@ from sgxsim.hw.faults import (
     PageFault,
 )
 from sgxsim.hw.memory import EPC_BASE_PFN
-from sgxsim.hw.paging import PTE_ACCESSED, PTE_DIRTY, PTE_NX, PTE_PRESENT, PTE_RW, PTE_USER, canonical
+from sgxsim.hw.paging import _CANONICAL_TOP, PTE_ACCESSED, PTE_DIRTY, PTE_NX, PTE_PRESENT, PTE_RW, PTE_USER
 from sgxsim.hw.structs import SsaExinfo, SsaGpr, Tcs
 
 if TYPE_CHECKING:
@@ -107,7 +107,7 @@ class AccessMixin:
         Raises #GP(0) for a non-canonical address (before paging), else an
         ordinary #PF (SGX bit clear) as the page walker would, and sets the
         accessed/dirty bits of the PTE it used."""
-        if not canonical(la):
+        if la >> 47 not in _CANONICAL_TOP:  # canonical(la), inline
             # SDM Vol 3A 3.3.7.1: a non-canonical address faults before paging
             # (every access and every ENCLU/ENCLS memory operand walks here).
             raise GeneralProtection(("SDM: canonical address check", f"non-canonical address {la:#x}"))
@@ -361,7 +361,8 @@ class AccessMixin:
         regs["rax"], regs["rbx"], regs["rcx"], regs["rip"] = 3, ctx.tcs, ctx.aep, ctx.aep
         regs["rsp"], regs["rbp"], regs["fsbase"], regs["gsbase"] = ursp, urbp, ctx.ufsbase, ctx.ugsbase
         self._leave_enclave(lp)
-        self.count("aex")
+        stats = self.stats  # count("aex"), inline
+        stats["aex"] = stats.get("aex", 0) + 1
         if isinstance(fault, PageFault):
             # The same fault and decision (read when someone reads it).
             return PageFault(fault.addr & PAGE_MASK, fault.error_code, fault)

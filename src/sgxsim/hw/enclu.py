@@ -58,7 +58,7 @@ from sgxsim.hw.faults import (
     PageFault,
 )
 from sgxsim.hw.memory import EPC_BASE_PFN
-from sgxsim.hw.paging import canonical
+from sgxsim.hw.paging import _CANONICAL_TOP
 from sgxsim.hw.structs import Keyrequest, Report, Secinfo, SsaGpr, Targetinfo, Tcs, nonzero
 
 if TYPE_CHECKING:
@@ -206,7 +206,7 @@ class EncluMixin:
         if tcs % PAGE_SIZE:
             raise _gp(leaf, "TCS not 4 KiB aligned")
         ti = self._u_epc(lp, leaf, tcs, READ)
-        if not canonical(aep):
+        if aep >> 47 not in _CANONICAL_TOP:  # canonical(aep)
             raise _gp(leaf, "AEP not canonical")
         epc = self.epc
         f = epc.flags[ti]
@@ -221,7 +221,9 @@ class EncluMixin:
             raise _gp(leaf, "OSSA, OFSBASE or OGSBASE not page aligned")
         base = st.base
         # The sums as the CPU forms them, modulo 2**64.
-        if not canonical((base + t.ofsbase) & U64) or not canonical((base + t.ogsbase) & U64):
+        # canonical() of both sums, inline (the hottest leaves' every entry)
+        if ((base + t.ofsbase) & U64) >> 47 not in _CANONICAL_TOP \
+                or ((base + t.ogsbase) & U64) >> 47 not in _CANONICAL_TOP:
             raise _gp(leaf, "FS/GS base not canonical")
         if t.flags & ~_TCS_FLAGS_VALID:
             raise _gp(leaf, "TCS.FLAGS reserved bits set")
@@ -278,7 +280,7 @@ class EncluMixin:
         self._aexnotify_check(leaf, t, st)
         frame_la, pages = self._ssa_frame(lp, leaf, st, secs_i, t, t.cssa)
         target = (st.base + t.oentry) & U64  # the sum as the CPU forms it
-        if not canonical(target):
+        if target >> 47 not in _CANONICAL_TOP:  # canonical(target)
             raise _gp(leaf, "entry point not canonical")
         if t.state:
             raise _gp(leaf, "TCS busy")
@@ -291,7 +293,8 @@ class EncluMixin:
         _U64.pack_into(gpr_page, _OFF_URBP, regs.get("rbp", 0) & U64)
         self._enter(lp, tcs, aep, ti, page, t, secs_i, st, frame_la, pages)
         regs["rcx"], regs["rax"], regs["rbx"], regs["rip"] = ret, t.cssa, tcs, target
-        self.count("eenter")
+        stats = self.stats  # count("eenter"), inline
+        stats["eenter"] = stats.get("eenter", 0) + 1
 
     def eresume(self: Cpu, lp: LogicalProcessor, tcs: int, aep: int) -> None:
         # SDM: ERESUME
@@ -309,7 +312,7 @@ class EncluMixin:
                                      _GPR_OFF + _GPR_REGS_AT)
         # SDM: ERESUME: the target (saved RIP) check precedes the STATE check, as in EENTER
         # (reference §4.16 mirrors §4.15 steps 5-6).
-        if not canonical(gprs[-1]):  # RIP
+        if gprs[-1] >> 47 not in _CANONICAL_TOP:  # canonical(RIP)
             raise _gp(leaf, "saved RIP not canonical")
         if t.state:
             raise _gp(leaf, "TCS busy")
@@ -318,7 +321,8 @@ class EncluMixin:
         # zip() without a keyword argument (a call with one costs as much as
         # the update): the codec gives one value per name, checked at import.
         lp.regs.update(zip(_GPR_NAMES, gprs))  # noqa: B905
-        self.count("eresume")
+        stats = self.stats  # count("eresume"), inline
+        stats["eresume"] = stats.get("eresume", 0) + 1
 
     # -- EEXIT -----------------------------------------------------------------------------------------
     def eexit(self: Cpu, lp: LogicalProcessor, target: int) -> None:
@@ -326,14 +330,15 @@ class EncluMixin:
         ctx = lp.enclave
         if ctx is None:
             raise _gp("EEXIT", "executed outside enclave mode")  # _in_enclave()
-        if not canonical(target):
+        if target >> 47 not in _CANONICAL_TOP:  # canonical(target)
             raise self.aex(lp, fault=_gp("EEXIT", "target not canonical"))
         epc = self.epc
         _U64.pack_into(epc.data.get(ctx.tcs_epc) or epc.page(ctx.tcs_epc), Tcs.OFF_STATE, 0)
         regs = lp.regs
         regs["rip"], regs["rcx"], regs["fsbase"], regs["gsbase"] = target, ctx.aep, ctx.ufsbase, ctx.ugsbase
         self._leave_enclave(lp)
-        self.count("eexit")
+        stats = self.stats  # count("eexit"), inline
+        stats["eexit"] = stats.get("eexit", 0) + 1
 
     # -- EACCEPT ---------------------------------------------------------------------------------------
     def eaccept(self: Cpu, lp: LogicalProcessor, secinfo: int, page: int) -> int:
