@@ -62,8 +62,8 @@ class VmFault:
 
     def __init__(self, vma: Vma, address: int, flags: int):
         self.vma = vma
-        self.address = address & PAGE_MASK
-        self.pgoff = vma.pgoff_at(address & PAGE_MASK)
+        self.address = address = address & PAGE_MASK
+        self.pgoff = vma.vm_pgoff + ((address - vma.vm_start) >> PAGE_SHIFT)  # vma.pgoff_at()
         self.flags = flags  # FAULT_FLAG_WRITE etc.: here the #PF error code
         self.why: Decision | None = None
 
@@ -181,7 +181,7 @@ class FaultMixin:
         mm = vma.vm_mm
         pt = mm.pgtable
         vpn = addr >> PAGE_SHIFT
-        pte = pt.get(vpn)
+        pte = pt.ptes.get(vpn, 0)  # pt.get()
         write = bool(ec & PF_WRITE)
         if pte & PTE_PRESENT:
             if write and not pte & PTE_RW:
