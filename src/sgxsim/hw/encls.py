@@ -694,24 +694,25 @@ class EnclsMixin:
         if pageinfo % Pageinfo.ALIGN or epc % PAGE_SIZE:
             raise _gp(leaf, "PAGEINFO or RCX misaligned")
         i = self._epc_operand(leaf, epc, "RCX")
-        pi = Pageinfo.unpack(self._kread(leaf, pageinfo, Pageinfo.SIZE))
-        if pi.secs % PAGE_SIZE or pi.linaddr % PAGE_SIZE:
+        # PAGEINFO's fields read in place (_kfields(): the kernel read of _kread()).
+        linaddr, srcpge, secinfo, secs = self._kfields(leaf, Pageinfo, pageinfo)
+        if secs % PAGE_SIZE or linaddr % PAGE_SIZE:
             raise _gp(leaf, "SECS or LINADDR misaligned")
-        if pi.srcpge or pi.secinfo:
+        if srcpge or secinfo:
             raise _gp(leaf, "SRCPGE and SECINFO must be 0")
-        secs_i = self._epc_operand(leaf, pi.secs, "PAGEINFO.SECS")
+        secs_i = self._epc_operand(leaf, secs, "PAGEINFO.SECS")
         epc_ = self.epc
         if epc_.flags[i] & EPCM_VALID:
             raise _pf(leaf, epc, "EPCM(RCX).VALID=1")
         if not epc_.flags[secs_i] & EPCM_VALID or epc_.pt[secs_i] != _PT_SECS:
-            raise _pf(leaf, pi.secs, "EPCM(SECS) is not a valid PT_SECS page")
+            raise _pf(leaf, secs, "EPCM(SECS) is not a valid PT_SECS page")
         st = epc_.secs_state[secs_i]
         if not st.initialized:
             raise _gp(leaf, "SECS not initialised")
-        if not st.base <= pi.linaddr < st.base + st.size:
-            raise _gp(leaf, f"LINADDR {pi.linaddr:#x} outside ELRANGE")
+        if not st.base <= linaddr < st.base + st.size:
+            raise _gp(leaf, f"LINADDR {linaddr:#x} outside ELRANGE")
         epc_.set_entry(i, pt=_PT_REG, flags=EPCM_R | EPCM_W | EPCM_PENDING, secs=secs_i,
-                       addr=pi.linaddr)
+                       addr=linaddr)
         epc_.data[i] = bytearray(PAGE_SIZE)
         st.children += 1
         self.count("eaug")
