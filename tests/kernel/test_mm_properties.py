@@ -109,3 +109,25 @@ class MmMachine(RuleBasedStateMachine):
 
 TestMmMachine = MmMachine.TestCase
 TestMmMachine.settings = settings(max_examples=40, stateful_step_count=30, deadline=None)
+
+
+@settings(max_examples=200, deadline=None)
+@given(spans=st.lists(st.tuples(st.integers(0, 40), st.integers(1, 6)), max_size=12),
+       start=st.integers(0, 50), length=st.integers(0, 12))
+def test_overlapping_is_the_vmas_that_intersect(spans, start, length):
+    # MmStruct.overlapping() finds its first VMA with one bisection (the fast
+    # path); the plain definition: every VMA intersecting [start, end), in order.
+    from sgxsim.kernel.mm.vma import MmStruct, Vma
+
+    mm = MmStruct(0)
+    end_of_last = 0
+    for gap, pages in spans:
+        lo = end_of_last + gap * 4096
+        mm.insert(Vma(mm, lo, lo + pages * 4096, 0))
+        end_of_last = lo + pages * 4096
+    lo, hi = start * 4096, (start + length) * 4096
+    want = [v for v in mm.vmas if v.vm_start < hi and v.vm_end > lo]
+    assert mm.overlapping(lo, hi) == want
+    # mmap_region()'s test for an overlap, without the list.
+    first = mm.find_vma(lo)
+    assert (first is not None and first.vm_start < hi) == bool(want)

@@ -24,3 +24,16 @@ def test_every_errno_keeps_its_class_and_pickles():
         back = pickle.loads(pickle.dumps(e))
         assert type(back) is type(e) and back.errno == err
     assert "ERESTARTSYS" in str(refuse(ERESTARTSYS, "sgx", "sgx_ioctl"))
+
+
+def test_the_class_memo_gives_what_oserror_picks():
+    # refuse() finds the refusal class of an errno once (kernel.errors
+    # _REFUSAL_BY_ERRNO); the first call and every later one give the class
+    # that OSError(err) picks, found afresh here (the plain path).
+    from sgxsim.kernel.errors import _REFUSAL
+
+    for err in sorted(errno.errorcode) + [ERESTARTSYS, 515]:
+        for _ in range(2):
+            e = refuse(err, "mm", "do_mmap", "x")
+            assert type(e) is _REFUSAL[type(OSError(err, ""))], err
+            assert e.errno == err and isinstance(e, type(OSError(err, "")))

@@ -37,7 +37,7 @@ from sgxsim.hw.faults import (
     PageFault,
 )
 from sgxsim.hw.memory import EPC_BASE_PFN
-from sgxsim.hw.paging import PTE_ACCESSED, PTE_DIRTY, PTE_NX, PTE_PRESENT, PTE_RW, PTE_USER, canonical
+from sgxsim.hw.paging import _CANONICAL_TOP, PTE_ACCESSED, PTE_DIRTY, PTE_NX, PTE_PRESENT, PTE_RW, PTE_USER
 from sgxsim.hw.structs import SsaExinfo, SsaGpr, Tcs
 
 if TYPE_CHECKING:
@@ -58,12 +58,14 @@ _GPR_REGS_AT, _GPR_REGS = SsaGpr.span("rax", "rip")
 _GPR_USTACK_AT, _GPR_USTACK = SsaGpr.span("ursp", "urbp")
 _GPR_TAIL_AT, _GPR_TAIL = SsaGpr.span("exitinfo", "gsbase")
 _TCS_CSSA_AT, _TCS_CSSA = Tcs.span("cssa", "cssa")
+_TCS_STATE_AT, _TCS_STATE = Tcs.span("state", "state")
 if tuple(f[0] for f in SsaGpr.FIELDS[:len(_GPR_NAMES)]) != _GPR_NAMES or \
         _GPR_TAIL_AT + _GPR_TAIL.size != SsaGpr.SIZE:
     raise ImportError("GPRSGX's layout is not the one aex() writes")
 _gpr_items = operator.itemgetter(*_GPR_NAMES)
 _ZERO_REGS = dict.fromkeys(_GPR_NAMES + ("fsbase", "gsbase"), 0)  # an LP's register file, zeroed
 _EXINFO_OFF = _GPR_OFF - SsaExinfo.SIZE
+_EXINFO = SsaExinfo._codec  # MADDR, ERRCD, reserved
 _EXIT_TYPE_HW = 3
 _PT_REG = int(PageType.PT_REG)  # a plain int: comparisons with an IntEnum member cost more
 # The fast path of _page(): the PTE bits an access needs (user adds PTE_USER)
@@ -105,7 +107,7 @@ class AccessMixin:
         Raises #GP(0) for a non-canonical address (before paging), else an
         ordinary #PF (SGX bit clear) as the page walker would, and sets the
         accessed/dirty bits of the PTE it used."""
-        if not canonical(la):
+        if la >> 47 not in _CANONICAL_TOP:  # canonical(la), inline
             # SDM Vol 3A 3.3.7.1: a non-canonical address faults before paging
             # (every access and every ENCLU/ENCLS memory operand walks here).
             raise GeneralProtection(("SDM: canonical address check", f"non-canonical address {la:#x}"))
@@ -187,7 +189,7 @@ class AccessMixin:
             return self._frame(lp, la, access, user)
         except HwFault as fault:
             if lp.enclave is not None:
-                raise self.aex(lp, fault=fault) from None
+                raise self.aex(lp, fault) from None  # (positional: a keyword costs in a call this hot)
             raise
 
     def translate(self: Cpu, lp: LogicalProcessor, la: int, access: int,
@@ -349,18 +351,18 @@ class AccessMixin:
         if exinfo_wanted and isinstance(fault, (PageFault, GeneralProtection)):
             maddr = fault.addr if isinstance(fault, PageFault) else 0
             errcd = fault.error_code if isinstance(fault, PageFault) else 0
-            gpr_page[_EXINFO_OFF:_GPR_OFF] = SsaExinfo(maddr=maddr, errcd=errcd).pack()
+            _EXINFO.pack_into(gpr_page, _EXINFO_OFF, maddr, errcd, 0)  # SsaExinfo, reserved 0
         # TCS.CSSA += 1; the TCS is free again for ERESUME.
         tcs_page = epc.data.get(ctx.tcs_epc) or epc.page(ctx.tcs_epc)  # epc.page()
-        cssa = _TCS_CSSA.unpack_from(tcs_page, _TCS_CSSA_AT)[0]
-        tcs_page[Tcs.OFF_CSSA : Tcs.OFF_CSSA + 4] = (cssa + 1).to_bytes(4, "little")
-        tcs_page[Tcs.OFF_STATE : Tcs.OFF_STATE + 8] = bytes(8)
+        _TCS_CSSA.pack_into(tcs_page, _TCS_CSSA_AT, _TCS_CSSA.unpack_from(tcs_page, _TCS_CSSA_AT)[0] + 1)
+        _TCS_STATE.pack_into(tcs_page, _TCS_STATE_AT, 0)
         # Synthetic state: RAX=ERESUME, RBX=TCS, RCX=AEP, RIP=AEP, the rest 0.
         regs.update(_ZERO_REGS if regs.keys() == _ZERO_REGS.keys() else dict.fromkeys(regs, 0))
         regs["rax"], regs["rbx"], regs["rcx"], regs["rip"] = 3, ctx.tcs, ctx.aep, ctx.aep
         regs["rsp"], regs["rbp"], regs["fsbase"], regs["gsbase"] = ursp, urbp, ctx.ufsbase, ctx.ugsbase
         self._leave_enclave(lp)
-        self.count("aex")
+        stats = self.stats  # count("aex"), inline
+        stats["aex"] = stats.get("aex", 0) + 1
         if isinstance(fault, PageFault):
             # The same fault and decision (read when someone reads it).
             return PageFault(fault.addr & PAGE_MASK, fault.error_code, fault)

@@ -61,11 +61,12 @@ _XSAVE_COMPONENT = {2: 256}  # AVX
 _MISC_SIZE = {0: 16}  # EXINFO
 _SSA_GPR = 184
 _TCS_LIMIT = Tcs.OFF_RESERVED  # EDBGRD may read the architectural TCS fields only
-_REG_TCS_TRIM = (PageType.PT_REG, PageType.PT_TCS, PageType.PT_TRIM)
+_REG_TCS_TRIM = tuple(int(p) for p in (PageType.PT_REG, PageType.PT_TCS, PageType.PT_TRIM))
 _REG_TCS = (int(PageType.PT_REG), int(PageType.PT_TCS))
 # Plain ints for the per-page leaves (an IntEnum member lookup costs more
 # than the comparison).
 _PT_SECS, _PT_TCS, _PT_REG = int(PageType.PT_SECS), int(PageType.PT_TCS), int(PageType.PT_REG)
+_PT_VA, _PT_TRIM = int(PageType.PT_VA), int(PageType.PT_TRIM)
 # EADD's operands as Pageinfo/Secinfo lay them out, unpacked in place.
 _PAGEINFO, _SECINFO = Pageinfo._codec, Secinfo._codec
 _PAGEINFO_ALIGN, _SECINFO_ALIGN = Pageinfo.ALIGN, Secinfo.ALIGN
@@ -138,7 +139,7 @@ class EnclsMixin:
 
     def _secs_of(self: Cpu, leaf: str, pa: int) -> tuple[int, SecsState]:
         i = self._epc_operand(leaf, pa, "SECS")
-        if not self.epc.flags[i] & EPCM_VALID or self.epc.pt[i] != PageType.PT_SECS:
+        if not self.epc.flags[i] & EPCM_VALID or self.epc.pt[i] != _PT_SECS:
             raise _pf(leaf, pa, "EPCM(SECS) is not a valid PT_SECS page")
         return i, self.epc.secs_state[i]
 
@@ -161,7 +162,7 @@ class EnclsMixin:
         if pi.linaddr or pi.secs:
             raise _gp(leaf, "PAGEINFO.LINADDR and PAGEINFO.SECS must be 0")
         si_flags = self._secinfo_flags(leaf, pi.secinfo)
-        if (si_flags & SECINFO_PT_MASK) >> SECINFO_PT_SHIFT != PageType.PT_SECS:
+        if (si_flags & SECINFO_PT_MASK) >> SECINFO_PT_SHIFT != _PT_SECS:
             raise _gp(leaf, "SECINFO.PT is not PT_SECS")
         if self.epc.flags[i] & EPCM_VALID:
             raise _pf(leaf, epc, "EPCM(RCX).VALID=1")
@@ -175,7 +176,7 @@ class EnclsMixin:
         page[Secs.OFF_ATTRIBUTES : Secs.OFF_ATTRIBUTES + 8] = struct.pack(
             "<Q", s.attributes & ~Attribute.INIT)
         page[Secs.OFF_ISV_PROD_ID : Secs.OFF_ISV_PROD_ID + 4] = bytes(4)
-        self.epc.set_entry(i, pt=PageType.PT_SECS, flags=0)
+        self.epc.set_entry(i, pt=_PT_SECS, flags=0)
         self.epc.data[i] = page
         self.epc.secs_state[i] = SecsState(
             base=s.base, size=s.size, ssa_frame_size=s.ssa_frame_size, miscselect=s.miscselect,
@@ -353,7 +354,7 @@ class EnclsMixin:
         if not sigs.check_signature(sig):
             return _code(leaf, SgxReturn.SGX_INVALID_SIGNATURE, "RSA check failed", self)
         epc_ = self.epc
-        if not epc_.flags[secs_i] & EPCM_VALID or epc_.pt[secs_i] != PageType.PT_SECS:
+        if not epc_.flags[secs_i] & EPCM_VALID or epc_.pt[secs_i] != _PT_SECS:
             raise _pf(leaf, secs, "EPCM(SECS) is not a valid PT_SECS page")
         st = epc_.secs_state[secs_i]
         if st.initialized:
@@ -435,10 +436,10 @@ class EnclsMixin:
         if not f & EPCM_VALID:
             return 0
         pt = epc_.pt[i]
-        if pt == PageType.PT_VA or (pt == PageType.PT_TRIM and not f & EPCM_MODIFIED):
+        if pt == _PT_VA or (pt == _PT_TRIM and not f & EPCM_MODIFIED):
             epc_.invalidate(i)
             return 0
-        if pt == PageType.PT_SECS:
+        if pt == _PT_SECS:
             st = epc_.secs_state[i]
             if st.children:
                 return _code(leaf, SgxReturn.SGX_CHILD_PRESENT, f"{st.children} children", self)
@@ -466,16 +467,16 @@ class EnclsMixin:
     def edbgrd(self: Cpu, addr: int) -> tuple[int, int]:
         # SDM: EDBGRD
         leaf = "EDBGRD"
-        i = self._dbg_target(leaf, addr, (PageType.PT_REG, PageType.PT_TCS, PageType.PT_VA))
+        i = self._dbg_target(leaf, addr, (_PT_REG, _PT_TCS, _PT_VA))
         epc_ = self.epc
         if epc_.flags[i] & (EPCM_PENDING | EPCM_MODIFIED):
             return _code(leaf, SgxReturn.SGX_PAGE_NOT_DEBUGGABLE, "PENDING or MODIFIED", self), 0
         off = addr & (PAGE_SIZE - 1)
         pt = epc_.pt[i]
-        if pt == PageType.PT_TCS and off >= _TCS_LIMIT:
+        if pt == _PT_TCS and off >= _TCS_LIMIT:
             raise _gp(leaf, "TCS offset beyond SGX_TCS_LIMIT")
         word = int.from_bytes(epc_.page(i)[off : off + 8], "little")
-        if pt == PageType.PT_VA:
+        if pt == _PT_VA:
             return 0, (U64 if word else 0)
         if not epc_.secs_state[epc_.secs[i]].attributes & Attribute.DEBUG:
             raise _gp(leaf, "enclave is not a debug enclave")
@@ -484,12 +485,12 @@ class EnclsMixin:
     def edbgwr(self: Cpu, addr: int, value: int) -> int:
         # SDM: EDBGWR
         leaf = "EDBGWR"
-        i = self._dbg_target(leaf, addr, (PageType.PT_REG, PageType.PT_TCS))
+        i = self._dbg_target(leaf, addr, (_PT_REG, _PT_TCS))
         epc_ = self.epc
         if epc_.flags[i] & (EPCM_PENDING | EPCM_MODIFIED):
             return _code(leaf, SgxReturn.SGX_PAGE_NOT_DEBUGGABLE, "PENDING or MODIFIED", self)
         off = addr & (PAGE_SIZE - 1)
-        if epc_.pt[i] == PageType.PT_TCS and off != Tcs.OFF_FLAGS:
+        if epc_.pt[i] == _PT_TCS and off != Tcs.OFF_FLAGS:
             raise _gp(leaf, "only TCS.FLAGS may be written")
         if not epc_.secs_state[epc_.secs[i]].attributes & Attribute.DEBUG:
             raise _gp(leaf, "enclave is not a debug enclave")
@@ -509,7 +510,7 @@ class EnclsMixin:
             return _code(leaf, SgxReturn.SGX_PG_INVLD, "EPCM.VALID=0", self)
         pt = epc_.pt[i]
         if pt not in _REG_TCS_TRIM:
-            code = SgxReturn.SGX_PG_IS_SECS if pt == PageType.PT_SECS else SgxReturn.SGX_NOTBLOCKABLE
+            code = SgxReturn.SGX_PG_IS_SECS if pt == _PT_SECS else SgxReturn.SGX_NOTBLOCKABLE
             return _code(leaf, code, f"PT={pt}", self)
         if f & EPCM_BLOCKED:
             return _code(leaf, SgxReturn.SGX_BLKSTATE, "already BLOCKED", self)
@@ -541,12 +542,12 @@ class EnclsMixin:
     def epa(self: Cpu, epc: int, rbx: int = PageType.PT_VA) -> None:
         # SDM: EPA
         leaf = "EPA"
-        if rbx != PageType.PT_VA or epc % PAGE_SIZE:
+        if rbx != _PT_VA or epc % PAGE_SIZE:
             raise _gp(leaf, "RBX is not PT_VA or RCX misaligned")
         i = self._epc_operand(leaf, epc, "RCX")
         if self.epc.flags[i] & EPCM_VALID:
             raise _pf(leaf, epc, "EPCM(RCX).VALID=1")
-        self.epc.set_entry(i, pt=PageType.PT_VA, flags=0)
+        self.epc.set_entry(i, pt=_PT_VA, flags=0)
         self.epc.data[i] = bytearray(PAGE_SIZE)
 
     # -- EWB / ELDU / ELDB ------------------------------------------------------------------------------
@@ -581,7 +582,7 @@ class EnclsMixin:
         f = epc_.flags[i]
         if not f & EPCM_VALID:
             raise _pf(leaf, epc, "EPCM(RCX).VALID=0")
-        if not epc_.flags[va_i] & EPCM_VALID or epc_.pt[va_i] != PageType.PT_VA:
+        if not epc_.flags[va_i] & EPCM_VALID or epc_.pt[va_i] != _PT_VA:
             raise _pf(leaf, va_slot, "RDX is not in a valid PT_VA page")
         pt = epc_.pt[i]
         eid = 0
@@ -592,7 +593,7 @@ class EnclsMixin:
                 return _code(leaf, SgxReturn.SGX_NOT_TRACKED, "no completed ETRACK since EBLOCK",
                              self)
             eid = epc_.secs_state[epc_.secs[i]].eid
-        elif pt == PageType.PT_SECS:
+        elif pt == _PT_SECS:
             st = epc_.secs_state[i]
             if st.children:
                 return _code(leaf, SgxReturn.SGX_CHILD_PRESENT, f"{st.children} children", self)
@@ -611,13 +612,13 @@ class EnclsMixin:
         self._kwrite(leaf, pi.srcpge, sealed[:PAGE_SIZE])
         self._kwrite(leaf, pi.secinfo, pcmd.pack())
         self._kwrite(leaf, pageinfo, struct.pack("<Q", linaddr))
-        if pt == PageType.PT_SECS:
+        if pt == _PT_SECS:
             self.evicted_secs[version] = epc_.secs_state[i]
         va_page = epc_.page(va_i)
         off = va_slot & (PAGE_SIZE - 1)
         occupied = any(va_page[off : off + 8])
         va_page[off : off + 8] = version.to_bytes(8, "little")
-        if pt == PageType.PT_SECS:
+        if pt == _PT_SECS:
             epc_.secs_state.pop(i)  # kept under its version until ELDU
             epc_.flags[i] = 0
             epc_.data.pop(i, None)
@@ -647,7 +648,7 @@ class EnclsMixin:
         epc_ = self.epc
         if epc_.flags[i] & EPCM_VALID:
             raise _pf(leaf, epc, "EPCM(RCX).VALID=1")
-        if not epc_.flags[va_i] & EPCM_VALID or epc_.pt[va_i] != PageType.PT_VA:
+        if not epc_.flags[va_i] & EPCM_VALID or epc_.pt[va_i] != _PT_VA:
             raise _pf(leaf, va_slot, "RDX is not in a valid PT_VA page")
         pcmd = Pcmd.unpack(self._kread(leaf, pi.secinfo, Pcmd.SIZE))
         flags = Secinfo.unpack(pcmd.secinfo).flags
@@ -658,7 +659,7 @@ class EnclsMixin:
                 raise _gp(leaf, "PAGEINFO.SECS misaligned")
             secs_i, st = self._secs_of(leaf, pi.secs)
             eid = st.eid
-        elif pt == PageType.PT_SECS:
+        elif pt == _PT_SECS:
             eid = pcmd.enclave_id
         va_page = epc_.page(va_i)
         off = va_slot & (PAGE_SIZE - 1)
@@ -674,11 +675,11 @@ class EnclsMixin:
         va_page[off : off + 8] = bytes(8)
         perms = perms_to_epcm(flags) | (EPCM_PENDING if flags & 0x8 else 0) | (
             EPCM_MODIFIED if flags & 0x10 else 0) | (EPCM_PR if flags & 0x20 else 0)
-        if blocked and pt not in (PageType.PT_SECS, PageType.PT_VA):
+        if blocked and pt not in (_PT_SECS, _PT_VA):
             perms |= EPCM_BLOCKED
         epc_.set_entry(i, pt=pt, flags=perms, secs=secs_i, addr=pi.linaddr)
         epc_.data[i] = bytearray(plain)
-        if pt == PageType.PT_SECS:
+        if pt == _PT_SECS:
             epc_.secs_state[i] = self.evicted_secs.pop(version)
         elif pt in _REG_TCS_TRIM:
             epc_.secs_state[secs_i].children += 1
@@ -693,24 +694,25 @@ class EnclsMixin:
         if pageinfo % Pageinfo.ALIGN or epc % PAGE_SIZE:
             raise _gp(leaf, "PAGEINFO or RCX misaligned")
         i = self._epc_operand(leaf, epc, "RCX")
-        pi = Pageinfo.unpack(self._kread(leaf, pageinfo, Pageinfo.SIZE))
-        if pi.secs % PAGE_SIZE or pi.linaddr % PAGE_SIZE:
+        # PAGEINFO's fields read in place (_kfields(): the kernel read of _kread()).
+        linaddr, srcpge, secinfo, secs = self._kfields(leaf, Pageinfo, pageinfo)
+        if secs % PAGE_SIZE or linaddr % PAGE_SIZE:
             raise _gp(leaf, "SECS or LINADDR misaligned")
-        if pi.srcpge or pi.secinfo:
+        if srcpge or secinfo:
             raise _gp(leaf, "SRCPGE and SECINFO must be 0")
-        secs_i = self._epc_operand(leaf, pi.secs, "PAGEINFO.SECS")
+        secs_i = self._epc_operand(leaf, secs, "PAGEINFO.SECS")
         epc_ = self.epc
         if epc_.flags[i] & EPCM_VALID:
             raise _pf(leaf, epc, "EPCM(RCX).VALID=1")
-        if not epc_.flags[secs_i] & EPCM_VALID or epc_.pt[secs_i] != PageType.PT_SECS:
-            raise _pf(leaf, pi.secs, "EPCM(SECS) is not a valid PT_SECS page")
+        if not epc_.flags[secs_i] & EPCM_VALID or epc_.pt[secs_i] != _PT_SECS:
+            raise _pf(leaf, secs, "EPCM(SECS) is not a valid PT_SECS page")
         st = epc_.secs_state[secs_i]
         if not st.initialized:
             raise _gp(leaf, "SECS not initialised")
-        if not st.base <= pi.linaddr < st.base + st.size:
-            raise _gp(leaf, f"LINADDR {pi.linaddr:#x} outside ELRANGE")
-        epc_.set_entry(i, pt=PageType.PT_REG, flags=EPCM_R | EPCM_W | EPCM_PENDING, secs=secs_i,
-                       addr=pi.linaddr)
+        if not st.base <= linaddr < st.base + st.size:
+            raise _gp(leaf, f"LINADDR {linaddr:#x} outside ELRANGE")
+        epc_.set_entry(i, pt=_PT_REG, flags=EPCM_R | EPCM_W | EPCM_PENDING, secs=secs_i,
+                       addr=linaddr)
         epc_.data[i] = bytearray(PAGE_SIZE)
         st.children += 1
         self.count("eaug")
@@ -732,7 +734,7 @@ class EnclsMixin:
             raise _pf(leaf, epc, "EPCM(RCX).VALID=0")
         if f & (EPCM_PENDING | EPCM_MODIFIED):
             return _code(leaf, SgxReturn.SGX_PAGE_NOT_MODIFIABLE, "PENDING or MODIFIED", self)
-        if epc_.pt[i] != PageType.PT_REG:
+        if epc_.pt[i] != _PT_REG:
             raise _pf(leaf, epc, f"EPCM.PT={epc_.pt[i]} is not PT_REG")
         st = epc_.secs_state[epc_.secs[i]]
         if not st.initialized:
@@ -750,14 +752,14 @@ class EnclsMixin:
         i = self._epc_operand(leaf, epc, "RCX")
         si_flags = self._secinfo_flags(leaf, secinfo)
         new = (si_flags & SECINFO_PT_MASK) >> SECINFO_PT_SHIFT
-        if new not in (PageType.PT_TCS, PageType.PT_TRIM):
+        if new not in (_PT_TCS, _PT_TRIM):
             raise _gp(leaf, f"SECINFO.PT {new} is neither PT_TCS nor PT_TRIM")
         epc_ = self.epc
         f = epc_.flags[i]
         if not f & EPCM_VALID:
             raise _pf(leaf, epc, "EPCM(RCX).VALID=0")
         old = epc_.pt[i]
-        if not (old == PageType.PT_REG or (old == PageType.PT_TCS and new == PageType.PT_TRIM)):
+        if not (old == _PT_REG or (old == _PT_TCS and new == _PT_TRIM)):
             raise _pf(leaf, epc, f"EPCM.PT {old} -> {new} is not allowed")
         if f & (EPCM_PENDING | EPCM_MODIFIED):
             return _code(leaf, SgxReturn.SGX_PAGE_NOT_MODIFIABLE, "PENDING or MODIFIED", self)

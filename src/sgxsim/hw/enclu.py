@@ -58,7 +58,7 @@ from sgxsim.hw.faults import (
     PageFault,
 )
 from sgxsim.hw.memory import EPC_BASE_PFN
-from sgxsim.hw.paging import canonical
+from sgxsim.hw.paging import _CANONICAL_TOP
 from sgxsim.hw.structs import Keyrequest, Report, Secinfo, SsaGpr, Targetinfo, Tcs, nonzero
 
 if TYPE_CHECKING:
@@ -78,6 +78,10 @@ _TCS_FLAGS_VALID = Tcs.FLAGS_DBGOPTIN | Tcs.FLAGS_AEXNOTIFY
 _MODE64BIT = int(Attribute.MODE64BIT)
 _AEXNOTIFY = int(Attribute.AEXNOTIFY)
 _PT_REG, _PT_TCS = int(PageType.PT_REG), int(PageType.PT_TCS)
+_TCS_TRIM = (_PT_TCS, int(PageType.PT_TRIM))
+_REG_TCS_TRIM = (_PT_REG,) + _TCS_TRIM
+_ATTRIBUTES_MISMATCH = int(SgxReturn.SGX_PAGE_ATTRIBUTES_MISMATCH)
+_NOT_TRACKED = int(SgxReturn.SGX_NOT_TRACKED)
 _OFF_URSP, _OFF_URBP = _GPR_OFF + SsaGpr.OFF_URSP, _GPR_OFF + SsaGpr.OFF_URBP
 
 
@@ -169,7 +173,7 @@ class EncluMixin:
             return fn(lp, *args)
         except HwFault as fault:
             if lp.enclave is not None:
-                raise self.aex(lp, fault=fault) from None
+                raise self.aex(lp, fault) from None  # (positional: a keyword costs in a call this hot)
             raise
 
     def _secinfo_page(self: Cpu, lp: LogicalProcessor, ctx: EnclaveContext, leaf: str,
@@ -185,7 +189,7 @@ class EncluMixin:
         # The SECINFO must sit in a readable, accepted REG page of this enclave.
         f = self.epc.flags[i]
         if (not f & EPCM_VALID or not f & EPCM_R or f & (EPCM_PENDING | EPCM_MODIFIED | EPCM_BLOCKED)
-                or self.epc.pt[i] != PageType.PT_REG or not self._owned(ctx, i, la)):
+                or self.epc.pt[i] != _PT_REG or not self._owned(ctx, i, la)):
             raise _pf(leaf, la, "SECINFO page is not an accessible REG page of this enclave")
         off = la & (PAGE_SIZE - 1)
         si = Secinfo.unpack(self.epc.page(i)[off : off + Secinfo.SIZE])
@@ -202,7 +206,7 @@ class EncluMixin:
         if tcs % PAGE_SIZE:
             raise _gp(leaf, "TCS not 4 KiB aligned")
         ti = self._u_epc(lp, leaf, tcs, READ)
-        if not canonical(aep):
+        if aep >> 47 not in _CANONICAL_TOP:  # canonical(aep)
             raise _gp(leaf, "AEP not canonical")
         epc = self.epc
         f = epc.flags[ti]
@@ -217,7 +221,9 @@ class EncluMixin:
             raise _gp(leaf, "OSSA, OFSBASE or OGSBASE not page aligned")
         base = st.base
         # The sums as the CPU forms them, modulo 2**64.
-        if not canonical((base + t.ofsbase) & U64) or not canonical((base + t.ogsbase) & U64):
+        # canonical() of both sums, inline (the hottest leaves' every entry)
+        if ((base + t.ofsbase) & U64) >> 47 not in _CANONICAL_TOP \
+                or ((base + t.ogsbase) & U64) >> 47 not in _CANONICAL_TOP:
             raise _gp(leaf, "FS/GS base not canonical")
         if t.flags & ~_TCS_FLAGS_VALID:
             raise _gp(leaf, "TCS.FLAGS reserved bits set")
@@ -274,7 +280,7 @@ class EncluMixin:
         self._aexnotify_check(leaf, t, st)
         frame_la, pages = self._ssa_frame(lp, leaf, st, secs_i, t, t.cssa)
         target = (st.base + t.oentry) & U64  # the sum as the CPU forms it
-        if not canonical(target):
+        if target >> 47 not in _CANONICAL_TOP:  # canonical(target)
             raise _gp(leaf, "entry point not canonical")
         if t.state:
             raise _gp(leaf, "TCS busy")
@@ -287,7 +293,8 @@ class EncluMixin:
         _U64.pack_into(gpr_page, _OFF_URBP, regs.get("rbp", 0) & U64)
         self._enter(lp, tcs, aep, ti, page, t, secs_i, st, frame_la, pages)
         regs["rcx"], regs["rax"], regs["rbx"], regs["rip"] = ret, t.cssa, tcs, target
-        self.count("eenter")
+        stats = self.stats  # count("eenter"), inline
+        stats["eenter"] = stats.get("eenter", 0) + 1
 
     def eresume(self: Cpu, lp: LogicalProcessor, tcs: int, aep: int) -> None:
         # SDM: ERESUME
@@ -305,14 +312,17 @@ class EncluMixin:
                                      _GPR_OFF + _GPR_REGS_AT)
         # SDM: ERESUME: the target (saved RIP) check precedes the STATE check, as in EENTER
         # (reference §4.16 mirrors §4.15 steps 5-6).
-        if not canonical(gprs[-1]):  # RIP
+        if gprs[-1] >> 47 not in _CANONICAL_TOP:  # canonical(RIP)
             raise _gp(leaf, "saved RIP not canonical")
         if t.state:
             raise _gp(leaf, "TCS busy")
         self._enter(lp, tcs, aep, ti, page, t, secs_i, st, frame_la, pages)
         page[Tcs.OFF_CSSA : Tcs.OFF_CSSA + 4] = (t.cssa - 1).to_bytes(4, "little")
-        lp.regs.update(zip(_GPR_NAMES, gprs, strict=True))
-        self.count("eresume")
+        # zip() without a keyword argument (a call with one costs as much as
+        # the update): the codec gives one value per name, checked at import.
+        lp.regs.update(zip(_GPR_NAMES, gprs))  # noqa: B905
+        stats = self.stats  # count("eresume"), inline
+        stats["eresume"] = stats.get("eresume", 0) + 1
 
     # -- EEXIT -----------------------------------------------------------------------------------------
     def eexit(self: Cpu, lp: LogicalProcessor, target: int) -> None:
@@ -320,14 +330,15 @@ class EncluMixin:
         ctx = lp.enclave
         if ctx is None:
             raise _gp("EEXIT", "executed outside enclave mode")  # _in_enclave()
-        if not canonical(target):
+        if target >> 47 not in _CANONICAL_TOP:  # canonical(target)
             raise self.aex(lp, fault=_gp("EEXIT", "target not canonical"))
         epc = self.epc
         _U64.pack_into(epc.data.get(ctx.tcs_epc) or epc.page(ctx.tcs_epc), Tcs.OFF_STATE, 0)
         regs = lp.regs
         regs["rip"], regs["rcx"], regs["fsbase"], regs["gsbase"] = target, ctx.aep, ctx.ufsbase, ctx.ugsbase
         self._leave_enclave(lp)
-        self.count("eexit")
+        stats = self.stats  # count("eexit"), inline
+        stats["eexit"] = stats.get("eexit", 0) + 1
 
     # -- EACCEPT ---------------------------------------------------------------------------------------
     def eaccept(self: Cpu, lp: LogicalProcessor, secinfo: int, page: int) -> int:
@@ -347,14 +358,14 @@ class EncluMixin:
         sflags = si.flags
         spt = (sflags & SECINFO_PT_MASK) >> SECINFO_PT_SHIFT
         pending, modified, pr = sflags & 0x8, sflags & 0x10, sflags & 0x20
-        legal = (spt == PageType.PT_REG and (pr or pending) and not modified) or (
-            spt in (PageType.PT_TCS, PageType.PT_TRIM) and not pr and not pending and modified)
+        legal = (spt == _PT_REG and (pr or pending) and not modified) or (
+            spt in _TCS_TRIM and not pr and not pending and modified)
         if not legal:
             raise _gp(leaf, f"SECINFO {sflags:#x} is not a legal EACCEPT request")
         epc = self.epc
         f = epc.flags[i]
         if (not f & EPCM_VALID or f & EPCM_BLOCKED or epc.secs[i] != ctx.secs
-                or epc.pt[i] not in (PageType.PT_REG, PageType.PT_TCS, PageType.PT_TRIM)):
+                or epc.pt[i] not in _REG_TCS_TRIM):
             raise _pf(leaf, page, "EPCM(RCX) is not a valid page of this enclave")
         mismatch = []
         if epc.addr[i] != page:
@@ -369,11 +380,11 @@ class EncluMixin:
             mismatch.append("PT")
         if mismatch:
             self.trace.note("hw", f"SDM: {leaf}", "SGX_PAGE_ATTRIBUTES_MISMATCH", ", ".join(mismatch))
-            return int(SgxReturn.SGX_PAGE_ATTRIBUTES_MISMATCH)
+            return _ATTRIBUTES_MISMATCH
         if f & (EPCM_PR | EPCM_MODIFIED) and not self.tracked(i):
             self.trace.note("hw", f"SDM: {leaf}", "SGX_NOT_TRACKED", "tracking not complete")
-            return int(SgxReturn.SGX_NOT_TRACKED)
-        if epc.pt[i] == PageType.PT_TCS:
+            return _NOT_TRACKED
+        if epc.pt[i] == _PT_TCS:
             t = Tcs.unpack(epc.page(i))
             if (nonzero(t.reserved) or t.flags & Tcs.FLAGS_DBGOPTIN or t.cssa >= t.nssa or t.aep
                     or t.state):
@@ -402,24 +413,24 @@ class EncluMixin:
         sflags = si.flags
         if sflags & 0x2 and not sflags & 0x1:
             raise _gp(leaf, "SECINFO W without R")
-        if (sflags & SECINFO_PT_MASK) >> SECINFO_PT_SHIFT != PageType.PT_REG:
+        if (sflags & SECINFO_PT_MASK) >> SECINFO_PT_SHIFT != _PT_REG:
             raise _gp(leaf, "SECINFO.PT is not PT_REG")
         epc = self.epc
         sf = epc.flags[sri]
         if (not sf & EPCM_VALID or not sf & EPCM_R
                 or sf & (EPCM_PENDING | EPCM_MODIFIED | EPCM_BLOCKED)
-                or epc.pt[sri] != PageType.PT_REG or not self._owned(ctx, sri, src)):
+                or epc.pt[sri] != _PT_REG or not self._owned(ctx, sri, src)):
             raise _pf(leaf, src, "source is not a readable, accepted REG page of this enclave")
         df = epc.flags[di]
         # SDM: EACCEPTCOPY destination test; its BLOCKED test is on RCX (reference §12 item 10).
         if (not df & EPCM_VALID or not df & EPCM_PENDING or df & EPCM_MODIFIED
                 or df & EPCM_BLOCKED
-                or epc.pt[di] != PageType.PT_REG or epc.secs[di] != ctx.secs):
+                or epc.pt[di] != _PT_REG or epc.secs[di] != ctx.secs):
             self.trace.note("hw", f"SDM: {leaf}", "SGX_PAGE_ATTRIBUTES_MISMATCH", "destination")
-            return int(SgxReturn.SGX_PAGE_ATTRIBUTES_MISMATCH)
+            return _ATTRIBUTES_MISMATCH
         if df & EPCM_RWX != EPCM_R | EPCM_W or epc.addr[di] != dst:
             self.trace.note("hw", f"SDM: {leaf}", "SGX_PAGE_ATTRIBUTES_MISMATCH", "destination")
-            return int(SgxReturn.SGX_PAGE_ATTRIBUTES_MISMATCH)
+            return _ATTRIBUTES_MISMATCH
         epc.data[di] = bytearray(epc.page(sri))
         epc.flags[di] = (df & ~(EPCM_RWX | EPCM_PENDING)) | perms_to_epcm(sflags)
         return 0
@@ -444,7 +455,7 @@ class EncluMixin:
         epc = self.epc
         f = epc.flags[i]
         if (not f & EPCM_VALID or f & (EPCM_PENDING | EPCM_MODIFIED | EPCM_BLOCKED)
-                or epc.pt[i] != PageType.PT_REG or not self._owned(ctx, i, page)):
+                or epc.pt[i] != _PT_REG or not self._owned(ctx, i, page)):
             raise _pf(leaf, page, "target is not an accepted REG page of this enclave")
         if not f & EPCM_R and not si.flags & 0x1 and si.flags & 0x2:
             raise _gp(leaf, "would give W without R")
@@ -460,7 +471,7 @@ class EncluMixin:
         f = self.epc.flags[i]
         need = EPCM_W if write else EPCM_R
         if (not f & EPCM_VALID or f & (EPCM_BLOCKED | EPCM_PENDING | EPCM_MODIFIED)
-                or self.epc.pt[i] != PageType.PT_REG or not self._owned(ctx, i, la)
+                or self.epc.pt[i] != _PT_REG or not self._owned(ctx, i, la)
                 or not f & need):
             raise _pf(leaf, la, "operand page not accessible to the enclave", write)
         return i

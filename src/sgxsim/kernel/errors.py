@@ -55,6 +55,7 @@ def _refusal_classes() -> dict[type, type]:
 
 
 _REFUSAL = _refusal_classes()
+_REFUSAL_BY_ERRNO: dict[int, type] = {}  # errno -> its refusal class (a memo of _REFUSAL[...])
 
 
 def refuse(err: int, layer: str, rule: str, detail: str = "") -> OSError:
@@ -66,7 +67,11 @@ def refuse(err: int, layer: str, rule: str, detail: str = "") -> OSError:
     ``[layer: rule: ERRNO: detail]``.
     """
     why = Decision(layer, rule, errno_name(err), detail)
-    exc = _REFUSAL[type(OSError(err, ""))](err, os.strerror(err) if err < 512 else errno_name(err))
+    cls = _REFUSAL_BY_ERRNO.get(err)
+    if cls is None:
+        # The class OSError(err) picks depends on err alone: found once per errno.
+        cls = _REFUSAL_BY_ERRNO[err] = _REFUSAL[type(OSError(err, ""))]
+    exc = cls(err, os.strerror(err) if err < 512 else errno_name(err))
     exc.why = why  # type: ignore[attr-defined]
     return exc
 

@@ -7,7 +7,7 @@ import errno
 from typing import Any
 
 from sgxsim.hw.cpu import Cpu
-from sgxsim.kernel.errors import refuse
+from sgxsim.kernel.errors import ENOIOCTLCMD, ERESTARTSYS, refuse
 from sgxsim.kernel.mm import (
     FaultMixin,
     FileVmOps,
@@ -133,8 +133,6 @@ class Linux(MmapMixin, MprotectMixin, MremapMixin, FaultMixin, MsealMixin, SysMi
     @staticmethod
     def syscall_errno(e: OSError) -> OSError:
         """Kernel-internal errnos never reach user space."""
-        from sgxsim.kernel.errors import ENOIOCTLCMD, ERESTARTSYS
-
         if e.errno == ERESTARTSYS:
             out = refuse(errno.EINTR, "kernel", "signal", "ERESTARTSYS: interrupted by a signal")
         elif e.errno == ENOIOCTLCMD:

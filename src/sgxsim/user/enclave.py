@@ -107,12 +107,13 @@ class EnclaveLibrary:
         ecpu = EnclaveCpu(cpu, lp)
         regs = lp.regs
         entered = code = None
+        itlb = self.ITLB
         for _ in range(self.MAX_STEPS):
             ctx = lp.enclave
             if ctx is None:
                 return
             rip = regs["rip"]
-            if rip >> PAGE_SHIFT != ecpu.itlb or ctx is not entered or not self.ITLB:
+            if rip >> PAGE_SHIFT != ecpu.itlb or ctx is not entered or not itlb:
                 # The instruction bytes must be executable here: the fetch's
                 # access check (paging, then the EPCM).  Its pass is reused,
                 # as a TLB entry is, for the next instructions of the page

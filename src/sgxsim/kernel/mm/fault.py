@@ -62,8 +62,8 @@ class VmFault:
 
     def __init__(self, vma: Vma, address: int, flags: int):
         self.vma = vma
-        self.address = address & PAGE_MASK
-        self.pgoff = vma.pgoff_at(address & PAGE_MASK)
+        self.address = address = address & PAGE_MASK
+        self.pgoff = vma.vm_pgoff + ((address - vma.vm_start) >> PAGE_SHIFT)  # vma.pgoff_at()
         self.flags = flags  # FAULT_FLAG_WRITE etc.: here the #PF error code
         self.why: Decision | None = None
 
@@ -113,34 +113,36 @@ class FaultMixin:
         """do_user_addr_fault(): fix the fault (return) or raise a Signal."""
         addr, ec = pf.addr, pf.error_code
         mm = task.mm
-
-        def sig(signo: int, code: int, rule: str, detail: str) -> Signal:
-            why = Decision("mm", rule, _SIGNAME[signo], detail)
-            self.trace.add(why)
-            return Signal(signo, code, addr, why, trapno=pf.vector, error_code=ec)
-
         if ec & PF_RSVD:
-            raise sig(signal.SIGSEGV, SEGV_ACCERR, "do_user_addr_fault", "reserved bit")
+            raise self._fault_signal(pf, signal.SIGSEGV, SEGV_ACCERR, "do_user_addr_fault", "reserved bit")
         vma = mm.find_vma(addr)
         if vma is None:
-            raise sig(signal.SIGSEGV, SEGV_MAPERR, "do_user_addr_fault", f"{addr:#x} not mapped")
+            raise self._fault_signal(pf, signal.SIGSEGV, SEGV_MAPERR, "do_user_addr_fault",
+                                     f"{addr:#x} not mapped")
         if vma.vm_start > addr:
             if not vma.vm_flags & VM_GROWSDOWN or not self.expand_stack(vma, addr):
-                raise sig(signal.SIGSEGV, SEGV_MAPERR, "do_user_addr_fault",
+                raise self._fault_signal(pf, signal.SIGSEGV, SEGV_MAPERR, "do_user_addr_fault",
                           f"{addr:#x} not mapped")
         why = self.access_error(ec, vma)
         if why:
-            raise sig(signal.SIGSEGV, SEGV_ACCERR, "access_error", why)
+            raise self._fault_signal(pf, signal.SIGSEGV, SEGV_ACCERR, "access_error", why)
         ret = self.handle_mm_fault(vma, addr, ec)
         if ret & VM_FAULT_ERROR:
             detail = "" if not isinstance(ret, tuple) else ""
             if ret & VM_FAULT_OOM:
-                raise sig(signal.SIGKILL, 0, "pagefault_out_of_memory", "VM_FAULT_OOM")
+                raise self._fault_signal(pf, signal.SIGKILL, 0, "pagefault_out_of_memory", "VM_FAULT_OOM")
             if ret & VM_FAULT_SIGBUS:
-                raise sig(signal.SIGBUS, BUS_ADRERR, "handle_mm_fault",
+                raise self._fault_signal(pf, signal.SIGBUS, BUS_ADRERR, "handle_mm_fault",
                           self._last_fault_why or detail or "VM_FAULT_SIGBUS")
             if ret & VM_FAULT_SIGSEGV:
-                raise sig(signal.SIGSEGV, SEGV_ACCERR, "handle_mm_fault", "VM_FAULT_SIGSEGV")
+                raise self._fault_signal(pf, signal.SIGSEGV, SEGV_ACCERR, "handle_mm_fault", "VM_FAULT_SIGSEGV")
+
+    def _fault_signal(self, pf: PageFault, signo: int, code: int, rule: str, detail: str) -> Signal:
+        """The signal do_user_addr_fault() sends for ``pf``, its decision traced
+        (a method, not a closure built on every fault: most faults are fixed)."""
+        why = Decision("mm", rule, _SIGNAME[signo], detail)
+        self.trace.add(why)
+        return Signal(signo, code, pf.addr, why, pf.vector, pf.error_code)  # trapno, error_code
 
     @staticmethod
     def access_error(ec: int, vma: Vma) -> str:
@@ -179,7 +181,7 @@ class FaultMixin:
         mm = vma.vm_mm
         pt = mm.pgtable
         vpn = addr >> PAGE_SHIFT
-        pte = pt.get(vpn)
+        pte = pt.ptes.get(vpn, 0)  # pt.get()
         write = bool(ec & PF_WRITE)
         if pte & PTE_PRESENT:
             if write and not pte & PTE_RW:

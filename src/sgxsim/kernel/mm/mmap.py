@@ -7,6 +7,7 @@ from typing import Any
 
 from sgxsim.kernel.errors import refuse
 from sgxsim.kernel.mm.flags import (
+    ARCH_VM_PKEY_FLAGS,
     LEGACY_MAP_MASK,
     MAP_FIXED,
     MAP_FIXED_NOREPLACE,
@@ -23,6 +24,7 @@ from sgxsim.kernel.mm.flags import (
     PROT_READ,
     READ_IMPLIES_EXEC,
     TASK_SIZE,
+    VM_ACCESS_FLAGS,
     VM_ACCOUNT,
     VM_EXEC,
     VM_GROWSDOWN,
@@ -31,6 +33,7 @@ from sgxsim.kernel.mm.flags import (
     VM_MAYSHARE,
     VM_MAYWRITE,
     VM_NORESERVE,
+    VM_PKEY_SHIFT,
     VM_SHARED,
     VM_SPECIAL,
     VM_WRITE,
@@ -47,8 +50,6 @@ MAP_NORESERVE = 0x4000
 
 
 def vma_pkey(vma: Vma) -> int:
-    from sgxsim.kernel.mm.flags import ARCH_VM_PKEY_FLAGS, VM_PKEY_SHIFT
-
     return (vma.vm_flags & ARCH_VM_PKEY_FLAGS) >> VM_PKEY_SHIFT
 STACK_GUARD_GAP = 256 << PAGE_SHIFT
 DEFAULT_MAX_MAP_COUNT = 65530
@@ -234,7 +235,8 @@ class MmapMixin:
             raise _mm("map_deny_write_exec", errno.EACCES, why)
         # __mmap_region()
         end = addr + length
-        if mm.overlapping(addr, end):
+        first = mm.find_vma(addr)
+        if first is not None and first.vm_start < end:  # mm.overlapping(addr, end), without its list
             self.unmap_range(mm, addr, end)
         if self.accountable_mapping(vm_flags):
             vm_flags |= VM_ACCOUNT
@@ -318,8 +320,6 @@ class MmapMixin:
 
     @staticmethod
     def vma_is_pkey_exec_only(vma: Vma) -> bool:
-        from sgxsim.kernel.mm.flags import VM_ACCESS_FLAGS
-
         if vma.vm_flags & VM_ACCESS_FLAGS != VM_EXEC:
             return False
         return vma_pkey(vma) == vma.vm_mm.execute_only_pkey

@@ -165,13 +165,14 @@ class MmStruct:
 
     def overlapping(self, start: int, end: int) -> list[Vma]:
         """The VMAs intersecting [start, end), in order."""
-        out = []
-        v = self.find_vma(start)
-        if v is None:
-            return out
-        i = self.index_of(v)
+        # find_vma(start) and its index, with one bisection.
         vmas = self.vmas
-        while i < len(vmas) and vmas[i].vm_start < end:
+        i = bisect_right(self._starts, start) - 1
+        if i < 0 or vmas[i].vm_end <= start:
+            i += 1
+        out = []
+        n = len(vmas)
+        while i < n and vmas[i].vm_start < end:
             out.append(vmas[i])
             i += 1
         return out

@@ -18,6 +18,8 @@ from sgxsim.kernel.mm.flags import (
 )
 from sgxsim.kernel.security import LsmModule
 
+_NONE: frozenset[str] = frozenset()  # no permission (a default not built on every check)
+
 
 class SelinuxPolicy(LsmModule):
     """Allowed permissions: PROCESS perms per process label, FILE perms per
@@ -50,16 +52,16 @@ class SelinuxPolicy(LsmModule):
 
     def grants(self, subject: str, perm: str, target: str | None = None) -> bool:
         if target is None:
-            return perm in self.process.get(subject, set())
-        return perm in self.files.get((subject, target), set())
+            return perm in self.process.get(subject, _NONE)
+        return perm in self.files.get((subject, target), _NONE)
 
     # -- avc -------------------------------------------------------------------------------
     def _process_perm(self, task: Any, perm: str) -> None:
-        if perm not in self.process.get(task.label, set()):
+        if perm not in self.process.get(task.label, _NONE):
             raise refuse(errno.EACCES, "lsm", "selinux", f"{task.label}: process {perm} denied")
 
     def _file_perm(self, task: Any, file: Any, perms: list[str]) -> None:
-        have = self.files.get((task.label, file.inode.label), set())
+        have = self.files.get((task.label, file.inode.label), _NONE)
         for p in perms:
             if p not in have:
                 raise refuse(errno.EACCES, "lsm", "selinux",

@@ -32,6 +32,7 @@ SGX_ENCL_IOCTL = 0
 SGX_ENCL_DEBUG = 1
 SGX_ENCL_CREATED = 2
 SGX_ENCL_INITIALIZED = 3
+_CREATED_BIT, _INITIALIZED_BIT = 1 << SGX_ENCL_CREATED, 1 << SGX_ENCL_INITIALIZED
 SGX_ENCL_PAGE_BEING_RECLAIMED = 1 << 3
 SGX_ENCL_PAGE_VA_OFFSET_MASK = ((1 << 12) - 1) & ~((1 << 3) - 1)  # GENMASK_ULL(11, 3)
 SGX_VA_SLOT_COUNT = 512
@@ -186,13 +187,14 @@ class SgxEncl:
     def clear_bit(self, bit: int) -> None:
         self.flags &= ~(1 << bit)
 
+    # test_bit() of the flag, inline (every mmap, mprotect and SGX2 ioctl asks).
     @property
     def created(self) -> bool:
-        return self.test_bit(SGX_ENCL_CREATED)
+        return bool(self.flags & _CREATED_BIT)
 
     @property
     def initialized(self) -> bool:
-        return self.test_bit(SGX_ENCL_INITIALIZED)
+        return bool(self.flags & _INITIALIZED_BIT)
 
     def pages_in(self, start: int, end: int) -> list[SgxEnclPage]:
         """Existing entries with PFN in [PFN(start), PFN(end - 1)], in order

@@ -69,6 +69,10 @@ SGX_EINIT_SLEEP_COUNT = 50
 # 5.11 and 6.0 predate AEX-notify: the attributes an unprivileged enclave may
 # have are DEBUG|MODE64BIT|KSS (SGX_ATTR_UNPRIV_MASK adds ASYNC_EXIT_NOTIFY in 6.2).
 SGX_ATTR_ALLOWED_MASK = Attribute.DEBUG | Attribute.MODE64BIT | Attribute.KSS
+# Plain ints for the SGX2 page loops (an IntEnum member lookup costs more
+# than the comparison).
+_PT_REG, _PT_TCS, _PT_TRIM = int(PageType.PT_REG), int(PageType.PT_TCS), int(PageType.PT_TRIM)
+_TCS_TRIM = (_PT_TCS, _PT_TRIM)
 
 
 # The handlers' names by command, per driver class: sgx_ioctl_table() built
@@ -496,7 +500,7 @@ class SgxIoctlSgx2(SgxIoctl):
             while c < modp.length:
                 addr = (encl.base + modp.offset + c) & U64
                 entry = self._sgx2_load(encl, addr, "sgx_enclave_restrict_permissions")
-                if entry.type != PageType.PT_REG:
+                if entry.type != _PT_REG:
                     raise refuse(errno.EINVAL, "sgx", "sgx_enclave_restrict_permissions",
                                  f"page {addr:#x} has type {entry.type}, not REG")
                 ret = encls(self.cpu.emodpr, secinfo, entry.epc_page.paddr)
@@ -534,7 +538,7 @@ class SgxIoctlSgx2(SgxIoctl):
         """sgx_enclave_modify_types(): EMODT to TCS or TRIM, then ETRACK."""
         rule = "sgx_enclave_modify_types"
         page_type = modt.page_type & SGX_PAGE_TYPE_MASK
-        if page_type not in (PageType.PT_TCS, PageType.PT_TRIM):
+        if page_type not in _TCS_TRIM:
             raise refuse(errno.EINVAL, "sgx", rule, f"new type {page_type} is not TCS or TRIM")
         secinfo = self.kstack_secinfo(page_type << 8)
         c = 0
@@ -542,12 +546,12 @@ class SgxIoctlSgx2(SgxIoctl):
             while c < modt.length:
                 addr = (encl.base + modt.offset + c) & U64
                 entry = self._sgx2_load(encl, addr, rule)
-                if not (entry.type == PageType.PT_REG
-                        or (entry.type == PageType.PT_TCS and page_type == PageType.PT_TRIM)):
+                if not (entry.type == _PT_REG
+                        or (entry.type == _PT_TCS and page_type == _PT_TRIM)):
                     raise refuse(errno.EINVAL, "sgx", rule,
                                  f"page {addr:#x}: type {entry.type} -> {page_type} not allowed")
                 max_prot_restore = entry.vm_max_prot_bits
-                if entry.type == PageType.PT_REG and page_type == PageType.PT_TCS:
+                if entry.type == _PT_REG and page_type == _PT_TCS:
                     if ~entry.vm_max_prot_bits & (VM_READ | VM_WRITE):
                         raise refuse(errno.EPERM, "sgx", rule,
                                      f"page {addr:#x} was not vetted RW, cannot become a TCS")
@@ -601,7 +605,7 @@ class SgxIoctlSgx2(SgxIoctl):
             while c < params.length:
                 addr = (encl.base + params.offset + c) & U64
                 entry = self._sgx2_load(encl, addr, rule)
-                if entry.type != PageType.PT_TRIM:
+                if entry.type != _PT_TRIM:
                     raise refuse(errno.EPERM, "sgx", rule,
                                  f"page {addr:#x} has type {entry.type}, not TRIM")
                 ret = encls(self.cpu.emodpr, secinfo, entry.epc_page.paddr)

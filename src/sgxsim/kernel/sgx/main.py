@@ -34,6 +34,8 @@ from sgxsim.kernel.errors import ERESTARTSYS, refuse
 from sgxsim.kernel.sgx.encl import SGX_ENCL_PAGE_BEING_RECLAIMED
 from sgxsim.kernel.sgx.encls import encls, encls_failed
 
+_SGX_NOT_TRACKED = int(SgxReturn.SGX_NOT_TRACKED)
+
 # sgx.h
 SGX_EPC_PAGE_RECLAIMER_TRACKED = 1 << 0
 SGX_EPC_PAGE_IS_FREE = 1 << 1
@@ -234,13 +236,13 @@ class SgxMain:
         if va_page.full():
             encl.va_pages.append(encl.va_pages.pop(0))  # list_move_tail
         ret = self._sgx_encl_ewb(epc_page, va_slot, backing)
-        if ret == SgxReturn.SGX_NOT_TRACKED:
+        if ret == _SGX_NOT_TRACKED:
             ret = encls(self.cpu.etrack, encl.secs.epc_page.paddr)
             self.stats["etrack"] += 1
             if encls_failed(ret):
                 self.warn(f"ETRACK returned {ret:#x}")
             ret = self._sgx_encl_ewb(epc_page, va_slot, backing)
-            if ret == SgxReturn.SGX_NOT_TRACKED:
+            if ret == _SGX_NOT_TRACKED:
                 # Slow path: IPIs kick every CPU out of the enclave.
                 self.sgx_ipi_encl_cpus(encl)
                 ret = self._sgx_encl_ewb(epc_page, va_slot, backing)
