@@ -458,16 +458,21 @@ class MachineModel:
         (a page removed after INIT stays one)."""
         epc = st.m.cpu.epc
         cols = observe.epcm_columns(epc)
-        base = self.base
-        procs = [(observe.pt_key(q.mm.pgtable, epc, base, cols),
-                  tuple([(v.vm_start, v.vm_end, v.vm_flags, v.vm_file.path if v.vm_file else None)
-                         for v in q.mm.vmas])) for q in self.processes(st)]
         design = getattr(st.m.kernel.sgx, "design_state", None)
-        (extra, epck, pages, init, meas_ok, expect, added), *more = [self._encl_key(st, h, design, cols)
-                                                                     for h in st.handles]
-        (pt, vmas), *children = procs
+        handles = st.handles
+        extra, epck, pages, init, meas_ok, expect, added = self._encl_key(st, handles[0], design, cols)
+        pt, vmas = self._proc_key(st.proc, epc, cols)
         # The layout check/symmetry.py renames and swaps (PageSymmetry.rename,
         # ProcessSwap): this 9-tuple for one enclave and one process, else
         # (it, the other enclaves' keys, the child's (pt, vmas)).
         key = (extra, epck, pt, vmas, pages, init, meas_ok, expect, added)
-        return key if not more and not children else (key, tuple(more), tuple(children))
+        if len(handles) == 1 and st.child is None:
+            return key
+        return (key, tuple([self._encl_key(st, h, design, cols) for h in handles[1:]]),
+                () if st.child is None else (self._proc_key(st.child, epc, cols),))
+
+    def _proc_key(self, q: Any, epc: Any, cols: tuple) -> tuple:
+        """One process's part of the fingerprint: its page table and VMAs."""
+        return (observe.pt_key(q.mm.pgtable, epc, self.base, cols),
+                tuple([(v.vm_start, v.vm_end, v.vm_flags, v.vm_file.path if v.vm_file else None)
+                       for v in q.mm.vmas]))
