@@ -106,9 +106,10 @@ _VIEW_SLOTS = {name: View.__dict__[name] for name in ("ptes", "vmas", "execmem",
 
 
 class LazyView(View):
-    """A :class:`View` of a machine state whose parts are read when first
-    asked for (:meth:`MachineModel.lazy_view`): the same values as
-    ``MachineModel.view`` gives for the state as it is then."""
+    """A :class:`View` of a machine state whose VMAs and LSM grants are read
+    when first asked for (:meth:`MachineModel.lazy_view`): the same values as
+    ``MachineModel.view`` gives for the state as it is then.  The PTEs, which
+    most properties read, are read at once (a plain slot to read after)."""
 
     __slots__ = ("_model", "_st")
 
@@ -116,6 +117,7 @@ class LazyView(View):
         # View is frozen: set past its __setattr__.
         object.__setattr__(self, "_model", model)
         object.__setattr__(self, "_st", st)
+        _VIEW_SLOTS["ptes"].__set__(self, model._view_ptes(st))
 
     def _part(self, name: str, read) -> Any:
         slot = _VIEW_SLOTS[name]
@@ -126,7 +128,6 @@ class LazyView(View):
             slot.__set__(self, got)
             return got
 
-    ptes = property(lambda self: self._part("ptes", MachineModel._view_ptes))
     vmas = property(lambda self: self._part("vmas", MachineModel._view_vmas))
     execmem = property(lambda self: self._part("execmem", MachineModel._execmem))
     execmod = property(lambda self: self._part("execmod", MachineModel._execmod))
@@ -361,9 +362,10 @@ class MachineModel:
         return View(self._view_ptes(st), self._view_vmas(st), self._execmem(st), self._execmod(st))
 
     def lazy_view(self, st: MState) -> View:
-        """:meth:`view`, each part read off ``st`` when a property first asks
-        for it (the explorer's, for the properties of one transition: most
-        read the PTEs alone).  Valid only while ``st`` is unchanged."""
+        """:meth:`view`, the VMAs and grants read off ``st`` when a property
+        first asks for them (the explorer's, for the properties of one
+        transition: most read the PTEs alone).  Valid only while ``st`` is
+        unchanged."""
         return LazyView(self, st)
 
     def _view_ptes(self, st: MState) -> tuple:
