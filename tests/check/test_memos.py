@@ -2,9 +2,9 @@
 runs of the model (steps applied in place and undone by a snapshot's
 restore, as the explorer runs them), every memoized answer — the PTE views
 and page-table keys of :mod:`sgxsim.check.observe`, the steps
-``MachineModel.actions`` offers, a state's digest — is the one computed
-afresh, so a memo that went stale (kept an answer its inputs no longer
-give) fails here."""
+``MachineModel.actions`` offers, a state's digest, the parts of a lazy
+view — is the one computed afresh, so a memo that went stale (kept an
+answer its inputs no longer give) fails here."""
 
 from __future__ import annotations
 
@@ -60,6 +60,12 @@ def check_memos(model: MachineModel, st) -> None:
     assert model.actions(st) == actions.enabled_in(model.sc, ctxs)
     key = (model.fingerprint(st), Ghost().key())
     assert digest(key) == fresh_digest(key)
+    # The explorer's view, read part by part (in another order than the
+    # fields'), is the whole view.
+    view, lazy = model.view(st), model.lazy_view(st)
+    for part in ("vmas", "execmod", "ptes", "execmem"):
+        assert getattr(lazy, part) == getattr(view, part)
+        assert getattr(lazy, part) is getattr(lazy, part)
 
 
 @pytest.mark.parametrize("name", list(MODELS))

@@ -178,6 +178,9 @@ class _Expander:
         # snapshot (the ancestor's machine is made again in place).
         self.lazy = lazy and self.snapshot is not None
         self.view = getattr(model, "view", None) if reuse else None
+        # A view read part by part as the properties ask (most read only the
+        # PTEs): used for one transition's checks, before the machine changes.
+        self.lazy_view = getattr(model, "lazy_view", self.view) if reuse else None
         # (fingerprint, ghost key) -> seen-key: canonical under the page
         # symmetry and the process swap where they apply (check/symmetry.py).
         self.seen_key = symmetry.seen_key(model, names)
@@ -189,7 +192,7 @@ class _Expander:
         ((parent id, action index), machine, ghost, fingerprint), in the
         order of the records (the machine as in :data:`Entry`)."""
         model, known, reuse, lazy = self.model, self.known, self.reuse, self.lazy
-        snapshot, view_of, seen_key = self.snapshot, self.view, self.seen_key
+        snapshot, view_of, lazy_view, seen_key = self.snapshot, self.view, self.lazy_view, self.seen_key
         # The properties still open do not change during one expansion (the
         # coordinator closes them when it merges the records).
         props = [p for p in self.props if p.name in open_props]
@@ -263,9 +266,10 @@ class _Expander:
                 if view_of is None:
                     view = step.view
                 elif same:
+                    # Kept for the later transitions: read whole, now.
                     view = pview = pview if pview is not None else view_of(step.state)
                 else:
-                    view = view_of(step.state)
+                    view = lazy_view(step.state)
                 events = step.events
                 g2 = after(ghost, events)
                 hits = {}

@@ -87,14 +87,16 @@ class Ghost:
         if not events:
             return self
         updates = _UPDATES or _load_updates()
-        edit = GhostEdit(dict(self.pages), self.ran_build_code, self.wrote_build_data)
+        edit = None  # made at the first event with an update (most have none)
         for ev in events:
             if ev.ok:
                 f = updates.get(ev.kind)
                 if f is not None:
+                    if edit is None:
+                        edit = GhostEdit(dict(self.pages), self.ran_build_code, self.wrote_build_data)
                     f(edit, ev)
-        if (edit.ran_build_code, edit.wrote_build_data) == (self.ran_build_code, self.wrote_build_data) \
-                and edit.pages == self.pages:
+        if edit is None or (edit.ran_build_code, edit.wrote_build_data) == \
+                (self.ran_build_code, self.wrote_build_data) and edit.pages == self.pages:
             return self  # most steps teach nothing new: keep the key already made
         return Ghost(edit.pages, edit.ran_build_code, edit.wrote_build_data)
 

@@ -112,6 +112,38 @@ class MState:
     expect = property(lambda self: self.handles[0].expect)
 
 
+# View's own slots, where a LazyView keeps each part once it is read.
+_VIEW_SLOTS = {name: View.__dict__[name] for name in ("ptes", "vmas", "execmem", "execmod")}
+
+
+class LazyView(View):
+    """A :class:`View` of a machine state whose VMAs and LSM grants are read
+    when first asked for (:meth:`MachineModel.lazy_view`): the same values as
+    ``MachineModel.view`` gives for the state as it is then.  The PTEs, which
+    most properties read, are read at once (a plain slot to read after)."""
+
+    __slots__ = ("_model", "_st")
+
+    def __init__(self, model: MachineModel, st: MState):
+        # View is frozen: set past its __setattr__.
+        object.__setattr__(self, "_model", model)
+        object.__setattr__(self, "_st", st)
+        _VIEW_SLOTS["ptes"].__set__(self, model._view_ptes(st))
+
+    def _part(self, name: str, read) -> Any:
+        slot = _VIEW_SLOTS[name]
+        try:
+            return slot.__get__(self, LazyView)
+        except AttributeError:  # not read yet
+            got = read(self._model, self._st)
+            slot.__set__(self, got)
+            return got
+
+    vmas = property(lambda self: self._part("vmas", MachineModel._view_vmas))
+    execmem = property(lambda self: self._part("execmem", MachineModel._execmem))
+    execmod = property(lambda self: self._part("execmod", MachineModel._execmod))
+
+
 class MachineModel:
     """``MachineModel(design, scope)``: see the module docstring."""
 
@@ -334,20 +366,37 @@ class MachineModel:
         """What the properties see: the PTEs into the EPC and the VMAs of
         every process (tagged 0 for the parent, 1 for the child), a PTE in
         an enclave's ELRANGE owned by that enclave; the LSM's grants."""
-        m, p = st.m, st.proc
-        epc = m.cpu.epc
+        return View(self._view_ptes(st), self._view_vmas(st), self._execmem(st), self._execmod(st))
+
+    def lazy_view(self, st: MState) -> View:
+        """:meth:`view`, the VMAs and grants read off ``st`` when a property
+        first asks for them (the explorer's, for the properties of one
+        transition: most read the PTEs alone).  Valid only while ``st`` is
+        unchanged."""
+        return LazyView(self, st)
+
+    def _view_ptes(self, st: MState) -> tuple:
+        epc = st.m.cpu.epc
         spans = [(self._secs_index(st, h), h.base, self.size) for h in st.handles]
         ptes: tuple = ()
-        vmas: tuple = ()
         for i, q in enumerate(self.processes(st)):
             ptes += observe.pte_views_of(q.mm.pgtable, epc, spans, self.base, proc=i)
+        return ptes
+
+    def _view_vmas(self, st: MState) -> tuple:
+        vmas: tuple = ()
+        for i, q in enumerate(self.processes(st)):
             vmas += tuple([observe.vma_view(v.vm_start, v.vm_end, prot_str(v.vm_flags), i) for v in q.mm.vmas])
-        # Granted unless an LSM withholds it (with no LSM, --policy none,
-        # nothing does).
-        sec = m.kernel.security
-        execmem = sec.grants(p.label, "execmem")
-        execmod = sec.grants(p.label, "execmod", p.file(st.fd).inode.label)
-        return View(ptes, vmas, execmem, execmod)
+        return vmas
+
+    # Granted unless an LSM withholds it (with no LSM, --policy none,
+    # nothing does).
+    def _execmem(self, st: MState) -> bool:
+        return st.m.kernel.security.grants(st.proc.label, "execmem")
+
+    def _execmod(self, st: MState) -> bool:
+        p = st.proc
+        return st.m.kernel.security.grants(p.label, "execmod", p.file(st.fd).inode.label)
 
     def page_map(self, st: MState) -> list[observe.PageRow]:
         """What the VMA, the PTE, the EPCM and the driver's maximum allow on
@@ -386,7 +435,11 @@ class MachineModel:
         epc = st.m.cpu.epc
         encl = self.encl(st, h)
         b = h.base >> 12
-        pages = tuple(sorted([(k - b, e.vm_max_prot_bits, e.type, e.epc_page is None)
+        # The page type as a plain int: the driver keeps an EAUGed page's as
+        # a PageType member (equal to the int, so the fingerprint compares
+        # the same), which would pickle by reference for the digest at ~1 us
+        # each.  The ghost's origin (build/aug) still tells those pages apart.
+        pages = tuple(sorted([(k - b, e.vm_max_prot_bits, int(e.type), e.epc_page is None)
                               for k, e in encl.page_array.items()]))
         extra = design(encl) if design is not None else ()
         ep = encl.secs.epc_page  # _secs_index()
@@ -414,16 +467,21 @@ class MachineModel:
         (a page removed after INIT stays one)."""
         epc = st.m.cpu.epc
         cols = observe.epcm_columns(epc)
-        base = self.base
-        procs = [(observe.pt_key(q.mm.pgtable, epc, base, cols),
-                  tuple([(v.vm_start, v.vm_end, v.vm_flags, v.vm_file.path if v.vm_file else None)
-                         for v in q.mm.vmas])) for q in self.processes(st)]
         design = getattr(st.m.kernel.sgx, "design_state", None)
-        (extra, epck, pages, init, meas_ok, expect, added), *more = [self._encl_key(st, h, design, cols)
-                                                                     for h in st.handles]
-        (pt, vmas), *children = procs
+        handles = st.handles
+        extra, epck, pages, init, meas_ok, expect, added = self._encl_key(st, handles[0], design, cols)
+        pt, vmas = self._proc_key(st.proc, epc, cols)
         # The layout check/symmetry.py renames and swaps (PageSymmetry.rename,
         # ProcessSwap): this 9-tuple for one enclave and one process, else
         # (it, the other enclaves' keys, the child's (pt, vmas)).
         key = (extra, epck, pt, vmas, pages, init, meas_ok, expect, added)
-        return key if not more and not children else (key, tuple(more), tuple(children))
+        if len(handles) == 1 and st.child is None:
+            return key
+        return (key, tuple([self._encl_key(st, h, design, cols) for h in handles[1:]]),
+                () if st.child is None else (self._proc_key(st.child, epc, cols),))
+
+    def _proc_key(self, q: Any, epc: Any, cols: tuple) -> tuple:
+        """One process's part of the fingerprint: its page table and VMAs."""
+        return (observe.pt_key(q.mm.pgtable, epc, self.base, cols),
+                tuple([(v.vm_start, v.vm_end, v.vm_flags, v.vm_file.path if v.vm_file else None)
+                       for v in q.mm.vmas]))

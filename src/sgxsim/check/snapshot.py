@@ -188,7 +188,7 @@ class Snapshot:
                  "_dict_saved", "_list_objs", "_list_saved", "_deques", "_set_objs", "_set_lens",
                  "_set_flat", "_slot_entries", "_slot_objs", "_slot_tests", "_slot_saved", "_slow",
                  "_buf_objs", "_buf_saved", "_shape", "_slot_diff", "_slot_flat", "_slot_owners",
-                 "_slot_names", "_seen", "_prefix", "_pre_objs", "_suffix", "_base")
+                 "_slot_names", "_slot_entry", "_seen", "_prefix", "_pre_objs", "_suffix", "_base")
 
     def __init__(self, root: object):
         self._empty()
@@ -348,7 +348,19 @@ class Snapshot:
         for o, saved in self.stateful:
             now = o.__getstate__()
             new.stateful.append((o, saved if now == saved else now))
-        for e in self.slotted:
+        fast = self._changed_slotted()
+        if fast is not None:
+            # Every slot set, before and now: the entries of the objects
+            # whose slots differ are made again, the rest kept.
+            new.slotted, new._slot_entries = list(self.slotted), list(self.slotted)
+            new._slot_objs, new._slot_tests = list(self._slot_objs), list(self._slot_tests)
+            new._slot_saved = list(self._slot_saved)
+            for j, now in fast:
+                x, names, getter, _ = self.slotted[j]
+                stack.extend(now)
+                new.slotted[j] = new._slot_entries[j] = (x, names, getter, now)
+                new._slot_saved[j] = now
+        for e in self.slotted if fast is None else ():
             x, names, getter, vals = e
             try:
                 now = getter(x) if getter is not None else None
@@ -376,6 +388,30 @@ class Snapshot:
         # (one compiled comparer for both), the new ones apart.
         new._finish(self._prefix if len(new._slot_objs) >= self._prefix else 0)
         return new
+
+    def _changed_slotted(self) -> list[tuple[int, tuple]] | None:
+        """(index in ``slotted``, its slots now) of each object whose slots
+        are not the saved ones, found by the shape's compiled comparer and
+        the classes' tests; None when they cannot say: no comparer yet, or
+        a slot unset before or now (an AttributeError)."""
+        diff = self._slot_diff
+        if diff is None or self._slow:
+            return None
+        # With no unset slot, slotted and _slot_entries are the same list.
+        owner = self._slot_entry
+        if owner is None:
+            pre = self._slot_entries[:self._prefix]
+            owner = self._slot_entry = [j for j, (_, names, _, _) in enumerate(pre) for _ in names]
+        try:
+            changed = {owner[k] for k in diff(self._pre_objs, self._slot_flat)}
+            entries, tests, objs, saved = self._suffix
+            if entries:
+                changed.update(compress(range(self._prefix, self._prefix + len(entries)),
+                                        map(operator.call, tests, objs, saved)))
+            slotted = self.slotted
+            return [(j, slotted[j][2](slotted[j][0])) for j in sorted(changed)]
+        except AttributeError:
+            return None
 
     def restore(self) -> None:
         is_ = operator.is_
@@ -451,6 +487,7 @@ class Snapshot:
         self._slot_flat = list(_chain(self._slot_saved[:n]))
         self._slot_owners = [o for o, names, _, _ in pre for _ in names]
         self._slot_names = [name for _, names, _, _ in pre for name in names]
+        self._slot_entry = None  # each slot's entry, when after() first asks
         self._suffix = (self._slot_entries[n:], self._slot_tests[n:], self._slot_objs[n:], self._slot_saved[n:])
 
     @staticmethod
