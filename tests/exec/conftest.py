@@ -12,7 +12,7 @@ import pytest
 HERE = Path(__file__).parent
 sys.path.insert(0, str(HERE))
 NATIVE = HERE / "native"
-PROGRAMS = ("badinput", "rawsyscall", "killme", "cpuid", "noexec")
+PROGRAMS = ("badinput", "rawsyscall", "killme", "cpuid", "noexec", "segv")
 
 
 @pytest.fixture(scope="session")

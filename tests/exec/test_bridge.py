@@ -211,6 +211,40 @@ def test_two_threads_inside_enclaves_at_once_get_a_clear_message(native, entry):
     assert "both returned" not in r.stdout
 
 
+def test_the_programs_own_sigsegv_is_delivered_as_without_sgxsim(native):
+    """The preload traps ENCLU through SIGSEGV too (a CPU with SGX refuses an
+    ENCLU of a process without an enclave with #GP or #PF, as this host's may),
+    so it handles SIGSEGV: every other SIGSEGV must reach the program as the
+    kernel delivers it (address, sa_mask and the signal blocked, SA_RESETHAND),
+    and with no handler, or SIGSEGV ignored, the program dies of it."""
+    exe = str(native["segv"])
+    alone = subprocess.run([exe, "handler"], capture_output=True, text=True, timeout=60)
+    assert alone.returncode == 0
+    assert alone.stdout == "signal 11 addr_ok 1 blocked_self 1 blocked_usr1 1 reset 1\n"
+    r = sgxsim_exec("--", exe, "handler")
+    assert (r.returncode, r.stdout) == (0, alone.stdout), r.stderr
+    for mode in ("dfl", "ign"):
+        assert subprocess.run([exe, mode], capture_output=True, timeout=60).returncode == -11
+        r = sgxsim_exec("--", exe, mode)
+        assert r.returncode == 128 + 11, (mode, r.stderr)
+
+
+def test_a_bare_enclu_is_the_models_and_its_fault_the_programs(native, tmp_path):
+    """An ENCLU outside the vDSO and outside any enclave (EREPORT): whatever the
+    real CPU raises for it (SIGILL without SGX, SIGSEGV with it), the model's
+    CPU executes it, and the signal the model's kernel delivers for its #GP
+    reaches the program's handler at the ENCLU, once (not trapped again as an
+    ENCLU although it is at one)."""
+    trace = tmp_path / "trace"
+    r = sgxsim_exec("--trace", str(trace), "--", str(native["segv"]), "enclu")
+    assert r.returncode == 0, r.stderr
+    served = [line for line in trace.read_text().splitlines() if "ENCLU[EREPORT]" in line]
+    assert len(served) == 1 and "= SIGSEGV at " in served[0], served
+    # The model's #GP: SIGSEGV with SI_KERNEL (0x80), as the kernel's
+    # do_general_protection() sends it.
+    assert r.stdout == "signal 11 code 128 at_enclu 1\n"
+
+
 def test_source_on_a_noexec_mount_lacks_vm_mayexec(native, tmp_path):
     """The mirror of a file mapping from a noexec mount (the program's
     /proc/PID/mountinfo) lacks VM_MAYEXEC: ADD_PAGES of an executable page

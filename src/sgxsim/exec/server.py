@@ -13,10 +13,10 @@ a time, each as a transaction on the program's memory
   SECS, SECINFO, source pages and SIGSTRUCT from the mirror of its memory;
 * mmap of a model file, munmap/mprotect/mremap touching an enclave range:
   the model's mm (the program reserves the range PROT_NONE);
-* ENCLU (trapped as SIGILL): the registers go to the model's LP, the leaf
-  runs, then the enclave's code (``runner.run(cpu, lp)``) until EEXIT or a
-  fault; a fault goes through the kernel's fault path
-  (``do_user_addr_fault``); a fault the kernel does not fix, at an ENCLU in
+* ENCLU (the vDSO's direct entry, or trapped as SIGILL or SIGSEGV): the
+  registers go to the model's LP, the leaf runs, then the enclave's code
+  (``runner.run(cpu, lp)``) until EEXIT or a fault; a fault goes through
+  the kernel's fault path (``do_user_addr_fault``); a fault the kernel does not fix, at an ENCLU in
   the vDSO's exception table, is fixed up as ``fixup_vdso_exception()`` does
   (RIP to the handler, vector/error code/address in RDI/RSI/RDX), otherwise
   it is a signal delivered at the AEP;

@@ -245,14 +245,19 @@ static int prot_of(const char *s)
 
 static const char *ops[] = { "nop", "eaccept", "emodpe", "read", "write", "init_tcs", "spin" };
 
-/* "race": a second thread enters while the first is inside a long call. */
+/* "race": a second thread enters while the first is inside a call that does
+ * not end (so how fast the CPU spins decides nothing: the bridge stops the
+ * program when the second thread enters, else the test times out). */
+static int spinner_started;
+
 static void *spinner(void *arg)
 {
 	struct sgx_enclave_run run;
-	struct op op = { 6, 0, 200000000, 0 };
+	struct op op = { 6, 0, 0x7fffffffffffffffUL, 0 };
 
 	memset(&run, 0, sizeof(run));
 	run.tcs = base + (unsigned long)arg;
+	__atomic_store_n(&spinner_started, 1, __ATOMIC_RELEASE);
 	call_enclave((unsigned long)&op, 0, 0, EENTER, 0, 0, &run, enter);
 	return NULL;
 }
@@ -300,6 +305,9 @@ static void step(char *line)
 		pthread_t t;
 
 		pthread_create(&t, NULL, spinner, (void *)off);
+		/* Until the spinner is at its ENCLU, then time to get inside. */
+		while (!__atomic_load_n(&spinner_started, __ATOMIC_ACQUIRE))
+			usleep(1000);
 		usleep(200000);
 		memset(&run, 0, sizeof(run));
 		run.tcs = base + len;

@@ -11,8 +11,10 @@
  *    nothing else lands there;
  *  - getauxval(AT_SYSINFO_EHDR) returns sgxsim's vDSO image, whose
  *    __vdso_sgx_enter_enclave hands its ENCLU to the direct entry below;
- *  - the direct entry (the vDSO's ENCLU) and the SIGILL handler (any other
- *    ENCLU, which raises SIGILL on this CPU) send the registers to the
+ *  - the direct entry (the vDSO's ENCLU) and the trap handlers (any other
+ *    ENCLU: #UD, so SIGILL, on a CPU without SGX; #GP or #PF, so SIGSEGV,
+ *    where the CPU has SGX but this process has no enclave, as in a guest
+ *    whose host has SGX) send the registers to the
  *    server, whose model CPU runs the leaf (and the enclave until EEXIT or an
  *    AEX), and load the registers they get back, as the CPU and the kernel's
  *    vDSO fixup would leave them;
@@ -40,6 +42,7 @@
 #include <sys/syscall.h>
 #include <sys/sysmacros.h>
 #include <sys/ucontext.h>
+#include <sys/uio.h>
 #include <sys/un.h>
 #include <unistd.h>
 #include <cpuid.h>
@@ -59,7 +62,12 @@ static unsigned char sgx_fd[MAX_FDS];  /* placeholder fds of the model's files *
 static uint64_t ranges[SGXSIM_MAX_RANGES][2];
 static unsigned int nranges;
 static struct sigaction app_sigill;    /* the program's own SIGILL disposition */
+static struct sigaction app_sigsegv;   /* the program's own SIGSEGV disposition */
 static char altstack[64 * 1024];
+/* The signal this thread's handler last queued for the program (a fault the
+ * model's kernel delivers): when it arrives it is the program's, even at an
+ * ENCLU (an AEP is one). */
+static __thread int queued_sig __attribute__((tls_model("initial-exec")));
 
 /* The real functions. */
 static int (*real_openat)(int, const char *, int, ...);
@@ -622,7 +630,8 @@ static void map_vdso(const char *path)
 	real_close(fd);
 	vdso_base = (unsigned long)p + 4096;
 	/* The vDSO's ENCLU goes to the direct entry, unless SGXSIM_VDSO_ENTRY
-	 * says "sigill" (the ENCLU raises SIGILL); "trap" has the direct entry
+	 * says "sigill" (the ENCLU traps: SIGILL without SGX, SIGSEGV on a CPU
+	 * with SGX, each served by its handler); "trap" has the direct entry
 	 * load every reply through its trap.  The tests run all three. */
 	vdso_enclu = find_enclu(p + 4096, st.st_size);
 	entry = getenv("SGXSIM_VDSO_ENTRY");
@@ -636,8 +645,8 @@ static void map_vdso(const char *path)
 /* The vDSO's ENCLU without the signal.  The vDSO jumps to sgxsim_direct_enclu
  * with every register and flag as they are at its ENCLU (vdso.S).  The entry
  * saves them into direct_req, moves to a stack of its own (the enclave may
- * store below the program's stack pointer, which is why the SIGILL handler has
- * its own stack too), sends the request the SIGILL handler would send (ENCLU
+ * store below the program's stack pointer, which is why the trap handlers have
+ * their own stack too), sends the request a trap handler would send (ENCLU
  * at the vDSO's ENCLU address) and loads the registers of the reply.  RIP and
  * RFLAGS pass through the 16 bytes below the red zone of the reply's stack
  * pointer when that is the ENCLU's (an EEXIT or a reported fault back to the
@@ -763,7 +772,7 @@ asm(".text\n"
 #undef SAVE
 #undef LOAD
 
-/* -- SIGILL: ENCLU and patched CPUID ----------------------------------------------------------- */
+/* -- the traps: ENCLU and patched CPUID -------------------------------------------------------- */
 
 static const int greg_of[R_NREGS] = {
 	[R_RAX] = REG_RAX, [R_RCX] = REG_RCX, [R_RDX] = REG_RDX, [R_RBX] = REG_RBX,
@@ -773,30 +782,107 @@ static const int greg_of[R_NREGS] = {
 	[R_RIP] = REG_RIP, [R_RFLAGS] = REG_EFL,
 };
 
-static void chain_sigill(int sig, siginfo_t *si, void *uc)
+static struct sigaction *app_action(int sig)
 {
-	if (app_sigill.sa_flags & SA_SIGINFO) {
-		if (app_sigill.sa_sigaction)
-			app_sigill.sa_sigaction(sig, si, uc);
-		return;
-	}
-	if (app_sigill.sa_handler == SIG_IGN)
-		return;
-	if (app_sigill.sa_handler != SIG_DFL) {
-		app_sigill.sa_handler(sig);
-		return;
-	}
-	/* Default action: die of SIGILL at the instruction, as without sgxsim. */
-	{
-		struct sigaction dfl;
+	return sig == SIGILL ? &app_sigill : &app_sigsegv;
+}
 
-		memset(&dfl, 0, sizeof(dfl));
-		dfl.sa_handler = SIG_DFL;
-		real_sigaction(SIGILL, &dfl, NULL);
-		raise(SIGILL);
+/* A signal that is not ours goes where the program asked, as the kernel
+ * would deliver it: its sa_mask (and, without SA_NODEFER, the signal itself)
+ * blocked while its handler runs, SA_RESETHAND honoured.  With no handler the
+ * program dies of the signal, also when it ignores it: the kernel forces a
+ * synchronous fault through SIG_IGN (force_sig_fault()), and the model's
+ * faults are synchronous too.  A fault the CPU raised is taken again with the
+ * default action, so the program dies with the kernel's own siginfo; one the
+ * model queued is raised. */
+static void chain(int sig, siginfo_t *si, void *uc, int queued)
+{
+	struct sigaction *app = app_action(sig), dfl, act = *app;
+	sigset_t block, old;
+
+	if ((act.sa_flags & SA_SIGINFO) ? act.sa_sigaction != NULL
+					: (act.sa_handler != SIG_DFL && act.sa_handler != SIG_IGN)) {
+		block = act.sa_mask;
+		if (!(act.sa_flags & SA_NODEFER))
+			sigaddset(&block, sig);
+		if (act.sa_flags & SA_RESETHAND) {
+			memset(app, 0, sizeof(*app));
+			app->sa_handler = SIG_DFL;
+		}
+		sigprocmask(SIG_BLOCK, &block, &old);
+		if (act.sa_flags & SA_SIGINFO)
+			act.sa_sigaction(sig, si, uc);
+		else
+			act.sa_handler(sig);
+		sigprocmask(SIG_SETMASK, &old, NULL);
+		return;
+	}
+	memset(&dfl, 0, sizeof(dfl));
+	dfl.sa_handler = SIG_DFL;
+	real_sigaction(sig, &dfl, NULL);
+	if (queued)
+		raise(sig);
+	/* else: return to the faulting instruction, which faults again. */
+}
+
+/* Whether the bytes at ip are ENCLU (0F 01 D7).  A SIGSEGV may come from the
+ * instruction fetch itself, so they are read through the kernel, which
+ * reports an unmapped ip instead of faulting in this handler. */
+static int enclu_at(const unsigned char *ip, int fetch_may_fault)
+{
+	unsigned char b[3];
+	struct iovec local = { b, sizeof(b) }, remote = { (void *)ip, sizeof(b) };
+
+	if (!fetch_may_fault)
+		return ip[0] == 0x0f && ip[1] == 0x01 && ip[2] == 0xd7;
+	if (syscall(SYS_process_vm_readv, getpid(), &local, 1, &remote, 1, 0) != sizeof(b))
+		return 0;
+	return b[0] == 0x0f && b[1] == 0x01 && b[2] == 0xd7;
+}
+
+/* Load the reply's registers into the interrupted context; queue the signal
+ * the model's kernel delivers there, if any. */
+static void load_reply(greg_t *g, const struct sgxsim_reply *rep)
+{
+	int i;
+
+	for (i = 0; i < R_NREGS; i++)
+		g[greg_of[i]] = rep->regs[i];
+	if (rep->resume == RESUME_SIGNAL) {
+		/* The kernel would deliver this signal at the restored RIP. */
+		siginfo_t info;
+		sigset_t block;
+
+		/* Blocked until sigreturn restores the program's mask. */
+		sigemptyset(&block);
+		sigaddset(&block, rep->signo);
+		sigprocmask(SIG_BLOCK, &block, NULL);
+		memset(&info, 0, sizeof(info));
+		info.si_signo = rep->signo;
+		info.si_code = rep->si_code;
+		info.si_addr = (void *)rep->addr;
+		queued_sig = rep->signo;
+		syscall(SYS_rt_tgsigqueueinfo, getpid(), (pid_t)syscall(SYS_gettid), rep->signo, &info);
 	}
 }
 
+/* The ENCLU the CPU refused at the context's RIP, run by the model. */
+static void trap_enclu(greg_t *g)
+{
+	struct sgxsim_request req;
+	struct sgxsim_reply rep;
+	int i;
+
+	memset(&req, 0, sizeof(req));
+	req.op = SGXSIM_ENCLU;
+	for (i = 0; i < R_NREGS; i++)
+		req.regs[i] = g[greg_of[i]];
+	xfer_enclu(&req, &rep);
+	load_reply(g, &rep);
+}
+
+/* SIGILL: an ENCLU on a CPU without SGX (#UD), the direct entry's UD2, or a
+ * CPUID the server patched into UD2. */
 static void on_sigill(int sig, siginfo_t *si, void *ucv)
 {
 	ucontext_t *uc = ucv;
@@ -805,88 +891,89 @@ static void on_sigill(int sig, siginfo_t *si, void *ucv)
 	struct sgxsim_request req;
 	struct sgxsim_reply rep;
 	int saved = errno;
-	int i;
+	unsigned int a, b, c, d;
 
+	if (queued_sig == sig) {
+		queued_sig = 0;
+		errno = saved;
+		chain(sig, si, ucv, 1);
+		return;
+	}
 	if (conn < 0)
 		goto chain;
 	if (ip == (const unsigned char *)sgxsim_direct_trap) {
 		/* A reply the direct entry does not load itself. */
 		memcpy(&rep, &direct_rep, sizeof(rep));
 		__atomic_store_n(&direct_state, 0, __ATOMIC_RELEASE);
-		goto load;
-	}
-	memset(&req, 0, sizeof(req));
-	if (ip[0] == 0x0f && ip[1] == 0x01 && ip[2] == 0xd7) {
-		req.op = SGXSIM_ENCLU;
-		for (i = 0; i < R_NREGS; i++)
-			req.regs[i] = g[greg_of[i]];
-	} else if (ip[0] == 0x0f && ip[1] == 0x0b) {
-		/* Maybe a patched CPUID: the server answers from the real values. */
-		unsigned int a, b, c, d;
-
-		req.op = SGXSIM_CPUID;
-		req.a[0] = (uint32_t)g[REG_RAX];
-		req.a[1] = (uint32_t)g[REG_RCX];
-		req.a[2] = g[REG_RIP];
-		__cpuid_count((unsigned int)req.a[0], (unsigned int)req.a[1], a, b, c, d);
-		req.regs[R_RAX] = a; req.regs[R_RBX] = b; req.regs[R_RCX] = c; req.regs[R_RDX] = d;
-	} else {
-		goto chain;
-	}
-
-	if (req.op == SGXSIM_ENCLU) {
-		xfer_enclu(&req, &rep);
-	} else {
-		xfer(&req, &rep);
-	}
-	if (rep.ret < 0 && req.op == SGXSIM_CPUID)
-		goto chain;	/* a UD2 that was not a patched CPUID */
-
-	if (req.op == SGXSIM_CPUID) {
-		g[REG_RAX] = (uint32_t)rep.regs[R_RAX];
-		g[REG_RBX] = (uint32_t)rep.regs[R_RBX];
-		g[REG_RCX] = (uint32_t)rep.regs[R_RCX];
-		g[REG_RDX] = (uint32_t)rep.regs[R_RDX];
-		g[REG_RIP] += 2;
+		load_reply(g, &rep);
 		errno = saved;
 		return;
 	}
-load:
-	for (i = 0; i < R_NREGS; i++)
-		g[greg_of[i]] = rep.regs[i];
-	if (rep.resume == RESUME_SIGNAL) {
-		/* The kernel would deliver this signal at the restored RIP. */
-		siginfo_t info;
-		sigset_t block;
-
-		/* Blocked until sigreturn restores the program's mask. */
-		sigemptyset(&block);
-		sigaddset(&block, rep.signo);
-		sigprocmask(SIG_BLOCK, &block, NULL);
-		memset(&info, 0, sizeof(info));
-		info.si_signo = rep.signo;
-		info.si_code = rep.si_code;
-		info.si_addr = (void *)rep.addr;
-		syscall(SYS_rt_tgsigqueueinfo, getpid(), (pid_t)syscall(SYS_gettid), rep.signo, &info);
+	if (enclu_at(ip, 0)) {
+		trap_enclu(g);
+		errno = saved;
+		return;
 	}
+	if (!(ip[0] == 0x0f && ip[1] == 0x0b))
+		goto chain;
+	/* Maybe a patched CPUID: the server answers from the real values. */
+	memset(&req, 0, sizeof(req));
+	req.op = SGXSIM_CPUID;
+	req.a[0] = (uint32_t)g[REG_RAX];
+	req.a[1] = (uint32_t)g[REG_RCX];
+	req.a[2] = g[REG_RIP];
+	__cpuid_count((unsigned int)req.a[0], (unsigned int)req.a[1], a, b, c, d);
+	req.regs[R_RAX] = a; req.regs[R_RBX] = b; req.regs[R_RCX] = c; req.regs[R_RDX] = d;
+	xfer(&req, &rep);
+	if (rep.ret < 0)
+		goto chain;	/* a UD2 that was not a patched CPUID */
+	g[REG_RAX] = (uint32_t)rep.regs[R_RAX];
+	g[REG_RBX] = (uint32_t)rep.regs[R_RBX];
+	g[REG_RCX] = (uint32_t)rep.regs[R_RCX];
+	g[REG_RDX] = (uint32_t)rep.regs[R_RDX];
+	g[REG_RIP] += 2;
 	errno = saved;
 	return;
 chain:
 	errno = saved;
-	chain_sigill(sig, si, ucv);
+	chain(sig, si, ucv, 0);
 }
 
-/* The program's own SIGILL handler is kept aside and called for SIGILLs
- * that are not ours. */
+/* SIGSEGV: an ENCLU on a CPU that has SGX (#GP for most leaves, #PF for an
+ * EENTER or ERESUME whose TCS is no EPC page: this process has no enclave
+ * on the real CPU).  Every other SIGSEGV is the program's. */
+static void on_sigsegv(int sig, siginfo_t *si, void *ucv)
+{
+	ucontext_t *uc = ucv;
+	greg_t *g = uc->uc_mcontext.gregs;
+	int saved = errno;
+
+	if (queued_sig == sig) {
+		queued_sig = 0;
+		errno = saved;
+		chain(sig, si, ucv, 1);
+		return;
+	}
+	if (conn >= 0 && enclu_at((const unsigned char *)g[REG_RIP], 1)) {
+		trap_enclu(g);
+		errno = saved;
+		return;
+	}
+	errno = saved;
+	chain(sig, si, ucv, 0);
+}
+
+/* The program's own SIGILL and SIGSEGV handlers are kept aside and called
+ * for the signals that are not ours. */
 int sigaction(int sig, const struct sigaction *act, struct sigaction *old)
 {
 	resolve();
-	if (sig != SIGILL || conn < 0)
+	if ((sig != SIGILL && sig != SIGSEGV) || conn < 0)
 		return real_sigaction(sig, act, old);
 	if (old)
-		*old = app_sigill;
+		*old = *app_action(sig);
 	if (act)
-		app_sigill = *act;
+		*app_action(sig) = *act;
 	return 0;
 }
 
@@ -957,6 +1044,8 @@ __attribute__((constructor)) static void sgxsim_init(void)
 	act.sa_flags = SA_SIGINFO | SA_ONSTACK | SA_NODEFER;
 	sigemptyset(&act.sa_mask);
 	real_sigaction(SIGILL, &act, NULL);
+	act.sa_sigaction = on_sigsegv;
+	real_sigaction(SIGSEGV, &act, NULL);
 	if (connect_server(0) < 0)
 		die("cannot reach the server at %s", getenv("SGXSIM_SOCK"));
 }

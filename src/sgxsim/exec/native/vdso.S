@@ -12,8 +12,8 @@
  * return value is the next leaf.
  *
  * The single ENCLU below is both EENTER/ERESUME and the asynchronous exit
- * pointer.  It raises SIGILL on a CPU without SGX; the preload library's
- * handler serves it from the model.  When the data page before the image
+ * pointer.  It traps on the real CPU (SIGILL without SGX, SIGSEGV with it);
+ * the preload library's handlers serve it from the model.  When the data page before the image
  * (sgxsim_vvar, vdso.lds) holds an address, the code jumps there instead of
  * executing the ENCLU: the preload library's direct entry, which sends the
  * server the same request without the signal.  The exception table (section
@@ -72,8 +72,8 @@ __vdso_sgx_enter_enclave:
 	leaq	.Lenclu(%rip), %rcx	/* RCX: AEP, this very ENCLU */
 	/* sgxsim: when the data page names a direct entry to the server, the
 	 * ENCLU is handed to it there, every register and flag as they are at
-	 * the ENCLU (the flags are kept around the test), instead of raising
-	 * SIGILL.  The server executes it as the ENCLU at .Lenclu either way. */
+	 * the ENCLU (the flags are kept around the test), instead of trapping.
+	 * The server executes it as the ENCLU at .Lenclu either way. */
 	pushfq
 	cmpq	$0, sgxsim_vvar(%rip)
 	jne	.Ldirect

@@ -1,0 +1,85 @@
+/* The program's own SIGSEGV and SIGILL stay its own under sgxsim exec, whose
+ * preload library traps ENCLU through both signals (SIGILL on a CPU without
+ * SGX, SIGSEGV on one with SGX).
+ *
+ *   segv handler  a fault at an unmapped address reaches the program's
+ *                 SA_SIGINFO handler with its address, its sa_mask and the
+ *                 signal blocked; SA_RESETHAND resets it
+ *   segv dfl      the same fault with no handler: dies of SIGSEGV
+ *   segv ign      the same fault with SIGSEGV ignored: dies of SIGSEGV
+ *   segv enclu    a bare ENCLU (EREPORT) outside any enclave: the model's
+ *                 CPU refuses it and the program's handler gets the signal,
+ *                 at the ENCLU
+ */
+#define _GNU_SOURCE
+#include <setjmp.h>
+#include <signal.h>
+#include <stdio.h>
+#include <string.h>
+#include <sys/mman.h>
+
+static sigjmp_buf back;
+static volatile int blocked_self, blocked_usr1;
+static volatile long got_addr, got_code, got_ip;
+
+static void handler(int sig, siginfo_t *si, void *ucv)
+{
+	ucontext_t *uc = ucv;
+	sigset_t now;
+
+	sigprocmask(SIG_BLOCK, NULL, &now);
+	blocked_self = sigismember(&now, sig);
+	blocked_usr1 = sigismember(&now, SIGUSR1);
+	got_addr = (long)si->si_addr;
+	got_code = si->si_code;
+	got_ip = (long)uc->uc_mcontext.gregs[REG_RIP];
+	siglongjmp(back, sig);
+}
+
+static void install(int sig, int flags)
+{
+	struct sigaction sa;
+
+	memset(&sa, 0, sizeof(sa));
+	sa.sa_sigaction = handler;
+	sa.sa_flags = SA_SIGINFO | flags;
+	sigemptyset(&sa.sa_mask);
+	sigaddset(&sa.sa_mask, SIGUSR1);
+	sigaction(sig, &sa, NULL);
+}
+
+int main(int argc, char **argv)
+{
+	const char *mode = argc > 1 ? argv[1] : "handler";
+	/* An address that is mapped nowhere: a page unmapped again. */
+	char *hole = mmap(NULL, 4096, PROT_READ, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+	struct sigaction now;
+	int sig;
+
+	munmap(hole, 4096);
+	if (!strcmp(mode, "dfl") || !strcmp(mode, "ign")) {
+		signal(SIGSEGV, !strcmp(mode, "ign") ? SIG_IGN : SIG_DFL);
+		return *(volatile char *)hole;
+	}
+	if (!strcmp(mode, "enclu")) {
+		extern const char enclu_site[];
+
+		install(SIGSEGV, 0);
+		install(SIGILL, 0);
+		sig = sigsetjmp(back, 1);
+		if (!sig)
+			__asm__ volatile("enclu_site: .byte 0x0f, 0x01, 0xd7"
+					 : : "a"(0L), "b"(0L), "c"(0L), "d"(0L) : "memory");
+		printf("signal %d code %ld at_enclu %d\n", sig, got_code,
+		       got_ip == (long)enclu_site);
+		return 0;
+	}
+	install(SIGSEGV, SA_RESETHAND);
+	sig = sigsetjmp(back, 1);
+	if (!sig)
+		return *(volatile char *)hole;
+	sigaction(SIGSEGV, NULL, &now);
+	printf("signal %d addr_ok %d blocked_self %d blocked_usr1 %d reset %d\n", sig,
+	       got_addr == (long)hole, blocked_self, blocked_usr1, now.sa_handler == SIG_DFL);
+	return 0;
+}
