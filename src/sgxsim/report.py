@@ -162,6 +162,18 @@ SCRIPT = """
 """
 
 
+# Inside a script element the HTML parser looks for "</script", and after
+# "<!--" and "<script" it stops looking for it (the escaped states), so no "<"
+# may appear in the JSON there.  In JSON "<" occurs only inside strings, where
+# \u003c means the same character; ">" and "&" likewise, for good measure.
+_SCRIPT_SAFE = str.maketrans({"<": "\\u003c", ">": "\\u003e", "&": "\\u0026"})
+
+
+def script_json(data: Any) -> str:
+    """``data`` as JSON that can stand inside a ``<script>`` element as is."""
+    return json.dumps(data).translate(_SCRIPT_SAFE)
+
+
 def _e(text: Any) -> str:
     return html.escape(str(text), quote=True)
 
@@ -266,8 +278,7 @@ def render_trace(data: dict) -> str:
                "columns": [{"action": c["action"], "hit": c["hit"],
                             "decisions": [list(d) + [is_refusal(d[2])] for d in c["decisions"]]}
                            for c in cols]}
-    # "</" cannot end the script element early: escape it inside the JSON.
-    blob = json.dumps(payload).replace("</", "<\\/")
+    blob = script_json(payload)
     return _page(f"sgxsim: {title}", "\n".join(head) + table + '<div id="detail"></div>'
                  f'<script type="application/json" id="trace-data">{blob}</script>', SCRIPT)
 

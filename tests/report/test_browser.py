@@ -16,7 +16,7 @@ import pytest
 
 from sgxsim.check import runner
 from sgxsim.check.scope import Scope
-from sgxsim.report import write_run
+from sgxsim.report import render_trace, trace_actions, trace_data, write_run
 
 ROOT = Path(__file__).resolve().parents[2]
 # The page reports its own errors where --dump-dom can see them.
@@ -88,13 +88,17 @@ class Cells(HTMLParser):
 
 
 @pytest.fixture(scope="module")
-def report(tmp_path_factory):
-    out = tmp_path_factory.mktemp("html")
+def results():
     scope = Scope()
-    res = runner.check(lambda d: runner.make_model(d, scope), ["sgx2-rfc"], ["no-escalation", "w-xor-x"],
-                       depth=4)
-    write_run(out, res, lambda d: runner.make_model(d, scope))
-    r = next(x for x in res if x["property"] == "no-escalation")
+    return runner.check(lambda d: runner.make_model(d, scope), ["sgx2-rfc"], ["no-escalation", "w-xor-x"],
+                        depth=4)
+
+
+@pytest.fixture(scope="module")
+def report(tmp_path_factory, results):
+    out = tmp_path_factory.mktemp("html")
+    write_run(out, results, lambda d: runner.make_model(d, Scope()))
+    r = next(x for x in results if x["property"] == "no-escalation")
     assert r["verdict"] == "violated"
     return out, len(r["trace"])
 
@@ -238,3 +242,26 @@ def test_fork_trace_maps_the_parent_and_the_child(tmp_path):
     assert not any(absent for row in parent for _, absent in row)
     # Page 0 after the last step: the parent's PTE grants W, the child's X.
     assert "PTERW" in parent[0][7][0].replace(" ", "") and "PTERX" in child[0][7][0].replace(" ", "")
+
+
+def test_markup_in_the_trace_data_cannot_end_its_script_element(results, tmp_path):
+    """The page's data is JSON inside a script element.  Text in it (a rule's
+    detail can quote a file name or a scenario's words) holding "<!--<script>"
+    would put the parser in its double-escaped state, where the element's own
+    "</script>" no longer ends it and the rest of the page is swallowed; a
+    "</script>" in it would end the element early.  Both must arrive as text."""
+    r = next(x for x in results if x["property"] == "no-escalation")
+    data = trace_data(runner.make_model("sgx2-rfc", Scope()), trace_actions(r["trace"]), "no-escalation")
+    evil = "<!--<script>x</script>&amp;"
+    last = data["columns"][-1]
+    layer, rule, outcome, detail = last["decisions"][0]
+    last["decisions"][0] = (layer, rule, outcome, f"{detail} {evil}")
+    page = tmp_path / "evil.html"
+    page.write_text(render_trace(data).replace("<head>", "<head>" + CATCH, 1))
+    r = browse(page, tmp_path, "--dump-dom", "--virtual-time-budget=2000")
+    assert r.returncode == 0, r.stderr[-2000:]
+    dom = Cells()
+    dom.feed(r.stdout)
+    assert dom.attrs.get("data-errors") == "[]", dom.attrs
+    assert dom.attrs.get("body-data-ready") == "1"  # the data parsed and the script ran
+    assert evil in dom.detail  # shown as the text it is
