@@ -184,6 +184,13 @@ class _Expander:
         # (fingerprint, ghost key) -> seen-key: canonical under the page
         # symmetry and the process swap where they apply (check/symmetry.py).
         self.seen_key = symmetry.seen_key(model, names)
+        # The last frozen machine thawed with a snapshot, kept from one
+        # expansion (level) to the next: (blob, machine, snapshot).  The
+        # children kept lazily name their ancestor's blob, and one blob (the
+        # root's, with few states) is often the ancestor of every entry of
+        # several levels: it is then thawed and walked once, and restored at
+        # the start of each later level, as between the entries of one.
+        self.ancestor: tuple | None = None
 
     def expand(self, frontier: Iterable[Entry], size: int, open_props: set[str], pending: Run | None):
         """Expand the ``size`` entries of ``frontier`` (in node order); return
@@ -205,7 +212,8 @@ class _Expander:
         # The machine of the last ancestor blob of a lazy entry, thawed, and
         # its snapshot: the entries that follow it in node order and share
         # the blob are made from it in place (restore, then their actions).
-        gblob = gst = gsnap = None
+        gblob, gst, gsnap = self.ancestor or (None, None, None)
+        self.ancestor = None  # (set again below; not kept if this raises)
         entries = iter(frontier)
         nxt = next(entries, None)  # one entry ahead: does a sibling follow?
         while nxt is not None:
@@ -243,6 +251,11 @@ class _Expander:
                 st = _thaw(model, blob)
                 thaws += 1
                 snap = snapshot(st) if snapshot is not None else None
+                if lazy and gsnap is None:
+                    # The entries of the next level made from this one's
+                    # machine name this very blob as their ancestor (kept
+                    # unless an ancestor with a snapshot is kept already).
+                    gblob, gst, gsnap = blob, st, snap
             node = st  # the machine the snapshot puts back
             # Lazily kept children of this entry, appended to pending once it
             # is decided how their machine is kept: ((parent, action index),
@@ -326,6 +339,8 @@ class _Expander:
         self.transitions += transitions
         self.thaws += thaws
         self.restores += restores
+        if gsnap is not None:
+            self.ancestor = (gblob, gst, gsnap)
         return records
 
 
@@ -403,6 +418,7 @@ class Worker:
         if self.pending is not None:
             self.pending.drop()
         self.frontier, self.pending = [], None
+        self.ex.ancestor = None
         self.spill.close()
 
 
