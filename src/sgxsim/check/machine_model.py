@@ -300,18 +300,21 @@ class MachineModel:
         """The driver's enclave behind handle ``h`` (default: the first)."""
         return st.proc.file((h or st.handles[0]).fd).private_data
 
-    def _page_pfns(self, st: MState) -> list[set[int]]:
-        """The PFNs in each enclave's driver ``page_array``."""
-        return [set(self.encl(st, h).page_array) for h in st.handles]
+    def _page_pfns(self, st: MState) -> list[tuple[int, ...]]:
+        """The PFNs in each enclave's driver ``page_array``, in its order."""
+        return [tuple(self.encl(st, h).page_array) for h in st.handles]
 
-    def _appeared(self, st: MState, before: list[set[int]]) -> list[int]:
+    def _appeared(self, st: MState, before: list[tuple[int, ...]]) -> list[int]:
         """The ghost offsets, in order, of the explored pages in a driver's
         ``page_array`` now that were not in ``before`` (``_page_pfns``)."""
         out = []
         pages = range(self.pages)
         for h, was in zip(st.handles, before, strict=True):
+            now = self.encl(st, h).page_array
+            if tuple(now) == was:
+                continue  # the same keys in the same order: none new (most steps)
             b, at = h.base >> 12, h.base - self.base  # at: ghost_offset(h, 0)
-            for k in self.encl(st, h).page_array.keys() - was:
+            for k in now.keys() - set(was):
                 if k - b in pages:
                     out.append(at + (k - b) * PAGE)
         out.sort()
@@ -336,9 +339,10 @@ class MachineModel:
     def apply(self, st: MState, action: Action, trace: bool = False, view: bool = True) -> Step:
         """``action`` on ``st`` itself; ``view=False`` leaves ``Step.view``
         ``None`` (the explorer reuses the parent's when nothing changed)."""
-        m = st.m
-        m.trace.enabled = trace
-        m.trace.take()
+        tr = st.m.trace
+        tr.enabled = trace
+        if tr.records:
+            tr.take()
         before = self._page_pfns(st)
         events: list[Event] = []
         actions.BY_NAME[action.name].run(self, st, action, events)
@@ -346,8 +350,8 @@ class MachineModel:
         for off in self._appeared(st, before):
             if off not in {e.addr for e in events if e.kind == "add"}:
                 events.insert(0, Event("aug", off, True))
-        decisions = m.trace.take() if trace else []
-        m.trace.enabled = False
+        decisions = tr.take() if trace else []
+        tr.enabled = False
         return Step(st, tuple(events), self.view(st) if view else None, decisions)
 
     # -- what the checker reads -------------------------------------------------------------
