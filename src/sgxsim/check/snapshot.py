@@ -201,7 +201,12 @@ class Snapshot:
         # every dict put back, every list refilled, and one identity
         # comparison of all the slots and set members at once.
         self._dict_objs = []   # every dict (also instances' __dict__) ...
-        self._dict_saved = []  # ... and its saved copy
+        # ... and its saved copy, made by dict() rather than copy(): an
+        # instance's __dict__ may share its keys with its class (a split
+        # table), and copy() keeps that, which update() then puts back entry
+        # by entry, growing the table as it goes; dict() makes a plain,
+        # dense table, which update() into the cleared dict clones at once.
+        self._dict_saved = []
         self._list_objs = []   # every list and its saved tuple
         self._list_saved = []
         self._deques = []      # (deque, saved tuple)
@@ -255,11 +260,11 @@ class Snapshot:
                 d = getattr(x, "__dict__", None)
                 if d is not None:
                     dict_objs.append(d)
-                    dict_saved.append(d.copy())
+                    dict_saved.append(dict(d))  # (see _empty)
                     stack.extend(d.values())
             elif k == _DICT:
                 dict_objs.append(x)
-                dict_saved.append(x.copy())
+                dict_saved.append(dict(x))
                 stack.extend(x.keys())
                 stack.extend(x.values())
             elif k == _SEQ:
@@ -324,7 +329,7 @@ class Snapshot:
         for d, saved in zip(self._dict_objs, self._dict_saved, strict=True):
             if len(d) != len(saved) or not all(map(is_, d, saved)) or \
                     not all(map(is_, d.values(), saved.values())):
-                saved = d.copy()
+                saved = dict(d)
                 stack.extend(saved.keys())
                 stack.extend(saved.values())
             new._dict_objs.append(d)
