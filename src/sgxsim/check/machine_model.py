@@ -302,7 +302,8 @@ class MachineModel:
 
     def _page_pfns(self, st: MState) -> list[tuple[int, ...]]:
         """The PFNs in each enclave's driver ``page_array``, in its order."""
-        return [tuple(self.encl(st, h).page_array) for h in st.handles]
+        p = st.proc
+        return [tuple(p.file(h.fd).private_data.page_array) for h in st.handles]  # encl()
 
     def _appeared(self, st: MState, before: list[tuple[int, ...]]) -> list[int]:
         """The ghost offsets, in order, of the explored pages in a driver's
@@ -311,8 +312,6 @@ class MachineModel:
         pages = range(self.pages)
         for h, was in zip(st.handles, before, strict=True):
             now = self.encl(st, h).page_array
-            if tuple(now) == was:
-                continue  # the same keys in the same order: none new (most steps)
             b, at = h.base >> 12, h.base - self.base  # at: ghost_offset(h, 0)
             for k in now.keys() - set(was):
                 if k - b in pages:
@@ -347,9 +346,10 @@ class MachineModel:
         events: list[Event] = []
         actions.BY_NAME[action.name].run(self, st, action, events)
         # A page that appeared without ADD_PAGES: the driver EAUGed it on a fault.
-        for off in self._appeared(st, before):
-            if off not in {e.addr for e in events if e.kind == "add"}:
-                events.insert(0, Event("aug", off, True))
+        if self._page_pfns(st) != before:  # (the same keys in the same order: none new, most steps)
+            for off in self._appeared(st, before):
+                if off not in {e.addr for e in events if e.kind == "add"}:
+                    events.insert(0, Event("aug", off, True))
         decisions = tr.take() if trace else []
         tr.enabled = False
         return Step(st, tuple(events), self.view(st) if view else None, decisions)
