@@ -181,6 +181,9 @@ class _Expander:
         # A view read part by part as the properties ask (most read only the
         # PTEs): used for one transition's checks, before the machine changes.
         self.lazy_view = getattr(model, "lazy_view", self.view) if reuse else None
+        # The fingerprint with, where the model can, the maker of that view
+        # from what the fingerprint read (``model.observe``).
+        self.observe = getattr(model, "observe", None) if reuse and self.view is not None else None
         # (fingerprint, ghost key) -> seen-key: canonical under the page
         # symmetry and the process swap where they apply (check/symmetry.py).
         self.seen_key = symmetry.seen_key(model, names)
@@ -204,6 +207,7 @@ class _Expander:
         # coordinator closes them when it merges the records).
         props = [p for p in self.props if p.name in open_props]
         fingerprint, actions_of, after = model.fingerprint, model.actions, Ghost.after
+        observe = self.observe
         run = _runner(model, view_of is None)
         records: list = []
         keep = pending is not None
@@ -274,13 +278,18 @@ class _Expander:
                         thaws += 1
                 step = run(st, action)
                 transitions += 1
-                fp = fingerprint(step.state)
+                if observe is not None:
+                    fp, make_view = observe(step.state)
+                else:
+                    fp, make_view = fingerprint(step.state), None
                 same = reuse and fp == pfp
                 if view_of is None:
                     view = step.view
                 elif same:
                     # Kept for the later transitions: read whole, now.
                     view = pview = pview if pview is not None else view_of(step.state)
+                elif make_view is not None:
+                    view = make_view()
                 else:
                     view = lazy_view(step.state)
                 events = step.events

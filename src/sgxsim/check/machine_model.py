@@ -21,6 +21,7 @@ from __future__ import annotations
 import os
 import pickle
 import struct
+from functools import partial
 from typing import Any
 
 from sgxsim.check import actions, observe, runtime
@@ -124,11 +125,12 @@ class LazyView(View):
 
     __slots__ = ("_model", "_st")
 
-    def __init__(self, model: MachineModel, st: MState):
-        # View is frozen: set past its __setattr__.
+    def __init__(self, model: MachineModel, st: MState, ptes: tuple | None = None):
+        # View is frozen: set past its __setattr__.  ``ptes``: the PTE
+        # views of ``st`` as it is, if the caller has read them already.
         object.__setattr__(self, "_model", model)
         object.__setattr__(self, "_st", st)
-        _VIEW_SLOTS["ptes"].__set__(self, model._view_ptes(st))
+        _VIEW_SLOTS["ptes"].__set__(self, model._view_ptes(st) if ptes is None else ptes)
 
     def _part(self, name: str, read) -> Any:
         slot = _VIEW_SLOTS[name]
@@ -469,23 +471,47 @@ class MachineModel:
         frames are dead between actions: every action leaves at CSSA 0).
         The pages added at build time are kept: they are EACCEPTCOPY's sources
         (a page removed after INIT stays one)."""
+        return self._fingerprint(st, False)[0]
+
+    def observe(self, st: MState) -> tuple[tuple, Any]:
+        """``(fingerprint(st), make)``: ``make()`` gives ``lazy_view(st)``
+        (called before ``st`` changes), from the PTEs the fingerprint read
+        (one read of the page table for both; None where there is more
+        than one process or enclave: ``lazy_view`` then)."""
+        return self._fingerprint(st, True)
+
+    def _fingerprint(self, st: MState, view: bool) -> tuple[tuple, Any]:
+        """The fingerprint (see :meth:`fingerprint`) and, asked for ``view``
+        with one process and one enclave, the maker of its lazy view."""
         epc = st.m.cpu.epc
         cols = observe.epcm_columns(epc)
         design = getattr(st.m.kernel.sgx, "design_state", None)
         handles = st.handles
-        extra, epck, pages, init, meas_ok, expect, added = self._encl_key(st, handles[0], design, cols)
-        pt, vmas = self._proc_key(st.proc, epc, cols)
+        h = handles[0]
+        extra, epck, pages, init, meas_ok, expect, added = self._encl_key(st, h, design, cols)
         # The layout check/symmetry.py renames and swaps (PageSymmetry.rename,
         # ProcessSwap): this 9-tuple for one enclave and one process, else
         # (it, the other enclaves' keys, the child's (pt, vmas)).
-        key = (extra, epck, pt, vmas, pages, init, meas_ok, expect, added)
         if len(handles) == 1 and st.child is None:
-            return key
+            q = st.proc
+            # pt_key() and, for the lazy view, the PTE views (_view_ptes()'s
+            # spans, origin and process) of the page table read once.
+            pt, ptes = observe.pt_key_and_views(q.mm.pgtable, epc, self.base,
+                                                [(self._secs_index(st, h), h.base, self.size)], self.base,
+                                                0, cols)
+            key = (extra, epck, pt, self._vmas_key(q), pages, init, meas_ok, expect, added)
+            return key, (partial(LazyView, self, st, ptes) if view else None)
+        pt, vmas = self._proc_key(st.proc, epc, cols)
+        key = (extra, epck, pt, vmas, pages, init, meas_ok, expect, added)
         return (key, tuple([self._encl_key(st, h, design, cols) for h in handles[1:]]),
-                () if st.child is None else (self._proc_key(st.child, epc, cols),))
+                () if st.child is None else (self._proc_key(st.child, epc, cols),)), None
 
     def _proc_key(self, q: Any, epc: Any, cols: tuple) -> tuple:
         """One process's part of the fingerprint: its page table and VMAs."""
-        return (observe.pt_key(q.mm.pgtable, epc, self.base, cols),
-                tuple([(v.vm_start, v.vm_end, v.vm_flags, v.vm_file.path if v.vm_file else None)
-                       for v in q.mm.vmas]))
+        return observe.pt_key(q.mm.pgtable, epc, self.base, cols), self._vmas_key(q)
+
+    @staticmethod
+    def _vmas_key(q: Any) -> tuple:
+        """One process's VMAs for the fingerprint."""
+        return tuple([(v.vm_start, v.vm_end, v.vm_flags, v.vm_file.path if v.vm_file else None)
+                      for v in q.mm.vmas])
