@@ -27,8 +27,9 @@ as little as it can:
   ancestor's frozen machine and the actions from it, and made again in
   place when it is expanded: an ancestor is frozen once, for all its
   descendants kept that way, and thawed once for them, since they follow
-  one another in the frontier (the model must be deterministic; the
-  child's fingerprint is checked);
+  one another in the frontier, its machine and snapshot kept from one
+  level to the next (the model must be deterministic; the child's
+  fingerprint is checked);
 * states are known by 16-byte digests (:mod:`sgxsim.check.digests`), so the
   seen-set costs tens of bytes per state;
 * with the symmetry reduction (:mod:`sgxsim.check.symmetry`: the explored
