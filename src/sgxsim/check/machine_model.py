@@ -439,25 +439,27 @@ class MachineModel:
         ``design``: the driver's ``design_state`` or None, ``cols``:
         ``observe.epcm_columns`` of the machine's EPC."""
         epc = st.m.cpu.epc
-        encl = self.encl(st, h)
+        encl = st.proc.file(h.fd).private_data  # encl()
         b = h.base >> 12
         # The page type as a plain int: the driver keeps an EAUGed page's as
         # a PageType member (equal to the int, so the fingerprint compares
         # the same), which would pickle by reference for the digest at ~1 us
         # each.  The ghost's origin (build/aug) still tells those pages apart.
-        pages = tuple(sorted([(k - b, e.vm_max_prot_bits, int(e.type), e.epc_page is None)
-                              for k, e in encl.page_array.items()]))
+        pages = [(k - b, e.vm_max_prot_bits, int(e.type), e.epc_page is None)
+                 for k, e in encl.page_array.items()]
+        pages.sort()
         extra = design(encl) if design is not None else ()
         ep = encl.secs.epc_page  # _secs_index()
         secs = ep.index if ep is not None else -1
-        meas_ok = None
-        if not h.initialized:
+        if h.initialized:
+            meas_ok = None
+        else:
             ss = epc.secs_state.get(secs)
             meas_ok = ss is not None and ss.measurement.same_records(h.meas)
-        expect = h.expect
-        return (extra, observe.epc_key(epc, secs, h.base, identity=False, reg_contents=False, cols=cols),
-                pages, h.initialized, meas_ok, tuple(sorted(expect.items())) if expect else (),
-                tuple(sorted(h.added)))
+        expect, added = h.expect, h.added
+        return (extra, observe.epc_key(epc, secs, h.base, False, False, cols),  # identity, REG contents: no
+                tuple(pages), h.initialized, meas_ok, tuple(sorted(expect.items())) if expect else (),
+                tuple(sorted(added)) if added else ())
 
     def fingerprint(self, st: MState) -> tuple:
         """The state up to what no action can tell apart.  MRENCLAVE is left
