@@ -51,6 +51,8 @@ def check_memos(model: MachineModel, st) -> None:
         assert observe.pt_key(pt, epc, model.base) == observe._pt_key(pt, epc, model.base)
         assert observe.pte_views_of(pt, epc, spans, model.base, proc=i) == \
             observe._pte_views_of(pt, epc, spans, model.base, i)
+        assert observe.pt_key_and_views(pt, epc, model.base, spans, model.base, i) == \
+            (observe._pt_key(pt, epc, model.base), observe._pte_views_of(pt, epc, spans, model.base, i))
     for secs, h in zip(spans, st.handles, strict=True):
         for reg in (False, True):
             assert observe.epc_pages_key(epc, secs[0], h.base, reg) == \
@@ -61,11 +63,16 @@ def check_memos(model: MachineModel, st) -> None:
     key = (model.fingerprint(st), Ghost().key())
     assert digest(key) == fresh_digest(key)
     # The explorer's view, read part by part (in another order than the
-    # fields'), is the whole view.
-    view, lazy = model.view(st), model.lazy_view(st)
-    for part in ("vmas", "execmod", "ptes", "execmem"):
-        assert getattr(lazy, part) == getattr(view, part)
-        assert getattr(lazy, part) is getattr(lazy, part)
+    # fields'), is the whole view; so is the one made from what the
+    # fingerprint read (observe), whose fingerprint is the fingerprint.
+    fp, make = model.observe(st)
+    assert fp == model.fingerprint(st)
+    view = model.view(st)
+    for lazy in (model.lazy_view(st), make() if make is not None else model.lazy_view(st)):
+        for part in ("vmas", "execmod", "ptes", "execmem"):
+            assert getattr(lazy, part) == getattr(view, part)
+            assert getattr(lazy, part) is getattr(lazy, part)
+    assert (make is None) == (len(st.handles) > 1 or st.child is not None)
 
 
 @pytest.mark.parametrize("name", list(MODELS))
@@ -132,6 +139,8 @@ def test_every_input_of_a_page_table_memo_is_in_its_key():
         assert observe.pt_key(pt, epc, model.base) == observe._pt_key(pt, epc, model.base)
         assert observe.pte_views_of(pt, epc, spans, model.base) == \
             observe._pte_views_of(pt, epc, spans, model.base, 0)
+        assert observe.pt_key_and_views(pt, epc, model.base, spans, model.base) == \
+            (observe._pt_key(pt, epc, model.base), observe._pte_views_of(pt, epc, spans, model.base, 0))
 
     same()
     for change in (lambda: pt.ptes.__setitem__(vpn, pt.ptes[vpn] ^ PTE_RW),

@@ -27,8 +27,9 @@ as little as it can:
   ancestor's frozen machine and the actions from it, and made again in
   place when it is expanded: an ancestor is frozen once, for all its
   descendants kept that way, and thawed once for them, since they follow
-  one another in the frontier (the model must be deterministic; the
-  child's fingerprint is checked);
+  one another in the frontier, its machine and snapshot kept from one
+  level to the next (the model must be deterministic; the child's
+  fingerprint is checked);
 * states are known by 16-byte digests (:mod:`sgxsim.check.digests`), so the
   seen-set costs tens of bytes per state;
 * with the symmetry reduction (:mod:`sgxsim.check.symmetry`: the explored
@@ -181,9 +182,19 @@ class _Expander:
         # A view read part by part as the properties ask (most read only the
         # PTEs): used for one transition's checks, before the machine changes.
         self.lazy_view = getattr(model, "lazy_view", self.view) if reuse else None
+        # The fingerprint with, where the model can, the maker of that view
+        # from what the fingerprint read (``model.observe``).
+        self.observe = getattr(model, "observe", None) if reuse and self.view is not None else None
         # (fingerprint, ghost key) -> seen-key: canonical under the page
         # symmetry and the process swap where they apply (check/symmetry.py).
         self.seen_key = symmetry.seen_key(model, names)
+        # The last frozen machine thawed with a snapshot, kept from one
+        # expansion (level) to the next: (blob, machine, snapshot).  The
+        # children kept lazily name their ancestor's blob, and one blob (the
+        # root's, with few states) is often the ancestor of every entry of
+        # several levels: it is then thawed and walked once, and restored at
+        # the start of each later level, as between the entries of one.
+        self.ancestor: tuple | None = None
 
     def expand(self, frontier: Iterable[Entry], size: int, open_props: set[str], pending: Run | None):
         """Expand the ``size`` entries of ``frontier`` (in node order); return
@@ -197,6 +208,7 @@ class _Expander:
         # coordinator closes them when it merges the records).
         props = [p for p in self.props if p.name in open_props]
         fingerprint, actions_of, after = model.fingerprint, model.actions, Ghost.after
+        observe = self.observe
         run = _runner(model, view_of is None)
         records: list = []
         keep = pending is not None
@@ -205,7 +217,8 @@ class _Expander:
         # The machine of the last ancestor blob of a lazy entry, thawed, and
         # its snapshot: the entries that follow it in node order and share
         # the blob are made from it in place (restore, then their actions).
-        gblob = gst = gsnap = None
+        gblob, gst, gsnap = self.ancestor or (None, None, None)
+        self.ancestor = None  # (set again below; not kept if this raises)
         entries = iter(frontier)
         nxt = next(entries, None)  # one entry ahead: does a sibling follow?
         while nxt is not None:
@@ -243,6 +256,11 @@ class _Expander:
                 st = _thaw(model, blob)
                 thaws += 1
                 snap = snapshot(st) if snapshot is not None else None
+                if lazy and gsnap is None:
+                    # The entries of the next level made from this one's
+                    # machine name this very blob as their ancestor (kept
+                    # unless an ancestor with a snapshot is kept already).
+                    gblob, gst, gsnap = blob, st, snap
             node = st  # the machine the snapshot puts back
             # Lazily kept children of this entry, appended to pending once it
             # is decided how their machine is kept: ((parent, action index),
@@ -261,13 +279,18 @@ class _Expander:
                         thaws += 1
                 step = run(st, action)
                 transitions += 1
-                fp = fingerprint(step.state)
+                if observe is not None:
+                    fp, make_view = observe(step.state)
+                else:
+                    fp, make_view = fingerprint(step.state), None
                 same = reuse and fp == pfp
                 if view_of is None:
                     view = step.view
                 elif same:
                     # Kept for the later transitions: read whole, now.
                     view = pview = pview if pview is not None else view_of(step.state)
+                elif make_view is not None:
+                    view = make_view()
                 else:
                     view = lazy_view(step.state)
                 events = step.events
@@ -326,6 +349,8 @@ class _Expander:
         self.transitions += transitions
         self.thaws += thaws
         self.restores += restores
+        if gsnap is not None:
+            self.ancestor = (gblob, gst, gsnap)
         return records
 
 
@@ -403,6 +428,7 @@ class Worker:
         if self.pending is not None:
             self.pending.drop()
         self.frontier, self.pending = [], None
+        self.ex.ancestor = None
         self.spill.close()
 
 

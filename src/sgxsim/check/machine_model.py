@@ -21,6 +21,7 @@ from __future__ import annotations
 import os
 import pickle
 import struct
+from functools import partial
 from typing import Any
 
 from sgxsim.check import actions, observe, runtime
@@ -124,11 +125,12 @@ class LazyView(View):
 
     __slots__ = ("_model", "_st")
 
-    def __init__(self, model: MachineModel, st: MState):
-        # View is frozen: set past its __setattr__.
+    def __init__(self, model: MachineModel, st: MState, ptes: tuple | None = None):
+        # View is frozen: set past its __setattr__.  ``ptes``: the PTE
+        # views of ``st`` as it is, if the caller has read them already.
         object.__setattr__(self, "_model", model)
         object.__setattr__(self, "_st", st)
-        _VIEW_SLOTS["ptes"].__set__(self, model._view_ptes(st))
+        _VIEW_SLOTS["ptes"].__set__(self, model._view_ptes(st) if ptes is None else ptes)
 
     def _part(self, name: str, read) -> Any:
         slot = _VIEW_SLOTS[name]
@@ -300,18 +302,20 @@ class MachineModel:
         """The driver's enclave behind handle ``h`` (default: the first)."""
         return st.proc.file((h or st.handles[0]).fd).private_data
 
-    def _page_pfns(self, st: MState) -> list[set[int]]:
-        """The PFNs in each enclave's driver ``page_array``."""
-        return [set(self.encl(st, h).page_array) for h in st.handles]
+    def _page_pfns(self, st: MState) -> list[tuple[int, ...]]:
+        """The PFNs in each enclave's driver ``page_array``, in its order."""
+        p = st.proc
+        return [tuple(p.file(h.fd).private_data.page_array) for h in st.handles]  # encl()
 
-    def _appeared(self, st: MState, before: list[set[int]]) -> list[int]:
+    def _appeared(self, st: MState, before: list[tuple[int, ...]]) -> list[int]:
         """The ghost offsets, in order, of the explored pages in a driver's
         ``page_array`` now that were not in ``before`` (``_page_pfns``)."""
         out = []
         pages = range(self.pages)
         for h, was in zip(st.handles, before, strict=True):
+            now = self.encl(st, h).page_array
             b, at = h.base >> 12, h.base - self.base  # at: ghost_offset(h, 0)
-            for k in self.encl(st, h).page_array.keys() - was:
+            for k in now.keys() - set(was):
                 if k - b in pages:
                     out.append(at + (k - b) * PAGE)
         out.sort()
@@ -336,18 +340,20 @@ class MachineModel:
     def apply(self, st: MState, action: Action, trace: bool = False, view: bool = True) -> Step:
         """``action`` on ``st`` itself; ``view=False`` leaves ``Step.view``
         ``None`` (the explorer reuses the parent's when nothing changed)."""
-        m = st.m
-        m.trace.enabled = trace
-        m.trace.take()
+        tr = st.m.trace
+        tr.enabled = trace
+        if tr.records:
+            tr.take()
         before = self._page_pfns(st)
         events: list[Event] = []
         actions.BY_NAME[action.name].run(self, st, action, events)
         # A page that appeared without ADD_PAGES: the driver EAUGed it on a fault.
-        for off in self._appeared(st, before):
-            if off not in {e.addr for e in events if e.kind == "add"}:
-                events.insert(0, Event("aug", off, True))
-        decisions = m.trace.take() if trace else []
-        m.trace.enabled = False
+        if self._page_pfns(st) != before:  # (the same keys in the same order: none new, most steps)
+            for off in self._appeared(st, before):
+                if off not in {e.addr for e in events if e.kind == "add"}:
+                    events.insert(0, Event("aug", off, True))
+        decisions = tr.take() if trace else []
+        tr.enabled = False
         return Step(st, tuple(events), self.view(st) if view else None, decisions)
 
     # -- what the checker reads -------------------------------------------------------------
@@ -433,25 +439,27 @@ class MachineModel:
         ``design``: the driver's ``design_state`` or None, ``cols``:
         ``observe.epcm_columns`` of the machine's EPC."""
         epc = st.m.cpu.epc
-        encl = self.encl(st, h)
+        encl = st.proc.file(h.fd).private_data  # encl()
         b = h.base >> 12
         # The page type as a plain int: the driver keeps an EAUGed page's as
         # a PageType member (equal to the int, so the fingerprint compares
         # the same), which would pickle by reference for the digest at ~1 us
         # each.  The ghost's origin (build/aug) still tells those pages apart.
-        pages = tuple(sorted([(k - b, e.vm_max_prot_bits, int(e.type), e.epc_page is None)
-                              for k, e in encl.page_array.items()]))
+        pages = [(k - b, e.vm_max_prot_bits, int(e.type), e.epc_page is None)
+                 for k, e in encl.page_array.items()]
+        pages.sort()
         extra = design(encl) if design is not None else ()
         ep = encl.secs.epc_page  # _secs_index()
         secs = ep.index if ep is not None else -1
-        meas_ok = None
-        if not h.initialized:
+        if h.initialized:
+            meas_ok = None
+        else:
             ss = epc.secs_state.get(secs)
             meas_ok = ss is not None and ss.measurement.same_records(h.meas)
-        expect = h.expect
-        return (extra, observe.epc_key(epc, secs, h.base, identity=False, reg_contents=False, cols=cols),
-                pages, h.initialized, meas_ok, tuple(sorted(expect.items())) if expect else (),
-                tuple(sorted(h.added)))
+        expect, added = h.expect, h.added
+        return (extra, observe.epc_key(epc, secs, h.base, False, False, cols),  # identity, REG contents: no
+                tuple(pages), h.initialized, meas_ok, tuple(sorted(expect.items())) if expect else (),
+                tuple(sorted(added)) if added else ())
 
     def fingerprint(self, st: MState) -> tuple:
         """The state up to what no action can tell apart.  MRENCLAVE is left
@@ -465,23 +473,47 @@ class MachineModel:
         frames are dead between actions: every action leaves at CSSA 0).
         The pages added at build time are kept: they are EACCEPTCOPY's sources
         (a page removed after INIT stays one)."""
+        return self._fingerprint(st, False)[0]
+
+    def observe(self, st: MState) -> tuple[tuple, Any]:
+        """``(fingerprint(st), make)``: ``make()`` gives ``lazy_view(st)``
+        (called before ``st`` changes), from the PTEs the fingerprint read
+        (one read of the page table for both; None where there is more
+        than one process or enclave: ``lazy_view`` then)."""
+        return self._fingerprint(st, True)
+
+    def _fingerprint(self, st: MState, view: bool) -> tuple[tuple, Any]:
+        """The fingerprint (see :meth:`fingerprint`) and, asked for ``view``
+        with one process and one enclave, the maker of its lazy view."""
         epc = st.m.cpu.epc
         cols = observe.epcm_columns(epc)
         design = getattr(st.m.kernel.sgx, "design_state", None)
         handles = st.handles
-        extra, epck, pages, init, meas_ok, expect, added = self._encl_key(st, handles[0], design, cols)
-        pt, vmas = self._proc_key(st.proc, epc, cols)
+        h = handles[0]
+        extra, epck, pages, init, meas_ok, expect, added = self._encl_key(st, h, design, cols)
         # The layout check/symmetry.py renames and swaps (PageSymmetry.rename,
         # ProcessSwap): this 9-tuple for one enclave and one process, else
         # (it, the other enclaves' keys, the child's (pt, vmas)).
-        key = (extra, epck, pt, vmas, pages, init, meas_ok, expect, added)
         if len(handles) == 1 and st.child is None:
-            return key
+            q = st.proc
+            # pt_key() and, for the lazy view, the PTE views (_view_ptes()'s
+            # spans, origin and process) of the page table read once.
+            pt, ptes = observe.pt_key_and_views(q.mm.pgtable, epc, self.base,
+                                                [(self._secs_index(st, h), h.base, self.size)], self.base,
+                                                0, cols)
+            key = (extra, epck, pt, self._vmas_key(q), pages, init, meas_ok, expect, added)
+            return key, (partial(LazyView, self, st, ptes) if view else None)
+        pt, vmas = self._proc_key(st.proc, epc, cols)
+        key = (extra, epck, pt, vmas, pages, init, meas_ok, expect, added)
         return (key, tuple([self._encl_key(st, h, design, cols) for h in handles[1:]]),
-                () if st.child is None else (self._proc_key(st.child, epc, cols),))
+                () if st.child is None else (self._proc_key(st.child, epc, cols),)), None
 
     def _proc_key(self, q: Any, epc: Any, cols: tuple) -> tuple:
         """One process's part of the fingerprint: its page table and VMAs."""
-        return (observe.pt_key(q.mm.pgtable, epc, self.base, cols),
-                tuple([(v.vm_start, v.vm_end, v.vm_flags, v.vm_file.path if v.vm_file else None)
-                       for v in q.mm.vmas]))
+        return observe.pt_key(q.mm.pgtable, epc, self.base, cols), self._vmas_key(q)
+
+    @staticmethod
+    def _vmas_key(q: Any) -> tuple:
+        """One process's VMAs for the fingerprint."""
+        return tuple([(v.vm_start, v.vm_end, v.vm_flags, v.vm_file.path if v.vm_file else None)
+                      for v in q.mm.vmas])

@@ -215,6 +215,34 @@ def pt_key(pt: PageTable, epc: Epc, base: int, cols: tuple | None = None) -> tup
     return got
 
 
+# pt_key() and pte_views_of() of one page table at once (the explorer asks
+# for both of every state a transition changes): one key, built and hashed
+# once, for the page table, the EPCM and the base, under which each set of
+# spans has its views.  Exact keys, as above.
+_PT_OBS: dict[tuple, tuple[tuple, dict]] = {}
+_SPANS_MAX = 16  # spans variants kept per page table (a search has one or two)
+
+
+def pt_key_and_views(pt: PageTable, epc: Epc, base: int, spans: list[tuple[int, int, int]], origin: int,
+                     proc: int = 0, cols: tuple | None = None) -> tuple[tuple, tuple[PteView, ...]]:
+    """``(pt_key(pt, epc, base), pte_views_of(pt, epc, spans, origin,
+    proc))``, read and memoized together.  ``cols``: ``epcm_columns(epc)``,
+    if the caller has it (the views read the EPCM's flags, owners and
+    addresses, all in it)."""
+    key = (tuple(pt.ptes.items()), cols or epcm_columns(epc), base)
+    got = _PT_OBS.get(key)
+    if got is None:
+        got = _memo_put(_PT_OBS, key, (_pt_key(pt, epc, base), {}))
+    ptk, by_spans = got
+    at = (tuple(spans), origin, proc)
+    views = by_spans.get(at)
+    if views is None:
+        if len(by_spans) >= _SPANS_MAX:
+            by_spans.clear()
+        views = by_spans[at] = _pte_views_of(pt, epc, spans, origin, proc)
+    return ptk, views
+
+
 def _pt_key(pt: PageTable, epc: Epc, base: int) -> tuple:
     ram: dict[int, int] = {}
     stale: dict[int, int] = {}

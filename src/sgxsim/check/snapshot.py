@@ -201,7 +201,12 @@ class Snapshot:
         # every dict put back, every list refilled, and one identity
         # comparison of all the slots and set members at once.
         self._dict_objs = []   # every dict (also instances' __dict__) ...
-        self._dict_saved = []  # ... and its saved copy
+        # ... and its saved copy, made by dict() rather than copy(): an
+        # instance's __dict__ may share its keys with its class (a split
+        # table), and copy() keeps that, which update() then puts back entry
+        # by entry, growing the table as it goes; dict() makes a plain,
+        # dense table, which update() into the cleared dict clones at once.
+        self._dict_saved = []
         self._list_objs = []   # every list and its saved tuple
         self._list_saved = []
         self._deques = []      # (deque, saved tuple)
@@ -255,11 +260,11 @@ class Snapshot:
                 d = getattr(x, "__dict__", None)
                 if d is not None:
                     dict_objs.append(d)
-                    dict_saved.append(d.copy())
+                    dict_saved.append(dict(d))  # (see _empty)
                     stack.extend(d.values())
             elif k == _DICT:
                 dict_objs.append(x)
-                dict_saved.append(x.copy())
+                dict_saved.append(dict(x))
                 stack.extend(x.keys())
                 stack.extend(x.values())
             elif k == _SEQ:
@@ -283,11 +288,14 @@ class Snapshot:
                 stateful.append((x, x.__getstate__()))
             # _SHARED: nothing to save
 
-    def _finish(self, prefix: int) -> None:
+    def _finish(self, prefix: int, like: Snapshot | None = None) -> None:
         """The lists restore() maps over; the machine shape, whose compiled
         comparer tests the first ``prefix`` fully set slotted objects (the
         rest, objects a snapshot made by after() walked anew, by their
-        classes' tests)."""
+        classes' tests).  ``like``: a flattened snapshot whose first
+        ``prefix`` fully set slotted objects are this one's, in order (the
+        one after() made this one from): its shape and the slots' owners
+        and names are this one's too."""
         sets = self.sets
         self._set_objs = [x for x, _ in sets]
         self._set_flat = list(_chain([c for _, c in sets]))
@@ -295,10 +303,10 @@ class Snapshot:
         self._buf_objs = [b for b, _ in self.buffers]
         self._buf_saved = [c for _, c in self.buffers]
         self._prefix = prefix
-        self._shape = tuple(map(type, self._slot_objs[:prefix]))
+        self._shape = like._shape if like is not None else tuple(map(type, self._slot_objs[:prefix]))
         self._slot_diff = _DIFFS.get(self._shape)
         if self._slot_diff is not None:
-            self._flatten()
+            self._flatten(like)
         self._slow = [e for e in self.slotted if e[2] is None]
 
     def after(self) -> Snapshot:
@@ -324,7 +332,7 @@ class Snapshot:
         for d, saved in zip(self._dict_objs, self._dict_saved, strict=True):
             if len(d) != len(saved) or not all(map(is_, d, saved)) or \
                     not all(map(is_, d.values(), saved.values())):
-                saved = d.copy()
+                saved = dict(d)
                 stack.extend(saved.keys())
                 stack.extend(saved.values())
             new._dict_objs.append(d)
@@ -385,8 +393,12 @@ class Snapshot:
                 new._slot_saved.append(e[3])
         new._walk(stack)
         # The same shape as this one's for the objects this one covered
-        # (one compiled comparer for both), the new ones apart.
-        new._finish(self._prefix if len(new._slot_objs) >= self._prefix else 0)
+        # (one compiled comparer for both), the new ones apart: with every
+        # slot set before and now (fast), the first of them are this one's
+        # objects, in order.
+        prefix = self._prefix if len(new._slot_objs) >= self._prefix else 0
+        like = self if fast is not None and prefix and self._slot_diff is not None else None
+        new._finish(prefix, like)
         return new
 
     def _changed_slotted(self) -> list[tuple[int, tuple]] | None:
@@ -478,16 +490,22 @@ class Snapshot:
             if o.__getstate__() != saved:
                 o.__setstate__(saved)
 
-    def _flatten(self) -> None:
+    def _flatten(self, like: Snapshot | None = None) -> None:
         """The saved slots in a row, and whose and which each is (what the
-        shape's compiled comparer reads)."""
+        shape's compiled comparer reads; whose and which as ``like``'s, if
+        given: see _finish)."""
         n = self._prefix
-        pre = self._slot_entries[:n]
-        self._pre_objs = self._slot_objs[:n]
         self._slot_flat = list(_chain(self._slot_saved[:n]))
-        self._slot_owners = [o for o, names, _, _ in pre for _ in names]
-        self._slot_names = [name for _, names, _, _ in pre for name in names]
-        self._slot_entry = None  # each slot's entry, when after() first asks
+        if like is not None:
+            # (read only, so shared)
+            self._pre_objs, self._slot_owners = like._pre_objs, like._slot_owners
+            self._slot_names, self._slot_entry = like._slot_names, like._slot_entry
+        else:
+            pre = self._slot_entries[:n]
+            self._pre_objs = self._slot_objs[:n]
+            self._slot_owners = [o for o, names, _, _ in pre for _ in names]
+            self._slot_names = [name for _, names, _, _ in pre for name in names]
+            self._slot_entry = None  # each slot's entry, when after() first asks
         self._suffix = (self._slot_entries[n:], self._slot_tests[n:], self._slot_objs[n:], self._slot_saved[n:])
 
     @staticmethod
