@@ -310,3 +310,15 @@ def test_unknown_kernel_or_policy_is_a_usage_error():
     r = sgxsim_exec("--policy", "apparmor", "--", "true")
     assert r.returncode == 2 and "Invalid value for '--policy'" in r.stderr, r.stderr
     assert "Traceback" not in r.stderr
+
+
+def test_an_unwritable_trace_is_a_usage_error_before_the_program_runs(tmp_path):
+    """--trace in a place no file can be written: exit status 2 and the option
+    named, and the program never started (it would have made ``ran``)."""
+    blocker = tmp_path / "file"
+    blocker.write_text("")
+    ran = tmp_path / "ran"
+    r = sgxsim_exec("--trace", str(blocker / "trace"), "--", "touch", str(ran))
+    assert r.returncode == 2, r.stderr
+    assert "--trace" in r.stderr and "not a writable directory" in r.stderr
+    assert not ran.exists()

@@ -35,8 +35,11 @@ def exec_cmd(kernel: str, epc_pages: int, sgx1: bool, policy: str, trace_file: P
     """Run PROGRAM (a dynamically linked x86-64 Linux program) with its
     /dev/sgx_enclave, enclave mappings, vDSO enter call and CPUID served by
     the model:  sgxsim exec [OPTIONS] -- PROGRAM [ARGS]..."""
+    from sgxsim.check.cli import writable_dir
     from sgxsim.exec.run import run_program
 
+    if trace_file is not None:  # refused now, as a usage error, not after the program ran
+        writable_dir(trace_file.parent, "--trace")
     exe = shutil.which(program[0])
     if exe is None:
         raise click.ClickException(f"{program[0]}: command not found")
