@@ -40,13 +40,16 @@ from sgxsim.kernel.mm.flags import (
     PROT_WRITE,
     TASK_SIZE,
 )
+from sgxsim.kernel.process import Process
 from sgxsim.kernel.readerfs import create_reader_file, reader_page_young, store_reader_page
 
 SGX_PATHS = ("/dev/sgx_enclave", "/dev/sgx_provision")
 SKIP = ("[vvar]", "[vvar_vclock]", "[vsyscall]")
 MIRROR_DIR = "/sgxsim-exec"
 NOEXEC_DIR = "/sgxsim-exec/noexec"  # a noexec mount in the model
-MIRROR_FD = 1 << 20  # the model fds of the mirror files (the program's are below 4096)
+# The model fds of the mirror files: the top of the table (fs.nr_open), far
+# above the program's (below 4096), which the model's fds mirror.
+MIRROR_FD = Process.NR_OPEN - 2
 
 
 class BridgeError(Exception):
@@ -143,10 +146,13 @@ class ProgramMemory:
         if NOEXEC_DIR not in vfs.mounts:
             vfs.mount(NOEXEC_DIR, noexec=True)
         self.files = {}
+        # The model's process stands for the program: its descriptors mirror
+        # the program's, and its table reaches fs.nr_open so that the mirror
+        # files fit at the top.
+        proc.prlimit_nofile(Process.NR_OPEN, Process.NR_OPEN)
         for noexec in (False, True):
             path = f"{NOEXEC_DIR if noexec else MIRROR_DIR}/{pid}/mem"
             create_reader_file(vfs, path, self._read_page, TASK_SIZE)
-            # Far above the program's fds, which the model's fds mirror.
             fd = proc.open(path, O_RDONLY)
             self.files[noexec] = proc.dup(fd, MIRROR_FD + noexec)
             proc.close(fd)

@@ -106,6 +106,7 @@ class Process:
         kernel.next_pid += 1
         self.label = label
         self.persona = 0
+        self.rlimit_nofile = self.RLIMIT_NOFILE  # (soft, hard)
         self.pending_signals: set[int] = set()
         self.files: dict[int, Any] = {}
         self.alive = True
@@ -197,13 +198,41 @@ class Process:
         return self.persona
 
     # -- files --------------------------------------------------------------------------------
+    # RLIMIT_NOFILE as a login session sets it (soft, hard): descriptors are
+    # below the soft limit.  fs.nr_open's default bounds the hard one.
+    RLIMIT_NOFILE = (1024, 4096)
+    NR_OPEN = 1 << 20
+
+    def prlimit_nofile(self, soft: int, hard: int) -> tuple[int, int]:
+        """prlimit(2) of RLIMIT_NOFILE; returns the old limits.  Privilege is
+        not modelled (raising the hard limit is allowed, as for root)."""
+
+        def sys_prlimit() -> tuple[int, int]:
+            # do_prlimit()
+            if soft > hard:
+                raise refuse(errno.EINVAL, "kernel", "do_prlimit", f"soft {soft} above hard {hard}")
+            if hard > self.NR_OPEN:
+                raise refuse(errno.EPERM, "kernel", "do_prlimit",
+                             f"RLIMIT_NOFILE {hard} above fs.nr_open ({self.NR_OPEN})")
+            old, self.rlimit_nofile = self.rlimit_nofile, (soft, hard)
+            return old
+
+        return self._call(sys_prlimit)
+
+    def _unused_fd(self) -> int:
+        """alloc_fd(): the lowest descriptor not in use, below RLIMIT_NOFILE."""
+        fd = 0
+        while fd in self.files:
+            fd += 1
+        if fd >= self.rlimit_nofile[0]:
+            raise refuse(errno.EMFILE, "vfs", "alloc_fd",
+                         f"every descriptor below RLIMIT_NOFILE ({self.rlimit_nofile[0]}) is in use")
+        return fd
+
     def open(self, path: str, flags: int = 0, mode: int = 0o644) -> int:
         def sys_open() -> int:
-            f = self.kernel.vfs.open(path, _s32(flags) & U32, mode)
-            fd = 0
-            while fd in self.files:
-                fd += 1
-            self.files[fd] = f
+            fd = self._unused_fd()  # do_sys_openat2(): the descriptor before the file
+            self.files[fd] = self.kernel.vfs.open(path, _s32(flags) & U32, mode)
             return fd
 
         return self._call(sys_open)
@@ -222,20 +251,25 @@ class Process:
         the same struct file (get_file()); dup2 first closes ``newfd``."""
 
         def sys_dup() -> int:
-            f = self.files.get(oldfd)
-            if f is None:
-                raise refuse(errno.EBADF, "vfs", "dup", f"fd {oldfd} not open")
-            if newfd is None:
-                fd = 0
-                while fd in self.files:
-                    fd += 1
-            elif newfd < 0:
-                raise refuse(errno.EBADF, "vfs", "do_dup2", f"fd {newfd} is negative")
-            elif newfd == oldfd:
+            if newfd is None:  # dup(): fget_raw(), then get_unused_fd_flags()
+                f = self.files.get(oldfd)
+                if f is None:
+                    raise refuse(errno.EBADF, "vfs", "dup", f"fd {oldfd} not open")
+                fd = self._unused_fd()
+            elif newfd == oldfd:  # dup2()'s corner case: only oldfd is checked
+                if oldfd not in self.files:
+                    raise refuse(errno.EBADF, "vfs", "dup2", f"fd {oldfd} not open")
                 return newfd
             else:
+                # ksys_dup3(): newfd is unsigned, so a negative one is above the limit too.
+                if not 0 <= newfd < self.rlimit_nofile[0]:
+                    raise refuse(errno.EBADF, "vfs", "ksys_dup3",
+                                 f"fd {newfd} not below RLIMIT_NOFILE ({self.rlimit_nofile[0]})")
+                f = self.files.get(oldfd)
+                if f is None:
+                    raise refuse(errno.EBADF, "vfs", "ksys_dup3", f"fd {oldfd} not open")
                 fd = newfd
-                old = self.files.pop(fd, None)
+                old = self.files.pop(fd, None)  # do_dup2(): the old file closed
                 if old is not None:
                     self.kernel.fput(old)
             f.refcount += 1
@@ -386,6 +420,7 @@ class Process:
         mm.flags = mmf_init_flags(self.mm.flags)  # mm_init(): MDWE is inherited
         child = Process(k, lp, self.label, mm=mm)
         child.persona = self.persona  # copy_process(): the personality is inherited
+        child.rlimit_nofile = self.rlimit_nofile  # copy_signal(): so are the rlimits
         for fd, f in self.files.items():
             f.refcount += 1
             child.files[fd] = f
