@@ -329,7 +329,7 @@ class SgxIoctl:
             self.sgx_encl_free_epc_page(epc_page)
             encl_page.epc_page = None
             raise
-        self.sgx_mark_page_reclaimable(encl_page.epc_page)
+        self.sgx_mark_page_reclaimable(epc_page)  # encl_page->epc_page
 
     def sgx_ioc_enclave_add_pages(self, encl: SgxEncl, arg: Any) -> int:
         """sgx_ioc_enclave_add_pages(): validate, then add page by page;
@@ -353,10 +353,12 @@ class SgxIoctl:
         err: OSError | None = None
         src, offset, length, flags = add_arg.src, add_arg.offset, add_arg.length, add_arg.flags
         secinfo_flags, add_page = secinfo.flags, self.sgx_encl_add_page
-        signal_pending = self.signal_pending
+        # signal_pending(current) before each page: the driver's
+        # signal_pending(), inline (current is the same task throughout).
+        task, kernel_signal_pending = self.current(), self.kernel.signal_pending
         c = 0
         while c < length:
-            if signal_pending():
+            if task is not None and kernel_signal_pending(task):
                 if not c:
                     err = refuse(ERESTARTSYS, "sgx", rule, "signal pending before the first page")
                 break
