@@ -306,8 +306,8 @@ class EnclsMixin:
 
     def _eextend_checks(self: Cpu, secs: int, chunk: int):
         """EEXTEND's checks, in the SDM's order; the SECS's state and the EPC
-        index of the page.  Written flat: the driver issues it 16 times per
-        measured page."""
+        index of the page.  Written flat; :meth:`eextend_page` has the same
+        checks inline (keep the two alike)."""
         leaf = "EEXTEND"
         epc_ = self.epc
         n = epc_.npages
