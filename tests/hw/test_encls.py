@@ -465,6 +465,59 @@ def test_eextend_page_equals_sixteen_eextends():
         b.cpu.eextend_page(epa(0), epa(ib) + 256)
 
 
+def test_eadd_writes_the_epcm_entry_set_entry_writes():
+    # EADD writes its EPCM entry inline: the same fields as Epc.set_entry(),
+    # the EBLOCK epoch of the slot's previous page forgotten.
+    k = Kit(epc_pages=8).standard(init=True)
+    epc, d = k.cpu.epc, k.data_i[0]
+    assert k.cpu.eblock(epa(d)) == 0
+    assert epc.mod_epoch[d] != 0
+    assert k.cpu.eremove(epa(d)) == 0
+    k.ecreate(base=BASE + 0x10000)  # a second enclave, not initialised
+    k.next_epc = d  # its page goes into the freed slot
+    assert k.eadd(0x3000, REG | RWX, measure=False) == d
+    got = (epc.flags[d], epc.pt[d], epc.secs[d], epc.addr[d], epc.mod_epoch[d])
+    epc.set_entry(d, REG >> 8, RWX << 1, k.secs_i, BASE + 0x10000 + 0x3000)
+    assert got == (epc.flags[d], epc.pt[d], epc.secs[d], epc.addr[d], epc.mod_epoch[d])
+    assert got[4] == 0
+
+
+def _fault_of(leaf, *operands):
+    try:
+        leaf(*operands)
+    except (GP, PF) as f:
+        return type(f), getattr(f, "addr", None), getattr(f, "error_code", None), str(f)
+    return None
+
+
+def test_eextend_page_fails_as_eextend_does():
+    # eextend_page() has EEXTEND's checks inline: on a page-aligned RCX each
+    # failing operand gives the fault, address and reason eextend() gives.
+    k = Kit()
+    k.ecreate()
+    i = k.eadd(0, REG | RW, measure=False)
+    k2 = Kit()
+    k2.ecreate()
+    k2.ecreate(base=BASE + 0x8000)  # second enclave at EPC 1
+    j = k2.eadd(0, REG | RW, measure=False)
+    k3 = Kit().standard(init=True)
+    cases = [
+        (k, epa(0) + 8, epa(i)),                          # RBX misaligned
+        (k, k.frame(), epa(i)),                           # RBX not in the EPC
+        (k, EPC_BASE - PAGE_SIZE, epa(i)),                # RBX below the EPC
+        (k, epa(0), epa(20)),                             # not a valid REG/TCS page
+        (k, epa(0), k.frame()),                           # RCX not in the EPC
+        (k, epa(0), EPC_BASE - PAGE_SIZE),                # RCX below the EPC
+        (k, epa(i), epa(i)),                              # RBX is not a SECS
+        (k2, epa(0), epa(j)),                             # RBX is not the page's SECS
+        (k3, epa(k3.secs_i), epa(k3.data_i[0])),          # after EINIT
+    ]
+    for kit, secs, page in cases:
+        want = _fault_of(kit.cpu.eextend, secs, page)
+        assert want is not None, (hex(secs), hex(page))
+        assert _fault_of(kit.cpu.eextend_page, secs, page) == want, (hex(secs), hex(page))
+
+
 def test_eldu_into_a_slot_of_a_blocked_and_removed_page_is_tracked():
     """A MODIFIED/PR page written back after its tracking completed and loaded
     by ELDU into the slot of a page that was EBLOCKed at the current epoch and

@@ -286,7 +286,12 @@ class EnclsMixin:
             page[:Tcs.SIZE] = tcs.replace(flags=tcs.flags & ~Tcs.FLAGS_DBGOPTIN, cssa=0, aep=0,
                                           state=0).pack()
         st.measurement.eadd(linaddr - base, flags)
-        epc_.set_entry(i, pt, (flags & 0x7) << 1, secs_i, linaddr)  # perms_to_epcm(flags)
+        # epc_.set_entry(i, pt, perms_to_epcm(flags), secs_i, linaddr), inline
+        eflags[i] = (flags & 0x7) << 1 | EPCM_VALID
+        epc_.pt[i] = pt
+        epc_.secs[i] = secs_i
+        epc_.addr[i] = linaddr
+        epc_.mod_epoch[i] = 0  # no EBLOCK/EMODPR/EMODT awaits tracking (see set_entry())
         epc_.data[i] = page
         st.children += 1
         stats = self.stats  # self.count("eadd")
@@ -301,8 +306,8 @@ class EnclsMixin:
 
     def _eextend_checks(self: Cpu, secs: int, chunk: int):
         """EEXTEND's checks, in the SDM's order; the SECS's state and the EPC
-        index of the page.  Written flat: the driver issues it 16 times per
-        measured page."""
+        index of the page.  Written flat; :meth:`eextend_page` has the same
+        checks inline (keep the two alike)."""
         leaf = "EEXTEND"
         epc_ = self.epc
         n = epc_.npages
@@ -330,11 +335,30 @@ class EnclsMixin:
         """Sixteen EEXTENDs over the 256-byte chunks of one EPC page, in order,
         as the driver issues them for SGX_PAGE_MEASURE.  Every chunk of a page
         passes or fails the same checks (RCX is 256-aligned by construction),
-        so they run once; the measurement is the same record stream."""
+        so they run once; the measurement is the same record stream.  The
+        checks are _eextend_checks()'s, inline (one page added, one call)."""
+        leaf = "EEXTEND"
         if page & 0xFFF:
-            raise _gp("EEXTEND", "RCX not 256-byte aligned")
-        st, i = self._eextend_checks(secs, page)
+            raise _gp(leaf, "RCX not 256-byte aligned")
         epc_ = self.epc
+        n = epc_.npages
+        if secs & 0xFFF:
+            raise _gp(leaf, "RBX (SECS) not 4 KiB aligned")
+        secs_i = (secs - EPC_BASE) >> 12
+        if secs < EPC_BASE or secs_i >= n:
+            raise _pf(leaf, secs, f"RBX {secs:#x} is not in the EPC")
+        # (RCX 256-byte aligned: checked above, as a page.)
+        i = (page - EPC_BASE) >> 12
+        if page < EPC_BASE or i >= n:
+            raise _pf(leaf, page, f"RCX {page:#x} is not in the EPC")
+        flags, pt = epc_.flags, epc_.pt
+        if not flags[i] & EPCM_VALID or pt[i] not in _REG_TCS:
+            raise _pf(leaf, page, "EPCM(RCX) is not a valid PT_REG/PT_TCS page")
+        if epc_.secs[i] != secs_i or pt[secs_i] != _PT_SECS or not flags[secs_i] & EPCM_VALID:
+            raise _gp(leaf, "RBX is not the SECS of the page")
+        st = epc_.secs_state[secs_i]
+        if st.initialized:
+            raise _gp(leaf, "SECS already initialised")
         st.measurement.eextend_page(epc_.addr[i] - st.base, epc_.data[i])
 
     # -- EINIT ------------------------------------------------------------------------------

@@ -31,6 +31,7 @@ def _records(n: int) -> struct.Struct:
 
 
 _PAGE_CHUNKS = 4096 // EEXTEND_CHUNK
+_PAGE_PIECES = 3 * _PAGE_CHUNKS  # a page's records as pieces (see _PAGE_PREFIXES)
 # A 4 KiB page cut into its sixteen 256-byte chunks by one C call.
 _CHUNKS = struct.Struct(f"{EEXTEND_CHUNK}s" * _PAGE_CHUNKS)
 _PAGE_TAGS = (TAG_EEXTEND,) * _PAGE_CHUNKS
@@ -106,9 +107,10 @@ def _hash_entries(h, entries) -> None:
     for entry in entries:
         if entry.__class__ is tuple:  # _page_pieces(*entry), inline
             offset, page = entry
-            records = (headers(offset) or _page_template(offset)).copy()
-            records[2::3] = cut(page)
-            extend(records)
+            # The template goes in as it is and its chunk slots (every
+            # third of the last 48 pieces) are filled in place: no copy.
+            extend(headers(offset) or _page_template(offset))
+            pieces[-_PAGE_PIECES + 2::3] = cut(page)
             n += 1
             if n == _HASH_BATCH:
                 h.update(b"".join(pieces))

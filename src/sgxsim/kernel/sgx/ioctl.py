@@ -29,7 +29,7 @@ from sgxsim.hw.consts import (
     PageType,
     SgxReturn,
 )
-from sgxsim.hw.faults import VEC_PF
+from sgxsim.hw.faults import VEC_PF, HwFault
 from sgxsim.hw.structs import Secinfo, Sigstruct, nonzero
 from sgxsim.kernel.errors import ENOIOCTLCMD, ERESTARTSYS, refuse
 from sgxsim.kernel.mm import VM_MAYEXEC, VM_READ, VM_WRITE
@@ -44,6 +44,7 @@ from sgxsim.kernel.sgx.encl import (
     calc_vm_prot_bits,
 )
 from sgxsim.kernel.sgx.encls import (
+    EnclsFault,
     encls,
     encls_failed,
     encls_faulted,
@@ -245,24 +246,35 @@ class SgxIoctl:
                            secinfo_paddr: int, src: int) -> None:
         """__sgx_encl_add_page(): the noexec guard, then EADD from the user page."""
         rule = "__sgx_encl_add_page"
-        task = self.current()
-        vma = self.find_vma(task.mm, src)
+        # The driver's kernel services current(), find_vma() and
+        # get_user_pages(), inline (they wrap the kernel's), as is encls():
+        # this runs once per page added.
+        kernel = self.kernel
+        task = kernel.current
+        vma = kernel.find_vma(task.mm, src)
         if vma is None:
             raise refuse(errno.EFAULT, "sgx", rule, f"no VMA at or above source {src:#x}")
         if not vma.vm_flags & VM_MAYEXEC:
             raise refuse(errno.EACCES, "sgx", rule,
                          f"source VMA at {vma.vm_start:#x} lacks VM_MAYEXEC (noexec)")
-        if self.kernel.trace.enabled:  # an "allow" note: only a trace reads it
+        if kernel.trace.enabled:  # an "allow" note: only a trace reads it
             self.trace_note("__sgx_encl_add_page", "allow",
                             f"source {src:#x} in VMA [{vma.vm_start:#x}, {vma.vm_end:#x}) "
                             f"vm_flags {vma.vm_flags:#x}")
-        src_pfn = self.get_user_pages(task, src)
+        try:
+            src_pfn = kernel.get_user_pages(task, src)
+        except OSError:  # get_user_pages() pinned nothing
+            src_pfn = None
         if src_pfn is None:
             raise refuse(errno.EFAULT, "sgx", rule, f"get_user_pages({src:#x}) failed")
         pginfo = self.kstack_pageinfo(encl_page.desc & PAGE_MASK,  # encl_page.addr, inline
                                       src_pfn << PAGE_SHIFT, secinfo_paddr,
                                       encl.secs.epc_page.paddr)
-        ret = encls(self.cpu.eadd, pginfo, epc_page.paddr)
+        ret = 0
+        try:  # encls(): the leaf has no status; a fault becomes its encoding
+            self.cpu.eadd(pginfo, epc_page.paddr)
+        except HwFault as fault:
+            ret = EnclsFault(fault)
         if ret:
             raise refuse(errno.EIO, "sgx", rule, f"EADD returned {ret:#x}: {encls_why(ret)}")
 
@@ -271,7 +283,11 @@ class SgxIoctl:
         sixteen leaves go to the CPU as one ``eextend_page`` call: the same
         checks (every block of a page passes or fails them alike) and the
         same measurement records, without sixteen trips through Python."""
-        ret = encls(self.cpu.eextend_page, encl.secs.epc_page.paddr, epc_page.paddr)
+        ret = 0
+        try:  # encls(), inline, as for EADD
+            self.cpu.eextend_page(encl.secs.epc_page.paddr, epc_page.paddr)
+        except HwFault as fault:
+            ret = EnclsFault(fault)
         if ret:
             if encls_failed(ret):
                 self.warn(f"EEXTEND returned {ret:#x}")
@@ -313,7 +329,7 @@ class SgxIoctl:
             self.sgx_encl_free_epc_page(epc_page)
             encl_page.epc_page = None
             raise
-        self.sgx_mark_page_reclaimable(encl_page.epc_page)
+        self.sgx_mark_page_reclaimable(epc_page)  # encl_page->epc_page
 
     def sgx_ioc_enclave_add_pages(self, encl: SgxEncl, arg: Any) -> int:
         """sgx_ioc_enclave_add_pages(): validate, then add page by page;
@@ -337,10 +353,12 @@ class SgxIoctl:
         err: OSError | None = None
         src, offset, length, flags = add_arg.src, add_arg.offset, add_arg.length, add_arg.flags
         secinfo_flags, add_page = secinfo.flags, self.sgx_encl_add_page
-        signal_pending = self.signal_pending
+        # signal_pending(current) before each page: the driver's
+        # signal_pending(), inline (current is the same task throughout).
+        task, kernel_signal_pending = self.current(), self.kernel.signal_pending
         c = 0
         while c < length:
-            if signal_pending():
+            if task is not None and kernel_signal_pending(task):
                 if not c:
                     err = refuse(ERESTARTSYS, "sgx", rule, "signal pending before the first page")
                 break

@@ -92,15 +92,6 @@ class SgxMain:
         return self.epc_pages[(paddr - EPC_BASE) >> PAGE_SHIFT]
 
     # -- allocation ------------------------------------------------------------
-    def _sgx_alloc_epc_page(self) -> SgxEpcPage | None:
-        # __sgx_alloc_epc_page(): first page of the free list.
-        if not self.free_page_list:
-            return None
-        page = self.epc_pages[self.free_page_list.popleft()]
-        page.flags = 0
-        self.sgx_nr_free_pages -= 1
-        return page
-
     def sgx_should_reclaim(self, watermark: int) -> bool:
         # sgx_should_reclaim()
         return self.sgx_nr_free_pages < watermark and bool(self.sgx_active_page_list)
@@ -109,8 +100,12 @@ class SgxMain:
         """sgx_alloc_epc_page(): a page, or raise -ENOMEM/-EBUSY/-ERESTARTSYS."""
         err: OSError | None = None
         while True:
-            page = self._sgx_alloc_epc_page()
-            if page is not None:
+            # __sgx_alloc_epc_page(), inline (once per page added): the first
+            # page of the free list.
+            if self.free_page_list:
+                page = self.epc_pages[self.free_page_list.popleft()]
+                page.flags = 0
+                self.sgx_nr_free_pages -= 1
                 page.owner = owner
                 break
             if not self.sgx_active_page_list:
@@ -126,7 +121,8 @@ class SgxMain:
                              "signal pending while reclaiming")
                 break
             self.sgx_reclaim_pages()
-        if self.sgx_should_reclaim(self.nr_low_pages):
+        # sgx_should_reclaim(SGX_NR_LOW_PAGES), inline
+        if self.sgx_nr_free_pages < self.nr_low_pages and self.sgx_active_page_list:
             self.ksgxd_woken = True  # wake_up(&ksgxd_waitq)
         if err is not None:
             raise err
