@@ -246,25 +246,20 @@ class SgxIoctl:
                            secinfo_paddr: int, src: int) -> None:
         """__sgx_encl_add_page(): the noexec guard, then EADD from the user page."""
         rule = "__sgx_encl_add_page"
-        # The driver's kernel services current(), find_vma() and
-        # get_user_pages(), inline (they wrap the kernel's), as is encls():
-        # this runs once per page added.
-        kernel = self.kernel
-        task = kernel.current
-        vma = kernel.find_vma(task.mm, src)
+        # Through the driver's kernel services (a design may override them);
+        # encls() inline: this runs once per page added.
+        task = self.current()
+        vma = self.find_vma(task.mm, src)
         if vma is None:
             raise refuse(errno.EFAULT, "sgx", rule, f"no VMA at or above source {src:#x}")
         if not vma.vm_flags & VM_MAYEXEC:
             raise refuse(errno.EACCES, "sgx", rule,
                          f"source VMA at {vma.vm_start:#x} lacks VM_MAYEXEC (noexec)")
-        if kernel.trace.enabled:  # an "allow" note: only a trace reads it
+        if self.kernel.trace.enabled:  # an "allow" note: only a trace reads it
             self.trace_note("__sgx_encl_add_page", "allow",
                             f"source {src:#x} in VMA [{vma.vm_start:#x}, {vma.vm_end:#x}) "
                             f"vm_flags {vma.vm_flags:#x}")
-        try:
-            src_pfn = kernel.get_user_pages(task, src)
-        except OSError:  # get_user_pages() pinned nothing
-            src_pfn = None
+        src_pfn = self.get_user_pages(task, src)
         if src_pfn is None:
             raise refuse(errno.EFAULT, "sgx", rule, f"get_user_pages({src:#x}) failed")
         pginfo = self.kstack_pageinfo(encl_page.desc & PAGE_MASK,  # encl_page.addr, inline
@@ -353,12 +348,10 @@ class SgxIoctl:
         err: OSError | None = None
         src, offset, length, flags = add_arg.src, add_arg.offset, add_arg.length, add_arg.flags
         secinfo_flags, add_page = secinfo.flags, self.sgx_encl_add_page
-        # signal_pending(current) before each page: the driver's
-        # signal_pending(), inline (current is the same task throughout).
-        task, kernel_signal_pending = self.current(), self.kernel.signal_pending
+        signal_pending = self.signal_pending
         c = 0
         while c < length:
-            if task is not None and kernel_signal_pending(task):
+            if signal_pending():
                 if not c:
                     err = refuse(ERESTARTSYS, "sgx", rule, "signal pending before the first page")
                 break
