@@ -115,6 +115,8 @@ def _bad_designs(taken: dict[str, type], new: list[str]) -> str | None:
     for n in new:
         cls = registry.kernel_class(n)
         if not (isinstance(cls, type) and issubclass(cls, Linux)):
+            for m in new:  # nothing of the refused file stays registered
+                registry.unregister(m)
             return (f"{n!r} is not a kernel class (register a subclass of one, e.g. "
                     "sgxsim.kernel.sgx.kernels.Linux60)")
     return None

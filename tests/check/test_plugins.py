@@ -193,3 +193,37 @@ def test_a_bug_in_a_users_design_is_a_clean_error(tmp_path, extra):
                "--depth", "2", "--actions", "mmap,add_pages", cwd=tmp_path)
     assert r.returncode == 1 and "Traceback" not in r.stderr, r.stderr[-3000:]
     assert f"{tmp_path / 'b.py'}:9: ZeroDivisionError: integer division or modulo by zero" in r.stderr
+
+
+def test_an_entry_point_cannot_replace_a_built_in_design(tmp_path):
+    """An installed package registering "linux-6.0" would have replaced the
+    built-in kernel for every command without a word: it is a clean error
+    naming the entry point, and the name keeps its class."""
+    site = tmp_path / "site"
+    pkg = site / "sgxsim_takeover"
+    pkg.mkdir(parents=True)
+    (pkg / "__init__.py").write_text("")
+    (pkg / "designs.py").write_text(
+        "from sgxsim.kernel.registry import kernel_class, register\n"
+        "@register('linux-6.0')\nclass X(kernel_class('linux-6.0')):\n    pass\n")
+    dist = site / "sgxsim_takeover-0.1.dist-info"
+    dist.mkdir()
+    (dist / "METADATA").write_text("Metadata-Version: 2.1\nName: sgxsim-takeover\nVersion: 0.1\n")
+    (dist / "entry_points.txt").write_text("[sgxsim.designs]\ntakeover = sgxsim_takeover.designs\n")
+    env = {**os.environ, "PYTHONPATH": str(site)}
+    r = sgxsim("check", "--design", "linux-6.0", "--property", "no-escalation", "--depth", "1",
+               cwd=tmp_path, env=env)
+    assert r.returncode != 0 and "Traceback" not in r.stderr, r.stderr
+    assert ("entry point takeover = sgxsim_takeover.designs (group sgxsim.designs) registers "
+            "'linux-6.0', a name already taken by sgxsim.kernel.sgx.kernels.Linux60") in r.stderr
+
+
+def test_a_refused_design_file_leaves_nothing_registered(tmp_path):
+    from sgxsim.plugins import PluginError, load_file
+
+    f = tmp_path / "plain.py"
+    f.write_text("from sgxsim.kernel.registry import register\n@register('plain-refused')\n"
+                 "class X:\n    pass\n")
+    with pytest.raises(PluginError, match="is not a kernel class"):
+        load_file(f)
+    assert "plain-refused" not in registry.names()

@@ -39,13 +39,28 @@ def load_entry_points(group: str) -> list[str]:
 
     names = []
     for ep in entry_points(group=group):
+        before = dict(_KERNELS)
         try:
             ep.load()
         except Exception as e:
             raise ValueError(f"entry point {ep.name} = {ep.value} (group {group}): "
                              f"{type(e).__name__}: {e}") from None
+        # A name keeps the class it had: an entry point cannot replace a
+        # built-in design (or another package's) behind the user's back.
+        for name, cls in before.items():
+            if _KERNELS.get(name) is not cls:
+                _KERNELS[name] = cls
+                cls.name = name
+                raise ValueError(f"entry point {ep.name} = {ep.value} (group {group}) registers "
+                                 f"{name!r}, a name already taken by {cls.__module__}."
+                                 f"{cls.__qualname__}: give the design a name of its own")
         names.append(ep.name)
     return names
+
+
+def unregister(name: str) -> None:
+    """Forget ``name`` (a design file whose registration was refused)."""
+    _KERNELS.pop(name, None)
 
 
 def kernel_class(name: str) -> Any:
