@@ -94,3 +94,11 @@ def test_a_livelock_with_reclaimable_epc_is_still_a_finding(monkeypatch):
                                   ("enter", 0, 4, (0, 0, 0), (0, 0, 0, 0), 2, 0, "none", False)])
     out = run_case(case, step_seconds=2)
     assert out.finding is not None and out.finding.kind == "timeout" and not out.starved
+
+
+def test_cli_rejects_a_run_of_no_time():
+    # --seconds 0 ran nothing and reported "0 cases ... ()" as a clean run.
+    for opt, bad in (("--seconds", "0"), ("--seconds", "-1"), ("--seconds", "nan"),
+                     ("--shrink-seconds", "nan")):
+        r = CliRunner().invoke(main, ["fuzz", "--cases", "1", opt, bad])
+        assert r.exit_code == 2 and opt in r.output, (opt, bad, r.output)

@@ -2,18 +2,31 @@
 
 from __future__ import annotations
 
+import math
+
 import click
 
 
+class Seconds(click.FloatRange):
+    """A time in seconds: FloatRange, which lets nan through (it compares
+    false with either bound), refusing it."""
+
+    def convert(self, value, param, ctx):
+        v = super().convert(value, param, ctx)
+        if math.isnan(v):
+            self.fail(f"{value!r} is not a number of seconds", param, ctx)
+        return v
+
+
 @click.command()
-@click.option("--seconds", type=click.FloatRange(min=0), default=None,
+@click.option("--seconds", type=Seconds(min=0, min_open=True), default=None,
               help="Stop after this many seconds.")
 @click.option("--cases", type=click.IntRange(min=1), default=None,
               help="Stop after this many cases.")
 @click.option("--seed", type=int, default=0, show_default=True, help="The run's seed.")
 @click.option("--kernel", "kernels", multiple=True,
               help="Only this kernel or design (repeatable; default: all of them).")
-@click.option("--shrink-seconds", type=click.FloatRange(min=0), default=60.0, show_default=True,
+@click.option("--shrink-seconds", type=Seconds(min=0), default=60.0, show_default=True,
               help="Time for delta debugging of each finding.")
 def fuzz(seconds: float | None, cases: int | None, seed: int, kernels: tuple[str, ...],
          shrink_seconds: float) -> None:
