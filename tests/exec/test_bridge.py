@@ -279,15 +279,17 @@ def test_killed_inside_a_runaway_enclave_call_leaves_no_server(native):
 
     from edmm import NATIVE
 
-    p = subprocess.Popen([*SGXSIM, "--", *native["edmm"].argv(NATIVE / "spin.script")],
-                         stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    argv = native["edmm"].argv(NATIVE / "spin.script")
+    p = subprocess.Popen([*SGXSIM, "--", *argv], stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                         text=True)
     try:
         deadline = time.monotonic() + 60
         child = ""
         while not child and time.monotonic() < deadline:
             time.sleep(0.2)
-            child = subprocess.run(["pgrep", "-P", str(p.pid)], capture_output=True,
-                                   text=True).stdout.split()
+            # The program, not another child (the build's make runs first).
+            child = subprocess.run(["pgrep", "-P", str(p.pid), "-f", str(argv[0])],
+                                   capture_output=True, text=True).stdout.split()
             child = child[0] if child else ""
         assert child, "the program did not start"
         time.sleep(1.0)  # inside the spinning call by now

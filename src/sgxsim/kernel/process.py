@@ -288,10 +288,12 @@ class Process:
                     raise refuse(errno.EBADF, "vfs", "vfs_fstat", f"fd {fd} not open")
                 ino = f.inode
             else:
-                norm = "/" + "/".join(p for p in str(path).split("/") if p)
+                norm, slash, _ = self.kernel.vfs.path_walk(path, "vfs_statx")
                 ino = self.kernel.vfs.inodes.get(norm)
                 if ino is None:
                     raise refuse(errno.ENOENT, "vfs", "vfs_statx", f"{path}: no such file")
+                if slash and not ino.is_dir():
+                    raise refuse(errno.ENOTDIR, "vfs", "vfs_statx", f"{path}: not a directory")
             return Stat(ino.mode, ino.ino, ino.rdev, ino.size)
 
         return self._call(sys_stat)

@@ -158,15 +158,48 @@ class Vfs:
     def label(self, path: str, label: str) -> None:
         self.inodes[path].label = label
 
+    # -- path walk ------------------------------------------------------------------------
+    def path_walk(self, path: str, rule: str) -> tuple[str, bool, bool]:
+        """link_path_walk(): ``path`` without repeated slashes, "." and ".."
+        (".." of the root is the root), and how its last component ended: a
+        name followed by a slash, or a dot component (both name a directory).
+        Every component before the last must be a directory that exists."""
+        if not isinstance(path, str) or not path.startswith("/"):
+            raise refuse(errno.ENOENT, "vfs", rule, f"{path!r}: not an absolute path")
+        comps = [c for c in path.split("/") if c]
+        walked: list[str] = []
+        for c in comps[:-1]:
+            if c == "..":
+                if walked:
+                    walked.pop()
+            elif c != ".":
+                walked.append(c)
+                ino = self.inodes.get("/" + "/".join(walked))
+                if ino is None:
+                    raise refuse(errno.ENOENT, "vfs", rule, f"{path}: no directory {'/'.join(walked)}")
+                if not ino.is_dir():  # may_lookup() of a component that is no directory
+                    raise refuse(errno.ENOTDIR, "vfs", rule,
+                                 f"{path}: /{'/'.join(walked)} is not a directory")
+        last = comps[-1] if comps else ""
+        dots = last in (".", "..")
+        if last == "..":
+            if walked:
+                walked.pop()
+        elif last and not dots:
+            walked.append(last)
+        slash = bool(last) and not dots and path.endswith("/")
+        return "/" + "/".join(walked), slash, dots
+
     # -- open ---------------------------------------------------------------------------
     def open(self, path: str, flags: int, mode: int = 0o644) -> File:
         """do_filp_open(): resolve, create, check the access mode, call f_op->open."""
-        if not isinstance(path, str) or not path.startswith("/"):
-            raise refuse(errno.ENOENT, "vfs", "path_openat", f"{path!r}: not an absolute path")
-        path = "/" + "/".join(p for p in path.split("/") if p)
+        path, slash, _ = self.path_walk(path, "path_openat")
         acc = flags & O_ACCMODE
         if acc == 3:
             raise refuse(errno.EINVAL, "vfs", "build_open_flags", "O_ACCMODE 3")
+        if flags & O_CREAT and slash:
+            raise refuse(errno.EISDIR, "vfs", "open_last_lookups",
+                         f"{path}/: O_CREAT of a name that ends in a slash")
         ino = self.inodes.get(path)
         if ino is None:
             if not flags & O_CREAT:
@@ -177,7 +210,9 @@ class Vfs:
             ino = self.create_file(path, mode=mode & 0o777)
         elif flags & O_CREAT and flags & O_EXCL:
             raise refuse(errno.EEXIST, "vfs", "may_o_create", f"{path} exists")
-        if flags & O_DIRECTORY and not ino.is_dir():
+        elif flags & O_CREAT and ino.is_dir():
+            raise refuse(errno.EISDIR, "vfs", "do_open", f"{path} is a directory (O_CREAT)")
+        if (flags & O_DIRECTORY or slash) and not ino.is_dir():
             raise refuse(errno.ENOTDIR, "vfs", "path_openat", f"{path} is not a directory")
         if ino.is_dir() and acc != O_RDONLY:
             raise refuse(errno.EISDIR, "vfs", "may_open", f"{path} is a directory")
