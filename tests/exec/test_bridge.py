@@ -245,6 +245,19 @@ def test_a_bare_enclu_is_the_models_and_its_fault_the_programs(native, tmp_path)
     assert r.stdout == "signal 11 code 128 at_enclu 1\n"
 
 
+def test_an_enclu_inside_the_programs_own_handler(native):
+    """A runtime's exception handler may enter its enclave (the Intel SDK's
+    does): with SA_NODEFER, as such runtimes install theirs, the ENCLU is the
+    model's and the model's fault reaches the handler again; without it
+    SIGSEGV is blocked in the handler, and the fault's signal kills the
+    program (force_sig_fault()), whichever signal the host's ENCLU raised."""
+    exe = str(native["segv"])
+    r = sgxsim_exec("--", exe, "nested")
+    assert (r.returncode, r.stdout) == (0, "signal 11 handler ran 2 times\n"), r.stderr
+    r = sgxsim_exec("--", exe, "nested-defer")
+    assert (r.returncode, r.stdout) == (128 + 11, ""), r.stderr
+
+
 def test_source_on_a_noexec_mount_lacks_vm_mayexec(native, tmp_path):
     """The mirror of a file mapping from a noexec mount (the program's
     /proc/PID/mountinfo) lacks VM_MAYEXEC: ADD_PAGES of an executable page

@@ -10,6 +10,11 @@
  *   segv enclu    a bare ENCLU (EREPORT) outside any enclave: the model's
  *                 CPU refuses it and the program's handler gets the signal,
  *                 at the ENCLU
+ *   segv nested   the same ENCLU inside the program's SIGSEGV handler,
+ *                 installed with SA_NODEFER as SGX runtimes install theirs:
+ *                 still the model's, and its signal reaches the handler again;
+ *                 "nested-defer" without SA_NODEFER: SIGSEGV is blocked in
+ *                 the handler, so the ENCLU's fault kills the program
  */
 #define _GNU_SOURCE
 #include <setjmp.h>
@@ -19,6 +24,21 @@
 #include <sys/mman.h>
 
 static sigjmp_buf back;
+static volatile int depth;
+
+static void enclu_ereport(void)
+{
+	__asm__ volatile(".byte 0x0f, 0x01, 0xd7" : : "a"(0L), "b"(0L), "c"(0L), "d"(0L) : "memory");
+}
+
+static void nested(int sig, siginfo_t *si, void *ucv)
+{
+	(void)si;
+	(void)ucv;
+	if (depth++ == 0)
+		enclu_ereport();	/* the model's #GP comes back here */
+	siglongjmp(back, sig);
+}
 static volatile int blocked_self, blocked_usr1;
 static volatile long got_addr, got_code, got_ip;
 
@@ -72,6 +92,19 @@ int main(int argc, char **argv)
 					 : : "a"(0L), "b"(0L), "c"(0L), "d"(0L) : "memory");
 		printf("signal %d code %ld at_enclu %d\n", sig, got_code,
 		       got_ip == (long)enclu_site);
+		return 0;
+	}
+	if (!strcmp(mode, "nested") || !strcmp(mode, "nested-defer")) {
+		struct sigaction sa;
+
+		memset(&sa, 0, sizeof(sa));
+		sa.sa_sigaction = nested;
+		sa.sa_flags = SA_SIGINFO | (strcmp(mode, "nested") ? 0 : SA_NODEFER);
+		sigaction(SIGSEGV, &sa, NULL);
+		sig = sigsetjmp(back, 1);
+		if (!sig)
+			return *(volatile char *)hole;
+		printf("signal %d handler ran %d times\n", sig, depth);
 		return 0;
 	}
 	install(SIGSEGV, SA_RESETHAND);

@@ -789,7 +789,11 @@ static struct sigaction *app_action(int sig)
 
 /* A signal that is not ours goes where the program asked, as the kernel
  * would deliver it: its sa_mask (and, without SA_NODEFER, the signal itself)
- * blocked while its handler runs, SA_RESETHAND honoured.  With no handler the
+ * blocked while its handler runs, SA_RESETHAND honoured.  An ENCLU the
+ * handler executes while its trap signal is blocked kills the program, as
+ * any fault on a blocked signal does: runtimes whose exception handlers
+ * enter their enclave (the Intel SDK's) install them with SA_NODEFER and
+ * SIGSEGV unblocked, for the enclave's own exceptions.  With no handler the
  * program dies of the signal, also when it ignores it: the kernel forces a
  * synchronous fault through SIG_IGN (force_sig_fault()), and the model's
  * faults are synchronous too.  A fault the CPU raised is taken again with the
@@ -842,8 +846,9 @@ static int enclu_at(const unsigned char *ip, int fetch_may_fault)
 
 /* Load the reply's registers into the interrupted context; queue the signal
  * the model's kernel delivers there, if any. */
-static void load_reply(greg_t *g, const struct sgxsim_reply *rep)
+static void load_reply(ucontext_t *uc, const struct sgxsim_reply *rep)
 {
+	greg_t *g = uc->uc_mcontext.gregs;
 	int i;
 
 	for (i = 0; i < R_NREGS; i++)
@@ -852,6 +857,20 @@ static void load_reply(greg_t *g, const struct sgxsim_reply *rep)
 		/* The kernel would deliver this signal at the restored RIP. */
 		siginfo_t info;
 		sigset_t block;
+
+		if (sigismember(&uc->uc_sigmask, rep->signo)) {
+			/* force_sig_fault(): a fault's signal the program blocks is
+			 * unblocked and its handler reset, so it kills. */
+			struct sigaction dfl;
+
+			memset(&dfl, 0, sizeof(dfl));
+			dfl.sa_handler = SIG_DFL;
+			if (rep->signo == SIGILL || rep->signo == SIGSEGV)
+				*app_action(rep->signo) = dfl;
+			else
+				real_sigaction(rep->signo, &dfl, NULL);
+			sigdelset(&uc->uc_sigmask, rep->signo);
+		}
 
 		/* Blocked until sigreturn restores the program's mask. */
 		sigemptyset(&block);
@@ -867,8 +886,9 @@ static void load_reply(greg_t *g, const struct sgxsim_reply *rep)
 }
 
 /* The ENCLU the CPU refused at the context's RIP, run by the model. */
-static void trap_enclu(greg_t *g)
+static void trap_enclu(ucontext_t *uc)
 {
+	greg_t *g = uc->uc_mcontext.gregs;
 	struct sgxsim_request req;
 	struct sgxsim_reply rep;
 	int i;
@@ -878,7 +898,7 @@ static void trap_enclu(greg_t *g)
 	for (i = 0; i < R_NREGS; i++)
 		req.regs[i] = g[greg_of[i]];
 	xfer_enclu(&req, &rep);
-	load_reply(g, &rep);
+	load_reply(uc, &rep);
 }
 
 /* SIGILL: an ENCLU on a CPU without SGX (#UD), the direct entry's UD2, or a
@@ -905,12 +925,12 @@ static void on_sigill(int sig, siginfo_t *si, void *ucv)
 		/* A reply the direct entry does not load itself. */
 		memcpy(&rep, &direct_rep, sizeof(rep));
 		__atomic_store_n(&direct_state, 0, __ATOMIC_RELEASE);
-		load_reply(g, &rep);
+		load_reply(uc, &rep);
 		errno = saved;
 		return;
 	}
 	if (enclu_at(ip, 0)) {
-		trap_enclu(g);
+		trap_enclu(uc);
 		errno = saved;
 		return;
 	}
@@ -955,7 +975,7 @@ static void on_sigsegv(int sig, siginfo_t *si, void *ucv)
 		return;
 	}
 	if (conn >= 0 && enclu_at((const unsigned char *)g[REG_RIP], 1)) {
-		trap_enclu(g);
+		trap_enclu(uc);
 		errno = saved;
 		return;
 	}
