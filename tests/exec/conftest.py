@@ -24,7 +24,7 @@ def native(tmp_path_factory) -> dict[str, Path]:
     progs = {}
     for name in PROGRAMS:
         exe = out / name
-        subprocess.run(["gcc", "-Wall", "-Werror", "-o", str(exe), str(NATIVE / f"{name}.c")],
+        subprocess.run(["gcc", "-Wall", "-Werror", "-pthread", "-o", str(exe), str(NATIVE / f"{name}.c")],
                        check=True)
         progs[name] = exe
     static = out / "static"

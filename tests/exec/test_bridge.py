@@ -223,10 +223,16 @@ def test_the_programs_own_sigsegv_is_delivered_as_without_sgxsim(native):
     assert alone.stdout == "signal 11 addr_ok 1 blocked_self 1 blocked_usr1 1 reset 1\n"
     r = sgxsim_exec("--", exe, "handler")
     assert (r.returncode, r.stdout) == (0, alone.stdout), r.stderr
-    for mode in ("dfl", "ign"):
+    for mode in ("dfl", "ign", "raise"):  # "raise": sent, not a fault, and not ignored
         assert subprocess.run([exe, mode], capture_output=True, timeout=60).returncode == -11
         r = sgxsim_exec("--", exe, mode)
         assert r.returncode == 128 + 11, (mode, r.stderr)
+    # A sent SIGSEGV the program ignores is discarded (the trap handler stays,
+    # and a handler installed afterwards gets the next fault).
+    alone = subprocess.run([exe, "raise-ign"], capture_output=True, text=True, timeout=60)
+    assert (alone.returncode, alone.stdout) == (0, "ignored, then signal 11 addr_ok 1\n")
+    r = sgxsim_exec("--", exe, "raise-ign")
+    assert (r.returncode, r.stdout) == (0, alone.stdout), r.stderr
 
 
 def test_a_bare_enclu_is_the_models_and_its_fault_the_programs(native, tmp_path):
@@ -243,6 +249,14 @@ def test_a_bare_enclu_is_the_models_and_its_fault_the_programs(native, tmp_path)
     # The model's #GP: SIGSEGV with SI_KERNEL (0x80), as the kernel's
     # do_general_protection() sends it.
     assert r.stdout == "signal 11 code 128 at_enclu 1\n"
+
+
+def test_a_bare_enclu_in_a_second_thread_traps_on_a_stack_of_its_own(native):
+    """A new thread has no alternate stack (clone() resets it): the preload
+    gives each thread one, so the handler never runs below the program's
+    stack pointer, where the server writes back what the enclave stored."""
+    r = sgxsim_exec("--", str(native["segv"]), "thread")
+    assert (r.returncode, r.stdout) == (0, "signal 11 code 128 at_enclu 1 onstack 1\n"), r.stderr
 
 
 def test_an_enclu_inside_the_programs_own_handler(native):

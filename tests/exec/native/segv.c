@@ -10,6 +10,11 @@
  *   segv enclu    a bare ENCLU (EREPORT) outside any enclave: the model's
  *                 CPU refuses it and the program's handler gets the signal,
  *                 at the ENCLU
+ *   segv thread   "enclu" in a second thread: the trap handlers have a
+ *                 stack of their own there too (the handler is on it)
+ *   segv raise    SIGSEGV sent by raise() with no handler: dies of it;
+ *                 "raise-ign": ignored, so discarded, and a handler
+ *                 installed afterwards still gets a real fault
  *   segv nested   the same ENCLU inside the program's SIGSEGV handler,
  *                 installed with SA_NODEFER as SGX runtimes install theirs:
  *                 still the model's, and its signal reaches the handler again;
@@ -17,6 +22,7 @@
  *                 the handler, so the ENCLU's fault kills the program
  */
 #define _GNU_SOURCE
+#include <pthread.h>
 #include <setjmp.h>
 #include <signal.h>
 #include <stdio.h>
@@ -42,10 +48,15 @@ static void nested(int sig, siginfo_t *si, void *ucv)
 static volatile int blocked_self, blocked_usr1;
 static volatile long got_addr, got_code, got_ip;
 
+static volatile int on_altstack;
+
 static void handler(int sig, siginfo_t *si, void *ucv)
 {
 	ucontext_t *uc = ucv;
 	sigset_t now;
+	stack_t ss;
+
+	on_altstack = sigaltstack(NULL, &ss) == 0 && (ss.ss_flags & SS_ONSTACK);
 
 	sigprocmask(SIG_BLOCK, NULL, &now);
 	blocked_self = sigismember(&now, sig);
@@ -68,6 +79,23 @@ static void install(int sig, int flags)
 	sigaction(sig, &sa, NULL);
 }
 
+static void *enclu_thread(void *arg)
+{
+	extern const char enclu_site2[];
+	int sig;
+
+	(void)arg;
+	install(SIGSEGV, 0);
+	install(SIGILL, 0);
+	sig = sigsetjmp(back, 1);
+	if (!sig)
+		__asm__ volatile("enclu_site2: .byte 0x0f, 0x01, 0xd7"
+				 : : "a"(0L), "b"(0L), "c"(0L), "d"(0L) : "memory");
+	printf("signal %d code %ld at_enclu %d onstack %d\n", sig, got_code,
+	       got_ip == (long)enclu_site2, on_altstack);
+	return NULL;
+}
+
 int main(int argc, char **argv)
 {
 	const char *mode = argc > 1 ? argv[1] : "handler";
@@ -77,6 +105,27 @@ int main(int argc, char **argv)
 	int sig;
 
 	munmap(hole, 4096);
+	if (!strcmp(mode, "thread")) {
+		pthread_t t;
+
+		pthread_create(&t, NULL, enclu_thread, NULL);
+		pthread_join(t, NULL);
+		return 0;
+	}
+	if (!strcmp(mode, "raise")) {
+		raise(SIGSEGV);
+		return 3;	/* not reached: the default action kills */
+	}
+	if (!strcmp(mode, "raise-ign")) {
+		signal(SIGSEGV, SIG_IGN);
+		raise(SIGSEGV);
+		install(SIGSEGV, 0);
+		sig = sigsetjmp(back, 1);
+		if (!sig)
+			return *(volatile char *)hole;
+		printf("ignored, then signal %d addr_ok %d\n", sig, got_addr == (long)hole);
+		return 0;
+	}
 	if (!strcmp(mode, "dfl") || !strcmp(mode, "ign")) {
 		signal(SIGSEGV, !strcmp(mode, "ign") ? SIG_IGN : SIG_DFL);
 		return *(volatile char *)hole;

@@ -63,7 +63,8 @@ static uint64_t ranges[SGXSIM_MAX_RANGES][2];
 static unsigned int nranges;
 static struct sigaction app_sigill;    /* the program's own SIGILL disposition */
 static struct sigaction app_sigsegv;   /* the program's own SIGSEGV disposition */
-static char altstack[64 * 1024];
+/* The trap handlers' stack, one per thread (give_altstack()). */
+#define ALTSTACK_SIZE (256 * 1024)
 /* The signal this thread's handler last queued for the program (a fault the
  * model's kernel delivers): when it arrives it is the program's, even at an
  * ENCLU (an AEP is one). */
@@ -82,6 +83,7 @@ static int (*real_munmap)(void *, size_t);
 static int (*real_mprotect)(void *, size_t, int);
 static void *(*real_mremap)(void *, size_t, size_t, int, ...);
 static pid_t (*real_fork)(void);
+static int (*real_pthread_create)(pthread_t *, const pthread_attr_t *, void *(*)(void *), void *);
 static int (*real_stat)(const char *, struct stat *);
 static int (*real_fstat)(int, struct stat *);
 static unsigned long (*real_getauxval)(unsigned long);
@@ -113,7 +115,7 @@ static void resolve(void)
 #define R(name) real_##name = dlsym(RTLD_NEXT, #name)
 	R(openat); R(close); R(dup); R(dup2); R(dup3); R(fcntl); R(ioctl);
 	R(munmap); R(mprotect); R(mremap); R(fork); R(stat); R(fstat); R(getauxval);
-	R(sigaction);
+	R(sigaction); R(pthread_create);
 	R(mmap);
 #undef R
 }
@@ -787,6 +789,12 @@ static struct sigaction *app_action(int sig)
 	return sig == SIGILL ? &app_sigill : &app_sigsegv;
 }
 
+/* How a signal that is not ours came: a fault the CPU raised (its
+ * instruction runs again after the handler), one sent by a process (kill,
+ * raise, sigqueue: si_code <= 0), or a fault of the model's kernel that
+ * load_reply() queued. */
+enum origin { FAULT, SENT, QUEUED };
+
 /* A signal that is not ours goes where the program asked, as the kernel
  * would deliver it: its sa_mask (and, without SA_NODEFER, the signal itself)
  * blocked while its handler runs, SA_RESETHAND honoured.  An ENCLU the
@@ -794,25 +802,23 @@ static struct sigaction *app_action(int sig)
  * any fault on a blocked signal does: runtimes whose exception handlers
  * enter their enclave (the Intel SDK's) install them with SA_NODEFER and
  * SIGSEGV unblocked, for the enclave's own exceptions.  With no handler the
- * program dies of the signal, also when it ignores it: the kernel forces a
- * synchronous fault through SIG_IGN (force_sig_fault()), and the model's
- * faults are synchronous too.  A fault the CPU raised is taken again with the
- * default action, so the program dies with the kernel's own siginfo; one the
- * model queued is raised. */
-static void chain(int sig, siginfo_t *si, void *uc, int queued)
+ * program dies of the signal, and of a fault also when it ignores it
+ * (force_sig_fault()); a sent signal it ignores is discarded.  A fault the
+ * CPU raised is taken again with the default action, so the program dies
+ * with the kernel's own siginfo; any other is sent again as it came. */
+static void chain(int sig, siginfo_t *si, void *uc, enum origin how)
 {
 	struct sigaction *app = app_action(sig), dfl, act = *app;
 	sigset_t block, old;
 
-	if ((act.sa_flags & SA_SIGINFO) ? act.sa_sigaction != NULL
-					: (act.sa_handler != SIG_DFL && act.sa_handler != SIG_IGN)) {
+	/* sa_handler and sa_sigaction share their storage: the kernel looks at
+	 * the value, SA_SIGINFO or not. */
+	if (act.sa_handler != SIG_DFL && act.sa_handler != SIG_IGN) {
 		block = act.sa_mask;
 		if (!(act.sa_flags & SA_NODEFER))
 			sigaddset(&block, sig);
-		if (act.sa_flags & SA_RESETHAND) {
-			memset(app, 0, sizeof(*app));
-			app->sa_handler = SIG_DFL;
-		}
+		if (act.sa_flags & SA_RESETHAND)
+			app->sa_handler = SIG_DFL;	/* the kernel resets the handler only */
 		sigprocmask(SIG_BLOCK, &block, &old);
 		if (act.sa_flags & SA_SIGINFO)
 			act.sa_sigaction(sig, si, uc);
@@ -821,26 +827,49 @@ static void chain(int sig, siginfo_t *si, void *uc, int queued)
 		sigprocmask(SIG_SETMASK, &old, NULL);
 		return;
 	}
+	if (act.sa_handler == SIG_IGN && how == SENT)
+		return;
 	memset(&dfl, 0, sizeof(dfl));
 	dfl.sa_handler = SIG_DFL;
 	real_sigaction(sig, &dfl, NULL);
-	if (queued)
-		raise(sig);
-	/* else: return to the faulting instruction, which faults again. */
+	if (how != FAULT)
+		syscall(SYS_rt_tgsigqueueinfo, getpid(), (pid_t)syscall(SYS_gettid), sig, si);
 }
 
-/* Whether the bytes at ip are ENCLU (0F 01 D7).  A SIGSEGV may come from the
- * instruction fetch itself, so they are read through the kernel, which
- * reports an unmapped ip instead of faulting in this handler. */
-static int enclu_at(const unsigned char *ip, int fetch_may_fault)
+/* Read the n bytes of code at ip without faulting in this handler: through
+ * the kernel (process_vm_readv), or, for code the program cannot read
+ * (execute-only), /proc/self/mem, which may.  0 when neither can. */
+static int read_code(const void *ip, unsigned char *b, size_t n)
 {
-	unsigned char b[3];
-	struct iovec local = { b, sizeof(b) }, remote = { (void *)ip, sizeof(b) };
+	struct iovec local = { b, n }, remote = { (void *)ip, n };
+	static int warned;
+	int fd, err;
+	ssize_t got;
 
-	if (!fetch_may_fault)
-		return ip[0] == 0x0f && ip[1] == 0x01 && ip[2] == 0xd7;
-	if (syscall(SYS_process_vm_readv, getpid(), &local, 1, &remote, 1, 0) != sizeof(b))
-		return 0;
+	if (syscall(SYS_process_vm_readv, getpid(), &local, 1, &remote, 1, 0) == (long)n)
+		return 1;
+	err = errno;
+	fd = real_openat(AT_FDCWD, "/proc/self/mem", O_RDONLY | O_CLOEXEC);
+	if (fd >= 0) {
+		got = pread(fd, b, n, (off_t)(uintptr_t)ip);
+		real_close(fd);
+		if (got == (ssize_t)n)
+			return 1;
+	}
+	if (err != EFAULT && !warned) {
+		static const char msg[] = "sgxsim exec: cannot read the code at a fault "
+			"(process_vm_readv and /proc/self/mem refused): an ENCLU there is not served\n";
+
+		warned = 1;
+		if (write(2, msg, sizeof(msg) - 1) < 0) {
+			/* nothing more to say */
+		}
+	}
+	return 0;
+}
+
+static int is_enclu(const unsigned char *b)
+{
 	return b[0] == 0x0f && b[1] == 0x01 && b[2] == 0xd7;
 }
 
@@ -849,39 +878,44 @@ static int enclu_at(const unsigned char *ip, int fetch_may_fault)
 static void load_reply(ucontext_t *uc, const struct sgxsim_reply *rep)
 {
 	greg_t *g = uc->uc_mcontext.gregs;
-	int i;
+	int i, sig = rep->signo;
 
 	for (i = 0; i < R_NREGS; i++)
 		g[greg_of[i]] = rep->regs[i];
 	if (rep->resume == RESUME_SIGNAL) {
 		/* The kernel would deliver this signal at the restored RIP. */
+		struct sigaction now;
 		siginfo_t info;
 		sigset_t block;
 
-		if (sigismember(&uc->uc_sigmask, rep->signo)) {
-			/* force_sig_fault(): a fault's signal the program blocks is
-			 * unblocked and its handler reset, so it kills. */
+		if (sig == SIGILL || sig == SIGSEGV)
+			now = *app_action(sig);
+		else
+			real_sigaction(sig, NULL, &now);
+		if (sigismember(&uc->uc_sigmask, sig) || now.sa_handler == SIG_IGN) {
+			/* force_sig_fault(): a fault's signal the program blocks or
+			 * ignores is unblocked and its handler reset, so it kills. */
 			struct sigaction dfl;
 
 			memset(&dfl, 0, sizeof(dfl));
 			dfl.sa_handler = SIG_DFL;
-			if (rep->signo == SIGILL || rep->signo == SIGSEGV)
-				*app_action(rep->signo) = dfl;
+			if (sig == SIGILL || sig == SIGSEGV)
+				*app_action(sig) = dfl;
 			else
-				real_sigaction(rep->signo, &dfl, NULL);
-			sigdelset(&uc->uc_sigmask, rep->signo);
+				real_sigaction(sig, &dfl, NULL);
+			sigdelset(&uc->uc_sigmask, sig);
 		}
-
 		/* Blocked until sigreturn restores the program's mask. */
 		sigemptyset(&block);
-		sigaddset(&block, rep->signo);
+		sigaddset(&block, sig);
 		sigprocmask(SIG_BLOCK, &block, NULL);
 		memset(&info, 0, sizeof(info));
-		info.si_signo = rep->signo;
+		info.si_signo = sig;
 		info.si_code = rep->si_code;
 		info.si_addr = (void *)rep->addr;
-		queued_sig = rep->signo;
-		syscall(SYS_rt_tgsigqueueinfo, getpid(), (pid_t)syscall(SYS_gettid), rep->signo, &info);
+		if (sig == SIGILL || sig == SIGSEGV)
+			queued_sig = sig;	/* the trap handlers pass it on */
+		syscall(SYS_rt_tgsigqueueinfo, getpid(), (pid_t)syscall(SYS_gettid), sig, &info);
 	}
 }
 
@@ -902,7 +936,8 @@ static void trap_enclu(ucontext_t *uc)
 }
 
 /* SIGILL: an ENCLU on a CPU without SGX (#UD), the direct entry's UD2, or a
- * CPUID the server patched into UD2. */
+ * CPUID the server patched into UD2.  Only a #UD the CPU raised (si_code > 0)
+ * is one: a SIGILL sent by a process is the program's wherever it lands. */
 static void on_sigill(int sig, siginfo_t *si, void *ucv)
 {
 	ucontext_t *uc = ucv;
@@ -911,17 +946,10 @@ static void on_sigill(int sig, siginfo_t *si, void *ucv)
 	struct sgxsim_request req;
 	struct sgxsim_reply rep;
 	int saved = errno;
+	unsigned char code[3];
 	unsigned int a, b, c, d;
 
-	if (queued_sig == sig) {
-		queued_sig = 0;
-		errno = saved;
-		chain(sig, si, ucv, 1);
-		return;
-	}
-	if (conn < 0)
-		goto chain;
-	if (ip == (const unsigned char *)sgxsim_direct_trap) {
+	if (conn >= 0 && si->si_code > 0 && ip == (const unsigned char *)sgxsim_direct_trap) {
 		/* A reply the direct entry does not load itself. */
 		memcpy(&rep, &direct_rep, sizeof(rep));
 		__atomic_store_n(&direct_state, 0, __ATOMIC_RELEASE);
@@ -929,12 +957,20 @@ static void on_sigill(int sig, siginfo_t *si, void *ucv)
 		errno = saved;
 		return;
 	}
-	if (enclu_at(ip, 0)) {
+	if (queued_sig == sig) {
+		queued_sig = 0;
+		errno = saved;
+		chain(sig, si, ucv, QUEUED);
+		return;
+	}
+	if (conn < 0 || si->si_code <= 0 || !read_code(ip, code, sizeof(code)))
+		goto chain;
+	if (is_enclu(code)) {
 		trap_enclu(uc);
 		errno = saved;
 		return;
 	}
-	if (!(ip[0] == 0x0f && ip[1] == 0x0b))
+	if (!(code[0] == 0x0f && code[1] == 0x0b))
 		goto chain;
 	/* Maybe a patched CPUID: the server answers from the real values. */
 	memset(&req, 0, sizeof(req));
@@ -956,31 +992,51 @@ static void on_sigill(int sig, siginfo_t *si, void *ucv)
 	return;
 chain:
 	errno = saved;
-	chain(sig, si, ucv, 0);
+	chain(sig, si, ucv, si->si_code <= 0 ? SENT : FAULT);
 }
 
-/* SIGSEGV: an ENCLU on a CPU that has SGX (#GP for most leaves, #PF for an
- * EENTER or ERESUME whose TCS is no EPC page: this process has no enclave
- * on the real CPU).  Every other SIGSEGV is the program's. */
+/* SIGSEGV: an ENCLU on a CPU that has SGX, which refuses it for this process
+ * (it has no enclave on the real CPU): #GP (si_code SI_KERNEL) for most
+ * leaves, #PF on the TCS operand for EENTER and ERESUME.  A #PF at the
+ * instruction's own bytes is its fetch failing (a non-executable page): the
+ * CPU never ran the ENCLU, so that fault is the program's, as is a SIGSEGV
+ * sent by a process. */
 static void on_sigsegv(int sig, siginfo_t *si, void *ucv)
 {
 	ucontext_t *uc = ucv;
-	greg_t *g = uc->uc_mcontext.gregs;
+	uintptr_t rip = (uintptr_t)uc->uc_mcontext.gregs[REG_RIP], addr = (uintptr_t)si->si_addr;
 	int saved = errno;
+	unsigned char code[3];
+	stack_t ss;
 
 	if (queued_sig == sig) {
 		queued_sig = 0;
 		errno = saved;
-		chain(sig, si, ucv, 1);
+		chain(sig, si, ucv, QUEUED);
 		return;
 	}
-	if (conn >= 0 && enclu_at((const unsigned char *)g[REG_RIP], 1)) {
+	if (si->si_code > 0 && sigaltstack(NULL, &ss) == 0 && !(ss.ss_flags & SS_DISABLE) &&
+	    addr - ((uintptr_t)ss.ss_sp - 4096) < 4096) {
+		/* A handler overran the handlers' stack into its guard page: the
+		 * next signal frame would go back to the stack's top, over the
+		 * frames in use.  The kernel kills a task whose signal frame
+		 * does not fit; so does this. */
+		struct sigaction dfl;
+
+		memset(&dfl, 0, sizeof(dfl));
+		dfl.sa_handler = SIG_DFL;
+		real_sigaction(sig, &dfl, NULL);
+		errno = saved;
+		return;
+	}
+	if (conn >= 0 && (si->si_code == SI_KERNEL || (si->si_code > 0 && addr - rip >= 3)) &&
+	    read_code((const void *)rip, code, sizeof(code)) && is_enclu(code)) {
 		trap_enclu(uc);
 		errno = saved;
 		return;
 	}
 	errno = saved;
-	chain(sig, si, ucv, 0);
+	chain(sig, si, ucv, si->si_code <= 0 ? SENT : FAULT);
 }
 
 /* The program's own SIGILL and SIGSEGV handlers are kept aside and called
@@ -1042,23 +1098,91 @@ static int connect_server(long token)
 	return 0;
 }
 
+/* -- the trap handlers' stacks ----------------------------------------------------------------- */
+
+/* A stack of the handlers' own for the calling thread, with a guard page
+ * below it: the server may write back what the enclave stored below the
+ * program's stack pointer, and the program's own handlers, which chain()
+ * calls from there, may need room.  The address, to free it, or NULL. */
+static void *give_altstack(void)
+{
+	char *p = real_mmap(NULL, 4096 + ALTSTACK_SIZE, PROT_READ | PROT_WRITE,
+			    MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+	stack_t ss;
+
+	if (p == MAP_FAILED)
+		return NULL;
+	real_mprotect(p, 4096, PROT_NONE);
+	ss.ss_sp = p + 4096;
+	ss.ss_size = ALTSTACK_SIZE;
+	ss.ss_flags = 0;
+	if (sigaltstack(&ss, NULL) < 0) {
+		real_munmap(p, 4096 + ALTSTACK_SIZE);
+		return NULL;
+	}
+	return p;
+}
+
+static void drop_altstack(void *p)
+{
+	stack_t ss;
+
+	memset(&ss, 0, sizeof(ss));
+	ss.ss_flags = SS_DISABLE;
+	sigaltstack(&ss, NULL);
+	real_munmap(p, 4096 + ALTSTACK_SIZE);
+}
+
+struct thread_start {
+	void *(*fn)(void *);
+	void *arg;
+};
+
+/* A new thread has no alternate stack (clone() resets it): each gets its own
+ * before the program's start routine runs, freed when the thread ends. */
+static void *thread_start(void *v)
+{
+	struct thread_start t = *(struct thread_start *)v;
+	void *stack, *ret;
+
+	free(v);
+	stack = give_altstack();
+	if (!stack)
+		return t.fn(t.arg);
+	pthread_cleanup_push(drop_altstack, stack);
+	ret = t.fn(t.arg);
+	pthread_cleanup_pop(1);
+	return ret;
+}
+
+int pthread_create(pthread_t *th, const pthread_attr_t *attr, void *(*fn)(void *), void *arg)
+{
+	struct thread_start *t;
+	int ret;
+
+	resolve();
+	if (conn < 0 || !(t = malloc(sizeof(*t))))
+		return real_pthread_create(th, attr, fn, arg);
+	t->fn = fn;
+	t->arg = arg;
+	ret = real_pthread_create(th, attr, thread_start, t);
+	if (ret)
+		free(t);
+	return ret;
+}
+
 __attribute__((constructor)) static void sgxsim_init(void)
 {
 	const char *vdso = getenv("SGXSIM_VDSO");
 	struct sigaction act;
-	stack_t ss;
 
 	resolve();
 	if (!getenv("SGXSIM_SOCK"))
 		return;
 	if (vdso)
 		map_vdso(vdso);
-	/* The handler runs on its own stack: the server may write back what the
-	 * enclave stored below the program's stack pointer. */
-	ss.ss_sp = altstack;
-	ss.ss_size = sizeof(altstack);
-	ss.ss_flags = 0;
-	sigaltstack(&ss, NULL);
+	if (!give_altstack())
+		die("cannot map the trap handlers' stack: %s", strerror(errno));
 	memset(&act, 0, sizeof(act));
 	act.sa_sigaction = on_sigill;
 	act.sa_flags = SA_SIGINFO | SA_ONSTACK | SA_NODEFER;
