@@ -22,7 +22,7 @@ def enarx_vector() -> Path:
     if not (d / "encl.bin").is_file():
         why = (f"public vector not available: {d} is absent (it lives in ../shared; "
                "SGXSIM_SHARED names another place)")
-        if os.environ.get("CI"):
+        if os.environ.get("CI", "").lower() not in ("", "0", "false", "no"):
             pytest.fail(why)
         pytest.skip(why)
     return d

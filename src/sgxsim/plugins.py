@@ -91,11 +91,14 @@ def load_file(path: str | Path) -> Loaded:
         raise PluginError(f"{path}:{e.lineno}: syntax error: {e.msg}") from None
     except Exception as e:
         del sys.modules[name]
+        _bad_designs(taken, [])  # a name it took before it raised gets its class back
+        _forget(_diff(before))  # and what it added goes
         raise PluginError(f"{_where(e, real)}: {type(e).__name__}: {e}") from None
     got = _diff(before)
     problem = _bad_designs(taken, got.designs)
     if problem:
         del sys.modules[name]
+        _forget(got)  # nothing of a refused file stays registered
         raise PluginError(f"{path}: {problem}")
     module.__sgxsim_loaded__ = got
     return got
@@ -115,11 +118,20 @@ def _bad_designs(taken: dict[str, type], new: list[str]) -> str | None:
     for n in new:
         cls = registry.kernel_class(n)
         if not (isinstance(cls, type) and issubclass(cls, Linux)):
-            for m in new:  # nothing of the refused file stays registered
-                registry.unregister(m)
             return (f"{n!r} is not a kernel class (register a subclass of one, e.g. "
                     "sgxsim.kernel.sgx.kernels.Linux60)")
     return None
+
+
+def _forget(got: Loaded) -> None:
+    """Unregister what a refused file registered."""
+    from sgxsim.check.properties import unregister_property
+    from sgxsim.kernel import registry
+
+    for n in got.designs:
+        registry.unregister(n)
+    for n in got.properties:
+        unregister_property(n)
 
 
 # What each kind of file must register, and how.

@@ -218,12 +218,64 @@ def test_an_entry_point_cannot_replace_a_built_in_design(tmp_path):
             "'linux-6.0', a name already taken by sgxsim.kernel.sgx.kernels.Linux60") in r.stderr
 
 
-def test_a_refused_design_file_leaves_nothing_registered(tmp_path):
+@pytest.mark.parametrize("refused, why", [
+    ("@register('plain-refused')\nclass X:\n    pass\n", "is not a kernel class"),
+    ("raise RuntimeError('late')\n", "RuntimeError: late"),
+    ("@register('linux-6.0')\nclass X(kernel_class('linux-6.0')):\n    pass\nraise RuntimeError('late')\n",
+     "RuntimeError: late"),
+    ("@register('linux-6.0')\nclass X(kernel_class('linux-6.0')):\n    pass\n", "already taken"),
+])
+def test_a_refused_design_file_leaves_nothing_registered(tmp_path, refused, why):
+    """Whichever registration is refused, nothing of the file stays: its
+    other designs, its properties, and the taken name's own class."""
+    from sgxsim.check.properties import PROPERTIES, SAFETY
     from sgxsim.plugins import PluginError, load_file
 
-    f = tmp_path / "plain.py"
-    f.write_text("from sgxsim.kernel.registry import register\n@register('plain-refused')\n"
-                 "class X:\n    pass\n")
-    with pytest.raises(PluginError, match="is not a kernel class"):
+    builtin = registry.kernel_class("linux-6.0")
+    f = tmp_path / "mixed.py"
+    f.write_text("from sgxsim.kernel.registry import kernel_class, register\n"
+                 "from sgxsim.check.properties import Property, register_property\n"
+                 "@register('fine-but-refused')\nclass Fine(kernel_class('linux-6.0')):\n    pass\n"
+                 "@register_property\nclass P(Property):\n    name = 'leaky-prop'\n    kind = 'safety'\n"
+                 "    def check(self, *args, **kwargs):\n        return None\n"
+                 + refused)
+    with pytest.raises(PluginError, match=why):
         load_file(f)
-    assert "plain-refused" not in registry.names()
+    names = registry.names()
+    assert "plain-refused" not in names and "fine-but-refused" not in names
+    assert "leaky-prop" not in PROPERTIES and "leaky-prop" not in SAFETY
+    assert registry.kernel_class("linux-6.0") is builtin
+
+
+def test_an_entry_point_refused_once_is_refused_every_time(tmp_path, monkeypatch):
+    """Its module stays imported after the first refusal, so a second load
+    registered nothing and passed: the refusal is kept, and what else the
+    entry point registered is undone."""
+    import importlib
+    import sys as _sys
+
+    site = tmp_path / "site"
+    pkg = site / "sgxsim_takeover2"
+    pkg.mkdir(parents=True)
+    (pkg / "__init__.py").write_text("")
+    (pkg / "designs.py").write_text(
+        "from sgxsim.kernel.registry import kernel_class, register\n"
+        "@register('takeover2-extra')\nclass Y(kernel_class('linux-6.0')):\n    pass\n"
+        "@register('linux-6.0')\nclass X(kernel_class('linux-6.0')):\n    pass\n")
+    dist = site / "sgxsim_takeover2-0.1.dist-info"
+    dist.mkdir()
+    (dist / "METADATA").write_text("Metadata-Version: 2.1\nName: sgxsim-takeover2\nVersion: 0.1\n")
+    (dist / "entry_points.txt").write_text("[sgxsim.designs]\ntakeover2 = sgxsim_takeover2.designs\n")
+    builtin = registry.kernel_class("linux-6.0")
+    monkeypatch.syspath_prepend(str(site))
+    importlib.invalidate_caches()
+    try:
+        for _ in range(2):
+            with pytest.raises(ValueError, match="registers 'linux-6.0', a name already taken"):
+                registry.load_entry_points("sgxsim.designs")
+            assert registry.kernel_class("linux-6.0") is builtin
+            assert "takeover2-extra" not in registry._KERNELS  # (names() raises the refusal)
+    finally:
+        for mod in ("sgxsim_takeover2.designs", "sgxsim_takeover2"):
+            _sys.modules.pop(mod, None)
+        registry._REFUSED.clear()

@@ -63,7 +63,9 @@ def test_prlimit_moves_the_limit_and_checks_it_as_do_prlimit(proc):
     assert proc.dup(fd, 4095) == 4095
     child = proc.fork()  # the limits are inherited
     assert child.rlimit_nofile == (4096, 8192) and child.dup(fd, 4000) == 4000
-    for soft, hard, err in ((9, 8, errno.EINVAL), (8, proc.NR_OPEN + 1, errno.EPERM)):
+    # The limits are u64: RLIM_INFINITY (-1) is the largest, so above fs.nr_open.
+    for soft, hard, err in ((9, 8, errno.EINVAL), (8, proc.NR_OPEN + 1, errno.EPERM),
+                            (-1, -1, errno.EPERM), (-1, 8, errno.EINVAL)):
         with pytest.raises(OSError) as e:
             proc.prlimit_nofile(soft, hard)
         assert e.value.errno == err and "do_prlimit" in str(e.value)

@@ -291,3 +291,11 @@ def register_property(prop):
         if p.kind == kind and p.name not in names:
             names.append(p.name)
     return prop
+
+
+def unregister_property(name: str) -> None:
+    """Forget the property ``name`` (a file whose registrations were refused)."""
+    PROPERTIES.pop(name, None)
+    for names in (SAFETY, GOALS):
+        if name in names:
+            names.remove(name)

@@ -208,13 +208,14 @@ class Process:
         not modelled (raising the hard limit is allowed, as for root)."""
 
         def sys_prlimit() -> tuple[int, int]:
-            # do_prlimit()
-            if soft > hard:
-                raise refuse(errno.EINVAL, "kernel", "do_prlimit", f"soft {soft} above hard {hard}")
-            if hard > self.NR_OPEN:
+            # do_prlimit(); the limits are u64 (RLIM_INFINITY, -1, is the largest)
+            soft_, hard_ = soft & U64, hard & U64
+            if soft_ > hard_:
+                raise refuse(errno.EINVAL, "kernel", "do_prlimit", f"soft {soft_} above hard {hard_}")
+            if hard_ > self.NR_OPEN:
                 raise refuse(errno.EPERM, "kernel", "do_prlimit",
-                             f"RLIMIT_NOFILE {hard} above fs.nr_open ({self.NR_OPEN})")
-            old, self.rlimit_nofile = self.rlimit_nofile, (soft, hard)
+                             f"RLIMIT_NOFILE {hard_} above fs.nr_open ({self.NR_OPEN})")
+            old, self.rlimit_nofile = self.rlimit_nofile, (soft_, hard_)
             return old
 
         return self._call(sys_prlimit)

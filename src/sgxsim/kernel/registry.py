@@ -39,6 +39,9 @@ def load_entry_points(group: str) -> list[str]:
 
     names = []
     for ep in entry_points(group=group):
+        key = (group, ep.name, ep.value)
+        if key in _REFUSED:  # imported once already: the same refusal every time
+            raise ValueError(_REFUSED[key])
         before = dict(_KERNELS)
         try:
             ep.load()
@@ -49,13 +52,21 @@ def load_entry_points(group: str) -> list[str]:
         # built-in design (or another package's) behind the user's back.
         for name, cls in before.items():
             if _KERNELS.get(name) is not cls:
+                for new in set(_KERNELS) - set(before):  # nor keep what else it added
+                    del _KERNELS[new]
                 _KERNELS[name] = cls
                 cls.name = name
-                raise ValueError(f"entry point {ep.name} = {ep.value} (group {group}) registers "
+                _REFUSED[key] = (f"entry point {ep.name} = {ep.value} (group {group}) registers "
                                  f"{name!r}, a name already taken by {cls.__module__}."
                                  f"{cls.__qualname__}: give the design a name of its own")
+                raise ValueError(_REFUSED[key])
         names.append(ep.name)
     return names
+
+
+# Entry points refused once, with why: their module stays imported, so a
+# second load would register nothing and pass.
+_REFUSED: dict[tuple[str, str, str], str] = {}
 
 
 def unregister(name: str) -> None:
