@@ -338,8 +338,6 @@ class EnclsMixin:
         so they run once; the measurement is the same record stream.  The
         checks are _eextend_checks()'s, inline (one page added, one call)."""
         leaf = "EEXTEND"
-        if page & 0xFFF:
-            raise _gp(leaf, "RCX not 256-byte aligned")
         epc_ = self.epc
         n = epc_.npages
         if secs & 0xFFF:
@@ -347,7 +345,10 @@ class EnclsMixin:
         secs_i = (secs - EPC_BASE) >> 12
         if secs < EPC_BASE or secs_i >= n:
             raise _pf(leaf, secs, f"RBX {secs:#x} is not in the EPC")
-        # (RCX 256-byte aligned: checked above, as a page.)
+        if page & 0xFF:
+            raise _gp(leaf, "RCX not 256-byte aligned")
+        if page & 0xFFF:  # the page's first chunk: the driver passes the page's address
+            raise _gp(leaf, "RCX not the start of a 4 KiB page (eextend_page measures a page)")
         i = (page - EPC_BASE) >> 12
         if page < EPC_BASE or i >= n:
             raise _pf(leaf, page, f"RCX {page:#x} is not in the EPC")
