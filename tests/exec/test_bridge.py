@@ -227,6 +227,13 @@ def test_the_programs_own_sigsegv_is_delivered_as_without_sgxsim(native):
         assert subprocess.run([exe, mode], capture_output=True, timeout=60).returncode == -11
         r = sgxsim_exec("--", exe, mode)
         assert r.returncode == 128 + 11, (mode, r.stderr)
+    # A SIGSEGV that is no fault to run again (rt_sigreturn of a spoilt frame)
+    # still kills; a fault just below the program's own signal stack is its
+    # own, not the handlers' stack overrun.
+    assert subprocess.run([exe, "badframe"], capture_output=True, timeout=60).returncode == -11
+    assert sgxsim_exec("--", exe, "badframe").returncode == 128 + 11
+    r = sgxsim_exec("--", exe, "ownstack")
+    assert (r.returncode, r.stdout) == (0, "ok 1\n"), r.stderr
     # A sent SIGSEGV the program ignores is discarded (the trap handler stays,
     # and a handler installed afterwards gets the next fault).
     alone = subprocess.run([exe, "raise-ign"], capture_output=True, text=True, timeout=60)

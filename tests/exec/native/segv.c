@@ -15,6 +15,10 @@
  *   segv raise    SIGSEGV sent by raise() with no handler: dies of it;
  *                 "raise-ign": ignored, so discarded, and a handler
  *                 installed afterwards still gets a real fault
+ *   segv badframe a handler that spoils its signal frame: rt_sigreturn's
+ *                 SIGSEGV kills (it is no fault that recurs)
+ *   segv ownstack the program's own alternate stack, the page below it
+ *                 unlocked by its SIGSEGV handler on demand: works
  *   segv nested   the same ENCLU inside the program's SIGSEGV handler,
  *                 installed with SA_NODEFER as SGX runtimes install theirs:
  *                 still the model's, and its signal reaches the handler again;
@@ -79,6 +83,23 @@ static void install(int sig, int flags)
 	sigaction(sig, &sa, NULL);
 }
 
+static void spoil_frame(int sig, siginfo_t *si, void *ucv)
+{
+	(void)sig;
+	(void)si;
+	((ucontext_t *)ucv)->uc_mcontext.fpregs = (void *)0x10;
+}
+
+static char *below;
+
+static void unlock_below(int sig, siginfo_t *si, void *ucv)
+{
+	(void)sig;
+	(void)si;
+	(void)ucv;
+	mprotect(below, 4096, PROT_READ | PROT_WRITE);
+}
+
 static void *enclu_thread(void *arg)
 {
 	extern const char enclu_site2[];
@@ -110,6 +131,31 @@ int main(int argc, char **argv)
 
 		pthread_create(&t, NULL, enclu_thread, NULL);
 		pthread_join(t, NULL);
+		return 0;
+	}
+	if (!strcmp(mode, "badframe") || !strcmp(mode, "ownstack")) {
+		struct sigaction sa;
+		stack_t ss;
+
+		memset(&sa, 0, sizeof(sa));
+		sa.sa_flags = SA_SIGINFO | SA_ONSTACK;
+		if (!strcmp(mode, "badframe")) {
+			sa.sa_sigaction = spoil_frame;
+			sigaction(SIGUSR1, &sa, NULL);
+			raise(SIGUSR1);
+			return 3;	/* not reached */
+		}
+		below = mmap(NULL, 4096 + 65536, PROT_READ | PROT_WRITE,
+			     MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+		mprotect(below, 4096, PROT_NONE);
+		ss.ss_sp = below + 4096;
+		ss.ss_size = 65536;
+		ss.ss_flags = 0;
+		sigaltstack(&ss, NULL);
+		sa.sa_sigaction = unlock_below;
+		sigaction(SIGSEGV, &sa, NULL);
+		below[100] = 1;
+		printf("ok %d\n", below[100]);
 		return 0;
 	}
 	if (!strcmp(mode, "raise")) {

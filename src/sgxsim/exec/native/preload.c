@@ -63,8 +63,10 @@ static uint64_t ranges[SGXSIM_MAX_RANGES][2];
 static unsigned int nranges;
 static struct sigaction app_sigill;    /* the program's own SIGILL disposition */
 static struct sigaction app_sigsegv;   /* the program's own SIGSEGV disposition */
-/* The trap handlers' stack, one per thread (give_altstack()). */
+/* The trap handlers' stack, one per thread (give_altstack()): its guard
+ * page's address, or 0 where the thread uses a stack of the program's. */
 #define ALTSTACK_SIZE (256 * 1024)
+static __thread uintptr_t my_guard __attribute__((tls_model("initial-exec")));
 /* The signal this thread's handler last queued for the program (a fault the
  * model's kernel delivers): when it arrives it is the program's, even at an
  * ENCLU (an AEP is one). */
@@ -150,13 +152,35 @@ static void xfer_locked(struct sgxsim_request *req, struct sgxsim_reply *rep)
 	}
 }
 
+/* The thread holding conn_lock: a signal handler that interrupts its own
+ * thread's request (a CPUID or ENCLU in a handler of the program) would wait
+ * for the lock forever; it is stopped with a message instead. */
+static pid_t conn_owner;
+
+static void conn_take(void)
+{
+	pid_t me = (pid_t)syscall(SYS_gettid);
+
+	if (__atomic_load_n(&conn_owner, __ATOMIC_ACQUIRE) == me)
+		die("a signal handler of the program asked the bridge for a CPUID or ENCLU while "
+		    "its thread (%ld) was inside a request to it: not supported", (long)me);
+	pthread_mutex_lock(&conn_lock);
+	__atomic_store_n(&conn_owner, me, __ATOMIC_RELEASE);
+}
+
+static void conn_give(void)
+{
+	__atomic_store_n(&conn_owner, 0, __ATOMIC_RELEASE);
+	pthread_mutex_unlock(&conn_lock);
+}
+
 static void xfer(struct sgxsim_request *req, struct sgxsim_reply *rep)
 {
 	int saved = errno;
 
-	pthread_mutex_lock(&conn_lock);
+	conn_take();
 	xfer_locked(req, rep);
-	pthread_mutex_unlock(&conn_lock);
+	conn_give();
 	errno = saved;
 }
 
@@ -534,7 +558,7 @@ pid_t fork(void)
 	resolve();
 	if (conn < 0)
 		return real_fork();
-	pthread_mutex_lock(&conn_lock);
+	conn_take();
 	{
 		struct sgxsim_request req;
 		struct sgxsim_reply rep;
@@ -550,6 +574,7 @@ pid_t fork(void)
 		real_close(conn);
 		conn = -1;
 		pthread_mutex_init(&conn_lock, NULL);
+		conn_owner = 0;
 		in_enclave = 0;
 		direct_state = 0;
 		if (connect_server(token) < 0)
@@ -567,7 +592,7 @@ pid_t fork(void)
 		xfer_locked(&req, &rep);
 		errno = saved;
 	}
-	pthread_mutex_unlock(&conn_lock);
+	conn_give();
 	return pid;
 }
 
@@ -686,13 +711,15 @@ static void two_threads(void)
  * behind it, which is not what the hardware does. */
 static void xfer_enclu(struct sgxsim_request *req, struct sgxsim_reply *rep)
 {
+	if (__atomic_load_n(&conn_owner, __ATOMIC_ACQUIRE) == (pid_t)syscall(SYS_gettid))
+		conn_take();	/* its own thread's request, interrupted: the message */
 	if (__atomic_load_n(&in_enclave, __ATOMIC_ACQUIRE))
 		two_threads();
-	pthread_mutex_lock(&conn_lock);
+	conn_take();
 	__atomic_store_n(&in_enclave, 1, __ATOMIC_RELEASE);
 	xfer_locked(req, rep);
 	__atomic_store_n(&in_enclave, 0, __ATOMIC_RELEASE);
-	pthread_mutex_unlock(&conn_lock);
+	conn_give();
 }
 
 __attribute__((used, noreturn)) static void direct_two_threads(void)
@@ -789,10 +816,9 @@ static struct sigaction *app_action(int sig)
 	return sig == SIGILL ? &app_sigill : &app_sigsegv;
 }
 
-/* How a signal that is not ours came: a fault the CPU raised (its
- * instruction runs again after the handler), one sent by a process (kill,
- * raise, sigqueue: si_code <= 0), or a fault of the model's kernel that
- * load_reply() queued. */
+/* How a signal that is not ours came: a fault the kernel raised, one sent
+ * by a process (kill, raise, sigqueue: si_code <= 0), or a fault of the
+ * model's kernel that load_reply() queued. */
 enum origin { FAULT, SENT, QUEUED };
 
 /* A signal that is not ours goes where the program asked, as the kernel
@@ -803,9 +829,8 @@ enum origin { FAULT, SENT, QUEUED };
  * enter their enclave (the Intel SDK's) install them with SA_NODEFER and
  * SIGSEGV unblocked, for the enclave's own exceptions.  With no handler the
  * program dies of the signal, and of a fault also when it ignores it
- * (force_sig_fault()); a sent signal it ignores is discarded.  A fault the
- * CPU raised is taken again with the default action, so the program dies
- * with the kernel's own siginfo; any other is sent again as it came. */
+ * (force_sig_fault()); a sent signal it ignores is discarded.  Otherwise
+ * the signal is sent again as it came, to the default action. */
 static void chain(int sig, siginfo_t *si, void *uc, enum origin how)
 {
 	struct sigaction *app = app_action(sig), dfl, act = *app;
@@ -832,13 +857,15 @@ static void chain(int sig, siginfo_t *si, void *uc, enum origin how)
 	memset(&dfl, 0, sizeof(dfl));
 	dfl.sa_handler = SIG_DFL;
 	real_sigaction(sig, &dfl, NULL);
-	if (how != FAULT)
-		syscall(SYS_rt_tgsigqueueinfo, getpid(), (pid_t)syscall(SYS_gettid), sig, si);
+	/* Sent again as it came (a fault too: not every fault recurs when its
+	 * instruction runs again, e.g. a bad sigreturn frame's); not blocked
+	 * here (SA_NODEFER), so the default action takes it at once. */
+	syscall(SYS_rt_tgsigqueueinfo, getpid(), (pid_t)syscall(SYS_gettid), sig, si);
 }
 
 /* Read the n bytes of code at ip without faulting in this handler: through
  * the kernel (process_vm_readv), or, for code the program cannot read
- * (execute-only), /proc/self/mem, which may.  0 when neither can. */
+ * (execute-only), /proc/thread-self/mem, which may.  0 when neither can. */
 static int read_code(const void *ip, unsigned char *b, size_t n)
 {
 	struct iovec local = { b, n }, remote = { (void *)ip, n };
@@ -846,10 +873,13 @@ static int read_code(const void *ip, unsigned char *b, size_t n)
 	int fd, err;
 	ssize_t got;
 
-	if (syscall(SYS_process_vm_readv, getpid(), &local, 1, &remote, 1, 0) == (long)n)
+	/* This thread's id, not the process's: the main thread may have left
+	 * (pthread_exit), and with it the group leader's mm. */
+	if (syscall(SYS_process_vm_readv, (pid_t)syscall(SYS_gettid), &local, 1, &remote, 1, 0)
+	    == (long)n)
 		return 1;
 	err = errno;
-	fd = real_openat(AT_FDCWD, "/proc/self/mem", O_RDONLY | O_CLOEXEC);
+	fd = real_openat(AT_FDCWD, "/proc/thread-self/mem", O_RDONLY | O_CLOEXEC);
 	if (fd >= 0) {
 		got = pread(fd, b, n, (off_t)(uintptr_t)ip);
 		real_close(fd);
@@ -858,7 +888,7 @@ static int read_code(const void *ip, unsigned char *b, size_t n)
 	}
 	if (err != EFAULT && !warned) {
 		static const char msg[] = "sgxsim exec: cannot read the code at a fault "
-			"(process_vm_readv and /proc/self/mem refused): an ENCLU there is not served\n";
+			"(process_vm_readv and /proc/thread-self/mem refused): an ENCLU there is not served\n";
 
 		warned = 1;
 		if (write(2, msg, sizeof(msg) - 1) < 0) {
@@ -1015,8 +1045,8 @@ static void on_sigsegv(int sig, siginfo_t *si, void *ucv)
 		chain(sig, si, ucv, QUEUED);
 		return;
 	}
-	if (si->si_code > 0 && sigaltstack(NULL, &ss) == 0 && !(ss.ss_flags & SS_DISABLE) &&
-	    addr - ((uintptr_t)ss.ss_sp - 4096) < 4096) {
+	if (si->si_code > 0 && my_guard && addr - my_guard < 4096 &&
+	    sigaltstack(NULL, &ss) == 0 && (uintptr_t)ss.ss_sp == my_guard + 4096) {
 		/* A handler overran the handlers' stack into its guard page: the
 		 * next signal frame would go back to the stack's top, over the
 		 * frames in use.  The kernel kills a task whose signal frame
@@ -1106,10 +1136,13 @@ static int connect_server(long token)
  * calls from there, may need room.  The address, to free it, or NULL. */
 static void *give_altstack(void)
 {
-	char *p = real_mmap(NULL, 4096 + ALTSTACK_SIZE, PROT_READ | PROT_WRITE,
-			    MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+	char *p;
 	stack_t ss;
 
+	if (sigaltstack(NULL, &ss) == 0 && !(ss.ss_flags & SS_DISABLE))
+		return NULL;	/* the program's own (set by an earlier constructor) */
+	p = real_mmap(NULL, 4096 + ALTSTACK_SIZE, PROT_READ | PROT_WRITE,
+		      MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
 	if (p == MAP_FAILED)
 		return NULL;
 	real_mprotect(p, 4096, PROT_NONE);
@@ -1120,6 +1153,7 @@ static void *give_altstack(void)
 		real_munmap(p, 4096 + ALTSTACK_SIZE);
 		return NULL;
 	}
+	my_guard = (uintptr_t)p;
 	return p;
 }
 
@@ -1130,6 +1164,7 @@ static void drop_altstack(void *p)
 	memset(&ss, 0, sizeof(ss));
 	ss.ss_flags = SS_DISABLE;
 	sigaltstack(&ss, NULL);
+	my_guard = 0;
 	real_munmap(p, 4096 + ALTSTACK_SIZE);
 }
 
@@ -1181,15 +1216,16 @@ __attribute__((constructor)) static void sgxsim_init(void)
 		return;
 	if (vdso)
 		map_vdso(vdso);
-	if (!give_altstack())
-		die("cannot map the trap handlers' stack: %s", strerror(errno));
+	give_altstack();	/* none if an earlier constructor set the program's own */
 	memset(&act, 0, sizeof(act));
 	act.sa_sigaction = on_sigill;
 	act.sa_flags = SA_SIGINFO | SA_ONSTACK | SA_NODEFER;
 	sigemptyset(&act.sa_mask);
-	real_sigaction(SIGILL, &act, NULL);
+	/* A handler an earlier constructor (a library's) installed is the
+	 * program's: kept aside, as sigaction() keeps later ones. */
+	real_sigaction(SIGILL, &act, &app_sigill);
 	act.sa_sigaction = on_sigsegv;
-	real_sigaction(SIGSEGV, &act, NULL);
+	real_sigaction(SIGSEGV, &act, &app_sigsegv);
 	if (connect_server(0) < 0)
 		die("cannot reach the server at %s", getenv("SGXSIM_SOCK"));
 }
