@@ -258,6 +258,27 @@ def test_a_bare_enclu_is_the_models_and_its_fault_the_programs(native, tmp_path)
     assert r.stdout == "signal 11 code 128 at_enclu 1\n"
 
 
+def test_only_an_enclu_the_cpu_refused_is_the_models(native, tmp_path):
+    """An ENCLU's bytes in a page that is not executable fault at the fetch:
+    the CPU ran no ENCLU, so the SIGSEGV is the program's (as natively, no
+    request to the server).  In an execute-only page, which the preload
+    cannot read through process_vm_readv, the ENCLU is still the model's.
+    SA_SIGINFO with SIG_IGN ignores a sent SIGSEGV, as the kernel does."""
+    exe = str(native["segv"])
+    alone = subprocess.run([exe, "nx"], capture_output=True, text=True, timeout=60)
+    assert alone.stdout == "signal 11 code 2 addr_is_page 1 at_page 1\n"  # SEGV_ACCERR
+    trace = tmp_path / "nx.trace"
+    r = sgxsim_exec("--trace", str(trace), "--", exe, "nx")
+    assert (r.returncode, r.stdout) == (0, alone.stdout), r.stderr
+    assert "ENCLU[" not in trace.read_text()
+    trace = tmp_path / "xo.trace"
+    r = sgxsim_exec("--trace", str(trace), "--", exe, "xo")
+    assert (r.returncode, r.stdout) == (0, "signal 11 code 128 addr_is_page 0 at_page 1\n"), r.stderr
+    assert "ENCLU[EREPORT]" in trace.read_text()
+    r = sgxsim_exec("--", exe, "siginfo-ign")
+    assert (r.returncode, r.stdout) == (0, "ignored\n"), r.stderr
+
+
 def test_a_bare_enclu_in_a_second_thread_traps_on_a_stack_of_its_own(native):
     """A new thread has no alternate stack (clone() resets it): the preload
     gives each thread one, so the handler never runs below the program's

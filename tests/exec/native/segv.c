@@ -19,6 +19,10 @@
  *                 SIGSEGV kills (it is no fault that recurs)
  *   segv ownstack the program's own alternate stack, the page below it
  *                 unlocked by its SIGSEGV handler on demand: works
+ *   segv nx       an ENCLU's bytes in a page that is not executable, called:
+ *                 the fetch faults, the program's (the CPU ran no ENCLU);
+ *                 "xo": in an execute-only page, it is the model's
+ *   segv siginfo-ign  SA_SIGINFO with SIG_IGN: a sent SIGSEGV is ignored
  *   segv nested   the same ENCLU inside the program's SIGSEGV handler,
  *                 installed with SA_NODEFER as SGX runtimes install theirs:
  *                 still the model's, and its signal reaches the handler again;
@@ -156,6 +160,34 @@ int main(int argc, char **argv)
 		sigaction(SIGSEGV, &sa, NULL);
 		below[100] = 1;
 		printf("ok %d\n", below[100]);
+		return 0;
+	}
+	if (!strcmp(mode, "nx") || !strcmp(mode, "xo")) {
+		unsigned char *p = mmap(NULL, 4096, PROT_READ | PROT_WRITE,
+					MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+
+		p[0] = 0x0f; p[1] = 0x01; p[2] = 0xd7; p[3] = 0xc3;	/* enclu; ret */
+		if (!strcmp(mode, "xo"))
+			mprotect(p, 4096, PROT_EXEC);
+		install(SIGSEGV, 0);
+		install(SIGILL, 0);
+		sig = sigsetjmp(back, 1);
+		if (!sig)
+			__asm__ volatile("call *%0" : : "r"(p), "a"(0L), "b"(0L), "c"(0L), "d"(0L)
+					 : "memory");
+		printf("signal %d code %ld addr_is_page %d at_page %d\n", sig, got_code,
+		       got_addr == (long)p, got_ip == (long)p);
+		return 0;
+	}
+	if (!strcmp(mode, "siginfo-ign")) {
+		struct sigaction sa;
+
+		memset(&sa, 0, sizeof(sa));
+		sa.sa_handler = SIG_IGN;	/* the same storage as sa_sigaction */
+		sa.sa_flags = SA_SIGINFO;
+		sigaction(SIGSEGV, &sa, NULL);
+		raise(SIGSEGV);
+		printf("ignored\n");
 		return 0;
 	}
 	if (!strcmp(mode, "raise")) {
