@@ -283,8 +283,10 @@ def test_a_bare_enclu_in_a_second_thread_traps_on_a_stack_of_its_own(native):
     """A new thread has no alternate stack (clone() resets it): the preload
     gives each thread one, so the handler never runs below the program's
     stack pointer, where the server writes back what the enclave stored."""
-    r = sgxsim_exec("--", str(native["segv"]), "thread")
-    assert (r.returncode, r.stdout) == (0, "signal 11 code 128 at_enclu 1 onstack 1\n"), r.stderr
+    for mode in ("thread", "thrd"):  # pthread_create, C11 thrd_create
+        r = sgxsim_exec("--", str(native["segv"]), mode)
+        assert (r.returncode, r.stdout) == (0, "signal 11 code 128 at_enclu 1 onstack 1\n"), \
+            (mode, r.stderr)
 
 
 def test_an_enclu_inside_the_programs_own_handler(native):

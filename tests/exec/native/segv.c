@@ -11,7 +11,8 @@
  *                 CPU refuses it and the program's handler gets the signal,
  *                 at the ENCLU
  *   segv thread   "enclu" in a second thread: the trap handlers have a
- *                 stack of their own there too (the handler is on it)
+ *                 stack of their own there too (the handler is on it);
+ *                 "thrd": the thread made by C11 thrd_create()
  *   segv raise    SIGSEGV sent by raise() with no handler: dies of it;
  *                 "raise-ign": ignored, so discarded, and a handler
  *                 installed afterwards still gets a real fault
@@ -31,6 +32,7 @@
  */
 #define _GNU_SOURCE
 #include <pthread.h>
+#include <threads.h>
 #include <setjmp.h>
 #include <signal.h>
 #include <stdio.h>
@@ -121,6 +123,12 @@ static void *enclu_thread(void *arg)
 	return NULL;
 }
 
+static int enclu_thrd(void *arg)
+{
+	enclu_thread(arg);
+	return 0;
+}
+
 int main(int argc, char **argv)
 {
 	const char *mode = argc > 1 ? argv[1] : "handler";
@@ -130,6 +138,13 @@ int main(int argc, char **argv)
 	int sig;
 
 	munmap(hole, 4096);
+	if (!strcmp(mode, "thrd")) {
+		thrd_t t;
+
+		thrd_create(&t, enclu_thrd, NULL);
+		thrd_join(t, NULL);
+		return 0;
+	}
 	if (!strcmp(mode, "thread")) {
 		pthread_t t;
 
