@@ -7,6 +7,7 @@ import os
 import struct
 import subprocess
 import sys
+from pathlib import Path
 
 import pytest
 from elftools.elf.elffile import ELFFile
@@ -344,8 +345,10 @@ def test_killed_inside_a_runaway_enclave_call_leaves_no_server(native):
         child = ""
         while not child and time.monotonic() < deadline:
             time.sleep(0.2)
-            # The program, not another child (the build's make runs first).
-            child = subprocess.run(["pgrep", "-P", str(p.pid), "-f", str(argv[0])],
+            # The program, by its process name, not another child: the build's
+            # make runs first, and a child between fork and exec still has the
+            # server's command line, which names the program.
+            child = subprocess.run(["pgrep", "-P", str(p.pid), "-x", Path(argv[0]).name[:15]],
                                    capture_output=True, text=True).stdout.split()
             child = child[0] if child else ""
         assert child, "the program did not start"
