@@ -491,7 +491,7 @@ def _fault_of(leaf, *operands):
 
 
 def test_eextend_page_fails_as_eextend_does():
-    # eextend_page() has EEXTEND's checks inline: on a page-aligned RCX each
+    # eextend_page() runs EEXTEND's checks once for the page: on a page-aligned RCX each
     # failing operand gives the fault, address and reason eextend() gives.
     k = Kit()
     k.ecreate()

@@ -306,8 +306,8 @@ class EnclsMixin:
 
     def _eextend_checks(self: Cpu, secs: int, chunk: int):
         """EEXTEND's checks, in the SDM's order; the SECS's state and the EPC
-        index of the page.  Written flat; :meth:`eextend_page` has the same
-        checks inline (keep the two alike)."""
+        index of the page.  Written flat: the driver issues it 16 times per
+        measured page (as :meth:`eextend_page`, once)."""
         leaf = "EEXTEND"
         epc_ = self.epc
         n = epc_.npages
@@ -335,31 +335,11 @@ class EnclsMixin:
         """Sixteen EEXTENDs over the 256-byte chunks of one EPC page, in order,
         as the driver issues them for SGX_PAGE_MEASURE.  Every chunk of a page
         passes or fails the same checks (RCX is 256-aligned by construction),
-        so they run once; the measurement is the same record stream.  The
-        checks are _eextend_checks()'s, inline (one page added, one call)."""
-        leaf = "EEXTEND"
-        epc_ = self.epc
-        n = epc_.npages
-        if secs & 0xFFF:
-            raise _gp(leaf, "RBX (SECS) not 4 KiB aligned")
-        secs_i = (secs - EPC_BASE) >> 12
-        if secs < EPC_BASE or secs_i >= n:
-            raise _pf(leaf, secs, f"RBX {secs:#x} is not in the EPC")
-        if page & 0xFF:
-            raise _gp(leaf, "RCX not 256-byte aligned")
+        so they run once; the measurement is the same record stream."""
+        st, i = self._eextend_checks(secs, page)
         if page & 0xFFF:  # the page's first chunk: the driver passes the page's address
-            raise _gp(leaf, "RCX not the start of a 4 KiB page (eextend_page measures a page)")
-        i = (page - EPC_BASE) >> 12
-        if page < EPC_BASE or i >= n:
-            raise _pf(leaf, page, f"RCX {page:#x} is not in the EPC")
-        flags, pt = epc_.flags, epc_.pt
-        if not flags[i] & EPCM_VALID or pt[i] not in _REG_TCS:
-            raise _pf(leaf, page, "EPCM(RCX) is not a valid PT_REG/PT_TCS page")
-        if epc_.secs[i] != secs_i or pt[secs_i] != _PT_SECS or not flags[secs_i] & EPCM_VALID:
-            raise _gp(leaf, "RBX is not the SECS of the page")
-        st = epc_.secs_state[secs_i]
-        if st.initialized:
-            raise _gp(leaf, "SECS already initialised")
+            raise _gp("EEXTEND", "RCX not the start of a 4 KiB page (eextend_page measures a page)")
+        epc_ = self.epc
         st.measurement.eextend_page(epc_.addr[i] - st.base, epc_.data[i])
 
     # -- EINIT ------------------------------------------------------------------------------
