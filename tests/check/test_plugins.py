@@ -62,6 +62,21 @@ def sgxsim(*args: str, cwd: Path, env: dict | None = None) -> subprocess.Complet
                           timeout=600, env=env)
 
 
+def installed_package(site: Path, name: str, modules: dict[str, str], entry_points: str) -> Path:
+    """An installed package ``name`` under ``site`` (its modules, and a
+    .dist-info with ``entry_points`` as its entry_points.txt); returns ``site``."""
+    pkg = site / name
+    pkg.mkdir(parents=True)
+    (pkg / "__init__.py").write_text("")
+    for mod, text in modules.items():
+        (pkg / f"{mod}.py").write_text(text)
+    dist = site / f"{name}-0.1.dist-info"
+    dist.mkdir()
+    (dist / "METADATA").write_text(f"Metadata-Version: 2.1\nName: {name.replace('_', '-')}\nVersion: 0.1\n")
+    (dist / "entry_points.txt").write_text(entry_points)
+    return site
+
+
 def test_design_and_property_files_outside_the_package(tmp_path):
     (tmp_path / "d.py").write_text(DESIGN.format(name="file-5.11-open"))
     (tmp_path / "p.py").write_text(PROPERTY.format(name="exec-pte"))
@@ -85,22 +100,16 @@ def test_design_and_property_files_outside_the_package(tmp_path):
 
 
 def test_entry_points_of_an_installed_package(tmp_path):
-    site = tmp_path / "site"
-    pkg = site / "sgxsim_testpkg"
-    pkg.mkdir(parents=True)
-    (pkg / "__init__.py").write_text("")
-    (pkg / "designs.py").write_text(DESIGN.format(name="ep-5.11-open"))
-    (pkg / "properties.py").write_text(PROPERTY.format(name="ep-exec-pte"))
-    dist = site / "sgxsim_testpkg-0.1.dist-info"
-    dist.mkdir()
-    (dist / "METADATA").write_text("Metadata-Version: 2.1\nName: sgxsim-testpkg\nVersion: 0.1\n")
-    (dist / "entry_points.txt").write_text(textwrap.dedent("""\
-        [sgxsim.designs]
-        open = sgxsim_testpkg.designs
+    site = installed_package(
+        tmp_path / "site", "sgxsim_testpkg",
+        {"designs": DESIGN.format(name="ep-5.11-open"), "properties": PROPERTY.format(name="ep-exec-pte")},
+        textwrap.dedent("""\
+            [sgxsim.designs]
+            open = sgxsim_testpkg.designs
 
-        [sgxsim.properties]
-        exec = sgxsim_testpkg.properties
-        """))
+            [sgxsim.properties]
+            exec = sgxsim_testpkg.properties
+            """))
     env = {**os.environ, "PYTHONPATH": str(site)}
     r = sgxsim("check", "--design", "ep-5.11-open", "--property", "no-escalation", "--property", "ep-exec-pte",
                "--depth", "4", *NARROW, cwd=tmp_path, env=env)
@@ -199,17 +208,11 @@ def test_an_entry_point_cannot_replace_a_built_in_design(tmp_path):
     """An installed package registering "linux-6.0" would have replaced the
     built-in kernel for every command without a word: it is a clean error
     naming the entry point, and the name keeps its class."""
-    site = tmp_path / "site"
-    pkg = site / "sgxsim_takeover"
-    pkg.mkdir(parents=True)
-    (pkg / "__init__.py").write_text("")
-    (pkg / "designs.py").write_text(
-        "from sgxsim.kernel.registry import kernel_class, register\n"
-        "@register('linux-6.0')\nclass X(kernel_class('linux-6.0')):\n    pass\n")
-    dist = site / "sgxsim_takeover-0.1.dist-info"
-    dist.mkdir()
-    (dist / "METADATA").write_text("Metadata-Version: 2.1\nName: sgxsim-takeover\nVersion: 0.1\n")
-    (dist / "entry_points.txt").write_text("[sgxsim.designs]\ntakeover = sgxsim_takeover.designs\n")
+    site = installed_package(
+        tmp_path / "site", "sgxsim_takeover",
+        {"designs": "from sgxsim.kernel.registry import kernel_class, register\n"
+                    "@register('linux-6.0')\nclass X(kernel_class('linux-6.0')):\n    pass\n"},
+        "[sgxsim.designs]\ntakeover = sgxsim_takeover.designs\n")
     env = {**os.environ, "PYTHONPATH": str(site)}
     r = sgxsim("check", "--design", "linux-6.0", "--property", "no-escalation", "--depth", "1",
                cwd=tmp_path, env=env)
@@ -254,18 +257,12 @@ def test_an_entry_point_refused_once_is_refused_every_time(tmp_path, monkeypatch
     import importlib
     import sys as _sys
 
-    site = tmp_path / "site"
-    pkg = site / "sgxsim_takeover2"
-    pkg.mkdir(parents=True)
-    (pkg / "__init__.py").write_text("")
-    (pkg / "designs.py").write_text(
-        "from sgxsim.kernel.registry import kernel_class, register\n"
-        "@register('takeover2-extra')\nclass Y(kernel_class('linux-6.0')):\n    pass\n"
-        "@register('linux-6.0')\nclass X(kernel_class('linux-6.0')):\n    pass\n")
-    dist = site / "sgxsim_takeover2-0.1.dist-info"
-    dist.mkdir()
-    (dist / "METADATA").write_text("Metadata-Version: 2.1\nName: sgxsim-takeover2\nVersion: 0.1\n")
-    (dist / "entry_points.txt").write_text("[sgxsim.designs]\ntakeover2 = sgxsim_takeover2.designs\n")
+    site = installed_package(
+        tmp_path / "site", "sgxsim_takeover2",
+        {"designs": "from sgxsim.kernel.registry import kernel_class, register\n"
+                    "@register('takeover2-extra')\nclass Y(kernel_class('linux-6.0')):\n    pass\n"
+                    "@register('linux-6.0')\nclass X(kernel_class('linux-6.0')):\n    pass\n"},
+        "[sgxsim.designs]\ntakeover2 = sgxsim_takeover2.designs\n")
     builtin = registry.kernel_class("linux-6.0")
     monkeypatch.syspath_prepend(str(site))
     importlib.invalidate_caches()

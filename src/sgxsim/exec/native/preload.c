@@ -1170,10 +1170,30 @@ static void drop_altstack(void *p)
 	real_munmap(p, 4096 + ALTSTACK_SIZE);
 }
 
+/* A thread's start routine, pthread's or C11's (glibc's thrd_create()
+ * reaches pthread_create() internally, past that wrapper, so it has its own). */
 struct thread_start {
-	void *(*fn)(void *);
+	void *(*fn)(void *);	/* pthread_create() */
+	thrd_start_t c11;	/* thrd_create() */
 	void *arg;
 };
+
+static struct thread_start *new_start(void *(*fn)(void *), thrd_start_t c11, void *arg)
+{
+	struct thread_start *t = conn < 0 ? NULL : malloc(sizeof(*t));
+
+	if (t) {
+		t->fn = fn;
+		t->c11 = c11;
+		t->arg = arg;
+	}
+	return t;
+}
+
+static void *call_start(const struct thread_start *t)
+{
+	return t->fn ? t->fn(t->arg) : (void *)(intptr_t)t->c11(t->arg);
+}
 
 /* A new thread has no alternate stack (clone() resets it): each gets its own
  * before the program's start routine runs, freed when the thread ends. */
@@ -1185,48 +1205,28 @@ static void *thread_start(void *v)
 	free(v);
 	stack = give_altstack();
 	if (!stack)
-		return t.fn(t.arg);
+		return call_start(&t);
 	pthread_cleanup_push(drop_altstack, stack);
-	ret = t.fn(t.arg);
+	ret = call_start(&t);
 	pthread_cleanup_pop(1);
 	return ret;
 }
 
-/* C11 threads: glibc's thrd_create() reaches pthread_create() internally,
- * past the wrapper above, so it has its own. */
-struct thrd_start_c11 {
-	thrd_start_t fn;
-	void *arg;
-};
-
 static int thrd_start(void *v)
 {
-	struct thrd_start_c11 t = *(struct thrd_start_c11 *)v;
-	void *stack;
-	int ret;
-
-	free(v);
-	stack = give_altstack();
-	if (!stack)
-		return t.fn(t.arg);
-	pthread_cleanup_push(drop_altstack, stack);
-	ret = t.fn(t.arg);
-	pthread_cleanup_pop(1);
-	return ret;
+	return (int)(intptr_t)thread_start(v);
 }
 
 int thrd_create(thrd_t *th, thrd_start_t fn, void *arg)
 {
-	struct thrd_start_c11 *t;
+	struct thread_start *t;
 	int ret;
 
 	resolve();
 	if (!real_thrd_create)
 		return thrd_error;
-	if (conn < 0 || !(t = malloc(sizeof(*t))))
+	if (!(t = new_start(NULL, fn, arg)))
 		return real_thrd_create(th, fn, arg);
-	t->fn = fn;
-	t->arg = arg;
 	ret = real_thrd_create(th, thrd_start, t);
 	if (ret != thrd_success)
 		free(t);
@@ -1239,10 +1239,8 @@ int pthread_create(pthread_t *th, const pthread_attr_t *attr, void *(*fn)(void *
 	int ret;
 
 	resolve();
-	if (conn < 0 || !(t = malloc(sizeof(*t))))
+	if (!(t = new_start(fn, NULL, arg)))
 		return real_pthread_create(th, attr, fn, arg);
-	t->fn = fn;
-	t->arg = arg;
 	ret = real_pthread_create(th, attr, thread_start, t);
 	if (ret)
 		free(t);
