@@ -318,6 +318,7 @@ SIGMASK_MODES = {
     "pending": "raised twice: pending segv 1 count 0 code 0\nunblocked: pending segv 0 count 1 code -6\n",
     "process": "both block it: pending segv 1 count 1 code 0\ndelivered in main 1 count 2\n",
     "handler": "after the SIGUSR1 handler: ill 1 segv 0 usr1 0 usr2 1\n",
+    "calls": "sigset 11 SIG_HOLD again returns SIG_HOLD\nheld: ill 0 segv 1 usr1 0 usr2 0\n",
 }
 
 
@@ -332,7 +333,9 @@ def test_the_programs_signal_mask_is_kept_as_the_kernel_keeps_it(native, mode):
     kills ("fault"); a sent SIGSEGV waits while blocked and is delivered when
     unblocked, SIG_IGN discards it ("pending"), one sent to the process goes
     to a thread that does not block it ("process"); handlers' sa_mask,
-    uc_sigmask and siglongjmp ("handler")."""
+    uc_sigmask and siglongjmp ("handler"); sigset, sysv_signal, bsd_signal and
+    the other old calls install the program's handlers without replacing the
+    trap handlers ("calls")."""
     exe = str(native["sigmask"])
     status, out = _alone(exe, mode)
     assert SIGMASK_MODES[mode] in out and "same 0" not in out, out

@@ -1,4 +1,4 @@
-/* Signal masks under sgxsim exec, whose preload traps
+/* Masks and the older signal calls under sgxsim exec, whose preload traps
  * ENCLU and the executable's CPUIDs (patched into UD2) through SIGILL and
  * SIGSEGV and so keeps the program's mask for those two aside (a virtual
  * mask).  Each mode prints what the kernel decides, so that the test
@@ -19,6 +19,11 @@
  *                     SIGILL and SIGSEGV too; what the handler writes into
  *                     uc_sigmask is the mask after it returns; siglongjmp out
  *                     of it restores the mask sigsetjmp saved
+ *   sigmask calls     signal, bsd_signal, sysv_signal, sigset (SIG_HOLD too),
+ *                     sighold, sigrelse, sigignore, siginterrupt, sigblock,
+ *                     sigsetmask, siggetmask on SIGILL, SIGSEGV and SIGUSR1:
+ *                     the dispositions and masks they leave; a handler set by
+ *                     sysv_signal or sigset does not take the CPUID's trap
  *   sigmask enclu     a thread that blocks every signal executes a bare
  *                     ENCLU (EREPORT outside an enclave): the CPU executes it,
  *                     and its #GP's SIGSEGV, blocked, kills
@@ -36,9 +41,10 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
-
-/* The old BSD mask calls are tested too. */
+/* The old calls are what this tests. */
 #pragma GCC diagnostic ignored "-Wdeprecated-declarations"
+/* glibc declares it only for some feature levels. */
+extern sighandler_t bsd_signal(int, sighandler_t);
 
 static sigjmp_buf back;
 static volatile int count, code, masked_ill, masked_segv, masked_usr1, before_segv, in_tid;
@@ -304,6 +310,104 @@ static void handler_mode(void)
 	mask("siglongjmp to a mask with SIGSEGV");
 }
 
+/* -- calls --------------------------------------------------------------------------------- */
+
+static void plain(int sig)
+{
+	(void)sig;
+	count++;
+}
+
+static void plain_jump(int sig)
+{
+	sigset_t now;
+
+	count++;
+	sigprocmask(SIG_BLOCK, NULL, &now);
+	masked_segv = sigismember(&now, SIGSEGV);
+	siglongjmp(back, sig);
+}
+
+static void action(const char *what, int sig)
+{
+	struct sigaction a;
+
+	sigaction(sig, NULL, &a);
+	printf("%s: %s flags %#x mask %#lx restorer %d\n", what,
+	       a.sa_handler == SIG_DFL ? "SIG_DFL" : a.sa_handler == SIG_IGN ? "SIG_IGN" : "handler",
+	       (unsigned int)a.sa_flags, *(unsigned long *)&a.sa_mask, a.sa_restorer != NULL);
+}
+
+static const char *disp(sighandler_t h)
+{
+	return h == SIG_DFL ? "SIG_DFL" : h == SIG_IGN ? "SIG_IGN" : h == SIG_HOLD ? "SIG_HOLD" :
+	       h == SIG_ERR ? "SIG_ERR" : h == plain ? "plain" : "other";
+}
+
+static void calls(void)
+{
+	static const int sigs[] = { SIGILL, SIGSEGV, SIGUSR1 };
+	char what[64];
+	unsigned int i;
+	int ret;
+
+	for (i = 0; i < 3; i++) {
+		int sig = sigs[i];
+
+		snprintf(what, sizeof(what), "signal %d", sig);
+		printf("%s returns %s\n", what, disp(signal(sig, plain)));
+		action(what, sig);
+		snprintf(what, sizeof(what), "bsd_signal %d", sig);
+		printf("%s returns %s\n", what, disp(bsd_signal(sig, SIG_DFL)));
+		action(what, sig);
+		snprintf(what, sizeof(what), "sysv_signal %d", sig);
+		printf("%s returns %s\n", what, disp(sysv_signal(sig, plain)));
+		action(what, sig);
+		snprintf(what, sizeof(what), "sigset %d", sig);
+		printf("%s returns %s\n", what, disp(sigset(sig, plain)));
+		action(what, sig);
+		printf("sigset %d SIG_HOLD returns %s\n", sig, disp(sigset(sig, SIG_HOLD)));
+		printf("sigset %d SIG_HOLD again returns %s\n", sig, disp(sigset(sig, SIG_HOLD)));
+		mask("held");
+		printf("cpuid same %d\n", cpuid_12() == unblocked_cpuid);
+		printf("sigset %d SIG_DFL returns %s\n", sig, disp(sigset(sig, SIG_DFL)));
+		mask("released");
+		ret = sighold(sig);
+		mask("sighold");
+		printf("sighold %d sigrelse %d\n", ret, sigrelse(sig));
+		mask("sigrelse");
+		printf("sigignore %d\n", sigignore(sig));
+		action("sigignore", sig);
+		printf("siginterrupt %d\n", siginterrupt(sig, 1));
+		action("siginterrupt", sig);
+		signal(sig, plain);
+		action("signal after siginterrupt", sig);
+		siginterrupt(sig, 0);
+		signal(sig, SIG_DFL);
+	}
+	printf("sigset 0 returns %s, sysv_signal 65 %s, signal SIG_ERR %s\n", disp(sigset(0, plain)),
+	       disp(sysv_signal(65, plain)), disp(signal(SIGUSR1, SIG_ERR)));
+	printf("sigblock %#x\n", sigblock(1 << (SIGSEGV - 1) | 1 << (SIGUSR1 - 1)));
+	printf("siggetmask %#x\n", siggetmask());
+	printf("sigsetmask %#x\n", sigsetmask(1 << (SIGILL - 1)));
+	printf("sigsetmask %#x\n", sigsetmask(0));
+
+	/* Handlers set by the older calls do not take the CPUID's trap, and
+	 * run with their own semantics. */
+	sysv_signal(SIGILL, plain);
+	sigset(SIGSEGV, plain_jump);
+	printf("sysv_signal'd SIGILL: cpuid same %d count %d\n", cpuid_12() == unblocked_cpuid, count);
+	if (!sigsetjmp(back, 1))
+		*(volatile char *)hole = 1;
+	printf("sigset'd SIGSEGV: count %d blocked in it %d\n", count, masked_segv);
+	action("after", SIGSEGV);
+	sysv_signal(SIGSEGV, plain_jump);
+	if (!sigsetjmp(back, 1))
+		*(volatile char *)hole = 1;
+	printf("sysv_signal'd SIGSEGV: count %d blocked in it %d\n", count, masked_segv);
+	action("reset", SIGSEGV);
+}
+
 /* -- enclu ----------------------------------------------------------------------------------- */
 
 static void *enclu_worker(void *arg)
@@ -351,6 +455,8 @@ int main(int argc, char **argv)
 		process_mode();
 	} else if (!strcmp(mode, "handler")) {
 		handler_mode();
+	} else if (!strcmp(mode, "calls")) {
+		calls();
 	} else if (!strcmp(mode, "enclu")) {
 		pthread_create(&t, NULL, enclu_worker, NULL);
 		pthread_join(t, NULL);

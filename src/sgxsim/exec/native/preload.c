@@ -1661,11 +1661,102 @@ static sighandler_t install(int sig, sighandler_t handler, int flags, int mask_s
 	return old.sa_handler;
 }
 
+/* The signals siginterrupt() made interrupt system calls. */
+static sigset_t interrupting;
+
 /* glibc's signal() is BSD's: the signal blocked in its handler (in
- * sa_mask), SA_RESTART. */
+ * sa_mask), SA_RESTART unless siginterrupt() said otherwise. */
 sighandler_t signal(int sig, sighandler_t handler)
 {
-	return install(sig, handler, SA_RESTART, 1);
+	int restart = sig < 1 || sig >= NSIG || !sigismember(&interrupting, sig);
+
+	return install(sig, handler, restart ? SA_RESTART : 0, 1);
+}
+sighandler_t bsd_signal(int sig, sighandler_t handler)
+	__attribute__((alias("signal"), nothrow, leaf));
+sighandler_t ssignal(int sig, sighandler_t handler) __attribute__((alias("signal")));
+
+/* System V's: reset when delivered, not blocked in its handler, no restart. */
+sighandler_t sysv_signal(int sig, sighandler_t handler)
+{
+	return install(sig, handler, SA_RESETHAND | SA_NODEFER, 0);
+}
+sighandler_t __sysv_signal(int sig, sighandler_t handler) __attribute__((alias("sysv_signal")));
+
+int siginterrupt(int sig, int flag)
+{
+	struct sigaction act;
+
+	memset(&act, 0, sizeof(act));
+	if (sigaction(sig, NULL, &act) < 0)
+		return -1;
+	if (flag) {
+		sigaddset(&interrupting, sig);
+		act.sa_flags &= ~SA_RESTART;
+	} else {
+		sigdelset(&interrupting, sig);
+		act.sa_flags |= SA_RESTART;
+	}
+	return sigaction(sig, &act, NULL);
+}
+
+/* The System V calls (sigset(3)). */
+static int just(int sig, sigset_t *set)
+{
+	sigemptyset(set);
+	return sigaddset(set, sig);
+}
+
+int sighold(int sig)
+{
+	sigset_t set;
+
+	return just(sig, &set) < 0 ? -1 : sigprocmask(SIG_BLOCK, &set, NULL);
+}
+
+int sigrelse(int sig)
+{
+	sigset_t set;
+
+	return just(sig, &set) < 0 ? -1 : sigprocmask(SIG_UNBLOCK, &set, NULL);
+}
+
+int sigignore(int sig)
+{
+	struct sigaction act;
+
+	memset(&act, 0, sizeof(act));
+	act.sa_handler = SIG_IGN;
+	sigemptyset(&act.sa_mask);
+	return sigaction(sig, &act, NULL);
+}
+
+/* SIG_HOLD blocks the signal, its disposition unchanged; any other
+ * disposition is installed (the signal blocked in its handler) and the
+ * signal unblocked.  The result: SIG_HOLD if the signal was blocked before,
+ * else its previous disposition. */
+sighandler_t sigset(int sig, sighandler_t disp)
+{
+	struct sigaction act, old;
+	sigset_t set, was;
+
+	if (just(sig, &set) < 0)
+		return SIG_ERR;
+	if (disp == SIG_HOLD) {
+		if (sigprocmask(SIG_BLOCK, &set, &was) < 0)
+			return SIG_ERR;
+		if (sigismember(&was, sig))
+			return SIG_HOLD;
+		if (sigaction(sig, NULL, &old) < 0)
+			return SIG_ERR;
+		return old.sa_handler;
+	}
+	memset(&act, 0, sizeof(act));
+	act.sa_handler = disp;
+	sigemptyset(&act.sa_mask);
+	if (sigaction(sig, &act, &old) < 0 || sigprocmask(SIG_UNBLOCK, &set, &was) < 0)
+		return SIG_ERR;
+	return sigismember(&was, sig) ? SIG_HOLD : old.sa_handler;
 }
 
 /* -- start-up ---------------------------------------------------------------------------------- */
