@@ -951,7 +951,8 @@ static void thread_leave(void)
  * queue, and a thread that does not block it, if there is one, is told to
  * take it (complete_signal()), by a tgkill() that its own chain() knows by
  * its doorbell (rt_tgsigqueueinfo() may not pass the sender's siginfo to
- * another thread); else the first thread that unblocks it takes it. */
+ * another thread; one the program sends that thread at the same moment
+ * merges with the doorbell); else the first thread that unblocks it takes it. */
 static void pend(int sig, const siginfo_t *si)
 {
 	struct vthread *t = me();
