@@ -17,7 +17,8 @@
  *                     not block it, else waits for the first that unblocks it
  *   sigmask handler   a handler's sa_mask (SIGUSR1's, SIGSEGV's) applies to
  *                     SIGILL and SIGSEGV too; what the handler writes into
- *                     uc_sigmask is the mask after it returns; siglongjmp out
+ *                     uc_sigmask is the mask after it returns (SIGUSR1's, and
+ *                     a SIGSEGV handler that fixes its fault); siglongjmp out
  *                     of it restores the mask sigsetjmp saved
  *   sigmask calls     signal, bsd_signal, sysv_signal, sigset (SIG_HOLD too),
  *                     sighold, sigrelse, sigignore, siginterrupt, sigblock,
@@ -277,6 +278,21 @@ static void segv(int sig, siginfo_t *si, void *ucv)
 	siglongjmp(back, sig);
 }
 
+static char *locked;
+
+/* A fault it fixes: the access runs again after it returns, with the mask
+ * it leaves in uc_sigmask. */
+static void unlock(int sig, siginfo_t *si, void *ucv)
+{
+	ucontext_t *uc = ucv;
+
+	(void)sig;
+	(void)si;
+	mprotect(locked, 4096, PROT_READ | PROT_WRITE);
+	sigaddset(&uc->uc_sigmask, SIGSEGV);
+	sigaddset(&uc->uc_sigmask, SIGUSR2);
+}
+
 static void handler_mode(void)
 {
 	struct sigaction sa;
@@ -308,6 +324,13 @@ static void handler_mode(void)
 		siglongjmp(env, 1);
 	}
 	mask("siglongjmp to a mask with SIGSEGV");
+
+	block(SIG_UNBLOCK, SIGSEGV, 0);
+	locked = mmap(NULL, 4096, PROT_NONE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+	on(SIGSEGV, unlock, 0, 0, 0);
+	locked[0] = 1;
+	mask("after a SIGSEGV handler that blocks SIGSEGV in uc_sigmask");
+	printf("then: cpuid same %d\n", cpuid_12() == unblocked_cpuid);
 }
 
 /* -- calls --------------------------------------------------------------------------------- */
