@@ -303,6 +303,73 @@ def test_an_enclu_inside_the_programs_own_handler(native):
     assert (r.returncode, r.stdout) == (128 + 11, ""), r.stderr
 
 
+def _alone(exe: str, *args: str) -> tuple[int, str]:
+    """The program run without sgxsim: its exit status as `sgxsim exec` reports
+    it (128 + the signal that killed it) and its output."""
+    r = subprocess.run([exe, *args], capture_output=True, text=True, timeout=60)
+    return (r.returncode if r.returncode >= 0 else 128 - r.returncode), r.stdout
+
+
+# What the kernel decides in each mode, beside what the mode is about.
+SIGMASK_MODES = {
+    "worker": "worker: ill 1 segv 1 usr1 1 usr2 1\n",
+    "inherit": "attr thread: ill 0 segv 1 usr1 0 usr2 0\n",
+    "fault": "cpuid same 1\n",
+    "pending": "raised twice: pending segv 1 count 0 code 0\nunblocked: pending segv 0 count 1 code -6\n",
+    "process": "both block it: pending segv 1 count 1 code 0\ndelivered in main 1 count 2\n",
+    "handler": "after the SIGUSR1 handler: ill 1 segv 0 usr1 0 usr2 1\n",
+    "calls": "sigset 11 SIG_HOLD again returns SIG_HOLD\nheld: ill 0 segv 1 usr1 0 usr2 0\n",
+}
+
+
+@pytest.mark.parametrize("mode", SIGMASK_MODES)
+def test_the_programs_signal_mask_is_kept_as_the_kernel_keeps_it(native, mode):
+    """The preload keeps the program's mask for SIGILL and SIGSEGV aside (the
+    real mask never blocks them: a trap on a blocked signal would kill), so
+    everything the mask decides must still come out as the kernel decides it
+    (tests/exec/native/sigmask.c, run with and without sgxsim): a thread that
+    blocks every signal executes a trapped CPUID ("worker"); threads and a
+    fork's child inherit the mask ("inherit"); a fault on a blocked signal
+    kills ("fault"); a sent SIGSEGV waits while blocked and is delivered when
+    unblocked, SIG_IGN discards it ("pending"), one sent to the process goes
+    to a thread that does not block it ("process"); handlers' sa_mask,
+    uc_sigmask and siglongjmp ("handler"); sigset, sysv_signal, bsd_signal and
+    the other old calls install the program's handlers without replacing the
+    trap handlers ("calls")."""
+    exe = str(native["sigmask"])
+    status, out = _alone(exe, mode)
+    assert SIGMASK_MODES[mode] in out and "same 0" not in out, out
+    r = sgxsim_exec("--", exe, mode)
+    assert (r.returncode, r.stdout) == (status, out), r.stderr
+
+
+def test_an_enclu_while_every_signal_is_blocked_is_the_cpus(native, tmp_path):
+    """ENCLU is an instruction: a thread that blocks every signal (as runtimes'
+    workers do around enclave calls) executes it.  A bare EREPORT outside any
+    enclave is the model's, and the SIGSEGV of its #GP, blocked, kills
+    (force_sig_fault()); with an enclave, the loader's script run after it
+    blocked every signal gives what it gives unblocked, with the vDSO's ENCLU
+    on the trap path (SGXSIM_VDSO_ENTRY=sigill)."""
+    from edmm import SCRIPT
+
+    from sgxsim.exec.engine import EnclaveEngine
+
+    trace = tmp_path / "trace"
+    r = sgxsim_exec("--trace", str(trace), "--", str(native["sigmask"]), "enclu")
+    assert (r.returncode, r.stdout) == (128 + 11, "enclu\n"), r.stderr
+    served = [line for line in trace.read_text().splitlines() if "ENCLU[EREPORT]" in line]
+    assert len(served) == 1 and "= SIGSEGV at " in served[0], served
+    import edmm
+
+    built = native["edmm"]
+    script = tmp_path / "blocked.script"
+    script.write_text("block\n" + SCRIPT.read_text())
+    r = sgxsim_exec("--", *built.argv(script), env={"SGXSIM_VDSO_ENTRY": "sigill"})
+    assert r.returncode == 0, r.stderr
+    want = edmm.run_python(built, EnclaveEngine())
+    assert r.stdout.splitlines() == [want[0], "block -> 0", *want[1:]]
+
+
 def test_source_on_a_noexec_mount_lacks_vm_mayexec(native, tmp_path):
     """The mirror of a file mapping from a noexec mount (the program's
     /proc/PID/mountinfo) lacks VM_MAYEXEC: ADD_PAGES of an executable page

@@ -16,6 +16,7 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <pthread.h>
+#include <signal.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -297,6 +298,15 @@ static void step(char *line)
 		printf(" ret %d function %u vector %u error_code %#x addr %#llx op.ret %#lx\n", ret,
 		       run.function, run.exception_vector, run.exception_error_code,
 		       run.exception_addr ? run.exception_addr - base : 0, (unsigned long)op.ret);
+		return;
+	}
+	if (!strcmp(cmd, "block")) {
+		/* This thread blocks every signal, as runtimes' workers do around
+		 * enclave calls: the ENCLUs that follow are still the CPU's. */
+		sigset_t all;
+
+		sigfillset(&all);
+		printf(" %d\n", pthread_sigmask(SIG_BLOCK, &all, NULL));
 		return;
 	}
 	if (!strcmp(cmd, "race")) {

@@ -20,7 +20,11 @@
  *    vDSO fixup would leave them;
  *  - CPUID instructions of the executable were patched into UD2 by the server
  *    before main(): the handler answers leaf 0x12 and 7 from the model's CPU
- *    and every other leaf from the real one.
+ *    and every other leaf from the real one;
+ *  - the real signal mask never blocks SIGILL or SIGSEGV, so that the traps
+ *    work in any thread: the program's mask for those two is kept here,
+ *    per thread (the virtual signal mask, below), and its dispositions and
+ *    handlers go through sigaction() and the handlers here.
  *
  * The server reads and writes the program's memory through /proc/PID/mem.
  */
@@ -30,6 +34,7 @@
 #include <fcntl.h>
 #include <pthread.h>
 #include <threads.h>
+#include <setjmp.h>
 #include <signal.h>
 #include <stdarg.h>
 #include <stdint.h>
@@ -62,8 +67,12 @@ static unsigned long vdso_base;
 static unsigned char sgx_fd[MAX_FDS];  /* placeholder fds of the model's files */
 static uint64_t ranges[SGXSIM_MAX_RANGES][2];
 static unsigned int nranges;
-static struct sigaction app_sigill;    /* the program's own SIGILL disposition */
-static struct sigaction app_sigsegv;   /* the program's own SIGSEGV disposition */
+/* The program's own dispositions, as the kernel would hold them: SIGILL's
+ * and SIGSEGV's (the trap handlers stay installed), and every handler of
+ * another signal, which runs through tramp() (the virtual mask, below). */
+static struct sigaction app_act[NSIG];
+static void (*glibc_restorer)(void);   /* the sa_restorer glibc gives every action */
+static int active;                     /* the trap handlers are installed */
 /* The trap handlers' stack, one per thread (give_altstack()): its guard
  * page's address, or 0 where the thread uses a stack of the program's. */
 #define ALTSTACK_SIZE (256 * 1024)
@@ -92,6 +101,12 @@ static int (*real_stat)(const char *, struct stat *);
 static int (*real_fstat)(int, struct stat *);
 static unsigned long (*real_getauxval)(unsigned long);
 static int (*real_sigaction)(int, const struct sigaction *, struct sigaction *);
+static int (*real_pthread_sigmask)(int, const sigset_t *, sigset_t *);
+static int (*real_sigpending)(sigset_t *);
+static int (*real_pthread_attr_getsigmask_np)(const pthread_attr_t *, sigset_t *);
+__attribute__((used)) static void *real___sigsetjmp, *real_setjmp;
+static void (*real_siglongjmp)(struct __jmp_buf_tag *, int) __attribute__((noreturn));
+static void (*real___longjmp_chk)(struct __jmp_buf_tag *, int) __attribute__((noreturn));
 
 static void die(const char *fmt, ...)
 {
@@ -119,7 +134,8 @@ static void resolve(void)
 #define R(name) real_##name = dlsym(RTLD_NEXT, #name)
 	R(openat); R(close); R(dup); R(dup2); R(dup3); R(fcntl); R(ioctl);
 	R(munmap); R(mprotect); R(mremap); R(fork); R(stat); R(fstat); R(getauxval);
-	R(sigaction); R(pthread_create); R(thrd_create);
+	R(sigaction); R(pthread_create); R(thrd_create); R(pthread_sigmask); R(sigpending);
+	R(pthread_attr_getsigmask_np); R(__sigsetjmp); R(setjmp); R(siglongjmp); R(__longjmp_chk);
 	R(mmap);
 #undef R
 }
@@ -551,6 +567,7 @@ void *mremap(void *old, size_t old_size, size_t new_size, int flags, ...)
 /* -- fork ---------------------------------------------------------------------------------- */
 
 static int connect_server(long token);
+static void threads_after_fork(void);
 
 pid_t fork(void)
 {
@@ -579,6 +596,7 @@ pid_t fork(void)
 		conn_owner = 0;
 		in_enclave = 0;
 		direct_state = 0;
+		threads_after_fork();
 		if (connect_server(token) < 0)
 			die("the child cannot reach the server");
 		return 0;
@@ -803,6 +821,485 @@ asm(".text\n"
 #undef SAVE
 #undef LOAD
 
+/* -- the virtual signal mask ----------------------------------------------------------------- */
+
+/* A trap needs its signal unblocked: the kernel forces a fault whose signal
+ * is blocked (force_sig_info_to_task() unblocks it and resets the handler to
+ * SIG_DFL), so an ENCLU or a patched CPUID executed while the program blocks
+ * SIGILL or SIGSEGV would kill it, where the CPU just runs the instruction.
+ * So the real mask never blocks those two.  What the program asks for them
+ * is kept here, per thread (blocked), applied where the kernel applies the
+ * mask (a handler's sa_mask, sigreturn, a fault on a blocked signal) and
+ * reported wherever the kernel reports it.  A signal sent while its thread
+ * blocks it virtually waits here (pending, with its siginfo) and is sent
+ * again when the mask no longer blocks it. */
+#define SIGBIT(sig) (1UL << ((sig) - 1))	/* the kernel's sigset word 0 */
+#define TRAP_SIGS (SIGBIT(SIGILL) | SIGBIT(SIGSEGV))
+#define MAX_THREADS 1024
+#define KERNEL_SIGSET 8				/* rt_sigprocmask()'s sigsetsize */
+
+struct vthread {
+	pid_t tid;			/* 0: a free slot */
+	unsigned long blocked;		/* the TRAP_SIGS bits the program blocks */
+	unsigned long pending;		/* sent to this thread while blocked */
+	siginfo_t info[2];		/* their siginfo: [0] SIGILL, [1] SIGSEGV */
+	int doorbell;			/* pend() chose it for a signal of the shared queue */
+};
+
+/* The main thread and those pthread_create()/thrd_create() made: a signal
+ * sent to the process goes to one of them that does not block it. */
+static struct vthread threads[MAX_THREADS];
+static int threads_lock;
+/* Sent to the process while every thread blocks it (the shared queue). */
+static unsigned long shared_pending;
+static siginfo_t shared_info[2];
+static __thread struct vthread *my_slot __attribute__((tls_model("initial-exec")));
+/* A thread made otherwise (a raw clone, glibc's helpers) has no slot. */
+static __thread struct vthread my_own __attribute__((tls_model("initial-exec")));
+
+static struct vthread *me(void)
+{
+	return my_slot ? my_slot : &my_own;
+}
+
+static unsigned long trap_bits(const sigset_t *set)
+{
+	return set->__val[0] & TRAP_SIGS;
+}
+
+static void set_trap_bits(sigset_t *set, unsigned long bits)
+{
+	set->__val[0] = (set->__val[0] & ~TRAP_SIGS) | bits;
+}
+
+static int trap_index(int sig)
+{
+	return sig == SIGSEGV;
+}
+
+/* The real mask, without glibc (whose calls are interposed below). */
+static void real_mask(int how, const sigset_t *set, sigset_t *old)
+{
+	syscall(SYS_rt_sigprocmask, how, set, old, KERNEL_SIGSET);
+}
+
+static void real_block_one(int sig)
+{
+	sigset_t one;
+
+	sigemptyset(&one);
+	sigaddset(&one, sig);
+	real_mask(SIG_BLOCK, &one, NULL);
+}
+
+/* threads_lock, held with every signal blocked: a handler interrupting its
+ * holder in the same thread may want it too. */
+static void lock_threads(sigset_t *saved)
+{
+	sigset_t all;
+
+	sigfillset(&all);
+	real_mask(SIG_SETMASK, &all, saved);
+	while (__atomic_exchange_n(&threads_lock, 1, __ATOMIC_ACQUIRE))
+		__builtin_ia32_pause();
+}
+
+static void unlock_threads(const sigset_t *saved)
+{
+	__atomic_store_n(&threads_lock, 0, __ATOMIC_RELEASE);
+	real_mask(SIG_SETMASK, saved, NULL);
+}
+
+/* The calling thread takes a slot, with the mask it starts with. */
+static void thread_enter(unsigned long blocked)
+{
+	sigset_t saved;
+	int i;
+
+	my_own.blocked = blocked;
+	lock_threads(&saved);
+	for (i = 0; i < MAX_THREADS; i++) {
+		if (threads[i].tid)
+			continue;
+		memset(&threads[i], 0, sizeof(threads[i]));
+		threads[i].blocked = blocked;
+		threads[i].tid = (pid_t)syscall(SYS_gettid);
+		my_slot = &threads[i];
+		break;
+	}
+	unlock_threads(&saved);
+}
+
+/* The thread ends (its pending signals go with it, as the kernel's do). */
+static void thread_leave(void)
+{
+	sigset_t saved;
+
+	if (!my_slot)
+		return;
+	my_own.blocked = my_slot->blocked;
+	lock_threads(&saved);
+	my_slot->tid = 0;
+	my_slot = NULL;
+	unlock_threads(&saved);
+}
+
+/* A signal sent while this thread blocks it: pending, one of each (a
+ * standard signal already pending is not queued again: legacy_queue()).
+ * One sent to this thread (tgkill, raise, pthread_kill: SI_TKILL) waits
+ * for it.  One sent to the process (kill, sigqueue) waits in the shared
+ * queue, and a thread that does not block it, if there is one, is told to
+ * take it (complete_signal()), by a tgkill() that its own chain() knows by
+ * its doorbell (rt_tgsigqueueinfo() may not pass the sender's siginfo to
+ * another thread; one the program sends that thread at the same moment
+ * merges with the doorbell); else the first thread that unblocks it takes it. */
+static void pend(int sig, const siginfo_t *si)
+{
+	struct vthread *t = me();
+	unsigned long bit = SIGBIT(sig);
+	sigset_t saved;
+	int i;
+
+	if (si->si_code == SI_TKILL) {
+		if (!(t->pending & bit)) {
+			t->info[trap_index(sig)] = *si;
+			t->pending |= bit;
+		}
+		return;
+	}
+	lock_threads(&saved);
+	if (!(shared_pending & bit)) {
+		shared_info[trap_index(sig)] = *si;
+		__atomic_store_n(&shared_pending, shared_pending | bit, __ATOMIC_RELAXED);
+	}
+	for (i = 0; i < MAX_THREADS; i++) {
+		struct vthread *to = &threads[i];
+
+		if (!to->tid || to == t || (__atomic_load_n(&to->blocked, __ATOMIC_RELAXED) & bit))
+			continue;
+		__atomic_store_n(&to->doorbell, 1, __ATOMIC_RELEASE);
+		if (syscall(SYS_tgkill, getpid(), to->tid, sig) == 0)
+			break;
+		__atomic_store_n(&to->doorbell, 0, __ATOMIC_RELEASE);
+	}
+	unlock_threads(&saved);
+}
+
+/* The doorbell of pend(): the shared queue's signal, into info; 0 if
+ * another thread took it meanwhile. */
+static int answer_doorbell(int sig, siginfo_t *info)
+{
+	unsigned long bit = SIGBIT(sig);
+	sigset_t saved;
+	int have = 0;
+
+	lock_threads(&saved);
+	if (shared_pending & bit) {
+		*info = shared_info[trap_index(sig)];
+		__atomic_store_n(&shared_pending, shared_pending & ~bit, __ATOMIC_RELAXED);
+		have = 1;
+	}
+	unlock_threads(&saved);
+	return have;
+}
+
+/* A signal pending for this thread that its mask no longer blocks is sent
+ * again: delivered at once (a mask lowered by a call: the kernel delivers at
+ * the call's return), or, with at_sigreturn, when the handler this runs in
+ * returns and sigreturn lowers the mask (blocked for real until then).  One
+ * of each signal: the handler it reaches sends the next when it returns. */
+static void deliver_unblocked(int at_sigreturn)
+{
+	struct vthread *t = me();
+	static const int sigs[2] = { SIGILL, SIGSEGV };
+	unsigned int i;
+
+	for (i = 0; i < 2; i++) {
+		int sig = sigs[i], have = 0;
+		unsigned long bit = SIGBIT(sig);
+		siginfo_t info;
+		sigset_t saved;
+
+		if (t->blocked & bit)
+			continue;
+		if (t->pending & bit) {		/* the thread's own queue first (dequeue_signal()) */
+			info = t->info[i];
+			t->pending &= ~bit;
+			have = 1;
+		} else if (__atomic_load_n(&shared_pending, __ATOMIC_RELAXED) & bit) {
+			lock_threads(&saved);
+			if (shared_pending & bit) {
+				info = shared_info[i];
+				__atomic_store_n(&shared_pending, shared_pending & ~bit, __ATOMIC_RELAXED);
+				have = 1;
+			}
+			unlock_threads(&saved);
+		}
+		if (!have)
+			continue;
+		if (at_sigreturn)
+			real_block_one(sig);
+		syscall(SYS_rt_tgsigqueueinfo, getpid(), (pid_t)syscall(SYS_gettid), sig, &info);
+	}
+}
+
+/* sigaction() to SIG_IGN discards the signal wherever it is pending
+ * (do_sigaction(), after POSIX). */
+static void discard_pending(int sig)
+{
+	unsigned long bit = SIGBIT(sig);
+	sigset_t saved;
+	int i;
+
+	my_own.pending &= ~bit;
+	lock_threads(&saved);
+	for (i = 0; i < MAX_THREADS; i++)
+		threads[i].pending &= ~bit;
+	__atomic_store_n(&shared_pending, shared_pending & ~bit, __ATOMIC_RELAXED);
+	unlock_threads(&saved);
+}
+
+/* The fork()'s child: one thread, its mask kept, nothing pending
+ * (copy_process() gives the child empty queues). */
+static void threads_after_fork(void)
+{
+	int i;
+
+	threads_lock = 0;
+	for (i = 0; i < MAX_THREADS; i++)
+		if (&threads[i] != my_slot)
+			threads[i].tid = 0;
+	me()->tid = (pid_t)syscall(SYS_gettid);
+	me()->pending = 0;
+	shared_pending = 0;
+}
+
+/* sigprocmask() and pthread_sigmask(): the real mask takes every signal but
+ * SIGILL and SIGSEGV, the virtual one those two; oldset has both, as
+ * rt_sigprocmask() reports the thread's mask (only when the call succeeds:
+ * the real call decides the errors). */
+static int mask_change(int how, const sigset_t *set, sigset_t *old)
+{
+	struct vthread *t = me();
+	unsigned long before = t->blocked, after = before;
+	sigset_t real;
+	int ret;
+
+	resolve();
+	if (!active)
+		return real_pthread_sigmask(how, set, old);
+	if (set) {
+		real = *set;
+		if (how == SIG_BLOCK)
+			after = before | trap_bits(set);
+		else if (how == SIG_UNBLOCK)
+			after = before & ~trap_bits(set);
+		else if (how == SIG_SETMASK)
+			after = trap_bits(set);
+		if (how != SIG_UNBLOCK)
+			set_trap_bits(&real, 0);
+	}
+	ret = real_pthread_sigmask(how, set ? &real : NULL, old);
+	if (ret)
+		return ret;
+	if (old)
+		old->__val[0] |= before;
+	__atomic_store_n(&t->blocked, after, __ATOMIC_RELAXED);
+	if (before & ~after)
+		deliver_unblocked(0);
+	return 0;
+}
+
+int pthread_sigmask(int how, const sigset_t *set, sigset_t *old)
+{
+	return mask_change(how, set, old);
+}
+
+int sigprocmask(int how, const sigset_t *set, sigset_t *old)
+{
+	int ret = mask_change(how, set, old);
+
+	if (ret) {
+		errno = ret;
+		return -1;
+	}
+	return 0;
+}
+
+/* BSD's masks: an int holding signals 1 to 32. */
+static int bsd_mask(int how, int mask)
+{
+	sigset_t set, old;
+
+	sigemptyset(&set);
+	set.__val[0] = (unsigned int)mask;
+	if (sigprocmask(how, &set, &old) < 0)
+		return -1;
+	return (int)(unsigned int)old.__val[0];
+}
+
+int sigblock(int mask)
+{
+	return bsd_mask(SIG_BLOCK, mask);
+}
+
+int sigsetmask(int mask)
+{
+	return bsd_mask(SIG_SETMASK, mask);
+}
+
+int siggetmask(void)
+{
+	return bsd_mask(SIG_BLOCK, 0);
+}
+
+/* rt_sigpending(): what is pending and blocked, the virtual part too. */
+int sigpending(sigset_t *set)
+{
+	struct vthread *t = me();
+
+	resolve();
+	if (real_sigpending(set) < 0)
+		return -1;
+	if (active)
+		set->__val[0] |= (t->pending | __atomic_load_n(&shared_pending, __ATOMIC_RELAXED)) &
+				 t->blocked;
+	return 0;
+}
+
+/* sigsetjmp() saves the real mask in its jmp_buf, siglongjmp() restores it;
+ * the virtual part is kept here, per thread, by the jmp_buf's address (the
+ * last JMP_SLOTS of them).  The two entry points that save a mask
+ * (__sigsetjmp, and setjmp as a function) note it and go on to glibc's: a
+ * jump, so that glibc's saves the caller's own frame. */
+#define JMP_SLOTS 64
+static __thread struct {
+	const void *env;
+	unsigned long blocked;
+} jmp_saved[JMP_SLOTS] __attribute__((tls_model("initial-exec")));
+static __thread unsigned int jmp_next __attribute__((tls_model("initial-exec")));
+
+__attribute__((used)) static void note_jmp(const void *env, int savemask)
+{
+	unsigned int i;
+
+	resolve();
+	if (!savemask || !active)
+		return;
+	for (i = 0; i < JMP_SLOTS && jmp_saved[i].env != env; i++)
+		;
+	if (i == JMP_SLOTS)
+		i = jmp_next++ % JMP_SLOTS;
+	jmp_saved[i].env = env;
+	jmp_saved[i].blocked = me()->blocked;
+}
+
+asm(".text\n"
+    "	.globl __sigsetjmp\n"
+    "	.type __sigsetjmp, @function\n"
+    "__sigsetjmp:\n"
+    "	pushq %rdi\n"
+    "	pushq %rsi\n"
+    "	subq $8, %rsp\n"		/* the call's stack alignment */
+    "	call note_jmp\n"
+    "	addq $8, %rsp\n"
+    "	popq %rsi\n"
+    "	popq %rdi\n"
+    "	jmpq *real___sigsetjmp(%rip)\n"
+    "	.size __sigsetjmp, .-__sigsetjmp\n"
+    "	.globl setjmp\n"
+    "	.type setjmp, @function\n"
+    "setjmp:\n"
+    "	pushq %rdi\n"
+    "	movl $1, %esi\n"
+    "	call note_jmp\n"
+    "	popq %rdi\n"
+    "	jmpq *real_setjmp(%rip)\n"
+    "	.size setjmp, .-setjmp\n");
+
+/* siglongjmp() of a jmp_buf that saved the mask: the real mask first, as
+ * glibc's would set it, the virtual one with it, and a pending signal that
+ * this unblocks delivered before the jump, as at that sigprocmask()'s return. */
+static void jmp_restore(struct __jmp_buf_tag *env)
+{
+	struct vthread *t = me();
+	unsigned long before = t->blocked, after;
+	unsigned int i;
+
+	resolve();
+	if (!active || !env->__mask_was_saved)
+		return;
+	after = trap_bits(&env->__saved_mask);	/* saved before the preload's start */
+	for (i = 0; i < JMP_SLOTS; i++)
+		if (jmp_saved[i].env == env) {
+			after = jmp_saved[i].blocked;
+			break;
+		}
+	set_trap_bits(&env->__saved_mask, 0);	/* glibc's restore must not block them for real */
+	real_mask(SIG_SETMASK, &env->__saved_mask, NULL);
+	__atomic_store_n(&t->blocked, after, __ATOMIC_RELAXED);
+	if (before & ~after)
+		deliver_unblocked(0);
+}
+
+void siglongjmp(sigjmp_buf env, int val)
+{
+	jmp_restore(env);
+	real_siglongjmp(env, val);
+}
+void longjmp(jmp_buf env, int val) __attribute__((alias("siglongjmp")));
+void _longjmp(jmp_buf env, int val) __attribute__((alias("siglongjmp")));
+
+void __longjmp_chk(struct __jmp_buf_tag env[1], int val) __attribute__((noreturn));
+void __longjmp_chk(struct __jmp_buf_tag env[1], int val)
+{
+	jmp_restore(env);
+	real___longjmp_chk(env, val);
+}
+
+/* The program's handler runs with the mask the kernel gives it
+ * (signal_delivered(): its sa_mask, and the signal unless SA_NODEFER):
+ * SIGILL and SIGSEGV virtually, the others for real (already done by the
+ * kernel when real_done: tramp() is installed with that part of the
+ * program's sa_mask).  The frame's uc_sigmask holds the mask from before,
+ * as the kernel saves it; when the handler returns, sigreturn restores the
+ * mask from there (set_current_blocked()), with any change the handler made
+ * to it: its SIGILL and SIGSEGV bits here, the rest by the real sigreturn. */
+static void run_handler(int sig, const struct sigaction *act, siginfo_t *si, ucontext_t *uc,
+			int real_done)
+{
+	struct vthread *t = me();
+	unsigned long add = trap_bits(&act->sa_mask);
+
+	if (!(act->sa_flags & SA_NODEFER))
+		add |= SIGBIT(sig) & TRAP_SIGS;
+	uc->uc_sigmask.__val[0] |= t->blocked;
+	if (!real_done) {
+		sigset_t block = act->sa_mask;
+
+		if (!(act->sa_flags & SA_NODEFER))
+			sigaddset(&block, sig);
+		set_trap_bits(&block, 0);
+		real_mask(SIG_BLOCK, &block, NULL);
+	}
+	__atomic_store_n(&t->blocked, t->blocked | add, __ATOMIC_RELAXED);
+	if (act->sa_flags & SA_SIGINFO)
+		act->sa_sigaction(sig, si, uc);
+	else
+		act->sa_handler(sig);
+	__atomic_store_n(&t->blocked, trap_bits(&uc->uc_sigmask), __ATOMIC_RELAXED);
+	set_trap_bits(&uc->uc_sigmask, 0);
+	deliver_unblocked(1);
+}
+
+/* Every other signal's handler of the program, through the same path. */
+static void tramp(int sig, siginfo_t *si, void *uc)
+{
+	struct sigaction act = app_act[sig];
+
+	run_handler(sig, &act, si, uc, 1);
+}
+
 /* -- the traps: ENCLU and patched CPUID -------------------------------------------------------- */
 
 static const int greg_of[R_NREGS] = {
@@ -813,45 +1310,46 @@ static const int greg_of[R_NREGS] = {
 	[R_RIP] = REG_RIP, [R_RFLAGS] = REG_EFL,
 };
 
-static struct sigaction *app_action(int sig)
-{
-	return sig == SIGILL ? &app_sigill : &app_sigsegv;
-}
-
 /* How a signal that is not ours came: a fault the kernel raised, one sent
  * by a process (kill, raise, sigqueue: si_code <= 0), or a fault of the
  * model's kernel that load_reply() queued. */
 enum origin { FAULT, SENT, QUEUED };
 
 /* A signal that is not ours goes where the program asked, as the kernel
- * would deliver it: its sa_mask (and, without SA_NODEFER, the signal itself)
- * blocked while its handler runs, SA_RESETHAND honoured.  An ENCLU the
- * handler executes while its trap signal is blocked kills the program, as
- * any fault on a blocked signal does: runtimes whose exception handlers
- * enter their enclave (the Intel SDK's) install them with SA_NODEFER and
- * SIGSEGV unblocked, for the enclave's own exceptions.  With no handler the
- * program dies of the signal, and of a fault also when it ignores it
- * (force_sig_fault()); a sent signal it ignores is discarded.  Otherwise
- * the signal is sent again as it came, to the default action. */
+ * would deliver it.  While the thread blocks it (virtually): one sent waits
+ * until it is unblocked; a fault kills (force_sig_info_to_task() unblocks
+ * it and resets the handler to SIG_DFL).  A handler runs with its mask
+ * (run_handler()), SA_RESETHAND honoured.  With no handler the program dies
+ * of the signal, and of a fault also when it ignores it (force_sig_fault());
+ * a sent signal it ignores is discarded.  Otherwise the signal is sent
+ * again as it came, to the default action. */
 static void chain(int sig, siginfo_t *si, void *uc, enum origin how)
 {
-	struct sigaction *app = app_action(sig), dfl, act = *app;
-	sigset_t block, old;
+	struct sigaction *app = &app_act[sig], dfl, act;
+	struct vthread *t = me();
+	siginfo_t shared;
 
+	if (how == SENT && si->si_code == SI_TKILL && si->si_pid == getpid() &&
+	    __atomic_exchange_n(&t->doorbell, 0, __ATOMIC_ACQUIRE)) {
+		if (!answer_doorbell(sig, &shared))
+			return;
+		si = &shared;
+	}
+	if (t->blocked & SIGBIT(sig)) {
+		if (how == SENT) {
+			pend(sig, si);
+			return;
+		}
+		app->sa_handler = SIG_DFL;	/* force_sig_info_to_task() */
+		__atomic_store_n(&t->blocked, t->blocked & ~SIGBIT(sig), __ATOMIC_RELAXED);
+	}
+	act = *app;
 	/* sa_handler and sa_sigaction share their storage: the kernel looks at
 	 * the value, SA_SIGINFO or not. */
 	if (act.sa_handler != SIG_DFL && act.sa_handler != SIG_IGN) {
-		block = act.sa_mask;
-		if (!(act.sa_flags & SA_NODEFER))
-			sigaddset(&block, sig);
 		if (act.sa_flags & SA_RESETHAND)
 			app->sa_handler = SIG_DFL;	/* the kernel resets the handler only */
-		sigprocmask(SIG_BLOCK, &block, &old);
-		if (act.sa_flags & SA_SIGINFO)
-			act.sa_sigaction(sig, si, uc);
-		else
-			act.sa_handler(sig);
-		sigprocmask(SIG_SETMASK, &old, NULL);
+		run_handler(sig, &act, si, uc, 0);
 		return;
 	}
 	if (act.sa_handler == SIG_IGN && how == SENT)
@@ -916,31 +1414,35 @@ static void load_reply(ucontext_t *uc, const struct sgxsim_reply *rep)
 		g[greg_of[i]] = rep->regs[i];
 	if (rep->resume == RESUME_SIGNAL) {
 		/* The kernel would deliver this signal at the restored RIP. */
+		int trap = sig == SIGILL || sig == SIGSEGV, blocked;
+		struct vthread *t = me();
 		struct sigaction now;
 		siginfo_t info;
-		sigset_t block;
 
-		if (sig == SIGILL || sig == SIGSEGV)
-			now = *app_action(sig);
+		if (trap)
+			now = app_act[sig];
 		else
 			real_sigaction(sig, NULL, &now);
-		if (sigismember(&uc->uc_sigmask, sig) || now.sa_handler == SIG_IGN) {
-			/* force_sig_fault(): a fault's signal the program blocks or
-			 * ignores is unblocked and its handler reset, so it kills. */
+		blocked = trap ? !!(t->blocked & SIGBIT(sig)) : sigismember(&uc->uc_sigmask, sig);
+		if (blocked || now.sa_handler == SIG_IGN) {
+			/* force_sig_info_to_task(): a fault's signal the program
+			 * blocks or ignores is unblocked and its handler reset, so
+			 * it kills. */
 			struct sigaction dfl;
 
 			memset(&dfl, 0, sizeof(dfl));
 			dfl.sa_handler = SIG_DFL;
-			if (sig == SIGILL || sig == SIGSEGV)
-				*app_action(sig) = dfl;
-			else
+			if (trap) {
+				app_act[sig].sa_handler = SIG_DFL;
+				__atomic_store_n(&t->blocked, t->blocked & ~SIGBIT(sig),
+						 __ATOMIC_RELAXED);
+			} else {
 				real_sigaction(sig, &dfl, NULL);
-			sigdelset(&uc->uc_sigmask, sig);
+				sigdelset(&uc->uc_sigmask, sig);
+			}
 		}
-		/* Blocked until sigreturn restores the program's mask. */
-		sigemptyset(&block);
-		sigaddset(&block, sig);
-		sigprocmask(SIG_BLOCK, &block, NULL);
+		/* Blocked for real until sigreturn restores the program's mask. */
+		real_block_one(sig);
 		memset(&info, 0, sizeof(info));
 		info.si_signo = sig;
 		info.si_code = rep->si_code;
@@ -1071,30 +1573,191 @@ static void on_sigsegv(int sig, siginfo_t *si, void *ucv)
 	chain(sig, si, ucv, si->si_code <= 0 ? SENT : FAULT);
 }
 
-/* The program's own SIGILL and SIGSEGV handlers are kept aside and called
- * for the signals that are not ours. */
+/* -- the program's dispositions ------------------------------------------------------------- */
+
+/* What glibc passes and do_sigaction() keeps: SA_RESTORER with glibc's
+ * restorer, unknown flag bits cleared, SIGKILL and SIGSTOP out of the mask. */
+#define KNOWN_SA_FLAGS (SA_NOCLDSTOP | SA_NOCLDWAIT | SA_SIGINFO | SA_ONSTACK | SA_RESTART | \
+			SA_NODEFER | SA_RESETHAND | 0x800 /* SA_EXPOSE_TAGBITS */ | SA_RESTORER)
+#ifndef SA_RESTORER
+#define SA_RESTORER 0x04000000
+#endif
+
+static void as_kernel_keeps(struct sigaction *k, const struct sigaction *act)
+{
+	memset(k, 0, sizeof(*k));
+	k->sa_handler = act->sa_handler;
+	k->sa_flags = (act->sa_flags | SA_RESTORER) & KNOWN_SA_FLAGS;
+	k->sa_restorer = glibc_restorer;
+	k->sa_mask.__val[0] = act->sa_mask.__val[0];	/* the kernel's 64 signals */
+	sigdelset(&k->sa_mask, SIGKILL);
+	sigdelset(&k->sa_mask, SIGSTOP);
+}
+
+/* The old action as glibc's sigaction() copies it out (all of it). */
+static void report(struct sigaction *old, const struct sigaction *k)
+{
+	*old = *k;
+}
+
+/* SIGILL and SIGSEGV: the program's disposition is kept aside and the trap
+ * handlers stay.  Any other signal's handler is installed as tramp(), with
+ * the SIGILL and SIGSEGV bits of its sa_mask left to the virtual mask;
+ * SIG_DFL and SIG_IGN are installed as they are. */
 int sigaction(int sig, const struct sigaction *act, struct sigaction *old)
 {
+	struct sigaction prev, k, real_old;
+
 	resolve();
-	if ((sig != SIGILL && sig != SIGSEGV) || conn < 0)
+	if (!active || sig < 1 || sig >= NSIG)
 		return real_sigaction(sig, act, old);
+	prev = app_act[sig];
+	if (sig == SIGILL || sig == SIGSEGV) {
+		if (act) {
+			as_kernel_keeps(&app_act[sig], act);
+			if (act->sa_handler == SIG_IGN)
+				discard_pending(sig);
+		}
+		if (old)
+			report(old, &prev);
+		return 0;
+	}
+	if (act && act->sa_handler != SIG_DFL && act->sa_handler != SIG_IGN) {
+		/* Kept before the handler can run; the last one stays for a
+		 * signal already on its way when SIG_DFL or SIG_IGN replaces it. */
+		as_kernel_keeps(&app_act[sig], act);
+		k = *act;
+		k.sa_sigaction = tramp;
+		k.sa_flags |= SA_SIGINFO;
+		set_trap_bits(&k.sa_mask, 0);
+		if (real_sigaction(sig, &k, &real_old) < 0) {
+			app_act[sig] = prev;
+			return -1;
+		}
+	} else if (real_sigaction(sig, act, &real_old) < 0) {
+		return -1;
+	}
 	if (old)
-		*old = *app_action(sig);
-	if (act)
-		*app_action(sig) = *act;
+		report(old, real_old.sa_sigaction == tramp ? &prev : &real_old);
 	return 0;
 }
 
-sighandler_t signal(int sig, sighandler_t handler)
+/* The signal()s: sigaction() with each one's flags. */
+static sighandler_t install(int sig, sighandler_t handler, int flags, int mask_self)
 {
 	struct sigaction act, old;
 
+	if (handler == SIG_ERR || sig < 1 || sig >= NSIG) {
+		errno = EINVAL;
+		return SIG_ERR;
+	}
 	memset(&act, 0, sizeof(act));
 	act.sa_handler = handler;
-	act.sa_flags = SA_RESTART;
+	act.sa_flags = flags;
+	sigemptyset(&act.sa_mask);
+	if (mask_self)
+		sigaddset(&act.sa_mask, sig);
 	if (sigaction(sig, &act, &old) < 0)
 		return SIG_ERR;
 	return old.sa_handler;
+}
+
+/* The signals siginterrupt() made interrupt system calls. */
+static sigset_t interrupting;
+
+/* glibc's signal() is BSD's: the signal blocked in its handler (in
+ * sa_mask), SA_RESTART unless siginterrupt() said otherwise. */
+sighandler_t signal(int sig, sighandler_t handler)
+{
+	int restart = sig < 1 || sig >= NSIG || !sigismember(&interrupting, sig);
+
+	return install(sig, handler, restart ? SA_RESTART : 0, 1);
+}
+sighandler_t bsd_signal(int sig, sighandler_t handler)
+	__attribute__((alias("signal"), nothrow, leaf));
+sighandler_t ssignal(int sig, sighandler_t handler) __attribute__((alias("signal")));
+
+/* System V's: reset when delivered, not blocked in its handler, no restart. */
+sighandler_t sysv_signal(int sig, sighandler_t handler)
+{
+	return install(sig, handler, SA_RESETHAND | SA_NODEFER, 0);
+}
+sighandler_t __sysv_signal(int sig, sighandler_t handler) __attribute__((alias("sysv_signal")));
+
+int siginterrupt(int sig, int flag)
+{
+	struct sigaction act;
+
+	memset(&act, 0, sizeof(act));
+	if (sigaction(sig, NULL, &act) < 0)
+		return -1;
+	if (flag) {
+		sigaddset(&interrupting, sig);
+		act.sa_flags &= ~SA_RESTART;
+	} else {
+		sigdelset(&interrupting, sig);
+		act.sa_flags |= SA_RESTART;
+	}
+	return sigaction(sig, &act, NULL);
+}
+
+/* The System V calls (sigset(3)). */
+static int just(int sig, sigset_t *set)
+{
+	sigemptyset(set);
+	return sigaddset(set, sig);
+}
+
+int sighold(int sig)
+{
+	sigset_t set;
+
+	return just(sig, &set) < 0 ? -1 : sigprocmask(SIG_BLOCK, &set, NULL);
+}
+
+int sigrelse(int sig)
+{
+	sigset_t set;
+
+	return just(sig, &set) < 0 ? -1 : sigprocmask(SIG_UNBLOCK, &set, NULL);
+}
+
+int sigignore(int sig)
+{
+	struct sigaction act;
+
+	memset(&act, 0, sizeof(act));
+	act.sa_handler = SIG_IGN;
+	sigemptyset(&act.sa_mask);
+	return sigaction(sig, &act, NULL);
+}
+
+/* SIG_HOLD blocks the signal, its disposition unchanged; any other
+ * disposition is installed (the signal blocked in its handler) and the
+ * signal unblocked.  The result: SIG_HOLD if the signal was blocked before,
+ * else its previous disposition. */
+sighandler_t sigset(int sig, sighandler_t disp)
+{
+	struct sigaction act, old;
+	sigset_t set, was;
+
+	if (just(sig, &set) < 0)
+		return SIG_ERR;
+	if (disp == SIG_HOLD) {
+		if (sigprocmask(SIG_BLOCK, &set, &was) < 0)
+			return SIG_ERR;
+		if (sigismember(&was, sig))
+			return SIG_HOLD;
+		if (sigaction(sig, NULL, &old) < 0)
+			return SIG_ERR;
+		return old.sa_handler;
+	}
+	memset(&act, 0, sizeof(act));
+	act.sa_handler = disp;
+	sigemptyset(&act.sa_mask);
+	if (sigaction(sig, &act, &old) < 0 || sigprocmask(SIG_UNBLOCK, &set, &was) < 0)
+		return SIG_ERR;
+	return sigismember(&was, sig) ? SIG_HOLD : old.sa_handler;
 }
 
 /* -- start-up ---------------------------------------------------------------------------------- */
@@ -1176,16 +1839,25 @@ struct thread_start {
 	void *(*fn)(void *);	/* pthread_create() */
 	thrd_start_t c11;	/* thrd_create() */
 	void *arg;
+	unsigned long blocked;	/* the virtual mask it starts with */
 };
 
-static struct thread_start *new_start(void *(*fn)(void *), thrd_start_t c11, void *arg)
+/* The new thread's mask is its creator's (clone() copies it), or the one
+ * the attribute gives it (pthread_attr_setsigmask_np()). */
+static struct thread_start *new_start(void *(*fn)(void *), thrd_start_t c11, void *arg,
+				      const pthread_attr_t *attr)
 {
 	struct thread_start *t = conn < 0 ? NULL : malloc(sizeof(*t));
+	sigset_t mask;
 
 	if (t) {
 		t->fn = fn;
 		t->c11 = c11;
 		t->arg = arg;
+		t->blocked = me()->blocked;
+		if (attr && real_pthread_attr_getsigmask_np &&
+		    real_pthread_attr_getsigmask_np(attr, &mask) == 0)
+			t->blocked = trap_bits(&mask);
 	}
 	return t;
 }
@@ -1195,18 +1867,33 @@ static void *call_start(const struct thread_start *t)
 	return t->fn ? t->fn(t->arg) : (void *)(intptr_t)t->c11(t->arg);
 }
 
+static void thread_end(void *stack)
+{
+	if (stack)
+		drop_altstack(stack);
+	thread_leave();
+}
+
 /* A new thread has no alternate stack (clone() resets it): each gets its own
- * before the program's start routine runs, freed when the thread ends. */
+ * before the program's start routine runs, freed when the thread ends.  It
+ * takes its slot with its virtual mask, and unblocks SIGILL and SIGSEGV for
+ * real (an attribute's mask may have blocked them).  A signal of the shared
+ * queue that it does not block is its own: it may have been sent, as the
+ * kernel saw it, after the thread existed and before it had a slot. */
 static void *thread_start(void *v)
 {
 	struct thread_start t = *(struct thread_start *)v;
+	sigset_t traps;
 	void *stack, *ret;
 
 	free(v);
+	thread_enter(t.blocked);
+	sigemptyset(&traps);
+	set_trap_bits(&traps, TRAP_SIGS);
+	real_mask(SIG_UNBLOCK, &traps, NULL);
 	stack = give_altstack();
-	if (!stack)
-		return call_start(&t);
-	pthread_cleanup_push(drop_altstack, stack);
+	deliver_unblocked(0);
+	pthread_cleanup_push(thread_end, stack);
 	ret = call_start(&t);
 	pthread_cleanup_pop(1);
 	return ret;
@@ -1225,7 +1912,7 @@ int thrd_create(thrd_t *th, thrd_start_t fn, void *arg)
 	resolve();
 	if (!real_thrd_create)
 		return thrd_error;
-	if (!(t = new_start(NULL, fn, arg)))
+	if (!(t = new_start(NULL, fn, arg, NULL)))
 		return real_thrd_create(th, fn, arg);
 	ret = real_thrd_create(th, thrd_start, t);
 	if (ret != thrd_success)
@@ -1239,7 +1926,7 @@ int pthread_create(pthread_t *th, const pthread_attr_t *attr, void *(*fn)(void *
 	int ret;
 
 	resolve();
-	if (!(t = new_start(fn, NULL, arg)))
+	if (!(t = new_start(fn, NULL, arg, attr)))
 		return real_pthread_create(th, attr, fn, arg);
 	ret = real_pthread_create(th, attr, thread_start, t);
 	if (ret)
@@ -1250,7 +1937,8 @@ int pthread_create(pthread_t *th, const pthread_attr_t *attr, void *(*fn)(void *
 __attribute__((constructor)) static void sgxsim_init(void)
 {
 	const char *vdso = getenv("SGXSIM_VDSO");
-	struct sigaction act;
+	struct sigaction act, ours;
+	sigset_t start, traps;
 
 	resolve();
 	if (!getenv("SGXSIM_SOCK"))
@@ -1264,9 +1952,20 @@ __attribute__((constructor)) static void sgxsim_init(void)
 	sigemptyset(&act.sa_mask);
 	/* A handler an earlier constructor (a library's) installed is the
 	 * program's: kept aside, as sigaction() keeps later ones. */
-	real_sigaction(SIGILL, &act, &app_sigill);
+	real_sigaction(SIGILL, &act, &app_act[SIGILL]);
 	act.sa_sigaction = on_sigsegv;
-	real_sigaction(SIGSEGV, &act, &app_sigsegv);
+	real_sigaction(SIGSEGV, &act, &app_act[SIGSEGV]);
+	real_sigaction(SIGSEGV, NULL, &ours);
+	glibc_restorer = ours.sa_restorer;
 	if (connect_server(0) < 0)
 		die("cannot reach the server at %s", getenv("SGXSIM_SOCK"));
+	/* The mask the program starts with (execve() keeps it): its SIGILL and
+	 * SIGSEGV become virtual; one of them pending reaches the trap handler,
+	 * which keeps it pending. */
+	real_mask(SIG_BLOCK, NULL, &start);
+	thread_enter(trap_bits(&start));
+	active = 1;
+	sigemptyset(&traps);
+	set_trap_bits(&traps, TRAP_SIGS);
+	real_mask(SIG_UNBLOCK, &traps, NULL);
 }
