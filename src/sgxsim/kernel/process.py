@@ -8,6 +8,7 @@ internal ERESTARTSYS/ENOIOCTLCMD at the boundary as Linux does.
 from __future__ import annotations
 
 import errno
+import os
 from dataclasses import dataclass
 from typing import Any
 
@@ -43,6 +44,16 @@ MMAP_BASE = STACK_TOP - (1 << 30) - 0x1000_0000  # below the stack and its gap
 def _s32(v: int) -> int:
     v &= U32
     return v - (1 << 32) if v & 0x80000000 else v
+
+
+def _path_arg(path: Any) -> str:
+    """The path argument, with ``os.open``'s types (str, bytes, os.PathLike)."""
+    try:
+        path = os.fspath(path)
+    except TypeError:
+        raise TypeError(f"argument 'path' must be str, bytes or os.PathLike, "
+                        f"not {type(path).__name__}") from None
+    return os.fsdecode(path)
 
 
 @dataclass(frozen=True)
@@ -231,9 +242,17 @@ class Process:
         return fd
 
     def open(self, path: str, flags: int = 0, mode: int = 0o644) -> int:
+        """open(2), in do_sys_openat2()'s order: the flags, the name, a
+        descriptor, then the path walk."""
+        name = _path_arg(path)
+        flags, mode = _s32(flags) & U32, mode & 0xFFFF  # int flags, umode_t mode
+
         def sys_open() -> int:
-            fd = self._unused_fd()  # do_sys_openat2(): the descriptor before the file
-            self.files[fd] = self.kernel.vfs.open(path, _s32(flags) & U32, mode)
+            vfs = self.kernel.vfs
+            op = vfs.build_open_flags(*vfs.build_open_how(flags, mode))
+            fname = vfs.getname(name)
+            fd = self._unused_fd()  # get_unused_fd_flags()
+            self.files[fd] = vfs.do_filp_open(fname, op)
             return fd
 
         return self._call(sys_open)
@@ -281,16 +300,19 @@ class Process:
 
     def stat(self, path: str | None = None, fd: int | None = None) -> Stat:
         """stat(2) of ``path``, or fstat(2) of ``fd``."""
+        if fd is None:
+            path = _path_arg(path)
 
         def sys_stat() -> Stat:
             if fd is not None:
-                f = self.files.get(fd)
+                f = self.files.get(fd)  # vfs_fstat(): fdget_raw(), O_PATH files too
                 if f is None:
                     raise refuse(errno.EBADF, "vfs", "vfs_fstat", f"fd {fd} not open")
                 ino = f.inode
             else:
-                norm, slash, _ = self.kernel.vfs.path_walk(path, "vfs_statx")
-                ino = self.kernel.vfs.inodes.get(norm)
+                vfs = self.kernel.vfs
+                norm, slash, _ = vfs.path_walk(vfs.getname(path), "vfs_statx")
+                ino = vfs.lookup(norm, "vfs_statx")
                 if ino is None:
                     raise refuse(errno.ENOENT, "vfs", "vfs_statx", f"{path}: no such file")
                 if slash and not ino.is_dir():
@@ -306,7 +328,7 @@ class Process:
         (copied in; returns the buffer's final contents)."""
 
         def sys_ioctl() -> int:
-            f = self.files.get(_s32(fd))
+            f = self.kernel.fget(self, _s32(fd))  # fdget(): not an O_PATH file
             if f is None:
                 raise refuse(errno.EBADF, "vfs", "ioctl", f"fd {fd} not open")
             if f.f_op.unlocked_ioctl is None:
