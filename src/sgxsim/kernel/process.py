@@ -8,6 +8,7 @@ internal ERESTARTSYS/ENOIOCTLCMD at the boundary as Linux does.
 from __future__ import annotations
 
 import errno
+import operator
 import os
 from dataclasses import dataclass
 from typing import Any
@@ -44,6 +45,21 @@ MMAP_BASE = STACK_TOP - (1 << 30) - 0x1000_0000  # below the stack and its gap
 def _s32(v: int) -> int:
     v &= U32
     return v - (1 << 32) if v & 0x80000000 else v
+
+
+def _syscall_uint(value: Any, name: str, bits: int = 32) -> int:
+    """An unsigned syscall argument as the kernel reads it: the SYSCALL_DEFINE
+    wrapper casts the 64-bit register to the parameter's C type, so an
+    ``unsigned int`` (a descriptor) keeps the register's low 32 bits: -1 is
+    0xffffffff, 2**40 is 0 (an int wider than a register keeps its low bits
+    too).  What no register can hold (a float, a str, None) is a TypeError
+    naming the argument, raised before the call as ``os`` does."""
+    if type(value) is not int:
+        try:
+            value = operator.index(value)
+        except TypeError:
+            raise TypeError(f"argument {name!r} must be an int, not {type(value).__name__}") from None
+    return value & ((1 << bits) - 1)
 
 
 def _path_arg(path: Any) -> str:
@@ -158,6 +174,7 @@ class Process:
         """mmap(2): returns the address or raises OSError."""
         addr, length, offset = addr & U64, length & U64, offset & U64
         prot, flags = _s32(prot) & U32, _s32(flags) & U32
+        fd = _syscall_uint(fd, "fd", 64)  # unsigned long in sys_mmap()
 
         def sys_mmap() -> int:
             k = self.kernel
@@ -166,9 +183,9 @@ class Process:
                 raise refuse(errno.EINVAL, "mm", "sys_mmap", "offset not page aligned")
             file = None
             if not flags & MAP_ANONYMOUS:
-                file = k.fget(self, _s32(fd))
+                file = k.fget(self, fd & U32)  # fget() takes an unsigned int
                 if file is None:
-                    raise refuse(errno.EBADF, "mm", "ksys_mmap_pgoff", f"fd {_s32(fd)} not open")
+                    raise refuse(errno.EBADF, "mm", "ksys_mmap_pgoff", f"fd {fd & U32} not open")
                 if flags & MAP_HUGETLB:
                     raise refuse(errno.EINVAL, "mm", "ksys_mmap_pgoff", "MAP_HUGETLB on a file")
             return k.vm_mmap_pgoff(file, addr, length, prot, flags, offset >> PAGE_SHIFT)
@@ -217,10 +234,11 @@ class Process:
     def prlimit_nofile(self, soft: int, hard: int) -> tuple[int, int]:
         """prlimit(2) of RLIMIT_NOFILE; returns the old limits.  Privilege is
         not modelled (raising the hard limit is allowed, as for root)."""
+        # struct rlimit64's fields are u64 (RLIM_INFINITY, -1, is the largest)
+        soft_, hard_ = _syscall_uint(soft, "soft", 64), _syscall_uint(hard, "hard", 64)
 
         def sys_prlimit() -> tuple[int, int]:
-            # do_prlimit(); the limits are u64 (RLIM_INFINITY, -1, is the largest)
-            soft_, hard_ = soft & U64, hard & U64
+            # do_prlimit()
             if soft_ > hard_:
                 raise refuse(errno.EINVAL, "kernel", "do_prlimit", f"soft {soft_} above hard {hard_}")
             if hard_ > self.NR_OPEN:
@@ -242,10 +260,10 @@ class Process:
         return fd
 
     def open(self, path: str, flags: int = 0, mode: int = 0o644) -> int:
-        """open(2), in do_sys_openat2()'s order: the flags, the name, a
-        descriptor, then the path walk."""
+        """open(2) (int flags, umode_t mode), in do_sys_openat2()'s order:
+        the flags, the name, a descriptor, then the path walk."""
         name = _path_arg(path)
-        flags, mode = _s32(flags) & U32, mode & 0xFFFF  # int flags, umode_t mode
+        flags, mode = _syscall_uint(flags, "flags"), _syscall_uint(mode, "mode", 16)
 
         def sys_open() -> int:
             vfs = self.kernel.vfs
@@ -258,6 +276,9 @@ class Process:
         return self._call(sys_open)
 
     def close(self, fd: int) -> None:
+        """close(2) (unsigned int fd)."""
+        fd = _syscall_uint(fd, "fd")
+
         def sys_close() -> None:
             f = self.files.pop(fd, None)
             if f is None:
@@ -267,8 +288,12 @@ class Process:
         self._call(sys_close)
 
     def dup(self, oldfd: int, newfd: int | None = None) -> int:
-        """dup(2), or dup2(2) when ``newfd`` is given: another descriptor for
-        the same struct file (get_file()); dup2 first closes ``newfd``."""
+        """dup(2), or dup2(2) when ``newfd`` is given (both unsigned int):
+        another descriptor for the same struct file (get_file()); dup2 first
+        closes ``newfd``."""
+        oldfd = _syscall_uint(oldfd, "oldfd")
+        if newfd is not None:
+            newfd = _syscall_uint(newfd, "newfd")
 
         def sys_dup() -> int:
             if newfd is None:  # dup(): fget_raw(), then get_unused_fd_flags()
@@ -281,8 +306,7 @@ class Process:
                     raise refuse(errno.EBADF, "vfs", "dup2", f"fd {oldfd} not open")
                 return newfd
             else:
-                # ksys_dup3(): newfd is unsigned, so a negative one is above the limit too.
-                if not 0 <= newfd < self.rlimit_nofile[0]:
+                if newfd >= self.rlimit_nofile[0]:  # ksys_dup3()
                     raise refuse(errno.EBADF, "vfs", "ksys_dup3",
                                  f"fd {newfd} not below RLIMIT_NOFILE ({self.rlimit_nofile[0]})")
                 f = self.files.get(oldfd)
@@ -299,8 +323,10 @@ class Process:
         return self._call(sys_dup)
 
     def stat(self, path: str | None = None, fd: int | None = None) -> Stat:
-        """stat(2) of ``path``, or fstat(2) of ``fd``."""
-        if fd is None:
+        """stat(2) of ``path``, or fstat(2) of ``fd`` (unsigned int)."""
+        if fd is not None:
+            fd = _syscall_uint(fd, "fd")
+        else:
             path = _path_arg(path)
 
         def sys_stat() -> Stat:
@@ -322,18 +348,20 @@ class Process:
         return self._call(sys_stat)
 
     def ioctl(self, fd: int, request: int, arg: Any = 0) -> int | bytes:
-        """ioctl(2), with ``fcntl.ioctl``'s argument types: an int user
-        address (returns the ioctl's result), a writable buffer (copied in
-        and back; returns the result) or a read-only one such as ``bytes``
-        (copied in; returns the buffer's final contents)."""
+        """ioctl(2) (unsigned int fd, unsigned int request), with
+        ``fcntl.ioctl``'s argument types: an int user address (returns the
+        ioctl's result), a writable buffer (copied in and back; returns the
+        result) or a read-only one such as ``bytes`` (copied in; returns the
+        buffer's final contents)."""
+        fd, request = _syscall_uint(fd, "fd"), _syscall_uint(request, "request")
 
         def sys_ioctl() -> int:
-            f = self.kernel.fget(self, _s32(fd))  # fdget(): not an O_PATH file
+            f = self.kernel.fget(self, fd)  # fdget(): not an O_PATH file
             if f is None:
                 raise refuse(errno.EBADF, "vfs", "ioctl", f"fd {fd} not open")
             if f.f_op.unlocked_ioctl is None:
                 raise refuse(errno.ENOTTY, "vfs", "vfs_ioctl", "no unlocked_ioctl")
-            return f.f_op.unlocked_ioctl(f, request & U32, uarg)
+            return f.f_op.unlocked_ioctl(f, request, uarg)
 
         # fcntl.ioctl(): an int is passed as is; a writable buffer is copied in
         # and back; a read-only one (bytes, a read-only memoryview) is copied
@@ -357,6 +385,7 @@ class Process:
 
     def file(self, fd: int) -> Any:
         """The struct file behind ``fd`` (for tools and tests; like /proc/PID/fd)."""
+        fd = _syscall_uint(fd, "fd")
         f = self.files.get(fd)
         if f is None:
             raise refuse(errno.EBADF, "vfs", "fget", f"fd {fd} not open")
