@@ -194,3 +194,91 @@ def test_ints_wider_than_a_register_keep_their_low_bits_and_non_ints_are_typeerr
                 model(bad)
             assert repr(name) in str(e.value), (name, bad, str(e.value))
     assert set(proc.files) == {fd} and proc.files[fd].refcount == 1
+
+
+# -- fs.nr_open -------------------------------------------------------------------------------
+# (soft, hard): ["nr", d] is fs.nr_open + d (the host's sysctl, the model's
+# NR_OPEN), ["hard", d] the hard limit in force + d, ["abs", v] v itself;
+# then dup2 targets relative to the soft limit in force.  No case raises the
+# hard limit within fs.nr_open: that needs CAP_SYS_RESOURCE, which the model
+# does not model (it allows it, as for root) and this host's root may lack.
+NR_OPEN_LIMITS = [(["nr", 1], ["nr", 1]), (["nr", 0], ["nr", 1]), (["nr", 1], ["nr", 0]),
+                  ("inf", "inf"), ("inf", ["hard", 0]), (["abs", 64], ["hard", 0]),
+                  (["abs", 8], ["abs", 8]), (["abs", 9], ["abs", 8])]
+NR_OPEN_DUP2 = [-1, 0, 1, 1 << 32, (1 << 32) - 1]
+
+HOST_NR_OPEN = r"""
+import ctypes, json, os, sys
+libc = ctypes.CDLL(None, use_errno=True)
+libc.syscall.restype = ctypes.c_long
+L = ctypes.c_long
+nr_open = int(open("/proc/sys/fs/nr_open").read())
+def limits():
+    cur = (ctypes.c_uint64 * 2)()
+    assert libc.syscall(L(302), L(0), L(7), L(0), L(ctypes.addressof(cur))) == 0  # prlimit64
+    return cur[0], cur[1]
+def value(spec):
+    if spec == "inf":
+        return 2**64 - 1
+    kind, v = spec
+    return {"nr": nr_open, "hard": limits()[1], "abs": 0}[kind] + v
+out = []
+for soft, hard in json.loads(sys.argv[1]):
+    lim = (ctypes.c_uint64 * 2)(value(soft), value(hard))
+    r = libc.syscall(L(302), L(0), L(7), L(ctypes.addressof(lim)), L(0))
+    out.append(-ctypes.get_errno() if r == -1 else 0)
+    for d in json.loads(sys.argv[2]):
+        r = libc.syscall(L(33), L(0), L((limits()[0] + d) & (2**64 - 1)))  # dup2(0, ...)
+        out.append(-ctypes.get_errno() if r == -1 else 0)
+        if r > 2:
+            os.close(r)
+print(json.dumps(out))
+"""
+
+
+@pytest.mark.skipif(platform.machine() != "x86_64", reason="x86-64 syscall numbers")
+def test_nr_open_bounds_prlimit_and_the_soft_limit_bounds_dup2_as_on_the_host(proc):
+    """do_prlimit(): soft above hard is EINVAL before a hard limit above
+    fs.nr_open is EPERM (RLIM_INFINITY too); ksys_dup3(): newfd at or above
+    the soft limit (as an unsigned int) is EBADF."""
+    host = json.loads(subprocess.run(
+        [sys.executable, "-c", HOST_NR_OPEN, json.dumps(NR_OPEN_LIMITS), json.dumps(NR_OPEN_DUP2)],
+        check=True, capture_output=True, text=True).stdout)
+
+    def value(spec):
+        if spec == "inf":
+            return -1
+        kind, v = spec
+        return {"nr": proc.NR_OPEN, "hard": proc.rlimit_nofile[1], "abs": 0}[kind] + v
+
+    for _ in range(3):  # fds 0, 1 and 2 as on the host
+        proc.open("/dev/sgx_enclave", os.O_RDWR)
+    got = []
+    for soft, hard in NR_OPEN_LIMITS:
+        try:
+            proc.prlimit_nofile(value(soft), value(hard))
+            got.append(0)
+        except OSError as e:
+            assert "do_prlimit" in str(e)
+            got.append(-e.errno)
+        for d in NR_OPEN_DUP2:
+            try:
+                r = proc.dup(0, proc.rlimit_nofile[0] + d)
+                got.append(0)
+                if r > 2:
+                    proc.close(r)
+            except OSError as e:
+                got.append(-e.errno)
+    assert got == host
+    assert {-errno.EPERM, -errno.EINVAL, -errno.EBADF, 0} <= set(host)
+
+
+def test_the_table_reaches_fs_nr_open(proc):
+    """A hard limit of fs.nr_open itself is allowed (do_prlimit() refuses
+    only above it), and the last descriptor below it can be used."""
+    fd = proc.open("/dev/sgx_enclave", os.O_RDWR)
+    proc.prlimit_nofile(proc.NR_OPEN, proc.NR_OPEN)
+    assert proc.dup(fd, proc.NR_OPEN - 1) == proc.NR_OPEN - 1
+    with pytest.raises(OSError) as e:
+        proc.dup(fd, proc.NR_OPEN)
+    assert e.value.errno == errno.EBADF and "ksys_dup3" in str(e.value)
