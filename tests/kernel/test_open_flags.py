@@ -13,11 +13,13 @@ import errno
 import json
 import mmap
 import os
+import signal
 import subprocess
 import sys
 
 import pytest
 
+from sgxsim.kernel.errors import Signal
 from sgxsim.machine import Machine
 
 O_ACCMODE = 3  # both permissions asked, neither FMODE_READ nor FMODE_WRITE given
@@ -203,3 +205,23 @@ def test_o_tmpfile_is_a_nameless_regular_file_in_the_directory():
     st = p.stat(fd=fd)
     assert st.st_mode == 0o100600 and set(m.kernel.vfs.inodes) == before
     assert p.file(fd).path == f"/t/dir/#{st.st_ino} (deleted)"  # d_path() of it
+
+
+def test_an_o_tmpfile_page_cache_goes_with_its_last_reference():
+    """iput_final(): a file with no name is evicted when its last reference
+    (descriptor or mapping) goes; its page-cache frames are freed."""
+    m = Machine(kernel="linux-6.0")
+    p = m.spawn()
+    fd = p.open("/tmp", os.O_TMPFILE | os.O_RDWR, 0o600)
+    ino = p.file(fd).inode
+    frames = len(m.cpu.phys.frames)
+    addr = p.mmap(0, 4096, 0x3, 0x01, fd)  # MAP_SHARED, read-write
+    p.close(fd)  # the mapping still holds the file
+    with pytest.raises(Signal) as sig:  # a new file is empty: past its end
+        p.poke(addr, b"kept")
+    assert sig.value.signo == signal.SIGBUS
+    ino.i_size = 4096  # as ftruncate(fd, 4096) would (the model has no ftruncate)
+    p.poke(addr, b"kept")
+    assert ino.pages and p.peek(addr, 4) == b"kept"
+    p.munmap(addr, 4096)
+    assert not ino.pages and len(m.cpu.phys.frames) <= frames
