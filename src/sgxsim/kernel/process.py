@@ -17,6 +17,7 @@ from sgxsim.hw.faults import GeneralProtection, PageFault
 from sgxsim.hw.paging import PTE_PRESENT, PTE_RW, PTE_SPECIAL, pte_pfn
 from sgxsim.kernel.errors import refuse
 from sgxsim.kernel.mm.flags import (
+    FMODE_PATH,
     MAP_ANONYMOUS,
     MAP_HUGETLB,
     PAGE_MASK,
@@ -174,7 +175,8 @@ class Process:
         """mmap(2): returns the address or raises OSError."""
         addr, length, offset = addr & U64, length & U64, offset & U64
         prot, flags = _s32(prot) & U32, _s32(flags) & U32
-        fd = _syscall_uint(fd, "fd", 64)  # unsigned long in sys_mmap()
+        # unsigned long in sys_mmap() (an int without the helper's call: same value)
+        fd = fd & U64 if type(fd) is int else _syscall_uint(fd, "fd", 64)
 
         def sys_mmap() -> int:
             k = self.kernel
@@ -353,11 +355,13 @@ class Process:
         ioctl's result), a writable buffer (copied in and back; returns the
         result) or a read-only one such as ``bytes`` (copied in; returns the
         buffer's final contents)."""
-        fd, request = _syscall_uint(fd, "fd"), _syscall_uint(request, "request")
+        # (the common case, two ints, without the helper's call: same values)
+        fd = fd & U32 if type(fd) is int else _syscall_uint(fd, "fd")
+        request = request & U32 if type(request) is int else _syscall_uint(request, "request")
 
         def sys_ioctl() -> int:
-            f = self.kernel.fget(self, fd)  # fdget(): not an O_PATH file
-            if f is None:
+            f = self.files.get(fd)
+            if f is None or f.f_mode & FMODE_PATH:  # fdget(): not an O_PATH file
                 raise refuse(errno.EBADF, "vfs", "ioctl", f"fd {fd} not open")
             if f.f_op.unlocked_ioctl is None:
                 raise refuse(errno.ENOTTY, "vfs", "vfs_ioctl", "no unlocked_ioctl")
@@ -385,7 +389,7 @@ class Process:
 
     def file(self, fd: int) -> Any:
         """The struct file behind ``fd`` (for tools and tests; like /proc/PID/fd)."""
-        fd = _syscall_uint(fd, "fd")
+        fd = fd & U32 if type(fd) is int else _syscall_uint(fd, "fd")  # the checker's hot path
         f = self.files.get(fd)
         if f is None:
             raise refuse(errno.EBADF, "vfs", "fget", f"fd {fd} not open")
