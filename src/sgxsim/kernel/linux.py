@@ -16,6 +16,7 @@ from sgxsim.kernel.mm import (
     MremapMixin,
     ShmemVmOps,
 )
+from sgxsim.kernel.mm.flags import FMODE_PATH
 from sgxsim.kernel.mm.mseal import MsealMixin
 from sgxsim.kernel.registry import register
 from sgxsim.kernel.security import Security, make_policy
@@ -71,7 +72,10 @@ class Linux(MmapMixin, MprotectMixin, MremapMixin, FaultMixin, MsealMixin, SysMi
         return bool(task.pending_signals)
 
     def fget(self, task: Any, fd: int) -> Any:
-        return task.files.get(fd)
+        """fget(), fdget(): the file behind ``fd`` (an unsigned int), or None;
+        an O_PATH file is none (fget_raw() would find it)."""
+        f = task.files.get(fd)
+        return None if f is None or f.f_mode & FMODE_PATH else f
 
     def fput(self, file: Any) -> None:
         """fput(): the last reference runs f_op->release."""
@@ -79,7 +83,7 @@ class Linux(MmapMixin, MprotectMixin, MremapMixin, FaultMixin, MsealMixin, SysMi
         if file.refcount == 0:
             if file.f_op.release is not None:
                 file.f_op.release(file.inode, file)
-            if file.inode.private:
+            if file.inode.private or not file.inode.nlink:  # no name keeps it: iput_final()
                 self.evict_inode(file.inode)
 
     def evict_inode(self, inode: Any) -> None:

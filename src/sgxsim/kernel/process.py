@@ -8,6 +8,8 @@ internal ERESTARTSYS/ENOIOCTLCMD at the boundary as Linux does.
 from __future__ import annotations
 
 import errno
+import operator
+import os
 from dataclasses import dataclass
 from typing import Any
 
@@ -15,6 +17,7 @@ from sgxsim.hw.faults import GeneralProtection, PageFault
 from sgxsim.hw.paging import PTE_PRESENT, PTE_RW, PTE_SPECIAL, pte_pfn
 from sgxsim.kernel.errors import refuse
 from sgxsim.kernel.mm.flags import (
+    FMODE_PATH,
     MAP_ANONYMOUS,
     MAP_HUGETLB,
     PAGE_MASK,
@@ -43,6 +46,31 @@ MMAP_BASE = STACK_TOP - (1 << 30) - 0x1000_0000  # below the stack and its gap
 def _s32(v: int) -> int:
     v &= U32
     return v - (1 << 32) if v & 0x80000000 else v
+
+
+def _syscall_uint(value: Any, name: str, bits: int = 32) -> int:
+    """An unsigned syscall argument as the kernel reads it: the SYSCALL_DEFINE
+    wrapper casts the 64-bit register to the parameter's C type, so an
+    ``unsigned int`` (a descriptor) keeps the register's low 32 bits: -1 is
+    0xffffffff, 2**40 is 0 (an int wider than a register keeps its low bits
+    too).  What no register can hold (a float, a str, None) is a TypeError
+    naming the argument, raised before the call as ``os`` does."""
+    if type(value) is not int:
+        try:
+            value = operator.index(value)
+        except TypeError:
+            raise TypeError(f"argument {name!r} must be an int, not {type(value).__name__}") from None
+    return value & ((1 << bits) - 1)
+
+
+def _path_arg(path: Any) -> str:
+    """The path argument, with ``os.open``'s types (str, bytes, os.PathLike)."""
+    try:
+        path = os.fspath(path)
+    except TypeError:
+        raise TypeError(f"argument 'path' must be str, bytes or os.PathLike, "
+                        f"not {type(path).__name__}") from None
+    return os.fsdecode(path)
 
 
 @dataclass(frozen=True)
@@ -147,6 +175,8 @@ class Process:
         """mmap(2): returns the address or raises OSError."""
         addr, length, offset = addr & U64, length & U64, offset & U64
         prot, flags = _s32(prot) & U32, _s32(flags) & U32
+        # unsigned long in sys_mmap() (an int without the helper's call: same value)
+        fd = fd & U64 if type(fd) is int else _syscall_uint(fd, "fd", 64)
 
         def sys_mmap() -> int:
             k = self.kernel
@@ -155,9 +185,9 @@ class Process:
                 raise refuse(errno.EINVAL, "mm", "sys_mmap", "offset not page aligned")
             file = None
             if not flags & MAP_ANONYMOUS:
-                file = k.fget(self, _s32(fd))
+                file = k.fget(self, fd & U32)  # fget() takes an unsigned int
                 if file is None:
-                    raise refuse(errno.EBADF, "mm", "ksys_mmap_pgoff", f"fd {_s32(fd)} not open")
+                    raise refuse(errno.EBADF, "mm", "ksys_mmap_pgoff", f"fd {fd & U32} not open")
                 if flags & MAP_HUGETLB:
                     raise refuse(errno.EINVAL, "mm", "ksys_mmap_pgoff", "MAP_HUGETLB on a file")
             return k.vm_mmap_pgoff(file, addr, length, prot, flags, offset >> PAGE_SHIFT)
@@ -206,10 +236,11 @@ class Process:
     def prlimit_nofile(self, soft: int, hard: int) -> tuple[int, int]:
         """prlimit(2) of RLIMIT_NOFILE; returns the old limits.  Privilege is
         not modelled (raising the hard limit is allowed, as for root)."""
+        # struct rlimit64's fields are u64 (RLIM_INFINITY, -1, is the largest)
+        soft_, hard_ = _syscall_uint(soft, "soft", 64), _syscall_uint(hard, "hard", 64)
 
         def sys_prlimit() -> tuple[int, int]:
-            # do_prlimit(); the limits are u64 (RLIM_INFINITY, -1, is the largest)
-            soft_, hard_ = soft & U64, hard & U64
+            # do_prlimit()
             if soft_ > hard_:
                 raise refuse(errno.EINVAL, "kernel", "do_prlimit", f"soft {soft_} above hard {hard_}")
             if hard_ > self.NR_OPEN:
@@ -231,14 +262,25 @@ class Process:
         return fd
 
     def open(self, path: str, flags: int = 0, mode: int = 0o644) -> int:
+        """open(2) (int flags, umode_t mode), in do_sys_openat2()'s order:
+        the flags, the name, a descriptor, then the path walk."""
+        name = _path_arg(path)
+        flags, mode = _syscall_uint(flags, "flags"), _syscall_uint(mode, "mode", 16)
+
         def sys_open() -> int:
-            fd = self._unused_fd()  # do_sys_openat2(): the descriptor before the file
-            self.files[fd] = self.kernel.vfs.open(path, _s32(flags) & U32, mode)
+            vfs = self.kernel.vfs
+            op = vfs.build_open_flags(*vfs.build_open_how(flags, mode))
+            fname = vfs.getname(name)
+            fd = self._unused_fd()  # get_unused_fd_flags()
+            self.files[fd] = vfs.do_filp_open(fname, op)
             return fd
 
         return self._call(sys_open)
 
     def close(self, fd: int) -> None:
+        """close(2) (unsigned int fd)."""
+        fd = _syscall_uint(fd, "fd")
+
         def sys_close() -> None:
             f = self.files.pop(fd, None)
             if f is None:
@@ -248,8 +290,12 @@ class Process:
         self._call(sys_close)
 
     def dup(self, oldfd: int, newfd: int | None = None) -> int:
-        """dup(2), or dup2(2) when ``newfd`` is given: another descriptor for
-        the same struct file (get_file()); dup2 first closes ``newfd``."""
+        """dup(2), or dup2(2) when ``newfd`` is given (both unsigned int):
+        another descriptor for the same struct file (get_file()); dup2 first
+        closes ``newfd``."""
+        oldfd = _syscall_uint(oldfd, "oldfd")
+        if newfd is not None:
+            newfd = _syscall_uint(newfd, "newfd")
 
         def sys_dup() -> int:
             if newfd is None:  # dup(): fget_raw(), then get_unused_fd_flags()
@@ -262,8 +308,7 @@ class Process:
                     raise refuse(errno.EBADF, "vfs", "dup2", f"fd {oldfd} not open")
                 return newfd
             else:
-                # ksys_dup3(): newfd is unsigned, so a negative one is above the limit too.
-                if not 0 <= newfd < self.rlimit_nofile[0]:
+                if newfd >= self.rlimit_nofile[0]:  # ksys_dup3()
                     raise refuse(errno.EBADF, "vfs", "ksys_dup3",
                                  f"fd {newfd} not below RLIMIT_NOFILE ({self.rlimit_nofile[0]})")
                 f = self.files.get(oldfd)
@@ -280,17 +325,22 @@ class Process:
         return self._call(sys_dup)
 
     def stat(self, path: str | None = None, fd: int | None = None) -> Stat:
-        """stat(2) of ``path``, or fstat(2) of ``fd``."""
+        """stat(2) of ``path``, or fstat(2) of ``fd`` (unsigned int)."""
+        if fd is not None:
+            fd = _syscall_uint(fd, "fd")
+        else:
+            path = _path_arg(path)
 
         def sys_stat() -> Stat:
             if fd is not None:
-                f = self.files.get(fd)
+                f = self.files.get(fd)  # vfs_fstat(): fdget_raw(), O_PATH files too
                 if f is None:
                     raise refuse(errno.EBADF, "vfs", "vfs_fstat", f"fd {fd} not open")
                 ino = f.inode
             else:
-                norm, slash, _ = self.kernel.vfs.path_walk(path, "vfs_statx")
-                ino = self.kernel.vfs.inodes.get(norm)
+                vfs = self.kernel.vfs
+                norm, slash, _ = vfs.path_walk(vfs.getname(path), "vfs_statx")
+                ino = vfs.lookup(norm, "vfs_statx")
                 if ino is None:
                     raise refuse(errno.ENOENT, "vfs", "vfs_statx", f"{path}: no such file")
                 if slash and not ino.is_dir():
@@ -300,18 +350,22 @@ class Process:
         return self._call(sys_stat)
 
     def ioctl(self, fd: int, request: int, arg: Any = 0) -> int | bytes:
-        """ioctl(2), with ``fcntl.ioctl``'s argument types: an int user
-        address (returns the ioctl's result), a writable buffer (copied in
-        and back; returns the result) or a read-only one such as ``bytes``
-        (copied in; returns the buffer's final contents)."""
+        """ioctl(2) (unsigned int fd, unsigned int request), with
+        ``fcntl.ioctl``'s argument types: an int user address (returns the
+        ioctl's result), a writable buffer (copied in and back; returns the
+        result) or a read-only one such as ``bytes`` (copied in; returns the
+        buffer's final contents)."""
+        # (the common case, two ints, without the helper's call: same values)
+        fd = fd & U32 if type(fd) is int else _syscall_uint(fd, "fd")
+        request = request & U32 if type(request) is int else _syscall_uint(request, "request")
 
         def sys_ioctl() -> int:
-            f = self.files.get(_s32(fd))
-            if f is None:
+            f = self.files.get(fd)
+            if f is None or f.f_mode & FMODE_PATH:  # fdget(): not an O_PATH file
                 raise refuse(errno.EBADF, "vfs", "ioctl", f"fd {fd} not open")
             if f.f_op.unlocked_ioctl is None:
                 raise refuse(errno.ENOTTY, "vfs", "vfs_ioctl", "no unlocked_ioctl")
-            return f.f_op.unlocked_ioctl(f, request & U32, uarg)
+            return f.f_op.unlocked_ioctl(f, request, uarg)
 
         # fcntl.ioctl(): an int is passed as is; a writable buffer is copied in
         # and back; a read-only one (bytes, a read-only memoryview) is copied
@@ -335,6 +389,7 @@ class Process:
 
     def file(self, fd: int) -> Any:
         """The struct file behind ``fd`` (for tools and tests; like /proc/PID/fd)."""
+        fd = fd & U32 if type(fd) is int else _syscall_uint(fd, "fd")  # the checker's hot path
         f = self.files.get(fd)
         if f is None:
             raise refuse(errno.EBADF, "vfs", "fget", f"fd {fd} not open")

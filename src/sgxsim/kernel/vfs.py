@@ -9,28 +9,37 @@ from typing import Any
 
 from sgxsim.kernel.errors import refuse
 from sgxsim.kernel.mm.flags import (
-    FMODE_READ,
-    FMODE_WRITE,
+    _O_TMPFILE,
+    FMODE_PATH,
     O_ACCMODE,
+    O_APPEND,
+    O_CLOEXEC,
     O_CREAT,
     O_DIRECTORY,
     O_EXCL,
-    O_RDONLY,
-    O_RDWR,
+    O_NOFOLLOW,
+    O_PATH,
     O_TRUNC,
-    O_WRONLY,
     PAGE_SIZE,
+    VALID_OPEN_FLAGS,
 )
 from sgxsim.kernel.mm.vma import FileOperations
 
 S_IFREG, S_IFDIR, S_IFCHR = 0o100000, 0o040000, 0o020000
+S_IALLUGO = 0o7777
+# include/linux/fs.h: the permissions a caller asks of inode_permission()
+MAY_EXEC, MAY_WRITE, MAY_READ, MAY_APPEND = 0x1, 0x2, 0x4, 0x8
+# ACC_MODE(): O_RDONLY asks MAY_READ, O_WRONLY MAY_WRITE, O_RDWR and 3 both
+ACC_MODE = (MAY_READ, MAY_WRITE, MAY_READ | MAY_WRITE, MAY_READ | MAY_WRITE)
+O_PATH_FLAGS = O_DIRECTORY | O_NOFOLLOW | O_PATH | O_CLOEXEC
+PATH_MAX, NAME_MAX = 4096, 255
 
 
 class Inode:
     """struct inode: a regular file's bytes and page cache, or a device."""
 
     __slots__ = ("ino", "mode", "data", "fops", "label", "pages", "private", "rdev", "i_size",
-                 "reader")
+                 "reader", "nlink")
 
     def __init__(self, ino: int, mode: int, data: bytes = b"", fops: Any = None,
                  label: str = "unlabeled_t", private: bool = False, size: int | None = None):
@@ -46,6 +55,7 @@ class Inode:
         self.private = private  # S_PRIVATE (kernel-internal, e.g. shmem of /dev/zero)
         self.rdev = 0
         self.reader: Any = None  # kernel.readerfs: pages produced on each fault
+        self.nlink = 1  # names in the namespace (0: an O_TMPFILE file)
 
     @property
     def size(self) -> int:
@@ -91,6 +101,17 @@ class File:
 
     def __repr__(self) -> str:
         return f"File({self.path!r})"
+
+
+class OpenFlags:
+    """struct open_flags: what build_open_flags() made of open()'s arguments."""
+
+    __slots__ = ("open_flag", "mode", "acc_mode")
+
+    def __init__(self, open_flag: int, mode: int, acc_mode: int):
+        self.open_flag = open_flag
+        self.mode = mode
+        self.acc_mode = acc_mode  # the MAY_* permissions the open asks for
 
 
 class Mount:
@@ -174,7 +195,7 @@ class Vfs:
                     walked.pop()
             elif c != ".":
                 walked.append(c)
-                ino = self.inodes.get("/" + "/".join(walked))
+                ino = self.lookup("/" + "/".join(walked), rule)
                 if ino is None:
                     raise refuse(errno.ENOENT, "vfs", rule, f"{path}: no directory {'/'.join(walked)}")
                 if not ino.is_dir():  # may_lookup() of a component that is no directory
@@ -191,42 +212,154 @@ class Vfs:
         return "/" + "/".join(walked), slash, dots
 
     # -- open ---------------------------------------------------------------------------
+    @staticmethod
+    def build_open_how(flags: int, mode: int) -> tuple[int, int]:
+        """build_open_how(): open() and openat() drop the flags they do not
+        know, O_PATH drops all but a few, and a mode without a create flag."""
+        flags &= VALID_OPEN_FLAGS
+        if flags & O_PATH:
+            flags &= O_PATH_FLAGS
+        mode &= S_IALLUGO
+        if not flags & (O_CREAT | _O_TMPFILE):
+            mode = 0
+        return flags, mode
+
+    @staticmethod
+    def build_open_flags(flags: int, mode: int) -> OpenFlags:
+        """build_open_flags(): refuse impossible combinations; the permission
+        the open asks for (ACC_MODE(), O_TRUNC asking MAY_WRITE too)."""
+        acc_mode = ACC_MODE[flags & O_ACCMODE]
+        flags &= ~O_CLOEXEC
+        if flags & ~VALID_OPEN_FLAGS:  # openat2() passes its flags unfiltered
+            raise refuse(errno.EINVAL, "vfs", "build_open_flags", f"unknown flags {flags:#o}")
+        if flags & (O_CREAT | _O_TMPFILE):
+            if mode & ~S_IALLUGO:
+                raise refuse(errno.EINVAL, "vfs", "build_open_flags", f"mode {mode:#o}")
+        elif mode:
+            raise refuse(errno.EINVAL, "vfs", "build_open_flags",
+                         f"mode {mode:#o} without O_CREAT or O_TMPFILE")
+        if flags & (O_DIRECTORY | O_CREAT) == O_DIRECTORY | O_CREAT:
+            raise refuse(errno.EINVAL, "vfs", "build_open_flags", "O_CREAT with O_DIRECTORY")
+        if flags & _O_TMPFILE:
+            if not flags & O_DIRECTORY:
+                raise refuse(errno.EINVAL, "vfs", "build_open_flags",
+                             "O_TMPFILE without O_DIRECTORY")
+            if not acc_mode & MAY_WRITE:
+                raise refuse(errno.EINVAL, "vfs", "build_open_flags",
+                             "O_TMPFILE without write access")
+        if flags & O_PATH:
+            if flags & ~O_PATH_FLAGS:
+                raise refuse(errno.EINVAL, "vfs", "build_open_flags",
+                             f"O_PATH with {flags & ~O_PATH_FLAGS:#o}")
+            acc_mode = 0
+        if flags & O_TRUNC:
+            acc_mode |= MAY_WRITE
+        if flags & O_APPEND:
+            acc_mode |= MAY_APPEND
+        return OpenFlags(flags, mode | S_IFREG if flags & (O_CREAT | _O_TMPFILE) else 0, acc_mode)
+
+    @staticmethod
+    def getname(path: str) -> str:
+        """getname(): the name copied in from user memory; an empty one is
+        ENOENT, one that fills PATH_MAX bytes without ending ENAMETOOLONG."""
+        n = len(path.encode("utf-8", "surrogateescape"))
+        if n == 0:
+            raise refuse(errno.ENOENT, "vfs", "getname", "empty path")
+        if n >= PATH_MAX:
+            raise refuse(errno.ENAMETOOLONG, "vfs", "getname", f"path of {n} bytes (PATH_MAX {PATH_MAX})")
+        return path
+
+    def lookup(self, path: str, rule: str) -> Inode | None:
+        """The inode named ``path`` (its directory already walked), or None;
+        a name the filesystem cannot hold is ENAMETOOLONG (simple_lookup(),
+        ext4_lookup(): longer than NAME_MAX)."""
+        ino = self.inodes.get(path)
+        if ino is None and len(path.rsplit("/", 1)[-1].encode("utf-8", "surrogateescape")) > NAME_MAX:
+            raise refuse(errno.ENAMETOOLONG, "vfs", rule, f"{path}: a name longer than NAME_MAX")
+        return ino
+
     def open(self, path: str, flags: int, mode: int = 0o644) -> File:
-        """do_filp_open(): resolve, create, check the access mode, call f_op->open."""
+        """filp_open(): the flags checked, then the file opened."""
+        return self.do_filp_open(self.getname(path), self.build_open_flags(
+            *self.build_open_how(flags, mode)))
+
+    def do_filp_open(self, path: str, op: OpenFlags) -> File:
+        """path_openat(): resolve, create, check the access asked, open."""
+        flags = op.open_flag
         path, slash, _ = self.path_walk(path, "path_openat")
-        acc = flags & O_ACCMODE
-        if acc == 3:
-            raise refuse(errno.EINVAL, "vfs", "build_open_flags", "O_ACCMODE 3")
+        if flags & _O_TMPFILE:
+            return self.do_tmpfile(path, op)
+        if flags & O_PATH:
+            return self.do_o_path(path, slash, flags)
         if flags & O_CREAT and slash:
             raise refuse(errno.EISDIR, "vfs", "open_last_lookups",
                          f"{path}/: O_CREAT of a name that ends in a slash")
-        ino = self.inodes.get(path)
+        acc_mode = op.acc_mode
+        ino = self.lookup(path, "lookup_open")
+        created = False
         if ino is None:
             if not flags & O_CREAT:
                 raise refuse(errno.ENOENT, "vfs", "path_openat", f"{path}: no such file")
             parent = self.inodes.get(self._parent(path))
             if parent is None or not parent.is_dir():
                 raise refuse(errno.ENOENT, "vfs", "path_openat", "parent directory missing")
-            ino = self.create_file(path, mode=mode & 0o777)
+            ino = self.create_file(path, mode=op.mode & 0o777)
+            created = True
+            acc_mode = 0  # do_open(): a file just created is not checked again
         elif flags & O_CREAT and flags & O_EXCL:
             raise refuse(errno.EEXIST, "vfs", "may_o_create", f"{path} exists")
         elif flags & O_CREAT and ino.is_dir():
             raise refuse(errno.EISDIR, "vfs", "do_open", f"{path} is a directory (O_CREAT)")
         if (flags & O_DIRECTORY or slash) and not ino.is_dir():
             raise refuse(errno.ENOTDIR, "vfs", "path_openat", f"{path} is not a directory")
-        if ino.is_dir() and acc != O_RDONLY:
+        # may_open(): a directory is never opened for writing (O_TRUNC asks
+        # that too).  The model has no owners or DAC permission bits, so
+        # inode_permission() grants the rest of acc_mode.
+        if ino.is_dir() and acc_mode & MAY_WRITE:
             raise refuse(errno.EISDIR, "vfs", "may_open", f"{path} is a directory")
-        f_mode = (FMODE_READ if acc in (O_RDONLY, O_RDWR) else 0) | (
-            FMODE_WRITE if acc in (O_WRONLY, O_RDWR) else 0)
+        f = self.vfs_open(ino, path, flags)
+        if ino.is_reg() and flags & O_TRUNC and not created:
+            # do_open() -> handle_truncate(): whatever f_mode the file got
+            ino.data = bytearray()
+            ino.i_size = None
+        return f
+
+    def vfs_open(self, ino: Inode, path: str, flags: int) -> File:
+        """do_dentry_open(): f_mode from the access mode (OPEN_FMODE(): 3,
+        which asked for reading and writing, gets neither), then f_op->open."""
+        f_mode = (flags + 1) & O_ACCMODE  # FMODE_READ is 1, FMODE_WRITE 2
         fops = ino.fops if ino.fops is not None else (
             self.reg_ops if ino.is_reg() else FileOperations())
         f = File(ino, path, f_mode, flags, fops, self.mount_of(path))
-        if ino.is_reg() and flags & O_TRUNC and f_mode & FMODE_WRITE:
-            ino.data = bytearray()
-            ino.i_size = None
         if fops.open is not None:
             fops.open(ino, f)
         return f
+
+    def do_o_path(self, path: str, slash: bool, flags: int) -> File:
+        """do_o_path(): the lookup only; do_dentry_open() gives an O_PATH file
+        FMODE_PATH and empty file operations (no f_op->open, nothing to map
+        or ioctl)."""
+        ino = self.lookup(path, "path_lookupat")
+        if ino is None:
+            raise refuse(errno.ENOENT, "vfs", "path_lookupat", f"{path}: no such file")
+        if (flags & O_DIRECTORY or slash) and not ino.is_dir():
+            raise refuse(errno.ENOTDIR, "vfs", "path_lookupat", f"{path} is not a directory")
+        return File(ino, path, FMODE_PATH, flags, FileOperations(), self.mount_of(path))
+
+    def do_tmpfile(self, path: str, op: OpenFlags) -> File:
+        """do_tmpfile(): ``path`` must be a directory; vfs_tmpfile() makes a
+        regular file with no name in it (every model directory is on a
+        filesystem with ->tmpfile, as tmpfs and ext4 are)."""
+        dir_ = self.lookup(path, "path_lookupat")
+        if dir_ is None:
+            raise refuse(errno.ENOENT, "vfs", "do_tmpfile", f"{path}: no such directory")
+        if not dir_.is_dir():
+            raise refuse(errno.ENOTDIR, "vfs", "do_tmpfile", f"{path} is not a directory")
+        ino = self._inode(S_IFREG | op.mode & 0o777)
+        ino.nlink = 0
+        # d_path() of the unnamed dentry: "#<ino> (deleted)" in the directory
+        name = f"{path.rstrip('/')}/#{ino.ino} (deleted)"
+        return self.vfs_open(ino, name, op.open_flag)
 
     @staticmethod
     def page_count(inode: Inode) -> int:

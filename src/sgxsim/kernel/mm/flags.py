@@ -123,14 +123,28 @@ O_NOCTTY = 0o400
 O_TRUNC = 0o1000
 O_APPEND = 0o2000
 O_NONBLOCK = 0o4000
+O_DSYNC = 0o10000
+FASYNC = 0o20000
+O_DIRECT = 0o40000
+O_LARGEFILE = 0o100000
 O_DIRECTORY = 0o200000
+O_NOFOLLOW = 0o400000
+O_NOATIME = 0o1000000
 O_CLOEXEC = 0o2000000
+_O_SYNC = 0o4000000  # __O_SYNC
 O_PATH = 0o10000000
+_O_TMPFILE = 0o20000000  # __O_TMPFILE (a name Python would mangle in a class)
+O_TMPFILE = _O_TMPFILE | O_DIRECTORY
+# include/linux/fcntl.h: the flags open() keeps (build_open_how())
+VALID_OPEN_FLAGS = (O_ACCMODE | O_CREAT | O_EXCL | O_NOCTTY | O_TRUNC | O_APPEND | O_NONBLOCK
+                    | _O_SYNC | O_DSYNC | FASYNC | O_DIRECT | O_LARGEFILE | O_DIRECTORY
+                    | O_NOFOLLOW | O_NOATIME | O_CLOEXEC | O_PATH | _O_TMPFILE)
 
 # struct file f_mode
 FMODE_READ = 0x1
 FMODE_WRITE = 0x2
 FMODE_EXEC = 0x20
+FMODE_PATH = 0x4000
 
 
 def calc_vm_prot_bits(prot: int, pkey: int = 0) -> int:

@@ -8,6 +8,8 @@ from typing import Any
 from sgxsim.kernel.errors import refuse
 from sgxsim.kernel.mm.flags import (
     ARCH_VM_PKEY_FLAGS,
+    FMODE_READ,
+    FMODE_WRITE,
     LEGACY_MAP_MASK,
     MAP_FIXED,
     MAP_FIXED_NOREPLACE,
@@ -44,7 +46,6 @@ from sgxsim.kernel.mm.flags import (
 from sgxsim.kernel.mm.mman import map_deny_write_exec
 from sgxsim.kernel.mm.mseal import can_modify_vma, refuse_sealed
 from sgxsim.kernel.mm.vma import MmStruct, Vma, can_merge_after, can_merge_before
-from sgxsim.kernel.vfs import FMODE_READ, FMODE_WRITE
 
 MAP_NORESERVE = 0x4000
 
