@@ -24,6 +24,17 @@ from sgxsim.kernel.sys import SysMixin
 from sgxsim.kernel.vfs import Vfs
 from sgxsim.trace import Trace
 
+# include/uapi/linux/major.h, include/linux/miscdevice.h, include/linux/kdev_t.h
+MISC_MAJOR = 10
+MISC_DYNAMIC_MINOR = 255
+MINORMASK = (1 << 20) - 1
+
+
+def new_encode_dev(major: int, minor: int) -> int:
+    """new_encode_dev(): the dev_t that stat() reports (glibc's major()/minor()
+    decode it)."""
+    return (minor & 0xFF) | (major << 8) | ((minor & ~0xFF) << 12)
+
 
 @register("linux")
 class Linux(MmapMixin, MprotectMixin, MremapMixin, FaultMixin, MsealMixin, SysMixin):
@@ -49,6 +60,7 @@ class Linux(MmapMixin, MprotectMixin, MremapMixin, FaultMixin, MsealMixin, SysMi
         self.page_refs: dict[int, int] = {}  # anonymous frames and their mappers
         self.zero_pfn = cpu.phys.alloc_frame()
         self.tasks: list[Any] = []
+        self.misc_minors: set[int] = set()  # the dynamic misc minors handed out
         self.current: Any = None
         self.next_pid = 1
         self._last_fault_why = ""
@@ -65,8 +77,23 @@ class Linux(MmapMixin, MprotectMixin, MremapMixin, FaultMixin, MsealMixin, SysMi
 
     # -- services drivers use ---------------------------------------------------------------
     def misc_register(self, path: str, fops: Any, label: str = "device_t") -> None:
-        """misc_register(): a character device node backed by ``fops``."""
-        self.vfs.mknod_chr(path, fops, label=label)
+        """misc_register() of a MISC_DYNAMIC_MINOR device: a character device
+        node backed by ``fops``, numbered MISC_MAJOR and the next free minor."""
+        minor = self.misc_minor_alloc()
+        ino = self.vfs.mknod_chr(path, fops, label=label)
+        ino.rdev = new_encode_dev(MISC_MAJOR, minor)
+
+    def misc_minor_alloc(self) -> int:
+        """misc_minor_alloc(): the lowest free minor above MISC_DYNAMIC_MINOR
+        (an IDA up to MINORMASK; /proc/misc on this 6.18 machine shows 256 on)."""
+        taken = self.misc_minors
+        minor = MISC_DYNAMIC_MINOR + 1
+        while minor in taken:
+            minor += 1
+        if minor > MINORMASK:
+            raise refuse(errno.EBUSY, "kernel", "misc_register", "no free misc minor")
+        taken.add(minor)
+        return minor
 
     def signal_pending(self, task: Any) -> bool:
         return bool(task.pending_signals)

@@ -9,8 +9,10 @@ design subclasses one of these and, usually, its driver class.
 
 from __future__ import annotations
 
+import errno
 from typing import Any
 
+from sgxsim.kernel.errors import refuse
 from sgxsim.kernel.linux import Linux
 from sgxsim.kernel.registry import register
 from sgxsim.kernel.sgx.driver import SgxDriver, SgxDriverSgx2
@@ -21,7 +23,7 @@ from sgxsim.kernel.sgx.linux612 import SgxDriver612
 class Linux511(Linux):
     """Linux 5.11: the SGX driver as first merged (SGX1 only).
 
-    Modified: boot (registers the driver).
+    Modified: boot (registers the driver), misc_minor_alloc.
     """
 
     # No MDWE, no mseal, no multi-VMA mremap (docs/linux-6.12.md).
@@ -29,6 +31,21 @@ class Linux511(Linux):
     sgx_driver_class: type[SgxDriver] = SgxDriver
     # Keyword arguments for the driver (small EPC watermarks in tests).
     sgx_driver_options: dict[str, Any] = {}
+
+    # Up to 6.1, misc_register() took dynamic minors from a 128-bit map,
+    # counting down from 127 (6.12 allocates from an IDA above 255).
+    DYNAMIC_MINORS = 128
+
+    def misc_minor_alloc(self) -> int:
+        # misc_register(), 6.1 and before: find_first_zero_bit() of misc_minors,
+        # minor DYNAMIC_MINORS - i - 1.
+        taken = self.misc_minors
+        for i in range(self.DYNAMIC_MINORS):
+            minor = self.DYNAMIC_MINORS - i - 1
+            if minor not in taken:
+                taken.add(minor)
+                return minor
+        raise refuse(errno.EBUSY, "kernel", "misc_register", "no free dynamic misc minor")
 
     def boot(self) -> None:
         super().boot()
@@ -57,7 +74,11 @@ class Linux612(Linux60):
     (``SgxDriver612``); its mm has MDWE (6.3) and mseal (6.10).
 
     Modified: sgx_attr_unpriv_mask, sgx_validate_offset_length, sgx_encl_eaug_load_secs,
-    sgx_encl_eaug_grow_failed."""
+    sgx_encl_eaug_grow_failed, misc_minor_alloc."""
+
+    # misc_register(): by 6.12 dynamic minors come from an IDA above 255 (the
+    # generic kernel's misc_minor_alloc(), not 5.11's bitmap).
+    misc_minor_alloc = Linux.misc_minor_alloc
 
     sgx_driver_class = SgxDriver612
     mm_release = (6, 12)
