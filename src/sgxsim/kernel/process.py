@@ -13,7 +13,7 @@ from typing import Any
 
 from sgxsim.hw.faults import GeneralProtection, PageFault
 from sgxsim.hw.paging import PTE_PRESENT, PTE_RW, PTE_SPECIAL, pte_pfn
-from sgxsim.kernel.errors import refuse
+from sgxsim.kernel.errors import TaskBlocked, refuse
 from sgxsim.kernel.mm.flags import (
     MAP_ANONYMOUS,
     MAP_HUGETLB,
@@ -110,6 +110,10 @@ class Process:
         self.pending_signals: set[int] = set()
         self.files: dict[int, Any] = {}
         self.alive = True
+        # Why a task that is not alive still exists: it sleeps for ever in
+        # the kernel (after an oops, on a lock a dead task holds).
+        self.blocked: Any = None
+        self.blocked_holds: list[Any] = []  # files the sleeping call holds references to
         if mm is None:
             mm = MmStruct(MMAP_BASE)
             stack = Vma(mm, STACK_TOP - STACK_SIZE, STACK_TOP,
@@ -123,6 +127,8 @@ class Process:
     # -- plumbing -------------------------------------------------------------------------
     def _enter(self) -> Any:
         if not self.alive:
+            if self.blocked is not None:  # it cannot make a call: it sleeps in the kernel
+                raise TaskBlocked(self.pid, self.blocked)
             raise refuse(errno.ESRCH, "kernel", "syscall", "the process has exited")
         k = self.kernel
         k.current = self
@@ -453,20 +459,33 @@ class Process:
 
     def exit(self) -> None:
         """exit(2): unmap everything (->close, fput), close files, mm exit."""
-        k = self._enter()
+        self._enter()
+        self.do_exit()
+
+    def do_exit(self, mm_put: bool = True) -> None:
+        """do_exit(): the mm's VMAs unmapped, the files closed, the mm's
+        count dropped and its mmu notifiers released; the task is reaped.
+        ``mm_put=False``: the mm's count was already dropped (it stays)."""
+        k = self.kernel
+        k.current = self
         mm = self.mm
-        for v in list(mm.vmas):
-            k.zap_page_range(v, v.vm_start, v.vm_end)
-            k.remove_vma(mm, v)
+        if mm_put:
+            for v in list(mm.vmas):
+                k.zap_page_range(v, v.vm_start, v.vm_end)
+                k.remove_vma(mm, v)
         for fd in list(self.files):
             k.fput(self.files.pop(fd))
-        mm.users -= 1
-        for n in list(mm.notifiers):
-            n.release(mm)
+        if mm_put:
+            mm.users -= 1
+            for n in list(mm.notifiers):
+                n.release(mm)
         if self.lp.cr3 is mm.pgtable:
             self.lp.cr3 = None
         self.alive = False
-        k.tasks.remove(self)
+        self.blocked = None
+        self.pending_signals.clear()
+        if self in k.tasks:
+            k.tasks.remove(self)
 
     def __repr__(self) -> str:
         return f"Process(pid={self.pid})"

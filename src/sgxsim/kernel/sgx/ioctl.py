@@ -487,6 +487,8 @@ class SgxIoctlSgx2(SgxIoctl):
     def _sgx2_load(self, encl: SgxEncl, addr: int, rule: str) -> Any:
         # The common prefix of the SGX2 page loops: -EBUSY -> -EAGAIN, else -EFAULT.
         self.sgx_reclaim_direct()
+        if encl.lock_held_by is not None:  # mutex_lock(&encl->lock)
+            self.sgx_encl_lock_blocked(encl, rule)
         try:
             return self.sgx_encl_load_page(encl, addr)
         except OSError as e:
