@@ -51,7 +51,7 @@ from sgxsim.hw.consts import Enclu
 from sgxsim.hw.faults import HwFault
 from sgxsim.kernel.errors import Signal, TaskBlocked, why_of
 from sgxsim.trace import Decision
-from sgxsim.user.vdso import deliver_fault
+from sgxsim.user.vdso import deliver_fault, vdso_fixup_applies
 
 IOCTL_NAMES = {v: k for k, v in vars(uapi).items() if k.startswith("SGX_IOC_") and isinstance(v, int)}
 U32 = 0xFFFFFFFF
@@ -344,7 +344,7 @@ class ExecServer:
             rep.regs = dict(lp.regs)
         except Signal as sig:
             regs = dict(lp.regs)
-            fix = self._fixup(c, regs["rip"])
+            fix = self._fixup(c, regs["rip"]) if vdso_fixup_applies(sig) else None
             if fix is not None:
                 proc.kernel.trace.add(Decision(
                     "vdso", "fixup_vdso_exception", "reported",
