@@ -109,7 +109,8 @@ def check_after_exit(m: Any, boot_frames: set[int] | frozenset[int] = frozenset(
     them.  Those are counted as kept; anything else left is still a finding."""
     k = m.kernel
     bad: list[str] = []
-    stuck = [t for t in k.tasks if getattr(t, "blocked", None) is not None]
+    stuck = [t for t in k.tasks if getattr(t, "blocked", None) is not None
+             and t.blocked.outcome == "blocked"]  # not a stopped one: SIGCONT resumes it
     if len(k.tasks) > len(stuck):
         bad.append(f"{len(k.tasks) - len(stuck)} tasks left")
     drv = getattr(k, "sgx", None)
