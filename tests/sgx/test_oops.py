@@ -126,13 +126,27 @@ def test_every_path_that_takes_the_dead_tasks_encl_lock_sleeps_for_ever(what, ca
         c.mmap(0, 4096, 3, 0x22)
     # Paths that do not take that lock still work for the others.
     assert other.mmap(0, 4096, 3, 0x22) > 0
+    fd2 = other.open("/dev/sgx_enclave", 2)  # another enclave: its own lock
     with pytest.raises(OSError) as e2:
-        other.ioctl(fd, 0xDEAD, 0)
+        other.ioctl(fd2, 0xDEAD, 0)
     assert e2.value.errno == errno.ENOTTY
     assert check_machine(m) == []
     other.exit()
     # The sleepers keep their mm and files, hence the enclaves: counted, not leaked.
     assert check_after_exit(m, boot) == []
+
+
+def test_an_ioctl_asleep_in_the_lock_keeps_the_enclave_busy():
+    """sgx_ioctl()'s SGX_ENCL_IOCTL bit stays set while its task sleeps in
+    the ioctl: another process's ioctl on the enclave is -EBUSY, before any
+    lock."""
+    m, boot, p, (c, other), fd, encl = _oops(children=2)
+    with pytest.raises(TaskBlocked):
+        _restrict(c, fd, encl)
+    with pytest.raises(OSError) as ei:
+        _restrict(other, fd, encl)
+    assert ei.value.errno == errno.EBUSY and ei.value.why.rule == "sgx_ioctl"
+    assert other.alive
 
 
 def test_the_reclaimer_never_meets_the_held_lock():

@@ -131,10 +131,17 @@ class SgxIoctl:
             handler = _handler(self, cmd & 0xFFFFFFFF)
             if handler is None:
                 raise refuse(ENOIOCTLCMD, "sgx", "sgx_ioctl", f"unknown command {cmd:#x}")
-            return handler(encl, arg)
-        finally:
+            ret = handler(encl, arg)
+        except OSError:
             encl.clear_bit(SGX_ENCL_IOCTL)
             self.ksgxd_service()
+            raise
+        # Not reached when the task died in the ioctl (an oops) or sleeps
+        # in it for ever: then the bit stays set, and every later ioctl on
+        # the enclave is -EBUSY.
+        encl.clear_bit(SGX_ENCL_IOCTL)
+        self.ksgxd_service()
+        return ret
 
     # -- CREATE ------------------------------------------------------------------
     def sgx_encl_create(self, encl: SgxEncl, secs_paddr: int) -> None:
