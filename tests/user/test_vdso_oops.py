@@ -35,7 +35,7 @@ def test_which_signals_the_vdso_reports(sig, reported):
 
 
 def test_an_oops_in_the_enclave_is_not_reported_and_does_not_return_0():
-    # The fuzzer's case 288 of seed 0 (`sgxsim fuzz --kernel linux-6.0`), shrunk:
+    # The fuzzer's case 306 of seed 0 (`sgxsim fuzz --kernel linux-6.0`), shrunk:
     # linux-6.0's EAUG fault oopses on a written-out SECS while in the vDSO.
     m = Machine(kernel="linux-6.0", epc_pages=32)
     p = m.spawn()
