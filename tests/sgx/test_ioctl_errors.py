@@ -212,9 +212,12 @@ def test_add_pages_duplicate_is_ebusy_with_partial_count(kname):
 def test_add_pages_signal_before_first_page_is_eintr(kname):
     e = Encl(machine(kname))
     assert e.create() == 0
+    caught = []
+    e.proc.sigaction(signal.SIGUSR1, caught.append)  # a handler: the process lives on
     e.proc.kill(signal.SIGUSR1)
     assert e.add(0, length=2 * PAGE_SIZE) == (errno.EINTR, 0)
     assert e.encl.page_array == {}
+    assert caught == [signal.SIGUSR1] and not e.proc.pending_signals  # delivered on return
 
 
 def test_add_pages_signal_after_first_page_is_partial_success(kname):
@@ -231,8 +234,11 @@ def test_add_pages_signal_after_first_page_is_partial_success(kname):
             e.proc.kill(signal.SIGUSR1)  # arrives while the ioctl runs
 
     drv.sgx_encl_add_page = add_then_signal
+    caught = []
+    e.proc.sigaction(signal.SIGUSR1, caught.append)
     assert e.add(0, length=3 * PAGE_SIZE) == (0, PAGE_SIZE)
     assert len(calls) == 1
+    assert caught == [signal.SIGUSR1]
 
 
 def test_add_pages_measure_flag_changes_mrenclave(kname):
@@ -315,6 +321,7 @@ def test_init_retries_unmasked_event(kname):
     e2 = Encl(machine(kname))
     e2.build(init=False)
     e2.m.cpu.inject_unmasked_events(10_000)
+    e2.proc.sigaction(signal.SIGUSR1, lambda signo: None)
     e2.proc.kill(signal.SIGUSR1)
     assert e2.init() == errno.EINTR
     assert not e2.encl.initialized

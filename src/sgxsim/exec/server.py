@@ -49,9 +49,9 @@ from sgxsim.exec.memory import BridgeError, ProgramMemory
 from sgxsim.hw import uapi
 from sgxsim.hw.consts import Enclu
 from sgxsim.hw.faults import HwFault
-from sgxsim.kernel.errors import Signal, why_of
+from sgxsim.kernel.errors import Signal, TaskBlocked, why_of
 from sgxsim.trace import Decision
-from sgxsim.user.vdso import deliver_fault
+from sgxsim.user.vdso import deliver_fault, vdso_fixup_applies
 
 IOCTL_NAMES = {v: k for k, v in vars(uapi).items() if k.startswith("SGX_IOC_") and isinstance(v, int)}
 U32 = 0xFFFFFFFF
@@ -344,7 +344,7 @@ class ExecServer:
             rep.regs = dict(lp.regs)
         except Signal as sig:
             regs = dict(lp.regs)
-            fix = self._fixup(c, regs["rip"])
+            fix = self._fixup(c, regs["rip"]) if vdso_fixup_applies(sig) else None
             if fix is not None:
                 proc.kernel.trace.add(Decision(
                     "vdso", "fixup_vdso_exception", "reported",
@@ -452,10 +452,12 @@ class ExecServer:
         self.serving = c
         try:
             rep = self.handle(c, req)
-        except (BridgeError, OSError) as e:
+        except (BridgeError, OSError, TaskBlocked) as e:
             if isinstance(e, OSError) and _alive(c.pid):
                 raise  # not the program's death: a bug of the bridge, shown as such
             if _alive(c.pid):  # else it died mid-request: its EOF cleans up
+                # TaskBlocked: the real call would never return (a lock a
+                # kernel oops left held); the program is stopped, not hung.
                 print(f"sgxsim exec: {e}", file=sys.stderr)
                 self.errors.append(str(e))
                 os.kill(c.pid, signal.SIGKILL)

@@ -11,12 +11,13 @@ from typing import Any
 from sgxsim.fuzz.helpers import build, handler, library
 from sgxsim.fuzz.invariants import check_after_exit, check_machine
 from sgxsim.hw.uapi import SgxEnclaveRun
-from sgxsim.kernel.errors import Signal
+from sgxsim.kernel.errors import Signal, TaskBlocked
 from sgxsim.machine import Machine
 from sgxsim.user.vdso import Vdso
 
-__all__ = ["Machine", "Signal", "build_enclave", "check_after_exit", "check_machine", "handler",
-           "reclaim_one", "reclaim_pages", "run_ksgxd", "run_struct", "vdso"]
+__all__ = ["Machine", "Signal", "TaskBlocked", "build_enclave", "check_after_exit",
+           "check_machine", "handler", "reclaim_one", "reclaim_pages", "run_ksgxd", "run_struct",
+           "vdso"]
 
 
 def build_enclave(proc: Any, scratch: int, heap_pages: int) -> tuple[int, int]:

@@ -3,8 +3,9 @@
 A case is a kernel (or design), an EPC size and a list of steps
 (:mod:`sgxsim.fuzz.ops`).  The runner renders each step into lines of Python
 and executes them in a namespace holding the machine and the processes;
-an ``OSError`` or a ``Signal`` is the model answering bad input the way the
-kernel does, anything else is a finding, and so is a broken invariant after
+an ``OSError``, a ``Signal`` or a ``TaskBlocked`` (a call that would never
+return: the task sleeps for ever on a lock an oops left held) is the model
+answering bad input the way the kernel does, anything else is a finding, and so is a broken invariant after
 the step or a step that runs longer than the bound.  After the last step
 every process exits and nothing may be left behind.
 """
@@ -23,7 +24,7 @@ from sgxsim.fuzz import repro
 from sgxsim.fuzz.invariants import check_after_exit, check_machine
 from sgxsim.fuzz.ops import Live, draw, render
 from sgxsim.kernel import registry
-from sgxsim.kernel.errors import Signal
+from sgxsim.kernel.errors import Signal, TaskBlocked
 
 EPC_SIZES = (16, 24, 32, 64, 256)
 STEP_SECONDS = 10.0  # a step running longer than this is a finding
@@ -95,7 +96,8 @@ def run_case(case: Case, step_seconds: float = STEP_SECONDS) -> Outcome:
     try:
         for i, step in enumerate(case.steps + [("exit_all",)]):
             if step[0] == "exit_all":
-                lines = [f"{v}.exit()" for v in live.procs]
+                # Not those a signal ended or that sleep for ever (an oops).
+                lines = [f"{v}.exit()" for v in live.procs if ns[v].alive]
             else:
                 lines = render(step, live, {v: sorted(ns[v].files) for v in live.procs})
             if not lines:
@@ -143,8 +145,8 @@ def _execute(lines: list[str], ns: dict, live: Live, i: int, bound: float,
         for line in lines:
             exec(line, ns)  # noqa: S102 -- the fuzzer's own rendered source
             _observe(line, ns, live)
-    except (OSError, Signal):
-        pass  # the model answering like the kernel
+    except (OSError, Signal, TaskBlocked):
+        pass  # the model answering like the kernel (TaskBlocked: the call would never return)
     except StepTimeout:
         return Finding("timeout", f"timeout in {lines[-1].split('(')[0]}",
                        f"step took more than {bound} s: {lines[-1][:200]}", i)
@@ -221,7 +223,7 @@ def reproduction(case: Case, step_seconds: float = STEP_SECONDS) -> str:
     for lines in out.lines:
         src.append("try:")
         src += [f"    {ln}" for ln in lines]
-        src.append("except (OSError, Signal):")
+        src.append("except (OSError, Signal, TaskBlocked):")
         src.append("    pass")
     src.append("problems = check_machine(m)")
     if out.lines and out.lines[-1][0].endswith(".exit()"):

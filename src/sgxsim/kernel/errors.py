@@ -111,3 +111,27 @@ class Signal(Exception):
 
     def __reduce__(self):
         return type(self), (self.signo, self.si_code, self.addr, self.why, self.trapno, self.error_code)
+
+
+class Oops(Signal):
+    """The SIGKILL of make_task_dead() after a kernel oops (``Linux.oops``):
+    the task dies inside the kernel.  Not a fault signal: no exception-table
+    fixup (copy_from_user's EFAULT) and no vDSO fixup reports it; it reaches
+    the caller as the end of the task."""
+
+
+class TaskBlocked(Exception):
+    """The call never returns: the task sleeps in the kernel for ever (D state,
+    e.g. in mutex_lock() of a lock a dead task holds) or is stopped.
+
+    Not an errno and not a signal: the real task would hang.  ``why`` is the
+    :class:`~sgxsim.trace.Decision` naming the lock (or stop) and its holder;
+    later calls of the task raise it again."""
+
+    def __init__(self, pid: int, why: Decision):
+        super().__init__(pid, why)
+        self.pid = pid
+        self.why = why
+
+    def __str__(self) -> str:
+        return f"pid {self.pid} blocked: {self.why}"

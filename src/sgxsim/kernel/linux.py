@@ -138,27 +138,80 @@ class Linux(MmapMixin, MprotectMixin, MremapMixin, FaultMixin, MsealMixin, SysMi
             mm.notifiers.remove(obj)
 
     def all_page_tables(self) -> list[Any]:
-        return [t.mm.pgtable for t in self.tasks if t.mm is not None]
+        """The page tables a CPU may still walk: not those of a task asleep
+        for ever in do_exit() (make_task_dead()), which never loads its CR3
+        again; its exit_mmap() stopped after the mmu notifiers, so the
+        driver no longer zaps its PTEs."""
+        return [t.mm.pgtable for t in self.tasks
+                if t.mm is not None and (t.blocked is None or t.blocked.rule != "exit_mmap")]
 
     def warn(self, msg: str) -> None:
         self.trace.note("kernel", "WARN", "warn", msg)
 
-    def oops(self, msg: str, held: tuple[Any, ...] = ()) -> None:
+    def oops(self, msg: str, held: tuple[Any, ...] = (), *, mmap_locked: bool = False) -> None:
         """page_fault_oops() / oops_end(): a kernel bug hit in the current
-        task's context; the log keeps it and the task is killed (SIGKILL,
-        never delivered to a handler: raised, not returned as a fault).
-        ``held``: what the dying path had taken (an EPC page it allocated),
-        which make_task_dead() does not give back: it is leaked."""
+        task's context; the log keeps it and make_task_dead() ends the task
+        (raised as :class:`~sgxsim.kernel.errors.Oops`, a SIGKILL that no
+        fixup turns into an errno or a vDSO report).  An oops does not
+        unwind: ``held`` (an EPC page the dying path allocated) is never given
+        back, and neither is a lock it held.  ``mmap_locked``: the path held
+        its mm's mmap_lock for read (every page fault does); then the task
+        never finishes exiting (:meth:`make_task_dead`)."""
         import signal
 
-        from sgxsim.kernel.errors import Signal
+        from sgxsim.kernel.errors import Oops
         from sgxsim.trace import Decision
 
         self.oopses.append(msg)
         self.oops_held.extend(held)
         why = Decision("kernel", "oops", "SIGKILL", msg)
         self.trace.add(why)
-        raise Signal(signal.SIGKILL, 0, 0, why)
+        task = self.current
+        if task is not None and task.alive:
+            self.make_task_dead(task, mmap_locked)
+        raise Oops(signal.SIGKILL, 0, 0, why)
+
+    def make_task_dead(self, task: Any, mmap_locked: bool) -> None:
+        """make_task_dead() -> do_exit() of a task that oopsed.  It never
+        returns to user space.  do_exit() runs exit_mm() before exit_files();
+        exit_mm() -> mmput() -> exit_mmap() first runs mmu_notifier_release()
+        (the SGX driver drops the mm from the enclave's mm_list), then takes
+        mmap_write_lock(), which the oopsed fault's read hold (never released)
+        makes wait for ever: the task sleeps in D state, unreaped, with its
+        VMAs, page tables and open files."""
+        from sgxsim.trace import Decision
+
+        if not mmap_locked:
+            task.do_exit()
+            return
+        mm = task.mm
+        mm.users -= 1  # mmput()
+        if mm.users:
+            # Another user keeps the mm: exit_mmap() does not run here and
+            # do_exit() goes on (the model's tasks never share an mm).
+            task.do_exit(mm_put=False)
+            return
+        for n in list(mm.notifiers):  # exit_mmap(): mmu_notifier_release()
+            n.release(mm)
+        self.block_task(task, Decision(
+            "mm", "exit_mmap", "blocked",
+            f"pid {task.pid} oopsed: do_exit() waits for ever in mmap_write_lock(), the mmap_lock "
+            "the oopsed fault read-held is never released; the task keeps its VMAs and files"))
+
+    def block_task(self, task: Any, why: Any, raise_: bool = False) -> None:
+        """The task sleeps for ever (TASK_UNINTERRUPTIBLE on a lock no one
+        will release): it never runs user code again and is never reaped; it
+        keeps its mm and files.  With ``raise_``, the caller's call ends here
+        (:class:`~sgxsim.kernel.errors.TaskBlocked`): it never returns."""
+        from sgxsim.kernel.errors import TaskBlocked
+
+        self.trace.add(why)
+        task.alive = False
+        task.blocked = why
+        if task.lp.cr3 is task.mm.pgtable:
+            task.lp.cr3 = None  # off the CPU
+        if raise_:
+            raise TaskBlocked(task.pid, why)
 
     # -- syscall boundary ------------------------------------------------------------------
     @staticmethod

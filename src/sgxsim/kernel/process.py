@@ -10,12 +10,13 @@ from __future__ import annotations
 import errno
 import operator
 import os
+import signal as _signal
 from dataclasses import dataclass
 from typing import Any
 
 from sgxsim.hw.faults import GeneralProtection, PageFault
 from sgxsim.hw.paging import PTE_PRESENT, PTE_RW, PTE_SPECIAL, pte_pfn
-from sgxsim.kernel.errors import refuse
+from sgxsim.kernel.errors import Signal, TaskBlocked, refuse
 from sgxsim.kernel.mm.flags import (
     FMODE_PATH,
     MAP_ANONYMOUS,
@@ -35,9 +36,17 @@ from sgxsim.kernel.mm.flags import (
 )
 from sgxsim.kernel.mm.vma import MmStruct, Vma
 from sgxsim.kernel.sys import mmf_init_flags
+from sgxsim.trace import Decision
 
 U64 = (1 << 64) - 1
 U32 = (1 << 32) - 1
+_NSIG = 64  # signals 1.._NSIG are valid (valid_signal())
+# The default actions (kernel/signal.c: sig_kernel_ignore(), sig_kernel_stop());
+# every other signal's default terminates the process (with a core for some).
+_SIG_DFL_IGNORE = frozenset((_signal.SIGCONT, _signal.SIGCHLD, _signal.SIGWINCH, _signal.SIGURG))
+_SIG_DFL_STOP = frozenset((_signal.SIGSTOP, _signal.SIGTSTP, _signal.SIGTTIN, _signal.SIGTTOU))
+_SIG_KERNEL_ONLY = frozenset((_signal.SIGKILL, _signal.SIGSTOP))  # no handler, never ignored
+SI_USER = 0
 STACK_TOP = 0x7FFF_FFFF_F000
 STACK_SIZE = 132 * 1024
 MMAP_BASE = STACK_TOP - (1 << 30) - 0x1000_0000  # below the stack and its gap
@@ -136,8 +145,14 @@ class Process:
         self.persona = 0
         self.rlimit_nofile = self.RLIMIT_NOFILE  # (soft, hard)
         self.pending_signals: set[int] = set()
+        # sigaction(): signo -> SIG_IGN or a handler; a signal not here is SIG_DFL.
+        self.sighand: dict[int, Any] = {}
         self.files: dict[int, Any] = {}
         self.alive = True
+        # Why a task that is not alive still exists: it sleeps for ever in
+        # the kernel (after an oops, on a lock a dead task holds) or is stopped.
+        self.blocked: Any = None
+        self.blocked_holds: list[Any] = []  # files the sleeping call holds references to
         if mm is None:
             mm = MmStruct(MMAP_BASE)
             stack = Vma(mm, STACK_TOP - STACK_SIZE, STACK_TOP,
@@ -151,6 +166,8 @@ class Process:
     # -- plumbing -------------------------------------------------------------------------
     def _enter(self) -> Any:
         if not self.alive:
+            if self.blocked is not None:  # it cannot make a call: it sleeps in the kernel
+                raise TaskBlocked(self.pid, self.blocked)
             raise refuse(errno.ESRCH, "kernel", "syscall", "the process has exited")
         k = self.kernel
         k.current = self
@@ -165,9 +182,15 @@ class Process:
     def _call(self, fn: Any, *args: Any) -> Any:
         k = self._enter()
         try:
-            return fn(*args)
+            ret = fn(*args)
         except OSError as e:
-            raise k.syscall_errno(e) from None
+            err = k.syscall_errno(e)
+            if self.pending_signals:
+                self.exit_to_user_mode()  # a fatal signal ends the task before the errno is seen
+            raise err from None
+        if self.pending_signals:
+            self.exit_to_user_mode()
+        return ret
 
     # -- memory syscalls -------------------------------------------------------------------
     def mmap(self, addr: int, length: int, prot: int, flags: int, fd: int = -1,
@@ -221,6 +244,8 @@ class Process:
         old = self.persona
         if persona & U32 != U32:
             self.persona = persona & U32
+        if self.pending_signals:
+            self.exit_to_user_mode()
         return old
 
     @property
@@ -466,8 +491,100 @@ class Process:
 
     # -- signals, fork, exit -----------------------------------------------------------------
     def kill(self, sig: int) -> None:
-        """Make ``sig`` pending (the interrupted paths of the driver see it)."""
+        """kill(2) of this process by a sender the model does not name
+        (permission is not modelled).  Signal 0 only checks that the process
+        exists.  A signal its disposition ignores is discarded at once;
+        otherwise it is pending, as if it arrived just as the process's next
+        system call began: the driver's loops see it (EINTR), and it is
+        delivered when that call returns (:meth:`exit_to_user_mode`)."""
+        # kill_pid_info_type(): a process that is gone is ESRCH before any check.
+        if not self.alive and self.blocked is None:
+            raise refuse(errno.ESRCH, "kernel", "kill_pid_info", f"pid {self.pid} has exited")
+        if not 0 <= sig <= _NSIG:  # check_kill_permission(): valid_signal()
+            raise refuse(errno.EINVAL, "kernel", "check_kill_permission",
+                         f"signal {sig} is not a valid signal (1..{_NSIG}, or 0)")
+        if not sig:  # group_send_sig_info(): signal 0 sends nothing
+            return
+        stopped = self.blocked is not None and self.blocked.rule == "do_signal_stop"
+        if sig == _signal.SIGKILL and stopped:
+            # SIGKILL wakes a stopped task, which dies on the spot.
+            self.alive, self.blocked = True, None
+            self.pending_signals.clear()
+            self.do_exit()
+            return
+        if sig == _signal.SIGCONT:  # prepare_signal(): SIGCONT resumes a stopped task
+            self.pending_signals -= _SIG_DFL_STOP
+            if stopped:
+                self.blocked, self.alive = None, True
+        elif sig in _SIG_DFL_STOP:  # ... and a stop signal cancels a pending SIGCONT
+            self.pending_signals.discard(_signal.SIGCONT)
+        if self._sig_ignored(sig):  # sig_ignored(): dropped, never pending
+            return
         self.pending_signals.add(sig)
+
+    def _sig_ignored(self, sig: int) -> bool:
+        # sig_handler_ignored(): SIG_IGN, or SIG_DFL whose default is to ignore
+        handler = self.sighand.get(sig, _signal.SIG_DFL)
+        return handler is _signal.SIG_IGN or (handler is _signal.SIG_DFL and sig in _SIG_DFL_IGNORE)
+
+    def sigaction(self, sig: int, handler: Any) -> Any:
+        """rt_sigaction(2), the handler only: ``signal.SIG_DFL``,
+        ``signal.SIG_IGN`` or a callable ``handler(signo)`` that runs when the
+        signal is delivered (without SA_RESTART: the interrupted call gives
+        EINTR).  Returns the old disposition."""
+
+        def sys_rt_sigaction() -> Any:
+            # do_sigaction(): SIGKILL and SIGSTOP keep their default.
+            if not 1 <= sig <= _NSIG or sig in _SIG_KERNEL_ONLY:
+                raise refuse(errno.EINVAL, "kernel", "do_sigaction",
+                             f"signal {sig} cannot be caught or ignored" if 1 <= sig <= _NSIG
+                             else f"signal {sig} is not a valid signal")
+            if handler is not _signal.SIG_DFL and handler is not _signal.SIG_IGN \
+                    and not callable(handler):
+                raise TypeError(f"a handler is SIG_DFL, SIG_IGN or a callable, not {handler!r}")
+            old = self.sighand.get(sig, _signal.SIG_DFL)
+            if handler is _signal.SIG_DFL:
+                self.sighand.pop(sig, None)
+            else:
+                self.sighand[sig] = handler
+            if self._sig_ignored(sig):  # do_sigaction(): a pending one is discarded
+                self.pending_signals.discard(sig)
+            return old
+
+        return self._call(sys_rt_sigaction)
+
+    def exit_to_user_mode(self) -> None:
+        """arch_do_signal_or_restart() -> get_signal() on the way back to user
+        space: the pending signals, lowest number first.  An ignored one is
+        dropped, a handler runs, a default stop stops the task (until
+        SIGCONT), any other default action ends the process (do_group_exit()),
+        raised as a :class:`Signal`."""
+        while self.pending_signals and self.alive:
+            sig = min(self.pending_signals)
+            self.pending_signals.discard(sig)
+            handler = self.sighand.get(sig, _signal.SIG_DFL)
+            if handler is _signal.SIG_IGN:
+                continue
+            if handler is not _signal.SIG_DFL:
+                handler(sig)  # handle_signal(): the user handler runs, then sigreturn
+                continue
+            if sig in _SIG_DFL_IGNORE:
+                continue
+            name = _signal.Signals(sig).name if sig in _signal.Signals._value2member_map_ else str(sig)
+            if sig in _SIG_DFL_STOP:
+                # do_signal_stop(): the task stops; the model's next call
+                # of it finds it stopped until kill(SIGCONT).
+                self.alive = False
+                self.blocked = Decision("kernel", "do_signal_stop", "stopped",
+                                        f"pid {self.pid} stopped by {name}; SIGCONT resumes it")
+                self.kernel.trace.add(self.blocked)
+                return
+            why = Decision("kernel", "get_signal", name,
+                           f"pid {self.pid} killed by {name} (default action) on its way to user space")
+            self.kernel.trace.add(why)
+            self.pending_signals.clear()
+            self.do_exit()  # do_group_exit()
+            raise Signal(sig, SI_USER, 0, why)
 
     def fork(self) -> Process:
         """fork(2): copy the mm (private pages COW), the file table."""
@@ -479,6 +596,7 @@ class Process:
         child = Process(k, lp, self.label, mm=mm)
         child.persona = self.persona  # copy_process(): the personality is inherited
         child.rlimit_nofile = self.rlimit_nofile  # copy_signal(): so are the rlimits
+        child.sighand = dict(self.sighand)  # copy_sighand(); pending signals are not inherited
         for fd, f in self.files.items():
             f.refcount += 1
             child.files[fd] = f
@@ -508,20 +626,33 @@ class Process:
 
     def exit(self) -> None:
         """exit(2): unmap everything (->close, fput), close files, mm exit."""
-        k = self._enter()
+        self._enter()
+        self.do_exit()
+
+    def do_exit(self, mm_put: bool = True) -> None:
+        """do_exit(): the mm's VMAs unmapped, the files closed, the mm's
+        count dropped and its mmu notifiers released; the task is reaped.
+        ``mm_put=False``: the mm's count was already dropped (it stays)."""
+        k = self.kernel
+        k.current = self
         mm = self.mm
-        for v in list(mm.vmas):
-            k.zap_page_range(v, v.vm_start, v.vm_end)
-            k.remove_vma(mm, v)
+        if mm_put:
+            for v in list(mm.vmas):
+                k.zap_page_range(v, v.vm_start, v.vm_end)
+                k.remove_vma(mm, v)
         for fd in list(self.files):
             k.fput(self.files.pop(fd))
-        mm.users -= 1
-        for n in list(mm.notifiers):
-            n.release(mm)
+        if mm_put:
+            mm.users -= 1
+            for n in list(mm.notifiers):
+                n.release(mm)
         if self.lp.cr3 is mm.pgtable:
             self.lp.cr3 = None
         self.alive = False
-        k.tasks.remove(self)
+        self.blocked = None
+        self.pending_signals.clear()
+        if self in k.tasks:
+            k.tasks.remove(self)
 
     def __repr__(self) -> str:
         return f"Process(pid={self.pid})"

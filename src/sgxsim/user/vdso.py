@@ -18,7 +18,7 @@ from typing import Any
 from sgxsim.hw.consts import Enclu
 from sgxsim.hw.faults import HwFault, PageFault
 from sgxsim.hw.uapi import SgxEnclaveRun
-from sgxsim.kernel.errors import SI_KERNEL, Signal
+from sgxsim.kernel.errors import SI_KERNEL, Oops, Signal
 from sgxsim.kernel.process import U32, U64, _s32
 from sgxsim.trace import Decision
 from sgxsim.user.enclave import EnclaveLibrary
@@ -31,6 +31,21 @@ _EXIT_LEAF = struct.pack("<I", EEXIT)  # the function field: the exit reason
 _EXCEPTION = struct.Struct("<IHHQ")  # function, exception_vector, _error_code, _addr
 
 UserHandler = Callable[[int, int, int, int, int, int, int], int]
+
+# The signals of the user-mode exception paths that call fixup_vdso_exception()
+# before they would send it: __bad_area_nosemaphore() and do_sigbus() (#PF),
+# exc_general_protection() (#GP), do_trap() and math_error() (#DE, #UD, #MF,
+# #XM, ...), the #DB/#BP handlers.  Nothing else is reported in struct
+# sgx_enclave_run: not the SIGKILL of an oops (make_task_dead()) or of
+# pagefault_out_of_memory(), not a signal another process sent.
+FIXUP_SIGNALS = frozenset((signal.SIGSEGV, signal.SIGBUS, signal.SIGILL, signal.SIGFPE,
+                           signal.SIGTRAP))
+
+
+def vdso_fixup_applies(sig: Signal) -> bool:
+    """Whether fixup_vdso_exception() turns ``sig`` into a report (an
+    exception signal of a fault at the vDSO's ENCLU), or it goes on."""
+    return sig.signo in FIXUP_SIGNALS and not isinstance(sig, Oops)
 
 
 def deliver_fault(proc: Any, fault: HwFault) -> None:
@@ -104,6 +119,8 @@ class Vdso:
                 # exception fields keep what they held.
                 report = _EXIT_LEAF
             except Signal as sig:
+                if not vdso_fixup_applies(sig):
+                    raise  # the task dies or takes the signal: nothing is reported
                 # fixup_vdso_exception(), then vsgx.S .Lhandle_exception:
                 # report instead of signalling (leaf, vector, error code, address).
                 report = _EXCEPTION.pack(leaf, sig.trapno & 0xFFFF, sig.error_code & 0xFFFF,

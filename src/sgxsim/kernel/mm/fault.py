@@ -27,7 +27,15 @@ from sgxsim.hw.paging import (
     make_pte,
     pte_pfn,
 )
-from sgxsim.kernel.errors import BUS_ADRERR, SEGV_ACCERR, SEGV_MAPERR, SI_KERNEL, Signal, refuse
+from sgxsim.kernel.errors import (
+    BUS_ADRERR,
+    SEGV_ACCERR,
+    SEGV_MAPERR,
+    SI_KERNEL,
+    Oops,
+    Signal,
+    refuse,
+)
 from sgxsim.kernel.mm.flags import (
     MMAP_MIN_ADDR,
     PAGE_MASK,
@@ -390,6 +398,8 @@ class FaultMixin:
                 out += self._kernel_user_read(task, addr, take)
                 addr += take
                 n -= take
+        except Oops:
+            raise  # the task died in the fault (make_task_dead()): no exception-table fixup
         except (Signal, OverflowError) as e:
             raise refuse(errno.EFAULT, "mm", "copy_from_user", str(e)) from None
         return bytes(out)
@@ -402,6 +412,8 @@ class FaultMixin:
                 self._kernel_user_write(task, addr, bytes(mv[:take]))
                 addr += take
                 mv = mv[take:]
+        except Oops:
+            raise  # the task died in the fault (make_task_dead()): no exception-table fixup
         except (Signal, OverflowError) as e:
             raise refuse(errno.EFAULT, "mm", "copy_to_user", str(e)) from None
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 import errno
 from typing import Any
 
-from sgxsim.kernel.errors import refuse
+from sgxsim.kernel.errors import TaskBlocked, refuse
 from sgxsim.kernel.mm.flags import (
     ARCH_VM_PKEY_FLAGS,
     FMODE_READ,
@@ -253,6 +253,11 @@ class MmapMixin:
                 file.f_op.mmap(file, vma)
             except OSError:
                 self.fput(file)
+                raise
+            except TaskBlocked:
+                # ->mmap() sleeps for ever (a lock an oops left held): the
+                # reference get_file() took stays with the sleeping task.
+                self.current.blocked_holds.append(file)
                 raise
             if vma.vm_flags != vm_flags and not vma.vm_flags & VM_SPECIAL:
                 merged = self.vma_merge_new_range(mm, addr, end, vma.vm_flags, file, pgoff, None,

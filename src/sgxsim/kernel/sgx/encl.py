@@ -156,7 +156,7 @@ class SgxEncl:
 
     __slots__ = ("drv", "base", "size", "flags", "page_cnt", "secs_child_cnt", "page_array",
                  "secs", "attributes", "attributes_mask", "backing", "refcount", "va_pages",
-                 "mm_list", "mm_list_version", "released")
+                 "mm_list", "mm_list_version", "released", "lock_held_by")
 
     def __init__(self, drv: Any):
         self.drv = drv
@@ -177,6 +177,9 @@ class SgxEncl:
         self.mm_list: list[SgxEnclMm] = []
         self.mm_list_version = 0
         self.released = False
+        # encl->lock is not modelled while a call runs (calls are atomic);
+        # it stays held only when its holder died in an oops: who, as text.
+        self.lock_held_by: str | None = None
 
     def test_bit(self, bit: int) -> bool:
         return bool(self.flags & (1 << bit))
@@ -212,6 +215,23 @@ class SgxEncl:
 
 class SgxEnclOps:
     """encl.c (SGX1 behaviour, as in Linux 5.11)."""
+
+    # -- encl->lock ------------------------------------------------------------------
+    def sgx_encl_lock_blocked(self, encl: SgxEncl, rule: str) -> None:
+        """mutex_lock(&encl->lock) while a task that oopsed holds it (an oops
+        never unlocks): the caller sleeps for ever, uninterruptibly, and
+        never returns from its call (TaskBlocked).
+
+        The reclaimer takes the lock too (sgx_reclaim_pages()), but never
+        meets it held: the one oops modelled needs the enclave's SECS written
+        out, so no page of it is resident (on the LRU) then, and every path
+        that could make one resident again takes the lock first."""
+        from sgxsim.trace import Decision
+
+        why = Decision("sgx", rule, "blocked",
+                       f"mutex_lock(&encl->lock) of the enclave at {encl.base:#x} waits for ever: "
+                       f"{encl.lock_held_by}")
+        self.kernel.block_task(self.current(), why, raise_=True)
 
     # -- references ----------------------------------------------------------------
     def sgx_encl_get(self, encl: SgxEncl) -> None:
@@ -281,6 +301,8 @@ class SgxEnclOps:
         if self.current_personality() & READ_IMPLIES_EXEC:
             raise refuse(errno.EACCES, "sgx", "sgx_encl_may_map",
                          "the task has READ_IMPLIES_EXEC personality")
+        if encl.lock_held_by is not None:  # mutex_lock(&encl->lock)
+            self.sgx_encl_lock_blocked(encl, "sgx_encl_may_map")
         for page in encl.pages_in(start, end):
             if ~page.vm_max_prot_bits & vm_prot_bits:
                 raise refuse(errno.EACCES, "sgx", "sgx_encl_may_map",
@@ -536,6 +558,8 @@ class SgxEnclOps:
         ret = self.sgx_vma_fault_eaug(vmf, encl, addr)
         if ret is not None:
             return ret
+        if encl.lock_held_by is not None:  # mutex_lock(&encl->lock)
+            self.sgx_encl_lock_blocked(encl, "sgx_vma_fault")
         try:
             entry = self.sgx_encl_load_page_in_vma(encl, addr, vma.vm_flags)
         except OSError as e:
@@ -553,6 +577,8 @@ class SgxEnclOps:
     def sgx_encl_reserve_page(self, encl: SgxEncl, addr: int, vm_flags: int) -> SgxEnclPage:
         # sgx_encl_reserve_page(): retry while the page is being reclaimed.
         while True:
+            if encl.lock_held_by is not None:  # mutex_lock(&encl->lock)
+                self.sgx_encl_lock_blocked(encl, "sgx_encl_reserve_page")
             try:
                 return self.sgx_encl_load_page_in_vma(encl, addr, vm_flags)
             except OSError as e:
@@ -671,6 +697,8 @@ class SgxEnclOpsSgx2(SgxEnclOps):
             return sigbus("sgx_encl_eaug_page", "enclave not initialized: no EAUG")
         encl_page = self.sgx_encl_page_alloc(encl, (addr & PAGE_MASK) - encl.base,
                                              PROT_READ | PROT_WRITE | PROT_EXEC)
+        if encl.lock_held_by is not None:  # mutex_lock(&encl->lock)
+            self.sgx_encl_lock_blocked(encl, "sgx_encl_eaug_page")
         ret = self.sgx_encl_eaug_load_secs(vmf, encl)
         if ret is not None:
             return ret
@@ -697,9 +725,15 @@ class SgxEnclOpsSgx2(SgxEnclOps):
         if secs is None:
             # 6.0 takes sgx_get_epc_virt_addr() of the SECS as it is: once the
             # reclaimer wrote it out, that is a NULL dereference (fixed in 6.5).
-            # The EPC page it allocated is never freed: the oops does not unwind.
+            # The oops does not unwind: the EPC page it allocated is never
+            # freed, encl->lock (taken after sgx_encl_page_alloc()) never
+            # unlocked, the page stays in page_array without an EPC page; the
+            # fault's mmap_lock stays read-held (Linux.make_task_dead()).
+            encl.lock_held_by = (f"pid {self.current().pid} took it in sgx_encl_eaug_page() "
+                                 "and died there in an oops")
             self.kernel.oops(f"BUG: kernel NULL pointer dereference in sgx_encl_eaug_page "
-                             f"at {encl_page.addr:#x}: the SECS is not in the EPC", held=(epc_page,))
+                             f"at {encl_page.addr:#x}: the SECS is not in the EPC", held=(epc_page,),
+                             mmap_locked=True)
         pginfo = self.kstack_pageinfo(encl_page.addr, 0, 0, secs.paddr)
         ret = encls(self.cpu.eaug, pginfo, epc_page.paddr)
         if ret:

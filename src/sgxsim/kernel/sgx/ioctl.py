@@ -131,10 +131,17 @@ class SgxIoctl:
             handler = _handler(self, cmd & 0xFFFFFFFF)
             if handler is None:
                 raise refuse(ENOIOCTLCMD, "sgx", "sgx_ioctl", f"unknown command {cmd:#x}")
-            return handler(encl, arg)
-        finally:
+            ret = handler(encl, arg)
+        except OSError:
             encl.clear_bit(SGX_ENCL_IOCTL)
             self.ksgxd_service()
+            raise
+        # Not reached when the task died in the ioctl (an oops) or sleeps
+        # in it for ever: then the bit stays set, and every later ioctl on
+        # the enclave is -EBUSY.
+        encl.clear_bit(SGX_ENCL_IOCTL)
+        self.ksgxd_service()
+        return ret
 
     # -- CREATE ------------------------------------------------------------------
     def sgx_encl_create(self, encl: SgxEncl, secs_paddr: int) -> None:
@@ -487,6 +494,8 @@ class SgxIoctlSgx2(SgxIoctl):
     def _sgx2_load(self, encl: SgxEncl, addr: int, rule: str) -> Any:
         # The common prefix of the SGX2 page loops: -EBUSY -> -EAGAIN, else -EFAULT.
         self.sgx_reclaim_direct()
+        if encl.lock_held_by is not None:  # mutex_lock(&encl->lock)
+            self.sgx_encl_lock_blocked(encl, rule)
         try:
             return self.sgx_encl_load_page(encl, addr)
         except OSError as e:
