@@ -93,6 +93,31 @@ def test_tap_totals_do_not_count_skips_as_passes():
     assert f"# Totals: pass:{16 - skips} fail:0 xfail:0 xpass:0 skip:{skips} error:0" in r.output
 
 
+def test_selftest_refuses_an_elf_whose_segments_lie_outside_the_file(tmp_path):
+    # A PT_LOAD of 1 TiB was a MemoryError traceback; one whose p_offset lay
+    # below the TCS segment's was taken, and then all 16 tests said "# error:
+    # argument out of range" (a Python message).
+    import struct
+
+    from sgxsim.user import test_encl
+    from sgxsim.user.elf import write_elf
+
+    good = write_elf([(n, o, p, d) for n, (o, p, d) in test_encl.image().items()],
+                     test_encl.program().symbols)
+    phoff, = struct.unpack_from("<Q", good, 0x20)
+    for name, seg, field, value, text in (  # field: the byte offset in Elf64_Phdr
+            ("huge.elf", 1, 32, 1 << 40, "segment 1: p_offset 0x3000 + p_filesz 0x10000000000 lies past"),
+            ("low.elf", 2, 8, 0, "segment 2: p_offset 0x0 lies below the TCS segment's (0x1000)")):
+        elf = bytearray(good)
+        struct.pack_into("<Q", elf, phoff + seg * 56 + field, value)
+        (tmp_path / name).write_bytes(elf)
+        r = CliRunner().invoke(main, ["selftest", "--encl-elf", str(tmp_path / name)])
+        assert r.exit_code == 1, r.output
+        assert r.output.startswith(f"Error: {tmp_path / name}: not an enclave ELF the selftests' loader can "
+                                   f"load: {text}"), r.output
+        assert r.output.count("\n") == 1 and "1..16" not in r.output
+
+
 def test_unwritable_out_and_html_are_refused_before_the_search(tmp_path):
     (tmp_path / "file").write_text("")
     for opt in ("--out", "--html"):
