@@ -49,6 +49,18 @@ def test_demo_signs_its_own_enclave(tmp_path):
     assert measure(demo_pages()).hex() in r.output
 
 
+def test_demo_out_that_cannot_be_written_is_a_clear_error(tmp_path):
+    # --out /proc/x was a FileNotFoundError traceback, a demo.sigstruct
+    # that is a directory an IsADirectoryError one (both exit status 1).
+    (tmp_path / "file").write_text("")
+    r = CliRunner().invoke(main, ["demo", "--out", str(tmp_path / "file" / "sub")])
+    assert r.exit_code == 2 and "--out" in r.output and "is not a writable directory" in r.output, r.output
+    (tmp_path / "d" / "demo.sigstruct").mkdir(parents=True)
+    r = CliRunner().invoke(main, ["demo", "--out", str(tmp_path / "d")])
+    assert r.exit_code == 1, r.output
+    assert r.output == f"Error: --out {tmp_path / 'd' / 'demo.sigstruct'}: Is a directory\n"
+
+
 def test_sigstruct_json_fields(enarx_vector):
     r = CliRunner().invoke(main, ["sigstruct", "--json", str(enarx_vector / "encl.ss")])
     info = json.loads(r.output)
@@ -125,6 +137,32 @@ def test_unwritable_out_and_html_are_refused_before_the_search(tmp_path):
         r = CliRunner().invoke(main, ["check", opt, str(tmp_path / "file" / "sub")])
         assert r.exit_code == 2 and "is not a writable directory" in r.output, r.output
         assert time.monotonic() - start < 5
+
+
+def test_an_output_file_that_cannot_be_written_after_the_work_is_a_clear_error(tmp_path):
+    # The directory is probed before the work, but a file's name taken by a
+    # directory was an IsADirectoryError traceback (exit status 1) after it:
+    # check's scenario files (also from forked design workers and in
+    # simulation) and HTML pages, report's pages and index.
+    check = ["check", "--design", "linux-6.0", "--property", "w-xor-x"]
+    for n, (args, taken, opt) in enumerate((
+            ([*check, "--depth", "3", "--out", "{d}"], "linux-6.0--w-xor-x.toml", "--out"),
+            ([*check, "--design", "no-hook", "--depth", "3", "--workers", "2", "--out", "{d}"],
+             "linux-6.0--w-xor-x.toml", "--out"),
+            ([*check, "--simulate", "--pages", "3", "--walks", "20", "--seed", "2", "--out", "{d}"],
+             "linux-6.0--w-xor-x--sim.toml", "--out"),
+            ([*check, "--depth", "3", "--out", str(tmp_path / "sc"), "--html", "{d}"],
+             "linux-6.0--w-xor-x.html", "--html"),
+            (["report", "{f}", "--out", "{d}"], "s.html", "--out"),
+            (["report", "{f}", "--out", "{d}"], "index.html", "--out"))):
+        d = tmp_path / str(n)
+        (d / taken).mkdir(parents=True)
+        f = tmp_path / "s.toml"
+        f.write_text(SCENARIO)
+        r = CliRunner().invoke(main, [a.format(d=d, f=f) for a in args])
+        assert r.exit_code == 1, (args, r.output)
+        assert r.output.splitlines()[-1] == f"Error: {opt} {d / taken}: Is a directory", (args, r.output)
+        assert r.exception is None or isinstance(r.exception, SystemExit), (args, r.exception)
 
 
 def test_progress_goes_to_a_piped_stderr_and_counts_agree(tmp_path):

@@ -40,10 +40,13 @@ def sigstruct(file: Path, as_json: bool) -> None:
               help="Directory for the SIGSTRUCT and key (default: a temporary one).")
 def demo(out: Path | None) -> None:
     """Measure and sign a small enclave of sgxsim's own making, and print it."""
+    from sgxsim.check.cli import output_errors, writable_dir
     from sgxsim.demo import build_signed
     from sgxsim.sigstruct_report import describe, render
 
-    with tempfile.TemporaryDirectory() as tmp:
+    if out is not None:  # refused now, as check --out is
+        writable_dir(out, "--out")
+    with tempfile.TemporaryDirectory() as tmp, output_errors("--out"):
         path = build_signed(out or Path(tmp))
         click.echo(f"# {path.name}: a 4-page enclave (TCS, 2 x RX text, RW data), signed "
                    "with a freshly generated RSA-3072 key (e=3)")

@@ -73,6 +73,20 @@ def user_code_errors():
         raise click.ClickException(msg) from None
 
 
+@contextlib.contextmanager
+def output_errors(opt: str):
+    """An output file of ``opt`` that cannot be written once the work is
+    done (its name taken by a directory, a full disk) is a clean error
+    naming it (sgxsim.outfile.OutputError); the directory itself was
+    probed before the work (writable_dir)."""
+    from sgxsim.outfile import OutputError
+
+    try:
+        yield
+    except OutputError as e:
+        raise click.ClickException(f"{opt} {e.filename}: {e.strerror}") from None
+
+
 def design_names(names, opt: str = "--design") -> list[str]:
     """``names`` checked against the registry (any registered kernel with an
     SGX driver: built in, from a file or an entry point)."""
@@ -288,7 +302,7 @@ def check(designs, props, design_files, property_files, depth, workers, engine, 
     except ValueError as e:
         raise click.BadParameter(str(e)) from None
     if simulate:
-        with user_code_errors():
+        with user_code_errors(), output_errors("--out"):
             results = runner.simulate(_factory(scope), designs, props, walks=walks, walk_depth=walk_depth,
                                       seed=seed, workers=workers, out_dir=out)
         if as_json:
@@ -307,7 +321,7 @@ def check(designs, props, design_files, property_files, depth, workers, engine, 
         writable_dir(Path(os.environ[SPILL_DIR]), "$" + SPILL_DIR)
     old = signal.signal(signal.SIGINT, functools.partial(_on_sigint, os.getpid()))
     try:
-        with user_code_errors():
+        with user_code_errors(), output_errors("--out"):
             results = runner.check(_factory(scope), designs, props,
                                    depth=depth, workers=workers, out_dir=out, engine=engine,
                                    address=address, frontier_mem=mem,
@@ -345,7 +359,8 @@ def _write_html(html_dir: Path | None, results: list[dict], scope: Scope, as_jso
         return
     from sgxsim.report import BFS_NOTE, SIM_NOTE, write_run
 
-    index = write_run(html_dir, results, _factory(scope), SIM_NOTE if simulated else BFS_NOTE)
+    with user_code_errors(), output_errors("--html"):
+        index = write_run(html_dir, results, _factory(scope), SIM_NOTE if simulated else BFS_NOTE)
     click.echo(f"\nHTML report: {index}", err=as_json)
 
 
@@ -417,11 +432,9 @@ def _run(file, sc, scope, design, all_designs, html_file, own) -> None:
     if html_file is not None:
         from sgxsim.report import write_trace
 
-        try:
+        with output_errors("--html"):
             write_trace(html_file, _factory(scope)(design or sc.design), sc.steps, sc.prop, expect=sc.expect,
                         at_step=sc.at_step, reason=sc.reason)
-        except OSError as e:
-            raise click.ClickException(f"--html {html_file}: {e.strerror or e}") from None
         click.echo(f"HTML report: {html_file}")
     got = r["verdict"] + (f" at step {r['at']}" if r["at"] else "")
     want = sc.expect + (f" at step {sc.at_step}" if sc.at_step else "")
@@ -476,6 +489,7 @@ def explain(file: Path, step: int, design: str | None, max_lines: int, design_fi
 @click.option("--design", default=None, metavar="NAME", help="Draw every file on this design instead.")
 @plugin_options
 def report(files, out_dir: Path, design: str | None, design_files, property_files) -> None:
+    from sgxsim.outfile import write_output
     from sgxsim.report import render_index, render_trace, trace_data
 
     load_plugins(design_files, property_files)
@@ -495,11 +509,13 @@ def report(files, out_dir: Path, design: str | None, design_files, property_file
                 break
             name = f"{Path(f).stem}-{n}.html"
         pages.add(name)
-        (out_dir / name).write_text(render_trace(data))
+        with output_errors("--out"):
+            write_output(out_dir / name, render_trace(data))
         results.append({"design": data["design"], "property": sc.prop, "verdict": data["verdict"],
                         "trace": sc.steps[:data["at"] or len(sc.steps)]})
         links[(data["design"], sc.prop)] = name
         click.echo(f"{out_dir / name}: {data['design']} / {sc.prop}: {data['verdict']}"
                    + (f" at step {data['at']}" if data["at"] else ""))
-    (out_dir / "index.html").write_text(render_index(results, links))
+    with output_errors("--out"):
+        write_output(out_dir / "index.html", render_index(results, links))
     click.echo(f"HTML report: {out_dir / 'index.html'}")

@@ -52,7 +52,6 @@ def results_for(model, exp: Exploration, props: list[str], out_dir: Path | None 
 
 def _write_scenario(model, r: dict, path, out_dir: Path, suffix: str = "") -> str:
     """The scenario file of result ``r`` (its trace as comments)."""
-    out_dir.mkdir(parents=True, exist_ok=True)
     sc = scn.Scenario(r["design"], r["property"], r["verdict"], path, model.scope(), len(path),
                       r["reason"])
     comments = [s["decisions"] for s in r["trace"]]
