@@ -308,6 +308,18 @@ def test_report_gives_files_of_the_same_name_pages_of_their_own(tmp_path):
     assert 'href="x.html"' in index and 'href="x-2.html"' in index
 
 
+def test_report_of_a_scenario_named_index_keeps_its_page(tmp_path):
+    # index.toml was drawn to index.html and then overwritten by the index
+    # (whose one link pointed at itself), exit status 0.
+    (tmp_path / "index.toml").write_text(SCENARIO)
+    out = tmp_path / "out"
+    r = CliRunner().invoke(main, ["report", str(tmp_path / "index.toml"), "--out", str(out)])
+    assert r.exit_code == 0, r.output
+    assert f"{out / 'index-2.html'}: linux-6.0 / w-xor-x: holds" in r.output
+    assert 'href="index-2.html"' in (out / "index.html").read_text()
+    assert "mmap" in (out / "index-2.html").read_text()
+
+
 def test_a_design_or_property_named_twice_is_checked_once(tmp_path):
     # It was explored twice (two JSON results; the matrix showed one).
     r = CliRunner().invoke(main, ["check", "--design", "linux-6.0", "--design", "linux-6.0", "--property",

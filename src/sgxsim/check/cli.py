@@ -497,7 +497,8 @@ def report(files, out_dir: Path, design: str | None, design_files, property_file
     scenarios = [(f, read_scenario(f)) for f in files]
     for f, sc in scenarios:
         scenario_design(f, sc, design)
-    results, links, pages = [], {}, set()
+    results, links = [], {}
+    pages = {"index.html"}  # taken by the index: index.toml gets index-2.html
     for f, sc in scenarios:
         model = _factory(Scope(**sc.scope))(design or sc.design)
         with user_code_errors():
