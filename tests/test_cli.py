@@ -187,6 +187,51 @@ def test_ctrl_c_with_workers_stops_cleanly(tmp_path):
     assert "Traceback" not in err and "interrupted" in err
 
 
+WALKING = """
+import sys
+
+from sgxsim.check.properties import Property, register_property
+
+
+@register_property
+class Walking(Property):
+    name = "walking"
+    kind = "safety"
+    said = False
+
+    def check(self, view, before, after, events):
+        if not Walking.said:  # the walks have begun (once per process)
+            Walking.said = True
+            sys.stderr.write("walking\\n")
+            sys.stderr.flush()
+        return None
+"""
+
+
+def test_ctrl_c_during_a_simulation_stops_cleanly(tmp_path):
+    # It printed click's "Aborted!" and exited 1 (and with --workers, the
+    # workers' tracebacks); now as the exhaustive search: 130 and a line.
+    (tmp_path / "walking.py").write_text(WALKING)
+    for workers in ("1", "2"):
+        p = subprocess.Popen([sys.executable, "-m", "sgxsim.cli", "check", "--simulate", "--design",
+                              "linux-6.0", "--property-file", "walking.py", "--property", "walking",
+                              "--walks", "100000000", "--workers", workers, "--out", "sc"],
+                             cwd=tmp_path, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                             start_new_session=True)
+        try:
+            assert p.stderr.readline() == "walking\n"
+            os.killpg(p.pid, signal.SIGINT)  # what a terminal's Ctrl-C does
+            out, err = p.communicate(timeout=60)
+        finally:
+            if p.poll() is None:
+                p.kill()
+        assert p.returncode == 130, (workers, err[-2000:])
+        assert "Traceback" not in err and "Aborted" not in err, err[-2000:]
+        assert err.splitlines()[-1] == ("interrupted: no results (the scenario files of designs already "
+                                        "simulated are in sc)"), err
+        assert out == ""
+
+
 def test_progress_on_a_terminal_is_a_rich_bar(capsys):
     from types import SimpleNamespace
 

@@ -179,6 +179,23 @@ def _on_sigint(parent: int, signum, frame) -> None:
         raise KeyboardInterrupt
 
 
+@contextlib.contextmanager
+def stop_on_ctrl_c(out: Path, done: str):
+    """Ctrl-C during a search or a simulation: exit status 130 and one line
+    on stderr saying where the scenario files of the designs ``done``
+    (explored, simulated) before it are; no results (a design's results
+    come only when it is finished)."""
+    old = signal.signal(signal.SIGINT, functools.partial(_on_sigint, os.getpid()))
+    try:
+        yield
+    except KeyboardInterrupt:
+        click.echo(f"interrupted: no results (the scenario files of designs already {done} are in {out})",
+                   err=True)
+        raise SystemExit(130) from None
+    finally:
+        signal.signal(signal.SIGINT, old)
+
+
 def _subset(opt: str, text: str, allowed: tuple[str, ...]) -> tuple[str, ...]:
     got = tuple(x.strip() for x in text.split(",") if x.strip())
     bad = [x for x in got if x not in allowed]
@@ -302,7 +319,7 @@ def check(designs, props, design_files, property_files, depth, workers, engine, 
     except ValueError as e:
         raise click.BadParameter(str(e)) from None
     if simulate:
-        with user_code_errors(), output_errors("--out"):
+        with stop_on_ctrl_c(out, "simulated"), user_code_errors(), output_errors("--out"):
             results = runner.simulate(_factory(scope), designs, props, walks=walks, walk_depth=walk_depth,
                                       seed=seed, workers=workers, out_dir=out)
         if as_json:
@@ -319,9 +336,8 @@ def check(designs, props, design_files, property_files, depth, workers, engine, 
         raise click.BadParameter(str(e), param_hint="--frontier-mem") from None
     if mem is not None and os.environ.get(SPILL_DIR):  # refused now, not when a level spills
         writable_dir(Path(os.environ[SPILL_DIR]), "$" + SPILL_DIR)
-    old = signal.signal(signal.SIGINT, functools.partial(_on_sigint, os.getpid()))
     try:
-        with user_code_errors(), output_errors("--out"):
+        with stop_on_ctrl_c(out, "explored"), user_code_errors(), output_errors("--out"):
             results = runner.check(_factory(scope), designs, props,
                                    depth=depth, workers=workers, out_dir=out, engine=engine,
                                    address=address, frontier_mem=mem,
@@ -330,12 +346,6 @@ def check(designs, props, design_files, property_files, depth, workers, engine, 
         err = click.ClickException(str(e))
         err.exit_code = e.status  # 2: a bad --address or no Ray, like a bad option
         raise err from None
-    except KeyboardInterrupt:
-        click.echo("interrupted: no results (the scenario files of designs already explored are in "
-                   f"{out})", err=True)
-        raise SystemExit(130) from None
-    finally:
-        signal.signal(signal.SIGINT, old)
     if as_json:
         keys = ("design", "property", "verdict", "depth", "states", "seconds", "trace")
         # "symmetry": whether the scope lets the reduction run (the switch,
