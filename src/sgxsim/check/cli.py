@@ -55,16 +55,16 @@ def load_plugins(design_files, property_files=()) -> list[str]:
 
 @contextlib.contextmanager
 def user_code_errors():
-    """An exception raised in a user's design or property file is a clean
-    error naming the file and line (sgxsim.plugins.user_error); anything
-    else propagates."""
+    """An exception raised in a user's design or property file (sys.exit()
+    too) is a clean error naming the file and line (sgxsim.plugins.user_error);
+    anything else propagates (Ctrl-C, and the command's own exit status)."""
     try:
         yield
     except (click.ClickException, click.exceptions.Exit, KeyboardInterrupt):
         raise
     except NotDeterministic as e:  # the explorer's check on a design's apply
         raise click.ClickException(str(e)) from None
-    except Exception as e:
+    except (Exception, SystemExit) as e:
         from sgxsim.plugins import user_error
 
         msg = user_error(e)
