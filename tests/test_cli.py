@@ -301,12 +301,34 @@ def test_options_of_the_other_mode_are_refused_not_ignored(tmp_path):
                            (["--walk-depth", "5"], "--walk-depth needs --simulate"),
                            (["--seed", "3"], "--seed needs --simulate"),
                            (["--simulate", "--depth", "3"], "--depth bounds the exhaustive search"),
-                           (["--simulate", "--frontier-mem", "8"], "--frontier-mem bounds the exhaustive")]:
+                           (["--simulate", "--frontier-mem", "8"], "--frontier-mem bounds the exhaustive"),
+                           # The symmetry reduction is the search's: the walks ignored it.
+                           (["--simulate", "--no-symmetry"],
+                            "--no-symmetry: the symmetry reduction is the exhaustive search's; --simulate "
+                            "walks without it"),
+                           (["--simulate", "--symmetry"], "--symmetry: the symmetry reduction")]:
         r = CliRunner().invoke(main, [*base, *extra])
         assert r.exit_code == 2 and message in r.output, (extra, r.output)
     # The defaults given explicitly are fine.
     r = CliRunner().invoke(main, [*base, "--depth", "0", "--out", str(tmp_path)])
     assert r.exit_code == 0, r.output
+
+
+def test_comma_lists_refuse_empty_lists_and_empty_items(tmp_path):
+    # --map-perms '' was taken as not given (--perms '' was refused), and an
+    # empty item (R,,RW) was dropped; every comma-list option refuses both.
+    base = ["check", "--design", "no-hook", "--property", "w-xor-x", "--depth", "1", "--out", str(tmp_path)]
+    for opt, a, b in (("--perms", "R", "RW"), ("--map-perms", "R", "RW"), ("--sources", "image", "anon"),
+                      ("--actions", "mmap", "init")):
+        for text in ("", ",", f"{a},,{b}", f"{a},"):
+            r = CliRunner().invoke(main, [*base, opt, text])
+            assert r.exit_code == 2, (opt, text, r.output)
+            assert f"{opt} takes a comma list of " in r.output and f"not {text!r}" in r.output, r.output
+    # Spaces around items are fine, and an item named twice counts once.
+    r = CliRunner().invoke(main, [*base, "--json", "--perms", "R, RW", "--map-perms", "RW,RW"])
+    assert r.exit_code == 0, r.output
+    r2 = CliRunner().invoke(main, [*base, "--json", "--perms", "R,RW", "--map-perms", "RW"])
+    assert json.loads(r.stdout)["results"][0]["states"] == json.loads(r2.stdout)["results"][0]["states"]
 
 
 MDWE_SCENARIO = ('design = "linux-6.12"\nproperty = "w-xor-x"\nexpect = "holds"\n\n[scope]\nmdwe = true\n\n'

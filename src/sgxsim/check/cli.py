@@ -197,11 +197,12 @@ def stop_on_ctrl_c(out: Path, done: str):
 
 
 def _subset(opt: str, text: str, allowed: tuple[str, ...]) -> tuple[str, ...]:
-    got = tuple(x.strip() for x in text.split(",") if x.strip())
-    bad = [x for x in got if x not in allowed]
-    if bad or not got:
+    """The items of a comma list option, each once, in order; an empty list
+    or an empty item (``R,,RW``) is refused like an unknown one."""
+    got = [x.strip() for x in text.split(",")]
+    if any(x not in allowed for x in got):
         raise ValueError(f"{opt} takes a comma list of {', '.join(allowed)}, not {text!r}")
-    return got
+    return tuple(dict.fromkeys(got))
 
 
 @click.command(help="Explore every design's reachable states breadth first up to the depth bound and "
@@ -256,7 +257,8 @@ def _subset(opt: str, text: str, allowed: tuple[str, ...]) -> tuple[str, ...]:
 @click.option("--mdwe", is_flag=True,
               help="The process turns on MDWE (prctl PR_SET_MDWE) first; kernels with MDWE only.")
 @click.option("--symmetry/--no-symmetry", default=True, show_default=True,
-              help="Explore one state of each set of mirror images under renaming the explored pages "
+              help="The exhaustive search (not --simulate) explores one state of each set of mirror "
+                   "images under renaming the explored pages "
                    "(the swap at --pages 2; the reversal at 3 or more when mprotect is not offered; "
                    "none when --actions offers mremap) and, "
                    "with --processes 2, exchanging parent and child where both are offered the same "
@@ -289,11 +291,15 @@ def check(designs, props, design_files, property_files, depth, workers, engine, 
                                "for the exhaustive search")
     # An option of the other mode is refused, not ignored.
     ctx = click.get_current_context()
-    given = [p for p in ("depth", "frontier_mem", "walks", "walk_depth", "seed")
+    given = [p for p in ("depth", "frontier_mem", "symmetry", "walks", "walk_depth", "seed")
              if ctx.get_parameter_source(p) is not ParameterSource.DEFAULT]
-    other = [p for p in given if (p in ("depth", "frontier_mem")) == simulate]
+    other = [p for p in given if (p in ("depth", "frontier_mem", "symmetry")) == simulate]
     if other:
         opt = "--" + other[0].replace("_", "-")
+        if other[0] == "symmetry":
+            opt = "--symmetry" if symmetry else "--no-symmetry"
+            raise click.UsageError(f"{opt}: the symmetry reduction is the exhaustive search's; "
+                                   "--simulate walks without it")
         raise click.UsageError(f"{opt} bounds the exhaustive search; --simulate takes --walks and "
                                "--walk-depth" if simulate else f"{opt} needs --simulate")
     # Refuse an unwritable --out/--html now, not after the search.
@@ -312,7 +318,7 @@ def check(designs, props, design_files, property_files, depth, workers, engine, 
             raise click.BadParameter(why, param_hint="--mdwe")
     try:
         scope = Scope(pages=pages, policy=policy, perms=_subset("--perms", perms, PERMS),
-                      map_perms=_subset("--map-perms", map_perms, PERMS) if map_perms else None,
+                      map_perms=_subset("--map-perms", map_perms, PERMS) if map_perms is not None else None,
                       sources=_subset("--sources", sources, SOURCES),
                       actions=_subset("--actions", actions, ACTIONS + OPTIONAL_ACTIONS), mdwe=mdwe,
                       processes=processes, enclaves=enclaves, child_ioctls=child_ioctls, symmetry=symmetry)
