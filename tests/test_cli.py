@@ -97,6 +97,19 @@ def test_selftest_on_an_unknown_kernel_is_a_usage_error():
     assert r.exit_code == 2 and "unknown design 'foo'" in r.output and "1..16" not in r.output
 
 
+def test_the_generic_linux_kernel_is_refused_for_having_no_sgx_driver(tmp_path):
+    # "linux" is registered (exec and fuzz take it; the help said "any
+    # registered name"), but selftest called it an unknown design.
+    for args in (["selftest", "--kernel", "linux"], ["check", "--design", "linux", "--out", str(tmp_path)]):
+        r = CliRunner().invoke(main, args)
+        assert r.exit_code == 2, r.output
+        assert ("'linux' is a kernel without an SGX driver (no /dev/sgx_enclave); kernels with one: "
+                "linux-5.11, linux-6.0") in r.output, r.output
+        assert "unknown design" not in r.output and "1..16" not in r.output
+    assert "registered kernel with an SGX driver" in " ".join(CliRunner().invoke(main, ["selftest", "--help"])
+                                                             .output.split())
+
+
 def test_tap_totals_do_not_count_skips_as_passes():
     r = CliRunner().invoke(main, ["selftest", "--sgx1"])
     assert r.exit_code == 0, r.output

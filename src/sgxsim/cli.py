@@ -88,7 +88,7 @@ MAX_ELF = 64 << 20  # the selftests' test_encl.elf is about 40 KB
 @main.command()
 @click.option("--kernel", "kernel", default="linux-6.0", show_default=True,
               help="Kernel or design to run the suite on (linux-5.11, linux-6.0, linux-6.12, or any "
-                   "registered name).")
+                   "registered kernel with an SGX driver: the suite opens /dev/sgx_enclave).")
 @click.option("--sgx1", is_flag=True, help="A CPU without SGX2.")
 @click.option("--encl-elf", type=click.Path(exists=True, dir_okay=False, path_type=Path),
               default=None, help="A test_encl.elf built from the kernel's selftests: its "

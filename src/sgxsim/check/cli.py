@@ -93,8 +93,12 @@ def design_names(names, opt: str = "--design") -> list[str]:
     from sgxsim.kernel.registry import kernel_class
     from sgxsim.kernel.registry import names as known
 
-    usable = [n for n in known() if getattr(kernel_class(n), "sgx_driver_class", None) is not None]
+    registered = known()
+    usable = [n for n in registered if getattr(kernel_class(n), "sgx_driver_class", None) is not None]
     bad = [n for n in names if n not in usable]
+    if bad and bad[0] in registered:  # the generic "linux" (or a design file's kernel without SGX)
+        raise click.BadParameter(f"{bad[0]!r} is a kernel without an SGX driver (no /dev/sgx_enclave); "
+                                 f"kernels with one: {', '.join(usable)}", param_hint=opt)
     if bad:
         raise click.BadParameter(f"unknown design {bad[0]!r}; known: {', '.join(usable)}", param_hint=opt)
     return list(names)
@@ -211,7 +215,8 @@ def _subset(opt: str, text: str, allowed: tuple[str, ...]) -> tuple[str, ...]:
                     + SCOPE_HELP)
 @click.option("--design", "designs", multiple=True, metavar="NAME",
               help="Design to check (repeatable; default: " + ", ".join(DESIGNS) + " and the designs of "
-                   "--design-file; any registered name, e.g. " + ", ".join(VARIANTS) + ").")
+                   "--design-file; any registered kernel with an SGX driver, e.g. " + ", ".join(VARIANTS)
+                   + ").")
 @click.option("--property", "props", multiple=True, metavar="NAME",
               help="Property to decide (repeatable; default: " + ", ".join(PROPERTIES) + " and the "
                    "properties of --property-file).")
@@ -400,7 +405,8 @@ def writable_dir(d: Path, opt: str) -> None:
                     "usage error or a bad scenario file (docs/scenarios.md).  With --all-designs: 0.")
 @click.argument("file", type=click.Path(exists=True, dir_okay=False, path_type=Path))
 @click.option("--design", default=None, metavar="NAME",
-              help="Replay on this design instead of the scenario's own (any registered name).")
+              help="Replay on this design instead of the scenario's own (any registered kernel with an "
+                   "SGX driver).")
 @click.option("--all-designs", is_flag=True,
               help="Replay on every design and print one line each: the verdict and the first "
                    "refusal (which layer and rule said no, at which step).")
