@@ -49,6 +49,18 @@ def test_demo_signs_its_own_enclave(tmp_path):
     assert measure(demo_pages()).hex() in r.output
 
 
+def test_demo_out_that_cannot_be_written_is_a_clear_error(tmp_path):
+    # --out /proc/x was a FileNotFoundError traceback, a demo.sigstruct
+    # that is a directory an IsADirectoryError one (both exit status 1).
+    (tmp_path / "file").write_text("")
+    r = CliRunner().invoke(main, ["demo", "--out", str(tmp_path / "file" / "sub")])
+    assert r.exit_code == 2 and "--out" in r.output and "is not a writable directory" in r.output, r.output
+    (tmp_path / "d" / "demo.sigstruct").mkdir(parents=True)
+    r = CliRunner().invoke(main, ["demo", "--out", str(tmp_path / "d")])
+    assert r.exit_code == 1, r.output
+    assert r.output == f"Error: --out {tmp_path / 'd' / 'demo.sigstruct'}: Is a directory\n"
+
+
 def test_sigstruct_json_fields(enarx_vector):
     r = CliRunner().invoke(main, ["sigstruct", "--json", str(enarx_vector / "encl.ss")])
     info = json.loads(r.output)
@@ -85,12 +97,50 @@ def test_selftest_on_an_unknown_kernel_is_a_usage_error():
     assert r.exit_code == 2 and "unknown design 'foo'" in r.output and "1..16" not in r.output
 
 
+def test_the_generic_linux_kernel_is_refused_for_having_no_sgx_driver(tmp_path):
+    # "linux" is registered (exec and fuzz take it; the help said "any
+    # registered name"), but selftest called it an unknown design.
+    for args in (["selftest", "--kernel", "linux"], ["check", "--design", "linux", "--out", str(tmp_path)]):
+        r = CliRunner().invoke(main, args)
+        assert r.exit_code == 2, r.output
+        assert ("'linux' is a kernel without an SGX driver (no /dev/sgx_enclave); kernels with one: "
+                "linux-5.11, linux-6.0") in r.output, r.output
+        assert "unknown design" not in r.output and "1..16" not in r.output
+    assert "registered kernel with an SGX driver" in " ".join(CliRunner().invoke(main, ["selftest", "--help"])
+                                                             .output.split())
+
+
 def test_tap_totals_do_not_count_skips_as_passes():
     r = CliRunner().invoke(main, ["selftest", "--sgx1"])
     assert r.exit_code == 0, r.output
     skips = r.output.count("# SKIP")
     assert skips == 10
     assert f"# Totals: pass:{16 - skips} fail:0 xfail:0 xpass:0 skip:{skips} error:0" in r.output
+
+
+def test_selftest_refuses_an_elf_whose_segments_lie_outside_the_file(tmp_path):
+    # A PT_LOAD of 1 TiB was a MemoryError traceback; one whose p_offset lay
+    # below the TCS segment's was taken, and then all 16 tests said "# error:
+    # argument out of range" (a Python message).
+    import struct
+
+    from sgxsim.user import test_encl
+    from sgxsim.user.elf import write_elf
+
+    good = write_elf([(n, o, p, d) for n, (o, p, d) in test_encl.image().items()],
+                     test_encl.program().symbols)
+    phoff, = struct.unpack_from("<Q", good, 0x20)
+    for name, seg, field, value, text in (  # field: the byte offset in Elf64_Phdr
+            ("huge.elf", 1, 32, 1 << 40, "segment 1: p_offset 0x3000 + p_filesz 0x10000000000 lies past"),
+            ("low.elf", 2, 8, 0, "segment 2: p_offset 0x0 lies below the TCS segment's (0x1000)")):
+        elf = bytearray(good)
+        struct.pack_into("<Q", elf, phoff + seg * 56 + field, value)
+        (tmp_path / name).write_bytes(elf)
+        r = CliRunner().invoke(main, ["selftest", "--encl-elf", str(tmp_path / name)])
+        assert r.exit_code == 1, r.output
+        assert r.output.startswith(f"Error: {tmp_path / name}: not an enclave ELF the selftests' loader can "
+                                   f"load: {text}"), r.output
+        assert r.output.count("\n") == 1 and "1..16" not in r.output
 
 
 def test_unwritable_out_and_html_are_refused_before_the_search(tmp_path):
@@ -100,6 +150,32 @@ def test_unwritable_out_and_html_are_refused_before_the_search(tmp_path):
         r = CliRunner().invoke(main, ["check", opt, str(tmp_path / "file" / "sub")])
         assert r.exit_code == 2 and "is not a writable directory" in r.output, r.output
         assert time.monotonic() - start < 5
+
+
+def test_an_output_file_that_cannot_be_written_after_the_work_is_a_clear_error(tmp_path):
+    # The directory is probed before the work, but a file's name taken by a
+    # directory was an IsADirectoryError traceback (exit status 1) after it:
+    # check's scenario files (also from forked design workers and in
+    # simulation) and HTML pages, report's pages and index.
+    check = ["check", "--design", "linux-6.0", "--property", "w-xor-x"]
+    for n, (args, taken, opt) in enumerate((
+            ([*check, "--depth", "3", "--out", "{d}"], "linux-6.0--w-xor-x.toml", "--out"),
+            ([*check, "--design", "no-hook", "--depth", "3", "--workers", "2", "--out", "{d}"],
+             "linux-6.0--w-xor-x.toml", "--out"),
+            ([*check, "--simulate", "--pages", "3", "--walks", "20", "--seed", "2", "--out", "{d}"],
+             "linux-6.0--w-xor-x--sim.toml", "--out"),
+            ([*check, "--depth", "3", "--out", str(tmp_path / "sc"), "--html", "{d}"],
+             "linux-6.0--w-xor-x.html", "--html"),
+            (["report", "{f}", "--out", "{d}"], "s.html", "--out"),
+            (["report", "{f}", "--out", "{d}"], "index.html", "--out"))):
+        d = tmp_path / str(n)
+        (d / taken).mkdir(parents=True)
+        f = tmp_path / "s.toml"
+        f.write_text(SCENARIO)
+        r = CliRunner().invoke(main, [a.format(d=d, f=f) for a in args])
+        assert r.exit_code == 1, (args, r.output)
+        assert r.output.splitlines()[-1] == f"Error: {opt} {d / taken}: Is a directory", (args, r.output)
+        assert r.exception is None or isinstance(r.exception, SystemExit), (args, r.exception)
 
 
 def test_progress_goes_to_a_piped_stderr_and_counts_agree(tmp_path):
@@ -122,6 +198,51 @@ def test_ctrl_c_with_workers_stops_cleanly(tmp_path):
     out, err = p.communicate(timeout=60)
     assert p.returncode == 130, err[-2000:]
     assert "Traceback" not in err and "interrupted" in err
+
+
+WALKING = """
+import sys
+
+from sgxsim.check.properties import Property, register_property
+
+
+@register_property
+class Walking(Property):
+    name = "walking"
+    kind = "safety"
+    said = False
+
+    def check(self, view, before, after, events):
+        if not Walking.said:  # the walks have begun (once per process)
+            Walking.said = True
+            sys.stderr.write("walking\\n")
+            sys.stderr.flush()
+        return None
+"""
+
+
+def test_ctrl_c_during_a_simulation_stops_cleanly(tmp_path):
+    # It printed click's "Aborted!" and exited 1 (and with --workers, the
+    # workers' tracebacks); now as the exhaustive search: 130 and a line.
+    (tmp_path / "walking.py").write_text(WALKING)
+    for workers in ("1", "2"):
+        p = subprocess.Popen([sys.executable, "-m", "sgxsim.cli", "check", "--simulate", "--design",
+                              "linux-6.0", "--property-file", "walking.py", "--property", "walking",
+                              "--walks", "100000000", "--workers", workers, "--out", "sc"],
+                             cwd=tmp_path, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                             start_new_session=True)
+        try:
+            assert p.stderr.readline() == "walking\n"
+            os.killpg(p.pid, signal.SIGINT)  # what a terminal's Ctrl-C does
+            out, err = p.communicate(timeout=60)
+        finally:
+            if p.poll() is None:
+                p.kill()
+        assert p.returncode == 130, (workers, err[-2000:])
+        assert "Traceback" not in err and "Aborted" not in err, err[-2000:]
+        assert err.splitlines()[-1] == ("interrupted: no results (the scenario files of designs already "
+                                        "simulated are in sc)"), err
+        assert out == ""
 
 
 def test_progress_on_a_terminal_is_a_rich_bar(capsys):
@@ -193,12 +314,34 @@ def test_options_of_the_other_mode_are_refused_not_ignored(tmp_path):
                            (["--walk-depth", "5"], "--walk-depth needs --simulate"),
                            (["--seed", "3"], "--seed needs --simulate"),
                            (["--simulate", "--depth", "3"], "--depth bounds the exhaustive search"),
-                           (["--simulate", "--frontier-mem", "8"], "--frontier-mem bounds the exhaustive")]:
+                           (["--simulate", "--frontier-mem", "8"], "--frontier-mem bounds the exhaustive"),
+                           # The symmetry reduction is the search's: the walks ignored it.
+                           (["--simulate", "--no-symmetry"],
+                            "--no-symmetry: the symmetry reduction is the exhaustive search's; --simulate "
+                            "walks without it"),
+                           (["--simulate", "--symmetry"], "--symmetry: the symmetry reduction")]:
         r = CliRunner().invoke(main, [*base, *extra])
         assert r.exit_code == 2 and message in r.output, (extra, r.output)
     # The defaults given explicitly are fine.
     r = CliRunner().invoke(main, [*base, "--depth", "0", "--out", str(tmp_path)])
     assert r.exit_code == 0, r.output
+
+
+def test_comma_lists_refuse_empty_lists_and_empty_items(tmp_path):
+    # --map-perms '' was taken as not given (--perms '' was refused), and an
+    # empty item (R,,RW) was dropped; every comma-list option refuses both.
+    base = ["check", "--design", "no-hook", "--property", "w-xor-x", "--depth", "1", "--out", str(tmp_path)]
+    for opt, a, b in (("--perms", "R", "RW"), ("--map-perms", "R", "RW"), ("--sources", "image", "anon"),
+                      ("--actions", "mmap", "init")):
+        for text in ("", ",", f"{a},,{b}", f"{a},"):
+            r = CliRunner().invoke(main, [*base, opt, text])
+            assert r.exit_code == 2, (opt, text, r.output)
+            assert f"{opt} takes a comma list of " in r.output and f"not {text!r}" in r.output, r.output
+    # Spaces around items are fine, and an item named twice counts once.
+    r = CliRunner().invoke(main, [*base, "--json", "--perms", "R, RW", "--map-perms", "RW,RW"])
+    assert r.exit_code == 0, r.output
+    r2 = CliRunner().invoke(main, [*base, "--json", "--perms", "R,RW", "--map-perms", "RW"])
+    assert json.loads(r.stdout)["results"][0]["states"] == json.loads(r2.stdout)["results"][0]["states"]
 
 
 MDWE_SCENARIO = ('design = "linux-6.12"\nproperty = "w-xor-x"\nexpect = "holds"\n\n[scope]\nmdwe = true\n\n'
@@ -243,6 +386,18 @@ def test_report_gives_files_of_the_same_name_pages_of_their_own(tmp_path):
     assert "w-xor-x" in (out / "x.html").read_text() and "no-escalation" in (out / "x-2.html").read_text()
     index = (out / "index.html").read_text()
     assert 'href="x.html"' in index and 'href="x-2.html"' in index
+
+
+def test_report_of_a_scenario_named_index_keeps_its_page(tmp_path):
+    # index.toml was drawn to index.html and then overwritten by the index
+    # (whose one link pointed at itself), exit status 0.
+    (tmp_path / "index.toml").write_text(SCENARIO)
+    out = tmp_path / "out"
+    r = CliRunner().invoke(main, ["report", str(tmp_path / "index.toml"), "--out", str(out)])
+    assert r.exit_code == 0, r.output
+    assert f"{out / 'index-2.html'}: linux-6.0 / w-xor-x: holds" in r.output
+    assert 'href="index-2.html"' in (out / "index.html").read_text()
+    assert "mmap" in (out / "index-2.html").read_text()
 
 
 def test_a_design_or_property_named_twice_is_checked_once(tmp_path):

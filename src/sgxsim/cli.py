@@ -40,10 +40,13 @@ def sigstruct(file: Path, as_json: bool) -> None:
               help="Directory for the SIGSTRUCT and key (default: a temporary one).")
 def demo(out: Path | None) -> None:
     """Measure and sign a small enclave of sgxsim's own making, and print it."""
+    from sgxsim.check.cli import output_errors, writable_dir
     from sgxsim.demo import build_signed
     from sgxsim.sigstruct_report import describe, render
 
-    with tempfile.TemporaryDirectory() as tmp:
+    if out is not None:  # refused now, as check --out is
+        writable_dir(out, "--out")
+    with tempfile.TemporaryDirectory() as tmp, output_errors("--out"):
         path = build_signed(out or Path(tmp))
         click.echo(f"# {path.name}: a 4-page enclave (TCS, 2 x RX text, RW data), signed "
                    "with a freshly generated RSA-3072 key (e=3)")
@@ -85,7 +88,7 @@ MAX_ELF = 64 << 20  # the selftests' test_encl.elf is about 40 KB
 @main.command()
 @click.option("--kernel", "kernel", default="linux-6.0", show_default=True,
               help="Kernel or design to run the suite on (linux-5.11, linux-6.0, linux-6.12, or any "
-                   "registered name).")
+                   "registered kernel with an SGX driver: the suite opens /dev/sgx_enclave).")
 @click.option("--sgx1", is_flag=True, help="A CPU without SGX2.")
 @click.option("--encl-elf", type=click.Path(exists=True, dir_okay=False, path_type=Path),
               default=None, help="A test_encl.elf built from the kernel's selftests: its "

@@ -15,6 +15,7 @@ from sgxsim.hw import sigstruct as S
 from sgxsim.hw.consts import PAGE_SIZE, PageType, SecinfoFlags, secinfo_flags
 from sgxsim.hw.measure import Measurement
 from sgxsim.hw.structs import Tcs
+from sgxsim.outfile import write_output
 
 RX = SecinfoFlags.R | SecinfoFlags.X
 RW = SecinfoFlags.R | SecinfoFlags.W
@@ -48,11 +49,11 @@ def measure(pages: list[tuple[int, int, bytes]], ssa_frame_size: int = 1) -> byt
 
 
 def build_signed(out: Path) -> Path:
+    """``out``/demo.sigstruct and ``out``/demo.pem (the key); a file that
+    cannot be written is an :class:`~sgxsim.outfile.OutputError`."""
     mrenclave = measure(demo_pages())
     key = S.generate_key()
     sig = S.sign(S.build(mrenclave, date=0x20261123), key)
-    out.mkdir(parents=True, exist_ok=True)
-    path = out / "demo.sigstruct"
-    path.write_bytes(sig.pack())
-    (out / "demo.pem").write_bytes(S.key_pem(key))
+    path = write_output(out / "demo.sigstruct", sig.pack())
+    write_output(out / "demo.pem", S.key_pem(key))
     return path

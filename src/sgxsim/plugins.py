@@ -14,6 +14,7 @@ docs/writing-a-design.md walks through an example.
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import importlib.util
 import os
@@ -89,11 +90,13 @@ def load_file(path: str | Path) -> Loaded:
     except SyntaxError as e:
         del sys.modules[name]
         raise PluginError(f"{path}:{e.lineno}: syntax error: {e.msg}") from None
-    except Exception as e:
+    except BaseException as e:
         del sys.modules[name]
         _bad_designs(taken, [])  # a name it took before it raised gets its class back
         _forget(_diff(before))  # and what it added goes
-        raise PluginError(f"{_where(e, real)}: {type(e).__name__}: {e}") from None
+        if not isinstance(e, Exception | SystemExit):
+            raise  # Ctrl-C while loading still interrupts the command
+        raise PluginError(f"{_where(e, real)}: {describe(e)}") from None
     got = _diff(before)
     problem = _bad_designs(taken, got.designs)
     if problem:
@@ -102,6 +105,39 @@ def load_file(path: str | Path) -> Loaded:
         raise PluginError(f"{path}: {problem}")
     module.__sgxsim_loaded__ = got
     return got
+
+
+class UserExit(Exception):
+    """A SystemExit (``sys.exit()`` in a design or property) raised in a
+    forked worker's job, made an ordinary error: a pool replaces a worker
+    that exits, and the job's result never comes (the search waited for
+    ever)."""
+
+    def __init__(self, code: object):
+        super().__init__(code)
+        self.code = code
+
+
+def no_exit(job):
+    """``job`` (a function run in a forked worker) with a SystemExit raised
+    as a :class:`UserExit`, which the pool sends back like any error."""
+
+    @functools.wraps(job)
+    def run(*args, **kwargs):
+        try:
+            return job(*args, **kwargs)
+        except SystemExit as e:
+            raise UserExit(e.code) from e
+
+    return run
+
+
+def describe(e: BaseException) -> str:
+    """What a user's file did: ``Type: message``; a SystemExit (sys.exit()
+    in a file that is also a script) says so, rather than ``SystemExit: 0``."""
+    if isinstance(e, SystemExit | UserExit):
+        return f"exits (sys.exit({e.code!r})): a design or property file must not exit"
+    return f"{type(e).__name__}: {e}"
 
 
 def _bad_designs(taken: dict[str, type], new: list[str]) -> str | None:
@@ -203,4 +239,4 @@ def user_error(exc: BaseException) -> str | None:
     if not where:
         return None
     path, line = where[-1]
-    return f"{path}:{line}: {type(exc).__name__}: {exc} (raised by a design or property of yours)"
+    return f"{path}:{line}: {describe(exc)} (raised by a design or property of yours)"

@@ -24,6 +24,7 @@ from sgxsim.check.explorer import replay
 from sgxsim.check.model import Action
 from sgxsim.check.properties import PROPERTIES
 from sgxsim.check.runner import is_refusal
+from sgxsim.outfile import write_output
 
 LAYERS = ("vma", "pte", "epcm", "maximum")
 LAYER_NAMES = {"vma": "VMA", "pte": "PTE", "epcm": "EPCM", "maximum": "driver maximum"}
@@ -320,14 +321,14 @@ def trace_actions(trace: Iterable[dict]) -> list[Action]:
 
 
 def write_trace(path: Path, model: Any, steps: list[Action], prop: str, **kw: Any) -> Path:
-    path.write_text(render_trace(trace_data(model, steps, prop, **kw)))
-    return path
+    """The page of one trace; a file that cannot be written is an
+    :class:`~sgxsim.outfile.OutputError` naming it."""
+    return write_output(path, render_trace(trace_data(model, steps, prop, **kw)))
 
 
 def write_run(out_dir: Path, results: list[dict], factory: Callable[[str], Any],
               note: str = BFS_NOTE) -> Path:
     """A page per trace of ``results`` and ``index.html``; returns the index."""
-    out_dir.mkdir(parents=True, exist_ok=True)
     links = {}
     for r in results:
         if not r["trace"]:
@@ -336,6 +337,4 @@ def write_run(out_dir: Path, results: list[dict], factory: Callable[[str], Any],
         write_trace(out_dir / name, factory(r["design"]), trace_actions(r["trace"]), r["property"],
                     expect=r["verdict"], at_step=len(r["trace"]), reason=r.get("reason", ""))
         links[(r["design"], r["property"])] = name
-    index = out_dir / "index.html"
-    index.write_text(render_index(results, links, note))
-    return index
+    return write_output(out_dir / "index.html", render_index(results, links, note))

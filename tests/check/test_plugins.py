@@ -148,6 +148,90 @@ def test_bad_design_files_are_clean_errors(tmp_path, text, problem):
     assert r.returncode == 1 and "missing.py: no such file" in r.stderr
 
 
+def test_a_file_that_exits_while_loading_is_a_clean_error(tmp_path):
+    # A file that is also a script (ends with sys.exit()): SystemExit
+    # escaped the loader, and run and check printed nothing and exited 0
+    # (for run: "the replay gave the expected verdict").
+    (tmp_path / "x.py").write_text("import sys\nsys.exit(0)\n")
+    (tmp_path / "s.toml").write_text('design = "linux-5.11"\nproperty = "w-xor-x"\nexpect = "violated"\n\n'
+                                     '[[step]]\naction = "mmap"\noffset = 0\nlength = 0x1000\nprot = "RWX"\n')
+    problem = f"{tmp_path / 'x.py'}:2: exits (sys.exit(0)): a design or property file must not exit"
+    for args in (("check", "--design-file", "x.py", "--depth", "1"),
+                 ("run", "s.toml", "--property-file", "x.py"),
+                 ("explain", "s.toml", "--step", "1", "--design-file", "x.py")):
+        r = sgxsim(*args, cwd=tmp_path)
+        assert r.returncode == 1 and r.stderr == f"Error: {problem}\n", (args, r.stderr)
+        assert r.stdout == ""
+
+
+def test_an_entry_point_that_exits_is_a_clean_error(tmp_path):
+    site = installed_package(tmp_path / "site", "sgxsim_exits", {"designs": "import sys\nsys.exit(0)\n"},
+                             "[sgxsim.designs]\nexits = sgxsim_exits.designs\n")
+    r = sgxsim("check", "--design", "linux-6.0", "--depth", "1", cwd=tmp_path,
+               env={**os.environ, "PYTHONPATH": str(site)})
+    assert r.returncode == 1 and r.stdout == "", r.stdout
+    assert r.stderr == ("Error: entry point exits = sgxsim_exits.designs (group sgxsim.designs): exits "
+                        "(sys.exit(0)) when imported\n"), r.stderr
+
+
+def test_ctrl_c_while_a_file_loads_interrupts_and_leaves_nothing_registered(tmp_path):
+    from sgxsim.check.properties import PROPERTIES
+    from sgxsim.plugins import load_file
+
+    f = tmp_path / "slow.py"
+    f.write_text(DESIGN.format(name="half-loaded") + "\nraise KeyboardInterrupt\n")
+    with pytest.raises(KeyboardInterrupt):
+        load_file(f)
+    assert "half-loaded" not in registry.names() and "half-loaded" not in PROPERTIES
+    assert not [m for m in sys.modules if m.startswith("sgxsim_user_slow_")]
+
+
+QUITS = """
+import sys
+
+from sgxsim.check.properties import Property, register_property
+
+
+@register_property
+class Quits(Property):
+    name = "quits"
+    kind = "safety"
+
+    def check(self, view, before, after, events):
+        sys.exit(3)
+"""
+
+
+@pytest.mark.parametrize("extra", [["--depth", "2"], ["--depth", "2", "--workers", "2"],
+                                   ["--depth", "2", "--workers", "2", "--design", "linux-5.11"],
+                                   ["--simulate", "--walks", "10"],
+                                   ["--simulate", "--walks", "10", "--workers", "2"]],
+                         ids=["search", "level-workers", "design-workers", "simulation", "walk-workers"])
+def test_a_property_that_exits_while_checking_is_a_clean_error(tmp_path, extra):
+    # In this process the command exited with the property's status and no
+    # word; in a pool's worker the pool waited for ever for the worker it
+    # replaced, in the search's level workers the coordinator read a closed
+    # pipe (click's "Aborted!").
+    (tmp_path / "q.py").write_text(QUITS)
+    r = subprocess.run([sys.executable, "-m", "sgxsim.cli", "check", "--design", "linux-6.0", "--property-file",
+                        "q.py", "--property", "quits", *extra], cwd=tmp_path, capture_output=True, text=True,
+                       timeout=120)
+    assert r.returncode == 1 and "Traceback" not in r.stderr, r.stderr[-3000:]
+    assert r.stderr.splitlines()[-1] == (f"Error: {tmp_path / 'q.py'}:13: exits (sys.exit(3)): a design or "
+                                         "property file must not exit (raised by a design or property of "
+                                         "yours)")
+
+
+def test_a_design_that_exits_fails_the_selftests_it_breaks(tmp_path):
+    # The suite stopped after "1..16" and exited with the design's status.
+    (tmp_path / "b.py").write_text(BUGGY.replace("return 1 // 0", "raise SystemExit(4)").replace(
+        '@register("buggy")', '@register("exits")'))
+    r = sgxsim("selftest", "--design-file", "b.py", "--kernel", "exits", cwd=tmp_path)
+    assert r.returncode == 1 and "Traceback" not in r.stderr, r.stderr
+    assert "# SystemExit: sys.exit(4)\nnot ok 1 enclave.unclobbered_vdso\n" in r.stdout
+    assert r.stdout.endswith("# Totals: pass:0 fail:16 xfail:0 xpass:0 skip:0 error:0\n")
+
+
 def test_every_design_lists_what_it_modifies():
     for name in registry.names():
         cls = registry.kernel_class(name)

@@ -67,6 +67,63 @@ def test_a_stray_exception_and_a_slow_step_are_findings(monkeypatch):
     assert f.kind == "timeout"
 
 
+def test_ctrl_c_keeps_the_report_of_the_cases_finished(monkeypatch):
+    # fuzz() lost everything to a KeyboardInterrupt; now Interrupted (still
+    # a KeyboardInterrupt) carries the report of the cases finished.  A case
+    # whose finding was being shrunk is not one of them.
+    import sgxsim.fuzz as F
+    from sgxsim.fuzz.runner import Finding, Outcome
+
+    def fake_run_case(case):
+        n = fake_run_case.calls = getattr(fake_run_case, "calls", 0) + 1
+        if n == 4:
+            raise KeyboardInterrupt
+        finding = Finding("exception", f"planted {n}", "", 0) if n in (2, 3) else None
+        return Outcome(steps=10, finding=finding)
+
+    def fake_shrink(case, finding, budget):
+        if finding.signature == "planted 3":
+            raise KeyboardInterrupt  # Ctrl-C while shrinking case 3's finding
+        return case
+
+    monkeypatch.setattr(F, "run_case", fake_run_case)
+    monkeypatch.setattr(F, "shrink", fake_shrink)
+    with pytest.raises(F.Interrupted) as e:
+        fuzz(0, cases=10)
+    assert isinstance(e.value, KeyboardInterrupt)
+    rep = e.value.report
+    assert (rep.cases, rep.steps) == (2, 20)
+    assert [f.signature for _, f, _ in rep.findings] == ["planted 2"]
+
+
+def test_cli_ctrl_c_prints_the_summary_and_exits_130(tmp_path):
+    # Ctrl-C printed click's "Aborted!" and exited 1, which for fuzz means
+    # "something was found" (docs/fuzzing.md), with no summary.
+    import os
+    import signal
+    import subprocess
+    import sys
+
+    p = subprocess.Popen([sys.executable, "-m", "sgxsim.cli", "fuzz", "--seconds", "600"], cwd=tmp_path,
+                         stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, start_new_session=True)
+    try:
+        first = p.stderr.readline()  # the progress line after 50 cases: it is fuzzing
+        assert first.startswith("# 50 cases"), first
+        os.killpg(p.pid, signal.SIGINT)  # what a terminal's Ctrl-C does
+        out, err = p.communicate(timeout=60)
+    finally:
+        if p.poll() is None:
+            p.kill()
+    assert p.returncode == 130, err
+    assert "Aborted" not in err and "Traceback" not in err
+    summary = out.splitlines()[-1]
+    assert summary.startswith("fuzz seed 0: ") and " 0 findings" in summary
+    cases = int(summary.split(": ")[1].split()[0])
+    assert cases >= 50
+    assert err.splitlines()[-1] == (f"interrupted: the findings and the summary above are those of the {cases} "
+                                    "cases finished before Ctrl-C")
+
+
 # docs/fuzzing.md's examples run in tests/test_docs.py.
 
 

@@ -122,3 +122,65 @@ def test_encl_load_refuses_what_is_no_enclave_elf_with_a_value_error():
                        (b"", "not a readable ELF file"), (_elf()[:200], "not a readable ELF file")):
         with pytest.raises(ValueError, match=text):
             encl_load(data)
+
+
+def _patched(fmt: str, where, field: int, value: int) -> bytes:
+    """_elf() with one field of a header changed (``where``: an offset or a
+    function of the ELF's bytes giving one)."""
+    import struct
+
+    b = bytearray(_elf())
+    off = where(b) if callable(where) else where
+    vals = list(struct.unpack_from(fmt, b, off))
+    vals[field] = value
+    struct.pack_into(fmt, b, off, *vals)
+    return bytes(b)
+
+
+def test_encl_load_refuses_what_load_c_would_read_beyond_the_file():
+    # A PT_LOAD of 1 TiB was a MemoryError (ph.data().ljust(size)), one
+    # below the TCS segment's offset was taken and every selftest then
+    # failed with Python's "argument out of range"; a header table offset
+    # past any file was pyelftools' OverflowError, a section named .symtab
+    # of another type an AttributeError.
+    import struct
+
+    import pytest
+
+    phdr = "<IIQQQQQQ"
+
+    def ph(i):
+        return lambda b: struct.unpack_from("<Q", b, 0x20)[0] + i * 56
+
+    for data, text in (
+            (_patched(phdr, ph(1), 5, 1 << 40), r"segment 1: p_offset 0x\w+ \+ p_filesz 0x10000000000 lies "
+                                                r"past the end of the file"),
+            (_patched(phdr, ph(1), 2, 1 << 60), "segment 1: p_offset 0x1000000000000000 .* past the end"),
+            (_patched(phdr, ph(2), 2, 0), r"segment 2: p_offset 0x0 lies below the TCS segment's \(0x1000\)"),
+            (_patched("<Q", 0x20, 0, 1 << 62), "the program header table .* lies past the end of the file"),
+            (_patched("<Q", 0x28, 0, 1 << 62), "the section header table .* lies past the end of the file")):
+        with pytest.raises(ValueError, match=text):
+            encl_load(data)
+    # A segment may end inside the file's last page: load.c maps the file,
+    # and the rest of that page reads as zeros; one byte more is refused.
+    elf = _elf()
+    start = struct.unpack_from(phdr, elf, ph(2)(elf))[2]
+    end = (len(elf) + 4095) & ~4095
+    assert end > len(elf)
+    seg = encl_load(_patched(phdr, ph(2), 5, end - start)).segments[2]
+    assert seg.size == end - start and seg.src == elf[start:].ljust(end - start, b"\0")
+    with pytest.raises(ValueError, match="segment 2: .* past the end of the file"):
+        encl_load(_patched(phdr, ph(2), 5, end - start + 1))
+
+
+def test_encl_load_finds_the_symbol_table_by_type_as_load_c_does():
+    # encl_get_entry() takes the first SHT_SYMTAB section, whatever its name.
+    import struct
+
+    elf = bytearray(_elf())
+    e_shoff, = struct.unpack_from("<Q", elf, 0x28)
+    e_shentsize, e_shnum = struct.unpack_from("<HH", elf, 0x3A)
+    want = encl_load(bytes(elf)).symbols
+    for i in range(e_shnum):  # rename every section: no ".symtab" is left
+        struct.pack_into("<I", elf, e_shoff + i * e_shentsize, 0)
+    assert encl_load(bytes(elf)).symbols == want and want

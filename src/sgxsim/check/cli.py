@@ -55,16 +55,16 @@ def load_plugins(design_files, property_files=()) -> list[str]:
 
 @contextlib.contextmanager
 def user_code_errors():
-    """An exception raised in a user's design or property file is a clean
-    error naming the file and line (sgxsim.plugins.user_error); anything
-    else propagates."""
+    """An exception raised in a user's design or property file (sys.exit()
+    too) is a clean error naming the file and line (sgxsim.plugins.user_error);
+    anything else propagates (Ctrl-C, and the command's own exit status)."""
     try:
         yield
     except (click.ClickException, click.exceptions.Exit, KeyboardInterrupt):
         raise
     except NotDeterministic as e:  # the explorer's check on a design's apply
         raise click.ClickException(str(e)) from None
-    except Exception as e:
+    except (Exception, SystemExit) as e:
         from sgxsim.plugins import user_error
 
         msg = user_error(e)
@@ -73,14 +73,32 @@ def user_code_errors():
         raise click.ClickException(msg) from None
 
 
+@contextlib.contextmanager
+def output_errors(opt: str):
+    """An output file of ``opt`` that cannot be written once the work is
+    done (its name taken by a directory, a full disk) is a clean error
+    naming it (sgxsim.outfile.OutputError); the directory itself was
+    probed before the work (writable_dir)."""
+    from sgxsim.outfile import OutputError
+
+    try:
+        yield
+    except OutputError as e:
+        raise click.ClickException(f"{opt} {e.filename}: {e.strerror}") from None
+
+
 def design_names(names, opt: str = "--design") -> list[str]:
     """``names`` checked against the registry (any registered kernel with an
     SGX driver: built in, from a file or an entry point)."""
     from sgxsim.kernel.registry import kernel_class
     from sgxsim.kernel.registry import names as known
 
-    usable = [n for n in known() if getattr(kernel_class(n), "sgx_driver_class", None) is not None]
+    registered = known()
+    usable = [n for n in registered if getattr(kernel_class(n), "sgx_driver_class", None) is not None]
     bad = [n for n in names if n not in usable]
+    if bad and bad[0] in registered:  # the generic "linux" (or a design file's kernel without SGX)
+        raise click.BadParameter(f"{bad[0]!r} is a kernel without an SGX driver (no /dev/sgx_enclave); "
+                                 f"kernels with one: {', '.join(usable)}", param_hint=opt)
     if bad:
         raise click.BadParameter(f"unknown design {bad[0]!r}; known: {', '.join(usable)}", param_hint=opt)
     return list(names)
@@ -165,12 +183,30 @@ def _on_sigint(parent: int, signum, frame) -> None:
         raise KeyboardInterrupt
 
 
+@contextlib.contextmanager
+def stop_on_ctrl_c(out: Path, done: str):
+    """Ctrl-C during a search or a simulation: exit status 130 and one line
+    on stderr saying where the scenario files of the designs ``done``
+    (explored, simulated) before it are; no results (a design's results
+    come only when it is finished)."""
+    old = signal.signal(signal.SIGINT, functools.partial(_on_sigint, os.getpid()))
+    try:
+        yield
+    except KeyboardInterrupt:
+        click.echo(f"interrupted: no results (the scenario files of designs already {done} are in {out})",
+                   err=True)
+        raise SystemExit(130) from None
+    finally:
+        signal.signal(signal.SIGINT, old)
+
+
 def _subset(opt: str, text: str, allowed: tuple[str, ...]) -> tuple[str, ...]:
-    got = tuple(x.strip() for x in text.split(",") if x.strip())
-    bad = [x for x in got if x not in allowed]
-    if bad or not got:
+    """The items of a comma list option, each once, in order; an empty list
+    or an empty item (``R,,RW``) is refused like an unknown one."""
+    got = [x.strip() for x in text.split(",")]
+    if any(x not in allowed for x in got):
         raise ValueError(f"{opt} takes a comma list of {', '.join(allowed)}, not {text!r}")
-    return got
+    return tuple(dict.fromkeys(got))
 
 
 @click.command(help="Explore every design's reachable states breadth first up to the depth bound and "
@@ -179,7 +215,8 @@ def _subset(opt: str, text: str, allowed: tuple[str, ...]) -> tuple[str, ...]:
                     + SCOPE_HELP)
 @click.option("--design", "designs", multiple=True, metavar="NAME",
               help="Design to check (repeatable; default: " + ", ".join(DESIGNS) + " and the designs of "
-                   "--design-file; any registered name, e.g. " + ", ".join(VARIANTS) + ").")
+                   "--design-file; any registered kernel with an SGX driver, e.g. " + ", ".join(VARIANTS)
+                   + ").")
 @click.option("--property", "props", multiple=True, metavar="NAME",
               help="Property to decide (repeatable; default: " + ", ".join(PROPERTIES) + " and the "
                    "properties of --property-file).")
@@ -225,7 +262,8 @@ def _subset(opt: str, text: str, allowed: tuple[str, ...]) -> tuple[str, ...]:
 @click.option("--mdwe", is_flag=True,
               help="The process turns on MDWE (prctl PR_SET_MDWE) first; kernels with MDWE only.")
 @click.option("--symmetry/--no-symmetry", default=True, show_default=True,
-              help="Explore one state of each set of mirror images under renaming the explored pages "
+              help="The exhaustive search (not --simulate) explores one state of each set of mirror "
+                   "images under renaming the explored pages "
                    "(the swap at --pages 2; the reversal at 3 or more when mprotect is not offered; "
                    "none when --actions offers mremap) and, "
                    "with --processes 2, exchanging parent and child where both are offered the same "
@@ -258,11 +296,15 @@ def check(designs, props, design_files, property_files, depth, workers, engine, 
                                "for the exhaustive search")
     # An option of the other mode is refused, not ignored.
     ctx = click.get_current_context()
-    given = [p for p in ("depth", "frontier_mem", "walks", "walk_depth", "seed")
+    given = [p for p in ("depth", "frontier_mem", "symmetry", "walks", "walk_depth", "seed")
              if ctx.get_parameter_source(p) is not ParameterSource.DEFAULT]
-    other = [p for p in given if (p in ("depth", "frontier_mem")) == simulate]
+    other = [p for p in given if (p in ("depth", "frontier_mem", "symmetry")) == simulate]
     if other:
         opt = "--" + other[0].replace("_", "-")
+        if other[0] == "symmetry":
+            opt = "--symmetry" if symmetry else "--no-symmetry"
+            raise click.UsageError(f"{opt}: the symmetry reduction is the exhaustive search's; "
+                                   "--simulate walks without it")
         raise click.UsageError(f"{opt} bounds the exhaustive search; --simulate takes --walks and "
                                "--walk-depth" if simulate else f"{opt} needs --simulate")
     # Refuse an unwritable --out/--html now, not after the search.
@@ -281,14 +323,14 @@ def check(designs, props, design_files, property_files, depth, workers, engine, 
             raise click.BadParameter(why, param_hint="--mdwe")
     try:
         scope = Scope(pages=pages, policy=policy, perms=_subset("--perms", perms, PERMS),
-                      map_perms=_subset("--map-perms", map_perms, PERMS) if map_perms else None,
+                      map_perms=_subset("--map-perms", map_perms, PERMS) if map_perms is not None else None,
                       sources=_subset("--sources", sources, SOURCES),
                       actions=_subset("--actions", actions, ACTIONS + OPTIONAL_ACTIONS), mdwe=mdwe,
                       processes=processes, enclaves=enclaves, child_ioctls=child_ioctls, symmetry=symmetry)
     except ValueError as e:
         raise click.BadParameter(str(e)) from None
     if simulate:
-        with user_code_errors():
+        with stop_on_ctrl_c(out, "simulated"), user_code_errors(), output_errors("--out"):
             results = runner.simulate(_factory(scope), designs, props, walks=walks, walk_depth=walk_depth,
                                       seed=seed, workers=workers, out_dir=out)
         if as_json:
@@ -305,9 +347,8 @@ def check(designs, props, design_files, property_files, depth, workers, engine, 
         raise click.BadParameter(str(e), param_hint="--frontier-mem") from None
     if mem is not None and os.environ.get(SPILL_DIR):  # refused now, not when a level spills
         writable_dir(Path(os.environ[SPILL_DIR]), "$" + SPILL_DIR)
-    old = signal.signal(signal.SIGINT, functools.partial(_on_sigint, os.getpid()))
     try:
-        with user_code_errors():
+        with stop_on_ctrl_c(out, "explored"), user_code_errors(), output_errors("--out"):
             results = runner.check(_factory(scope), designs, props,
                                    depth=depth, workers=workers, out_dir=out, engine=engine,
                                    address=address, frontier_mem=mem,
@@ -316,12 +357,6 @@ def check(designs, props, design_files, property_files, depth, workers, engine, 
         err = click.ClickException(str(e))
         err.exit_code = e.status  # 2: a bad --address or no Ray, like a bad option
         raise err from None
-    except KeyboardInterrupt:
-        click.echo("interrupted: no results (the scenario files of designs already explored are in "
-                   f"{out})", err=True)
-        raise SystemExit(130) from None
-    finally:
-        signal.signal(signal.SIGINT, old)
     if as_json:
         keys = ("design", "property", "verdict", "depth", "states", "seconds", "trace")
         # "symmetry": whether the scope lets the reduction run (the switch,
@@ -345,7 +380,8 @@ def _write_html(html_dir: Path | None, results: list[dict], scope: Scope, as_jso
         return
     from sgxsim.report import BFS_NOTE, SIM_NOTE, write_run
 
-    index = write_run(html_dir, results, _factory(scope), SIM_NOTE if simulated else BFS_NOTE)
+    with user_code_errors(), output_errors("--html"):
+        index = write_run(html_dir, results, _factory(scope), SIM_NOTE if simulated else BFS_NOTE)
     click.echo(f"\nHTML report: {index}", err=as_json)
 
 
@@ -369,7 +405,8 @@ def writable_dir(d: Path, opt: str) -> None:
                     "usage error or a bad scenario file (docs/scenarios.md).  With --all-designs: 0.")
 @click.argument("file", type=click.Path(exists=True, dir_okay=False, path_type=Path))
 @click.option("--design", default=None, metavar="NAME",
-              help="Replay on this design instead of the scenario's own (any registered name).")
+              help="Replay on this design instead of the scenario's own (any registered kernel with an "
+                   "SGX driver).")
 @click.option("--all-designs", is_flag=True,
               help="Replay on every design and print one line each: the verdict and the first "
                    "refusal (which layer and rule said no, at which step).")
@@ -417,11 +454,9 @@ def _run(file, sc, scope, design, all_designs, html_file, own) -> None:
     if html_file is not None:
         from sgxsim.report import write_trace
 
-        try:
+        with output_errors("--html"):
             write_trace(html_file, _factory(scope)(design or sc.design), sc.steps, sc.prop, expect=sc.expect,
                         at_step=sc.at_step, reason=sc.reason)
-        except OSError as e:
-            raise click.ClickException(f"--html {html_file}: {e.strerror or e}") from None
         click.echo(f"HTML report: {html_file}")
     got = r["verdict"] + (f" at step {r['at']}" if r["at"] else "")
     want = sc.expect + (f" at step {sc.at_step}" if sc.at_step else "")
@@ -476,6 +511,7 @@ def explain(file: Path, step: int, design: str | None, max_lines: int, design_fi
 @click.option("--design", default=None, metavar="NAME", help="Draw every file on this design instead.")
 @plugin_options
 def report(files, out_dir: Path, design: str | None, design_files, property_files) -> None:
+    from sgxsim.outfile import write_output
     from sgxsim.report import render_index, render_trace, trace_data
 
     load_plugins(design_files, property_files)
@@ -483,7 +519,8 @@ def report(files, out_dir: Path, design: str | None, design_files, property_file
     scenarios = [(f, read_scenario(f)) for f in files]
     for f, sc in scenarios:
         scenario_design(f, sc, design)
-    results, links, pages = [], {}, set()
+    results, links = [], {}
+    pages = {"index.html"}  # taken by the index: index.toml gets index-2.html
     for f, sc in scenarios:
         model = _factory(Scope(**sc.scope))(design or sc.design)
         with user_code_errors():
@@ -495,11 +532,13 @@ def report(files, out_dir: Path, design: str | None, design_files, property_file
                 break
             name = f"{Path(f).stem}-{n}.html"
         pages.add(name)
-        (out_dir / name).write_text(render_trace(data))
+        with output_errors("--out"):
+            write_output(out_dir / name, render_trace(data))
         results.append({"design": data["design"], "property": sc.prop, "verdict": data["verdict"],
                         "trace": sc.steps[:data["at"] or len(sc.steps)]})
         links[(data["design"], sc.prop)] = name
         click.echo(f"{out_dir / name}: {data['design']} / {sc.prop}: {data['verdict']}"
                    + (f" at step {data['at']}" if data["at"] else ""))
-    (out_dir / "index.html").write_text(render_index(results, links))
+    with output_errors("--out"):
+        write_output(out_dir / "index.html", render_index(results, links))
     click.echo(f"HTML report: {out_dir / 'index.html'}")

@@ -462,7 +462,9 @@ def _worker(conn, model, names, reuse, bound, spill_root) -> None:
             if cmd in ("expand", "keep"):
                 try:
                     conn.send(getattr(w, cmd)(*msg[1:]))
-                except Exception as e:  # noqa: BLE001 - sent to the coordinator, raised there
+                except (Exception, SystemExit) as e:  # noqa: BLE001 - sent to the coordinator, raised there
+                    # (a SystemExit too: sys.exit() in a user's design or
+                    # property; the coordinator then read a closed pipe)
                     conn.send(_WorkerFailed(_picklable(e), traceback.format_exc()))
                     return
             elif cmd == "take":

@@ -14,6 +14,7 @@ from sgxsim.check import scenario as scn
 from sgxsim.check.explorer import Exploration, explore, replay, verdict
 from sgxsim.check.properties import PROPERTIES
 from sgxsim.check.spill import new_dir, remove_dir
+from sgxsim.plugins import no_exit
 
 ModelFactory = Callable[[str], Any]
 
@@ -52,7 +53,6 @@ def results_for(model, exp: Exploration, props: list[str], out_dir: Path | None 
 
 def _write_scenario(model, r: dict, path, out_dir: Path, suffix: str = "") -> str:
     """The scenario file of result ``r`` (its trace as comments)."""
-    out_dir.mkdir(parents=True, exist_ok=True)
     sc = scn.Scenario(r["design"], r["property"], r["verdict"], path, model.scope(), len(path),
                       r["reason"])
     comments = [s["decisions"] for s in r["trace"]]
@@ -117,6 +117,7 @@ def _sgx2(factory: ModelFactory, design: str) -> bool:
         return False
 
 
+@no_exit
 def _check_design(design: str) -> list[dict]:
     factory, props, depth, out_dir, progress, frontier_mem, spill_dir = _JOB["args"]
     model = factory(design)

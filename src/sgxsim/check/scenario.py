@@ -252,8 +252,11 @@ def loads(text: str, file: str = "<scenario>", properties: dict | None = None) -
 
 
 def write(path: Path, sc: Scenario, comments: list[list[str]] | None = None) -> Path:
-    path.write_text(dumps(sc, comments))
-    return path
+    """Write ``sc`` to ``path``; a file that cannot be written is an
+    :class:`~sgxsim.outfile.OutputError` naming it."""
+    from sgxsim.outfile import write_output
+
+    return write_output(path, dumps(sc, comments))
 
 
 def read(path: Path) -> Scenario:

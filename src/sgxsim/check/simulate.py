@@ -33,6 +33,7 @@ from sgxsim.check.explorer import _apply, _freeze, _thaw
 from sgxsim.check.ghost import Ghost
 from sgxsim.check.model import Action
 from sgxsim.check.properties import PROPERTIES
+from sgxsim.plugins import no_exit
 
 # A walk picks an action *name* first, then one of its parameter choices:
 # uniform over actions would let ADD_PAGES (15 variants) crowd out the one
@@ -224,6 +225,7 @@ def _run_walks(model, names: list[str], seed: int, walks: range, depth: int, res
 _JOB: dict = {}
 
 
+@no_exit
 def _walker(part: range):
     model, names, seed, depth = _JOB["args"]
     return _run_walks(model, names, seed, part, depth)

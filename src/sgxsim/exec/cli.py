@@ -7,6 +7,8 @@ from pathlib import Path
 
 import click
 
+from sgxsim.hw.epc import MODEL_EPC_PAGES_LIMIT
+
 
 def _kernel(ctx: click.Context, param: click.Parameter, name: str) -> str:
     """--kernel: a registered kernel or design, else a usage error."""
@@ -22,7 +24,7 @@ def _kernel(ctx: click.Context, param: click.Parameter, name: str) -> str:
 @click.command("exec", context_settings={"allow_interspersed_args": False})
 @click.option("--kernel", default="linux-6.0", show_default=True, callback=_kernel,
               help="Kernel or design the program runs on.")
-@click.option("--epc-pages", type=click.IntRange(1, 1 << 20), default=256, show_default=True,
+@click.option("--epc-pages", type=click.IntRange(1, MODEL_EPC_PAGES_LIMIT), default=256, show_default=True,
               help="EPC size in pages (CPUID leaf 0x12 reports it).")
 @click.option("--sgx1", is_flag=True, help="A CPU without SGX2 (no EDMM).")
 @click.option("--policy", default="none", show_default=True, type=click.Choice(["none", "selinux"]),

@@ -33,7 +33,9 @@ def fuzz(seconds: float | None, cases: int | None, seed: int, kernels: tuple[str
     """Fuzz every kernel and design with seeded random and hostile call
     sequences; check the model's invariants after every step; print each
     finding shrunk to a runnable Python reproduction.  Exit status 1 if
-    anything was found."""
+    anything was found; 130 on Ctrl-C, after the findings and the summary
+    of the cases finished before it."""
+    from sgxsim.fuzz import Interrupted
     from sgxsim.fuzz import fuzz as run
     from sgxsim.kernel import registry
 
@@ -49,7 +51,10 @@ def fuzz(seconds: float | None, cases: int | None, seed: int, kernels: tuple[str
         click.echo(f"# {rep.cases} cases, {rep.steps} steps, {len(rep.findings)} findings, "
                    f"{rep.seconds:.0f} s", err=True)
 
-    rep = run(seed, seconds, cases, list(kernels) or None, shrink_seconds, progress)
+    try:
+        rep, interrupted = run(seed, seconds, cases, list(kernels) or None, shrink_seconds, progress), False
+    except Interrupted as e:
+        rep, interrupted = e.report, True
     for case, finding, src in rep.findings:
         click.echo(f"## finding ({finding.kind}) on {case.kernel}, {len(case.steps)} steps after "
                    f"shrinking: {finding.signature}")
@@ -58,4 +63,8 @@ def fuzz(seconds: float | None, cases: int | None, seed: int, kernels: tuple[str
     click.echo(f"fuzz seed {seed}: {rep.cases} cases, {rep.steps} steps, "
                f"{len(rep.findings)} findings, {rep.seconds:.1f} s ({kinds}); "
                f"{rep.starved} cases ended in EPC starvation")
+    if interrupted:
+        click.echo(f"interrupted: the findings and the summary above are those of the {rep.cases} cases "
+                   "finished before Ctrl-C", err=True)
+        raise SystemExit(130)
     raise SystemExit(1 if rep.findings else 0)

@@ -143,7 +143,11 @@ def _execute(lines: list[str], ns: dict, live: Live, i: int, bound: float,
         signal.setitimer(signal.ITIMER_REAL, bound)
     try:
         for line in lines:
-            exec(line, ns)  # noqa: S102 -- the fuzzer's own rendered source
+            # A code object, not the string: exec(str) runs through
+            # PyRun_String, which marks a KeyboardInterrupt escaping it as
+            # unhandled, and the interpreter then dies of SIGINT at exit
+            # whatever status the command exits with (Ctrl-C: 130).
+            exec(compile(line, "<string>", "exec"), ns)  # noqa: S102 -- the fuzzer's own rendered source
             _observe(line, ns, live)
     except (OSError, Signal, TaskBlocked):
         pass  # the model answering like the kernel (TaskBlocked: the call would never return)

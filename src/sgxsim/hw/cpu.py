@@ -16,7 +16,7 @@ from sgxsim.hw.access import AccessMixin
 from sgxsim.hw.consts import LEPUBKEYHASH_RESET, MISC_EXINFO, MSR_IA32_SGXLEPUBKEYHASH0, Attribute
 from sgxsim.hw.encls import EnclsMixin
 from sgxsim.hw.enclu import EncluMixin
-from sgxsim.hw.epc import Epc
+from sgxsim.hw.epc import MODEL_EPC_PAGES_LIMIT, Epc
 from sgxsim.hw.memory import EPC_BASE, PhysMem
 from sgxsim.hw.paging import PageTable
 from sgxsim.trace import Trace
@@ -75,6 +75,9 @@ class Cpu(AccessMixin, EnclsMixin, EncluMixin):
                 raise TypeError(f"{name} must be an int, not {type(v).__name__}")
         if epc_pages < 1:
             raise ValueError("the EPC needs at least one page")
+        if epc_pages > MODEL_EPC_PAGES_LIMIT:
+            raise ValueError(f"epc_pages: at most {MODEL_EPC_PAGES_LIMIT} (4 GiB of EPC, the model's limit: "
+                             f"its per-page state is dense), not {epc_pages}")
         if nr_cpus < 1:
             raise ValueError(f"nr_cpus: at least one logical processor, not {nr_cpus}")
         if not 0 <= seed < 1 << 64:  # the platform secrets hash it as 8 bytes

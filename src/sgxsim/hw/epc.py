@@ -17,6 +17,13 @@ from sgxsim.hw.consts import PAGE_SHIFT, PAGE_SIZE, PageType
 from sgxsim.hw.measure import Measurement
 from sgxsim.hw.memory import EPC_BASE
 
+# The model's own bound on the EPC size, not a CPU's: a real EPC reaches
+# 512 GiB per socket (3rd-generation Xeon Scalable on, 2**27 pages).  The
+# EPCM arrays below and the driver's struct sgx_epc_page per page are dense,
+# so 2**20 pages (4 GiB of EPC) already take about a second and 250 MB to
+# boot; Machine() and sgxsim exec --epc-pages refuse more.
+MODEL_EPC_PAGES_LIMIT = 1 << 20
+
 # One byte of EPCM flags per page.
 EPCM_VALID = 1 << 0
 EPCM_R = 1 << 1

@@ -45,9 +45,10 @@ def load_entry_points(group: str) -> list[str]:
         before = dict(_KERNELS)
         try:
             ep.load()
-        except Exception as e:
-            raise ValueError(f"entry point {ep.name} = {ep.value} (group {group}): "
-                             f"{type(e).__name__}: {e}") from None
+        except (Exception, SystemExit) as e:  # (Ctrl-C still interrupts)
+            why = (f"exits (sys.exit({e.code!r})) when imported" if isinstance(e, SystemExit)
+                   else f"{type(e).__name__}: {e}")
+            raise ValueError(f"entry point {ep.name} = {ep.value} (group {group}): {why}") from None
         # A name keeps the class it had: an entry point cannot replace a
         # built-in design (or another package's) behind the user's back.
         for name, cls in before.items():

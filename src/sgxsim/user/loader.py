@@ -15,7 +15,7 @@ from elftools.elf.elffile import ELFFile
 
 from sgxsim.hw import sigstruct as S
 from sgxsim.hw import uapi
-from sgxsim.hw.consts import PAGE_SIZE, Attribute, PageType
+from sgxsim.hw.consts import PAGE_MASK, PAGE_SIZE, Attribute, PageType
 from sgxsim.hw.measure import Measurement
 from sgxsim.hw.structs import Secinfo, Secs
 from sgxsim.kernel.errors import refuse
@@ -67,15 +67,30 @@ class Encl:
 def encl_load(elf_bytes: bytes, heap_size: int = ENCL_HEAP_SIZE_DEFAULT) -> Encl:
     """encl_load(): segments from PT_LOAD headers (the first must be RW: the
     TCS segment), then the unmeasured heap; SIZE is a power of two.  Bytes
-    that are no enclave ELF are a ValueError."""
+    that are no enclave ELF are a ValueError, and so is what load.c would
+    read beyond the file (a segment, a header table) or a segment below the
+    TCS segment (a negative enclave offset)."""
     try:
         return _encl_load(elf_bytes, heap_size)
     except ELFError as e:
         raise ValueError(f"not a readable ELF file: {e}") from None
+    except OverflowError:  # pyelftools seeking to an offset beyond any file
+        raise ValueError("not a readable ELF file: an offset in its headers lies far past its end") from None
 
 
 def _encl_load(elf_bytes: bytes, heap_size: int) -> Encl:
     elf = ELFFile(io.BytesIO(elf_bytes))
+    hdr = elf.header
+    # encl_load() reads the program headers, encl_get_entry() the section
+    # headers, straight from the mapped file: both tables must lie in it.
+    for what, off, num, entsize in (("program", hdr["e_phoff"], hdr["e_phnum"], hdr["e_phentsize"]),
+                                    ("section", hdr["e_shoff"], hdr["e_shnum"], hdr["e_shentsize"])):
+        if off + num * entsize > len(elf_bytes):
+            raise ValueError(f"not a readable ELF file: the {what} header table (e_{what[0]}hoff {off:#x}, "
+                             f"{num} entries) lies past the end of the file ({len(elf_bytes):#x} bytes)")
+    # encl_map_bin() maps the whole file: past its end the last page reads
+    # as zeros, past that page encl_measure() would fault (SIGBUS).
+    mapped = (len(elf_bytes) + PAGE_SIZE - 1) & PAGE_MASK
     segments: list[Segment] = []
     src_offset = 0
     for j, ph in enumerate(s for s in elf.iter_segments() if s["p_type"] == "PT_LOAD"):
@@ -91,10 +106,19 @@ def _encl_load(elf_bytes: bytes, heap_size: int) -> Encl:
             src_offset = ph["p_offset"] & ~(PAGE_SIZE - 1)
         else:
             flags = SECINFO_REG | prot  # PROT_* equal the SECINFO R/W/X bits
-        size = (ph["p_filesz"] + PAGE_SIZE - 1) & ~(PAGE_SIZE - 1)
-        data = ph.data().ljust(size, b"\0")
-        segments.append(Segment((ph["p_offset"] & ~(PAGE_SIZE - 1)) - src_offset, size, prot,
-                                flags, True, data))
+        # The segment's pages are the file's pages from p_offset's page on
+        # (seg->src = encl->src + seg->offset), p_filesz rounded up.
+        start = ph["p_offset"] & PAGE_MASK
+        size = (ph["p_filesz"] + PAGE_SIZE - 1) & PAGE_MASK
+        if start + size > mapped:
+            raise ValueError(f"segment {j}: p_offset {ph['p_offset']:#x} + p_filesz {ph['p_filesz']:#x} "
+                             f"lies past the end of the file ({len(elf_bytes):#x} bytes)")
+        if start < src_offset:
+            # seg->offset would be negative: no enclave offset (ADD_PAGES: EINVAL).
+            raise ValueError(f"segment {j}: p_offset {ph['p_offset']:#x} lies below the TCS segment's "
+                             f"({src_offset:#x}): a negative enclave offset")
+        data = elf_bytes[start : start + size].ljust(size, b"\0")
+        segments.append(Segment(start - src_offset, size, prot, flags, True, data))
     if not segments:
         raise ValueError("no PT_LOAD segment: not an enclave ELF")
     last = segments[-1]
@@ -104,7 +128,8 @@ def _encl_load(elf_bytes: bytes, heap_size: int) -> Encl:
     encl_size = PAGE_SIZE
     while encl_size < src_size:
         encl_size <<= 1
-    symtab = elf.get_section_by_name(".symtab")
+    # encl_get_entry(): the first section of type SHT_SYMTAB.
+    symtab = next((sec for sec in elf.iter_sections() if sec["sh_type"] == "SHT_SYMTAB"), None)
     symbols = {s.name: s["st_value"] for s in symtab.iter_symbols() if s.name} if symtab else {}
     return Encl(segments, src_size, encl_size, symbols)
 

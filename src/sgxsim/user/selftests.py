@@ -503,8 +503,10 @@ def run_one(fn: Callable[..., None], kernel: str, sgx1: bool,
         return "skip", str(s)
     except Fail as f:
         return "not ok", str(f)
-    except Exception as e:  # a model error is a failed test, reported with its cause
-        return "not ok", f"{type(e).__name__}: {e}"
+    except (Exception, SystemExit) as e:  # a model error is a failed test, reported with its cause
+        # (sys.exit() in a user's design too: the suite went on to exit with its status, silently)
+        why = f"{e}" if isinstance(e, Exception) else f"sys.exit({e.code!r})"
+        return "not ok", f"{type(e).__name__}: {why}"
     return "ok", ""
 
 
