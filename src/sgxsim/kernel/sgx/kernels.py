@@ -23,7 +23,7 @@ from sgxsim.kernel.sgx.linux612 import SgxDriver612
 class Linux511(Linux):
     """Linux 5.11: the SGX driver as first merged (SGX1 only).
 
-    Modified: boot (registers the driver), misc_minor_alloc.
+    Modified: boot, misc_minor_alloc (boot registers the driver).
     """
 
     # No MDWE, no mseal, no multi-VMA mremap (docs/linux-6.12.md).
