@@ -343,6 +343,25 @@ def test_the_programs_signal_mask_is_kept_as_the_kernel_keeps_it(native, mode):
     assert (r.returncode, r.stdout) == (status, out), r.stderr
 
 
+# tests/exec/native/sigmore.c: each mode, what the kernel decides in it.
+SIGMORE_MODES = {
+    "race": "signal 10 raised 150000 times while re-installed: bad 0\n",
+}
+
+
+@pytest.mark.parametrize("mode", SIGMORE_MODES)
+def test_signal_delivery_matches_the_run_without_sgxsim(native, mode):
+    """More of what the kernel decides about signals, with sgxsim as without
+    (tests/exec/native/sigmore.c): a handler running while another thread
+    re-installs its action sees one whole action ("race", SIGSEGV through the
+    trap handler, SIGUSR1 through tramp())."""
+    exe = str(native["sigmore"])
+    status, out = _alone(exe, mode)
+    assert SIGMORE_MODES[mode] in out, out
+    r = sgxsim_exec("--", exe, mode, timeout=60)
+    assert (r.returncode, r.stdout) == (status, out), r.stderr
+
+
 def test_an_enclu_while_every_signal_is_blocked_is_the_cpus(native, tmp_path):
     """ENCLU is an instruction: a thread that blocks every signal (as runtimes'
     workers do around enclave calls) executes it.  A bare EREPORT outside any

@@ -1044,19 +1044,67 @@ static void deliver_unblocked(int at_sigreturn)
 }
 
 /* sigaction() to SIG_IGN discards the signal wherever it is pending
- * (do_sigaction(), after POSIX). */
-static void discard_pending(int sig)
+ * (do_sigaction(), after POSIX).  The caller holds threads_lock. */
+static void discard_pending_locked(int sig)
 {
 	unsigned long bit = SIGBIT(sig);
-	sigset_t saved;
 	int i;
 
 	my_own.pending &= ~bit;
-	lock_threads(&saved);
 	for (i = 0; i < MAX_THREADS; i++)
 		threads[i].pending &= ~bit;
 	__atomic_store_n(&shared_pending, shared_pending & ~bit, __ATOMIC_RELAXED);
-	unlock_threads(&saved);
+}
+
+/* The program's actions (app_act[]) are read by handlers in any thread while
+ * another may be replacing one: the kernel replaces an action whole, under
+ * siglock (do_sigaction()), and delivery reads it under the same lock.  Here
+ * each action has a sequence count, odd while a writer is in it; a reader
+ * copies the action again until the count was even and unchanged around its
+ * copy, so it always sees one whole action.  Writers hold threads_lock, so
+ * with every signal blocked: no handler of the writer's own thread can spin
+ * on a half-written action. */
+static unsigned int act_seq[NSIG];
+#define ACT_WORDS (sizeof(struct sigaction) / sizeof(unsigned long))
+
+static void act_get(int sig, struct sigaction *out)
+{
+	const unsigned long *from = (const unsigned long *)&app_act[sig];
+	unsigned long *to = (unsigned long *)out;
+	unsigned int seq;
+	size_t i;
+
+	do {
+		while ((seq = __atomic_load_n(&act_seq[sig], __ATOMIC_ACQUIRE)) & 1)
+			__builtin_ia32_pause();
+		for (i = 0; i < ACT_WORDS; i++)
+			to[i] = __atomic_load_n(&from[i], __ATOMIC_RELAXED);
+		__atomic_thread_fence(__ATOMIC_ACQUIRE);
+	} while (__atomic_load_n(&act_seq[sig], __ATOMIC_RELAXED) != seq);
+}
+
+/* The caller holds threads_lock. */
+static void act_put_locked(int sig, const struct sigaction *act)
+{
+	const unsigned long *from = (const unsigned long *)act;
+	unsigned long *to = (unsigned long *)&app_act[sig];
+	size_t i;
+
+	__atomic_store_n(&act_seq[sig], act_seq[sig] + 1, __ATOMIC_RELAXED);
+	__atomic_thread_fence(__ATOMIC_RELEASE);
+	for (i = 0; i < ACT_WORDS; i++)
+		__atomic_store_n(&to[i], from[i], __ATOMIC_RELAXED);
+	__atomic_store_n(&act_seq[sig], act_seq[sig] + 1, __ATOMIC_RELEASE);
+}
+
+/* The kernel resets a handler to SIG_DFL, its flags and mask kept
+ * (force_sig_info_to_task(), SA_RESETHAND at delivery). */
+static void act_reset_locked(int sig)
+{
+	struct sigaction k = app_act[sig];
+
+	k.sa_handler = SIG_DFL;
+	act_put_locked(sig, &k);
 }
 
 /* The fork()'s child: one thread, its mask kept, nothing pending
@@ -1295,8 +1343,9 @@ static void run_handler(int sig, const struct sigaction *act, siginfo_t *si, uco
 /* Every other signal's handler of the program, through the same path. */
 static void tramp(int sig, siginfo_t *si, void *uc)
 {
-	struct sigaction act = app_act[sig];
+	struct sigaction act;
 
+	act_get(sig, &act);
 	run_handler(sig, &act, si, uc, 1);
 }
 
@@ -1325,9 +1374,10 @@ enum origin { FAULT, SENT, QUEUED };
  * again as it came, to the default action. */
 static void chain(int sig, siginfo_t *si, void *uc, enum origin how)
 {
-	struct sigaction *app = &app_act[sig], dfl, act;
+	struct sigaction dfl, act;
 	struct vthread *t = me();
 	siginfo_t shared;
+	sigset_t saved;
 
 	if (how == SENT && si->si_code == SI_TKILL && si->si_pid == getpid() &&
 	    __atomic_exchange_n(&t->doorbell, 0, __ATOMIC_ACQUIRE)) {
@@ -1335,20 +1385,24 @@ static void chain(int sig, siginfo_t *si, void *uc, enum origin how)
 			return;
 		si = &shared;
 	}
+	if ((t->blocked & SIGBIT(sig)) && how == SENT) {
+		pend(sig, si);
+		return;
+	}
+	/* The action read and reset in one step, as get_signal() does under
+	 * siglock: a sigaction() in another thread comes wholly before or after. */
+	lock_threads(&saved);
 	if (t->blocked & SIGBIT(sig)) {
-		if (how == SENT) {
-			pend(sig, si);
-			return;
-		}
-		app->sa_handler = SIG_DFL;	/* force_sig_info_to_task() */
+		act_reset_locked(sig);	/* force_sig_info_to_task() */
 		__atomic_store_n(&t->blocked, t->blocked & ~SIGBIT(sig), __ATOMIC_RELAXED);
 	}
-	act = *app;
+	act = app_act[sig];
 	/* sa_handler and sa_sigaction share their storage: the kernel looks at
 	 * the value, SA_SIGINFO or not. */
+	if (act.sa_handler != SIG_DFL && act.sa_handler != SIG_IGN && (act.sa_flags & SA_RESETHAND))
+		act_reset_locked(sig);	/* the kernel resets the handler only */
+	unlock_threads(&saved);
 	if (act.sa_handler != SIG_DFL && act.sa_handler != SIG_IGN) {
-		if (act.sa_flags & SA_RESETHAND)
-			app->sa_handler = SIG_DFL;	/* the kernel resets the handler only */
 		run_handler(sig, &act, si, uc, 0);
 		return;
 	}
@@ -1420,7 +1474,7 @@ static void load_reply(ucontext_t *uc, const struct sgxsim_reply *rep)
 		siginfo_t info;
 
 		if (trap)
-			now = app_act[sig];
+			act_get(sig, &now);
 		else
 			real_sigaction(sig, NULL, &now);
 		blocked = trap ? !!(t->blocked & SIGBIT(sig)) : sigismember(&uc->uc_sigmask, sig);
@@ -1433,7 +1487,11 @@ static void load_reply(ucontext_t *uc, const struct sgxsim_reply *rep)
 			memset(&dfl, 0, sizeof(dfl));
 			dfl.sa_handler = SIG_DFL;
 			if (trap) {
-				app_act[sig].sa_handler = SIG_DFL;
+				sigset_t saved;
+
+				lock_threads(&saved);
+				act_reset_locked(sig);
+				unlock_threads(&saved);
 				__atomic_store_n(&t->blocked, t->blocked & ~SIGBIT(sig),
 						 __ATOMIC_RELAXED);
 			} else {
@@ -1606,18 +1664,26 @@ static void report(struct sigaction *old, const struct sigaction *k)
  * SIG_DFL and SIG_IGN are installed as they are. */
 int sigaction(int sig, const struct sigaction *act, struct sigaction *old)
 {
-	struct sigaction prev, k, real_old;
+	struct sigaction prev, k, real_old, kept;
+	sigset_t saved;
+	int ret = 0;
 
 	resolve();
 	if (!active || sig < 1 || sig >= NSIG)
 		return real_sigaction(sig, act, old);
+	if (act)
+		as_kernel_keeps(&kept, act);	/* built whole before it is published */
+	/* The old action and the new one in one step (do_sigaction() under
+	 * siglock): two threads replacing it each report the other's. */
+	lock_threads(&saved);
 	prev = app_act[sig];
 	if (sig == SIGILL || sig == SIGSEGV) {
 		if (act) {
-			as_kernel_keeps(&app_act[sig], act);
+			act_put_locked(sig, &kept);
 			if (act->sa_handler == SIG_IGN)
-				discard_pending(sig);
+				discard_pending_locked(sig);
 		}
+		unlock_threads(&saved);
 		if (old)
 			report(old, &prev);
 		return 0;
@@ -1625,21 +1691,22 @@ int sigaction(int sig, const struct sigaction *act, struct sigaction *old)
 	if (act && act->sa_handler != SIG_DFL && act->sa_handler != SIG_IGN) {
 		/* Kept before the handler can run; the last one stays for a
 		 * signal already on its way when SIG_DFL or SIG_IGN replaces it. */
-		as_kernel_keeps(&app_act[sig], act);
+		act_put_locked(sig, &kept);
 		k = *act;
 		k.sa_sigaction = tramp;
 		k.sa_flags |= SA_SIGINFO;
 		set_trap_bits(&k.sa_mask, 0);
 		if (real_sigaction(sig, &k, &real_old) < 0) {
-			app_act[sig] = prev;
-			return -1;
+			act_put_locked(sig, &prev);
+			ret = -1;
 		}
 	} else if (real_sigaction(sig, act, &real_old) < 0) {
-		return -1;
+		ret = -1;
 	}
-	if (old)
+	unlock_threads(&saved);
+	if (ret == 0 && old)
 		report(old, real_old.sa_sigaction == tramp ? &prev : &real_old);
-	return 0;
+	return ret;
 }
 
 /* The signal()s: sigaction() with each one's flags. */
