@@ -5,6 +5,8 @@
 #define _GNU_SOURCE
 #include <cpuid.h>
 #include <errno.h>
+#include <fcntl.h>
+#include <mqueue.h>
 #include <pthread.h>
 #include <signal.h>
 #include <stdio.h>
@@ -58,6 +60,77 @@ static void race(int sig)
 	printf("signal %d raised %d times while re-installed: bad %ld\n", sig, RACE_ROUNDS, bad);
 }
 
+/* -- notify: SIGEV_THREAD functions, run in threads glibc makes ------------- */
+
+static volatile int notified;
+static volatile unsigned int max_leaf;
+static volatile unsigned long notify_mask;
+
+static void notify_fn(union sigval v)
+{
+	unsigned int a, b, c, d;
+	sigset_t now;
+
+	__cpuid_count(0, 0, a, b, c, d);	/* patched into UD2 under sgxsim */
+	max_leaf = a;
+	pthread_sigmask(SIG_BLOCK, NULL, &now);
+	notify_mask = now.__val[0] & ((1UL << (SIGILL - 1)) | (1UL << (SIGSEGV - 1)));
+	__atomic_store_n(&notified, v.sival_int, __ATOMIC_RELEASE);
+}
+
+static void wait_notified(const char *what, int value)
+{
+	int ms;
+
+	for (ms = 0; ms < 5000 && __atomic_load_n(&notified, __ATOMIC_ACQUIRE) != value; ms++)
+		usleep(1000);
+	printf("%s: notified %d, CPUID ran %d, ill/segv blocked %#lx\n", what,
+	       notified == value, max_leaf != 0, notify_mask);
+}
+
+static void notify(void)
+{
+	struct sigevent ev;
+	struct itimerspec its;
+	struct mq_attr attr;
+	char name[64];
+	timer_t t;
+	mqd_t mq;
+
+	memset(&ev, 0, sizeof(ev));
+	ev.sigev_notify = SIGEV_THREAD;
+	ev.sigev_notify_function = notify_fn;
+	ev.sigev_value.sival_int = 1;
+	if (timer_create(CLOCK_MONOTONIC, &ev, &t) < 0) {
+		perror("timer_create");
+		return;
+	}
+	memset(&its, 0, sizeof(its));
+	its.it_value.tv_nsec = 1000000;
+	timer_settime(t, 0, &its, NULL);
+	wait_notified("timer", 1);
+	timer_delete(t);
+
+	snprintf(name, sizeof(name), "/sgxsim-sigmore-%d", (int)getpid());
+	memset(&attr, 0, sizeof(attr));
+	attr.mq_maxmsg = 1;
+	attr.mq_msgsize = 8;
+	mq = mq_open(name, O_RDWR | O_CREAT | O_EXCL, 0600, &attr);
+	if (mq == (mqd_t)-1) {
+		printf("mq_open: %s\n", strerror(errno));	/* no mqueue here: the same both ways */
+		return;
+	}
+	mq_unlink(name);
+	max_leaf = 0;
+	notify_mask = 0;
+	ev.sigev_value.sival_int = 2;
+	if (mq_notify(mq, &ev) < 0)
+		perror("mq_notify");
+	mq_send(mq, "x", 1, 0);
+	wait_notified("mq_notify", 2);
+	mq_close(mq);
+}
+
 int main(int argc, char **argv)
 {
 	const char *mode = argc > 1 ? argv[1] : "race";
@@ -66,6 +139,8 @@ int main(int argc, char **argv)
 	if (!strcmp(mode, "race")) {
 		race(SIGSEGV);
 		race(SIGUSR1);
+	} else if (!strcmp(mode, "notify")) {
+		notify();
 	} else {
 		fprintf(stderr, "unknown mode %s\n", mode);
 		return 2;

@@ -38,6 +38,8 @@
 #include <signal.h>
 #include <stdarg.h>
 #include <stdint.h>
+#include <mqueue.h>
+#include <time.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -104,6 +106,8 @@ static int (*real_sigaction)(int, const struct sigaction *, struct sigaction *);
 static int (*real_pthread_sigmask)(int, const sigset_t *, sigset_t *);
 static int (*real_sigpending)(sigset_t *);
 static int (*real_pthread_attr_getsigmask_np)(const pthread_attr_t *, sigset_t *);
+static int (*real_timer_create)(clockid_t, struct sigevent *, timer_t *);
+static int (*real_mq_notify)(mqd_t, const struct sigevent *);
 __attribute__((used)) static void *real___sigsetjmp, *real_setjmp;
 static void (*real_siglongjmp)(struct __jmp_buf_tag *, int) __attribute__((noreturn));
 static void (*real___longjmp_chk)(struct __jmp_buf_tag *, int) __attribute__((noreturn));
@@ -136,7 +140,7 @@ static void resolve(void)
 	R(munmap); R(mprotect); R(mremap); R(fork); R(stat); R(fstat); R(getauxval);
 	R(sigaction); R(pthread_create); R(thrd_create); R(pthread_sigmask); R(sigpending);
 	R(pthread_attr_getsigmask_np); R(__sigsetjmp); R(setjmp); R(siglongjmp); R(__longjmp_chk);
-	R(mmap);
+	R(mmap); R(timer_create); R(mq_notify);
 #undef R
 }
 
@@ -1998,6 +2002,98 @@ int pthread_create(pthread_t *th, const pthread_attr_t *attr, void *(*fn)(void *
 	ret = real_pthread_create(th, attr, thread_start, t);
 	if (ret)
 		free(t);
+	return ret;
+}
+
+/* SIGEV_THREAD: glibc runs the notification function in a thread it makes
+ * itself (past pthread_create() above), with every signal blocked for real,
+ * so a CPUID or ENCLU in it would be forced (killed).  timer_create() and
+ * mq_notify() pass glibc a wrapper instead, which runs the program's
+ * function as thread_start() runs a start routine: a slot with the mask
+ * glibc gave the thread (SIGILL and SIGSEGV virtually blocked), SIGILL and
+ * SIGSEGV unblocked for real, the handlers' stack. */
+struct notify {
+	void (*fn)(union sigval);
+	union sigval value;
+	int once;		/* mq_notify(): notified once, then freed */
+};
+
+static void notify_start(union sigval v)
+{
+	struct notify *n = v.sival_ptr;
+	union sigval value = n->value;
+	void (*fn)(union sigval) = n->fn;
+	sigset_t now, traps;
+	void *stack;
+
+	if (n->once)
+		free(n);
+	real_mask(SIG_BLOCK, NULL, &now);
+	thread_enter(trap_bits(&now));
+	sigemptyset(&traps);
+	set_trap_bits(&traps, TRAP_SIGS);
+	real_mask(SIG_UNBLOCK, &traps, NULL);
+	stack = give_altstack();
+	deliver_unblocked(0);
+	pthread_cleanup_push(thread_end, stack);
+	fn(value);
+	pthread_cleanup_pop(1);
+}
+
+/* A copy of the program's sigevent that calls notify_start(), or NULL to
+ * pass the program's on as it is. */
+static struct notify *wrap_notify(const struct sigevent *ev, struct sigevent *copy, int once)
+{
+	struct notify *n;
+
+	if (conn < 0 || !ev || ev->sigev_notify != SIGEV_THREAD || !(n = malloc(sizeof(*n))))
+		return NULL;
+	n->fn = ev->sigev_notify_function;
+	n->value = ev->sigev_value;
+	n->once = once;
+	*copy = *ev;
+	copy->sigev_notify_function = notify_start;
+	copy->sigev_value.sival_ptr = n;
+	return n;
+}
+
+/* A timer's record stays: glibc may still be starting a callback of it
+ * when timer_delete() returns. */
+int timer_create(clockid_t clock, struct sigevent *ev, timer_t *id)
+{
+	struct sigevent copy;
+	struct notify *n;
+	int ret;
+
+	resolve();
+	if (!(n = wrap_notify(ev, &copy, 0)))
+		return real_timer_create(clock, ev, id);
+	ret = real_timer_create(clock, &copy, id);
+	if (ret < 0) {
+		int saved = errno;
+
+		free(n);
+		errno = saved;
+	}
+	return ret;
+}
+
+int mq_notify(mqd_t mq, const struct sigevent *ev)
+{
+	struct sigevent copy;
+	struct notify *n;
+	int ret;
+
+	resolve();
+	if (!(n = wrap_notify(ev, &copy, 1)))
+		return real_mq_notify(mq, ev);
+	ret = real_mq_notify(mq, &copy);
+	if (ret < 0) {
+		int saved = errno;
+
+		free(n);
+		errno = saved;
+	}
 	return ret;
 }
 
