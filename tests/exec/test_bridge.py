@@ -347,6 +347,8 @@ def test_the_programs_signal_mask_is_kept_as_the_kernel_keeps_it(native, mode):
 SIGMORE_MODES = {
     "race": "signal 10 raised 150000 times while re-installed: bad 0\n",
     "notify": "timer: notified 1, CPUID ran 1, ill/segv blocked 0x408\n",
+    "eintr": "handled: read returned 1 (data), handler ran 1\n"
+             "blocked: read returned 1 (data), handler ran 1\nunblocked: handler ran 2\n",
 }
 
 
@@ -357,7 +359,9 @@ def test_signal_delivery_matches_the_run_without_sgxsim(native, mode):
     re-installs its action sees one whole action ("race", SIGSEGV through the
     trap handler, SIGUSR1 through tramp()); a SIGEV_THREAD function of a
     timer or a message queue, in a thread glibc makes with every signal
-    blocked, runs CPUID ("notify")."""
+    blocked, runs CPUID ("notify"); a SIGSEGV sent to a thread in read()
+    restarts it after a handler of signal()'s (SA_RESTART) and does not
+    interrupt it while blocked ("eintr")."""
     exe = str(native["sigmore"])
     status, out = _alone(exe, mode)
     assert SIGMORE_MODES[mode] in out, out

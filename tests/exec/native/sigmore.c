@@ -131,6 +131,57 @@ static void notify(void)
 	mq_close(mq);
 }
 
+/* -- eintr: SIGSEGV sent to a thread in read() or nanosleep() -------------- */
+
+static int pipefd[2];
+static volatile int handled;
+
+static void plain_segv(int sig)
+{
+	(void)sig;
+	handled++;
+}
+
+/* SIGSEGV to the main thread, then a byte into the pipe. */
+static void *segv_then_byte(void *arg)
+{
+	usleep(100000);
+	pthread_kill(*(pthread_t *)arg, SIGSEGV);
+	usleep(100000);
+	if (write(pipefd[1], "x", 1) != 1)
+		perror("write");
+	return NULL;
+}
+
+static void read_one(const char *what)
+{
+	pthread_t self = pthread_self(), t;
+	ssize_t n;
+	char c;
+
+	pthread_create(&t, NULL, segv_then_byte, &self);
+	n = read(pipefd[0], &c, 1);
+	printf("%s: read returned %zd (%s), handler ran %d\n", what, n,
+	       n < 0 ? strerror(errno) : "data", handled);
+	pthread_join(t, NULL);
+}
+
+static void eintr(void)
+{
+	sigset_t segv;
+
+	if (pipe(pipefd))
+		return;
+	signal(SIGSEGV, plain_segv);	/* BSD's: SA_RESTART */
+	read_one("handled");		/* restarted after the handler */
+	sigemptyset(&segv);
+	sigaddset(&segv, SIGSEGV);
+	sigprocmask(SIG_BLOCK, &segv, NULL);
+	read_one("blocked");		/* only pending: the read goes on */
+	sigprocmask(SIG_UNBLOCK, &segv, NULL);
+	printf("unblocked: handler ran %d\n", handled);
+}
+
 int main(int argc, char **argv)
 {
 	const char *mode = argc > 1 ? argv[1] : "race";
@@ -141,6 +192,8 @@ int main(int argc, char **argv)
 		race(SIGUSR1);
 	} else if (!strcmp(mode, "notify")) {
 		notify();
+	} else if (!strcmp(mode, "eintr")) {
+		eintr();
 	} else {
 		fprintf(stderr, "unknown mode %s\n", mode);
 		return 2;

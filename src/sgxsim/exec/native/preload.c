@@ -2111,7 +2111,10 @@ __attribute__((constructor)) static void sgxsim_init(void)
 	give_altstack();	/* none if an earlier constructor set the program's own */
 	memset(&act, 0, sizeof(act));
 	act.sa_sigaction = on_sigill;
-	act.sa_flags = SA_SIGINFO | SA_ONSTACK | SA_NODEFER;
+	/* SA_RESTART: a SIGSEGV sent while the thread blocks it only pends
+	 * here, and natively would not interrupt a read() at all; and
+	 * signal() asks for SA_RESTART. */
+	act.sa_flags = SA_SIGINFO | SA_ONSTACK | SA_NODEFER | SA_RESTART;
 	sigemptyset(&act.sa_mask);
 	/* A handler an earlier constructor (a library's) installed is the
 	 * program's: kept aside, as sigaction() keeps later ones. */
