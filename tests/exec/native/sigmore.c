@@ -182,6 +182,51 @@ static void eintr(void)
 	printf("unblocked: handler ran %d\n", handled);
 }
 
+/* -- create: a SIGSEGV sent to a new thread that inherits it blocked ------- */
+
+static __thread volatile int in_start;
+static volatile int early;
+
+static void early_segv(int sig)
+{
+	(void)sig;
+	handled++;
+	if (!in_start)
+		early++;
+}
+
+static void *unblock_later(void *arg)
+{
+	sigset_t segv;
+
+	(void)arg;
+	in_start = 1;
+	usleep(1000);
+	sigemptyset(&segv);
+	sigaddset(&segv, SIGSEGV);
+	pthread_sigmask(SIG_UNBLOCK, &segv, NULL);	/* only now may it run */
+	return NULL;
+}
+
+static void create(void)
+{
+	sigset_t segv;
+	int i;
+
+	signal(SIGSEGV, early_segv);
+	sigemptyset(&segv);
+	sigaddset(&segv, SIGSEGV);
+	pthread_sigmask(SIG_BLOCK, &segv, NULL);
+	for (i = 0; i < 100; i++) {
+		pthread_t t;
+
+		pthread_create(&t, NULL, unblock_later, NULL);
+		pthread_kill(t, SIGSEGV);
+		pthread_join(t, NULL);
+	}
+	printf("100 threads: handler ran %d times, %d before the start routine\n", handled, early);
+}
+
 int main(int argc, char **argv)
 {
 	const char *mode = argc > 1 ? argv[1] : "race";
@@ -194,6 +239,8 @@ int main(int argc, char **argv)
 		notify();
 	} else if (!strcmp(mode, "eintr")) {
 		eintr();
+	} else if (!strcmp(mode, "create")) {
+		create();
 	} else {
 		fprintf(stderr, "unknown mode %s\n", mode);
 		return 2;

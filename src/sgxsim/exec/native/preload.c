@@ -1970,6 +1970,28 @@ static void *thread_start(void *v)
 	return ret;
 }
 
+/* A new thread that is to block SIGILL or SIGSEGV starts with them blocked
+ * for real (clone() copies its creator's mask), so a signal sent to it
+ * before thread_start() gives it its slot waits in the kernel and reaches
+ * chain() only once the virtual mask is in force.  The creator blocks them
+ * just around the call, running no trapped instruction meanwhile. */
+static void hold_traps(const struct thread_start *t, sigset_t *saved)
+{
+	sigset_t traps;
+
+	sigemptyset(&traps);
+	set_trap_bits(&traps, t->blocked & TRAP_SIGS);
+	real_mask(SIG_BLOCK, &traps, saved);
+}
+
+static void release_traps(const sigset_t *saved)
+{
+	int e = errno;
+
+	real_mask(SIG_SETMASK, saved, NULL);
+	errno = e;
+}
+
 static int thrd_start(void *v)
 {
 	return (int)(intptr_t)thread_start(v);
@@ -1978,6 +2000,7 @@ static int thrd_start(void *v)
 int thrd_create(thrd_t *th, thrd_start_t fn, void *arg)
 {
 	struct thread_start *t;
+	sigset_t saved;
 	int ret;
 
 	resolve();
@@ -1985,7 +2008,9 @@ int thrd_create(thrd_t *th, thrd_start_t fn, void *arg)
 		return thrd_error;
 	if (!(t = new_start(NULL, fn, arg, NULL)))
 		return real_thrd_create(th, fn, arg);
+	hold_traps(t, &saved);
 	ret = real_thrd_create(th, thrd_start, t);
+	release_traps(&saved);
 	if (ret != thrd_success)
 		free(t);
 	return ret;
@@ -1994,12 +2019,15 @@ int thrd_create(thrd_t *th, thrd_start_t fn, void *arg)
 int pthread_create(pthread_t *th, const pthread_attr_t *attr, void *(*fn)(void *), void *arg)
 {
 	struct thread_start *t;
+	sigset_t saved;
 	int ret;
 
 	resolve();
 	if (!(t = new_start(fn, NULL, arg, attr)))
 		return real_pthread_create(th, attr, fn, arg);
+	hold_traps(t, &saved);
 	ret = real_pthread_create(th, attr, thread_start, t);
+	release_traps(&saved);
 	if (ret)
 		free(t);
 	return ret;
