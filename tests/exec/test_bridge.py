@@ -350,6 +350,11 @@ SIGMORE_MODES = {
     "eintr": "handled: read returned 1 (data), handler ran 1\n"
              "blocked: read returned 1 (data), handler ran 1\nunblocked: handler ran 2\n",
     "create": "100 threads: handler ran 100 times, 0 before the start routine\n",
+    "zombie": "20 kill(SIGSEGV) after main's pthread_exit: 0 lost\n",
+    "vfork": "parent after the vfork child: segv blocked 0, handler kept 1\n"
+             "the parent's fault reached its handler\n",
+    "plain3": "signal 11: plain handler saw siginfo and ucontext 1\n",
+    "oldact": "signal 10 after SA_RESETHAND: handler SIG_DFL flags 0x9c000000 mask 0xc00\n",
 }
 
 
@@ -363,7 +368,12 @@ def test_signal_delivery_matches_the_run_without_sgxsim(native, mode):
     blocked, runs CPUID ("notify"); a SIGSEGV sent to a thread in read()
     restarts it after a handler of signal()'s (SA_RESTART) and does not
     interrupt it while blocked ("eintr"); one sent to a new thread that
-    inherits SIGSEGV blocked waits until that thread unblocks it ("create")."""
+    inherits SIGSEGV blocked waits until that thread unblocks it ("create");
+    one sent to the process after the main thread's pthread_exit() reaches
+    the thread that does not block it ("zombie"); a vfork() child's signal
+    calls leave the parent's mask and handlers alone ("vfork"); a handler
+    without SA_SIGINFO gets the kernel's 2nd and 3rd arguments ("plain3");
+    the old action after SA_RESETHAND fired ("oldact")."""
     exe = str(native["sigmore"])
     status, out = _alone(exe, mode)
     assert SIGMORE_MODES[mode] in out, out

@@ -13,6 +13,10 @@
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
+#include <setjmp.h>
+#include <stdint.h>
+#include <sys/wait.h>
+#include <ucontext.h>
 #include <unistd.h>
 
 /* -- race: sigaction() in one thread while another's handlers run ----------- */
@@ -227,6 +231,143 @@ static void create(void)
 	printf("100 threads: handler ran %d times, %d before the start routine\n", handled, early);
 }
 
+/* -- zombie: kill(SIGSEGV) after the main thread's pthread_exit() ---------- */
+
+static void *pausing(void *arg)
+{
+	(void)arg;
+	for (;;)
+		pause();
+	return NULL;
+}
+
+/* Blocks SIGSEGV and sends it to the process: only the pausing thread,
+ * not the exited main thread, can take it. */
+static void *killing(void *arg)
+{
+	sigset_t segv;
+	int i, ms, lost = 0;
+
+	(void)arg;
+	sigemptyset(&segv);
+	sigaddset(&segv, SIGSEGV);
+	pthread_sigmask(SIG_BLOCK, &segv, NULL);
+	usleep(100000);		/* main has left */
+	for (i = 0; i < 20; i++) {
+		int before = handled;
+
+		kill(getpid(), SIGSEGV);
+		for (ms = 0; ms < 2000 && handled == before; ms++)
+			usleep(1000);
+		lost += handled == before;
+	}
+	printf("20 kill(SIGSEGV) after main's pthread_exit: %d lost\n", lost);
+	exit(0);
+}
+
+static void zombie(void)
+{
+	pthread_t a, b;
+
+	signal(SIGSEGV, plain_segv);
+	pthread_create(&a, NULL, killing, NULL);
+	pthread_create(&b, NULL, pausing, NULL);
+	pthread_exit(NULL);
+}
+
+/* -- vfork: the child's signal calls are its own ---------------------------- */
+
+static sigjmp_buf back;
+
+static void jump_back(int sig)
+{
+	(void)sig;
+	siglongjmp(back, 1);
+}
+
+static void vfork_mode(void)
+{
+	sigset_t segv, now;
+	pid_t pid;
+	int st;
+
+	signal(SIGSEGV, jump_back);
+	pid = vfork();
+	if (pid == 0) {
+		/* What a child sets up before exec (CPython's subprocess does). */
+		sigemptyset(&segv);
+		sigaddset(&segv, SIGSEGV);
+		sigprocmask(SIG_BLOCK, &segv, NULL);
+		signal(SIGSEGV, SIG_DFL);
+		execl("/bin/true", "true", (char *)NULL);
+		_exit(127);
+	}
+	waitpid(pid, &st, 0);
+	sigprocmask(SIG_BLOCK, NULL, &now);
+	printf("parent after the vfork child: segv blocked %d, handler kept %d\n",
+	       sigismember(&now, SIGSEGV), signal(SIGSEGV, jump_back) == jump_back);
+	if (sigsetjmp(back, 1) == 0)
+		*(volatile int *)0 = 1;
+	printf("the parent's fault reached its handler\n");
+}
+
+/* -- plain3: a handler without SA_SIGINFO gets the ucontext too ------------- */
+
+static volatile int saw_uc = -1;
+
+static void three(int sig, siginfo_t *si, void *ucv)
+{
+	ucontext_t *uc = ucv;
+
+	/* Without SA_SIGINFO the kernel does not fill the siginfo in: only
+	 * where it is, and the ucontext, are the kernel's. */
+	saw_uc = (uintptr_t)si > 4096 && (uintptr_t)uc > 4096 &&
+		 uc->uc_mcontext.gregs[REG_RSP] > 4096 && !sigismember(&uc->uc_sigmask, sig);
+}
+
+static void plain3(void)
+{
+	static const int sigs[] = { SIGUSR1, SIGSEGV };
+	unsigned int i;
+
+	for (i = 0; i < 2; i++) {
+		saw_uc = -1;
+		signal(sigs[i], (sighandler_t)(void (*)(void))three);
+		raise(sigs[i]);
+		printf("signal %d: plain handler saw siginfo and ucontext %d\n", sigs[i], saw_uc);
+	}
+}
+
+/* -- oldact: the old action after SA_RESETHAND fired ----------------------- */
+
+static void nothing(int sig)
+{
+	(void)sig;
+}
+
+static void oldact(void)
+{
+	static const int sigs[] = { SIGUSR1, SIGSEGV, SIGILL };
+	struct sigaction a, o;
+	unsigned int i;
+
+	for (i = 0; i < 3; i++) {
+		memset(&a, 0, sizeof(a));
+		a.sa_handler = nothing;
+		a.sa_flags = SA_RESETHAND | SA_RESTART | SA_ONSTACK;
+		sigemptyset(&a.sa_mask);
+		sigaddset(&a.sa_mask, SIGSEGV);
+		sigaddset(&a.sa_mask, SIGUSR2);
+		sigaction(sigs[i], &a, NULL);
+		raise(sigs[i]);
+		memset(&o, 0xaa, sizeof(o));
+		sigaction(sigs[i], NULL, &o);
+		printf("signal %d after SA_RESETHAND: handler %s flags %#x mask %#lx\n", sigs[i],
+		       o.sa_handler == SIG_DFL ? "SIG_DFL" : "other", o.sa_flags,
+		       o.sa_mask.__val[0]);
+	}
+}
+
 int main(int argc, char **argv)
 {
 	const char *mode = argc > 1 ? argv[1] : "race";
@@ -241,6 +382,14 @@ int main(int argc, char **argv)
 		eintr();
 	} else if (!strcmp(mode, "create")) {
 		create();
+	} else if (!strcmp(mode, "zombie")) {
+		zombie();
+	} else if (!strcmp(mode, "vfork")) {
+		vfork_mode();
+	} else if (!strcmp(mode, "plain3")) {
+		plain3();
+	} else if (!strcmp(mode, "oldact")) {
+		oldact();
 	} else {
 		fprintf(stderr, "unknown mode %s\n", mode);
 		return 2;

@@ -108,6 +108,8 @@ static int (*real_sigpending)(sigset_t *);
 static int (*real_pthread_attr_getsigmask_np)(const pthread_attr_t *, sigset_t *);
 static int (*real_timer_create)(clockid_t, struct sigevent *, timer_t *);
 static int (*real_mq_notify)(mqd_t, const struct sigevent *);
+static void (*real_pthread_exit)(void *) __attribute__((noreturn));
+static void (*real_thrd_exit)(int) __attribute__((noreturn));
 __attribute__((used)) static void *real___sigsetjmp, *real_setjmp;
 static void (*real_siglongjmp)(struct __jmp_buf_tag *, int) __attribute__((noreturn));
 static void (*real___longjmp_chk)(struct __jmp_buf_tag *, int) __attribute__((noreturn));
@@ -140,7 +142,7 @@ static void resolve(void)
 	R(munmap); R(mprotect); R(mremap); R(fork); R(stat); R(fstat); R(getauxval);
 	R(sigaction); R(pthread_create); R(thrd_create); R(pthread_sigmask); R(sigpending);
 	R(pthread_attr_getsigmask_np); R(__sigsetjmp); R(setjmp); R(siglongjmp); R(__longjmp_chk);
-	R(mmap); R(timer_create); R(mq_notify);
+	R(mmap); R(timer_create); R(mq_notify); R(pthread_exit); R(thrd_exit);
 #undef R
 }
 
@@ -619,6 +621,17 @@ pid_t fork(void)
 	conn_give();
 	return pid;
 }
+
+/* vfork() runs as fork(): the child of a real vfork() shares the parent's
+ * memory, so the preload's state it changes (the virtual mask, the
+ * program's actions, the connection) would be the parent's, where the
+ * kernel keeps the child's signal state its own.  A wrapper cannot vfork
+ * either: the child would return through the parent's stack frame. */
+pid_t vfork(void)
+{
+	return fork();
+}
+pid_t __vfork(void) __attribute__((alias("vfork"), nothrow, leaf));
 
 /* -- the vDSO -------------------------------------------------------------------------------- */
 
@@ -1322,6 +1335,7 @@ static void run_handler(int sig, const struct sigaction *act, siginfo_t *si, uco
 {
 	struct vthread *t = me();
 	unsigned long add = trap_bits(&act->sa_mask);
+	int errno_after;
 
 	if (!(act->sa_flags & SA_NODEFER))
 		add |= SIGBIT(sig) & TRAP_SIGS;
@@ -1335,13 +1349,15 @@ static void run_handler(int sig, const struct sigaction *act, siginfo_t *si, uco
 		real_mask(SIG_BLOCK, &block, NULL);
 	}
 	__atomic_store_n(&t->blocked, t->blocked | add, __ATOMIC_RELAXED);
-	if (act->sa_flags & SA_SIGINFO)
-		act->sa_sigaction(sig, si, uc);
-	else
-		act->sa_handler(sig);
+	/* Called with all three arguments, SA_SIGINFO or not: the x86-64 kernel
+	 * passes the siginfo and the ucontext to every handler (setup_rt_frame()
+	 * loads them into the argument registers), and programs use them. */
+	act->sa_sigaction(sig, si, uc);
+	errno_after = errno;	/* the handler's errno is the program's */
 	__atomic_store_n(&t->blocked, trap_bits(&uc->uc_sigmask), __ATOMIC_RELAXED);
 	set_trap_bits(&uc->uc_sigmask, 0);
 	deliver_unblocked(1);
+	errno = errno_after;
 }
 
 /* Every other signal's handler of the program, through the same path. */
@@ -1382,6 +1398,7 @@ static void chain(int sig, siginfo_t *si, void *uc, enum origin how)
 	struct vthread *t = me();
 	siginfo_t shared;
 	sigset_t saved;
+	int e;
 
 	if (how == SENT && si->si_code == SI_TKILL && si->si_pid == getpid() &&
 	    __atomic_exchange_n(&t->doorbell, 0, __ATOMIC_ACQUIRE)) {
@@ -1390,7 +1407,10 @@ static void chain(int sig, siginfo_t *si, void *uc, enum origin how)
 		si = &shared;
 	}
 	if ((t->blocked & SIGBIT(sig)) && how == SENT) {
+		int e = errno;	/* pend()'s tgkill() may fail: not the interrupted code's errno */
+
 		pend(sig, si);
+		errno = e;
 		return;
 	}
 	/* The action read and reset in one step, as get_signal() does under
@@ -1412,6 +1432,7 @@ static void chain(int sig, siginfo_t *si, void *uc, enum origin how)
 	}
 	if (act.sa_handler == SIG_IGN && how == SENT)
 		return;
+	e = errno;
 	memset(&dfl, 0, sizeof(dfl));
 	dfl.sa_handler = SIG_DFL;
 	real_sigaction(sig, &dfl, NULL);
@@ -1419,6 +1440,7 @@ static void chain(int sig, siginfo_t *si, void *uc, enum origin how)
 	 * instruction runs again, e.g. a bad sigreturn frame's); not blocked
 	 * here (SA_NODEFER), so the default action takes it at once. */
 	syscall(SYS_rt_tgsigqueueinfo, getpid(), (pid_t)syscall(SYS_gettid), sig, si);
+	errno = e;
 }
 
 /* Read the n bytes of code at ip without faulting in this handler: through
@@ -1708,8 +1730,22 @@ int sigaction(int sig, const struct sigaction *act, struct sigaction *old)
 		ret = -1;
 	}
 	unlock_threads(&saved);
-	if (ret == 0 && old)
-		report(old, real_old.sa_sigaction == tramp ? &prev : &real_old);
+	if (ret == 0 && old) {
+		if (real_old.sa_sigaction == tramp) {
+			report(old, &prev);
+		} else if (real_old.sa_handler == SIG_DFL && prev.sa_flags & SA_RESETHAND &&
+			   real_old.sa_flags == (prev.sa_flags | SA_SIGINFO) &&
+			   (real_old.sa_mask.__val[0] | TRAP_SIGS) ==
+			   (prev.sa_mask.__val[0] | TRAP_SIGS) &&
+			   prev.sa_handler != SIG_DFL && prev.sa_handler != SIG_IGN) {
+			/* tramp()'s action that SA_RESETHAND reset when it fired: the
+			 * kernel reset only the handler of the program's action. */
+			prev.sa_handler = SIG_DFL;
+			report(old, &prev);
+		} else {
+			report(old, &real_old);
+		}
+	}
 	return ret;
 }
 
@@ -1990,6 +2026,27 @@ static void release_traps(const sigset_t *saved)
 
 	real_mask(SIG_SETMASK, saved, NULL);
 	errno = e;
+}
+
+/* The main thread leaving by pthread_exit() (or thrd_exit()) frees its
+ * slot, as thread_end() frees a created thread's: its tid stays valid
+ * while it is a zombie leader, so tgkill() to it would succeed and pend()
+ * would leave a process-directed signal with it, where the kernel gives it
+ * to a live thread (a zombie leader has PF_EXITING: wants_signal()). */
+void pthread_exit(void *ret)
+{
+	resolve();
+	if (active && syscall(SYS_gettid) == getpid())
+		thread_leave();
+	real_pthread_exit(ret);
+}
+
+void thrd_exit(int ret)
+{
+	resolve();
+	if (active && syscall(SYS_gettid) == getpid())
+		thread_leave();
+	real_thrd_exit(ret);
 }
 
 static int thrd_start(void *v)
