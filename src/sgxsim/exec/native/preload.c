@@ -72,7 +72,7 @@ static unsigned int nranges;
 /* The program's own dispositions, as the kernel would hold them: SIGILL's
  * and SIGSEGV's (the trap handlers stay installed), and every handler of
  * another signal, which runs through tramp() (the virtual mask, below). */
-static struct sigaction app_act[NSIG];
+static struct sigaction app_act[2][NSIG];	/* two copies each: act_get() */
 static void (*glibc_restorer)(void);   /* the sa_restorer glibc gives every action */
 static int active;                     /* the trap handlers are installed */
 /* The trap handlers' stack, one per thread (give_altstack()): its guard
@@ -1076,24 +1076,32 @@ static void discard_pending_locked(int sig)
 /* The program's actions (app_act[]) are read by handlers in any thread while
  * another may be replacing one: the kernel replaces an action whole, under
  * siglock (do_sigaction()), and delivery reads it under the same lock.  Here
- * each action has a sequence count, odd while a writer is in it; a reader
- * copies the action again until the count was even and unchanged around its
- * copy, so it always sees one whole action.  Writers hold threads_lock, so
- * with every signal blocked: no handler of the writer's own thread can spin
- * on a half-written action. */
+ * each action has two copies and a sequence count whose bit 1 says which
+ * copy is current: a writer fills the other copy and then advances the
+ * count by 2, so the current copy is always whole (a fork()'s child too,
+ * whatever another thread was writing); a reader copies the current one and
+ * copies again if the count moved meanwhile (a writer may then be filling
+ * the copy it read).  Writers hold threads_lock, so with every signal
+ * blocked. */
 static unsigned int act_seq[NSIG];
 #define ACT_WORDS (sizeof(struct sigaction) / sizeof(unsigned long))
 
+/* The current copy; to read whole, the caller holds threads_lock. */
+static struct sigaction *act_cur(int sig)
+{
+	return &app_act[(act_seq[sig] >> 1) & 1][sig];
+}
+
 static void act_get(int sig, struct sigaction *out)
 {
-	const unsigned long *from = (const unsigned long *)&app_act[sig];
 	unsigned long *to = (unsigned long *)out;
+	const unsigned long *from;
 	unsigned int seq;
 	size_t i;
 
 	do {
-		while ((seq = __atomic_load_n(&act_seq[sig], __ATOMIC_ACQUIRE)) & 1)
-			__builtin_ia32_pause();
+		seq = __atomic_load_n(&act_seq[sig], __ATOMIC_ACQUIRE);
+		from = (const unsigned long *)&app_act[(seq >> 1) & 1][sig];
 		for (i = 0; i < ACT_WORDS; i++)
 			to[i] = __atomic_load_n(&from[i], __ATOMIC_RELAXED);
 		__atomic_thread_fence(__ATOMIC_ACQUIRE);
@@ -1103,22 +1111,21 @@ static void act_get(int sig, struct sigaction *out)
 /* The caller holds threads_lock. */
 static void act_put_locked(int sig, const struct sigaction *act)
 {
+	unsigned int seq = act_seq[sig];
+	unsigned long *to = (unsigned long *)&app_act[((seq >> 1) + 1) & 1][sig];
 	const unsigned long *from = (const unsigned long *)act;
-	unsigned long *to = (unsigned long *)&app_act[sig];
 	size_t i;
 
-	__atomic_store_n(&act_seq[sig], act_seq[sig] + 1, __ATOMIC_RELAXED);
-	__atomic_thread_fence(__ATOMIC_RELEASE);
 	for (i = 0; i < ACT_WORDS; i++)
 		__atomic_store_n(&to[i], from[i], __ATOMIC_RELAXED);
-	__atomic_store_n(&act_seq[sig], act_seq[sig] + 1, __ATOMIC_RELEASE);
+	__atomic_store_n(&act_seq[sig], seq + 2, __ATOMIC_RELEASE);
 }
 
 /* The kernel resets a handler to SIG_DFL, its flags and mask kept
  * (force_sig_info_to_task(), SA_RESETHAND at delivery). */
 static void act_reset_locked(int sig)
 {
-	struct sigaction k = app_act[sig];
+	struct sigaction k = *act_cur(sig);
 
 	k.sa_handler = SIG_DFL;
 	act_put_locked(sig, &k);
@@ -1420,7 +1427,7 @@ static void chain(int sig, siginfo_t *si, void *uc, enum origin how)
 		act_reset_locked(sig);	/* force_sig_info_to_task() */
 		__atomic_store_n(&t->blocked, t->blocked & ~SIGBIT(sig), __ATOMIC_RELAXED);
 	}
-	act = app_act[sig];
+	act = *act_cur(sig);
 	/* sa_handler and sa_sigaction share their storage: the kernel looks at
 	 * the value, SA_SIGINFO or not. */
 	if (act.sa_handler != SIG_DFL && act.sa_handler != SIG_IGN && (act.sa_flags & SA_RESETHAND))
@@ -1702,7 +1709,7 @@ int sigaction(int sig, const struct sigaction *act, struct sigaction *old)
 	/* The old action and the new one in one step (do_sigaction() under
 	 * siglock): two threads replacing it each report the other's. */
 	lock_threads(&saved);
-	prev = app_act[sig];
+	prev = *act_cur(sig);
 	if (sig == SIGILL || sig == SIGSEGV) {
 		if (act) {
 			act_put_locked(sig, &kept);
@@ -2203,9 +2210,9 @@ __attribute__((constructor)) static void sgxsim_init(void)
 	sigemptyset(&act.sa_mask);
 	/* A handler an earlier constructor (a library's) installed is the
 	 * program's: kept aside, as sigaction() keeps later ones. */
-	real_sigaction(SIGILL, &act, &app_act[SIGILL]);
+	real_sigaction(SIGILL, &act, act_cur(SIGILL));
 	act.sa_sigaction = on_sigsegv;
-	real_sigaction(SIGSEGV, &act, &app_act[SIGSEGV]);
+	real_sigaction(SIGSEGV, &act, act_cur(SIGSEGV));
 	real_sigaction(SIGSEGV, NULL, &ours);
 	glibc_restorer = ours.sa_restorer;
 	if (connect_server(0) < 0)
