@@ -2018,20 +2018,24 @@ static void *thread_start(void *v)
  * before thread_start() gives it its slot waits in the kernel and reaches
  * chain() only once the virtual mask is in force.  The creator blocks them
  * just around the call, running no trapped instruction meanwhile. */
-static void hold_traps(const struct thread_start *t, sigset_t *saved)
+static int hold_traps(const struct thread_start *t, sigset_t *saved)
 {
 	sigset_t traps;
 
+	if (!(t->blocked & TRAP_SIGS))
+		return 0;
 	sigemptyset(&traps);
 	set_trap_bits(&traps, t->blocked & TRAP_SIGS);
 	real_mask(SIG_BLOCK, &traps, saved);
+	return 1;
 }
 
-static void release_traps(const sigset_t *saved)
+static void release_traps(int held, const sigset_t *saved)
 {
 	int e = errno;
 
-	real_mask(SIG_SETMASK, saved, NULL);
+	if (held)
+		real_mask(SIG_SETMASK, saved, NULL);
 	errno = e;
 }
 
@@ -2065,16 +2069,16 @@ int thrd_create(thrd_t *th, thrd_start_t fn, void *arg)
 {
 	struct thread_start *t;
 	sigset_t saved;
-	int ret;
+	int held, ret;
 
 	resolve();
 	if (!real_thrd_create)
 		return thrd_error;
 	if (!(t = new_start(NULL, fn, arg, NULL)))
 		return real_thrd_create(th, fn, arg);
-	hold_traps(t, &saved);
+	held = hold_traps(t, &saved);
 	ret = real_thrd_create(th, thrd_start, t);
-	release_traps(&saved);
+	release_traps(held, &saved);
 	if (ret != thrd_success)
 		free(t);
 	return ret;
@@ -2084,14 +2088,14 @@ int pthread_create(pthread_t *th, const pthread_attr_t *attr, void *(*fn)(void *
 {
 	struct thread_start *t;
 	sigset_t saved;
-	int ret;
+	int held, ret;
 
 	resolve();
 	if (!(t = new_start(fn, NULL, arg, attr)))
 		return real_pthread_create(th, attr, fn, arg);
-	hold_traps(t, &saved);
+	held = hold_traps(t, &saved);
 	ret = real_pthread_create(th, attr, thread_start, t);
-	release_traps(&saved);
+	release_traps(held, &saved);
 	if (ret)
 		free(t);
 	return ret;
