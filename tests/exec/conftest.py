@@ -12,9 +12,10 @@ import pytest
 HERE = Path(__file__).parent
 sys.path.insert(0, str(HERE))
 NATIVE = HERE / "native"
-PROGRAMS = ("badinput", "rawsyscall", "killme", "cpuid", "noexec", "segv", "sigmask")
+PROGRAMS = ("badinput", "rawsyscall", "killme", "cpuid", "noexec", "segv", "sigmask",
+            "sigmore")
 # sigmask.c fortified: its siglongjmp() calls are glibc's __longjmp_chk().
-FLAGS = {"sigmask": ["-O2", "-D_FORTIFY_SOURCE=2"]}
+FLAGS = {"sigmask": ["-O2", "-D_FORTIFY_SOURCE=2"], "sigmore": ["-O2"]}
 
 
 @pytest.fixture(scope="session")

@@ -343,6 +343,44 @@ def test_the_programs_signal_mask_is_kept_as_the_kernel_keeps_it(native, mode):
     assert (r.returncode, r.stdout) == (status, out), r.stderr
 
 
+# tests/exec/native/sigmore.c: each mode, what the kernel decides in it.
+SIGMORE_MODES = {
+    "race": "signal 10 raised 150000 times while re-installed: bad 0\n",
+    "notify": "timer: notified 1, CPUID ran 1, ill/segv blocked 0x408\n",
+    "eintr": "handled: read returned 1 (data), handler ran 1\n"
+             "blocked: read returned 1 (data), handler ran 1\nunblocked: handler ran 2\n",
+    "create": "100 threads: handler ran 100 times, 0 before the start routine\n",
+    "zombie": "20 kill(SIGSEGV) after main's pthread_exit: 0 lost\n",
+    "vfork": "parent after the vfork child: segv blocked 0, handler kept 1\n"
+             "the parent's fault reached its handler\n",
+    "plain3": "signal 11: plain handler saw siginfo and ucontext 1\n",
+    "oldact": "signal 10 after SA_RESETHAND: handler SIG_DFL flags 0x9c000000 mask 0xc00\n",
+}
+
+
+@pytest.mark.parametrize("mode", SIGMORE_MODES)
+def test_signal_delivery_matches_the_run_without_sgxsim(native, mode):
+    """More of what the kernel decides about signals, with sgxsim as without
+    (tests/exec/native/sigmore.c): a handler running while another thread
+    re-installs its action sees one whole action ("race", SIGSEGV through the
+    trap handler, SIGUSR1 through tramp()); a SIGEV_THREAD function of a
+    timer or a message queue, in a thread glibc makes with every signal
+    blocked, runs CPUID ("notify"); a SIGSEGV sent to a thread in read()
+    restarts it after a handler of signal()'s (SA_RESTART) and does not
+    interrupt it while blocked ("eintr"); one sent to a new thread that
+    inherits SIGSEGV blocked waits until that thread unblocks it ("create");
+    one sent to the process after the main thread's pthread_exit() reaches
+    the thread that does not block it ("zombie"); a vfork() child's signal
+    calls leave the parent's mask and handlers alone ("vfork"); a handler
+    without SA_SIGINFO gets the kernel's 2nd and 3rd arguments ("plain3");
+    the old action after SA_RESETHAND fired ("oldact")."""
+    exe = str(native["sigmore"])
+    status, out = _alone(exe, mode)
+    assert SIGMORE_MODES[mode] in out, out
+    r = sgxsim_exec("--", exe, mode, timeout=60)
+    assert (r.returncode, r.stdout) == (status, out), r.stderr
+
+
 def test_an_enclu_while_every_signal_is_blocked_is_the_cpus(native, tmp_path):
     """ENCLU is an instruction: a thread that blocks every signal (as runtimes'
     workers do around enclave calls) executes it.  A bare EREPORT outside any

@@ -38,6 +38,8 @@
 #include <signal.h>
 #include <stdarg.h>
 #include <stdint.h>
+#include <mqueue.h>
+#include <time.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -70,7 +72,7 @@ static unsigned int nranges;
 /* The program's own dispositions, as the kernel would hold them: SIGILL's
  * and SIGSEGV's (the trap handlers stay installed), and every handler of
  * another signal, which runs through tramp() (the virtual mask, below). */
-static struct sigaction app_act[NSIG];
+static struct sigaction app_act[2][NSIG];	/* two copies each: act_get() */
 static void (*glibc_restorer)(void);   /* the sa_restorer glibc gives every action */
 static int active;                     /* the trap handlers are installed */
 /* The trap handlers' stack, one per thread (give_altstack()): its guard
@@ -104,6 +106,10 @@ static int (*real_sigaction)(int, const struct sigaction *, struct sigaction *);
 static int (*real_pthread_sigmask)(int, const sigset_t *, sigset_t *);
 static int (*real_sigpending)(sigset_t *);
 static int (*real_pthread_attr_getsigmask_np)(const pthread_attr_t *, sigset_t *);
+static int (*real_timer_create)(clockid_t, struct sigevent *, timer_t *);
+static int (*real_mq_notify)(mqd_t, const struct sigevent *);
+static void (*real_pthread_exit)(void *) __attribute__((noreturn));
+static void (*real_thrd_exit)(int) __attribute__((noreturn));
 __attribute__((used)) static void *real___sigsetjmp, *real_setjmp;
 static void (*real_siglongjmp)(struct __jmp_buf_tag *, int) __attribute__((noreturn));
 static void (*real___longjmp_chk)(struct __jmp_buf_tag *, int) __attribute__((noreturn));
@@ -136,7 +142,7 @@ static void resolve(void)
 	R(munmap); R(mprotect); R(mremap); R(fork); R(stat); R(fstat); R(getauxval);
 	R(sigaction); R(pthread_create); R(thrd_create); R(pthread_sigmask); R(sigpending);
 	R(pthread_attr_getsigmask_np); R(__sigsetjmp); R(setjmp); R(siglongjmp); R(__longjmp_chk);
-	R(mmap);
+	R(mmap); R(timer_create); R(mq_notify); R(pthread_exit); R(thrd_exit);
 #undef R
 }
 
@@ -616,6 +622,17 @@ pid_t fork(void)
 	return pid;
 }
 
+/* vfork() runs as fork(): the child of a real vfork() shares the parent's
+ * memory, so the preload's state it changes (the virtual mask, the
+ * program's actions, the connection) would be the parent's, where the
+ * kernel keeps the child's signal state its own.  A wrapper cannot vfork
+ * either: the child would return through the parent's stack frame. */
+pid_t vfork(void)
+{
+	return fork();
+}
+pid_t __vfork(void) __attribute__((alias("vfork"), nothrow, leaf));
+
 /* -- the vDSO -------------------------------------------------------------------------------- */
 
 unsigned long getauxval(unsigned long type)
@@ -1044,19 +1061,74 @@ static void deliver_unblocked(int at_sigreturn)
 }
 
 /* sigaction() to SIG_IGN discards the signal wherever it is pending
- * (do_sigaction(), after POSIX). */
-static void discard_pending(int sig)
+ * (do_sigaction(), after POSIX).  The caller holds threads_lock. */
+static void discard_pending_locked(int sig)
 {
 	unsigned long bit = SIGBIT(sig);
-	sigset_t saved;
 	int i;
 
 	my_own.pending &= ~bit;
-	lock_threads(&saved);
 	for (i = 0; i < MAX_THREADS; i++)
 		threads[i].pending &= ~bit;
 	__atomic_store_n(&shared_pending, shared_pending & ~bit, __ATOMIC_RELAXED);
-	unlock_threads(&saved);
+}
+
+/* The program's actions (app_act[]) are read by handlers in any thread while
+ * another may be replacing one: the kernel replaces an action whole, under
+ * siglock (do_sigaction()), and delivery reads it under the same lock.  Here
+ * each action has two copies and a sequence count whose bit 1 says which
+ * copy is current: a writer fills the other copy and then advances the
+ * count by 2, so the current copy is always whole (a fork()'s child too,
+ * whatever another thread was writing); a reader copies the current one and
+ * copies again if the count moved meanwhile (a writer may then be filling
+ * the copy it read).  Writers hold threads_lock, so with every signal
+ * blocked. */
+static unsigned int act_seq[NSIG];
+#define ACT_WORDS (sizeof(struct sigaction) / sizeof(unsigned long))
+
+/* The current copy; to read whole, the caller holds threads_lock. */
+static struct sigaction *act_cur(int sig)
+{
+	return &app_act[(act_seq[sig] >> 1) & 1][sig];
+}
+
+static void act_get(int sig, struct sigaction *out)
+{
+	unsigned long *to = (unsigned long *)out;
+	const unsigned long *from;
+	unsigned int seq;
+	size_t i;
+
+	do {
+		seq = __atomic_load_n(&act_seq[sig], __ATOMIC_ACQUIRE);
+		from = (const unsigned long *)&app_act[(seq >> 1) & 1][sig];
+		for (i = 0; i < ACT_WORDS; i++)
+			to[i] = __atomic_load_n(&from[i], __ATOMIC_RELAXED);
+		__atomic_thread_fence(__ATOMIC_ACQUIRE);
+	} while (__atomic_load_n(&act_seq[sig], __ATOMIC_RELAXED) != seq);
+}
+
+/* The caller holds threads_lock. */
+static void act_put_locked(int sig, const struct sigaction *act)
+{
+	unsigned int seq = act_seq[sig];
+	unsigned long *to = (unsigned long *)&app_act[((seq >> 1) + 1) & 1][sig];
+	const unsigned long *from = (const unsigned long *)act;
+	size_t i;
+
+	for (i = 0; i < ACT_WORDS; i++)
+		__atomic_store_n(&to[i], from[i], __ATOMIC_RELAXED);
+	__atomic_store_n(&act_seq[sig], seq + 2, __ATOMIC_RELEASE);
+}
+
+/* The kernel resets a handler to SIG_DFL, its flags and mask kept
+ * (force_sig_info_to_task(), SA_RESETHAND at delivery). */
+static void act_reset_locked(int sig)
+{
+	struct sigaction k = *act_cur(sig);
+
+	k.sa_handler = SIG_DFL;
+	act_put_locked(sig, &k);
 }
 
 /* The fork()'s child: one thread, its mask kept, nothing pending
@@ -1270,6 +1342,7 @@ static void run_handler(int sig, const struct sigaction *act, siginfo_t *si, uco
 {
 	struct vthread *t = me();
 	unsigned long add = trap_bits(&act->sa_mask);
+	int errno_after;
 
 	if (!(act->sa_flags & SA_NODEFER))
 		add |= SIGBIT(sig) & TRAP_SIGS;
@@ -1283,20 +1356,23 @@ static void run_handler(int sig, const struct sigaction *act, siginfo_t *si, uco
 		real_mask(SIG_BLOCK, &block, NULL);
 	}
 	__atomic_store_n(&t->blocked, t->blocked | add, __ATOMIC_RELAXED);
-	if (act->sa_flags & SA_SIGINFO)
-		act->sa_sigaction(sig, si, uc);
-	else
-		act->sa_handler(sig);
+	/* Called with all three arguments, SA_SIGINFO or not: the x86-64 kernel
+	 * passes the siginfo and the ucontext to every handler (setup_rt_frame()
+	 * loads them into the argument registers), and programs use them. */
+	act->sa_sigaction(sig, si, uc);
+	errno_after = errno;	/* the handler's errno is the program's */
 	__atomic_store_n(&t->blocked, trap_bits(&uc->uc_sigmask), __ATOMIC_RELAXED);
 	set_trap_bits(&uc->uc_sigmask, 0);
 	deliver_unblocked(1);
+	errno = errno_after;
 }
 
 /* Every other signal's handler of the program, through the same path. */
 static void tramp(int sig, siginfo_t *si, void *uc)
 {
-	struct sigaction act = app_act[sig];
+	struct sigaction act;
 
+	act_get(sig, &act);
 	run_handler(sig, &act, si, uc, 1);
 }
 
@@ -1325,9 +1401,11 @@ enum origin { FAULT, SENT, QUEUED };
  * again as it came, to the default action. */
 static void chain(int sig, siginfo_t *si, void *uc, enum origin how)
 {
-	struct sigaction *app = &app_act[sig], dfl, act;
+	struct sigaction dfl, act;
 	struct vthread *t = me();
 	siginfo_t shared;
+	sigset_t saved;
+	int e;
 
 	if (how == SENT && si->si_code == SI_TKILL && si->si_pid == getpid() &&
 	    __atomic_exchange_n(&t->doorbell, 0, __ATOMIC_ACQUIRE)) {
@@ -1335,25 +1413,33 @@ static void chain(int sig, siginfo_t *si, void *uc, enum origin how)
 			return;
 		si = &shared;
 	}
+	if ((t->blocked & SIGBIT(sig)) && how == SENT) {
+		int e = errno;	/* pend()'s tgkill() may fail: not the interrupted code's errno */
+
+		pend(sig, si);
+		errno = e;
+		return;
+	}
+	/* The action read and reset in one step, as get_signal() does under
+	 * siglock: a sigaction() in another thread comes wholly before or after. */
+	lock_threads(&saved);
 	if (t->blocked & SIGBIT(sig)) {
-		if (how == SENT) {
-			pend(sig, si);
-			return;
-		}
-		app->sa_handler = SIG_DFL;	/* force_sig_info_to_task() */
+		act_reset_locked(sig);	/* force_sig_info_to_task() */
 		__atomic_store_n(&t->blocked, t->blocked & ~SIGBIT(sig), __ATOMIC_RELAXED);
 	}
-	act = *app;
+	act = *act_cur(sig);
 	/* sa_handler and sa_sigaction share their storage: the kernel looks at
 	 * the value, SA_SIGINFO or not. */
+	if (act.sa_handler != SIG_DFL && act.sa_handler != SIG_IGN && (act.sa_flags & SA_RESETHAND))
+		act_reset_locked(sig);	/* the kernel resets the handler only */
+	unlock_threads(&saved);
 	if (act.sa_handler != SIG_DFL && act.sa_handler != SIG_IGN) {
-		if (act.sa_flags & SA_RESETHAND)
-			app->sa_handler = SIG_DFL;	/* the kernel resets the handler only */
 		run_handler(sig, &act, si, uc, 0);
 		return;
 	}
 	if (act.sa_handler == SIG_IGN && how == SENT)
 		return;
+	e = errno;
 	memset(&dfl, 0, sizeof(dfl));
 	dfl.sa_handler = SIG_DFL;
 	real_sigaction(sig, &dfl, NULL);
@@ -1361,6 +1447,7 @@ static void chain(int sig, siginfo_t *si, void *uc, enum origin how)
 	 * instruction runs again, e.g. a bad sigreturn frame's); not blocked
 	 * here (SA_NODEFER), so the default action takes it at once. */
 	syscall(SYS_rt_tgsigqueueinfo, getpid(), (pid_t)syscall(SYS_gettid), sig, si);
+	errno = e;
 }
 
 /* Read the n bytes of code at ip without faulting in this handler: through
@@ -1420,7 +1507,7 @@ static void load_reply(ucontext_t *uc, const struct sgxsim_reply *rep)
 		siginfo_t info;
 
 		if (trap)
-			now = app_act[sig];
+			act_get(sig, &now);
 		else
 			real_sigaction(sig, NULL, &now);
 		blocked = trap ? !!(t->blocked & SIGBIT(sig)) : sigismember(&uc->uc_sigmask, sig);
@@ -1433,7 +1520,11 @@ static void load_reply(ucontext_t *uc, const struct sgxsim_reply *rep)
 			memset(&dfl, 0, sizeof(dfl));
 			dfl.sa_handler = SIG_DFL;
 			if (trap) {
-				app_act[sig].sa_handler = SIG_DFL;
+				sigset_t saved;
+
+				lock_threads(&saved);
+				act_reset_locked(sig);
+				unlock_threads(&saved);
 				__atomic_store_n(&t->blocked, t->blocked & ~SIGBIT(sig),
 						 __ATOMIC_RELAXED);
 			} else {
@@ -1606,18 +1697,26 @@ static void report(struct sigaction *old, const struct sigaction *k)
  * SIG_DFL and SIG_IGN are installed as they are. */
 int sigaction(int sig, const struct sigaction *act, struct sigaction *old)
 {
-	struct sigaction prev, k, real_old;
+	struct sigaction prev, k, real_old, kept;
+	sigset_t saved;
+	int ret = 0;
 
 	resolve();
 	if (!active || sig < 1 || sig >= NSIG)
 		return real_sigaction(sig, act, old);
-	prev = app_act[sig];
+	if (act)
+		as_kernel_keeps(&kept, act);	/* built whole before it is published */
+	/* The old action and the new one in one step (do_sigaction() under
+	 * siglock): two threads replacing it each report the other's. */
+	lock_threads(&saved);
+	prev = *act_cur(sig);
 	if (sig == SIGILL || sig == SIGSEGV) {
 		if (act) {
-			as_kernel_keeps(&app_act[sig], act);
+			act_put_locked(sig, &kept);
 			if (act->sa_handler == SIG_IGN)
-				discard_pending(sig);
+				discard_pending_locked(sig);
 		}
+		unlock_threads(&saved);
 		if (old)
 			report(old, &prev);
 		return 0;
@@ -1625,21 +1724,36 @@ int sigaction(int sig, const struct sigaction *act, struct sigaction *old)
 	if (act && act->sa_handler != SIG_DFL && act->sa_handler != SIG_IGN) {
 		/* Kept before the handler can run; the last one stays for a
 		 * signal already on its way when SIG_DFL or SIG_IGN replaces it. */
-		as_kernel_keeps(&app_act[sig], act);
+		act_put_locked(sig, &kept);
 		k = *act;
 		k.sa_sigaction = tramp;
 		k.sa_flags |= SA_SIGINFO;
 		set_trap_bits(&k.sa_mask, 0);
 		if (real_sigaction(sig, &k, &real_old) < 0) {
-			app_act[sig] = prev;
-			return -1;
+			act_put_locked(sig, &prev);
+			ret = -1;
 		}
 	} else if (real_sigaction(sig, act, &real_old) < 0) {
-		return -1;
+		ret = -1;
 	}
-	if (old)
-		report(old, real_old.sa_sigaction == tramp ? &prev : &real_old);
-	return 0;
+	unlock_threads(&saved);
+	if (ret == 0 && old) {
+		if (real_old.sa_sigaction == tramp) {
+			report(old, &prev);
+		} else if (real_old.sa_handler == SIG_DFL && prev.sa_flags & SA_RESETHAND &&
+			   real_old.sa_flags == (prev.sa_flags | SA_SIGINFO) &&
+			   (real_old.sa_mask.__val[0] | TRAP_SIGS) ==
+			   (prev.sa_mask.__val[0] | TRAP_SIGS) &&
+			   prev.sa_handler != SIG_DFL && prev.sa_handler != SIG_IGN) {
+			/* tramp()'s action that SA_RESETHAND reset when it fired: the
+			 * kernel reset only the handler of the program's action. */
+			prev.sa_handler = SIG_DFL;
+			report(old, &prev);
+		} else {
+			report(old, &real_old);
+		}
+	}
+	return ret;
 }
 
 /* The signal()s: sigaction() with each one's flags. */
@@ -1899,6 +2013,53 @@ static void *thread_start(void *v)
 	return ret;
 }
 
+/* A new thread that is to block SIGILL or SIGSEGV starts with them blocked
+ * for real (clone() copies its creator's mask), so a signal sent to it
+ * before thread_start() gives it its slot waits in the kernel and reaches
+ * chain() only once the virtual mask is in force.  The creator blocks them
+ * just around the call, running no trapped instruction meanwhile. */
+static int hold_traps(const struct thread_start *t, sigset_t *saved)
+{
+	sigset_t traps;
+
+	if (!(t->blocked & TRAP_SIGS))
+		return 0;
+	sigemptyset(&traps);
+	set_trap_bits(&traps, t->blocked & TRAP_SIGS);
+	real_mask(SIG_BLOCK, &traps, saved);
+	return 1;
+}
+
+static void release_traps(int held, const sigset_t *saved)
+{
+	int e = errno;
+
+	if (held)
+		real_mask(SIG_SETMASK, saved, NULL);
+	errno = e;
+}
+
+/* The main thread leaving by pthread_exit() (or thrd_exit()) frees its
+ * slot, as thread_end() frees a created thread's: its tid stays valid
+ * while it is a zombie leader, so tgkill() to it would succeed and pend()
+ * would leave a process-directed signal with it, where the kernel gives it
+ * to a live thread (a zombie leader has PF_EXITING: wants_signal()). */
+void pthread_exit(void *ret)
+{
+	resolve();
+	if (active && syscall(SYS_gettid) == getpid())
+		thread_leave();
+	real_pthread_exit(ret);
+}
+
+void thrd_exit(int ret)
+{
+	resolve();
+	if (active && syscall(SYS_gettid) == getpid())
+		thread_leave();
+	real_thrd_exit(ret);
+}
+
 static int thrd_start(void *v)
 {
 	return (int)(intptr_t)thread_start(v);
@@ -1907,14 +2068,17 @@ static int thrd_start(void *v)
 int thrd_create(thrd_t *th, thrd_start_t fn, void *arg)
 {
 	struct thread_start *t;
-	int ret;
+	sigset_t saved;
+	int held, ret;
 
 	resolve();
 	if (!real_thrd_create)
 		return thrd_error;
 	if (!(t = new_start(NULL, fn, arg, NULL)))
 		return real_thrd_create(th, fn, arg);
+	held = hold_traps(t, &saved);
 	ret = real_thrd_create(th, thrd_start, t);
+	release_traps(held, &saved);
 	if (ret != thrd_success)
 		free(t);
 	return ret;
@@ -1923,14 +2087,109 @@ int thrd_create(thrd_t *th, thrd_start_t fn, void *arg)
 int pthread_create(pthread_t *th, const pthread_attr_t *attr, void *(*fn)(void *), void *arg)
 {
 	struct thread_start *t;
-	int ret;
+	sigset_t saved;
+	int held, ret;
 
 	resolve();
 	if (!(t = new_start(fn, NULL, arg, attr)))
 		return real_pthread_create(th, attr, fn, arg);
+	held = hold_traps(t, &saved);
 	ret = real_pthread_create(th, attr, thread_start, t);
+	release_traps(held, &saved);
 	if (ret)
 		free(t);
+	return ret;
+}
+
+/* SIGEV_THREAD: glibc runs the notification function in a thread it makes
+ * itself (past pthread_create() above), with every signal blocked for real,
+ * so a CPUID or ENCLU in it would be forced (killed).  timer_create() and
+ * mq_notify() pass glibc a wrapper instead, which runs the program's
+ * function as thread_start() runs a start routine: a slot with the mask
+ * glibc gave the thread (SIGILL and SIGSEGV virtually blocked), SIGILL and
+ * SIGSEGV unblocked for real, the handlers' stack. */
+struct notify {
+	void (*fn)(union sigval);
+	union sigval value;
+	int once;		/* mq_notify(): notified once, then freed */
+};
+
+static void notify_start(union sigval v)
+{
+	struct notify *n = v.sival_ptr;
+	union sigval value = n->value;
+	void (*fn)(union sigval) = n->fn;
+	sigset_t now, traps;
+	void *stack;
+
+	if (n->once)
+		free(n);
+	real_mask(SIG_BLOCK, NULL, &now);
+	thread_enter(trap_bits(&now));
+	sigemptyset(&traps);
+	set_trap_bits(&traps, TRAP_SIGS);
+	real_mask(SIG_UNBLOCK, &traps, NULL);
+	stack = give_altstack();
+	deliver_unblocked(0);
+	pthread_cleanup_push(thread_end, stack);
+	fn(value);
+	pthread_cleanup_pop(1);
+}
+
+/* A copy of the program's sigevent that calls notify_start(), or NULL to
+ * pass the program's on as it is. */
+static struct notify *wrap_notify(const struct sigevent *ev, struct sigevent *copy, int once)
+{
+	struct notify *n;
+
+	if (conn < 0 || !ev || ev->sigev_notify != SIGEV_THREAD || !(n = malloc(sizeof(*n))))
+		return NULL;
+	n->fn = ev->sigev_notify_function;
+	n->value = ev->sigev_value;
+	n->once = once;
+	*copy = *ev;
+	copy->sigev_notify_function = notify_start;
+	copy->sigev_value.sival_ptr = n;
+	return n;
+}
+
+/* A timer's record stays: glibc may still be starting a callback of it
+ * when timer_delete() returns. */
+int timer_create(clockid_t clock, struct sigevent *ev, timer_t *id)
+{
+	struct sigevent copy;
+	struct notify *n;
+	int ret;
+
+	resolve();
+	if (!(n = wrap_notify(ev, &copy, 0)))
+		return real_timer_create(clock, ev, id);
+	ret = real_timer_create(clock, &copy, id);
+	if (ret < 0) {
+		int saved = errno;
+
+		free(n);
+		errno = saved;
+	}
+	return ret;
+}
+
+int mq_notify(mqd_t mq, const struct sigevent *ev)
+{
+	struct sigevent copy;
+	struct notify *n;
+	int ret;
+
+	resolve();
+	if (!(n = wrap_notify(ev, &copy, 1)))
+		return real_mq_notify(mq, ev);
+	ret = real_mq_notify(mq, &copy);
+	if (ret < 0) {
+		int saved = errno;
+
+		free(n);
+		errno = saved;
+	}
 	return ret;
 }
 
@@ -1948,13 +2207,16 @@ __attribute__((constructor)) static void sgxsim_init(void)
 	give_altstack();	/* none if an earlier constructor set the program's own */
 	memset(&act, 0, sizeof(act));
 	act.sa_sigaction = on_sigill;
-	act.sa_flags = SA_SIGINFO | SA_ONSTACK | SA_NODEFER;
+	/* SA_RESTART: a SIGSEGV sent while the thread blocks it only pends
+	 * here, and natively would not interrupt a read() at all; and
+	 * signal() asks for SA_RESTART. */
+	act.sa_flags = SA_SIGINFO | SA_ONSTACK | SA_NODEFER | SA_RESTART;
 	sigemptyset(&act.sa_mask);
 	/* A handler an earlier constructor (a library's) installed is the
 	 * program's: kept aside, as sigaction() keeps later ones. */
-	real_sigaction(SIGILL, &act, &app_act[SIGILL]);
+	real_sigaction(SIGILL, &act, act_cur(SIGILL));
 	act.sa_sigaction = on_sigsegv;
-	real_sigaction(SIGSEGV, &act, &app_act[SIGSEGV]);
+	real_sigaction(SIGSEGV, &act, act_cur(SIGSEGV));
 	real_sigaction(SIGSEGV, NULL, &ours);
 	glibc_restorer = ours.sa_restorer;
 	if (connect_server(0) < 0)
