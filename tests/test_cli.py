@@ -87,6 +87,15 @@ import sys  # noqa: E402
 import time  # noqa: E402
 
 
+def _terminal_sigint() -> None:
+    """In the child before exec: SIGINT at its default, as in a terminal's
+    foreground job (a CI runner or a background shell may start us with it
+    ignored, and an ignored SIGINT is inherited and rightly left ignored)."""
+    import signal
+
+    signal.signal(signal.SIGINT, signal.SIG_DFL)
+
+
 def sgxsim(*args: str, cwd, **kw) -> subprocess.CompletedProcess:
     return subprocess.run([sys.executable, "-m", "sgxsim.cli", *args], cwd=cwd, capture_output=True, text=True,
                           timeout=300, **kw)
@@ -192,7 +201,7 @@ def test_progress_goes_to_a_piped_stderr_and_counts_agree(tmp_path):
 def test_ctrl_c_with_workers_stops_cleanly(tmp_path):
     p = subprocess.Popen([sys.executable, "-m", "sgxsim.cli", "check", "--workers", "2", "--depth", "8"],
                          cwd=tmp_path, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
-                         start_new_session=True)
+                         start_new_session=True, preexec_fn=_terminal_sigint)
     time.sleep(6)  # the workers are exploring
     os.killpg(p.pid, signal.SIGINT)  # what a terminal's Ctrl-C does
     out, err = p.communicate(timeout=60)
@@ -230,7 +239,7 @@ def test_ctrl_c_during_a_simulation_stops_cleanly(tmp_path):
                               "linux-6.0", "--property-file", "walking.py", "--property", "walking",
                               "--walks", "100000000", "--workers", workers, "--out", "sc"],
                              cwd=tmp_path, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
-                             start_new_session=True)
+                             start_new_session=True, preexec_fn=_terminal_sigint)
         try:
             assert p.stderr.readline() == "walking\n"
             os.killpg(p.pid, signal.SIGINT)  # what a terminal's Ctrl-C does

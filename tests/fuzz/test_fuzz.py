@@ -15,6 +15,15 @@ from sgxsim.fuzz import fuzz, make_case, reproduction, run_case
 from sgxsim.fuzz.runner import Case, shrink
 from sgxsim.kernel import registry
 
+
+def _terminal_sigint() -> None:
+    """In the child before exec: SIGINT at its default, as in a terminal's
+    foreground job (a CI runner or a background shell may start us with it
+    ignored, and an ignored SIGINT is inherited and rightly left ignored)."""
+    import signal
+
+    signal.signal(signal.SIGINT, signal.SIG_DFL)
+
 ROOT = Path(__file__).resolve().parents[2]
 CORPUS = sorted((Path(__file__).parent / "corpus").glob("*.py"))
 CI_SEED, CI_CASES = 12, 2000
@@ -105,7 +114,8 @@ def test_cli_ctrl_c_prints_the_summary_and_exits_130(tmp_path):
     import sys
 
     p = subprocess.Popen([sys.executable, "-m", "sgxsim.cli", "fuzz", "--seconds", "600"], cwd=tmp_path,
-                         stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, start_new_session=True)
+                         stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, start_new_session=True,
+                         preexec_fn=_terminal_sigint)
     try:
         first = p.stderr.readline()  # the progress line after 50 cases: it is fuzzing
         assert first.startswith("# 50 cases"), first

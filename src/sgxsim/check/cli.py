@@ -189,7 +189,12 @@ def stop_on_ctrl_c(out: Path, done: str):
     on stderr saying where the scenario files of the designs ``done``
     (explored, simulated) before it are; no results (a design's results
     come only when it is finished)."""
-    old = signal.signal(signal.SIGINT, functools.partial(_on_sigint, os.getpid()))
+    # A SIGINT ignored at start (a shell's background job, nohup) stays
+    # ignored, as Python itself leaves it: Ctrl-C is not meant for us then.
+    if signal.getsignal(signal.SIGINT) is signal.SIG_IGN:
+        old = signal.SIG_IGN
+    else:
+        old = signal.signal(signal.SIGINT, functools.partial(_on_sigint, os.getpid()))
     try:
         yield
     except KeyboardInterrupt:
