@@ -1988,6 +1988,24 @@ static void thread_end(void *stack)
 	thread_leave();
 }
 
+/* What every thread the preload starts does first (thread_start(),
+ * notify_start()): take its slot with the virtual mask ``blocked``, unblock
+ * SIGILL and SIGSEGV for real, get the handlers' stack (returned, for
+ * thread_end()) and take the signals already waiting for it. */
+static void *thread_begin(unsigned long blocked)
+{
+	sigset_t traps;
+	void *stack;
+
+	thread_enter(blocked);
+	sigemptyset(&traps);
+	set_trap_bits(&traps, TRAP_SIGS);
+	real_mask(SIG_UNBLOCK, &traps, NULL);
+	stack = give_altstack();
+	deliver_unblocked(0);
+	return stack;
+}
+
 /* A new thread has no alternate stack (clone() resets it): each gets its own
  * before the program's start routine runs, freed when the thread ends.  It
  * takes its slot with its virtual mask, and unblocks SIGILL and SIGSEGV for
@@ -1997,16 +2015,10 @@ static void thread_end(void *stack)
 static void *thread_start(void *v)
 {
 	struct thread_start t = *(struct thread_start *)v;
-	sigset_t traps;
 	void *stack, *ret;
 
 	free(v);
-	thread_enter(t.blocked);
-	sigemptyset(&traps);
-	set_trap_bits(&traps, TRAP_SIGS);
-	real_mask(SIG_UNBLOCK, &traps, NULL);
-	stack = give_altstack();
-	deliver_unblocked(0);
+	stack = thread_begin(t.blocked);
 	pthread_cleanup_push(thread_end, stack);
 	ret = call_start(&t);
 	pthread_cleanup_pop(1);
@@ -2119,18 +2131,13 @@ static void notify_start(union sigval v)
 	struct notify *n = v.sival_ptr;
 	union sigval value = n->value;
 	void (*fn)(union sigval) = n->fn;
-	sigset_t now, traps;
+	sigset_t now;
 	void *stack;
 
 	if (n->once)
 		free(n);
 	real_mask(SIG_BLOCK, NULL, &now);
-	thread_enter(trap_bits(&now));
-	sigemptyset(&traps);
-	set_trap_bits(&traps, TRAP_SIGS);
-	real_mask(SIG_UNBLOCK, &traps, NULL);
-	stack = give_altstack();
-	deliver_unblocked(0);
+	stack = thread_begin(trap_bits(&now));
 	pthread_cleanup_push(thread_end, stack);
 	fn(value);
 	pthread_cleanup_pop(1);
