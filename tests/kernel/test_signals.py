@@ -112,6 +112,20 @@ def test_kill_checks_the_signal_number(sig, err):
     assert _add(p, fd, 0) == ((errno.EINTR, 0) if sig == 64 else (0, 4096))
 
 
+def test_kill_reads_sig_as_a_c_int():
+    # kill(pid_t, int sig): the register's low 32 bits, signed (2**32 is
+    # signal 0, 2**32 - 1 is -1: EINVAL); what no register holds is a TypeError.
+    m, p, fd = _enclave()
+    p.kill(1 << 32)
+    assert not p.pending_signals and p.alive
+    with pytest.raises(OSError) as ei:
+        p.kill((1 << 32) - 1)
+    assert ei.value.errno == errno.EINVAL and "signal -1 " in str(ei.value)
+    with pytest.raises(TypeError, match="'sig'"):
+        p.kill("9")
+    assert p.alive and not p.pending_signals
+
+
 @pytest.mark.parametrize("sig", [signal.SIGKILL, signal.SIGSTOP, 0, 65])
 def test_sigaction_refuses_what_cannot_be_caught(sig):
     m, p, fd = _enclave()

@@ -497,6 +497,10 @@ class Process:
         otherwise it is pending, as if it arrived just as the process's next
         system call began: the driver's loops see it (EINTR), and it is
         delivered when that call returns (:meth:`exit_to_user_mode`)."""
+        n = _syscall_uint(sig, "sig")  # int sig: the register's low 32 bits, signed
+        n -= (n & 1 << 31) << 1
+        if n != sig:  # an in-range value stays as given (a signal.Signals, say)
+            sig = n
         # kill_pid_info_type(): a process that is gone is ESRCH before any check.
         if not self.alive and self.blocked is None:
             raise refuse(errno.ESRCH, "kernel", "kill_pid_info", f"pid {self.pid} has exited")
