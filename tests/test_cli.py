@@ -57,7 +57,7 @@ def test_demo_out_that_cannot_be_written_is_a_clear_error(tmp_path):
     assert r.exit_code == 2 and "--out" in r.output and "is not a writable directory" in r.output, r.output
     (tmp_path / "d" / "demo.sigstruct").mkdir(parents=True)
     r = CliRunner().invoke(main, ["demo", "--out", str(tmp_path / "d")])
-    assert r.exit_code == 1, r.output
+    assert r.exit_code == 74, r.output  # EX_IOERR: not a verdict
     assert r.output == f"Error: --out {tmp_path / 'd' / 'demo.sigstruct'}: Is a directory\n"
 
 
@@ -182,9 +182,20 @@ def test_an_output_file_that_cannot_be_written_after_the_work_is_a_clear_error(t
         f = tmp_path / "s.toml"
         f.write_text(SCENARIO)
         r = CliRunner().invoke(main, [a.format(d=d, f=f) for a in args])
-        assert r.exit_code == 1, (args, r.output)
+        assert r.exit_code == 74, (args, r.output)  # EX_IOERR, apart from every verdict
         assert r.output.splitlines()[-1] == f"Error: {opt} {d / taken}: Is a directory", (args, r.output)
         assert r.exception is None or isinstance(r.exception, SystemExit), (args, r.exception)
+
+
+def test_run_html_that_fails_after_the_replay_is_not_a_verdict(tmp_path):
+    # run's exit status 1 means "not the expected verdict"; a full disk met
+    # writing --html after a replay that gave the expected one was 1 too.
+    f = tmp_path / "s.toml"
+    f.write_text(SCENARIO)
+    r = CliRunner().invoke(main, ["run", str(f), "--html", "/dev/full"])  # ENOSPC on write
+    assert "verdict: holds" in r.output
+    assert r.exit_code == 74, r.output  # EX_IOERR
+    assert r.output.splitlines()[-1] == "Error: --html /dev/full: No space left on device"
 
 
 def test_progress_goes_to_a_piped_stderr_and_counts_agree(tmp_path):
@@ -207,6 +218,24 @@ def test_ctrl_c_with_workers_stops_cleanly(tmp_path):
     out, err = p.communicate(timeout=60)
     assert p.returncode == 130, err[-2000:]
     assert "Traceback" not in err and "interrupted" in err
+
+
+def test_ctrl_c_in_any_command_exits_130_without_aborted():
+    # Outside the search and the fuzzer (which say more), Ctrl-C gave click's
+    # "Aborted!" and exit status 1, for run, fuzz and sigstruct a verdict.
+    # selftest runs long enough to be interrupted after its first line.
+    p = subprocess.Popen([sys.executable, "-m", "sgxsim.cli", "selftest"], stdout=subprocess.PIPE,
+                         stderr=subprocess.PIPE, text=True, start_new_session=True,
+                         preexec_fn=_terminal_sigint)
+    try:
+        assert p.stdout.readline() == "TAP version 13\n"
+        os.killpg(p.pid, signal.SIGINT)  # what a terminal's Ctrl-C does
+        out, err = p.communicate(timeout=60)
+    finally:
+        if p.poll() is None:
+            p.kill()
+    assert p.returncode == 130, err[-2000:]
+    assert err == "sgxsim selftest: interrupted\n"
 
 
 WALKING = """

@@ -8,8 +8,27 @@ from pathlib import Path
 
 import click
 
+# The shell's convention for a command ended by SIGINT: 128 + 2.
+EXIT_INTERRUPTED = 130
 
-@click.group()
+
+class SgxsimGroup(click.Group):
+    """The command group.  Ctrl-C anywhere in a command (loading, the work,
+    the final printing) ends it with one line on stderr and exit status 130,
+    as the search and the fuzzer do in their own words; click's default
+    would print "Aborted!" and exit 1, which for ``run``, ``fuzz`` and
+    ``sigstruct`` means "found something"."""
+
+    def invoke(self, ctx: click.Context):
+        try:
+            return super().invoke(ctx)
+        except KeyboardInterrupt:
+            click.echo(f"sgxsim {ctx.invoked_subcommand or ''}: interrupted".replace(" :", ":"),
+                       err=True)
+            raise SystemExit(EXIT_INTERRUPTED) from None
+
+
+@click.group(cls=SgxsimGroup)
 @click.version_option(package_name="sgxsim")
 def main() -> None:
     """sgxsim: Intel SGX enclave memory on Linux, modelled step for step."""

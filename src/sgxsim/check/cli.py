@@ -84,7 +84,16 @@ def output_errors(opt: str):
     try:
         yield
     except OutputError as e:
-        raise click.ClickException(f"{opt} {e.filename}: {e.strerror}") from None
+        raise OutputFailed(f"{opt} {e.filename}: {e.strerror}") from None
+
+
+class OutputFailed(click.ClickException):
+    """An output file that could not be written after the work: exit status
+    74 (sysexits.h's EX_IOERR), so that 1 keeps its one meaning per command
+    (``run``: not the expected verdict; ``fuzz``: something found;
+    ``sigstruct``: the signature does not verify)."""
+
+    exit_code = 74
 
 
 def design_names(names, opt: str = "--design") -> list[str]:
