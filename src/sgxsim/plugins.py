@@ -77,16 +77,30 @@ def load_file(path: str | Path) -> Loaded:
     if name in sys.modules:
         return sys.modules[name].__sgxsim_loaded__
     before = _known()
+
+    try:
+        source = Path(real).read_bytes()
+    except OSError as e:
+        raise PluginError(f"{path}: cannot be read: {e.strerror or e}") from None
+    return _load_module(name, real, source, str(path), before)
+
+
+def _load_module(name: str, real: str, source: bytes, shown: str,
+                 before: tuple[set[str], set[str]]) -> Loaded:
+    """Run ``source`` (the file ``real``, named ``shown`` in errors) as the
+    module ``name``; return what it registered."""
     from sgxsim.kernel import registry
 
+    path = shown
     taken = {n: registry.kernel_class(n) for n in before[0]}
     spec = importlib.util.spec_from_file_location(name, real)
-    if spec is None or spec.loader is None:
+    if spec is None:
         raise PluginError(f"{path}: cannot be imported")
     module = importlib.util.module_from_spec(spec)
     sys.modules[name] = module
     try:
-        spec.loader.exec_module(module)
+        # The bytes read once: what ran here is what shipped() hands on.
+        exec(compile(source, real, "exec"), module.__dict__)
     except SyntaxError as e:
         del sys.modules[name]
         raise PluginError(f"{path}:{e.lineno}: syntax error: {e.msg}") from None
@@ -104,7 +118,35 @@ def load_file(path: str | Path) -> Loaded:
         _forget(got)  # nothing of a refused file stays registered
         raise PluginError(f"{path}: {problem}")
     module.__sgxsim_loaded__ = got
+    _SOURCES[name] = (real, source)
     return got
+
+
+# The files loaded so far, in order: module name -> (path, source bytes).
+_SOURCES: dict[str, tuple[str, bytes]] = {}
+
+
+def shipped() -> list[tuple[str, str, bytes]]:
+    """The design and property files loaded in this process, as (module name,
+    path, source): what a process that did not fork from this one (a Ray
+    actor, perhaps on another machine) loads with :func:`load_shipped` before
+    it unpickles states holding their classes."""
+    return [(name, real, source) for name, (real, source) in _SOURCES.items()]
+
+
+def load_shipped(files: list[tuple[str, str, bytes]]) -> Loaded:
+    """Load what :func:`shipped` gave, each file under its module name (so
+    that pickles of its classes resolve) and named by its original path in
+    errors and tracebacks, whether or not that path exists here."""
+    out = Loaded()
+    for name, real, source in files:
+        if name in sys.modules:
+            got = sys.modules[name].__sgxsim_loaded__
+        else:
+            got = _load_module(name, real, source, real, _known())
+        out.designs += got.designs
+        out.properties += got.properties
+    return out
 
 
 class UserExit(Exception):
@@ -232,7 +274,9 @@ def user_error(exc: BaseException) -> str | None:
         return any(path == r or path.startswith(r + os.sep) for r in roots)
 
     where = [(f.filename, f.lineno) for f in traceback.extract_tb(exc.__traceback__) if mine(f.filename)]
-    cause = exc.__cause__
+    # A forked worker's error comes with its traceback as the cause's text; a
+    # Ray actor's (RayTaskError) carries it in its own.
+    cause = exc.__cause__ if exc.__class__.__module__ != "ray.exceptions" else exc
     while not where and cause is not None:
         where = [(f, int(n)) for f, n in re.findall(r'File "([^"]+)", line (\d+)', str(cause)) if mine(f)]
         cause = cause.__cause__

@@ -179,3 +179,43 @@ def test_the_recipe_on_an_existing_cluster(tmp_path):
             time.sleep(2)
             os.killpg(head.pid, signal.SIGKILL)
         shutil.rmtree(tmp, ignore_errors=True)
+
+
+def test_design_and_property_files_reach_the_actors(tmp_path):
+    # The actors are fresh processes, not forks of the driver: a --design-file
+    # or --property-file was unknown to them (KeyError traceback, or a model
+    # pickle naming a class no actor could import).  Their sources now travel
+    # with the actors; the results are the local engine's.
+    from tests.check.test_plugins import DESIGN, NARROW, PROPERTY
+
+    (tmp_path / "d.py").write_text(DESIGN.format(name="ray-5.11-open"))
+    (tmp_path / "p.py").write_text(PROPERTY.format(name="ray-exec-pte"))
+    scope = ["check", "--design-file", str(tmp_path / "d.py"), "--property-file", str(tmp_path / "p.py"),
+             "--design", "ray-5.11-open", "--property", "no-escalation", "--property", "ray-exec-pte",
+             "--depth", "4", *NARROW, "--json"]
+    out = {}
+    for engine in ("local", "ray"):
+        r = CliRunner().invoke(main, [*scope, "--engine", engine, "--workers", "2",
+                                      "--out", str(tmp_path / engine)])
+        assert r.exit_code == 0, r.output
+        out[engine] = json.loads(r.stdout)["results"]
+        for x in out[engine]:
+            x.pop("seconds")
+    assert out["ray"] == out["local"]
+    assert [(x["property"], x["verdict"]) for x in out["ray"]] == [("no-escalation", "violated"),
+                                                                   ("ray-exec-pte", "reachable")]
+
+
+def test_a_property_that_exits_in_an_actor_is_a_clean_error(tmp_path):
+    # Ray takes sys.exit() in an actor for the actor's own end: the driver
+    # got a dead actor and a traceback, not the file and line.
+    from tests.check.test_plugins import QUITS
+
+    (tmp_path / "q.py").write_text(QUITS)
+    r = subprocess.run([sys.executable, "-m", "sgxsim.cli", "check", "--design", "linux-6.0", "--property-file",
+                        "q.py", "--property", "quits", "--depth", "2", "--engine", "ray", "--workers", "2"],
+                       cwd=tmp_path, capture_output=True, text=True, timeout=300)
+    assert r.returncode == 1 and "Traceback" not in r.stderr, r.stderr[-3000:]
+    assert r.stderr.splitlines()[-1] == (f"Error: {tmp_path / 'q.py'}:13: exits (sys.exit(3)): a design or "
+                                         "property file must not exit (raised by a design or property of "
+                                         "yours)")

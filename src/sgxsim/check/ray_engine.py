@@ -186,10 +186,43 @@ def session(address: str | None = None, workers: int = LOCAL_CPUS):
         ray.shutdown()
 
 
+def _user_exits(method):
+    """``method`` of an actor with a SystemExit (``sys.exit()`` in a design or
+    property) raised as an ordinary error (plugins.UserExit): Ray takes a
+    SystemExit in an actor for the actor's wish to end, and the driver would
+    get a dead actor instead of the file and line."""
+    from sgxsim.plugins import no_exit
+
+    return no_exit(method)
+
+
 class _Actor(Worker):
     """A :class:`Worker` as a Ray actor: moved states go from actor to actor
-    through Ray's object store, never through the driver."""
+    through Ray's object store, never through the driver.
 
+    An actor is a fresh process (on any node), not a fork of the driver: it
+    first loads the installed entry points and the design and property files
+    the driver loaded (their sources travel with it, see plugins.shipped()),
+    then fetches the model, whose pickle may name their classes."""
+
+    @_user_exits
+    def __init__(self, plugins, model_box, names, reuse, bound, spill_root):
+        import ray
+
+        from sgxsim.plugins import load_entry_points, load_shipped
+
+        load_entry_points()
+        load_shipped(plugins)
+        # model_box: [ref], so that Ray does not unpickle the model before
+        # the files above define its classes.
+        super().__init__(ray.get(model_box[0]), names, reuse, bound, spill_root)
+
+    expand = _user_exits(Worker.expand)
+    keep = _user_exits(Worker.keep)
+    take = _user_exits(Worker.take)
+    dedup = _user_exits(Worker.dedup)
+
+    @_user_exits
     def keep_put(self, keeps, gives):
         """:meth:`Worker.keep`, the pieces to move put in the object store:
         only their references go back to the driver."""
@@ -208,9 +241,12 @@ class RayPool:
         ray = self._ray = self._session.__enter__()
         self.actors = []
         try:
+            from sgxsim.plugins import shipped
+
             actor = ray.remote(num_cpus=1)(_Actor)
             ref = ray.put(model)
-            self.actors = [actor.remote(ref, names, reuse, bound, spill_root) for _ in range(workers)]
+            self.actors = [actor.remote(shipped(), [ref], names, reuse, bound, spill_root)
+                           for _ in range(workers)]
         except BaseException:
             self._session.__exit__(None, None, None)
             raise
