@@ -13,9 +13,10 @@ import pytest
 
 from sgxsim.machine import Machine
 
-# (kernel, /dev/sgx_enclave's minor, /dev/sgx_provision's minor): the driver
-# registers the enclave node first (sgx_drv_init()).
-MINORS = [("linux-5.11", 127, 126), ("linux-6.0", 127, 126), ("linux-6.12", 256, 257)]
+# (kernel, /dev/sgx_enclave's minor, /dev/sgx_provision's minor): 5.11's
+# sgx_drv_init() registers the enclave node first; since 5.13 sgx_init()
+# registers the provisioning node before it calls sgx_drv_init().
+MINORS = [("linux-5.11", 127, 126), ("linux-6.0", 126, 127), ("linux-6.12", 257, 256)]
 
 
 @pytest.mark.parametrize(("kernel", "enclave", "provision"), MINORS)
@@ -52,4 +53,17 @@ def test_dynamic_minors_above_255_as_on_this_kernel():
     if not dynamic:
         pytest.skip("the host registered no dynamic misc device")
     assert dynamic[0] == 256  # the first dynamic minor, as misc_minor_alloc() gives it
-    assert os.minor(Machine(kernel="linux-6.12").spawn().stat("/dev/sgx_enclave").st_rdev) == 256
+    assert os.minor(Machine(kernel="linux-6.12").spawn().stat("/dev/sgx_provision").st_rdev) == 256
+
+
+@pytest.mark.parametrize("kernel", ["linux-5.11", "linux-6.0", "linux-6.12"])
+def test_no_launch_control_leaves_no_sgx_node_and_no_minor_taken(kernel):
+    # Since 5.13 sgx_init() registers /dev/sgx_provision before
+    # sgx_drv_init(); when that fails (no launch control) and sgx_vepc_init()
+    # fails too (no VMX in the model), misc_deregister() takes it away again.
+    m = Machine(kernel=kernel, flc=False)
+    p = m.spawn()
+    for path in ("/dev/sgx_enclave", "/dev/sgx_provision"):
+        with pytest.raises(FileNotFoundError):
+            p.stat(path)
+    assert m.kernel.misc_minors == set()

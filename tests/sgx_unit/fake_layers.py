@@ -41,6 +41,7 @@ class Mm:
 
 class Task:
     def __init__(self):
+        self.pid = 1
         self.mm = Mm()
         self.persona = 0
         self.pending = False
@@ -83,15 +84,16 @@ class FakeKernel:
     def misc_register(self, path, fops):
         self.devs[path] = fops
 
-    def oops(self, msg, held=()):
-        """The kernel hit a BUG: logged, the task killed (as Linux.oops)."""
+    def oops(self, msg, held=(), *, mmap_locked=False):
+        """The kernel hit a BUG: logged, the task killed (as Linux.oops; the
+        fake task has nothing to tear down)."""
         import signal
 
-        from sgxsim.kernel.errors import Signal
+        from sgxsim.kernel.errors import Oops
         from sgxsim.trace import Decision
 
         self.oopses.append(msg)
-        raise Signal(signal.SIGKILL, 0, 0, Decision("kernel", "oops", "SIGKILL", msg))
+        raise Oops(signal.SIGKILL, 0, 0, Decision("kernel", "oops", "SIGKILL", msg))
 
     def signal_pending(self, task):
         return task.pending

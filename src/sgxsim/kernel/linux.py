@@ -83,6 +83,14 @@ class Linux(MmapMixin, MprotectMixin, MremapMixin, FaultMixin, MsealMixin, SysMi
         ino = self.vfs.mknod_chr(path, fops, label=label)
         ino.rdev = new_encode_dev(MISC_MAJOR, minor)
 
+    def misc_deregister(self, path: str) -> None:
+        """misc_deregister(): the node goes (devtmpfs removes it) and its
+        minor is free for the next misc_register()."""
+        ino = self.vfs.inodes.pop(path)
+        ino.nlink = 0
+        dev = ino.rdev
+        self.misc_minors.discard((dev & 0xFF) | ((dev >> 12) & ~0xFF))  # MINOR(new_decode_dev())
+
     def misc_minor_alloc(self) -> int:
         """misc_minor_alloc(): the lowest free minor above MISC_DYNAMIC_MINOR
         (an IDA up to MINORMASK; /proc/misc on this 6.18 machine shows 256 on)."""

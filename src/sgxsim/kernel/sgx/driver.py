@@ -148,8 +148,20 @@ class SgxDriver(SgxIoctl, SgxEnclOps, SgxMain):
                                              | self.SGX_ATTR_RESERVED_MASK)
         self.sgx_xfrm_reserved_mask = ~cpu.xfrm_valid & U64  # OSXSAVE is always on
         self.misc_register(self.ENCLAVE_DEV, self.fops)
-        self.misc_register(self.PROVISION_DEV, self.provision_fops)
+        self.sgx_drv_register_provision()
         self.registered = True
+
+    def sgx_drv_register_provision(self) -> None:
+        # 5.11: sgx_drv_init() registers /dev/sgx_provision after the enclave node.
+        self.misc_register(self.PROVISION_DEV, self.provision_fops)
+
+    def sgx_init(self) -> None:
+        """The driver's part of sgx_init() at boot: sgx_drv_init(); without
+        launch control or SGX1 (-ENODEV) there is no device node."""
+        try:
+            self.sgx_drv_init()
+        except OSError:
+            pass
 
     def sgx_open(self, inode: Any, file: Any) -> None:
         # sgx_open(): a fresh enclave per open.
@@ -357,7 +369,27 @@ class SgxDriver(SgxIoctl, SgxEnclOps, SgxMain):
 
 
 class SgxDriverSgx2(SgxIoctlSgx2, SgxEnclOpsSgx2, SgxDriver):
-    """The driver with SGX2/EDMM, as merged in Linux 6.0."""
+    """The driver with SGX2/EDMM, as merged in Linux 6.0.
+
+    Modified: sgx_init, sgx_drv_register_provision (5.13: the provisioning
+    device moved out of the driver)."""
+
+    def sgx_init(self) -> None:
+        """sgx_init(), since 5.13: /dev/sgx_provision is registered first, so
+        it takes the first dynamic misc minor; then sgx_drv_init() (the
+        enclave node) and sgx_vepc_init().  Only if both of those fail does
+        the provisioning node go again."""
+        self.misc_register(self.PROVISION_DEV, self.provision_fops)
+        try:
+            self.sgx_drv_init()
+        except OSError:
+            # sgx_vepc_init(): /dev/sgx_vepc needs VMX (KVM), which the model
+            # has not: -ENODEV, so the provisioning node goes too.
+            self.kernel.misc_deregister(self.PROVISION_DEV)
+
+    def sgx_drv_register_provision(self) -> None:
+        # 5.13: sgx_init() registered it already, before sgx_drv_init().
+        pass
 
 
 __all__ = ["SgxDriver", "SgxDriverSgx2", "SgxFops", "SgxVmOps"]

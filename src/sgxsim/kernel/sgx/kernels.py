@@ -3,7 +3,7 @@
 long-term kernel: AEX-Notify's attribute, the EDMM fixes, MDWE and mseal).
 
 Each is the generic kernel plus the driver registered at boot
-(``sgx_drv_init``); 6.0 only swaps the driver class for the SGX2 one.  A
+(``sgx_init``); 6.0 only swaps the driver class for the SGX2 one.  A
 design subclasses one of these and, usually, its driver class.
 """
 
@@ -50,18 +50,15 @@ class Linux511(Linux):
     def boot(self) -> None:
         super().boot()
         self.sgx = self.sgx_driver_class(self, **self.sgx_driver_options)
-        try:
-            self.sgx.sgx_drv_init()
-        except OSError:
-            # -ENODEV: no launch control or no SGX1; no device nodes.
-            pass
+        self.sgx.sgx_init()  # the driver's release decides the order of its device nodes
 
 
 @register("linux-6.0")
 class Linux60(Linux511):
     """Linux 6.0: SGX2 (EDMM) added to the same driver.
 
-    Modified: sgx_ioctl_table, sgx_encl_may_map_range, sgx_vma_fault_eaug.
+    Modified: sgx_ioctl_table, sgx_encl_may_map_range, sgx_vma_fault_eaug, sgx_init,
+    sgx_drv_register_provision (5.13 moved the provisioning node to sgx_init()).
     """
 
     sgx_driver_class = SgxDriverSgx2
