@@ -121,7 +121,8 @@ def test_a_swapped_state_is_the_state_the_swapped_walk_reaches(case, data):
     """Walk randomly (after the fork, only steps whose mirror exists: not
     the parent's own); walk the mirror walk (parent and child exchanged in
     every step) on a second machine: after the fork the swapped fingerprint
-    of the first is the fingerprint of the second, the property hits and the
+    of the first is the fingerprint of the second (up to the PTEs' accessed
+    and dirty bits, which fork leaves different), the property hits and the
     views agree up to the exchange, and where the swap applies both have
     one seen-key.  Along the way the context only grows (actions.Ctx)."""
     model = MODELS[case]
@@ -143,7 +144,11 @@ def test_a_swapped_state_is_the_state_the_swapped_walk_reaches(case, data):
         if s1.child is None:
             assert fp1 == fp2
         else:
-            assert symmetry.ProcessSwap.swap(fp1) == fp2
+            # Up to the PTEs' accessed and dirty bits: fork() makes the
+            # child's copies old, so the walk and its mirror differ there
+            # (nothing reads them in these scopes: ProcessSwap.without_ad).
+            plain = symmetry.ProcessSwap.without_ad
+            assert symmetry.ProcessSwap.swap(plain(fp1)) == plain(fp2)
             assert _tagged(model.view(s1), swap=True) == _tagged(model.view(s2))
             if swap.applies(fp1):
                 assert key(fp1, g1.key()) == key(fp2, g2.key())

@@ -20,7 +20,16 @@ from sgxsim.check.properties import PteView, VmaView
 from sgxsim.hw.consts import PAGE_SIZE, PageType
 from sgxsim.hw.epc import EPCM_VALID, Epc
 from sgxsim.hw.memory import EPC_BASE_PFN
-from sgxsim.hw.paging import PTE_NX, PTE_PFN_MASK, PTE_PFN_SHIFT, PTE_PRESENT, PTE_RW, PageTable
+from sgxsim.hw.paging import (
+    PTE_ACCESSED,
+    PTE_DIRTY,
+    PTE_NX,
+    PTE_PFN_MASK,
+    PTE_PFN_SHIFT,
+    PTE_PRESENT,
+    PTE_RW,
+    PageTable,
+)
 from sgxsim.kernel.mm import VM_EXEC, VM_READ, VM_WRITE
 
 _FLAG_BITS = ~PTE_PFN_MASK & ((1 << 64) - 1)
@@ -241,6 +250,19 @@ def pt_key_and_views(pt: PageTable, epc: Epc, base: int, spans: list[tuple[int, 
             by_spans.clear()
         views = by_spans[at] = _pte_views_of(pt, epc, spans, origin, proc)
     return ptk, views
+
+
+_NO_AD = ~(PTE_ACCESSED | PTE_DIRTY)
+_WITHOUT_AD: dict[tuple, tuple] = {}
+
+
+def without_ad(key: tuple) -> tuple:
+    """A :func:`pt_key` with the PTEs' accessed and dirty bits cleared (for
+    the states where nothing can read them: MachineModel._fingerprint)."""
+    got = _WITHOUT_AD.get(key)
+    if got is None:
+        got = _memo_put(_WITHOUT_AD, key, tuple([(vpn, bits & _NO_AD, target) for vpn, bits, target in key]))
+    return got
 
 
 def _pt_key(pt: PageTable, epc: Epc, base: int) -> tuple:

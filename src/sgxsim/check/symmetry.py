@@ -76,6 +76,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Any
 
+from sgxsim.check import observe
 from sgxsim.check import properties as props_mod
 from sgxsim.check.digests import digest
 from sgxsim.kernel.mm.flags import VM_SPECIAL
@@ -206,9 +207,12 @@ class Symmetry:
         self.pages, self.swap = pages, swap
 
     def key(self, fp: tuple, gkey: tuple) -> bytes:
+        swap = self.swap
+        if swap is not None and swap.applies(fp):
+            fp = swap.without_ad(fp)
         best = digest((fp, gkey))
         images: list[tuple] = []
-        pages, swap = self.pages, self.swap
+        pages = self.pages
         if pages is not None and pages.foldable(fp):
             images = [got for r in pages.renamings if (got := pages.rename(r, fp, gkey)) is not None]
         if swap is not None:
@@ -253,6 +257,21 @@ class ProcessSwap:
             ctx = self._ctx(bool(key[5]), self.sgx2, frozenset(key[8]), True)
             got = self._region[at] = self._alike_from(self.sc, ctx)
         return got
+
+    @staticmethod
+    def without_ad(fp: tuple) -> tuple:
+        """A forked state's fingerprint with the PTEs' accessed and dirty
+        bits left out of both page tables.  fork() makes the child's copies
+        old (and clean in a shared mapping: __copy_present_ptes()), so a
+        state would never meet its mirror; with one enclave (the swap's
+        scope) nothing reads those bits: the ``reclaim`` action writes a
+        page back without aging, ksgxd never runs, the EPC never runs short
+        and RAM is not reclaimed.  So states that differ in them alone have
+        the same futures, and are counted once where the swap applies
+        (elsewhere the reduction changes nothing).  Neither applies() nor
+        swap() reads the two bits."""
+        key, more, ((pt, vmas),) = fp
+        return (key[:2] + (observe.without_ad(key[2]),) + key[3:], more, ((observe.without_ad(pt), vmas),))
 
     @staticmethod
     def swap(fp: tuple) -> tuple:

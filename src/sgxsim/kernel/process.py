@@ -15,7 +15,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from sgxsim.hw.faults import GeneralProtection, PageFault
-from sgxsim.hw.paging import PTE_PRESENT, PTE_RW, PTE_SPECIAL, pte_pfn
+from sgxsim.hw.paging import PTE_ACCESSED, PTE_DIRTY, PTE_PRESENT, PTE_RW, PTE_SPECIAL, pte_pfn
 from sgxsim.kernel.errors import Signal, TaskBlocked, refuse
 from sgxsim.kernel.mm.flags import (
     FMODE_PATH,
@@ -616,8 +616,8 @@ class Process:
             if nv.vm_ops is not None and nv.vm_ops.open is not None:
                 nv.vm_ops.open(nv)
             # copy_page_range() after vm_ops->open (dup_mmap()); a VM_PFNMAP
-            # VMA's PTEs are copied too (vma_needs_copy()), as they are: no
-            # page behind them to reference (copy_present_ptes()).
+            # VMA's PTEs are copied too (vma_needs_copy()): no page behind
+            # them to reference (copy_present_ptes()).
             for vpn in src_pt.populated(v.vm_start >> PAGE_SHIFT, v.vm_end >> PAGE_SHIFT):
                 pte = src_pt.ptes[vpn]
                 if not v.vm_flags & VM_SHARED and pte & PTE_PRESENT:
@@ -625,6 +625,10 @@ class Process:
                     src_pt.ptes[vpn] = pte
                 if not pte & PTE_SPECIAL:
                     k.get_frame(pte_pfn(pte))
+                if pte & PTE_PRESENT:
+                    # __copy_present_ptes(): the child's copy is old, and
+                    # clean in a shared mapping (the parent keeps both bits).
+                    pte &= ~(PTE_ACCESSED | PTE_DIRTY) if v.vm_flags & VM_SHARED else ~PTE_ACCESSED
                 dst_pt.set(vpn, pte)
         return child
 

@@ -328,7 +328,9 @@ class SgxEnclOps:
         encl_mm = SgxEnclMm(encl, mm)
         self.sgx_encl_get(encl)
         self.mmu_notifier_register(encl_mm, mm)
-        encl.mm_list.append(encl_mm)
+        # list_add_rcu(): at the head, so sgx_reclaimer_age() and every other
+        # walk of the list meets the newest mm (a fork's child) first.
+        encl.mm_list.insert(0, encl_mm)
         encl.mm_list_version += 1
 
     def sgx_mmu_notifier_release(self, encl_mm: SgxEnclMm, mm: Any) -> None:
@@ -431,8 +433,8 @@ class SgxEnclOps:
 
     # -- ELDU ------------------------------------------------------------------
     def _sgx_encl_eldu(self, encl_page: SgxEnclPage, epc_page: Any, secs_page: Any) -> None:
-        """__sgx_encl_eldu(): ELDU from the backing store, then drop the
-        contents page, the PCMD entry and, once empty, the PCMD page."""
+        """__sgx_encl_eldu(): ELDU from the backing store, then put the
+        backing (sgx_encl_eldu_put_backing())."""
         va_offset = encl_page.desc & SGX_ENCL_PAGE_VA_OFFSET_MASK
         encl = encl_page.encl
         if secs_page is not None:
@@ -453,15 +455,16 @@ class SgxEnclOps:
             if encls_failed(ret):
                 self.warn(f"ELDU returned {ret} ({ret:#x})")
             err = refuse(errno.EFAULT, "sgx", "__sgx_encl_eldu", f"ELDU returned {ret:#x}")
-        phys = self.cpu.phys
-        pcmd_frame = phys.frame(b.pcmd_paddr >> PAGE_SHIFT)
-        pcmd_frame[b.pcmd_offset:b.pcmd_offset + PCMD_SIZE] = bytes(PCMD_SIZE)
-        pcmd_page_empty = not any(pcmd_frame)
-        self.sgx_encl_truncate_backing_page(encl, page_index)
-        if pcmd_page_empty and not self.reclaimer_writing_to_pcmd(encl, pcmd_first_page):
-            self.sgx_encl_truncate_backing_page(encl, b.pcmd_index)
+        self.sgx_encl_eldu_put_backing(encl, b, page_index, pcmd_first_page)
         if err is not None:
             raise err
+
+    def sgx_encl_eldu_put_backing(self, encl: SgxEncl, b: SgxBacking, page_index: int,
+                                  pcmd_first_page: int) -> None:
+        # __sgx_encl_eldu() in 5.11: sgx_encl_put_backing(&b, false) only: the
+        # contents and the PCMD entry stay in the shmem file, whatever ELDU
+        # returned (a later EWB of the page writes over them).
+        pass
 
     def sgx_encl_eldu(self, encl_page: SgxEnclPage, secs_page: Any) -> Any:
         """sgx_encl_eldu(): allocate (no reclaim) and load a swapped-out page."""
@@ -677,6 +680,20 @@ class SgxEnclOpsSgx2(SgxEnclOps):
     def sgx_encl_eaug_load_secs(self, vmf: Any, encl: SgxEncl) -> int | None:
         """The SECS before EAUG: 6.0 does nothing (linux-6.12 overrides)."""
         return None
+
+    def sgx_encl_eldu_put_backing(self, encl: SgxEncl, b: SgxBacking, page_index: int,
+                                  pcmd_first_page: int) -> None:
+        """__sgx_encl_eldu() after ELDU since 5.18 ("Free backing memory
+        after faulting the enclave page") and 5.19 (the PCMD fixes): clear
+        the PCMD entry, drop the contents page and, once no entry is left and
+        the reclaimer is not writing one (reclaimer_writing_to_pcmd()), the
+        PCMD page."""
+        pcmd_frame = self.cpu.phys.frame(b.pcmd_paddr >> PAGE_SHIFT)
+        pcmd_frame[b.pcmd_offset:b.pcmd_offset + PCMD_SIZE] = bytes(PCMD_SIZE)
+        pcmd_page_empty = not any(pcmd_frame)
+        self.sgx_encl_truncate_backing_page(encl, page_index)
+        if pcmd_page_empty and not self.reclaimer_writing_to_pcmd(encl, pcmd_first_page):
+            self.sgx_encl_truncate_backing_page(encl, b.pcmd_index)
 
     def sgx_encl_eaug_grow_failed(self, vmf: Any, e: OSError) -> int:
         """sgx_encl_grow() failed in the EAUG path: 6.0 gives SIGBUS for any

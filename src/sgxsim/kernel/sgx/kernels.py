@@ -58,7 +58,8 @@ class Linux60(Linux511):
     """Linux 6.0: SGX2 (EDMM) added to the same driver.
 
     Modified: sgx_ioctl_table, sgx_encl_may_map_range, sgx_vma_fault_eaug, sgx_init,
-    sgx_drv_register_provision (5.13 moved the provisioning node to sgx_init()).
+    sgx_drv_register_provision, sgx_encl_eldu_put_backing (5.13 moved the provisioning
+    node to sgx_init(); 5.18 and 5.19 free the backing after ELDU).
     """
 
     sgx_driver_class = SgxDriverSgx2
