@@ -184,6 +184,28 @@ def test_file_execute_denied_on_tmp(selinux):
     p.mmap(A, PG, PROT_READ | PROT_WRITE, MAP_SHARED | MAP_FIXED, fd)
 
 
+def test_the_lsm_sees_what_read_implies_exec_makes_of_prot_read(selinux):
+    # security_mmap_file() hands the modules mmap_prot(file, prot): PROT_READ
+    # from a READ_IMPLIES_EXEC task is PROT_READ|PROT_EXEC (do_mmap() adds it
+    # too), except from a noexec mount.  The model asked about PROT_READ and
+    # then made an r-x mapping SELinux never saw.
+    m, p = selinux
+    p.personality(READ_IMPLIES_EXEC)
+    e, why = errno_of(p.mmap, A, PG, PROT_READ, ANON)
+    assert e == errno.EACCES and "execmem" in why.detail
+    fd = p.open("/tmp/x", O_RDONLY)
+    e, why = errno_of(p.mmap, A, PG, PROT_READ, MAP_PRIVATE | MAP_FIXED, fd)
+    assert e == errno.EACCES and "file execute denied" in why.detail
+    m.vfs.mount("/mnt/noexec", noexec=True)
+    m.vfs.create_file("/mnt/noexec/d", bytes(PG), label="tmp_t")
+    fd = p.open("/mnt/noexec/d", O_RDONLY)
+    p.mmap(A, PG, PROT_READ, MAP_PRIVATE | MAP_FIXED, fd)  # noexec: PROT_READ as asked
+    assert [e.perms for e in p.maps() if e.start == A] == ["r--p"]
+    m.kernel.security.modules[0].allow("user_t", "execmem")
+    p.mmap(A + PG, PG, PROT_READ, ANON)
+    assert [e.perms for e in p.maps() if e.start == A + PG] == ["r-xp"]
+
+
 def test_private_writable_exec_file_mapping_needs_execmem(selinux):
     _, p = selinux
     fd = p.open("/home/user/lib.so", O_RDONLY)

@@ -11,7 +11,7 @@ import errno
 from typing import Any
 
 from sgxsim.kernel.errors import refuse
-from sgxsim.kernel.mm.flags import MMAP_MIN_ADDR
+from sgxsim.kernel.mm.flags import MMAP_MIN_ADDR, PROT_EXEC, PROT_READ, READ_IMPLIES_EXEC
 
 
 class LsmModule:
@@ -44,9 +44,23 @@ class Security:
 
     def security_mmap_file(self, task: Any, file: Any, reqprot: int, prot: int,
                            flags: int) -> None:
-        # security_mmap_file(): raises OSError to refuse
+        # security_mmap_file(): raises OSError to refuse.  The modules see
+        # what the mapping will get, mmap_prot(), beside the request.
+        prot = self.mmap_prot(task, file, prot)
         for m in self.modules:
             m.mmap_file(task, file, reqprot, prot, flags)
+
+    @staticmethod
+    def mmap_prot(task: Any, file: Any, prot: int) -> int:
+        # mmap_prot(): PROT_READ alone from a READ_IMPLIES_EXEC task implies
+        # PROT_EXEC (as do_mmap() will add it), except from a noexec mount.
+        if prot & (PROT_READ | PROT_EXEC) != PROT_READ:
+            return prot
+        if not task.persona & READ_IMPLIES_EXEC:
+            return prot
+        if file is None or not file.mount.noexec:
+            return prot | PROT_EXEC
+        return prot
 
     def security_mmap_addr(self, task: Any, addr: int) -> None:
         # security_mmap_addr() -> cap_mmap_addr() (the capability module,
