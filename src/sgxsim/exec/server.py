@@ -8,7 +8,9 @@ a time, each as a transaction on the program's memory
 
 * files: open/close/dup/stat of ``/dev/sgx_enclave`` and ``/dev/sgx_provision``
   are the model's (``Process.open/close/dup/stat``); the program holds a
-  placeholder fd (a memfd) per model file;
+  placeholder fd (a memfd) per model file; read/write/lseek (and their p-
+  and -v forms) and fcntl(F_GETFL/F_SETFL) of it are the model's too
+  (``Process.read`` ..., with the program's buffer pointers);
 * ioctl: ``Process.ioctl`` with the program's own pointer, so the driver reads
   SECS, SECINFO, source pages and SIGSTRUCT from the mirror of its memory;
 * mmap of a model file, munmap/mprotect/mremap touching an enclave range:
