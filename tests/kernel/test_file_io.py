@@ -5,7 +5,8 @@ write or llseek: vfs_read()/vfs_write() refuse with EBADF when the file lacks
 FMODE_READ/FMODE_WRITE and EINVAL otherwise (no FMODE_CAN_READ/WRITE), and
 do_dentry_open() leaves them without FMODE_LSEEK, so lseek is ESPIPE, the
 same in 6.1 and 6.12 (6.1 already had vfs_llseek()'s FMODE_LSEEK test and
-no_llseek as NULL).  The host has no SGX device; /dev/kvm's operations have
+no_llseek as NULL; 6.12 removed the name).  5.11 kept FMODE_LSEEK and fell
+back to no_llseek(): the same ESPIPE, decided elsewhere.  The host has no SGX device; /dev/kvm's operations have
 no read or write either (only an llseek), so its read/write/fcntl answers are
 compared where it opens.
 """
@@ -22,6 +23,9 @@ from sgxsim.kernel.errors import why_of
 from sgxsim.machine import Machine
 
 KERNELS = ["linux-5.11", "linux-6.0", "linux-6.12"]
+# Who says ESPIPE: since 6.0 vfs_llseek() itself (do_dentry_open() dropped
+# FMODE_LSEEK), in 5.11 the no_llseek() it falls back to.
+LSEEK_RULE = {"linux-5.11": "no_llseek", "linux-6.0": "vfs_llseek", "linux-6.12": "vfs_llseek"}
 PATHS = ["/dev/sgx_enclave", "/dev/sgx_provision"]
 O_ACCMODE = 3
 O_LARGEFILE = 0o100000  # the kernel's; glibc's os.O_LARGEFILE is 0 on x86-64
@@ -80,7 +84,7 @@ def test_sgx_files_have_no_read_write_or_llseek(kernel, path, acc):
     for whence in (os.SEEK_SET, os.SEEK_CUR, os.SEEK_END, os.SEEK_DATA, os.SEEK_HOLE):
         with pytest.raises(OSError) as e:
             p.lseek(fd, 0, whence)
-        assert e.value.errno == errno.ESPIPE and why_of(e.value).rule == "vfs_llseek"
+        assert e.value.errno == errno.ESPIPE and why_of(e.value).rule == LSEEK_RULE[kernel]
     with pytest.raises(OSError) as e:  # ksys_lseek(): whence above SEEK_MAX before vfs_llseek()
         p.lseek(fd, 0, 5)
     assert e.value.errno == errno.EINVAL and why_of(e.value).rule == "ksys_lseek"
@@ -247,3 +251,33 @@ def test_a_regular_file_read_sees_a_shared_mapping_and_a_write_reaches_it():
     with pytest.raises(OSError) as e:
         p.read(fd, 8, addr=1 << 60)
     assert e.value.errno == errno.EFAULT
+
+
+@pytest.mark.parametrize("kernel", KERNELS)
+def test_fmode_bits_by_release(kernel):
+    """do_dentry_open(): 6.0 on drops FMODE_LSEEK without ->llseek and sets
+    FMODE_CAN_ODIRECT from direct_IO; 5.11 did neither (its O_DIRECT checks
+    asked the mapping each time).  A regular file keeps FMODE_LSEEK in both."""
+    from sgxsim.kernel.mm.flags import (
+        FMODE_CAN_ODIRECT,
+        FMODE_CAN_READ,
+        FMODE_CAN_WRITE,
+        FMODE_LSEEK,
+        FMODE_PREAD,
+        FMODE_PWRITE,
+    )
+
+    m = Machine(kernel=kernel)
+    m.kernel.vfs.create_file("/t/f", b"x")
+    p = m.spawn()
+    sgx = p.file(p.open("/dev/sgx_enclave", os.O_RDWR)).f_mode
+    reg = p.file(p.open("/t/f", os.O_RDWR)).f_mode
+    new = kernel != "linux-5.11"
+    assert sgx & (FMODE_PREAD | FMODE_PWRITE) == FMODE_PREAD | FMODE_PWRITE
+    assert not sgx & (FMODE_CAN_READ | FMODE_CAN_WRITE | FMODE_CAN_ODIRECT)
+    assert bool(sgx & FMODE_LSEEK) == (not new)
+    assert reg & (FMODE_LSEEK | FMODE_CAN_READ | FMODE_CAN_WRITE) == \
+        FMODE_LSEEK | FMODE_CAN_READ | FMODE_CAN_WRITE
+    assert bool(reg & FMODE_CAN_ODIRECT) == new
+    fd = p.open("/t/f", os.O_RDWR | os.O_DIRECT)  # direct_IO: allowed either way
+    assert p.fcntl(fd, fcntl.F_SETFL, 0) == 0 and p.fcntl(fd, fcntl.F_SETFL, os.O_DIRECT) == 0

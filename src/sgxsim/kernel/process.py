@@ -592,14 +592,15 @@ class Process:
         """lseek(2) (unsigned int fd, off_t offset, unsigned int whence): the
         new position.  ksys_lseek(): the fd, then whence above SEEK_HOLE is
         EINVAL, then vfs_llseek(): the SGX files have no llseek, so
-        do_dentry_open() left them without FMODE_LSEEK: ESPIPE."""
+        ESPIPE (since 6.0 do_dentry_open() leaves them without FMODE_LSEEK;
+        5.11 fell back to no_llseek())."""
         fd, off, whence = _syscall_uint(fd, "fd"), _s64(offset), _syscall_uint(whence, "whence")
 
         def ksys_lseek() -> int:
             f = self._fdget(fd, "ksys_lseek")  # fdget_pos()
             if whence > SEEK_MAX:
                 raise refuse(errno.EINVAL, "vfs", "ksys_lseek", f"whence {whence} above SEEK_MAX")
-            return self.kernel.vfs.vfs_llseek(f, off, whence)
+            return self.kernel.vfs_llseek(f, off, whence)
 
         return self._call(ksys_lseek)
 

@@ -11,7 +11,6 @@ from sgxsim.kernel.errors import refuse
 from sgxsim.kernel.mm.flags import (
     _O_TMPFILE,
     FASYNC,
-    FMODE_CAN_ODIRECT,
     FMODE_CAN_READ,
     FMODE_CAN_WRITE,
     FMODE_LSEEK,
@@ -414,9 +413,9 @@ class Vfs:
     def vfs_open(self, ino: Inode, path: str, flags: int) -> File:
         """do_dentry_open(): f_mode from the access mode (OPEN_FMODE(): 3,
         which asked for reading and writing, gets neither), then f_op->open;
-        then what the file operations allow: FMODE_CAN_READ/WRITE only with a
-        read/write operation, FMODE_LSEEK only with llseek (the SGX files have
-        none of the three), FMODE_CAN_ODIRECT with the mapping's direct_IO."""
+        then what the file operations allow (the kernel's dentry_open_fmode():
+        the SGX files have no read, write or llseek) and O_DIRECT refused
+        without direct_IO."""
         f_mode = (flags + 1) & O_ACCMODE  # FMODE_READ is 1, FMODE_WRITE 2
         fops = ino.fops if ino.fops is not None else (
             self.reg_ops if ino.is_reg() else FileOperations())
@@ -425,16 +424,10 @@ class Vfs:
         f = File(ino, path, f_mode, flags, fops, self.mount_of(path))
         if fops.open is not None:
             fops.open(ino, f)
-        if f.f_mode & FMODE_READ and fops.read_iter is not None:
-            f.f_mode |= FMODE_CAN_READ
-        if f.f_mode & FMODE_WRITE and fops.write_iter is not None:
-            f.f_mode |= FMODE_CAN_WRITE
-        if f.f_mode & FMODE_LSEEK and fops.llseek is None:
-            f.f_mode &= ~FMODE_LSEEK
-        if fops.direct_io:
-            f.f_mode |= FMODE_CAN_ODIRECT
+        k = self.kernel
+        k.dentry_open_fmode(f)
         f.f_flags &= ~(O_CREAT | O_EXCL | O_NOCTTY | O_TRUNC)
-        if f.f_flags & O_DIRECT and not f.f_mode & FMODE_CAN_ODIRECT:
+        if f.f_flags & O_DIRECT and not k.file_can_odirect(f):
             # the file is open (->open ran): path_openat()'s fput() releases it
             self.kernel.fput(f)
             raise refuse(errno.EINVAL, "vfs", "do_dentry_open",
@@ -520,22 +513,12 @@ class Vfs:
         if vlen > UIO_MAXIOV:
             raise refuse(errno.EINVAL, "vfs", "import_iovec", f"{vlen} iovecs (UIO_MAXIOV {UIO_MAXIOV})")
 
-    @staticmethod
-    def vfs_llseek(file: File, offset: int, whence: int) -> int:
-        """vfs_llseek(): a file without FMODE_LSEEK (no llseek: the SGX files)
-        cannot seek."""
-        if not file.f_mode & FMODE_LSEEK:
-            raise refuse(errno.ESPIPE, "vfs", "vfs_llseek",
-                         f"{file.path}: not seekable (no llseek in its file operations)")
-        return file.f_op.llseek(file, offset, whence)
-
-    @staticmethod
-    def setfl(file: File, arg: int) -> int:
+    def setfl(self, file: File, arg: int) -> int:
         """setfl(): F_SETFL changes only SETFL_MASK's flags; O_DIRECT needs
         FMODE_CAN_ODIRECT.  The model has no append-only inodes and no owners
         (O_NOATIME is granted, as to the owner), and no file has ->fasync or
         ->check_flags, so FASYNC stays as it was."""
-        if arg & O_DIRECT and not file.f_mode & FMODE_CAN_ODIRECT:
+        if arg & O_DIRECT and not self.kernel.file_can_odirect(file):
             raise refuse(errno.EINVAL, "vfs", "setfl",
                          f"{file.path}: O_DIRECT on a file whose mapping has no direct_IO")
         if file.f_op.check_flags is not None:
