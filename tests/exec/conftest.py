@@ -13,9 +13,11 @@ HERE = Path(__file__).parent
 sys.path.insert(0, str(HERE))
 NATIVE = HERE / "native"
 PROGRAMS = ("badinput", "rawsyscall", "killme", "cpuid", "noexec", "segv", "sigmask",
-            "sigmore")
-# sigmask.c fortified: its siglongjmp() calls are glibc's __longjmp_chk().
-FLAGS = {"sigmask": ["-O2", "-D_FORTIFY_SOURCE=2"], "sigmore": ["-O2"]}
+            "sigmore", "devfile")
+# sigmask.c fortified: its siglongjmp() calls are glibc's __longjmp_chk(); devfile.c's
+# read() and pread() are __read_chk() and __pread_chk().
+FLAGS = {"sigmask": ["-O2", "-D_FORTIFY_SOURCE=2"], "sigmore": ["-O2"],
+         "devfile": ["-O2", "-D_FORTIFY_SOURCE=2"]}
 
 
 @pytest.fixture(scope="session")

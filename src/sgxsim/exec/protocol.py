@@ -6,11 +6,14 @@ import struct
 from dataclasses import dataclass, field
 
 HELLO, OPEN, CLOSE, DUP, IOCTL, MMAP, MUNMAP, MPROTECT, MREMAP, ENCLU, CPUID, FORK, \
-    FORK_FAILED, STAT, UNSUPPORTED = range(1, 16)
+    FORK_FAILED, STAT, UNSUPPORTED, READ, WRITE, PREAD, PWRITE, READV, WRITEV, PREADV, PWRITEV, \
+    LSEEK, FCNTL = range(1, 26)
 OP_NAMES = {HELLO: "hello", OPEN: "open", CLOSE: "close", DUP: "dup", IOCTL: "ioctl", MMAP: "mmap",
             MUNMAP: "munmap", MPROTECT: "mprotect", MREMAP: "mremap", ENCLU: "enclu",
             CPUID: "cpuid", FORK: "fork", FORK_FAILED: "fork_failed", STAT: "stat",
-            UNSUPPORTED: "unsupported"}
+            UNSUPPORTED: "unsupported", READ: "read", WRITE: "write", PREAD: "pread",
+            PWRITE: "pwrite", READV: "readv", WRITEV: "writev", PREADV: "preadv",
+            PWRITEV: "pwritev", LSEEK: "lseek", FCNTL: "fcntl"}
 
 # Register order (enum sgxsim_reg): the GPRs in encoding order, RIP, RFLAGS.
 REGS = ("rax", "rcx", "rdx", "rbx", "rsp", "rbp", "rsi", "rdi",

@@ -8,7 +8,9 @@ a time, each as a transaction on the program's memory
 
 * files: open/close/dup/stat of ``/dev/sgx_enclave`` and ``/dev/sgx_provision``
   are the model's (``Process.open/close/dup/stat``); the program holds a
-  placeholder fd (a memfd) per model file;
+  placeholder fd (a memfd) per model file; read/write/lseek (and their p-
+  and -v forms) and fcntl(F_GETFL/F_SETFL) of it are the model's too
+  (``Process.read`` ..., with the program's buffer pointers);
 * ioctl: ``Process.ioctl`` with the program's own pointer, so the driver reads
   SECS, SECINFO, source pages and SIGSTRUCT from the mirror of its memory;
 * mmap of a model file, munmap/mprotect/mremap touching an enclave range:
@@ -55,6 +57,7 @@ from sgxsim.user.vdso import deliver_fault, vdso_fixup_applies
 
 IOCTL_NAMES = {v: k for k, v in vars(uapi).items() if k.startswith("SGX_IOC_") and isinstance(v, int)}
 U32 = 0xFFFFFFFF
+U64 = (1 << 64) - 1
 ENCLU_BYTES = b"\x0f\x01\xd7"
 
 
@@ -233,6 +236,58 @@ class ExecServer:
         return self._syscall(c, f"ioctl({fd}, {name}, {arg:#x})",
                              lambda: c.proc.ioctl(self._model_fd(c, fd), cmd, arg))
 
+    # read/write/lseek/fcntl of a model file: the model's vfs answers, with
+    # the program's own buffer and iovec pointers (as for an ioctl).
+    def h_read(self, c: Conn, req: P.Request) -> P.Reply:
+        fd, buf, n = req.a[0], req.a[1] & U64, req.a[2] & U64
+        return self._syscall(c, f"read({fd}, {buf:#x}, {n:#x})",
+                             lambda: c.proc.read(self._model_fd(c, fd), n, addr=buf))
+
+    def h_write(self, c: Conn, req: P.Request) -> P.Reply:
+        fd, buf, n = req.a[0], req.a[1] & U64, req.a[2] & U64
+        return self._syscall(c, f"write({fd}, {buf:#x}, {n:#x})",
+                             lambda: c.proc.write(self._model_fd(c, fd), buf, n))
+
+    def h_pread(self, c: Conn, req: P.Request) -> P.Reply:
+        fd, buf, n, pos = req.a[0], req.a[1] & U64, req.a[2] & U64, req.a[3]
+        return self._syscall(c, f"pread({fd}, {buf:#x}, {n:#x}, {pos})",
+                             lambda: c.proc.pread(self._model_fd(c, fd), n, pos, addr=buf))
+
+    def h_pwrite(self, c: Conn, req: P.Request) -> P.Reply:
+        fd, buf, n, pos = req.a[0], req.a[1] & U64, req.a[2] & U64, req.a[3]
+        return self._syscall(c, f"pwrite({fd}, {buf:#x}, {n:#x}, {pos})",
+                             lambda: c.proc.pwrite(self._model_fd(c, fd), buf, pos, n=n))
+
+    def h_readv(self, c: Conn, req: P.Request) -> P.Reply:
+        fd, iov, vlen = req.a[0], req.a[1] & U64, req.a[2] & U64
+        return self._syscall(c, f"readv({fd}, {iov:#x}, {vlen})",
+                             lambda: c.proc.readv(self._model_fd(c, fd), iov, vlen=vlen))
+
+    def h_writev(self, c: Conn, req: P.Request) -> P.Reply:
+        fd, iov, vlen = req.a[0], req.a[1] & U64, req.a[2] & U64
+        return self._syscall(c, f"writev({fd}, {iov:#x}, {vlen})",
+                             lambda: c.proc.writev(self._model_fd(c, fd), iov, vlen=vlen))
+
+    def h_preadv(self, c: Conn, req: P.Request) -> P.Reply:
+        fd, iov, vlen, pos = req.a[0], req.a[1] & U64, req.a[2] & U64, req.a[3]
+        return self._syscall(c, f"preadv({fd}, {iov:#x}, {vlen}, {pos})",
+                             lambda: c.proc.preadv(self._model_fd(c, fd), iov, pos, vlen=vlen))
+
+    def h_pwritev(self, c: Conn, req: P.Request) -> P.Reply:
+        fd, iov, vlen, pos = req.a[0], req.a[1] & U64, req.a[2] & U64, req.a[3]
+        return self._syscall(c, f"pwritev({fd}, {iov:#x}, {vlen}, {pos})",
+                             lambda: c.proc.pwritev(self._model_fd(c, fd), iov, pos, vlen=vlen))
+
+    def h_lseek(self, c: Conn, req: P.Request) -> P.Reply:
+        fd, off, whence = req.a[0], req.a[1], req.a[2] & U32
+        return self._syscall(c, f"lseek({fd}, {off}, {whence})",
+                             lambda: c.proc.lseek(self._model_fd(c, fd), off, whence))
+
+    def h_fcntl(self, c: Conn, req: P.Request) -> P.Reply:
+        fd, cmd, arg = req.a[0], req.a[1] & U32, req.a[2] & U64
+        return self._syscall(c, f"fcntl({fd}, {cmd}, {arg:#x})",
+                             lambda: c.proc.fcntl(self._model_fd(c, fd), cmd, arg))
+
     def h_mmap(self, c: Conn, req: P.Request) -> P.Reply:
         addr, length, prot, flags, fd, off = req.a
         return self._syscall(
@@ -372,7 +427,10 @@ class ExecServer:
     _HANDLERS = {P.HELLO: h_hello, P.OPEN: h_open, P.CLOSE: h_close, P.DUP: h_dup,
                  P.IOCTL: h_ioctl, P.MMAP: h_mmap, P.MUNMAP: h_munmap, P.MPROTECT: h_mprotect,
                  P.MREMAP: h_mremap, P.ENCLU: h_enclu, P.CPUID: h_cpuid, P.FORK: h_fork,
-                 P.FORK_FAILED: h_fork_failed, P.STAT: h_stat, P.UNSUPPORTED: h_unsupported}
+                 P.FORK_FAILED: h_fork_failed, P.STAT: h_stat, P.UNSUPPORTED: h_unsupported,
+                 P.READ: h_read, P.WRITE: h_write, P.PREAD: h_pread, P.PWRITE: h_pwrite,
+                 P.READV: h_readv, P.WRITEV: h_writev, P.PREADV: h_preadv, P.PWRITEV: h_pwritev,
+                 P.LSEEK: h_lseek, P.FCNTL: h_fcntl}
 
     # -- processes --------------------------------------------------------------------------------
     def _gone(self, c: Conn) -> None:

@@ -16,7 +16,15 @@ from sgxsim.kernel.mm import (
     MremapMixin,
     ShmemVmOps,
 )
-from sgxsim.kernel.mm.flags import FMODE_PATH
+from sgxsim.kernel.mm.flags import (
+    FMODE_CAN_ODIRECT,
+    FMODE_CAN_READ,
+    FMODE_CAN_WRITE,
+    FMODE_LSEEK,
+    FMODE_PATH,
+    FMODE_READ,
+    FMODE_WRITE,
+)
 from sgxsim.kernel.mm.mseal import MsealMixin
 from sgxsim.kernel.registry import register
 from sgxsim.kernel.security import Security, make_policy
@@ -102,6 +110,34 @@ class Linux(MmapMixin, MprotectMixin, MremapMixin, FaultMixin, MsealMixin, SysMi
             raise refuse(errno.EBUSY, "kernel", "misc_register", "no free misc minor")
         taken.add(minor)
         return minor
+
+    # -- files: what the file operations allow (fs/open.c, fs/read_write.c) ------------------
+    def dentry_open_fmode(self, file: Any) -> None:
+        """do_dentry_open() after ->open: FMODE_CAN_READ/WRITE only with a
+        read/write operation, FMODE_LSEEK dropped without ->llseek (since
+        6.0: the SGX files have none), FMODE_CAN_ODIRECT with the mapping's
+        direct_IO (since 5.19)."""
+        fops = file.f_op
+        if file.f_mode & FMODE_READ and fops.read_iter is not None:
+            file.f_mode |= FMODE_CAN_READ
+        if file.f_mode & FMODE_WRITE and fops.write_iter is not None:
+            file.f_mode |= FMODE_CAN_WRITE
+        if file.f_mode & FMODE_LSEEK and fops.llseek is None:
+            file.f_mode &= ~FMODE_LSEEK
+        if fops.direct_io:
+            file.f_mode |= FMODE_CAN_ODIRECT
+
+    def file_can_odirect(self, file: Any) -> bool:
+        """Whether O_DIRECT is allowed (do_dentry_open(), setfl()): FMODE_CAN_ODIRECT."""
+        return bool(file.f_mode & FMODE_CAN_ODIRECT)
+
+    def vfs_llseek(self, file: Any, offset: int, whence: int) -> int:
+        """vfs_llseek(): a file without FMODE_LSEEK (do_dentry_open() drops
+        it without ->llseek: the SGX files) cannot seek."""
+        if not file.f_mode & FMODE_LSEEK:
+            raise refuse(errno.ESPIPE, "vfs", "vfs_llseek",
+                         f"{file.path}: not seekable (no llseek in its file operations)")
+        return file.f_op.llseek(file, offset, whence)
 
     def signal_pending(self, task: Any) -> bool:
         return bool(task.pending_signals)

@@ -19,8 +19,11 @@ from sgxsim.hw.paging import PTE_ACCESSED, PTE_DIRTY, PTE_PRESENT, PTE_RW, PTE_S
 from sgxsim.kernel.errors import Signal, TaskBlocked, refuse
 from sgxsim.kernel.mm.flags import (
     FMODE_PATH,
+    FMODE_PREAD,
+    FMODE_PWRITE,
     MAP_ANONYMOUS,
     MAP_HUGETLB,
+    O_LARGEFILE,
     PAGE_MASK,
     PAGE_SHIFT,
     PAGE_SIZE,
@@ -36,10 +39,12 @@ from sgxsim.kernel.mm.flags import (
 )
 from sgxsim.kernel.mm.vma import MmStruct, Vma
 from sgxsim.kernel.sys import mmf_init_flags
+from sgxsim.kernel.vfs import SEEK_MAX
 from sgxsim.trace import Decision
 
 U64 = (1 << 64) - 1
 U32 = (1 << 32) - 1
+F_GETFL, F_SETFL = 3, 4
 _NSIG = 64  # signals 1.._NSIG are valid (valid_signal())
 # The default actions (kernel/signal.c: sig_kernel_ignore(), sig_kernel_stop());
 # every other signal's default terminates the process (with a core for some).
@@ -70,6 +75,11 @@ def _syscall_uint(value: Any, name: str, bits: int = 32) -> int:
         except TypeError:
             raise TypeError(f"argument {name!r} must be an int, not {type(value).__name__}") from None
     return value & ((1 << bits) - 1)
+
+
+def _s64(v: int) -> int:
+    v &= U64
+    return v - (1 << 64) if v >> 63 else v
 
 
 def _path_arg(path: Any) -> str:
@@ -294,7 +304,9 @@ class Process:
 
         def sys_open() -> int:
             vfs = self.kernel.vfs
-            op = vfs.build_open_flags(*vfs.build_open_how(flags, mode))
+            # open()/openat(): force_o_largefile() on x86-64, before
+            # build_open_how() (which drops it again for O_PATH)
+            op = vfs.build_open_flags(*vfs.build_open_how(flags | O_LARGEFILE, mode))
             fname = vfs.getname(name)
             fd = self._unused_fd()  # get_unused_fd_flags()
             self.files[fd] = vfs.do_filp_open(fname, op)
@@ -348,6 +360,275 @@ class Process:
             return fd
 
         return self._call(sys_dup)
+
+    # -- read, write, lseek, fcntl ---------------------------------------------------------
+    def _fdget(self, fd: int, rule: str) -> Any:
+        """fdget()/fdget_pos(): the open file behind ``fd``, not an O_PATH one."""
+        f = self.files.get(fd)
+        if f is None or f.f_mode & FMODE_PATH:
+            raise refuse(errno.EBADF, "vfs", rule, f"fd {fd} not open" if f is None
+                         else f"fd {fd} is an O_PATH file")
+        return f
+
+    def _read_to(self, data: bytes, addr: int | None) -> bytes | int:
+        # the bytes themselves for a caller's buffer (os.read), else copy_to_user()
+        if addr is None:
+            return data
+        self.kernel.copy_to_user(self, addr, data)
+        return len(data)
+
+    def _user_src(self, data: Any, n: int | None) -> tuple[Any, int]:
+        """write()'s source: a bytes-like object, or (with ``n``) a user
+        address that copy_from_user() reads when the write gets that far."""
+        if isinstance(data, int):
+            if n is None:
+                raise TypeError("a user address needs a count n")
+            addr = data & U64
+            k = self.kernel
+
+            def copy(count: int) -> bytes:
+                return k.copy_from_user(self, addr, count)
+            copy.addr = addr  # type: ignore[attr-defined]
+            return copy, _syscall_uint(n, "n", 64)
+        try:
+            view = memoryview(data).cast("B")
+        except TypeError:
+            raise TypeError(f"a bytes-like object is required, not {type(data).__name__}") from None
+        return view, len(view) if n is None else min(len(view), _syscall_uint(n, "n", 64))
+
+    def read(self, fd: int, n: int, addr: int | None = None) -> bytes | int:
+        """read(2) (unsigned int fd, size_t count): returns the bytes read,
+        as ``os.read`` does, or with ``addr`` (a user address) copies them
+        there and returns the count.  The SGX files have no read operation:
+        EBADF if not opened for reading, else EINVAL."""
+        fd, count = _syscall_uint(fd, "fd"), _syscall_uint(n, "n", 64)
+        addr = None if addr is None else _syscall_uint(addr, "addr", 64)
+
+        def ksys_read() -> bytes | int:
+            f = self._fdget(fd, "ksys_read")  # fdget_pos()
+            data = self.kernel.vfs.vfs_read(f, count, f.f_pos, addr)
+            out = self._read_to(data, addr)
+            f.f_pos += len(data)
+            return out
+
+        return self._call(ksys_read)
+
+    def write(self, fd: int, data: Any, n: int | None = None) -> int:
+        """write(2) (unsigned int fd, size_t count) of a bytes-like object
+        (``os.write``), or of ``n`` bytes at the user address ``data``.  The
+        SGX files have no write operation: EBADF if not opened for writing,
+        else EINVAL."""
+        fd = _syscall_uint(fd, "fd")
+        src, count = self._user_src(data, n)
+
+        def ksys_write() -> int:
+            f = self._fdget(fd, "ksys_write")  # fdget_pos()
+            done, f.f_pos = self.kernel.vfs.vfs_write(f, count, f.f_pos, src)
+            return done
+
+        return self._call(ksys_write)
+
+    def pread(self, fd: int, n: int, offset: int, addr: int | None = None) -> bytes | int:
+        """pread64(2) (loff_t pos): as :meth:`read` at ``offset``, the file
+        position untouched.  A negative offset is EINVAL before the fd is
+        looked at; a file without FMODE_PREAD is ESPIPE (the SGX files have
+        it: theirs is vfs_read()'s refusal)."""
+        fd, count, pos = _syscall_uint(fd, "fd"), _syscall_uint(n, "n", 64), _s64(offset)
+        addr = None if addr is None else _syscall_uint(addr, "addr", 64)
+
+        def ksys_pread64() -> bytes | int:
+            if pos < 0:
+                raise refuse(errno.EINVAL, "vfs", "ksys_pread64", f"negative position {pos}")
+            f = self._fdget(fd, "ksys_pread64")
+            if not f.f_mode & FMODE_PREAD:
+                raise refuse(errno.ESPIPE, "vfs", "ksys_pread64", f"{f.path}: no FMODE_PREAD")
+            return self._read_to(self.kernel.vfs.vfs_read(f, count, pos, addr), addr)
+
+        return self._call(ksys_pread64)
+
+    def pwrite(self, fd: int, data: Any, offset: int, n: int | None = None) -> int:
+        """pwrite64(2): as :meth:`write` at ``offset``, in ksys_pwrite64()'s order."""
+        fd, pos = _syscall_uint(fd, "fd"), _s64(offset)
+        src, count = self._user_src(data, n)
+
+        def ksys_pwrite64() -> int:
+            if pos < 0:
+                raise refuse(errno.EINVAL, "vfs", "ksys_pwrite64", f"negative position {pos}")
+            f = self._fdget(fd, "ksys_pwrite64")
+            if not f.f_mode & FMODE_PWRITE:
+                raise refuse(errno.ESPIPE, "vfs", "ksys_pwrite64", f"{f.path}: no FMODE_PWRITE")
+            return self.kernel.vfs.vfs_write(f, count, pos, src)[0]
+
+        return self._call(ksys_pwrite64)
+
+    def _iovecs(self, iov: Any, vlen: int | None, write: bool) -> Any:
+        """The vector: writable buffers (``os.readv``) or bytes-like ones
+        (``os.writev``), or a user address of ``vlen`` struct iovec, read by
+        import_iovec() when the call gets that far."""
+        if isinstance(iov, int):
+            if vlen is None:
+                raise TypeError("a user address of iovecs needs vlen")
+            return (iov & U64, _syscall_uint(vlen, "vlen", 64))
+        views = []
+        for b in iov:
+            try:
+                v = memoryview(b).cast("B")
+            except TypeError:
+                raise TypeError(f"a bytes-like object is required, not {type(b).__name__}") from None
+            if not write and v.readonly:
+                raise TypeError("readv() needs writable buffers")
+            views.append(v)
+        return views
+
+    def _import_iovec(self, iov: Any) -> list[tuple[Any, int]]:
+        """import_iovec(): (buffer or user address, length) per segment."""
+        if not isinstance(iov, tuple):
+            return [(v, len(v)) for v in iov]
+        addr, vlen = iov
+        raw = self.kernel.copy_from_user(self, addr, 16 * vlen) if vlen else b""
+        segs, total = [], 0
+        for i in range(vlen):
+            base, length = int.from_bytes(raw[16 * i:16 * i + 8], "little"), \
+                int.from_bytes(raw[16 * i + 8:16 * i + 16], "little")
+            if length >> 63:  # iovec_from_user(): a negative ssize_t
+                raise refuse(errno.EINVAL, "vfs", "iovec_from_user", f"iovec {i}: length {length:#x}")
+            if not self.kernel.vfs.access_ok(base, length):
+                raise refuse(errno.EFAULT, "vfs", "import_iovec", f"iovec {i}: {base:#x}+{length:#x}")
+            length = min(length, 0x7FFFF000 - total)  # MAX_RW_COUNT over the vector
+            total += length
+            segs.append((base, length))
+        return segs
+
+    def _vfs_readv(self, f: Any, iov: Any, pos: int) -> int:
+        vfs = self.kernel.vfs
+        vlen = iov[1] if isinstance(iov, tuple) else len(iov)
+        vfs.vfs_iov_check(f, False, vlen)
+        segs = self._import_iovec(iov)
+        total = sum(n for _, n in segs)
+        if not total:
+            return 0
+        vfs.rw_verify_area(f, pos, total, "vfs_readv")
+        data = f.f_op.read_iter(f, pos, total)
+        done = 0
+        for dst, n in segs:
+            part = data[done:done + n]
+            if isinstance(dst, int):
+                self.kernel.copy_to_user(self, dst, part)
+            else:
+                dst[:len(part)] = part
+            done += len(part)
+            if done >= len(data):
+                break
+        return len(data)
+
+    def _vfs_writev(self, f: Any, iov: Any, pos: int) -> tuple[int, int]:
+        vfs = self.kernel.vfs
+        vlen = iov[1] if isinstance(iov, tuple) else len(iov)
+        vfs.vfs_iov_check(f, True, vlen)
+        segs = self._import_iovec(iov)
+        total = sum(n for _, n in segs)
+        if not total:
+            return 0, pos
+        vfs.rw_verify_area(f, pos, total, "vfs_writev")
+        data = b"".join(self.kernel.copy_from_user(self, s, n) if isinstance(s, int) else bytes(s[:n])
+                        for s, n in segs)
+        return vfs.write_at(f, pos, data)
+
+    def readv(self, fd: int, iov: Any, vlen: int | None = None) -> int:
+        """readv(2): fills the writable buffers ``iov`` in order (``os.readv``)
+        or the ``vlen`` struct iovec at user address ``iov``; returns the count."""
+        fd, v = _syscall_uint(fd, "fd"), self._iovecs(iov, vlen, False)
+
+        def do_readv() -> int:
+            f = self._fdget(fd, "do_readv")  # fdget_pos()
+            done = self._vfs_readv(f, v, f.f_pos)
+            f.f_pos += done
+            return done
+
+        return self._call(do_readv)
+
+    def writev(self, fd: int, iov: Any, vlen: int | None = None) -> int:
+        """writev(2): the buffers ``iov`` in order (``os.writev``), or the
+        ``vlen`` struct iovec at user address ``iov``; returns the count."""
+        fd, v = _syscall_uint(fd, "fd"), self._iovecs(iov, vlen, True)
+
+        def do_writev() -> int:
+            f = self._fdget(fd, "do_writev")  # fdget_pos()
+            done, f.f_pos = self._vfs_writev(f, v, f.f_pos)
+            return done
+
+        return self._call(do_writev)
+
+    def preadv(self, fd: int, iov: Any, offset: int, vlen: int | None = None) -> int:
+        """preadv(2): :meth:`readv` at ``offset`` (do_preadv(): a negative
+        offset is EINVAL first, no FMODE_PREAD ESPIPE)."""
+        fd, v, pos = _syscall_uint(fd, "fd"), self._iovecs(iov, vlen, False), _s64(offset)
+
+        def do_preadv() -> int:
+            if pos < 0:
+                raise refuse(errno.EINVAL, "vfs", "do_preadv", f"negative position {pos}")
+            f = self._fdget(fd, "do_preadv")
+            if not f.f_mode & FMODE_PREAD:
+                raise refuse(errno.ESPIPE, "vfs", "do_preadv", f"{f.path}: no FMODE_PREAD")
+            return self._vfs_readv(f, v, pos)
+
+        return self._call(do_preadv)
+
+    def pwritev(self, fd: int, iov: Any, offset: int, vlen: int | None = None) -> int:
+        """pwritev(2): :meth:`writev` at ``offset``, in do_pwritev()'s order."""
+        fd, v, pos = _syscall_uint(fd, "fd"), self._iovecs(iov, vlen, True), _s64(offset)
+
+        def do_pwritev() -> int:
+            if pos < 0:
+                raise refuse(errno.EINVAL, "vfs", "do_pwritev", f"negative position {pos}")
+            f = self._fdget(fd, "do_pwritev")
+            if not f.f_mode & FMODE_PWRITE:
+                raise refuse(errno.ESPIPE, "vfs", "do_pwritev", f"{f.path}: no FMODE_PWRITE")
+            return self._vfs_writev(f, v, pos)[0]
+
+        return self._call(do_pwritev)
+
+    def lseek(self, fd: int, offset: int, whence: int) -> int:
+        """lseek(2) (unsigned int fd, off_t offset, unsigned int whence): the
+        new position.  ksys_lseek(): the fd, then whence above SEEK_HOLE is
+        EINVAL, then vfs_llseek(): the SGX files have no llseek, so
+        ESPIPE (since 6.0 do_dentry_open() leaves them without FMODE_LSEEK;
+        5.11 fell back to no_llseek())."""
+        fd, off, whence = _syscall_uint(fd, "fd"), _s64(offset), _syscall_uint(whence, "whence")
+
+        def ksys_lseek() -> int:
+            f = self._fdget(fd, "ksys_lseek")  # fdget_pos()
+            if whence > SEEK_MAX:
+                raise refuse(errno.EINVAL, "vfs", "ksys_lseek", f"whence {whence} above SEEK_MAX")
+            return self.kernel.vfs_llseek(f, off, whence)
+
+        return self._call(ksys_lseek)
+
+    def fcntl(self, fd: int, cmd: int, arg: int = 0) -> int:
+        """fcntl(2) (unsigned int fd, unsigned int cmd, unsigned long arg),
+        the commands the model has: F_GETFL (the open's access mode and
+        status flags as the file holds them: O_LARGEFILE added by open() on
+        x86-64, O_CREAT/O_EXCL/O_NOCTTY/O_TRUNC and O_CLOEXEC dropped) and
+        F_SETFL (only O_APPEND, O_NONBLOCK, O_DIRECT, O_NOATIME change:
+        setfl()).  Other commands are a ValueError (not modelled)."""
+        fd, cmd = _syscall_uint(fd, "fd"), _syscall_uint(cmd, "cmd")
+        argi = _s32(_syscall_uint(arg, "arg", 64))  # do_fcntl(): int argi = (int)arg
+        if cmd not in (F_GETFL, F_SETFL):
+            raise ValueError(f"fcntl command {cmd} is not modelled (F_GETFL and F_SETFL are)")
+
+        def sys_fcntl() -> int:
+            f = self.files.get(fd)  # fdget_raw(): O_PATH files too
+            if f is None:
+                raise refuse(errno.EBADF, "vfs", "fcntl", f"fd {fd} not open")
+            if f.f_mode & FMODE_PATH and cmd != F_GETFL:  # check_fcntl_cmd()
+                raise refuse(errno.EBADF, "vfs", "check_fcntl_cmd",
+                             f"fd {fd} is an O_PATH file: command {cmd} not allowed")
+            # do_fcntl()
+            if cmd == F_GETFL:
+                return f.f_flags
+            return self.kernel.vfs.setfl(f, argi & U32)
+
+        return self._call(sys_fcntl)
 
     def stat(self, path: str | None = None, fd: int | None = None) -> Stat:
         """stat(2) of ``path``, or fstat(2) of ``fd`` (unsigned int)."""

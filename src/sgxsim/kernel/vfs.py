@@ -10,17 +10,29 @@ from typing import Any
 from sgxsim.kernel.errors import refuse
 from sgxsim.kernel.mm.flags import (
     _O_TMPFILE,
+    FASYNC,
+    FMODE_CAN_READ,
+    FMODE_CAN_WRITE,
+    FMODE_LSEEK,
     FMODE_PATH,
+    FMODE_PREAD,
+    FMODE_PWRITE,
+    FMODE_READ,
+    FMODE_WRITE,
     O_ACCMODE,
     O_APPEND,
     O_CLOEXEC,
     O_CREAT,
+    O_DIRECT,
     O_DIRECTORY,
     O_EXCL,
+    O_NOCTTY,
     O_NOFOLLOW,
     O_PATH,
     O_TRUNC,
+    PAGE_SHIFT,
     PAGE_SIZE,
+    SETFL_MASK,
     VALID_OPEN_FLAGS,
 )
 from sgxsim.kernel.mm.vma import FileOperations
@@ -33,6 +45,12 @@ MAY_EXEC, MAY_WRITE, MAY_READ, MAY_APPEND = 0x1, 0x2, 0x4, 0x8
 ACC_MODE = (MAY_READ, MAY_WRITE, MAY_READ | MAY_WRITE, MAY_READ | MAY_WRITE)
 O_PATH_FLAGS = O_DIRECTORY | O_NOFOLLOW | O_PATH | O_CLOEXEC
 PATH_MAX, NAME_MAX = 4096, 255
+SEEK_SET, SEEK_CUR, SEEK_END, SEEK_DATA, SEEK_HOLE = range(5)
+SEEK_MAX = SEEK_HOLE
+MAX_LFS_FILESIZE = (1 << 63) - 1  # the model's regular files: tmpfs's s_maxbytes
+# include/linux/fs.h: MAX_RW_COUNT, the most one read or write moves
+MAX_RW_COUNT = 0x7FFFFFFF & ~(PAGE_SIZE - 1)
+UIO_MAXIOV = 1024
 
 
 class Inode:
@@ -72,7 +90,11 @@ class Inode:
 
 
 class RegularFileOps(FileOperations):
-    """generic_file_* for regular files: mmap installs the page-cache vm_ops."""
+    """generic_file_* for regular files: mmap installs the page-cache vm_ops;
+    read and write go through the same page cache (a page already cached,
+    mapped shared perhaps, is the file's current contents)."""
+
+    direct_io = True  # ext4's and (since 6.6) tmpfs's regular files take O_DIRECT
 
     def __init__(self, kernel: Any):
         self.kernel = kernel
@@ -81,12 +103,75 @@ class RegularFileOps(FileOperations):
         # generic_file_mmap(): vma->vm_ops = &generic_file_vm_ops
         vma.vm_ops = self.kernel.file_vm_ops
 
+    def read_iter(self, file: File, pos: int, count: int) -> bytes:
+        """filemap_read(): up to ``count`` bytes from ``pos``, none at or past EOF."""
+        ino = file.inode
+        end = min(pos + count, ino.size)
+        out = bytearray()
+        frames = self.kernel.cpu.phys.frames
+        while pos < end:
+            idx, off = pos >> PAGE_SHIFT, pos & (PAGE_SIZE - 1)
+            take = min(end - pos, PAGE_SIZE - off)
+            pfn = ino.pages.get(idx)
+            if pfn is not None:
+                out += frames[pfn][off:off + take]
+            else:
+                out += bytes(ino.data[pos:pos + take]).ljust(take, b"\0")
+            pos += take
+        return bytes(out)
+
+    def write_iter(self, file: File, pos: int, data: bytes) -> int:
+        """generic_perform_write(): into the cached page if there is one, else
+        into the file's bytes; i_size grows to the end of the write."""
+        ino = file.inode
+        frames = self.kernel.cpu.phys.frames
+        end, done = pos + len(data), 0
+        while pos < end:
+            idx, off = pos >> PAGE_SHIFT, pos & (PAGE_SIZE - 1)
+            take = min(end - pos, PAGE_SIZE - off)
+            pfn = ino.pages.get(idx)
+            if pfn is not None:
+                frames[pfn][off:off + take] = data[done:done + take]
+            else:
+                if len(ino.data) < pos:
+                    ino.data.extend(bytes(pos - len(ino.data)))
+                ino.data[pos:pos + take] = data[done:done + take]
+            pos += take
+            done += take
+        if end > ino.size:
+            ino.i_size = end
+        return done
+
+    def llseek(self, file: File, offset: int, whence: int) -> int:
+        """generic_file_llseek(): SEEK_DATA/SEEK_HOLE see one extent up to EOF."""
+        eof = file.inode.size
+        if whence == SEEK_END:
+            offset += eof
+        elif whence == SEEK_CUR:
+            if offset == 0:
+                return file.f_pos
+            offset += file.f_pos
+        elif whence == SEEK_DATA:
+            if offset < 0 or offset >= eof:  # compared unsigned
+                raise refuse(errno.ENXIO, "vfs", "generic_file_llseek_size",
+                             f"SEEK_DATA from {offset}: no data at or after it (size {eof})")
+        elif whence == SEEK_HOLE:
+            if offset < 0 or offset >= eof:
+                raise refuse(errno.ENXIO, "vfs", "generic_file_llseek_size",
+                              f"SEEK_HOLE from {offset}: at or past the end (size {eof})")
+            offset = eof
+        # vfs_setpos()
+        if offset < 0 or offset > MAX_LFS_FILESIZE:
+            raise refuse(errno.EINVAL, "vfs", "vfs_setpos", f"offset {offset} out of range")
+        file.f_pos = offset
+        return offset
+
 
 class File:
     """struct file."""
 
     __slots__ = ("inode", "path", "f_mode", "f_flags", "f_op", "private_data", "refcount",
-                 "mount")
+                 "mount", "f_pos")
 
     def __init__(self, inode: Inode, path: str, f_mode: int, f_flags: int, f_op: Any,
                  mount: Mount):
@@ -98,6 +183,7 @@ class File:
         self.private_data: Any = None
         self.refcount = 1
         self.mount = mount
+        self.f_pos = 0
 
     def __repr__(self) -> str:
         return f"File({self.path!r})"
@@ -326,14 +412,121 @@ class Vfs:
 
     def vfs_open(self, ino: Inode, path: str, flags: int) -> File:
         """do_dentry_open(): f_mode from the access mode (OPEN_FMODE(): 3,
-        which asked for reading and writing, gets neither), then f_op->open."""
+        which asked for reading and writing, gets neither), then f_op->open;
+        then what the file operations allow (the kernel's dentry_open_fmode():
+        the SGX files have no read, write or llseek) and O_DIRECT refused
+        without direct_IO."""
         f_mode = (flags + 1) & O_ACCMODE  # FMODE_READ is 1, FMODE_WRITE 2
         fops = ino.fops if ino.fops is not None else (
             self.reg_ops if ino.is_reg() else FileOperations())
+        # normally all three; ->open() may clear them (nonseekable_open())
+        f_mode |= FMODE_LSEEK | FMODE_PREAD | FMODE_PWRITE
         f = File(ino, path, f_mode, flags, fops, self.mount_of(path))
         if fops.open is not None:
             fops.open(ino, f)
+        k = self.kernel
+        k.dentry_open_fmode(f)
+        f.f_flags &= ~(O_CREAT | O_EXCL | O_NOCTTY | O_TRUNC)
+        if f.f_flags & O_DIRECT and not k.file_can_odirect(f):
+            # the file is open (->open ran): path_openat()'s fput() releases it
+            self.kernel.fput(f)
+            raise refuse(errno.EINVAL, "vfs", "do_dentry_open",
+                         f"{path}: O_DIRECT on a file whose mapping has no direct_IO")
         return f
+
+    # -- read, write, lseek, fcntl (fs/read_write.c, fs/fcntl.c) -----------------------------
+    @staticmethod
+    def access_ok(addr: int | None, count: int) -> bool:
+        """access_ok(): the user range ends below TASK_SIZE_MAX (a buffer of
+        the caller's, ``addr`` None, always is)."""
+        if addr is None:
+            return True
+        from sgxsim.kernel.mm.flags import TASK_SIZE
+        return addr + count <= TASK_SIZE
+
+    @staticmethod
+    def rw_verify_area(file: File, pos: int | None, count: int, rule: str) -> None:
+        """rw_verify_area(): a position (none for a stream) and count whose
+        sum stays a valid loff_t; the model has no locks or LSM file hook here."""
+        if pos is not None:
+            if pos < 0:
+                raise refuse(errno.EINVAL, "vfs", "rw_verify_area", f"{rule}: negative position {pos}")
+            if pos + count > MAX_LFS_FILESIZE:
+                raise refuse(errno.EINVAL, "vfs", "rw_verify_area",
+                             f"{rule}: position {pos} + count {count} overflows loff_t")
+
+    def vfs_read(self, file: File, count: int, pos: int, addr: int | None) -> bytes:
+        """vfs_read(): opened for reading (EBADF), a read operation (EINVAL:
+        the SGX files have none), the buffer (EFAULT), the range."""
+        if not file.f_mode & FMODE_READ:
+            raise refuse(errno.EBADF, "vfs", "vfs_read", f"{file.path} not opened for reading")
+        if not file.f_mode & FMODE_CAN_READ:
+            raise refuse(errno.EINVAL, "vfs", "vfs_read",
+                         f"{file.path}: the file operations have no read or read_iter")
+        if not self.access_ok(addr, count):
+            raise refuse(errno.EFAULT, "vfs", "vfs_read", f"buffer {addr:#x}+{count:#x} not user memory")
+        self.rw_verify_area(file, pos, count, "vfs_read")
+        return file.f_op.read_iter(file, pos, min(count, MAX_RW_COUNT))
+
+    def vfs_write(self, file: File, count: int, pos: int, data: Any) -> tuple[int, int]:
+        """vfs_write(): opened for writing (EBADF), a write operation (EINVAL:
+        the SGX files have none), the buffer (EFAULT), the range.  ``data``
+        is the caller's bytes, or a callable copying ``n`` bytes from user
+        memory.  Returns the count and the position after it."""
+        if not file.f_mode & FMODE_WRITE:
+            raise refuse(errno.EBADF, "vfs", "vfs_write", f"{file.path} not opened for writing")
+        if not file.f_mode & FMODE_CAN_WRITE:
+            raise refuse(errno.EINVAL, "vfs", "vfs_write",
+                         f"{file.path}: the file operations have no write or write_iter")
+        if callable(data) and not self.access_ok(data.addr, count):  # type: ignore[attr-defined]
+            raise refuse(errno.EFAULT, "vfs", "vfs_write",
+                         f"buffer {data.addr:#x}+{count:#x} not user memory")  # type: ignore[attr-defined]
+        self.rw_verify_area(file, pos, count, "vfs_write")
+        count = min(count, MAX_RW_COUNT)
+        if not count:
+            return 0, pos
+        buf = data(count) if callable(data) else bytes(data[:count])
+        return self.write_at(file, pos, buf)
+
+    @staticmethod
+    def write_at(file: File, pos: int, buf: bytes) -> tuple[int, int]:
+        """->write_iter(): an O_APPEND file writes at its end
+        (generic_write_checks(): IOCB_APPEND); returns the count and the
+        position after it."""
+        if file.f_flags & O_APPEND:
+            pos = file.inode.size
+        done = file.f_op.write_iter(file, pos, buf)
+        return done, pos + done
+
+    def vfs_iov_check(self, file: File, write: bool, vlen: int) -> None:
+        """vfs_readv()/vfs_writev() before the vector: the same mode and
+        operation checks as vfs_read()/vfs_write(), then import_iovec()'s
+        UIO_MAXIOV."""
+        rule = "vfs_writev" if write else "vfs_readv"
+        need, can = (FMODE_WRITE, FMODE_CAN_WRITE) if write else (FMODE_READ, FMODE_CAN_READ)
+        if not file.f_mode & need:
+            raise refuse(errno.EBADF, "vfs", rule,
+                         f"{file.path} not opened for {'writing' if write else 'reading'}")
+        if not file.f_mode & can:
+            raise refuse(errno.EINVAL, "vfs", rule, f"{file.path}: the file operations have no "
+                         f"{'write or write_iter' if write else 'read or read_iter'}")
+        if vlen > UIO_MAXIOV:
+            raise refuse(errno.EINVAL, "vfs", "import_iovec", f"{vlen} iovecs (UIO_MAXIOV {UIO_MAXIOV})")
+
+    def setfl(self, file: File, arg: int) -> int:
+        """setfl(): F_SETFL changes only SETFL_MASK's flags; O_DIRECT needs
+        FMODE_CAN_ODIRECT.  The model has no append-only inodes and no owners
+        (O_NOATIME is granted, as to the owner), and no file has ->fasync or
+        ->check_flags, so FASYNC stays as it was."""
+        if arg & O_DIRECT and not self.kernel.file_can_odirect(file):
+            raise refuse(errno.EINVAL, "vfs", "setfl",
+                         f"{file.path}: O_DIRECT on a file whose mapping has no direct_IO")
+        if file.f_op.check_flags is not None:
+            file.f_op.check_flags(arg)
+        if (arg ^ file.f_flags) & FASYNC and file.f_op.fasync is not None:
+            file.f_op.fasync(file, bool(arg & FASYNC))
+        file.f_flags = (arg & SETFL_MASK) | (file.f_flags & ~SETFL_MASK)
+        return 0
 
     def do_o_path(self, path: str, slash: bool, flags: int) -> File:
         """do_o_path(): the lookup only; do_dentry_open() gives an O_PATH file

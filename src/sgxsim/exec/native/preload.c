@@ -5,7 +5,8 @@
  *
  *  - open()/openat() of /dev/sgx_enclave or /dev/sgx_provision return a real
  *    placeholder fd (a memfd) bound to the model's file; close/dup/fork
- *    follow it; ioctl() on it is the model's driver;
+ *    follow it; ioctl() on it is the model's driver, and read/write/lseek
+ *    (and their p- and -v forms) and fcntl(F_GETFL/F_SETFL) the model's vfs;
  *  - mmap() of such an fd, and munmap/mprotect/mremap touching an enclave
  *    range, are the model's mm; the range is reserved PROT_NONE here so
  *    nothing else lands there;
@@ -101,6 +102,17 @@ static int (*real_pthread_create)(pthread_t *, const pthread_attr_t *, void *(*)
 static int (*real_thrd_create)(thrd_t *, thrd_start_t, void *);
 static int (*real_stat)(const char *, struct stat *);
 static int (*real_fstat)(int, struct stat *);
+static ssize_t (*real_read)(int, void *, size_t);
+static ssize_t (*real_write)(int, const void *, size_t);
+static ssize_t (*real_pread)(int, void *, size_t, off_t);
+static ssize_t (*real_pwrite)(int, const void *, size_t, off_t);
+static ssize_t (*real_readv)(int, const struct iovec *, int);
+static ssize_t (*real_writev)(int, const struct iovec *, int);
+static ssize_t (*real_preadv)(int, const struct iovec *, int, off_t);
+static ssize_t (*real_pwritev)(int, const struct iovec *, int, off_t);
+static off_t (*real_lseek)(int, off_t, int);
+static ssize_t (*real___read_chk)(int, void *, size_t, size_t);
+static ssize_t (*real___pread_chk)(int, void *, size_t, off_t, size_t);
 static unsigned long (*real_getauxval)(unsigned long);
 static int (*real_sigaction)(int, const struct sigaction *, struct sigaction *);
 static int (*real_pthread_sigmask)(int, const sigset_t *, sigset_t *);
@@ -143,6 +155,8 @@ static void resolve(void)
 	R(sigaction); R(pthread_create); R(thrd_create); R(pthread_sigmask); R(sigpending);
 	R(pthread_attr_getsigmask_np); R(__sigsetjmp); R(setjmp); R(siglongjmp); R(__longjmp_chk);
 	R(mmap); R(timer_create); R(mq_notify); R(pthread_exit); R(thrd_exit);
+	R(read); R(write); R(pread); R(pwrite); R(readv); R(writev); R(preadv); R(pwritev);
+	R(lseek); R(__read_chk); R(__pread_chk);
 #undef R
 }
 
@@ -426,9 +440,109 @@ int fcntl(int fd, int cmd, ...)
 	va_end(ap);
 	if (cmd == F_DUPFD || cmd == F_DUPFD_CLOEXEC)
 		return after_dup(fd, real_fcntl(fd, cmd, arg));
+	/* The open's access mode and status flags are the model file's. */
+	if ((cmd == F_GETFL || cmd == F_SETFL) && is_sgx_fd(fd))
+		return sys_ret(call(SGXSIM_FCNTL, fd, cmd, arg, 0, 0, 0, NULL));
 	return real_fcntl(fd, cmd, arg);
 }
 int fcntl64(int fd, int cmd, ...) __attribute__((alias("fcntl")));
+
+/* read, write and lseek of a model file: the model answers (the SGX files
+ * have no such operations); the placeholder memfd would have read 0 bytes. */
+ssize_t read(int fd, void *buf, size_t n)
+{
+	resolve();
+	if (is_sgx_fd(fd))
+		return sys_ret(call(SGXSIM_READ, fd, (long)buf, n, 0, 0, 0, NULL));
+	return real_read(fd, buf, n);
+}
+
+ssize_t write(int fd, const void *buf, size_t n)
+{
+	resolve();
+	if (is_sgx_fd(fd))
+		return sys_ret(call(SGXSIM_WRITE, fd, (long)buf, n, 0, 0, 0, NULL));
+	return real_write(fd, buf, n);
+}
+
+ssize_t pread(int fd, void *buf, size_t n, off_t off)
+{
+	resolve();
+	if (is_sgx_fd(fd))
+		return sys_ret(call(SGXSIM_PREAD, fd, (long)buf, n, off, 0, 0, NULL));
+	return real_pread(fd, buf, n, off);
+}
+ssize_t pread64(int, void *, size_t, off_t) __attribute__((alias("pread")));
+
+ssize_t pwrite(int fd, const void *buf, size_t n, off_t off)
+{
+	resolve();
+	if (is_sgx_fd(fd))
+		return sys_ret(call(SGXSIM_PWRITE, fd, (long)buf, n, off, 0, 0, NULL));
+	return real_pwrite(fd, buf, n, off);
+}
+ssize_t pwrite64(int, const void *, size_t, off_t) __attribute__((alias("pwrite")));
+
+ssize_t readv(int fd, const struct iovec *iov, int cnt)
+{
+	resolve();
+	if (is_sgx_fd(fd))
+		return sys_ret(call(SGXSIM_READV, fd, (long)iov, cnt, 0, 0, 0, NULL));
+	return real_readv(fd, iov, cnt);
+}
+
+ssize_t writev(int fd, const struct iovec *iov, int cnt)
+{
+	resolve();
+	if (is_sgx_fd(fd))
+		return sys_ret(call(SGXSIM_WRITEV, fd, (long)iov, cnt, 0, 0, 0, NULL));
+	return real_writev(fd, iov, cnt);
+}
+
+ssize_t preadv(int fd, const struct iovec *iov, int cnt, off_t off)
+{
+	resolve();
+	if (is_sgx_fd(fd))
+		return sys_ret(call(SGXSIM_PREADV, fd, (long)iov, cnt, off, 0, 0, NULL));
+	return real_preadv(fd, iov, cnt, off);
+}
+ssize_t preadv64(int, const struct iovec *, int, off_t) __attribute__((alias("preadv")));
+
+ssize_t pwritev(int fd, const struct iovec *iov, int cnt, off_t off)
+{
+	resolve();
+	if (is_sgx_fd(fd))
+		return sys_ret(call(SGXSIM_PWRITEV, fd, (long)iov, cnt, off, 0, 0, NULL));
+	return real_pwritev(fd, iov, cnt, off);
+}
+ssize_t pwritev64(int, const struct iovec *, int, off_t) __attribute__((alias("pwritev")));
+
+off_t lseek(int fd, off_t off, int whence)
+{
+	resolve();
+	if (is_sgx_fd(fd))
+		return sys_ret(call(SGXSIM_LSEEK, fd, off, whence, 0, 0, 0, NULL));
+	return real_lseek(fd, off, whence);
+}
+off_t lseek64(int, off_t, int) __attribute__((alias("lseek")));
+
+/* _FORTIFY_SOURCE's versions: glibc's own buffer check, then the call. */
+ssize_t __read_chk(int fd, void *buf, size_t n, size_t buflen)
+{
+	resolve();
+	if (is_sgx_fd(fd) && n <= buflen)
+		return read(fd, buf, n);
+	return real___read_chk(fd, buf, n, buflen);
+}
+
+ssize_t __pread_chk(int fd, void *buf, size_t n, off_t off, size_t buflen)
+{
+	resolve();
+	if (is_sgx_fd(fd) && n <= buflen)
+		return pread(fd, buf, n, off);
+	return real___pread_chk(fd, buf, n, off, buflen);
+}
+ssize_t __pread64_chk(int, void *, size_t, off_t, size_t) __attribute__((alias("__pread_chk")));
 
 static void fill_stat(struct stat *st, const struct sgxsim_reply *rep)
 {

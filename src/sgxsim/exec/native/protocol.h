@@ -26,6 +26,18 @@ enum sgxsim_op {
 	SGXSIM_FORK_FAILED = 13, /* a[0] = token */
 	SGXSIM_STAT = 14,     /* a[0] = fd or -1; path */
 	SGXSIM_UNSUPPORTED = 15, /* path = what the program did that the bridge cannot serve */
+	/* a model file's read side: the model answers (the SGX files have no
+	 * read, write or llseek operation) */
+	SGXSIM_READ = 16,     /* a[0..2] = fd, buffer, count */
+	SGXSIM_WRITE = 17,    /* a[0..2] = fd, buffer, count */
+	SGXSIM_PREAD = 18,    /* a[0..3] = fd, buffer, count, position */
+	SGXSIM_PWRITE = 19,   /* a[0..3] = fd, buffer, count, position */
+	SGXSIM_READV = 20,    /* a[0..2] = fd, iovec array, count of iovecs */
+	SGXSIM_WRITEV = 21,   /* a[0..2] = fd, iovec array, count of iovecs */
+	SGXSIM_PREADV = 22,   /* a[0..3] = fd, iovec array, count of iovecs, position */
+	SGXSIM_PWRITEV = 23,  /* a[0..3] = fd, iovec array, count of iovecs, position */
+	SGXSIM_LSEEK = 24,    /* a[0..2] = fd, offset, whence */
+	SGXSIM_FCNTL = 25,    /* a[0..2] = fd, command (F_GETFL, F_SETFL), argument */
 };
 
 /* Register order in regs[]: the 16 GPRs in encoding order, then RIP, RFLAGS. */

@@ -143,8 +143,17 @@ VALID_OPEN_FLAGS = (O_ACCMODE | O_CREAT | O_EXCL | O_NOCTTY | O_TRUNC | O_APPEND
 # struct file f_mode
 FMODE_READ = 0x1
 FMODE_WRITE = 0x2
+FMODE_LSEEK = 0x4
+FMODE_PREAD = 0x8
+FMODE_PWRITE = 0x10
 FMODE_EXEC = 0x20
 FMODE_PATH = 0x4000
+FMODE_CAN_READ = 0x20000
+FMODE_CAN_WRITE = 0x40000
+FMODE_CAN_ODIRECT = 0x400000
+
+# fs/fcntl.c: the status flags F_SETFL may change (O_NDELAY is O_NONBLOCK on x86)
+SETFL_MASK = O_APPEND | O_NONBLOCK | O_DIRECT | O_NOATIME
 
 
 def calc_vm_prot_bits(prot: int, pkey: int = 0) -> int:

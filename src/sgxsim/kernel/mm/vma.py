@@ -43,6 +43,17 @@ class FileOperations:
     mmap: Any = None
     get_unmapped_area: Any = None
     unlocked_ioctl: Any = None
+    # Data transfer (None: the file has no such operation, as the SGX
+    # driver's files have none): read/write(file, pos, ...) and
+    # llseek(file, offset, whence).  read_iter/write_iter stand for both
+    # ->read/->write and ->*_iter: the VFS only asks whether one exists.
+    read_iter: Any = None
+    write_iter: Any = None
+    llseek: Any = None
+    fasync: Any = None
+    check_flags: Any = None
+    # a_ops->direct_IO of the file's mapping (do_dentry_open(): FMODE_CAN_ODIRECT)
+    direct_io: bool = False
 
 
 class AnonVma:

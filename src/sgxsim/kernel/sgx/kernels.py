@@ -14,6 +14,7 @@ from typing import Any
 
 from sgxsim.kernel.errors import refuse
 from sgxsim.kernel.linux import Linux
+from sgxsim.kernel.mm.flags import FMODE_CAN_READ, FMODE_CAN_WRITE, FMODE_LSEEK, FMODE_READ, FMODE_WRITE
 from sgxsim.kernel.registry import register
 from sgxsim.kernel.sgx.driver import SgxDriver, SgxDriverSgx2
 from sgxsim.kernel.sgx.linux612 import SgxDriver612
@@ -23,7 +24,8 @@ from sgxsim.kernel.sgx.linux612 import SgxDriver612
 class Linux511(Linux):
     """Linux 5.11: the SGX driver as first merged (SGX1 only).
 
-    Modified: boot, misc_minor_alloc (boot registers the driver).
+    Modified: boot, misc_minor_alloc, dentry_open_fmode, file_can_odirect, vfs_llseek
+    (boot registers the driver; the three file rules are 5.11's VFS).
     """
 
     # No MDWE, no mseal, no multi-VMA mremap (docs/linux-6.12.md).
@@ -47,6 +49,27 @@ class Linux511(Linux):
                 return minor
         raise refuse(errno.EBUSY, "kernel", "misc_register", "no free dynamic misc minor")
 
+    def dentry_open_fmode(self, file: Any) -> None:
+        # do_dentry_open(), 5.11: FMODE_CAN_READ/WRITE only; FMODE_LSEEK stays
+        # without ->llseek (vfs_llseek() falls back to no_llseek()) and there
+        # is no FMODE_CAN_ODIRECT yet (5.19).
+        fops = file.f_op
+        if file.f_mode & FMODE_READ and fops.read_iter is not None:
+            file.f_mode |= FMODE_CAN_READ
+        if file.f_mode & FMODE_WRITE and fops.write_iter is not None:
+            file.f_mode |= FMODE_CAN_WRITE
+
+    def file_can_odirect(self, file: Any) -> bool:
+        # do_dentry_open(), setfl(), 5.11: the mapping's a_ops->direct_IO, asked each time
+        return bool(file.f_op.direct_io)
+
+    def vfs_llseek(self, file: Any, offset: int, whence: int) -> int:
+        # vfs_llseek(), 5.11: ->llseek only with FMODE_LSEEK, else no_llseek()
+        if file.f_mode & FMODE_LSEEK and file.f_op.llseek is not None:
+            return file.f_op.llseek(file, offset, whence)
+        raise refuse(errno.ESPIPE, "vfs", "no_llseek",
+                     f"{file.path}: not seekable (no llseek in its file operations)")
+
     def boot(self) -> None:
         super().boot()
         self.sgx = self.sgx_driver_class(self, **self.sgx_driver_options)
@@ -58,11 +81,17 @@ class Linux60(Linux511):
     """Linux 6.0: SGX2 (EDMM) added to the same driver.
 
     Modified: sgx_ioctl_table, sgx_encl_may_map_range, sgx_vma_fault_eaug, sgx_init,
-    sgx_drv_register_provision, sgx_encl_eldu_put_backing (5.13 moved the provisioning
-    node to sgx_init(); 5.18 and 5.19 free the backing after ELDU).
+    sgx_drv_register_provision, sgx_encl_eldu_put_backing, dentry_open_fmode, file_can_odirect,
+    vfs_llseek (5.13 moved the provisioning node to sgx_init(); 5.18 and 5.19 free the backing
+    after ELDU; 6.0's VFS: FMODE_LSEEK follows ->llseek, FMODE_CAN_ODIRECT).
     """
 
     sgx_driver_class = SgxDriverSgx2
+    # fs/open.c, fs/read_write.c as of 6.0 (the generic kernel's): do_dentry_open()
+    # drops FMODE_LSEEK without ->llseek and vfs_llseek() tests only that.
+    dentry_open_fmode = Linux.dentry_open_fmode
+    file_can_odirect = Linux.file_can_odirect
+    vfs_llseek = Linux.vfs_llseek
     mm_release = (6, 0)
 
 
