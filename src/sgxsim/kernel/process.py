@@ -195,11 +195,18 @@ class Process:
     # -- memory syscalls -------------------------------------------------------------------
     def mmap(self, addr: int, length: int, prot: int, flags: int, fd: int = -1,
              offset: int = 0) -> int:
-        """mmap(2): returns the address or raises OSError."""
-        addr, length, offset = addr & U64, length & U64, offset & U64
-        prot, flags = _s32(prot) & U32, _s32(flags) & U32
-        # unsigned long in sys_mmap() (an int without the helper's call: same value)
+        """mmap(2): returns the address or raises OSError.  Every argument is
+        an unsigned long (x86-64 sys_mmap()): all 64 bits of the register
+        count, so an unknown flag above bit 31 is seen (EOPNOTSUPP under
+        MAP_SHARED_VALIDATE) and prot ``PROT_EXEC | 1 << 32`` is not PROT_EXEC."""
+        # SYSCALL_DEFINE6(mmap): unsigned long addr, len, prot, flags, fd, off
+        # (an int without the helper's call: same value)
+        addr = addr & U64 if type(addr) is int else _syscall_uint(addr, "addr", 64)
+        length = length & U64 if type(length) is int else _syscall_uint(length, "length", 64)
+        prot = prot & U64 if type(prot) is int else _syscall_uint(prot, "prot", 64)
+        flags = flags & U64 if type(flags) is int else _syscall_uint(flags, "flags", 64)
         fd = fd & U64 if type(fd) is int else _syscall_uint(fd, "fd", 64)
+        offset = offset & U64 if type(offset) is int else _syscall_uint(offset, "offset", 64)
 
         def sys_mmap() -> int:
             k = self.kernel
@@ -218,19 +225,34 @@ class Process:
         return self._call(sys_mmap)
 
     def munmap(self, addr: int, length: int) -> None:
-        self._call(self.kernel.do_vmi_munmap, addr & U64, length & U64)
+        """munmap(2) (unsigned long addr, size_t len)."""
+        addr = addr & U64 if type(addr) is int else _syscall_uint(addr, "addr", 64)
+        length = length & U64 if type(length) is int else _syscall_uint(length, "length", 64)
+        self._call(self.kernel.do_vmi_munmap, addr, length)
 
     def mprotect(self, addr: int, length: int, prot: int) -> None:
-        self._call(self.kernel.do_mprotect_pkey, addr & U64, length & U64, _s32(prot) & U32)
+        """mprotect(2) (unsigned long start, size_t len, unsigned long prot):
+        a prot bit above bit 31 is an unknown bit (EINVAL), not dropped."""
+        addr = addr & U64 if type(addr) is int else _syscall_uint(addr, "addr", 64)
+        length = length & U64 if type(length) is int else _syscall_uint(length, "length", 64)
+        prot = prot & U64 if type(prot) is int else _syscall_uint(prot, "prot", 64)
+        self._call(self.kernel.do_mprotect_pkey, addr, length, prot)
 
     def mremap(self, old_addr: int, old_size: int, new_size: int, flags: int = 0,
                new_addr: int = 0) -> int:
-        return self._call(self.kernel.do_mremap, old_addr & U64, old_size & U64, new_size & U64,
-                          _s32(flags) & U32, new_addr & U64)
+        """mremap(2): five unsigned longs; a flag bit above bit 31 is an
+        unknown flag (EINVAL)."""
+        old_addr, old_size, new_size, flags, new_addr = (
+            _syscall_uint(v, name, 64) for v, name in (
+                (old_addr, "old_addr"), (old_size, "old_size"), (new_size, "new_size"),
+                (flags, "flags"), (new_addr, "new_addr")))
+        return self._call(self.kernel.do_mremap, old_addr, old_size, new_size, flags, new_addr)
 
     def mseal(self, addr: int, length: int, flags: int = 0) -> None:
-        """mseal(2) (Linux 6.10): seal the VMAs of the range against change."""
-        self._call(self.kernel.do_mseal, addr & U64, length & U64, flags & U64)
+        """mseal(2) (Linux 6.10): seal the VMAs of the range against change
+        (unsigned long start, size_t len, unsigned long flags)."""
+        self._call(self.kernel.do_mseal, _syscall_uint(addr, "addr", 64),
+                   _syscall_uint(length, "length", 64), _syscall_uint(flags, "flags", 64))
 
     def prctl(self, option: int, arg2: int = 0, arg3: int = 0, arg4: int = 0,
               arg5: int = 0) -> int:
