@@ -72,13 +72,21 @@ def _syscall_uint(value: Any, name: str, bits: int = 32) -> int:
     return value & ((1 << bits) - 1)
 
 
-def _path_arg(path: Any) -> str:
-    """The path argument, with ``os.open``'s types (str, bytes, os.PathLike)."""
+def _path_arg(path: Any, fn: str) -> str:
+    """The path argument, with ``os.open``'s types (str, bytes, os.PathLike).
+    A C string ends at its first NUL, so a Python string with a NUL inside
+    names no file a program could pass: ValueError before the call, with
+    ``os``'s messages (not the prefix a C caller would mean, silently)."""
     try:
         path = os.fspath(path)
     except TypeError:
         raise TypeError(f"argument 'path' must be str, bytes or os.PathLike, "
                         f"not {type(path).__name__}") from None
+    if isinstance(path, str):
+        if "\0" in path:
+            raise ValueError("embedded null byte")
+    elif b"\0" in path:
+        raise ValueError(f"{fn}: embedded null character in path")
     return os.fsdecode(path)
 
 
@@ -311,7 +319,7 @@ class Process:
     def open(self, path: str, flags: int = 0, mode: int = 0o644) -> int:
         """open(2) (int flags, umode_t mode), in do_sys_openat2()'s order:
         the flags, the name, a descriptor, then the path walk."""
-        name = _path_arg(path)
+        name = _path_arg(path, "open")
         flags, mode = _syscall_uint(flags, "flags"), _syscall_uint(mode, "mode", 16)
 
         def sys_open() -> int:
@@ -376,7 +384,7 @@ class Process:
         if fd is not None:
             fd = _syscall_uint(fd, "fd")
         else:
-            path = _path_arg(path)
+            path = _path_arg(path, "stat")
 
         def sys_stat() -> Stat:
             if fd is not None:

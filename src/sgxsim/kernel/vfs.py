@@ -142,8 +142,16 @@ class Vfs:
     def _parent(path: str) -> str:
         return path.rsplit("/", 1)[0] or "/"
 
+    @staticmethod
+    def _setup_name(path: str) -> None:
+        # A name in the namespace is a C string: one with a NUL inside could
+        # never be looked up (getname() ends the name there).
+        if "\0" in path:
+            raise ValueError(f"embedded null byte in {path!r}")
+
     def mkdir(self, path: str, label: str = "unlabeled_t") -> Inode:
         if path not in self.inodes:
+            self._setup_name(path)
             if path != "/":
                 self.mkdir(self._parent(path))
             self.inodes[path] = self._inode(S_IFDIR | 0o755, label=label)
@@ -151,6 +159,7 @@ class Vfs:
 
     def create_file(self, path: str, data: bytes = b"", mode: int = 0o644,
                     label: str = "unlabeled_t") -> Inode:
+        self._setup_name(path)
         self.mkdir(self._parent(path))
         ino = self._inode(S_IFREG | mode, data=data, label=label)
         self.inodes[path] = ino
@@ -159,6 +168,7 @@ class Vfs:
     def mknod_chr(self, path: str, fops: Any, mode: int = 0o666,
                   label: str = "device_t") -> Inode:
         """A character device node whose file operations are ``fops``."""
+        self._setup_name(path)
         self.mkdir(self._parent(path))
         ino = self._inode(S_IFCHR | mode, fops=fops, label=label)
         self.inodes[path] = ino
@@ -261,7 +271,11 @@ class Vfs:
     @staticmethod
     def getname(path: str) -> str:
         """getname(): the name copied in from user memory; an empty one is
-        ENOENT, one that fills PATH_MAX bytes without ending ENAMETOOLONG."""
+        ENOENT, one that fills PATH_MAX bytes without ending ENAMETOOLONG.
+        ``path`` stands for the bytes at the user pointer: the name ends at
+        the first NUL, as strncpy_from_user() stops there (the Python API
+        refuses such a str before the call, as ``os`` does)."""
+        path = path.split("\0", 1)[0]  # strncpy_from_user()
         n = len(path.encode("utf-8", "surrogateescape"))
         if n == 0:
             raise refuse(errno.ENOENT, "vfs", "getname", "empty path")
