@@ -151,6 +151,8 @@ class Process:
         kernel.next_pid += 1
         self.label = label
         self.persona = 0
+        # current->fs->umask: init_fs's 0022 for a new process, a fork's parent's
+        self.fs_umask = 0o022
         self.rlimit_nofile = self.RLIMIT_NOFILE  # (soft, hard)
         self.pending_signals: set[int] = set()
         # sigaction(): signo -> SIG_IGN or a handler; a signal not here is SIG_DFL.
@@ -277,6 +279,19 @@ class Process:
         if self.pending_signals:
             self.exit_to_user_mode()
         return old
+
+    def umask(self, mask: int) -> int:
+        """umask(2) (int mask): sets the file mode creation mask to
+        ``mask & 0o777`` and returns the old one.  open() with O_CREAT or
+        O_TMPFILE clears its bits from the new file's mode."""
+        mask = _syscall_uint(mask, "mask")  # int: the register's low 32 bits
+
+        def sys_umask() -> int:
+            # SYSCALL_DEFINE1(umask): only the permission bits are kept (S_IRWXUGO)
+            old, self.fs_umask = self.fs_umask, mask & 0o777
+            return old
+
+        return self._call(sys_umask)
 
     @property
     def task_personality(self) -> int:
@@ -629,6 +644,7 @@ class Process:
         mm.flags = mmf_init_flags(self.mm.flags)  # mm_init(): MDWE is inherited
         child = Process(k, lp, self.label, mm=mm)
         child.persona = self.persona  # copy_process(): the personality is inherited
+        child.fs_umask = self.fs_umask  # copy_fs(): a copy of the fs_struct, umask too
         child.rlimit_nofile = self.rlimit_nofile  # copy_signal(): so are the rlimits
         child.sighand = dict(self.sighand)  # copy_sighand(); pending signals are not inherited
         for fd, f in self.files.items():

@@ -283,6 +283,17 @@ class Vfs:
             raise refuse(errno.ENAMETOOLONG, "vfs", "getname", f"path of {n} bytes (PATH_MAX {PATH_MAX})")
         return path
 
+    def vfs_prepare_mode(self, mode: int) -> int:
+        """vfs_prepare_mode() of a regular file (O_CREAT, O_TMPFILE):
+        mode_strip_sgid() strips nothing here (no owners or groups are
+        modelled: the caller is treated as root, CAP_FSETID), then
+        mode_strip_umask() clears the caller's umask bits (no filesystem of
+        the model has POSIX ACLs, which would defer that to
+        posix_acl_create(): with no default ACL, the same result)."""
+        current = self.kernel.current
+        umask = current.fs_umask if current is not None else 0o022  # init_fs's
+        return mode & ~umask
+
     def lookup(self, path: str, rule: str) -> Inode | None:
         """The inode named ``path`` (its directory already walked), or None;
         a name the filesystem cannot hold is ENAMETOOLONG (simple_lookup(),
@@ -317,7 +328,8 @@ class Vfs:
             parent = self.inodes.get(self._parent(path))
             if parent is None or not parent.is_dir():
                 raise refuse(errno.ENOENT, "vfs", "path_openat", "parent directory missing")
-            ino = self.create_file(path, mode=op.mode & 0o777)
+            # lookup_open() -> vfs_prepare_mode(); the type is S_IFREG
+            ino = self.create_file(path, mode=self.vfs_prepare_mode(op.mode) & S_IALLUGO)
             created = True
             acc_mode = 0  # do_open(): a file just created is not checked again
         elif flags & O_CREAT and flags & O_EXCL:
@@ -369,7 +381,7 @@ class Vfs:
             raise refuse(errno.ENOENT, "vfs", "do_tmpfile", f"{path}: no such directory")
         if not dir_.is_dir():
             raise refuse(errno.ENOTDIR, "vfs", "do_tmpfile", f"{path} is not a directory")
-        ino = self._inode(S_IFREG | op.mode & 0o777)
+        ino = self._inode(S_IFREG | self.vfs_prepare_mode(op.mode) & S_IALLUGO)  # vfs_tmpfile()
         ino.nlink = 0
         # d_path() of the unnamed dentry: "#<ino> (deleted)" in the directory
         name = f"{path.rstrip('/')}/#{ino.ino} (deleted)"
