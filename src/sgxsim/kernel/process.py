@@ -18,6 +18,7 @@ from sgxsim.hw.faults import GeneralProtection, PageFault
 from sgxsim.hw.paging import PTE_PRESENT, PTE_RW, PTE_SPECIAL, pte_pfn
 from sgxsim.kernel.errors import Signal, TaskBlocked, refuse
 from sgxsim.kernel.mm.flags import (
+    AT_FDCWD,
     FMODE_PATH,
     MAP_ANONYMOUS,
     MAP_HUGETLB,
@@ -151,8 +152,10 @@ class Process:
         kernel.next_pid += 1
         self.label = label
         self.persona = 0
-        # current->fs->umask: init_fs's 0022 for a new process, a fork's parent's
+        # current->fs: umask and working directory, init_fs's (0022, the root)
+        # for a new process, a copy of its parent's for a fork child
         self.fs_umask = 0o022
+        self.fs_pwd = "/"
         self.rlimit_nofile = self.RLIMIT_NOFILE  # (soft, hard)
         self.pending_signals: set[int] = set()
         # sigaction(): signo -> SIG_IGN or a handler; a signal not here is SIG_DFL.
@@ -331,21 +334,67 @@ class Process:
                          f"every descriptor below RLIMIT_NOFILE ({self.rlimit_nofile[0]}) is in use")
         return fd
 
-    def open(self, path: str, flags: int = 0, mode: int = 0o644) -> int:
-        """open(2) (int flags, umode_t mode), in do_sys_openat2()'s order:
-        the flags, the name, a descriptor, then the path walk."""
+    def open(self, path: str, flags: int = 0, mode: int = 0o644, *,
+             dir_fd: int | None = None) -> int:
+        """open(2) (int flags, umode_t mode), or openat(2) with ``dir_fd``
+        (int dfd; None is AT_FDCWD, as in ``os.open``), in
+        do_sys_openat2()'s order: the flags, the name, a descriptor, then
+        the path walk, whose path_init() starts a relative name at the
+        working directory or at ``dir_fd``'s directory."""
         name = _path_arg(path, "open")
         flags, mode = _syscall_uint(flags, "flags"), _syscall_uint(mode, "mode", 16)
+        dfd = AT_FDCWD if dir_fd is None else _s32(_syscall_uint(dir_fd, "dir_fd"))
 
         def sys_open() -> int:
             vfs = self.kernel.vfs
             op = vfs.build_open_flags(*vfs.build_open_how(flags, mode))
             fname = vfs.getname(name)
             fd = self._unused_fd()  # get_unused_fd_flags()
-            self.files[fd] = vfs.do_filp_open(fname, op)
+            start = self._path_init(dfd, fname)
+            self.files[fd] = vfs.do_filp_open(fname, op, start)
             return fd
 
         return self._call(sys_open)
+
+    def _path_init(self, dfd: int, name: str) -> str:
+        """path_init(): where the walk of ``name`` starts: the root for an
+        absolute name, else the working directory (AT_FDCWD) or the
+        directory open as ``dfd`` (fdget_raw(): an O_PATH one too)."""
+        if name.startswith("/"):
+            return "/"
+        if dfd == AT_FDCWD:
+            return self.fs_pwd
+        f = self.files.get(dfd & U32)  # fdget_raw() takes it as unsigned int
+        if f is None:
+            raise refuse(errno.EBADF, "vfs", "path_init", f"dirfd {dfd} not open")
+        if not f.inode.is_dir():
+            raise refuse(errno.ENOTDIR, "vfs", "path_init",
+                         f"dirfd {dfd} is {f.path}, not a directory")
+        return f.path
+
+    def chdir(self, path: str) -> None:
+        """chdir(2): the working directory becomes ``path`` (a relative one
+        from the present one), which must be a directory (LOOKUP_DIRECTORY);
+        no permission is modelled (MAY_EXEC | MAY_CHDIR is granted)."""
+        name = _path_arg(path, "chdir")
+
+        def sys_chdir() -> None:
+            # ksys_chdir() -> user_path_at() -> path_lookupat(), then set_fs_pwd()
+            vfs = self.kernel.vfs
+            fname = vfs.getname(name)
+            norm, _, _ = vfs.path_walk(fname, "path_lookupat", self._path_init(AT_FDCWD, fname))
+            ino = vfs.lookup(norm, "path_lookupat")
+            if ino is None:
+                raise refuse(errno.ENOENT, "vfs", "path_lookupat", f"{fname}: no such directory")
+            if not ino.is_dir():
+                raise refuse(errno.ENOTDIR, "vfs", "path_lookupat", f"{fname}: not a directory")
+            self.fs_pwd = norm
+
+        self._call(sys_chdir)
+
+    def getcwd(self) -> str:
+        """getcwd(2), as ``os.getcwd``: the working directory's absolute name."""
+        return self._call(lambda: self.fs_pwd)
 
     def close(self, fd: int) -> None:
         """close(2) (unsigned int fd)."""
@@ -409,7 +458,8 @@ class Process:
                 ino = f.inode
             else:
                 vfs = self.kernel.vfs
-                norm, slash, _ = vfs.path_walk(vfs.getname(path), "vfs_statx")
+                fname = vfs.getname(path)
+                norm, slash, _ = vfs.path_walk(fname, "vfs_statx", self._path_init(AT_FDCWD, fname))
                 ino = vfs.lookup(norm, "vfs_statx")
                 if ino is None:
                     raise refuse(errno.ENOENT, "vfs", "vfs_statx", f"{path}: no such file")
@@ -644,7 +694,8 @@ class Process:
         mm.flags = mmf_init_flags(self.mm.flags)  # mm_init(): MDWE is inherited
         child = Process(k, lp, self.label, mm=mm)
         child.persona = self.persona  # copy_process(): the personality is inherited
-        child.fs_umask = self.fs_umask  # copy_fs(): a copy of the fs_struct, umask too
+        # copy_fs(): a copy of the fs_struct, umask and working directory
+        child.fs_umask, child.fs_pwd = self.fs_umask, self.fs_pwd
         child.rlimit_nofile = self.rlimit_nofile  # copy_signal(): so are the rlimits
         child.sighand = dict(self.sighand)  # copy_sighand(); pending signals are not inherited
         for fd, f in self.files.items():

@@ -190,13 +190,26 @@ class Vfs:
         self.inodes[path].label = label
 
     # -- path walk ------------------------------------------------------------------------
-    def path_walk(self, path: str, rule: str) -> tuple[str, bool, bool]:
+    def current_pwd(self) -> str:
+        """current->fs->pwd: the working directory of the calling task (a
+        kernel thread's is init's, the root)."""
+        current = self.kernel.current
+        return current.fs_pwd if current is not None else "/"
+
+    def path_walk(self, path: str, rule: str, start: str | None = None) -> tuple[str, bool, bool]:
         """link_path_walk(): ``path`` without repeated slashes, "." and ".."
         (".." of the root is the root), and how its last component ended: a
         name followed by a slash, or a dot component (both name a directory).
-        Every component before the last must be a directory that exists."""
-        if not isinstance(path, str) or not path.startswith("/"):
-            raise refuse(errno.ENOENT, "vfs", rule, f"{path!r}: not an absolute path")
+        Every component before the last must be a directory that exists.  A
+        relative name starts at ``start`` (path_init(): a dirfd's directory),
+        by default the caller's working directory (AT_FDCWD)."""
+        if not isinstance(path, str):
+            raise refuse(errno.ENOENT, "vfs", rule, f"{path!r}: not a path")
+        if not path.startswith("/"):
+            # path_init(): the start directory is an existing directory, so
+            # walking from it is walking its absolute name (the model has no
+            # symlinks, renames or removals to make the two differ).
+            path = (start if start is not None else self.current_pwd()).rstrip("/") + "/" + path
         comps = [c for c in path.split("/") if c]
         walked: list[str] = []
         for c in comps[:-1]:
@@ -308,10 +321,11 @@ class Vfs:
         return self.do_filp_open(self.getname(path), self.build_open_flags(
             *self.build_open_how(flags, mode)))
 
-    def do_filp_open(self, path: str, op: OpenFlags) -> File:
-        """path_openat(): resolve, create, check the access asked, open."""
+    def do_filp_open(self, path: str, op: OpenFlags, start: str | None = None) -> File:
+        """path_openat(): resolve (a relative name from ``start``, by default
+        the working directory), create, check the access asked, open."""
         flags = op.open_flag
-        path, slash, _ = self.path_walk(path, "path_openat")
+        path, slash, _ = self.path_walk(path, "path_openat", start)
         if flags & _O_TMPFILE:
             return self.do_tmpfile(path, op)
         if flags & O_PATH:

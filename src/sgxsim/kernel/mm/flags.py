@@ -146,6 +146,7 @@ _O_SYNC = 0o4000000  # __O_SYNC
 O_PATH = 0o10000000
 _O_TMPFILE = 0o20000000  # __O_TMPFILE (a name Python would mangle in a class)
 O_TMPFILE = _O_TMPFILE | O_DIRECTORY
+AT_FDCWD = -100  # include/uapi/linux/fcntl.h: a dirfd that means the working directory
 # include/linux/fcntl.h: the flags open() keeps (build_open_how())
 VALID_OPEN_FLAGS = (O_ACCMODE | O_CREAT | O_EXCL | O_NOCTTY | O_TRUNC | O_APPEND | O_NONBLOCK
                     | _O_SYNC | O_DSYNC | FASYNC | O_DIRECT | O_LARGEFILE | O_DIRECTORY
