@@ -176,6 +176,17 @@ def test_request_layouts_match_the_header(tmp_path):
     assert struct.calcsize("<II6q18Q256s") == P.REQUEST_SIZE
 
 
+def test_a_request_path_ends_at_its_first_nul():
+    """The preload library copies the program's C string (strncpy): the
+    server reads the name up to the first NUL, as getname() does, whatever
+    follows it in the fixed-size field."""
+    from sgxsim.exec import protocol as P
+
+    raw = struct.pack(f"<II6q{P.NREGS}Q{P.PATH_MAX}s", P.OPEN, 0, 3, 2, 0, 0, 0, 0,
+                      *([0] * P.NREGS), b"/dev/sgx_enclave\0/etc/passwd\0")
+    assert P.Request.unpack(raw).path == "/dev/sgx_enclave"
+
+
 def test_cpuid_answers_as_the_modelled_cpu(native):
     """The program's CPUID instructions were patched into UD2 and are answered
     from the model: SGX1 only and a 64-page EPC here."""

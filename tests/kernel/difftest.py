@@ -34,6 +34,12 @@ MAP_FIXED_NOREPLACE, MAP_GROWSDOWN, MAP_NORESERVE = 0x100000, 0x100, 0x4000
 PROT_GROWSDOWN = 0x01000000
 READ_IMPLIES_EXEC = 0x0400000
 MREMAP_MAYMOVE, MREMAP_FIXED = 1, 2
+MAP_SHARED_VALIDATE, MAP_TYPE = 0x3, 0xF
+# Flags MAP_SHARED_VALIDATE accepts beyond the usual ones (MAP_32BIT,
+# MAP_ABOVE4G, MAP_HUGE_2MB) and one it refuses (MAP_FIXED_NOREPLACE).
+SHARED_VALIDATE_EXTRA = [0x40, 0x80, 21 << 26, MAP_FIXED_NOREPLACE, 0]
+# prot and flags are unsigned long: bits above 31 reach the kernel's checks.
+HIGH_BITS = [1 << 31, 1 << 32, 1 << 40, 1 << 63]
 PR_SET_MDWE, PR_GET_MDWE = 65, 66
 # Share of steps that are mseal / prctl(MDWE) / fork: most sequences get one.
 IRREVERSIBLE_SHARE = 0.14
@@ -67,6 +73,8 @@ def gen_sequence(rng: random.Random, steps: int = 20) -> list[list]:
                 flags = rng.choice([0, 0x3 | MAP_FIXED, 0xF | MAP_FIXED, flags | MAP_GROWSDOWN])
             if rng.random() < 0.1:
                 flags |= MAP_NORESERVE
+            if rng.random() < 0.08:
+                flags = gen_wide_map_flags(rng, flags)
             fd = None
             foff = 0
             if anon:
@@ -75,14 +83,15 @@ def gen_sequence(rng: random.Random, steps: int = 20) -> list[list]:
                 fd = rng.choice(FDKEYS if rng.random() < 0.05 else FDKEYS[:-1])
                 foff = rng.choice([0, 0, PAGE, 2 * PAGE, 5 * PAGE, 100])
             off = page_off() + (rng.choice([1, 100]) if rng.random() < 0.03 else 0)
-            seq.append(["mmap", off, length(), rng.choice(PROTS), flags, fd, foff])
+            prot = rng.choice(PROTS) | (rng.choice(HIGH_BITS) if rng.random() < 0.03 else 0)
+            seq.append(["mmap", off, length(), prot, flags, fd, foff])
         elif k < 0.55:
             seq.append(["munmap", page_off() + (1 if rng.random() < 0.03 else 0), length()])
         elif k < 0.85:
             prot = rng.choice(PROTS)
             n = length()
             if rng.random() < 0.03:
-                prot |= rng.choice([PROT_GROWSDOWN, 0x10, 0x08])
+                prot |= rng.choice([PROT_GROWSDOWN, 0x10, 0x08, *HIGH_BITS])
                 # GROWSDOWN looks at the first VMA below the end: keep the end
                 # inside the window, where both address spaces agree.
                 n = rng.randrange(1, 9) * PAGE
@@ -98,10 +107,24 @@ def gen_sequence(rng: random.Random, steps: int = 20) -> list[list]:
                 noff = page_off()
                 seq.append(["mremap", off, old, new, MREMAP_MAYMOVE | MREMAP_FIXED, noff])
             else:
-                seq.append(["mremap", off, old, new, rng.choice([MREMAP_FIXED, 8, 0]), page_off()])
+                seq.append(["mremap", off, old, new, rng.choice(
+                    [MREMAP_FIXED, 8, 0, MREMAP_MAYMOVE | rng.choice(HIGH_BITS)]), page_off()])
         else:
             seq.append(["personality", rng.choice([0, READ_IMPLIES_EXEC])])
     return seq
+
+
+def gen_wide_map_flags(rng: random.Random, flags: int) -> int:
+    """mmap flags beyond the common ones: a bit above 31 (ignored by
+    MAP_SHARED and MAP_PRIVATE, EOPNOTSUPP under MAP_SHARED_VALIDATE), or
+    MAP_SHARED_VALIDATE with one of the flags its mask decides."""
+    k = rng.random()
+    if k < 0.4:
+        return flags | rng.choice(HIGH_BITS)
+    flags = (flags & ~MAP_TYPE) | MAP_SHARED_VALIDATE | rng.choice(SHARED_VALIDATE_EXTRA)
+    if k < 0.6:
+        flags |= rng.choice(HIGH_BITS)
+    return flags
 
 
 def gen_irreversible(rng: random.Random, page_off, length) -> list:

@@ -34,21 +34,21 @@ FDKEYS = ["small-ro", "small-rw", "big-ro", "big-rw", "bad"]
 CHILD = r'''
 import ctypes, ctypes.util, json, os, sys
 libc = ctypes.CDLL(ctypes.util.find_library("c"), use_errno=True)
-libc.mmap.restype = ctypes.c_void_p
-libc.mmap.argtypes = [ctypes.c_void_p, ctypes.c_size_t, ctypes.c_int, ctypes.c_int,
-                      ctypes.c_int, ctypes.c_long]
 libc.munmap.argtypes = [ctypes.c_void_p, ctypes.c_size_t]
-libc.mprotect.argtypes = [ctypes.c_void_p, ctypes.c_size_t, ctypes.c_int]
-libc.mremap.restype = ctypes.c_void_p
-libc.mremap.argtypes = [ctypes.c_void_p, ctypes.c_size_t, ctypes.c_size_t, ctypes.c_int,
-                        ctypes.c_void_p]
 libc.personality.argtypes = [ctypes.c_ulong]
 libc.syscall.restype = ctypes.c_long
+# The mm calls are raw syscalls with every argument a full 64-bit register
+# (libc's prototypes would cut prot and flags to int).
+SYS_MMAP, SYS_MPROTECT, SYS_MUNMAP, SYS_MREMAP = 9, 10, 11, 25
+U64 = (1 << 64) - 1
+
+def sc(nr, *args):
+    r = libc.syscall(ctypes.c_long(nr), *(ctypes.c_ulong(a & U64) for a in args))
+    return -ctypes.get_errno() if r == -1 else r
 libc.prctl.argtypes = [ctypes.c_int, ctypes.c_ulong, ctypes.c_ulong, ctypes.c_ulong, ctypes.c_ulong]
 SYS_MSEAL = 462
 IRREVERSIBLE = ("mseal", "prctl", "fork")
 WINDOW, SIZE = %(window)d, %(size)d
-MAP_FAILED = (1 << 64) - 1
 doc = json.load(sys.stdin)
 fds = {}
 for name in %(files)r:
@@ -82,18 +82,16 @@ def run(seq):
         if kind == "mmap":
             _, off, length, prot, flags, fdkey, foff = op
             fd = fds[fdkey] if fdkey else -1
-            r = libc.mmap(WINDOW + off, length, prot, flags, fd, foff)
-            r = -ctypes.get_errno() if r is None or r == MAP_FAILED else r - WINDOW
+            r = sc(SYS_MMAP, WINDOW + off, length, prot, flags, fd, foff)
+            r = r if r < 0 else (r & U64) - WINDOW
         elif kind == "munmap":
-            r = libc.munmap(WINDOW + op[1], op[2])
-            r = -ctypes.get_errno() if r else 0
+            r = sc(SYS_MUNMAP, WINDOW + op[1], op[2])
         elif kind == "mprotect":
-            r = libc.mprotect(WINDOW + op[1], op[2], op[3])
-            r = -ctypes.get_errno() if r else 0
+            r = sc(SYS_MPROTECT, WINDOW + op[1], op[2], op[3])
         elif kind == "mremap":
             _, off, old, new, flags, noff = op
-            r = libc.mremap(WINDOW + off, old, new, flags, WINDOW + noff)
-            r = -ctypes.get_errno() if r is None or r == MAP_FAILED else r - WINDOW
+            r = sc(SYS_MREMAP, WINDOW + off, old, new, flags, WINDOW + noff)
+            r = r if r < 0 else (r & U64) - WINDOW
         elif kind == "personality":
             r = libc.personality(op[1])
             r = r if r != -1 else -ctypes.get_errno()

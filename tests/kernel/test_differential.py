@@ -95,3 +95,41 @@ def test_most_sequences_mix_in_mdwe_mseal_or_fork():
     assert sum(1 for k in kinds if "mseal" in k) > 100
     assert sum(1 for k in kinds if "prctl" in k) > 80
     assert sum(1 for k in kinds if "fork" in k) > 20
+
+
+def test_64_bit_prot_and_flags_on_both_sides(tmp_path):
+    """mmap's, mprotect's and mremap's prot and flags are unsigned long: a
+    bit above 31 is seen, not cut off.  MAP_SHARED and MAP_PRIVATE ignore an
+    unknown flag, MAP_SHARED_VALIDATE refuses it (EOPNOTSUPP) and accepts
+    only its mask (MAP_32BIT and MAP_HUGE_2MB yes, MAP_FIXED_NOREPLACE no);
+    mprotect refuses an unknown prot bit and mremap an unknown flag (EINVAL);
+    mmap does not check prot beyond the bits it knows."""
+    make_files(str(tmp_path))
+    fixed, sv = 0x10, 0x3
+    seq = [["mmap", 0, 4096, 3, sv | fixed | 1 << 40, "small-rw", 0],
+           ["mmap", 0, 4096, 3, sv | fixed | 1 << 32, "small-rw", 0],
+           ["mmap", 0, 4096, 3, sv | 0x100000, "small-rw", 0],
+           ["mmap", 0, 4096, 3, sv | fixed | 0x40 | 21 << 26, "small-rw", 0],
+           ["mmap", 4096, 4096, 3, 0x1 | fixed | 1 << 40, "small-rw", 0],
+           ["mmap", 8192, 4096, 1 | 1 << 40, 0x22 | fixed | 1 << 63, None, 0],
+           ["mprotect", 0, 4096, 1 | 1 << 40], ["mprotect", 0, 4096, 1 | 1 << 32],
+           ["mprotect", 0, 4096, 1 | 1 << 63], ["mprotect", 0, 4096, 1],
+           ["mremap", 0, 4096, 8192, 1 << 32, 0], ["mremap", 0, 4096, 8192, 1 | 1 << 40, 0]]
+    real = run_real(str(tmp_path), [seq])[0]
+    EOPNOTSUPP, EINVAL = -95, -22
+    assert [r for r, _ in real] == [EOPNOTSUPP, EOPNOTSUPP, EOPNOTSUPP, 0, 4096, 8192,
+                                    EINVAL, EINVAL, EINVAL, 0, EINVAL, EINVAL]
+    assert real[-1][1] == [[0, 4096, "r--s", 0, str(tmp_path / "small")],
+                           [4096, 8192, "rw-s", 0, str(tmp_path / "small")],
+                           [8192, 12288, "r--p", 0, ""]]
+    assert ModelRunner(str(tmp_path)).run(seq) == real
+
+
+def test_some_sequences_use_64_bit_prot_and_flags():
+    rng = random.Random(1)
+    ops = [op for _ in range(200) for op in gen_sequence(rng)]
+    high = [op for op in ops if op[0] in ("mmap", "mprotect", "mremap")
+            and (op[3] if op[0] != "mremap" else op[4]) >> 31
+            or op[0] == "mmap" and op[4] >> 31]
+    assert len(high) > 40
+    assert sum(1 for op in ops if op[0] == "mmap" and op[4] & 0xF == 0x3) > 20

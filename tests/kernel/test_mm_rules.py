@@ -320,3 +320,60 @@ def test_poke_takes_bytes_not_a_count(proc):
     proc.poke(A, bytearray(b"x"))
     proc.poke(A + 1, memoryview(b"y"))
     assert proc.peek(A, 3) == b"xyc"
+
+
+# -- the registers are unsigned long: prot and flags above bit 31 ------------------------------
+def test_prot_and_flags_are_read_as_unsigned_long(proc):
+    """mmap/mprotect/mremap take unsigned long prot and flags: a bit above 31
+    is kept (the host agrees: tests/kernel/test_differential.py)."""
+    fd = proc.open("/home/user/lib.so", O_RDONLY)
+    e, why = errno_of(proc.mmap, A, PG, PROT_READ, 0x3 | MAP_FIXED | 1 << 40, fd)
+    assert e == errno.EOPNOTSUPP and why.rule == "do_mmap" and "0x10000000000" in why.detail
+    assert proc.mmap(A, PG, PROT_READ, MAP_SHARED | MAP_FIXED | 1 << 40, fd) == A
+    e, why = errno_of(proc.mprotect, A, PG, PROT_READ | 1 << 32)
+    assert e == errno.EINVAL and why.rule == "arch_validate_prot"
+    e, why = errno_of(proc.mremap, A, PG, PG, 1 << 63)
+    assert e == errno.EINVAL and why.rule == "mremap"
+    assert [m.perms for m in proc.maps() if m.start == A] == ["r--s"]
+
+
+def test_prot_exec_with_a_high_bit_is_not_exec_only(proc):
+    """do_mmap() gives the execute-only protection key to prot == PROT_EXEC
+    exactly; PROT_EXEC | 1 << 32 is another value (no key), so two such
+    neighbours differ in their key and do not merge, as they would if the
+    bit were cut off."""
+    proc.mmap(A, PG, PROT_EXEC, ANON)
+    proc.mmap(A + PG, PG, PROT_EXEC, ANON)
+    assert [(m.start, m.end) for m in proc.maps() if A <= m.start < A + 4 * PG] == [(A, A + 2 * PG)]
+    proc.mmap(A + 2 * PG, PG, PROT_EXEC | 1 << 32, ANON)
+    assert [(m.start, m.end) for m in proc.maps() if A <= m.start < A + 4 * PG] == [
+        (A, A + 2 * PG), (A + 2 * PG, A + 3 * PG)]
+
+
+def test_the_shared_validate_mask_follows_the_release():
+    """LEGACY_MAP_MASK: MAP_32BIT and MAP_HUGE_2MB/1GB in every modelled
+    release, MAP_ABOVE4G since 6.6 (absent from 6.1's mask, present in
+    6.12's), MAP_FIXED_NOREPLACE never."""
+    map_32bit, map_above4g, map_huge_2mb, noreplace = 0x40, 0x80, 21 << 26, 0x100000
+    sv = 0x3 | MAP_FIXED
+    for kernel, above4g in (("linux-5.11", errno.EOPNOTSUPP), ("linux-6.0", errno.EOPNOTSUPP),
+                            ("linux-6.12", 0), ("linux", 0)):
+        m = Machine(kernel=kernel)
+        m.vfs.create_file("/home/user/lib.so", bytes(3 * PG))
+        p = m.spawn()
+        fd = p.open("/home/user/lib.so", O_RDONLY)
+        assert errno_of(p.mmap, A, PG, PROT_READ, sv | map_32bit | map_huge_2mb, fd)[0] == 0
+        assert errno_of(p.mmap, A, PG, PROT_READ, sv | map_above4g, fd)[0] == above4g, kernel
+        assert errno_of(p.mmap, A + PG, PG, PROT_READ, 0x3 | noreplace, fd)[0] == errno.EOPNOTSUPP
+        assert errno_of(p.mmap, A + PG, PG, PROT_READ, MAP_SHARED | noreplace, fd)[0] == 0
+
+
+def test_a_register_argument_must_be_an_int(proc):
+    for call, args, name in ((proc.mmap, (A, PG, 1.0, ANON), "prot"),
+                             (proc.mmap, (A, PG, PROT_READ, None), "flags"),
+                             (proc.mprotect, (A, PG, "1"), "prot"),
+                             (proc.mremap, (A, PG, PG, 0.5), "flags"),
+                             (proc.munmap, (A, 1.5), "length"),
+                             (proc.mseal, (None, PG), "addr")):
+        with pytest.raises(TypeError, match=f"'{name}' must be an int"):
+            call(*args)

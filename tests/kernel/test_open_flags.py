@@ -225,3 +225,62 @@ def test_an_o_tmpfile_page_cache_goes_with_its_last_reference():
     assert ino.pages and p.peek(addr, 4) == b"kept"
     p.munmap(addr, 4096)
     assert not ino.pages and len(m.cpu.phys.frames) <= frames
+
+
+UMASK_HOST = r"""
+import json, os, sys
+root, cases = sys.argv[1], json.loads(sys.argv[2])
+out = []
+for i, (how, mode, mask) in enumerate(cases):
+    old = os.umask(mask)
+    if how == "creat":
+        fd = os.open(os.path.join(root, f"f{i}"), os.O_CREAT | os.O_EXCL | os.O_WRONLY, mode)
+    else:
+        fd = os.open(root, os.O_TMPFILE | os.O_RDWR, mode)
+    out.append([os.fstat(fd).st_mode, os.umask(old)])
+    os.close(fd)
+print(json.dumps(out))
+"""
+# (how, mode, umask): setuid and setgid bits are kept (the creator owns the
+# file and is in the directory's group), the umask clears permission bits only.
+UMASK_CASES = [(how, mode, mask) for how in ("creat", "tmpfile")
+               for mode, mask in ((0o644, 0o022), (0o666, 0o022), (0o777, 0o077), (0o666, 0),
+                                  (0o777, 0o777), (0o4755, 0o022), (0o2775, 0o002),
+                                  (0o6777, 0o027), (0o640, 0o137))]
+
+
+def test_created_files_get_mode_minus_umask_as_on_the_host(tmp_path):
+    """umask(2) and vfs_prepare_mode(): a file made by O_CREAT or O_TMPFILE
+    gets the mode asked for without the umask's bits; umask() returns the
+    old mask (os.umask's answers on the host, the model's here)."""
+    host = json.loads(subprocess.run(
+        [sys.executable, "-c", UMASK_HOST, str(tmp_path), json.dumps(UMASK_CASES)],
+        check=True, capture_output=True, text=True).stdout)
+    m = Machine(kernel="linux-6.0")
+    m.kernel.vfs.mkdir("/t")
+    p = m.spawn()
+    got = []
+    for i, (how, mode, mask) in enumerate(UMASK_CASES):
+        old = p.umask(mask)
+        if how == "creat":
+            fd = p.open(f"/t/f{i}", os.O_CREAT | os.O_EXCL | os.O_WRONLY, mode)
+        else:
+            fd = p.open("/t", os.O_TMPFILE | os.O_RDWR, mode)
+        got.append([p.stat(fd=fd).st_mode, p.umask(old)])
+        p.close(fd)
+    assert [[oct(a), oct(b)] for a, b in got] == [[oct(a), oct(b)] for a, b in host]
+
+
+def test_umask_keeps_the_permission_bits_and_is_inherited_by_fork():
+    p = Machine(kernel="linux-6.0").spawn()
+    assert p.umask(0o7777) == 0o022  # init_fs's mask
+    assert p.umask(-1) == 0o777  # int mask: the permission bits of 0xffffffff
+    assert p.umask((1 << 32) + 0o027) == 0o777
+    child = p.fork()
+    assert child.umask(0) == 0o027 and p.umask(0o022) == 0o027  # a copy, not shared
+    with pytest.raises(TypeError, match="'mask' must be an int"):
+        p.umask(0.5)
+    # an existing file keeps its mode: the umask applies to creation only
+    p.kernel.vfs.create_file("/t/old", b"", mode=0o666)
+    fd = p.open("/t/old", os.O_CREAT | os.O_RDWR, 0o600)
+    assert p.stat(fd=fd).st_mode == 0o100666

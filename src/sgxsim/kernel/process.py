@@ -18,6 +18,7 @@ from sgxsim.hw.faults import GeneralProtection, PageFault
 from sgxsim.hw.paging import PTE_ACCESSED, PTE_DIRTY, PTE_PRESENT, PTE_RW, PTE_SPECIAL, pte_pfn
 from sgxsim.kernel.errors import Signal, TaskBlocked, refuse
 from sgxsim.kernel.mm.flags import (
+    AT_FDCWD,
     FMODE_PATH,
     FMODE_PREAD,
     FMODE_PWRITE,
@@ -82,13 +83,21 @@ def _s64(v: int) -> int:
     return v - (1 << 64) if v >> 63 else v
 
 
-def _path_arg(path: Any) -> str:
-    """The path argument, with ``os.open``'s types (str, bytes, os.PathLike)."""
+def _path_arg(path: Any, fn: str) -> str:
+    """The path argument, with ``os.open``'s types (str, bytes, os.PathLike).
+    A C string ends at its first NUL, so a Python string with a NUL inside
+    names no file a program could pass: ValueError before the call, with
+    ``os``'s messages (not the prefix a C caller would mean, silently)."""
     try:
         path = os.fspath(path)
     except TypeError:
         raise TypeError(f"argument 'path' must be str, bytes or os.PathLike, "
                         f"not {type(path).__name__}") from None
+    if isinstance(path, str):
+        if "\0" in path:
+            raise ValueError("embedded null byte")
+    elif b"\0" in path:
+        raise ValueError(f"{fn}: embedded null character in path")
     return os.fsdecode(path)
 
 
@@ -153,6 +162,10 @@ class Process:
         kernel.next_pid += 1
         self.label = label
         self.persona = 0
+        # current->fs: umask and working directory, init_fs's (0022, the root)
+        # for a new process, a copy of its parent's for a fork child
+        self.fs_umask = 0o022
+        self.fs_pwd = "/"
         self.rlimit_nofile = self.RLIMIT_NOFILE  # (soft, hard)
         self.pending_signals: set[int] = set()
         # sigaction(): signo -> SIG_IGN or a handler; a signal not here is SIG_DFL.
@@ -205,11 +218,18 @@ class Process:
     # -- memory syscalls -------------------------------------------------------------------
     def mmap(self, addr: int, length: int, prot: int, flags: int, fd: int = -1,
              offset: int = 0) -> int:
-        """mmap(2): returns the address or raises OSError."""
-        addr, length, offset = addr & U64, length & U64, offset & U64
-        prot, flags = _s32(prot) & U32, _s32(flags) & U32
-        # unsigned long in sys_mmap() (an int without the helper's call: same value)
+        """mmap(2): returns the address or raises OSError.  Every argument is
+        an unsigned long (x86-64 sys_mmap()): all 64 bits of the register
+        count, so an unknown flag above bit 31 is seen (EOPNOTSUPP under
+        MAP_SHARED_VALIDATE) and prot ``PROT_EXEC | 1 << 32`` is not PROT_EXEC."""
+        # SYSCALL_DEFINE6(mmap): unsigned long addr, len, prot, flags, fd, off
+        # (an int without the helper's call: same value)
+        addr = addr & U64 if type(addr) is int else _syscall_uint(addr, "addr", 64)
+        length = length & U64 if type(length) is int else _syscall_uint(length, "length", 64)
+        prot = prot & U64 if type(prot) is int else _syscall_uint(prot, "prot", 64)
+        flags = flags & U64 if type(flags) is int else _syscall_uint(flags, "flags", 64)
         fd = fd & U64 if type(fd) is int else _syscall_uint(fd, "fd", 64)
+        offset = offset & U64 if type(offset) is int else _syscall_uint(offset, "offset", 64)
 
         def sys_mmap() -> int:
             k = self.kernel
@@ -228,19 +248,34 @@ class Process:
         return self._call(sys_mmap)
 
     def munmap(self, addr: int, length: int) -> None:
-        self._call(self.kernel.do_vmi_munmap, addr & U64, length & U64)
+        """munmap(2) (unsigned long addr, size_t len)."""
+        addr = addr & U64 if type(addr) is int else _syscall_uint(addr, "addr", 64)
+        length = length & U64 if type(length) is int else _syscall_uint(length, "length", 64)
+        self._call(self.kernel.do_vmi_munmap, addr, length)
 
     def mprotect(self, addr: int, length: int, prot: int) -> None:
-        self._call(self.kernel.do_mprotect_pkey, addr & U64, length & U64, _s32(prot) & U32)
+        """mprotect(2) (unsigned long start, size_t len, unsigned long prot):
+        a prot bit above bit 31 is an unknown bit (EINVAL), not dropped."""
+        addr = addr & U64 if type(addr) is int else _syscall_uint(addr, "addr", 64)
+        length = length & U64 if type(length) is int else _syscall_uint(length, "length", 64)
+        prot = prot & U64 if type(prot) is int else _syscall_uint(prot, "prot", 64)
+        self._call(self.kernel.do_mprotect_pkey, addr, length, prot)
 
     def mremap(self, old_addr: int, old_size: int, new_size: int, flags: int = 0,
                new_addr: int = 0) -> int:
-        return self._call(self.kernel.do_mremap, old_addr & U64, old_size & U64, new_size & U64,
-                          _s32(flags) & U32, new_addr & U64)
+        """mremap(2): five unsigned longs; a flag bit above bit 31 is an
+        unknown flag (EINVAL)."""
+        old_addr, old_size, new_size, flags, new_addr = (
+            _syscall_uint(v, name, 64) for v, name in (
+                (old_addr, "old_addr"), (old_size, "old_size"), (new_size, "new_size"),
+                (flags, "flags"), (new_addr, "new_addr")))
+        return self._call(self.kernel.do_mremap, old_addr, old_size, new_size, flags, new_addr)
 
     def mseal(self, addr: int, length: int, flags: int = 0) -> None:
-        """mseal(2) (Linux 6.10): seal the VMAs of the range against change."""
-        self._call(self.kernel.do_mseal, addr & U64, length & U64, flags & U64)
+        """mseal(2) (Linux 6.10): seal the VMAs of the range against change
+        (unsigned long start, size_t len, unsigned long flags)."""
+        self._call(self.kernel.do_mseal, _syscall_uint(addr, "addr", 64),
+                   _syscall_uint(length, "length", 64), _syscall_uint(flags, "flags", 64))
 
     def prctl(self, option: int, arg2: int = 0, arg3: int = 0, arg4: int = 0,
               arg5: int = 0) -> int:
@@ -257,6 +292,19 @@ class Process:
         if self.pending_signals:
             self.exit_to_user_mode()
         return old
+
+    def umask(self, mask: int) -> int:
+        """umask(2) (int mask): sets the file mode creation mask to
+        ``mask & 0o777`` and returns the old one.  open() with O_CREAT or
+        O_TMPFILE clears its bits from the new file's mode."""
+        mask = _syscall_uint(mask, "mask")  # int: the register's low 32 bits
+
+        def sys_umask() -> int:
+            # SYSCALL_DEFINE1(umask): only the permission bits are kept (S_IRWXUGO)
+            old, self.fs_umask = self.fs_umask, mask & 0o777
+            return old
+
+        return self._call(sys_umask)
 
     @property
     def task_personality(self) -> int:
@@ -296,11 +344,16 @@ class Process:
                          f"every descriptor below RLIMIT_NOFILE ({self.rlimit_nofile[0]}) is in use")
         return fd
 
-    def open(self, path: str, flags: int = 0, mode: int = 0o644) -> int:
-        """open(2) (int flags, umode_t mode), in do_sys_openat2()'s order:
-        the flags, the name, a descriptor, then the path walk."""
-        name = _path_arg(path)
+    def open(self, path: str, flags: int = 0, mode: int = 0o644, *,
+             dir_fd: int | None = None) -> int:
+        """open(2) (int flags, umode_t mode), or openat(2) with ``dir_fd``
+        (int dfd; None is AT_FDCWD, as in ``os.open``), in
+        do_sys_openat2()'s order: the flags, the name, a descriptor, then
+        the path walk, whose path_init() starts a relative name at the
+        working directory or at ``dir_fd``'s directory."""
+        name = _path_arg(path, "open")
         flags, mode = _syscall_uint(flags, "flags"), _syscall_uint(mode, "mode", 16)
+        dfd = AT_FDCWD if dir_fd is None else _s32(_syscall_uint(dir_fd, "dir_fd"))
 
         def sys_open() -> int:
             vfs = self.kernel.vfs
@@ -309,10 +362,51 @@ class Process:
             op = vfs.build_open_flags(*vfs.build_open_how(flags | O_LARGEFILE, mode))
             fname = vfs.getname(name)
             fd = self._unused_fd()  # get_unused_fd_flags()
-            self.files[fd] = vfs.do_filp_open(fname, op)
+            start = self._path_init(dfd, fname)
+            self.files[fd] = vfs.do_filp_open(fname, op, start)
             return fd
 
         return self._call(sys_open)
+
+    def _path_init(self, dfd: int, name: str) -> str:
+        """path_init(): where the walk of ``name`` starts: the root for an
+        absolute name, else the working directory (AT_FDCWD) or the
+        directory open as ``dfd`` (fdget_raw(): an O_PATH one too)."""
+        if name.startswith("/"):
+            return "/"
+        if dfd == AT_FDCWD:
+            return self.fs_pwd
+        f = self.files.get(dfd & U32)  # fdget_raw() takes it as unsigned int
+        if f is None:
+            raise refuse(errno.EBADF, "vfs", "path_init", f"dirfd {dfd} not open")
+        if not f.inode.is_dir():
+            raise refuse(errno.ENOTDIR, "vfs", "path_init",
+                         f"dirfd {dfd} is {f.path}, not a directory")
+        return f.path
+
+    def chdir(self, path: str) -> None:
+        """chdir(2): the working directory becomes ``path`` (a relative one
+        from the present one), which must be a directory (LOOKUP_DIRECTORY);
+        no permission is modelled (MAY_EXEC | MAY_CHDIR is granted)."""
+        name = _path_arg(path, "chdir")
+
+        def sys_chdir() -> None:
+            # ksys_chdir() -> user_path_at() -> path_lookupat(), then set_fs_pwd()
+            vfs = self.kernel.vfs
+            fname = vfs.getname(name)
+            norm, _, _ = vfs.path_walk(fname, "path_lookupat", self._path_init(AT_FDCWD, fname))
+            ino = vfs.lookup(norm, "path_lookupat")
+            if ino is None:
+                raise refuse(errno.ENOENT, "vfs", "path_lookupat", f"{fname}: no such directory")
+            if not ino.is_dir():
+                raise refuse(errno.ENOTDIR, "vfs", "path_lookupat", f"{fname}: not a directory")
+            self.fs_pwd = norm
+
+        self._call(sys_chdir)
+
+    def getcwd(self) -> str:
+        """getcwd(2), as ``os.getcwd``: the working directory's absolute name."""
+        return self._call(lambda: self.fs_pwd)
 
     def close(self, fd: int) -> None:
         """close(2) (unsigned int fd)."""
@@ -635,7 +729,7 @@ class Process:
         if fd is not None:
             fd = _syscall_uint(fd, "fd")
         else:
-            path = _path_arg(path)
+            path = _path_arg(path, "stat")
 
         def sys_stat() -> Stat:
             if fd is not None:
@@ -645,7 +739,8 @@ class Process:
                 ino = f.inode
             else:
                 vfs = self.kernel.vfs
-                norm, slash, _ = vfs.path_walk(vfs.getname(path), "vfs_statx")
+                fname = vfs.getname(path)
+                norm, slash, _ = vfs.path_walk(fname, "vfs_statx", self._path_init(AT_FDCWD, fname))
                 ino = vfs.lookup(norm, "vfs_statx")
                 if ino is None:
                     raise refuse(errno.ENOENT, "vfs", "vfs_statx", f"{path}: no such file")
@@ -880,6 +975,8 @@ class Process:
         mm.flags = mmf_init_flags(self.mm.flags)  # mm_init(): MDWE is inherited
         child = Process(k, lp, self.label, mm=mm)
         child.persona = self.persona  # copy_process(): the personality is inherited
+        # copy_fs(): a copy of the fs_struct, umask and working directory
+        child.fs_umask, child.fs_pwd = self.fs_umask, self.fs_pwd
         child.rlimit_nofile = self.rlimit_nofile  # copy_signal(): so are the rlimits
         child.sighand = dict(self.sighand)  # copy_sighand(); pending signals are not inherited
         for fd, f in self.files.items():

@@ -228,8 +228,16 @@ class Vfs:
     def _parent(path: str) -> str:
         return path.rsplit("/", 1)[0] or "/"
 
+    @staticmethod
+    def _setup_name(path: str) -> None:
+        # A name in the namespace is a C string: one with a NUL inside could
+        # never be looked up (getname() ends the name there).
+        if "\0" in path:
+            raise ValueError(f"embedded null byte in {path!r}")
+
     def mkdir(self, path: str, label: str = "unlabeled_t") -> Inode:
         if path not in self.inodes:
+            self._setup_name(path)
             if path != "/":
                 self.mkdir(self._parent(path))
             self.inodes[path] = self._inode(S_IFDIR | 0o755, label=label)
@@ -237,6 +245,7 @@ class Vfs:
 
     def create_file(self, path: str, data: bytes = b"", mode: int = 0o644,
                     label: str = "unlabeled_t") -> Inode:
+        self._setup_name(path)
         self.mkdir(self._parent(path))
         ino = self._inode(S_IFREG | mode, data=data, label=label)
         self.inodes[path] = ino
@@ -245,6 +254,7 @@ class Vfs:
     def mknod_chr(self, path: str, fops: Any, mode: int = 0o666,
                   label: str = "device_t") -> Inode:
         """A character device node whose file operations are ``fops``."""
+        self._setup_name(path)
         self.mkdir(self._parent(path))
         ino = self._inode(S_IFCHR | mode, fops=fops, label=label)
         self.inodes[path] = ino
@@ -266,13 +276,26 @@ class Vfs:
         self.inodes[path].label = label
 
     # -- path walk ------------------------------------------------------------------------
-    def path_walk(self, path: str, rule: str) -> tuple[str, bool, bool]:
+    def current_pwd(self) -> str:
+        """current->fs->pwd: the working directory of the calling task (a
+        kernel thread's is init's, the root)."""
+        current = self.kernel.current
+        return current.fs_pwd if current is not None else "/"
+
+    def path_walk(self, path: str, rule: str, start: str | None = None) -> tuple[str, bool, bool]:
         """link_path_walk(): ``path`` without repeated slashes, "." and ".."
         (".." of the root is the root), and how its last component ended: a
         name followed by a slash, or a dot component (both name a directory).
-        Every component before the last must be a directory that exists."""
-        if not isinstance(path, str) or not path.startswith("/"):
-            raise refuse(errno.ENOENT, "vfs", rule, f"{path!r}: not an absolute path")
+        Every component before the last must be a directory that exists.  A
+        relative name starts at ``start`` (path_init(): a dirfd's directory),
+        by default the caller's working directory (AT_FDCWD)."""
+        if not isinstance(path, str):
+            raise refuse(errno.ENOENT, "vfs", rule, f"{path!r}: not a path")
+        if not path.startswith("/"):
+            # path_init(): the start directory is an existing directory, so
+            # walking from it is walking its absolute name (the model has no
+            # symlinks, renames or removals to make the two differ).
+            path = (start if start is not None else self.current_pwd()).rstrip("/") + "/" + path
         comps = [c for c in path.split("/") if c]
         walked: list[str] = []
         for c in comps[:-1]:
@@ -347,13 +370,28 @@ class Vfs:
     @staticmethod
     def getname(path: str) -> str:
         """getname(): the name copied in from user memory; an empty one is
-        ENOENT, one that fills PATH_MAX bytes without ending ENAMETOOLONG."""
+        ENOENT, one that fills PATH_MAX bytes without ending ENAMETOOLONG.
+        ``path`` stands for the bytes at the user pointer: the name ends at
+        the first NUL, as strncpy_from_user() stops there (the Python API
+        refuses such a str before the call, as ``os`` does)."""
+        path = path.split("\0", 1)[0]  # strncpy_from_user()
         n = len(path.encode("utf-8", "surrogateescape"))
         if n == 0:
             raise refuse(errno.ENOENT, "vfs", "getname", "empty path")
         if n >= PATH_MAX:
             raise refuse(errno.ENAMETOOLONG, "vfs", "getname", f"path of {n} bytes (PATH_MAX {PATH_MAX})")
         return path
+
+    def vfs_prepare_mode(self, mode: int) -> int:
+        """vfs_prepare_mode() of a regular file (O_CREAT, O_TMPFILE):
+        mode_strip_sgid() strips nothing here (no owners or groups are
+        modelled: the caller is treated as root, CAP_FSETID), then
+        mode_strip_umask() clears the caller's umask bits (no filesystem of
+        the model has POSIX ACLs, which would defer that to
+        posix_acl_create(): with no default ACL, the same result)."""
+        current = self.kernel.current
+        umask = current.fs_umask if current is not None else 0o022  # init_fs's
+        return mode & ~umask
 
     def lookup(self, path: str, rule: str) -> Inode | None:
         """The inode named ``path`` (its directory already walked), or None;
@@ -369,10 +407,11 @@ class Vfs:
         return self.do_filp_open(self.getname(path), self.build_open_flags(
             *self.build_open_how(flags, mode)))
 
-    def do_filp_open(self, path: str, op: OpenFlags) -> File:
-        """path_openat(): resolve, create, check the access asked, open."""
+    def do_filp_open(self, path: str, op: OpenFlags, start: str | None = None) -> File:
+        """path_openat(): resolve (a relative name from ``start``, by default
+        the working directory), create, check the access asked, open."""
         flags = op.open_flag
-        path, slash, _ = self.path_walk(path, "path_openat")
+        path, slash, _ = self.path_walk(path, "path_openat", start)
         if flags & _O_TMPFILE:
             return self.do_tmpfile(path, op)
         if flags & O_PATH:
@@ -389,7 +428,8 @@ class Vfs:
             parent = self.inodes.get(self._parent(path))
             if parent is None or not parent.is_dir():
                 raise refuse(errno.ENOENT, "vfs", "path_openat", "parent directory missing")
-            ino = self.create_file(path, mode=op.mode & 0o777)
+            # lookup_open() -> vfs_prepare_mode(); the type is S_IFREG
+            ino = self.create_file(path, mode=self.vfs_prepare_mode(op.mode) & S_IALLUGO)
             created = True
             acc_mode = 0  # do_open(): a file just created is not checked again
         elif flags & O_CREAT and flags & O_EXCL:
@@ -548,7 +588,7 @@ class Vfs:
             raise refuse(errno.ENOENT, "vfs", "do_tmpfile", f"{path}: no such directory")
         if not dir_.is_dir():
             raise refuse(errno.ENOTDIR, "vfs", "do_tmpfile", f"{path} is not a directory")
-        ino = self._inode(S_IFREG | op.mode & 0o777)
+        ino = self._inode(S_IFREG | self.vfs_prepare_mode(op.mode) & S_IALLUGO)  # vfs_tmpfile()
         ino.nlink = 0
         # d_path() of the unnamed dentry: "#<ino> (deleted)" in the directory
         name = f"{path.rstrip('/')}/#{ino.ino} (deleted)"

@@ -39,10 +39,21 @@ MAP_SYNC = 0x80000
 MAP_FIXED_NOREPLACE = 0x100000
 MAP_UNINITIALIZED = 0x4000000
 MAP_ANON = MAP_ANONYMOUS
-# Flags MAP_SHARED_VALIDATE accepts (LEGACY_MAP_MASK plus MAP_SYNC).
-LEGACY_MAP_MASK = (MAP_SHARED | MAP_PRIVATE | MAP_FIXED | MAP_ANONYMOUS | MAP_DENYWRITE
-                   | MAP_EXECUTABLE | MAP_UNINITIALIZED | MAP_GROWSDOWN | MAP_LOCKED
-                   | MAP_NORESERVE | MAP_POPULATE | MAP_NONBLOCK | MAP_STACK | MAP_HUGETLB)
+MAP_32BIT = 0x40  # x86 (arch/x86/include/uapi/asm/mman.h)
+MAP_ABOVE4G = 0x80  # x86, Linux 6.6 (with user shadow stacks)
+MAP_HUGE_SHIFT = 26
+MAP_HUGE_2MB = 21 << MAP_HUGE_SHIFT
+MAP_HUGE_1GB = 30 << MAP_HUGE_SHIFT
+# LEGACY_MAP_MASK (include/linux/mman.h): the flags MAP_SHARED keeps and
+# MAP_SHARED_VALIDATE accepts (plus MAP_SYNC for a file whose f_op allows it;
+# the model has none).  MAP_FIXED_NOREPLACE is not one of them.  The x86
+# MAP_ABOVE4G joined it in 6.6 (absent from 6.1's, present in 6.12's).
+LEGACY_MAP_MASK_BEFORE_6_6 = (MAP_SHARED | MAP_PRIVATE | MAP_FIXED | MAP_ANONYMOUS | MAP_DENYWRITE
+                              | MAP_EXECUTABLE | MAP_UNINITIALIZED | MAP_GROWSDOWN | MAP_LOCKED
+                              | MAP_NORESERVE | MAP_POPULATE | MAP_NONBLOCK | MAP_STACK
+                              | MAP_HUGETLB | MAP_32BIT | MAP_HUGE_2MB | MAP_HUGE_1GB)
+LEGACY_MAP_MASK = LEGACY_MAP_MASK_BEFORE_6_6 | MAP_ABOVE4G
+MAP_ABOVE4G_RELEASE = (6, 6)
 
 # mremap(2)
 MREMAP_MAYMOVE = 1
@@ -135,6 +146,7 @@ _O_SYNC = 0o4000000  # __O_SYNC
 O_PATH = 0o10000000
 _O_TMPFILE = 0o20000000  # __O_TMPFILE (a name Python would mangle in a class)
 O_TMPFILE = _O_TMPFILE | O_DIRECTORY
+AT_FDCWD = -100  # include/uapi/linux/fcntl.h: a dirfd that means the working directory
 # include/linux/fcntl.h: the flags open() keeps (build_open_how())
 VALID_OPEN_FLAGS = (O_ACCMODE | O_CREAT | O_EXCL | O_NOCTTY | O_TRUNC | O_APPEND | O_NONBLOCK
                     | _O_SYNC | O_DSYNC | FASYNC | O_DIRECT | O_LARGEFILE | O_DIRECTORY

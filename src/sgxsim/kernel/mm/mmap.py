@@ -11,6 +11,8 @@ from sgxsim.kernel.mm.flags import (
     FMODE_READ,
     FMODE_WRITE,
     LEGACY_MAP_MASK,
+    LEGACY_MAP_MASK_BEFORE_6_6,
+    MAP_ABOVE4G_RELEASE,
     MAP_FIXED,
     MAP_FIXED_NOREPLACE,
     MAP_POPULATE,
@@ -130,6 +132,12 @@ class MmapMixin:
         raise _mm("vm_unmapped_area", errno.ENOMEM, "no gap large enough")
 
     # -- mmap --------------------------------------------------------------------------
+    def legacy_map_mask(self) -> int:
+        """LEGACY_MAP_MASK of the release (MAP_ABOVE4G since 6.6)."""
+        if self.mm_release < MAP_ABOVE4G_RELEASE:
+            return LEGACY_MAP_MASK_BEFORE_6_6
+        return LEGACY_MAP_MASK
+
     def vm_mmap_pgoff(self, file: Any, addr: int, length: int, prot: int, flags: int,
                       pgoff: int) -> int:
         # vm_mmap_pgoff(): the LSM sees the request before do_mmap()
@@ -179,13 +187,17 @@ class MmapMixin:
                           f"{length:#x} past the largest offset of {file.path}")
             mtype = flags & MAP_TYPE
             if mtype in (MAP_SHARED, MAP_SHARED_VALIDATE):
-                if mtype == MAP_SHARED:
-                    flags &= LEGACY_MAP_MASK
+                # The mask: LEGACY_MAP_MASK (MAP_SYNC only for a file whose
+                # f_op has FOP_MMAP_SYNC, a DAX-capable one; the model has none).
+                flags_mask = self.legacy_map_mask()
+                if mtype == MAP_SHARED:  # unknown flags silently dropped
+                    flags &= flags_mask
                     vm_flags &= ~calc_vm_flag_bits(MAP_SYNC)
-                elif flags & ~(LEGACY_MAP_MASK | MAP_SYNC | MAP_FIXED_NOREPLACE):
-                    raise _mm("do_mmap", errno.EOPNOTSUPP, "unknown MAP_SHARED_VALIDATE flag")
-                if flags & MAP_SYNC:
-                    raise _mm("do_mmap", errno.EOPNOTSUPP, "MAP_SYNC needs a DAX file")
+                if flags & ~flags_mask:  # any bit of the unsigned long
+                    unknown = flags & ~flags_mask
+                    raise _mm("do_mmap", errno.EOPNOTSUPP, f"MAP_SHARED_VALIDATE with flag bits "
+                              f"{unknown:#x} this file does not support"
+                              + (" (MAP_SYNC needs a DAX file)" if unknown & MAP_SYNC else ""))
                 if prot & 0x2 and not file.f_mode & FMODE_WRITE:
                     raise _mm("do_mmap", errno.EACCES,
                               "shared writable mapping of a file not opened for writing")
