@@ -8,6 +8,7 @@
 #include <fcntl.h>
 #include <mqueue.h>
 #include <pthread.h>
+#include <sched.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -190,6 +191,7 @@ static void eintr(void)
 
 static __thread volatile int in_start;
 static volatile int early;
+static int sent;		/* the creator has sent this round's SIGSEGV */
 
 static void early_segv(int sig)
 {
@@ -205,7 +207,10 @@ static void *unblock_later(void *arg)
 
 	(void)arg;
 	in_start = 1;
-	usleep(1000);
+	/* Unblock only once the signal was sent (a fixed sleep lost a round
+	 * when the creator was descheduled for longer than the sleep). */
+	while (!__atomic_load_n(&sent, __ATOMIC_ACQUIRE))
+		sched_yield();
 	sigemptyset(&segv);
 	sigaddset(&segv, SIGSEGV);
 	pthread_sigmask(SIG_UNBLOCK, &segv, NULL);	/* only now may it run */
@@ -224,8 +229,10 @@ static void create(void)
 	for (i = 0; i < 100; i++) {
 		pthread_t t;
 
+		__atomic_store_n(&sent, 0, __ATOMIC_RELEASE);
 		pthread_create(&t, NULL, unblock_later, NULL);
 		pthread_kill(t, SIGSEGV);
+		__atomic_store_n(&sent, 1, __ATOMIC_RELEASE);
 		pthread_join(t, NULL);
 	}
 	printf("100 threads: handler ran %d times, %d before the start routine\n", handled, early);
