@@ -21,6 +21,8 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
+from sgxsim.trace import failure_outcome
+
 # Module prefix -> layer, most specific first.
 LAYERS = (("sgxsim.kernel.security", "lsm"), ("sgxsim.kernel.sgx", "sgx"), ("sgxsim.kernel.mm", "mm"),
           ("sgxsim.kernel.vfs", "vfs"), ("sgxsim.kernel.process", "syscall"), ("sgxsim.kernel.linux", "kernel"),
@@ -85,7 +87,7 @@ class Explanation:
             out.append(f"=> {type(self.error).__name__}: {self.error}" if why is None else
                        f"=> refused by {why}")
         else:
-            refused = [d for d in self.decisions if _is_refusal(d.outcome)]
+            refused = [d for d in self.decisions if _is_refusal(d)]
             if self.step:
                 out.append(f"=> refused by {refused[0]}" if refused else "=> no layer refused anything")
             else:
@@ -97,10 +99,10 @@ class Explanation:
         return "\n".join(self.lines())
 
 
-def _is_refusal(outcome: str) -> bool:
+def _is_refusal(decision: Any) -> bool:
     from sgxsim.check.runner import is_refusal
 
-    return is_refusal(outcome)
+    return is_refusal(decision)
 
 
 def _line(node: Node, depth: int) -> str:
@@ -205,7 +207,8 @@ def explain(fn: Callable, *args: Any, machine: Any = None, title: str | None = N
         if len(recs) > seen_records[0]:
             node = next((n for _, n in reversed(stack) if n is not None), None)
             for d in recs[seen_records[0]:]:
-                if node is not None and d.outcome and not _is_refusal(d.outcome):
+                # (failures show as the exception that carried them, or not at all)
+                if node is not None and d.outcome and not failure_outcome(d.outcome):
                     node.notes.append(d)
             seen_records[0] = len(recs)
 

@@ -585,7 +585,7 @@ class Process:
                 return
             why = Decision("kernel", "get_signal", name,
                            f"pid {self.pid} killed by {name} (default action) on its way to user space")
-            self.kernel.trace.add(why)
+            self.kernel.trace.refuse(why)  # get_signal(): the call ends with the task
             self.pending_signals.clear()
             self.do_exit()  # do_group_exit()
             raise Signal(sig, SI_USER, 0, why)
