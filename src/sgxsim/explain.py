@@ -282,7 +282,11 @@ def _fmt(v: Any) -> str:
 def explain_step(model: Any, steps: list, n: int) -> Explanation:
     """Replay steps 1..n-1 of a scenario on ``model`` (a
     :class:`~sgxsim.check.machine_model.MachineModel`), then explain step
-    ``n``."""
+    ``n``; a step the model's scope does not offer is a ValueError naming it."""
+    if hasattr(model, "scope"):
+        from sgxsim.check.scenario import check_steps
+
+        check_steps(steps[:n], model.scope())
     state = model.initial()
     for a in steps[: n - 1]:
         state = model.step(state, a).state

@@ -83,3 +83,45 @@ def test_a_failed_step_is_refused_by_what_its_caller_got():
     step, why = runner.replay_scenario(lambda d: _model(d), scn.Scenario(
         "linux-6.0", "no-escalation", "holds", path, {}, 0))["first_refusal"]
     assert step == 4 and why.outcome == "SGX_PAGE_ATTRIBUTES_MISMATCH"
+
+
+# -- a replay on a model of another scope is refused, not run on other pages ----------------------
+
+TWO_PAGES = [A("add_pages", offset=0, source="image", type="REG", perms="RX"),
+             A("mmap", offset=0x1000, length=0x1000, prot="RW")]
+
+
+def test_a_replay_refuses_steps_beyond_the_models_explored_pages():
+    import pytest
+
+    sc = scn.Scenario("linux-6.0", "dynamic-heap", "unreachable", TWO_PAGES, {"pages": 2}, 0)
+    with pytest.raises(ValueError, match=r"scope \(pages = 1, processes = 1, enclaves = 1\): step 2: "
+                                         r"key 'offset': 4096 is not the offset of an explored page"):
+        runner.run_scenario(lambda d: runner.make_model(d, Scope()), sc)
+    with pytest.raises(ValueError, match=r"step 2: key 'offset'.*Scope\(\*\*sc.scope\)"):
+        trace_data(runner.make_model("linux-6.0", Scope()), TWO_PAGES, "dynamic-heap")
+    with pytest.raises(ValueError, match="step 2: key 'offset'"):
+        explain_step(runner.make_model("linux-6.0", Scope()), TWO_PAGES, 2)
+    # A length that runs past them too.
+    with pytest.raises(ValueError, match="step 1: key 'length'"):
+        trace_data(_model(), [A("mmap", offset=0, length=0x2000, prot="R")], "w-xor-x")
+    # In the scenario's own scope it replays.
+    assert runner.run_scenario(lambda d: runner.make_model(d, Scope(**sc.scope)), sc)[1] == "unreachable"
+
+
+def test_a_replay_refuses_a_process_or_enclave_the_scope_does_not_have():
+    import pytest
+
+    child = [A("fork"), A("load", proc="child", offset=0)]
+    with pytest.raises(ValueError, match="step 1: key 'action': fork needs scope processes = 2"):
+        trace_data(_model(), child, "w-xor-x")
+    with pytest.raises(ValueError, match="step 2: key 'proc': load takes no such key"):
+        trace_data(_model(), [A("init"), A("load", proc="child", offset=0)], "w-xor-x")
+    with pytest.raises(ValueError, match="step 1: key 'enclave': init takes no such key"):
+        trace_data(_model(), [A("init", enclave=1)], "w-xor-x")
+    two = runner.make_model("linux-6.0", Scope(enclaves=2))
+    with pytest.raises(ValueError, match="step 1: key 'enclave': 2 is not one of 0, 1"):
+        trace_data(two, [A("init", enclave=2)], "w-xor-x")
+    with pytest.raises(ValueError, match="step 1: key 'proc': 'child' before the fork step"):
+        trace_data(runner.make_model("linux-6.0", Scope(processes=2)), [A("load", proc="child", offset=0)],
+                   "w-xor-x")
