@@ -79,6 +79,14 @@ class Explanation:
         return getattr(self.error, "why", None)
 
     def lines(self, max_lines: int = MAX_LINES) -> list[str]:
+        """The chain in at most ``max_lines`` lines, but for the calls that
+        refused and led there, which always stay (``max_lines``: an int >= 1)."""
+        if type(max_lines) is not int:
+            if isinstance(max_lines, bool) or not hasattr(max_lines, "__index__"):
+                raise TypeError(f"argument 'max_lines' must be an int, not {type(max_lines).__name__}")
+            max_lines = max_lines.__index__()
+        if max_lines < 1:
+            raise ValueError(f"argument 'max_lines' must be at least 1, not {max_lines}")
         out = [self.title]
         shown = _prune(self.roots, max_lines - 3)
         out += [_line(node, depth) for node, depth in shown]

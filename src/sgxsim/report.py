@@ -42,7 +42,13 @@ def _perm_letters(text: str) -> set[str]:
 def trace_data(model: Any, steps: list[Action], prop: str, *, expect: str = "", at_step: int = 0,
                reason: str = "") -> dict:
     """Replay ``steps`` on ``model`` and collect, per step (0 = the initial
-    state), the page map, the decisions and whether ``prop`` fired."""
+    state), the page map, the decisions and whether ``prop`` fired.  An
+    unknown ``prop``, or a step the model's scope does not offer, is a
+    ValueError naming it."""
+    if not isinstance(prop, str):
+        raise TypeError(f"argument 'prop' must be a property's name (a str), not {type(prop).__name__}")
+    if prop not in PROPERTIES:
+        raise ValueError(f"argument 'prop': no property named {prop!r}; known: {', '.join(PROPERTIES)}")
     labels = model.page_labels() if hasattr(model, "page_labels") else {}
 
     def views(state: Any) -> dict[str, list]:
