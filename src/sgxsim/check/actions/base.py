@@ -103,7 +103,8 @@ def errno_of(st: Any, fn, *args) -> int:
         fn(*args)
     except OSError as e:
         why = getattr(e, "why", None)
-        if why is not None:
-            st.m.trace.refuse(why)  # the syscall returned -errno: its caller's refusal
+        tr = st.m.trace
+        if why is not None and tr.enabled:
+            tr.refuse(why)  # the syscall returned -errno: its caller's refusal
         return e.errno or -1
     return 0
