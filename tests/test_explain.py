@@ -56,3 +56,45 @@ def test_bad_explain_arguments_are_usage_errors(tmp_path):
     f = scn.write(tmp_path / "e.toml", scn.Scenario("linux-5.11", "run-code", "unreachable", [], {}, 0))
     r = CliRunner().invoke(main, ["explain", str(f), "--step", "1"])
     assert r.exit_code == 2 and f"{f} has no steps to explain" in r.output, r.output
+
+
+def test_bad_arguments_of_the_python_api_are_named():
+    """peek/poke/fetch, trace_data and Explanation.lines raised stray internal
+    errors ("unsupported operand type(s) for &=", "slice indices must be
+    integers", a bare KeyError): each is a TypeError/ValueError naming the
+    argument, raised before the call does anything."""
+    import pytest
+
+    from sgxsim.check import runner
+    from sgxsim.check.scope import Scope
+    from sgxsim.report import trace_data
+
+    m = sgxsim.Machine(kernel="linux-6.0")
+    p = m.spawn()
+    a = 0x10000000
+    p.mmap(a, 4096, 3, sgxsim.MAP_PRIVATE | sgxsim.MAP_ANONYMOUS | sgxsim.MAP_FIXED)
+    for call, problem in ((lambda: p.peek(a * 1.0, 1), "argument 'addr' must be an int, not float"),
+                          (lambda: p.peek(a, 1.0), "argument 'n' must be an int, not float"),
+                          (lambda: p.peek(str(a), 1), "argument 'addr' must be an int, not str"),
+                          (lambda: p.poke(a * 1.0, b"x"), "argument 'addr' must be an int, not float"),
+                          (lambda: p.poke(a, "abc"), "argument 'data' must be a bytes-like object, not str"),
+                          (lambda: p.poke(a, None),
+                           "argument 'data' must be a bytes-like object, not NoneType"),
+                          (lambda: p.poke(a, 5), "argument 'data' must be a bytes-like object, not int"),
+                          (lambda: p.fetch(None), "argument 'addr' must be an int, not NoneType")):
+        with pytest.raises(TypeError) as e:
+            call()
+        assert str(e.value) == problem
+    p.poke(a, [1, 2])  # what bytes() takes still goes
+    assert p.peek(a, 2) == b"\x01\x02" and p.peek(a, True) == b"\x01"
+    model = runner.make_model("linux-6.0", Scope())
+    with pytest.raises(ValueError, match="argument 'prop': no property named 'nope'; known: no-escalation"):
+        trace_data(model, STEPS, "nope")
+    with pytest.raises(TypeError, match="argument 'prop' must be a property's name"):
+        trace_data(model, STEPS, ["w-xor-x"])
+    ex = explain(p.close, 9)
+    with pytest.raises(TypeError, match="argument 'max_lines' must be an int, not str"):
+        ex.lines("x")
+    with pytest.raises(ValueError, match="argument 'max_lines' must be at least 1, not 0"):
+        ex.lines(0)
+    assert ex.lines(8)[0] == "close(9)"

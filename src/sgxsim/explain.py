@@ -21,6 +21,8 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
+from sgxsim.trace import failure_outcome
+
 # Module prefix -> layer, most specific first.
 LAYERS = (("sgxsim.kernel.security", "lsm"), ("sgxsim.kernel.sgx", "sgx"), ("sgxsim.kernel.mm", "mm"),
           ("sgxsim.kernel.vfs", "vfs"), ("sgxsim.kernel.process", "syscall"), ("sgxsim.kernel.linux", "kernel"),
@@ -77,6 +79,14 @@ class Explanation:
         return getattr(self.error, "why", None)
 
     def lines(self, max_lines: int = MAX_LINES) -> list[str]:
+        """The chain in at most ``max_lines`` lines, but for the calls that
+        refused and led there, which always stay (``max_lines``: an int >= 1)."""
+        if type(max_lines) is not int:
+            if isinstance(max_lines, bool) or not hasattr(max_lines, "__index__"):
+                raise TypeError(f"argument 'max_lines' must be an int, not {type(max_lines).__name__}")
+            max_lines = max_lines.__index__()
+        if max_lines < 1:
+            raise ValueError(f"argument 'max_lines' must be at least 1, not {max_lines}")
         out = [self.title]
         shown = _prune(self.roots, max_lines - 3)
         out += [_line(node, depth) for node, depth in shown]
@@ -85,7 +95,7 @@ class Explanation:
             out.append(f"=> {type(self.error).__name__}: {self.error}" if why is None else
                        f"=> refused by {why}")
         else:
-            refused = [d for d in self.decisions if _is_refusal(d.outcome)]
+            refused = [d for d in self.decisions if _is_refusal(d)]
             if self.step:
                 out.append(f"=> refused by {refused[0]}" if refused else "=> no layer refused anything")
             else:
@@ -97,10 +107,10 @@ class Explanation:
         return "\n".join(self.lines())
 
 
-def _is_refusal(outcome: str) -> bool:
+def _is_refusal(decision: Any) -> bool:
     from sgxsim.check.runner import is_refusal
 
-    return is_refusal(outcome)
+    return is_refusal(decision)
 
 
 def _line(node: Node, depth: int) -> str:
@@ -205,7 +215,8 @@ def explain(fn: Callable, *args: Any, machine: Any = None, title: str | None = N
         if len(recs) > seen_records[0]:
             node = next((n for _, n in reversed(stack) if n is not None), None)
             for d in recs[seen_records[0]:]:
-                if node is not None and d.outcome and not _is_refusal(d.outcome):
+                # (failures show as the exception that carried them, or not at all)
+                if node is not None and d.outcome and not failure_outcome(d.outcome):
                     node.notes.append(d)
             seen_records[0] = len(recs)
 
@@ -279,7 +290,11 @@ def _fmt(v: Any) -> str:
 def explain_step(model: Any, steps: list, n: int) -> Explanation:
     """Replay steps 1..n-1 of a scenario on ``model`` (a
     :class:`~sgxsim.check.machine_model.MachineModel`), then explain step
-    ``n``."""
+    ``n``; a step the model's scope does not offer is a ValueError naming it."""
+    if hasattr(model, "scope"):
+        from sgxsim.check.scenario import check_steps
+
+        check_steps(steps[:n], model.scope())
     state = model.initial()
     for a in steps[: n - 1]:
         state = model.step(state, a).state

@@ -110,6 +110,8 @@ def _load_module(name: str, real: str, source: bytes, shown: str,
         _forget(_diff(before))  # and what it added goes
         if not isinstance(e, Exception | SystemExit):
             raise  # Ctrl-C while loading still interrupts the command
+        if isinstance(e, registry.RegistrationError):  # register() said why: a taken name, no kernel
+            raise PluginError(f"{path}: {e}") from None
         raise PluginError(f"{_where(e, real)}: {describe(e)}") from None
     got = _diff(before)
     problem = _bad_designs(taken, got.designs)
@@ -189,7 +191,8 @@ def _bad_designs(taken: dict[str, type], new: list[str]) -> str | None:
     from sgxsim.kernel.linux import Linux
 
     for n, cls in taken.items():
-        if registry.kernel_class(n) is not cls:
+        if registry.kernel_class(n) is not cls:  # (register() refuses this; a file may still poke)
+            registry.unregister(n)
             registry.register(n)(cls)
             return (f"registers {n!r}, a name already taken by {cls.__module__}.{cls.__qualname__}: "
                     "give the design a name of its own")

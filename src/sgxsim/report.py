@@ -42,7 +42,13 @@ def _perm_letters(text: str) -> set[str]:
 def trace_data(model: Any, steps: list[Action], prop: str, *, expect: str = "", at_step: int = 0,
                reason: str = "") -> dict:
     """Replay ``steps`` on ``model`` and collect, per step (0 = the initial
-    state), the page map, the decisions and whether ``prop`` fired."""
+    state), the page map, the decisions and whether ``prop`` fired.  An
+    unknown ``prop``, or a step the model's scope does not offer, is a
+    ValueError naming it."""
+    if not isinstance(prop, str):
+        raise TypeError(f"argument 'prop' must be a property's name (a str), not {type(prop).__name__}")
+    if prop not in PROPERTIES:
+        raise ValueError(f"argument 'prop': no property named {prop!r}; known: {', '.join(PROPERTIES)}")
     labels = model.page_labels() if hasattr(model, "page_labels") else {}
 
     def views(state: Any) -> dict[str, list]:
@@ -58,6 +64,8 @@ def trace_data(model: Any, steps: list[Action], prop: str, *, expect: str = "", 
         vs = views(state)
         cols.append({"step": i, "action": str(action), "hit": hits.get(prop),
                      "decisions": [(d.layer, d.rule, d.outcome, d.detail) for d in decisions],
+                     # The indices of the decisions that made the step fail (is_refusal).
+                     "refused": [j for j, d in enumerate(decisions) if is_refusal(d)],
                      "rows": next(iter(vs.values())), "views": vs})
     kind = PROPERTIES[prop].kind
     hit = next((c["step"] for c in cols if c["hit"]), None)
@@ -264,7 +272,8 @@ def render_trace(data: dict) -> str:
     decided = ['<th class="page">decided by</th>']
     for c in cols:
         ds = c["decisions"]
-        first = next((d for d in ds if is_refusal(d[2])), None)
+        refused = c.get("refused", [])
+        first = ds[refused[0]] if refused else None
         shown = [first] if first else ds[:1]
         cls = "dec refusal" if first else "dec"
         txt = "".join(f'<span class="{cls}">{_e(d[0])}: {_e(d[1])}: {_e(d[2])}</span>'
@@ -277,7 +286,8 @@ def render_trace(data: dict) -> str:
              f'<tr class="decided">{"".join(decided)}</tr></tbody></table>')
     payload = {"property": data["property"], "at": hit,
                "columns": [{"action": c["action"], "hit": c["hit"],
-                            "decisions": [list(d) + [is_refusal(d[2])] for d in c["decisions"]]}
+                            "decisions": [list(d) + [j in c.get("refused", ())]
+                                          for j, d in enumerate(c["decisions"])]}
                            for c in cols]}
     blob = script_json(payload)
     return _page(f"sgxsim: {title}", "\n".join(head) + table + '<div id="detail"></div>'

@@ -5,6 +5,7 @@
 from __future__ import annotations
 
 import os
+import re
 import subprocess
 import sys
 import textwrap
@@ -93,7 +94,9 @@ def test_design_and_property_files_outside_the_package(tmp_path):
     r = sgxsim("run", "--design-file", "d.py", str(sc), "--design", "linux-5.11", cwd=tmp_path)
     assert r.returncode == 1, r.stdout + r.stderr
     assert "on linux-5.11 this scenario gives holds" in r.stdout
-    assert "first refusal at step 4: sgx: sgx_encl_load_page_in_vma: EFAULT" in r.stdout.splitlines()[-1]
+    # The access failed with the SIGBUS of the fault path, which names the driver's EFAULT.
+    assert ("first refusal at step 4: mm: handle_mm_fault: SIGBUS: sgx: sgx_encl_load_page_in_vma: EFAULT"
+            in r.stdout.splitlines()[-1])
     # Without the file the design is unknown: a usage error, no traceback.
     r = sgxsim("run", str(sc), cwd=tmp_path)
     assert r.returncode == 2 and "unknown design 'file-5.11-open'" in r.stderr and "Traceback" not in r.stderr
@@ -308,8 +311,9 @@ def test_an_entry_point_cannot_replace_a_built_in_design(tmp_path):
 @pytest.mark.parametrize("refused, why", [
     ("@register('plain-refused')\nclass X:\n    pass\n", "is not a kernel class"),
     ("raise RuntimeError('late')\n", "RuntimeError: late"),
+    # register() refuses the taken name at once, before the file goes on to raise.
     ("@register('linux-6.0')\nclass X(kernel_class('linux-6.0')):\n    pass\nraise RuntimeError('late')\n",
-     "RuntimeError: late"),
+     "already taken"),
     ("@register('linux-6.0')\nclass X(kernel_class('linux-6.0')):\n    pass\n", "already taken"),
 ])
 def test_a_refused_design_file_leaves_nothing_registered(tmp_path, refused, why):
@@ -360,3 +364,57 @@ def test_an_entry_point_refused_once_is_refused_every_time(tmp_path, monkeypatch
         for mod in ("sgxsim_takeover2.designs", "sgxsim_takeover2"):
             _sys.modules.pop(mod, None)
         registry._REFUSED.clear()
+
+
+def test_register_refuses_a_taken_name_a_bad_name_and_a_class_that_is_no_kernel():
+    """register() validated nothing: "linux-6.0" silently became the user's
+    class, 42 broke every later unknown-kernel error, a plain class gave a
+    confusing TypeError at Machine(), and "../escaped" took check --out's
+    scenario files out of their directory."""
+    import sgxsim
+    from sgxsim.kernel.sgx.kernels import Linux60, Linux511
+
+    taken = "registers 'linux-6.0', a name already taken by sgxsim.kernel.sgx.kernels.Linux60: give the"
+    with pytest.raises(ValueError, match=taken):
+        @registry.register("linux-6.0")
+        class Oops(Linux511):
+            pass
+    assert registry.kernel_class("linux-6.0") is Linux60
+    assert type(sgxsim.Machine(kernel="linux-6.0").kernel) is Linux60
+    with pytest.raises(TypeError, match="register\\(\\) takes the design's name as a str, not 42"):
+        registry.register(42)
+    for bad in ("../escaped", "a/b", "", "-x", ".hidden", "two words"):
+        with pytest.raises(ValueError, match=f"{re.escape(repr(bad))} is not a design name"):
+            registry.register(bad)
+    with pytest.raises(TypeError, match="'not-a-kernel' is not a kernel class") as e:
+        @registry.register("not-a-kernel")
+        class NotKernel:
+            pass
+    assert isinstance(e.value, ValueError)
+    with pytest.raises(TypeError, match="'an-instance' is not a kernel class"):
+        registry.register("an-instance")(object())
+    assert "not-a-kernel" not in registry.names() and "../escaped" not in registry.names()
+    with pytest.raises(ValueError, match="unknown kernel 'typo'; known: linux, "):
+        sgxsim.Machine(kernel="typo")
+
+
+def test_register_accepts_a_kernel_under_a_free_name_and_the_same_class_again():
+    from sgxsim.kernel.sgx.kernels import Linux60
+
+    try:
+        cls = registry.register("free-6.0.x_1")(type("Free", (Linux60,), {}))
+        assert registry.register("free-6.0.x_1")(cls) is cls  # the same class again: a no-op
+        assert registry.kernel_class("free-6.0.x_1") is cls and cls.name == "free-6.0.x_1"
+    finally:
+        registry.unregister("free-6.0.x_1")
+
+
+def test_a_design_file_with_a_bad_name_is_refused_naming_the_file(tmp_path):
+    from sgxsim.plugins import PluginError, load_file
+
+    f = tmp_path / "esc.py"
+    f.write_text("from sgxsim.kernel.registry import kernel_class, register\n"
+                 "@register('../escaped')\nclass X(kernel_class('linux-6.0')):\n    pass\n")
+    with pytest.raises(PluginError, match=f"{re.escape(str(f))}: '../escaped' is not a design name"):
+        load_file(f)
+    assert "../escaped" not in registry.names()

@@ -139,9 +139,31 @@ def test_static_program_gets_a_clear_message(native):
     assert "Traceback" not in r.stderr
 
 
-def test_missing_program_gets_a_clear_message():
-    r = sgxsim_exec("--", "/nonexistent/program")
-    assert r.returncode == 1 and "not found" in r.stderr and "Traceback" not in r.stderr
+def test_a_program_that_cannot_start_exits_as_env_does(tmp_path):
+    """Exit 1 and "command not found" for a missing program, a file without
+    x permission and a directory alike, indistinguishable from the program's
+    own exit 1: now env(1)'s 127 (not found) and 126 (cannot be executed)."""
+    script = tmp_path / "notexec.sh"
+    script.write_text("#!/bin/sh\nexit 0\n")
+    script.chmod(0o644)
+    garbage = tmp_path / "garbage"
+    garbage.write_bytes(b"\x00\x01 no format")
+    garbage.chmod(0o755)
+    cases = [(["/nonexistent/program"], 127, "/nonexistent/program: No such file or directory"),
+             (["no-such-command-anywhere"], 127, "no-such-command-anywhere: No such file or directory"),
+             ([str(script)], 126, f"{script}: Permission denied"),
+             ([str(tmp_path)], 126, f"{tmp_path}: Is a directory"),
+             # execve() itself refuses it (checked only by starting it): ENOEXEC.
+             ([str(garbage)], 126, f"{garbage}: Exec format error")]
+    for argv, status, message in cases:
+        r = sgxsim_exec("--", *argv)
+        assert (r.returncode, r.stderr) == (status, f"sgxsim exec: {message}\n"), (argv, r.stderr)
+    # Found along $PATH: a file there without x permission is EACCES as for execvp().
+    r = sgxsim_exec("--", "notexec.sh", env={"PATH": str(tmp_path)})
+    assert (r.returncode, r.stderr) == (126, "sgxsim exec: notexec.sh: Permission denied\n"), r.stderr
+    # The program's own exit 1 stays 1.
+    r = sgxsim_exec("--", "/bin/sh", "-c", "exit 1")
+    assert r.returncode == 1 and r.stderr == ""
 
 
 def test_trace_has_every_request_with_its_deciding_rule(native, tmp_path):

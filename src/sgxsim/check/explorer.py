@@ -743,8 +743,17 @@ def verdict(prop: str, exp: Exploration) -> str:
 def replay(model, path: list[Action], props: list[str] | None = None, states: bool = False):
     """Run ``path`` from the initial state with tracing on; yield, per step,
     ``(action, decisions, events, {prop: reason})``, with ``states`` also
-    the state after the step (a fifth item)."""
+    the state after the step (a fifth item).  A step the model's scope does
+    not offer, or a property that does not exist, is a ValueError naming it
+    (before anything runs)."""
+    for n in props or ():
+        if n not in PROPERTIES:
+            raise ValueError(f"no property named {n!r}; known: {', '.join(PROPERTIES)}")
     sel = [PROPERTIES[n] for n in (props or PROPERTIES)]
+    if hasattr(model, "scope"):
+        from sgxsim.check.scenario import check_steps  # (scenario imports the actions)
+
+        check_steps(path, model.scope())
     state, ghost = model.initial(), Ghost()
     for action in path:
         st = model.step(state, action, trace=True)

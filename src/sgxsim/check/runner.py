@@ -15,6 +15,7 @@ from sgxsim.check.explorer import Exploration, explore, replay, verdict
 from sgxsim.check.properties import PROPERTIES
 from sgxsim.check.spill import new_dir, remove_dir
 from sgxsim.plugins import no_exit
+from sgxsim.trace import Decision, Refusal
 
 ModelFactory = Callable[[str], Any]
 
@@ -253,7 +254,8 @@ def replay_scenario(factory: ModelFactory, sc: scn.Scenario, design: str | None 
     """Replay ``sc`` (on ``design`` if given): ``{"design", "lines" (each
     step with every layer's decisions), "verdict" (for the scenario's
     property), "at" (the step it fired at, or None), "first_refusal" ((step,
-    Decision) of the first refusal any layer made, or None)}``."""
+    Decision) of the first step that failed and the decision that made it
+    fail, :func:`is_refusal`, or None)}``."""
     model = factory(design or sc.design)
     lines = [f"# design {model.design}, property {sc.prop}, expected {sc.expect} at step {sc.at_step}"]
     hit_at, first = None, None
@@ -261,7 +263,7 @@ def replay_scenario(factory: ModelFactory, sc: scn.Scenario, design: str | None 
         lines.append(f"{i}. {action}")
         lines += [f"     {d}" for d in decisions]
         if first is None:
-            first = next(((i, dec) for dec in decisions if is_refusal(dec.outcome)), None)
+            first = next(((i, dec) for dec in decisions if is_refusal(dec)), None)
         if sc.prop in hits and hit_at is None:
             hit_at = i
             lines.append(f"  => {sc.prop}: {hits[sc.prop]}")
@@ -281,17 +283,21 @@ def run_scenario(factory: ModelFactory, sc: scn.Scenario, design: str | None = N
     return r["lines"], r["verdict"], r["at"]
 
 
-def is_refusal(outcome: str) -> bool:
-    """An errno, a signal, a CPU exception or an SGX error code (not an
-    ``allow``/``SGX_SUCCESS``/bookkeeping note)."""
-    return outcome.isupper() and (outcome.startswith(("E", "SIG", "#"))
-                                  or (outcome.startswith("SGX_") and outcome != "SGX_SUCCESS"))
+def is_refusal(decision: Decision) -> bool:
+    """Whether ``decision`` made its operation fail: it reached the caller
+    (:class:`~sgxsim.trace.Refusal`: an errno returned, a signal delivered or
+    reported by the vDSO, an ENCLU leaf's error code).  A failure a layer
+    handled on the way is not one: EWB's SGX_NOT_TRACKED that
+    sgx_encl_ewb() answers with ETRACK and a second EWB, EINIT's
+    SGX_UNMASKED_EVENT that sgx_encl_init() retries, a fault's EBUSY before
+    the access is retried."""
+    return isinstance(decision, Refusal)
 
 
 def compare_designs(factory: ModelFactory, sc: scn.Scenario, designs: list[str]) -> list[dict]:
     """Replay ``sc`` on every design: per design the verdict for the
-    scenario's property, the step it fired at, and the first refusal (step,
-    decision) any layer made on the way."""
+    scenario's property, the step it fired at, and the first refusal (the
+    step that failed first and the decision that made it fail)."""
     return [{k: r[k] for k in ("design", "verdict", "at", "first_refusal")}
             for r in (replay_scenario(factory, sc, d) for d in designs)]
 

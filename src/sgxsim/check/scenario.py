@@ -174,6 +174,37 @@ def _check_step(raw: Any, i: int, file: str, pages: int, processes: int = 1, enc
     return Action(name, tuple(args))
 
 
+def _check_order(steps: list[Action], file: str) -> None:
+    """The child acts after the fork, and the program forks once."""
+    forked = False
+    for i, a in enumerate(steps, 1):
+        forked = forked or a.name == "fork"
+        if a.arg("proc") == "child" and not forked:
+            raise ScenarioError(file, i, "proc", "'child' before the fork step: there is no child yet")
+        if a.name == "fork" and sum(b.name == "fork" for b in steps[:i]) > 1:
+            raise ScenarioError(file, i, "action", "a second fork (the program forks once)")
+
+
+def check_steps(steps: list[Action], scope: dict[str, Any]) -> None:
+    """Refuse a step that the model of ``scope`` (a model's ``scope()``)
+    does not offer: an offset or length beyond its explored pages, a
+    ``proc`` without ``processes = 2``, an ``enclave`` it does not have.  A
+    replay must not act on the runtime's pages or another enclave instead.
+    The :class:`ScenarioError` (a ValueError) names the step and the key."""
+    pages, procs, encls = scope.get("pages", 1), scope.get("processes", 1), scope.get("enclaves", 1)
+    where = f"replay on the model's scope (pages = {pages}, processes = {procs}, enclaves = {encls})"
+    try:
+        for i, a in enumerate(steps, 1):
+            if not isinstance(a, Action):
+                raise ScenarioError(where, i, None, f"a step is an Action, not {_show(a)}")
+            _check_step({"action": a.name, **dict(a.args)}, i, where, pages, procs, encls,
+                        scope.get("child_ioctls", False))
+        _check_order(steps, where)
+    except ScenarioError as e:
+        raise ScenarioError(where, e.step, e.key, f"{e.problem}; build the model in the scenario's own "
+                            "scope, Scope(**sc.scope)") from None
+
+
 def loads(text: str, file: str = "<scenario>", properties: dict | None = None) -> Scenario:
     """Parse and validate a scenario (docs/scenarios.md).  ``properties``
     (default: the checker's registry) gives the known properties and their
@@ -233,13 +264,7 @@ def loads(text: str, file: str = "<scenario>", properties: dict | None = None) -
     steps = [_check_step(raw, i, file, pages, scope.get("processes", 1), scope.get("enclaves", 1),
                          scope.get("child_ioctls", False))
              for i, raw in enumerate(raw_steps, 1)]
-    forked = False
-    for i, a in enumerate(steps, 1):
-        forked = forked or a.name == "fork"
-        if a.arg("proc") == "child" and not forked:
-            raise ScenarioError(file, i, "proc", "'child' before the fork step: there is no child yet")
-        if a.name == "fork" and sum(b.name == "fork" for b in steps[:i]) > 1:
-            raise ScenarioError(file, i, "action", "a second fork (the program forks once)")
+    _check_order(steps, file)
     at_step = d.get("at_step", len(steps) if d["expect"] == verdicts[0] else 0)
     _check_int(at_step, file, None, "at_step")
     if d["expect"] == verdicts[0] and not 1 <= at_step <= len(steps):

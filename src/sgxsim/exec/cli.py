@@ -2,12 +2,58 @@
 
 from __future__ import annotations
 
-import shutil
+import errno
+import os
 from pathlib import Path
 
 import click
 
 from sgxsim.hw.epc import MODEL_EPC_PAGES_LIMIT
+
+# The statuses of env(1) and the shell for a program that never ran: not
+# found (ENOENT), found but not executable (EACCES, a directory, ENOEXEC).
+EXIT_NOT_FOUND, EXIT_CANNOT_EXEC = 127, 126
+
+
+class CannotExec(Exception):
+    """``program`` cannot be started: ``err`` is the errno execve() (or
+    execvp()'s search) ends with; the exit status and message follow env(1)."""
+
+    def __init__(self, program: str, err: int):
+        super().__init__(program, err)
+        self.program, self.err = program, err
+
+    @property
+    def status(self) -> int:
+        return EXIT_NOT_FOUND if self.err == errno.ENOENT else EXIT_CANNOT_EXEC
+
+    def __str__(self) -> str:
+        return f"{self.program}: {os.strerror(self.err)}"
+
+
+def find_program(name: str) -> str:
+    """The file execvp() would run for ``name``: the path itself when it
+    holds a '/', else the first executable file of that name along $PATH;
+    one found there that cannot be executed makes it EACCES (execvp()
+    goes on past it and reports EACCES when nothing else runs), none
+    ENOENT.  A directory is reported as the shell does (EISDIR; execve()
+    itself says EACCES)."""
+    if "/" in name:
+        paths = [name]
+    else:
+        dirs = os.environ.get("PATH", os.defpath).split(os.pathsep)
+        paths = [os.path.join(d or ".", name) for d in dirs]  # an empty entry is the cwd
+    denied = 0
+    for path in paths:
+        if not os.path.exists(path):
+            continue
+        if os.path.isdir(path):
+            denied = denied or errno.EISDIR
+        elif not os.access(path, os.X_OK):
+            denied = errno.EACCES
+        else:
+            return path
+    raise CannotExec(name, denied or errno.ENOENT)
 
 
 def _kernel(ctx: click.Context, param: click.Parameter, name: str) -> str:
@@ -42,12 +88,20 @@ def exec_cmd(kernel: str, epc_pages: int, sgx1: bool, policy: str, trace_file: P
 
     if trace_file is not None:  # refused now, as a usage error, not after the program ran
         writable_dir(trace_file.parent, "--trace")
-    exe = shutil.which(program[0])
-    if exe is None:
-        raise click.ClickException(f"{program[0]}: command not found")
     try:
-        status = run_program([exe, *program[1:]], kernel=kernel, epc_pages=epc_pages, sgx2=not sgx1,
-                             policy=policy, trace_file=trace_file)
+        exe = find_program(program[0])
+        try:
+            status = run_program([exe, *program[1:]], kernel=kernel, epc_pages=epc_pages, sgx2=not sgx1,
+                                 policy=policy, trace_file=trace_file)
+        except OSError as e:
+            if e.filename != exe or e.errno is None:
+                raise
+            # The program's execve() failed (after the check: a race, an
+            # interpreter that is missing, an unknown format).
+            raise CannotExec(program[0], e.errno) from None
+    except CannotExec as e:
+        click.echo(f"sgxsim exec: {e}", err=True)
+        raise SystemExit(e.status) from None
     except (ValueError, KeyError, RuntimeError, OSError) as e:
         raise click.ClickException(str(e)) from None
     raise SystemExit(status)

@@ -379,10 +379,11 @@ class EncluMixin:
         if epc.pt[i] != spt:
             mismatch.append("PT")
         if mismatch:
-            self.trace.note("hw", f"SDM: {leaf}", "SGX_PAGE_ATTRIBUTES_MISMATCH", ", ".join(mismatch))
+            # SDM: the code goes to the enclave in RAX; no kernel sees it first.
+            self.trace.refuse_note("hw", f"SDM: {leaf}", "SGX_PAGE_ATTRIBUTES_MISMATCH", ", ".join(mismatch))
             return _ATTRIBUTES_MISMATCH
         if f & (EPCM_PR | EPCM_MODIFIED) and not self.tracked(i):
-            self.trace.note("hw", f"SDM: {leaf}", "SGX_NOT_TRACKED", "tracking not complete")
+            self.trace.refuse_note("hw", f"SDM: {leaf}", "SGX_NOT_TRACKED", "tracking not complete")
             return _NOT_TRACKED
         if epc.pt[i] == _PT_TCS:
             t = Tcs.unpack(epc.page(i))
@@ -426,10 +427,10 @@ class EncluMixin:
         if (not df & EPCM_VALID or not df & EPCM_PENDING or df & EPCM_MODIFIED
                 or df & EPCM_BLOCKED
                 or epc.pt[di] != _PT_REG or epc.secs[di] != ctx.secs):
-            self.trace.note("hw", f"SDM: {leaf}", "SGX_PAGE_ATTRIBUTES_MISMATCH", "destination")
+            self.trace.refuse_note("hw", f"SDM: {leaf}", "SGX_PAGE_ATTRIBUTES_MISMATCH", "destination")
             return _ATTRIBUTES_MISMATCH
         if df & EPCM_RWX != EPCM_R | EPCM_W or epc.addr[di] != dst:
-            self.trace.note("hw", f"SDM: {leaf}", "SGX_PAGE_ATTRIBUTES_MISMATCH", "destination")
+            self.trace.refuse_note("hw", f"SDM: {leaf}", "SGX_PAGE_ATTRIBUTES_MISMATCH", "destination")
             return _ATTRIBUTES_MISMATCH
         epc.data[di] = bytearray(epc.page(sri))
         epc.flags[di] = (df & ~(EPCM_RWX | EPCM_PENDING)) | perms_to_epcm(sflags)

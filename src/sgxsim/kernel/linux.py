@@ -209,7 +209,7 @@ class Linux(MmapMixin, MprotectMixin, MremapMixin, FaultMixin, MsealMixin, SysMi
         self.oopses.append(msg)
         self.oops_held.extend(held)
         why = Decision("kernel", "oops", "SIGKILL", msg)
-        self.trace.add(why)
+        self.trace.refuse(why)  # the call ends with the task: what its caller gets
         task = self.current
         if task is not None and task.alive:
             self.make_task_dead(task, mmap_locked)

@@ -78,6 +78,27 @@ def _syscall_uint(value: Any, name: str, bits: int = 32) -> int:
     return value & ((1 << bits) - 1)
 
 
+def _count_arg(value: Any, name: str) -> int:
+    """A byte count of the Python API (peek's ``n``): an int, else a
+    TypeError naming the argument, as :func:`_syscall_uint` says it."""
+    try:
+        return operator.index(value)
+    except TypeError:
+        raise TypeError(f"argument {name!r} must be an int, not {type(value).__name__}") from None
+
+
+def _bytes_arg(value: Any, name: str) -> bytes:
+    """A buffer of the Python API (poke's ``data``): bytes-like (or an
+    iterable of byte values, as bytes() takes), never an int (bytes(5) is
+    five zero bytes) or a str (it has no bytes without an encoding)."""
+    if not isinstance(value, (int, str)):
+        try:
+            return bytes(value)
+        except (TypeError, ValueError):
+            pass
+    raise TypeError(f"argument {name!r} must be a bytes-like object, not {type(value).__name__}")
+
+
 def _s64(v: int) -> int:
     v &= U64
     return v - (1 << 64) if v >> 63 else v
@@ -800,6 +821,8 @@ class Process:
     def peek(self, addr: int, n: int) -> bytes:
         """A user-mode read (SIGSEGV/SIGBUS raised as Signal)."""
         # _enter() without its CR3 load, done below: the hottest path.
+        if type(addr) is not int or type(n) is not int:  # (checked before the access)
+            addr, n = _syscall_uint(addr, "addr", 64), _count_arg(n, "n")
         k = self.kernel if self.alive else self._enter()  # _enter() refuses a dead task
         k.current = self
         addr &= U64
@@ -821,12 +844,13 @@ class Process:
 
     def poke(self, addr: int, data: bytes) -> None:
         """A user-mode write (SIGSEGV/SIGBUS raised as Signal)."""
+        if type(addr) is not int:
+            addr = _syscall_uint(addr, "addr", 64)
+        if type(data) is not bytes:  # (checked before the access)
+            data = _bytes_arg(data, "data")
         k = self.kernel if self.alive else self._enter()  # as in peek()
         k.current = self
         addr &= U64
-        if isinstance(data, int):  # bytes(5) would be five zero bytes
-            raise TypeError(f"poke() needs a bytes-like object, not {type(data).__name__}")
-        data = bytes(data)
         if (addr & (PAGE_SIZE - 1)) + len(data) <= PAGE_SIZE:
             # The common case, one page: user_access() with its first try inline.
             lp = self.lp
@@ -845,6 +869,8 @@ class Process:
 
     def fetch(self, addr: int) -> bytes:
         """An instruction fetch of one byte."""
+        if type(addr) is not int:
+            addr = _syscall_uint(addr, "addr", 64)
         k = self.kernel if self.alive else self._enter()  # as in peek()
         k.current = self
         return k.user_access(self, k.cpu.fetch, addr & U64)
@@ -961,7 +987,7 @@ class Process:
                 return
             why = Decision("kernel", "get_signal", name,
                            f"pid {self.pid} killed by {name} (default action) on its way to user space")
-            self.kernel.trace.add(why)
+            self.kernel.trace.refuse(why)  # get_signal(): the call ends with the task
             self.pending_signals.clear()
             self.do_exit()  # do_group_exit()
             raise Signal(sig, SI_USER, 0, why)

@@ -126,6 +126,9 @@ class Vdso:
                 report = _EXCEPTION.pack(leaf, sig.trapno & 0xFFFF, sig.error_code & 0xFFFF,
                                          sig.addr & U64)
                 if k.trace.enabled:  # (the decision's text only for a log that keeps it)
+                    # The exception reached user space (reported, not signalled):
+                    # what made the enclave's access fail.
+                    k.trace.refuse(sig.why)
                     k.trace.add(Decision("vdso", "fixup_vdso_exception", "reported",
                                          f"vector {sig.trapno}, error code {sig.error_code:#x}, "
                                          f"address {sig.addr:#x}: {sig.why}"))

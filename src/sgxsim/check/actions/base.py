@@ -104,7 +104,7 @@ def errno_of(st: Any, fn, *args) -> int:
     except OSError as e:
         why = getattr(e, "why", None)
         tr = st.m.trace
-        if why is not None and tr.enabled and why not in tr.records:
-            tr.add(why)
+        if why is not None and tr.enabled:
+            tr.refuse(why)  # the syscall returned -errno: its caller's refusal
         return e.errno or -1
     return 0
