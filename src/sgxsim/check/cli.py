@@ -41,36 +41,47 @@ def plugin_options(fn):
                         help="A Python file registering designs (@register(\"name\")); repeatable.")(fn)
 
 
+class BadInput(click.ClickException):
+    """A design or property file (or an installed package's entry point)
+    that cannot be loaded, or whose code raised while the command used it:
+    bad input, exit status 2 like a bad option or scenario file, so that 1
+    keeps its one meaning per command (``run``: not the expected verdict)."""
+
+    exit_code = 2
+
+
 def load_plugins(design_files, property_files=()) -> list[str]:
     """Installed packages' entry points, then the given files; returns the
-    designs the files registered.  A broken file is a clean error."""
+    designs the files registered.  A broken file is a clean error (exit
+    status 2)."""
     from sgxsim.plugins import PluginError, load_entry_points, load_files
 
     try:
         load_entry_points()
         return load_files(design_files, property_files).designs
     except PluginError as e:
-        raise click.ClickException(str(e)) from None
+        raise BadInput(str(e)) from None
 
 
 @contextlib.contextmanager
 def user_code_errors():
     """An exception raised in a user's design or property file (sys.exit()
-    too) is a clean error naming the file and line (sgxsim.plugins.user_error);
-    anything else propagates (Ctrl-C, and the command's own exit status)."""
+    too) is a clean error naming the file and line (sgxsim.plugins.user_error)
+    with exit status 2: the design is bad input, not a verdict; anything else
+    propagates (Ctrl-C, and the command's own exit status)."""
     try:
         yield
     except (click.ClickException, click.exceptions.Exit, KeyboardInterrupt):
         raise
     except NotDeterministic as e:  # the explorer's check on a design's apply
-        raise click.ClickException(str(e)) from None
+        raise BadInput(str(e)) from None
     except (Exception, SystemExit) as e:
         from sgxsim.plugins import user_error
 
         msg = user_error(e)
         if msg is None:
             raise
-        raise click.ClickException(msg) from None
+        raise BadInput(msg) from None
 
 
 @contextlib.contextmanager
@@ -125,8 +136,8 @@ def _factory(scope: Scope):
     def make(design: str):
         try:
             return runner.make_model(design, scope)
-        except LookupError as e:
-            raise click.ClickException(str(e)) from None
+        except LookupError as e:  # a design this build cannot make: bad input
+            raise BadInput(str(e)) from None
     return make
 
 
