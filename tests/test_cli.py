@@ -34,10 +34,17 @@ def test_sigstruct_tampered_exits_nonzero(enarx_vector, tmp_path):
     assert json.loads(r.output)["signature_valid"] is False
 
 
-def test_sigstruct_wrong_size(tmp_path):
+def test_sigstruct_wrong_size(enarx_vector, tmp_path):
+    # A file that is no SIGSTRUCT is bad input, exit status 2; 1 is kept for
+    # "the signature (or header) does not verify" (was 1 for both).
     (tmp_path / "short").write_bytes(b"\0" * 100)
-    r = CliRunner().invoke(main, ["sigstruct", str(tmp_path / "short")])
-    assert r.exit_code != 0 and "1808 bytes" in r.output
+    (tmp_path / "long").write_bytes((enarx_vector / "encl.ss").read_bytes() + b"x")
+    for name in ("short", "long"):
+        r = CliRunner().invoke(main, ["sigstruct", str(tmp_path / name)])
+        assert r.exit_code == 2 and "1808 bytes" in r.output and r.output.count("\n") == 1, r.output
+    (tmp_path / "dir.ss").mkdir()
+    r = CliRunner().invoke(main, ["sigstruct", str(tmp_path / "dir.ss")])
+    assert r.exit_code == 2, r.output
 
 
 def test_demo_signs_its_own_enclave(tmp_path):
@@ -127,6 +134,12 @@ def test_tap_totals_do_not_count_skips_as_passes():
     assert f"# Totals: pass:{16 - skips} fail:0 xfail:0 xpass:0 skip:{skips} error:0" in r.output
 
 
+def test_selftest_refuses_a_file_that_is_no_elf(tmp_path):
+    (tmp_path / "x.elf").write_bytes(b"\0" * 2000)
+    r = CliRunner().invoke(main, ["selftest", "--encl-elf", str(tmp_path / "x.elf")])
+    assert r.exit_code == 2 and "not an enclave ELF" in r.output and "1..16" not in r.output, r.output
+
+
 def test_selftest_refuses_an_elf_whose_segments_lie_outside_the_file(tmp_path):
     # A PT_LOAD of 1 TiB was a MemoryError traceback; one whose p_offset lay
     # below the TCS segment's was taken, and then all 16 tests said "# error:
@@ -146,7 +159,7 @@ def test_selftest_refuses_an_elf_whose_segments_lie_outside_the_file(tmp_path):
         struct.pack_into("<Q", elf, phoff + seg * 56 + field, value)
         (tmp_path / name).write_bytes(elf)
         r = CliRunner().invoke(main, ["selftest", "--encl-elf", str(tmp_path / name)])
-        assert r.exit_code == 1, r.output
+        assert r.exit_code == 2, r.output  # bad input; 1 is "a test failed"
         assert r.output.startswith(f"Error: {tmp_path / name}: not an enclave ELF the selftests' loader can "
                                    f"load: {text}"), r.output
         assert r.output.count("\n") == 1 and "1..16" not in r.output
@@ -459,7 +472,7 @@ def test_an_endless_input_file_is_refused_not_read_for_ever(tmp_path):
                        (["selftest", "--encl-elf", "/dev/zero"], "/dev/zero: larger than 64 MiB")):
         r = subprocess.run([sys.executable, "-m", "sgxsim.cli", *args], capture_output=True, text=True,
                            timeout=60)
-        assert r.returncode in (1, 2) and text in r.stderr, (args, r.stderr)
+        assert r.returncode == 2 and text in r.stderr, (args, r.stderr)
         assert "Traceback" not in r.stderr
     r = subprocess.run([sys.executable, "-m", "sgxsim.cli", "run", "/dev/stdin"], input=SCENARIO,
                        capture_output=True, text=True, timeout=60)
