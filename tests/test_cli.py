@@ -477,3 +477,28 @@ def test_an_endless_input_file_is_refused_not_read_for_ever(tmp_path):
     r = subprocess.run([sys.executable, "-m", "sgxsim.cli", "run", "/dev/stdin"], input=SCENARIO,
                        capture_output=True, text=True, timeout=60)
     assert r.returncode == 0 and "verdict: holds" in r.stdout, r.stderr
+
+
+def test_an_output_that_is_an_input_is_refused_before_the_work(tmp_path):
+    # run s.toml --html s.toml replaced the scenario by its page (exit 0),
+    # and the next run of it was a TOML error; report --out could do the
+    # same to a scenario named x.html or index.html.
+    f = tmp_path / "s.toml"
+    f.write_text(SCENARIO)
+    (tmp_path / "link.toml").symlink_to(f)
+    for html in (f, tmp_path / "." / "s.toml", tmp_path / "link.toml"):
+        r = CliRunner().invoke(main, ["run", str(f), "--html", str(html)])
+        assert r.exit_code == 2 and "verdict" not in r.output, r.output
+        assert r.output.splitlines()[-1] == (f"Error: Invalid value for --html: {html} is the input file {f}: "
+                                             "it would be overwritten")
+    d = tmp_path / "d.py"
+    d.write_text("")
+    r = CliRunner().invoke(main, ["run", str(f), "--design-file", str(d), "--html", str(d)])
+    assert r.exit_code == 2 and "is the input file" in r.output, r.output
+    assert f.read_text() == SCENARIO and d.read_text() == ""
+    for name in ("x.html", "index.html"):
+        g = tmp_path / name
+        g.write_text(SCENARIO)
+        r = CliRunner().invoke(main, ["report", str(f), str(g), "--out", str(tmp_path)])
+        assert r.exit_code == 2 and f"{g} is the input file {g}" in r.output, r.output
+        assert g.read_text() == SCENARIO and not (tmp_path / "s.html").exists()

@@ -410,6 +410,16 @@ def _write_html(html_dir: Path | None, results: list[dict], scope: Scope, as_jso
     click.echo(f"\nHTML report: {index}", err=as_json)
 
 
+def not_an_input(out: Path, inputs, opt: str) -> None:
+    """Refuse (exit status 2, before the work) an output file that is one of
+    the input files: the page would overwrite the scenario it draws."""
+    for f in inputs:
+        with contextlib.suppress(OSError):  # an output not there yet is no input
+            if os.path.samefile(out, f):
+                raise click.BadParameter(f"{out} is the input file {f}: it would be overwritten",
+                                         param_hint=opt)
+
+
 def writable_dir(d: Path, opt: str) -> None:
     """Create ``d`` (and parents) and make sure a file can be written there."""
     try:
@@ -441,6 +451,8 @@ def writable_dir(d: Path, opt: str) -> None:
 @plugin_options
 def run(file: Path, design: str | None, all_designs: bool, html_file: Path | None, design_files,
         property_files) -> None:
+    if html_file is not None:  # before anything: the page would overwrite an input
+        not_an_input(html_file, [file, *design_files, *property_files], "--html")
     own = load_plugins(design_files, property_files)
     if design is not None:
         design_names([design])
@@ -539,24 +551,28 @@ def report(files, out_dir: Path, design: str | None, design_files, property_file
     from sgxsim.outfile import write_output
     from sgxsim.report import render_index, render_trace, trace_data
 
-    load_plugins(design_files, property_files)
-    writable_dir(out_dir, "--out")
-    scenarios = [(f, read_scenario(f)) for f in files]
-    for f, sc in scenarios:
-        scenario_design(f, sc, design)
-    results, links = [], {}
-    pages = {"index.html"}  # taken by the index: index.toml gets index-2.html
-    for f, sc in scenarios:
-        model = _factory(Scope(**sc.scope))(design or sc.design)
-        with user_code_errors():
-            data = trace_data(model, sc.steps, sc.prop, expect=sc.expect, at_step=sc.at_step,
-                              reason=sc.reason)
+    names, pages = [], {"index.html"}  # taken by the index: index.toml gets index-2.html
+    for f in files:
         name = f"{Path(f).stem}.html"
         for n in itertools.count(2):  # a/x.toml and b/x.toml get a page each
             if name not in pages:
                 break
             name = f"{Path(f).stem}-{n}.html"
         pages.add(name)
+        names.append(name)
+    for name in ["index.html", *names]:  # refused now, before any page is written
+        not_an_input(out_dir / name, [*files, *design_files, *property_files], "--out")
+    load_plugins(design_files, property_files)
+    writable_dir(out_dir, "--out")
+    scenarios = [(f, read_scenario(f)) for f in files]
+    for f, sc in scenarios:
+        scenario_design(f, sc, design)
+    results, links = [], {}
+    for (_f, sc), name in zip(scenarios, names, strict=True):
+        model = _factory(Scope(**sc.scope))(design or sc.design)
+        with user_code_errors():
+            data = trace_data(model, sc.steps, sc.prop, expect=sc.expect, at_step=sc.at_step,
+                              reason=sc.reason)
         with output_errors("--out"):
             write_output(out_dir / name, render_trace(data))
         results.append({"design": data["design"], "property": sc.prop, "verdict": data["verdict"],
