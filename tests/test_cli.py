@@ -502,3 +502,28 @@ def test_an_output_that_is_an_input_is_refused_before_the_work(tmp_path):
         r = CliRunner().invoke(main, ["report", str(f), str(g), "--out", str(tmp_path)])
         assert r.exit_code == 2 and f"{g} is the input file {g}" in r.output, r.output
         assert g.read_text() == SCENARIO and not (tmp_path / "s.html").exists()
+
+
+def test_report_index_has_a_row_and_a_link_per_file_and_its_own_note(tmp_path):
+    # Two files on the same design and property: both pages were written,
+    # the index linked only the second; and it was titled "sgxsim check"
+    # with the checker's note (shortest trace, depth bound).
+    for name in ("a", "b"):
+        (tmp_path / f"{name}.toml").write_text(SCENARIO)
+    out = tmp_path / "out"
+    r = CliRunner().invoke(main, ["report", str(tmp_path / "a.toml"), str(tmp_path / "b.toml"),
+                                  "--out", str(out)])
+    assert r.exit_code == 0, r.output
+    index = (out / "index.html").read_text()
+    assert index.count('href="a.html"') == 2 and index.count('href="b.html"') == 2
+    assert "<title>sgxsim report</title>" in index and "sgxsim check" not in index
+    assert "depth bound" not in index and "shortest" not in index
+    assert index.count("holds after 1 step<") == 2
+
+
+def test_check_index_links_are_percent_encoded():
+    from sgxsim.report import render_index
+
+    html = render_index([{"design": "d#1", "property": "p?x", "verdict": "violated", "trace": [{}]}],
+                        {("d#1", "p?x"): "d#1--p?x.html"})
+    assert 'href="d%231--p%3Fx.html"' in html and ">violated (1)</a>" in html and "<th>d#1</th>" in html

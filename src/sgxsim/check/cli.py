@@ -549,7 +549,7 @@ def explain(file: Path, step: int, design: str | None, max_lines: int, design_fi
 @plugin_options
 def report(files, out_dir: Path, design: str | None, design_files, property_files) -> None:
     from sgxsim.outfile import write_output
-    from sgxsim.report import render_index, render_trace, trace_data
+    from sgxsim.report import render_report_index, render_trace, trace_data
 
     names, pages = [], {"index.html"}  # taken by the index: index.toml gets index-2.html
     for f in files:
@@ -567,19 +567,20 @@ def report(files, out_dir: Path, design: str | None, design_files, property_file
     scenarios = [(f, read_scenario(f)) for f in files]
     for f, sc in scenarios:
         scenario_design(f, sc, design)
-    results, links = [], {}
-    for (_f, sc), name in zip(scenarios, names, strict=True):
+    rows = []
+    for (f, sc), name in zip(scenarios, names, strict=True):
         model = _factory(Scope(**sc.scope))(design or sc.design)
         with user_code_errors():
             data = trace_data(model, sc.steps, sc.prop, expect=sc.expect, at_step=sc.at_step,
                               reason=sc.reason)
         with output_errors("--out"):
             write_output(out_dir / name, render_trace(data))
-        results.append({"design": data["design"], "property": sc.prop, "verdict": data["verdict"],
-                        "trace": sc.steps[:data["at"] or len(sc.steps)]})
-        links[(data["design"], sc.prop)] = name
+        # a row per file: two files on one design and property kept one link
+        rows.append({"file": str(f), "page": name, "design": data["design"], "property": sc.prop,
+                     "verdict": data["verdict"], "at": data["at"], "steps": len(sc.steps),
+                     "expect": sc.expect, "at_step": sc.at_step, "expect_design": sc.design})
         click.echo(f"{out_dir / name}: {data['design']} / {sc.prop}: {data['verdict']}"
                    + (f" at step {data['at']}" if data["at"] else ""))
     with output_errors("--out"):
-        write_output(out_dir / "index.html", render_index(results, links))
+        write_output(out_dir / "index.html", render_report_index(rows))
     click.echo(f"HTML report: {out_dir / 'index.html'}")
