@@ -22,7 +22,7 @@ from sgxsim.check.ray_engine import EngineError
 from sgxsim.check.scope import ACTIONS, OPTIONAL_ACTIONS, PERMS, POLICIES, SCOPE_HELP, SOURCES, Scope
 from sgxsim.check.spill import ENV_DIR as SPILL_DIR
 from sgxsim.check.spill import bound_from_env, bound_of
-from sgxsim.check.symmetry import scope_allows, swap_allowed
+from sgxsim.check.symmetry import group, swaps
 
 DESIGNS = ("no-hook", "rfc-2019", "v40", "linux-5.11", "sgx2-rfc", "linux-6.0", "safe-to-execute",
            "propagate-source", "linux-6.12")
@@ -354,16 +354,19 @@ def check(designs, props, design_files, property_files, depth, workers, engine, 
                       processes=processes, enclaves=enclaves, child_ioctls=child_ioctls, symmetry=symmetry)
     except ValueError as e:
         raise click.BadParameter(str(e)) from None
+    narrowed = narrowing(scope)
     if simulate:
         with stop_on_ctrl_c(out, "simulated"), user_code_errors(), output_errors("--out"):
             results = runner.simulate(_factory(scope), designs, props, walks=walks, walk_depth=walk_depth,
                                       seed=seed, workers=workers, out_dir=out)
         if as_json:
-            click.echo(json.dumps({"scope": scope.as_dict(), "results": results}, indent=1))
+            click.echo(json.dumps({"scope": {**scope.as_dict(), **narrowed}, "results": results}, indent=1))
         else:
             click.echo(runner.render_simulation(results))
+            for line in search_notes(narrowed, {}):
+                click.echo(line)
             click.echo(runner.render_traces(results))
-        _write_html(html_dir, results, scope, as_json, simulated=True)
+        _write_html(html_dir, results, scope, as_json, simulated=True, notes=search_notes(narrowed, {}))
         return
     try:
         mem = bound_of(frontier_mem, "the bound", str(frontier_mem)) if frontier_mem is not None \
@@ -382,31 +385,75 @@ def check(designs, props, design_files, property_files, depth, workers, engine, 
         err = click.ClickException(str(e))
         err.exit_code = e.status  # 2: a bad --address or no Ray, like a bad option
         raise err from None
+    # The reductions the explorer used for each design (check/symmetry.py:
+    # its seen-key with these properties), not what the switch asked for.
+    with user_code_errors():
+        used = {d: reductions(scope, d, props) for d in designs}
+    # (said only where there was something to fold: two pages or processes)
+    foldable = scope.symmetry and (scope.pages > 1 or scope.processes > 1)
+    notes = search_notes(narrowed, used if foldable else {})
     if as_json:
         keys = ("design", "property", "verdict", "depth", "states", "seconds", "trace")
-        # "symmetry": whether the scope lets the reduction run (the switch,
-        # and one enclave; check/symmetry.py); with two processes
-        # "process_swap": whether it may exchange parent and child too.
-        swap = {"process_swap": swap_allowed(scope)} if scope.processes > 1 else {}
-        click.echo(json.dumps({"scope": {**scope.as_dict(), "depth": depth,
-                                         "symmetry": scope_allows(scope), **swap},
-                               "results": [{k: r[k] for k in keys} for r in results]}, indent=1))
+        # "symmetry": a reduction ran for every design (each result's
+        # "symmetry" lists the ones its design's search used); with two
+        # processes "process_swap": the parent/child swap did for every one.
+        swap = {"process_swap": all("process-swap" in u for u in used.values())} if scope.processes > 1 else {}
+        click.echo(json.dumps({"scope": {**scope.as_dict(), **narrowed, "depth": depth,
+                                         "symmetry": all(used.values()), **swap},
+                               "results": [{**{k: r[k] for k in keys}, "symmetry": used[r["design"]]}
+                                           for r in results]}, indent=1))
     else:
         click.echo(runner.render_matrix(results))
+        for line in notes:
+            click.echo(line)
         click.echo(runner.render_traces(results))
-    _write_html(html_dir, results, scope, as_json)
+    _write_html(html_dir, results, scope, as_json, notes=notes)
+
+
+def narrowing(scope: Scope) -> dict:
+    """--perms, --map-perms, --sources and --actions as the search used
+    them, each where it differs from the default (a "holds" is then a
+    verdict within them only; --actions may also add mseal or mremap)."""
+    defaults = {"perms": PERMS, "map_perms": None, "sources": SOURCES, "actions": ACTIONS}
+    return {k: list(getattr(scope, k)) for k, v in defaults.items() if getattr(scope, k) != v}
+
+
+def reductions(scope: Scope, design: str, props: list[str]) -> list[str]:
+    """The symmetry reductions the explorer's seen-key uses for ``design``
+    and ``props`` (symmetry.seen_key): "pages" (a renaming of the explored
+    pages), "process-swap" (parent and child, where it applies)."""
+    model = _factory(scope)(design)
+    return [name for name, on in (("pages", bool(group(model, props))), ("process-swap", swaps(model, props)))
+            if on]
+
+
+def search_notes(narrowed: dict, used: dict[str, list[str]]) -> list[str]:
+    """Lines for the text output and the HTML index: the options that
+    narrowed the search, and with --symmetry on, the designs whose search
+    used no reduction (``used``: design -> reductions; {} to say nothing)."""
+    notes = []
+    if narrowed:
+        opts = " ".join(f"--{k.replace('_', '-')} {','.join(v)}" for k, v in narrowed.items())
+        notes.append(f"narrowed by {opts}: a property that holds (or a goal unreachable) does so only "
+                     "within them")
+    if used and not all(used.values()):
+        by = ", ".join(f"{d} {'+'.join(u) or 'none'}" for d, u in used.items())
+        notes.append(f"symmetry reduction used: {by} (docs/checker-reach.md says when it applies)")
+    return notes
 
 
 def _write_html(html_dir: Path | None, results: list[dict], scope: Scope, as_json: bool,
-                simulated: bool = False) -> None:
+                simulated: bool = False, notes: list[str] = ()) -> None:
     """--html, in every mode (simulation and --json wrote none); with --json
-    the path goes to stderr, so stdout stays one JSON object."""
+    the path goes to stderr, so stdout stays one JSON object.  ``notes``
+    (search_notes) follow the index's note."""
     if html_dir is None:
         return
     from sgxsim.report import BFS_NOTE, SIM_NOTE, write_run
 
+    note = " ".join([SIM_NOTE if simulated else BFS_NOTE, *(f"{n[0].upper()}{n[1:]}." for n in notes)])
     with user_code_errors(), output_errors("--html"):
-        index = write_run(html_dir, results, _factory(scope), SIM_NOTE if simulated else BFS_NOTE)
+        index = write_run(html_dir, results, _factory(scope), note)
     click.echo(f"\nHTML report: {index}", err=as_json)
 
 
