@@ -484,7 +484,9 @@ def writable_dir(d: Path, opt: str) -> None:
                     "Exit status: 0 when the replay gives the verdict the scenario expects, at the step it "
                     "expects (also with --design: the scenario's expectation is the reference), 1 when it "
                     "does not (a last line says what happened instead and the first refusal), 2 for a "
-                    "usage error or a bad scenario file (docs/scenarios.md).  With --all-designs: 0.")
+                    "usage error, a bad scenario file, or a design or property file that does not load or "
+                    "raises during the replay; 74 for an --html page not written after the replay, 130 for "
+                    "Ctrl-C (docs/scenarios.md).  With --all-designs: 0.")
 @click.argument("file", type=click.Path(exists=True, dir_okay=False, path_type=Path))
 @click.option("--design", default=None, metavar="NAME",
               help="Replay on this design instead of the scenario's own (any registered kernel with an "
