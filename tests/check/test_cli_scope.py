@@ -4,6 +4,8 @@ action enumeration."""
 from __future__ import annotations
 
 import json
+import subprocess
+import sys
 
 import pytest
 from click.testing import CliRunner
@@ -138,8 +140,12 @@ def test_json_scope_says_which_symmetry_the_search_used(tmp_path):
     assert mremap["scope"]["symmetry"] is False and mremap["results"][0]["symmetry"] == []
     assert mremap["results"][0]["states"] == off["results"][0]["states"]
     (tmp_path / "p.py").write_text(PLAIN_PROPERTY)
-    plain = _check_json(tmp_path, "--property-file", str(tmp_path / "p.py"), "--property", "plain-no-wx-pte",
-                        "--pages", "2")
+    # (in a process of its own: the file's property must not stay registered here)
+    r = subprocess.run([sys.executable, "-m", "sgxsim.cli", "check", "--design", "linux-5.11", "--depth", "2",
+                        "--property-file", "p.py", "--property", "plain-no-wx-pte", "--pages", "2", "--json",
+                        "--out", "out"], cwd=tmp_path, capture_output=True, text=True, timeout=300)
+    assert r.returncode == 0, r.stderr[-3000:]
+    plain = json.loads(r.stdout)
     assert plain["scope"]["symmetry"] is False and plain["results"][0]["symmetry"] == []
     # One page, one process: nothing to fold, and it says so.
     assert _check_json(tmp_path, "--property", "w-xor-x")["scope"]["symmetry"] is False
