@@ -187,6 +187,7 @@ def test_design_and_property_files_reach_the_actors(tmp_path):
     # pickle naming a class no actor could import).  Their sources now travel
     # with the actors; the results are the local engine's.
     from tests.check.test_plugins import DESIGN, NARROW, PROPERTY
+    from tests.test_docs import registries_restored
 
     (tmp_path / "d.py").write_text(DESIGN.format(name="ray-5.11-open"))
     (tmp_path / "p.py").write_text(PROPERTY.format(name="ray-exec-pte"))
@@ -194,13 +195,16 @@ def test_design_and_property_files_reach_the_actors(tmp_path):
              "--design", "ray-5.11-open", "--property", "no-escalation", "--property", "ray-exec-pte",
              "--depth", "4", *NARROW, "--json"]
     out = {}
-    for engine in ("local", "ray"):
-        r = CliRunner().invoke(main, [*scope, "--engine", engine, "--workers", "2",
-                                      "--out", str(tmp_path / engine)])
-        assert r.exit_code == 0, r.output
-        out[engine] = json.loads(r.stdout)["results"]
-        for x in out[engine]:
-            x.pop("seconds")
+    # The files' design and property are registered in this process: gone
+    # afterwards (later tests iterate over every registered one).
+    with registries_restored():
+        for engine in ("local", "ray"):
+            r = CliRunner().invoke(main, [*scope, "--engine", engine, "--workers", "2",
+                                          "--out", str(tmp_path / engine)])
+            assert r.exit_code == 0, r.output
+            out[engine] = json.loads(r.stdout)["results"]
+            for x in out[engine]:
+                x.pop("seconds")
     assert out["ray"] == out["local"]
     assert [(x["property"], x["verdict"]) for x in out["ray"]] == [("no-escalation", "violated"),
                                                                    ("ray-exec-pte", "reachable")]
