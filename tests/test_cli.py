@@ -34,10 +34,17 @@ def test_sigstruct_tampered_exits_nonzero(enarx_vector, tmp_path):
     assert json.loads(r.output)["signature_valid"] is False
 
 
-def test_sigstruct_wrong_size(tmp_path):
+def test_sigstruct_wrong_size(enarx_vector, tmp_path):
+    # A file that is no SIGSTRUCT is bad input, exit status 2; 1 is kept for
+    # "the signature (or header) does not verify" (was 1 for both).
     (tmp_path / "short").write_bytes(b"\0" * 100)
-    r = CliRunner().invoke(main, ["sigstruct", str(tmp_path / "short")])
-    assert r.exit_code != 0 and "1808 bytes" in r.output
+    (tmp_path / "long").write_bytes((enarx_vector / "encl.ss").read_bytes() + b"x")
+    for name in ("short", "long"):
+        r = CliRunner().invoke(main, ["sigstruct", str(tmp_path / name)])
+        assert r.exit_code == 2 and "1808 bytes" in r.output and r.output.count("\n") == 1, r.output
+    (tmp_path / "dir.ss").mkdir()
+    r = CliRunner().invoke(main, ["sigstruct", str(tmp_path / "dir.ss")])
+    assert r.exit_code == 2, r.output
 
 
 def test_demo_signs_its_own_enclave(tmp_path):
@@ -127,6 +134,12 @@ def test_tap_totals_do_not_count_skips_as_passes():
     assert f"# Totals: pass:{16 - skips} fail:0 xfail:0 xpass:0 skip:{skips} error:0" in r.output
 
 
+def test_selftest_refuses_a_file_that_is_no_elf(tmp_path):
+    (tmp_path / "x.elf").write_bytes(b"\0" * 2000)
+    r = CliRunner().invoke(main, ["selftest", "--encl-elf", str(tmp_path / "x.elf")])
+    assert r.exit_code == 2 and "not an enclave ELF" in r.output and "1..16" not in r.output, r.output
+
+
 def test_selftest_refuses_an_elf_whose_segments_lie_outside_the_file(tmp_path):
     # A PT_LOAD of 1 TiB was a MemoryError traceback; one whose p_offset lay
     # below the TCS segment's was taken, and then all 16 tests said "# error:
@@ -146,7 +159,7 @@ def test_selftest_refuses_an_elf_whose_segments_lie_outside_the_file(tmp_path):
         struct.pack_into("<Q", elf, phoff + seg * 56 + field, value)
         (tmp_path / name).write_bytes(elf)
         r = CliRunner().invoke(main, ["selftest", "--encl-elf", str(tmp_path / name)])
-        assert r.exit_code == 1, r.output
+        assert r.exit_code == 2, r.output  # bad input; 1 is "a test failed"
         assert r.output.startswith(f"Error: {tmp_path / name}: not an enclave ELF the selftests' loader can "
                                    f"load: {text}"), r.output
         assert r.output.count("\n") == 1 and "1..16" not in r.output
@@ -459,8 +472,58 @@ def test_an_endless_input_file_is_refused_not_read_for_ever(tmp_path):
                        (["selftest", "--encl-elf", "/dev/zero"], "/dev/zero: larger than 64 MiB")):
         r = subprocess.run([sys.executable, "-m", "sgxsim.cli", *args], capture_output=True, text=True,
                            timeout=60)
-        assert r.returncode in (1, 2) and text in r.stderr, (args, r.stderr)
+        assert r.returncode == 2 and text in r.stderr, (args, r.stderr)
         assert "Traceback" not in r.stderr
     r = subprocess.run([sys.executable, "-m", "sgxsim.cli", "run", "/dev/stdin"], input=SCENARIO,
                        capture_output=True, text=True, timeout=60)
     assert r.returncode == 0 and "verdict: holds" in r.stdout, r.stderr
+
+
+def test_an_output_that_is_an_input_is_refused_before_the_work(tmp_path):
+    # run s.toml --html s.toml replaced the scenario by its page (exit 0),
+    # and the next run of it was a TOML error; report --out could do the
+    # same to a scenario named x.html or index.html.
+    f = tmp_path / "s.toml"
+    f.write_text(SCENARIO)
+    (tmp_path / "link.toml").symlink_to(f)
+    for html in (f, tmp_path / "." / "s.toml", tmp_path / "link.toml"):
+        r = CliRunner().invoke(main, ["run", str(f), "--html", str(html)])
+        assert r.exit_code == 2 and "verdict" not in r.output, r.output
+        assert r.output.splitlines()[-1] == (f"Error: Invalid value for --html: {html} is the input file {f}: "
+                                             "it would be overwritten")
+    d = tmp_path / "d.py"
+    d.write_text("")
+    r = CliRunner().invoke(main, ["run", str(f), "--design-file", str(d), "--html", str(d)])
+    assert r.exit_code == 2 and "is the input file" in r.output, r.output
+    assert f.read_text() == SCENARIO and d.read_text() == ""
+    for name in ("x.html", "index.html"):
+        g = tmp_path / name
+        g.write_text(SCENARIO)
+        r = CliRunner().invoke(main, ["report", str(f), str(g), "--out", str(tmp_path)])
+        assert r.exit_code == 2 and f"{g} is the input file {g}" in r.output, r.output
+        assert g.read_text() == SCENARIO and not (tmp_path / "s.html").exists()
+
+
+def test_report_index_has_a_row_and_a_link_per_file_and_its_own_note(tmp_path):
+    # Two files on the same design and property: both pages were written,
+    # the index linked only the second; and it was titled "sgxsim check"
+    # with the checker's note (shortest trace, depth bound).
+    for name in ("a", "b"):
+        (tmp_path / f"{name}.toml").write_text(SCENARIO)
+    out = tmp_path / "out"
+    r = CliRunner().invoke(main, ["report", str(tmp_path / "a.toml"), str(tmp_path / "b.toml"),
+                                  "--out", str(out)])
+    assert r.exit_code == 0, r.output
+    index = (out / "index.html").read_text()
+    assert index.count('href="a.html"') == 2 and index.count('href="b.html"') == 2
+    assert "<title>sgxsim report</title>" in index and "sgxsim check" not in index
+    assert "depth bound" not in index and "shortest" not in index
+    assert index.count("holds after 1 step<") == 2
+
+
+def test_check_index_links_are_percent_encoded():
+    from sgxsim.report import render_index
+
+    html = render_index([{"design": "d#1", "property": "p?x", "verdict": "violated", "trace": [{}]}],
+                        {("d#1", "p?x"): "d#1--p?x.html"})
+    assert 'href="d%231--p%3Fx.html"' in html and ">violated (1)</a>" in html and "<th>d#1</th>" in html

@@ -161,3 +161,32 @@ def test_pages_with_their_own_runner_have_one():
     for page, runner in OWN_RUNNER.items():
         assert (ROOT / "docs" / page).exists() and runner.exists(), page
         assert page in runner.read_text(), runner
+
+
+# Scenario files a page shows to be refused (its console block says so).
+BAD_ON_PURPOSE = {("scenarios.md", "bad.toml")}
+SCENARIO_FILES = [(p, b["name"]) for p in [*PAGES, *(ROOT / "docs" / n for n in OWN_RUNNER)]
+                  for b in blocks(p.read_text()) if b["kind"] == "file" and b["name"].endswith(".toml")]
+
+
+@pytest.mark.parametrize("page, name", SCENARIO_FILES, ids=lambda x: x.name if isinstance(x, Path) else x)
+def test_every_scenario_file_of_the_docs_gives_the_verdict_it_declares(page: Path, name: str, tmp_path):
+    # explain.md's escalation.toml declared "violated at step 4" on no-hook
+    # and gave "holds": only its explain commands ran, and they do not look
+    # at expect.  Each file is replayed by `sgxsim run` (exit status 0: the
+    # verdict it declares, at its step), with the page's other files beside it.
+    body = None
+    for b in blocks(page.read_text()):
+        if b["kind"] == "file":
+            (tmp_path / b["name"]).write_text(b["body"])
+            body = b["body"] if b["name"] == name else body
+    (tmp_path / name).write_text(body)
+    r = run_command(f"sgxsim run {shlex.quote(name)}", tmp_path)
+    want = 2 if (page.name, name) in BAD_ON_PURPOSE else 0
+    assert r.returncode == want, f"{page.name}: {name}: exit {r.returncode}\n{r.stdout[-3000:]}"
+    assert "Traceback" not in r.stderr
+
+
+def test_the_docs_scenario_files_are_found():
+    assert ("explain.md", "escalation.toml") in {(p.name, n) for p, n in SCENARIO_FILES}
+    assert BAD_ON_PURPOSE <= {(p.name, n) for p, n in SCENARIO_FILES}

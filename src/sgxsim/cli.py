@@ -38,17 +38,19 @@ def main() -> None:
 @click.argument("file", type=click.Path(exists=True, dir_okay=False, path_type=Path))
 @click.option("--json", "as_json", is_flag=True, help="Print one JSON object.")
 def sigstruct(file: Path, as_json: bool) -> None:
-    """Print a SIGSTRUCT's fields and whether its signature verifies."""
+    """Print a SIGSTRUCT's fields and whether its signature verifies.  Exit
+    status 1 when the signature or the header is invalid, 2 for a file that
+    is no SIGSTRUCT (not 1808 bytes) or cannot be read."""
     from sgxsim.hw.structs import Sigstruct
     from sgxsim.sigstruct_report import describe, render
 
     raw = read_bounded(file, Sigstruct.SIZE)
     if len(raw) > Sigstruct.SIZE:
-        raise click.ClickException(f"a SIGSTRUCT is {Sigstruct.SIZE} bytes, {file} has more")
+        raise BadInput(f"a SIGSTRUCT is {Sigstruct.SIZE} bytes, {file} has more")
     try:
         info = describe(raw)
-    except ValueError as e:
-        raise click.ClickException(str(e)) from None
+    except ValueError as e:  # not a SIGSTRUCT at all: bad input (2), not "does not verify" (1)
+        raise BadInput(str(e)) from None
     click.echo(json.dumps(info, indent=2) if as_json else render(info))
     if not (info["signature_valid"] and info["header_valid"]):
         raise SystemExit(1)
@@ -73,6 +75,7 @@ def demo(out: Path | None) -> None:
 
 
 from sgxsim.check.cli import (  # noqa: E402
+    BadInput,
     check,
     design_names,
     explain,
@@ -98,7 +101,7 @@ def read_bounded(path: Path, limit: int) -> bytes:
         with path.open("rb") as f:
             return f.read(limit + 1)
     except OSError as e:
-        raise click.ClickException(f"{path}: {e.strerror or e}") from None
+        raise BadInput(f"{path}: {e.strerror or e}") from None
 
 
 MAX_ELF = 64 << 20  # the selftests' test_encl.elf is about 40 KB
@@ -114,7 +117,9 @@ MAX_ELF = 64 << 20  # the selftests' test_encl.elf is about 40 KB
               "machine code runs on the enclave engine instead of the model's test enclave.")
 @plugin_options
 def selftest(kernel: str, sgx1: bool, encl_elf: Path | None, design_files, property_files) -> None:
-    """Run tools/testing/selftests/sgx (main.c) on the model; TAP output."""
+    """Run tools/testing/selftests/sgx (main.c) on the model; TAP output.
+    Exit status 1 when a test fails, 2 for bad input (an --encl-elf that is
+    no enclave ELF, a design file that does not load)."""
     from sgxsim.user.selftests import tap
 
     load_plugins(design_files, property_files)
@@ -122,7 +127,7 @@ def selftest(kernel: str, sgx1: bool, encl_elf: Path | None, design_files, prope
     elf = read_bounded(encl_elf, MAX_ELF) if encl_elf is not None else None
     if elf is not None:
         if len(elf) > MAX_ELF:
-            raise click.ClickException(f"{encl_elf}: larger than {MAX_ELF >> 20} MiB: not a test_encl.elf")
+            raise BadInput(f"{encl_elf}: larger than {MAX_ELF >> 20} MiB: not a test_encl.elf")
         from elftools.common.exceptions import ELFError
 
         from sgxsim.user.loader import encl_load
@@ -130,7 +135,7 @@ def selftest(kernel: str, sgx1: bool, encl_elf: Path | None, design_files, prope
         try:
             encl_load(elf)
         except (ELFError, ValueError, IndexError) as e:
-            raise click.ClickException(f"{encl_elf}: not an enclave ELF the selftests' loader "
+            raise BadInput(f"{encl_elf}: not an enclave ELF the selftests' loader "
                                        f"can load: {e}") from None
     failed = tap(kernel, sgx1, out=click.echo, elf=elf)
     raise SystemExit(1 if failed else 0)

@@ -19,6 +19,7 @@ import json
 from collections.abc import Callable, Iterable
 from pathlib import Path
 from typing import Any
+from urllib.parse import quote
 
 from sgxsim.check.explorer import replay
 from sgxsim.check.model import Action
@@ -187,6 +188,13 @@ def _e(text: Any) -> str:
     return html.escape(str(text), quote=True)
 
 
+def _href(name: str) -> str:
+    """A page's file name as a relative link: percent-encoded (a ``#`` or
+    ``?`` in a file or design name would start the fragment or the query;
+    ``a#1.html`` opened ``a``), then escaped for the attribute."""
+    return _e(quote(name))
+
+
 def _page(title: str, body: str, script: str = "") -> str:
     return ("<!DOCTYPE html>\n<html lang=\"en\"><head><meta charset=\"utf-8\">"
             f"<title>{_e(title)}</title><style>{CSS}</style></head>\n<body>\n{body}\n"
@@ -316,12 +324,37 @@ def render_index(results: list[dict], links: dict[tuple[str, str], str], note: s
                 continue
             text = r["verdict"] + (f" ({len(r['trace'])})" if r["trace"] else "")
             link = links.get((d, p))
-            inner = f'<a href="{_e(link)}">{_e(text)}</a>' if link else _e(text)
+            inner = f'<a href="{_href(link)}">{_e(text)}</a>' if link else _e(text)
             tds.append(f'<td class="{_e(r["verdict"])}">{inner}</td>')
         rows.append(f"<tr><th>{_e(d)}</th>{''.join(tds)}</tr>")
     body = (f'<h1>sgxsim check</h1><p class="sub">{_e(note)}</p>'
             f'<table class="matrix" id="matrix">{"".join(rows)}</table>')
     return _page("sgxsim check", body)
+
+
+REPORT_NOTE = ("One row per scenario file, replayed as written (nothing is searched): the verdict the file's "
+               "property gives on the design, at the step that decides it (violated, reachable) or after "
+               "the file's last step (holds, unreachable); click it for the file's permission map.")
+
+
+def render_report_index(rows: list[dict]) -> str:
+    """The index page of ``sgxsim report``: a row per scenario file (two
+    files on the same design and property keep a row and a link each), its
+    design, property, the verdict it expects (on ``expect_design``, the
+    file's own design) and the one it gives (``at``:
+    the step that decided it, 0 for none; ``steps``: the file's steps)."""
+    head = "<tr><th>file</th><th>design</th><th>property</th><th>expected</th><th>verdict</th></tr>"
+    body = [head]
+    for r in rows:
+        n = r["steps"]
+        got = r["verdict"] + (f" at step {r['at']}" if r["at"] else f" after {n} step" + "s" * (n != 1))
+        want = r["expect"] + (f" at step {r['at_step']}" if r["at_step"] else "") \
+            + (f" on {r['expect_design']}" if r["expect_design"] != r["design"] else "")
+        body.append(f'<tr><th><a href="{_href(r["page"])}">{_e(r["file"])}</a></th><td>{_e(r["design"])}</td>'
+                    f'<td>{_e(r["property"])}</td><td>{_e(want)}</td>'
+                    f'<td class="{_e(r["verdict"])}"><a href="{_href(r["page"])}">{_e(got)}</a></td></tr>')
+    return _page("sgxsim report", f'<h1>sgxsim report</h1><p class="sub">{_e(REPORT_NOTE)}</p>'
+                                  f'<table class="matrix" id="files">{"".join(body)}</table>')
 
 
 def trace_actions(trace: Iterable[dict]) -> list[Action]:

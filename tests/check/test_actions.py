@@ -220,7 +220,9 @@ def test_small_exhaustive_run_with_two_enclaves_and_its_trace_replays(tmp_path):
     assert r.exit_code == 0, r.output
     out = json.loads(r.stdout)
     # The page symmetry is off with two enclaves (check/symmetry.py).
-    assert out["scope"] == {"pages": 1, "policy": "selinux", "enclaves": 2, "depth": 4, "symmetry": False}
+    assert out["scope"] == {"pages": 1, "policy": "selinux", "enclaves": 2, "depth": 4, "symmetry": False,
+                            "perms": ["RW", "RX"], "sources": ["anon"],
+                            "actions": ["mmap", "add_pages", "init", "fetch", "reclaim"]}
     res = {x["property"]: x for x in out["results"]}
     assert res["no-stale-pte"]["verdict"] == "holds"
     assert res["exec-origin"]["verdict"] == "violated" and res["exec-origin"]["depth"] == 4

@@ -55,6 +55,9 @@ class AnyExecPte(Property):
         return None
 '''
 
+SCENARIO = ('design = "linux-5.11"\nproperty = "w-xor-x"\nexpect = "violated"\n\n'
+            '[[step]]\naction = "mmap"\noffset = 0\nlength = 0x1000\nprot = "RWX"\n')
+
 NARROW = ["--actions", "mmap,mprotect,add_pages,init,load", "--perms", "R,RX", "--sources", "image"]
 
 
@@ -145,10 +148,15 @@ def test_entry_points_of_an_installed_package(tmp_path):
 ])
 def test_bad_design_files_are_clean_errors(tmp_path, text, problem):
     (tmp_path / "d.py").write_text(text)
-    r = sgxsim("check", "--design-file", "d.py", "--depth", "1", cwd=tmp_path)
-    assert r.returncode == 1 and problem in r.stderr and "Traceback" not in r.stderr, r.stderr
-    r = sgxsim("check", "--design-file", "missing.py", cwd=tmp_path)
-    assert r.returncode == 1 and "missing.py: no such file" in r.stderr
+    # Bad input, exit status 2 (was 1: for run, "not the expected verdict",
+    # so `sgxsim run FILE --design-file d.py || echo stopped` said stopped).
+    (tmp_path / "s.toml").write_text(SCENARIO)
+    for cmd in (("check", "--depth", "1"), ("run", "s.toml"), ("explain", "s.toml", "--step", "1"),
+                ("report", "s.toml", "--out", "r"), ("selftest",)):
+        r = sgxsim(*cmd, "--design-file", "d.py", cwd=tmp_path)
+        assert r.returncode == 2 and problem in r.stderr and "Traceback" not in r.stderr, (cmd, r.stderr)
+        r = sgxsim(*cmd, "--design-file", "missing.py", cwd=tmp_path)
+        assert r.returncode == 2 and "missing.py: no such file" in r.stderr, (cmd, r.stderr)
 
 
 def test_a_file_that_exits_while_loading_is_a_clean_error(tmp_path):
@@ -156,14 +164,13 @@ def test_a_file_that_exits_while_loading_is_a_clean_error(tmp_path):
     # escaped the loader, and run and check printed nothing and exited 0
     # (for run: "the replay gave the expected verdict").
     (tmp_path / "x.py").write_text("import sys\nsys.exit(0)\n")
-    (tmp_path / "s.toml").write_text('design = "linux-5.11"\nproperty = "w-xor-x"\nexpect = "violated"\n\n'
-                                     '[[step]]\naction = "mmap"\noffset = 0\nlength = 0x1000\nprot = "RWX"\n')
+    (tmp_path / "s.toml").write_text(SCENARIO)
     problem = f"{tmp_path / 'x.py'}:2: exits (sys.exit(0)): a design or property file must not exit"
     for args in (("check", "--design-file", "x.py", "--depth", "1"),
                  ("run", "s.toml", "--property-file", "x.py"),
                  ("explain", "s.toml", "--step", "1", "--design-file", "x.py")):
         r = sgxsim(*args, cwd=tmp_path)
-        assert r.returncode == 1 and r.stderr == f"Error: {problem}\n", (args, r.stderr)
+        assert r.returncode == 2 and r.stderr == f"Error: {problem}\n", (args, r.stderr)
         assert r.stdout == ""
 
 
@@ -172,7 +179,7 @@ def test_an_entry_point_that_exits_is_a_clean_error(tmp_path):
                              "[sgxsim.designs]\nexits = sgxsim_exits.designs\n")
     r = sgxsim("check", "--design", "linux-6.0", "--depth", "1", cwd=tmp_path,
                env={**os.environ, "PYTHONPATH": str(site)})
-    assert r.returncode == 1 and r.stdout == "", r.stdout
+    assert r.returncode == 2 and r.stdout == "", r.stdout
     assert r.stderr == ("Error: entry point exits = sgxsim_exits.designs (group sgxsim.designs): exits "
                         "(sys.exit(0)) when imported\n"), r.stderr
 
@@ -219,7 +226,7 @@ def test_a_property_that_exits_while_checking_is_a_clean_error(tmp_path, extra):
     r = subprocess.run([sys.executable, "-m", "sgxsim.cli", "check", "--design", "linux-6.0", "--property-file",
                         "q.py", "--property", "quits", *extra], cwd=tmp_path, capture_output=True, text=True,
                        timeout=120)
-    assert r.returncode == 1 and "Traceback" not in r.stderr, r.stderr[-3000:]
+    assert r.returncode == 2 and "Traceback" not in r.stderr, r.stderr[-3000:]
     assert r.stderr.splitlines()[-1] == (f"Error: {tmp_path / 'q.py'}:13: exits (sys.exit(3)): a design or "
                                          "property file must not exit (raised by a design or property of "
                                          "yours)")
@@ -278,7 +285,7 @@ def test_a_bug_in_a_users_design_inside_a_worker_process_is_a_clean_error(tmp_pa
     line = BUGGY_IN_WORKERS.splitlines().index("            return 1 // 0") + 1
     r = sgxsim("check", "--design-file", "b.py", "--design", "buggy", "--workers", "2", "--depth", "4",
                "--property", "no-escalation", "--actions", "mmap,add_pages,init", cwd=tmp_path)
-    assert r.returncode == 1 and "Traceback" not in r.stderr, r.stderr[-3000:]
+    assert r.returncode == 2 and "Traceback" not in r.stderr, r.stderr[-3000:]
     assert f"{tmp_path / 'b.py'}:{line}: ZeroDivisionError: integer division or modulo by zero" in r.stderr
 
 
@@ -287,8 +294,21 @@ def test_a_bug_in_a_users_design_is_a_clean_error(tmp_path, extra):
     (tmp_path / "b.py").write_text(BUGGY)
     r = sgxsim("check", "--design-file", "b.py", "--design", "buggy", *extra, "--property", "no-escalation",
                "--depth", "2", "--actions", "mmap,add_pages", cwd=tmp_path)
-    assert r.returncode == 1 and "Traceback" not in r.stderr, r.stderr[-3000:]
+    assert r.returncode == 2 and "Traceback" not in r.stderr, r.stderr[-3000:]
     assert f"{tmp_path / 'b.py'}:9: ZeroDivisionError: integer division or modulo by zero" in r.stderr
+
+
+def test_a_bug_in_a_users_design_is_no_verdict_for_run_explain_report(tmp_path):
+    # run exited 1 ("not the expected verdict") when the design raised
+    # during the replay: a bad design is bad input, exit status 2, in every
+    # command that replays.
+    (tmp_path / "b.py").write_text(BUGGY)
+    (tmp_path / "s.toml").write_text(SCENARIO)
+    where = f"{tmp_path / 'b.py'}:9: ZeroDivisionError: integer division or modulo by zero"
+    for cmd in (("run", "s.toml"), ("explain", "s.toml", "--step", "1"), ("report", "s.toml", "--out", "r")):
+        r = sgxsim(*cmd, "--design-file", "b.py", "--design", "buggy", cwd=tmp_path)
+        assert r.returncode == 2 and "Traceback" not in r.stderr, (cmd, r.stderr[-3000:])
+        assert r.stderr.splitlines()[-1] == f"Error: {where} (raised by a design or property of yours)", cmd
 
 
 def test_an_entry_point_cannot_replace_a_built_in_design(tmp_path):

@@ -215,8 +215,9 @@ def test_cli_flag_json_scope_and_errors(tmp_path):
     r = CliRunner().invoke(main, args + ["--child-ioctls"])
     assert r.exit_code == 0, r.output
     assert json.loads(r.stdout)["scope"] == {"pages": 1, "policy": "selinux", "processes": 2,
-                                             "child_ioctls": True, "depth": 3, "symmetry": True,
-                                             "process_swap": True}
+                                             "child_ioctls": True,
+                                             "actions": ["mmap", "add_pages", "init", "fork"], "depth": 3,
+                                             "symmetry": True, "process_swap": True}
     r = CliRunner().invoke(main, args + ["--no-symmetry"])
     assert json.loads(r.stdout)["scope"]["process_swap"] is False
     r = CliRunner().invoke(main, ["check", "--design", "linux-5.11", "--child-ioctls", "--depth", "1"])

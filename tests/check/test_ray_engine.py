@@ -217,7 +217,7 @@ def test_a_property_that_exits_in_an_actor_is_a_clean_error(tmp_path):
     r = subprocess.run([sys.executable, "-m", "sgxsim.cli", "check", "--design", "linux-6.0", "--property-file",
                         "q.py", "--property", "quits", "--depth", "2", "--engine", "ray", "--workers", "2"],
                        cwd=tmp_path, capture_output=True, text=True, timeout=300)
-    assert r.returncode == 1 and "Traceback" not in r.stderr, r.stderr[-3000:]
+    assert r.returncode == 2 and "Traceback" not in r.stderr, r.stderr[-3000:]
     assert r.stderr.splitlines()[-1] == (f"Error: {tmp_path / 'q.py'}:13: exits (sys.exit(3)): a design or "
                                          "property file must not exit (raised by a design or property of "
                                          "yours)")

@@ -337,6 +337,7 @@ def test_json_scope_records_the_reduction(extra, want, tmp_path):
                                   *opt, "--depth", "2", "--actions", "mmap,init,fork",
                                   "--json", "--out", str(tmp_path)])
     assert r.exit_code == 0, r.output
-    assert json.loads(r.stdout)["scope"] == {"pages": 2, "policy": "selinux", "depth": 2, **want}
+    assert json.loads(r.stdout)["scope"] == {"pages": 2, "policy": "selinux", "depth": 2,
+                                             "actions": ["mmap", "init", "fork"], **want}
     assert "off by itself with --enclaves 2" in " ".join(
         CliRunner().invoke(main, ["check", "--help"]).output.split())

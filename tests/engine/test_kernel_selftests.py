@@ -49,5 +49,5 @@ def test_cli_encl_elf_bad_file_is_a_clear_error(tmp_path):
         bad = tmp_path / name
         bad.write_bytes(data)
         r = CliRunner().invoke(main, ["selftest", "--encl-elf", str(bad)])
-        assert r.exit_code == 1 and "not an enclave ELF" in r.output, r.output
+        assert r.exit_code == 2 and "not an enclave ELF" in r.output, r.output
         assert "Traceback" not in r.output

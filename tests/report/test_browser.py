@@ -265,3 +265,50 @@ def test_markup_in_the_trace_data_cannot_end_its_script_element(results, tmp_pat
     assert dom.attrs.get("data-errors") == "[]", dom.attrs
     assert dom.attrs.get("body-data-ready") == "1"  # the data parsed and the script ran
     assert evil in dom.detail  # shown as the text it is
+
+
+# The browser's own resolution of every link of a page, written where
+# --dump-dom can see it.
+HREFS = """<script>
+window.addEventListener('load', function () {
+  var a = Array.prototype.map.call(document.querySelectorAll('a[href]'), function (x) { return x.href; });
+  document.documentElement.setAttribute('data-hrefs', JSON.stringify(a));
+});
+</script>"""
+
+
+def test_report_index_links_reach_pages_whose_names_have_hash_and_question_mark(tmp_path):
+    # href="a#1.html" opened a (its fragment 1.html), href="q?x.html" opened
+    # q (query x.html): the links are percent-encoded now.  The browser
+    # resolves every link of the index, and each one loads its page.
+    import json
+    from urllib.parse import unquote, urlsplit
+
+    from click.testing import CliRunner
+
+    from sgxsim.cli import main
+
+    scenario = ('design = "linux-6.0"\nproperty = "w-xor-x"\nexpect = "holds"\n\n'
+                '[[step]]\naction = "mmap"\noffset = 0\nlength = 0x1000\nprot = "RW"\n')
+    files = [tmp_path / n for n in ("a#1.toml", "q?x.toml", "100%.toml", "sp ace.toml")]
+    for f in files:
+        f.write_text(scenario)
+    out = tmp_path / "out"
+    r = CliRunner().invoke(main, ["report", *map(str, files), "--out", str(out)])
+    assert r.exit_code == 0, r.output
+    probe = out / "probe.html"
+    probe.write_text((out / "index.html").read_text().replace("<head>", "<head>" + HREFS, 1))
+    r = browse(probe, tmp_path, "--dump-dom", "--virtual-time-budget=2000")
+    assert r.returncode == 0, r.stderr[-2000:]
+    dom = Cells()
+    dom.feed(r.stdout)
+    hrefs = json.loads(dom.attrs["data-hrefs"])
+    assert len(hrefs) == 2 * len(files)  # the file's name and its verdict, per row
+    targets = [Path(unquote(urlsplit(h).path)) for h in hrefs]
+    assert all(urlsplit(h).fragment == "" and urlsplit(h).query == "" for h in hrefs), hrefs
+    assert targets == [out / f"{f.stem}.html" for f in files for _ in (0, 1)]
+    for h in hrefs[::2]:  # loading the link the browser resolved gives the file's page
+        r = subprocess.run([chromium(), "--headless", "--no-sandbox", "--disable-gpu", "--no-first-run",
+                            f"--user-data-dir={tmp_path / 'profile'}", "--dump-dom", h],
+                           capture_output=True, text=True, timeout=120)
+        assert r.returncode == 0 and "sgxsim trace: linux-6.0 / w-xor-x" in r.stdout, (h, r.stderr[-2000:])

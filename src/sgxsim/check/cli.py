@@ -22,7 +22,7 @@ from sgxsim.check.ray_engine import EngineError
 from sgxsim.check.scope import ACTIONS, OPTIONAL_ACTIONS, PERMS, POLICIES, SCOPE_HELP, SOURCES, Scope
 from sgxsim.check.spill import ENV_DIR as SPILL_DIR
 from sgxsim.check.spill import bound_from_env, bound_of
-from sgxsim.check.symmetry import scope_allows, swap_allowed
+from sgxsim.check.symmetry import group, swaps
 
 DESIGNS = ("no-hook", "rfc-2019", "v40", "linux-5.11", "sgx2-rfc", "linux-6.0", "safe-to-execute",
            "propagate-source", "linux-6.12")
@@ -41,36 +41,47 @@ def plugin_options(fn):
                         help="A Python file registering designs (@register(\"name\")); repeatable.")(fn)
 
 
+class BadInput(click.ClickException):
+    """A design or property file (or an installed package's entry point)
+    that cannot be loaded, or whose code raised while the command used it:
+    bad input, exit status 2 like a bad option or scenario file, so that 1
+    keeps its one meaning per command (``run``: not the expected verdict)."""
+
+    exit_code = 2
+
+
 def load_plugins(design_files, property_files=()) -> list[str]:
     """Installed packages' entry points, then the given files; returns the
-    designs the files registered.  A broken file is a clean error."""
+    designs the files registered.  A broken file is a clean error (exit
+    status 2)."""
     from sgxsim.plugins import PluginError, load_entry_points, load_files
 
     try:
         load_entry_points()
         return load_files(design_files, property_files).designs
     except PluginError as e:
-        raise click.ClickException(str(e)) from None
+        raise BadInput(str(e)) from None
 
 
 @contextlib.contextmanager
 def user_code_errors():
     """An exception raised in a user's design or property file (sys.exit()
-    too) is a clean error naming the file and line (sgxsim.plugins.user_error);
-    anything else propagates (Ctrl-C, and the command's own exit status)."""
+    too) is a clean error naming the file and line (sgxsim.plugins.user_error)
+    with exit status 2: the design is bad input, not a verdict; anything else
+    propagates (Ctrl-C, and the command's own exit status)."""
     try:
         yield
     except (click.ClickException, click.exceptions.Exit, KeyboardInterrupt):
         raise
     except NotDeterministic as e:  # the explorer's check on a design's apply
-        raise click.ClickException(str(e)) from None
+        raise BadInput(str(e)) from None
     except (Exception, SystemExit) as e:
         from sgxsim.plugins import user_error
 
         msg = user_error(e)
         if msg is None:
             raise
-        raise click.ClickException(msg) from None
+        raise BadInput(msg) from None
 
 
 @contextlib.contextmanager
@@ -125,8 +136,8 @@ def _factory(scope: Scope):
     def make(design: str):
         try:
             return runner.make_model(design, scope)
-        except LookupError as e:
-            raise click.ClickException(str(e)) from None
+        except LookupError as e:  # a design this build cannot make: bad input
+            raise BadInput(str(e)) from None
     return make
 
 
@@ -343,16 +354,19 @@ def check(designs, props, design_files, property_files, depth, workers, engine, 
                       processes=processes, enclaves=enclaves, child_ioctls=child_ioctls, symmetry=symmetry)
     except ValueError as e:
         raise click.BadParameter(str(e)) from None
+    narrowed = narrowing(scope)
     if simulate:
         with stop_on_ctrl_c(out, "simulated"), user_code_errors(), output_errors("--out"):
             results = runner.simulate(_factory(scope), designs, props, walks=walks, walk_depth=walk_depth,
                                       seed=seed, workers=workers, out_dir=out)
         if as_json:
-            click.echo(json.dumps({"scope": scope.as_dict(), "results": results}, indent=1))
+            click.echo(json.dumps({"scope": {**scope.as_dict(), **narrowed}, "results": results}, indent=1))
         else:
             click.echo(runner.render_simulation(results))
+            for line in search_notes(narrowed, {}):
+                click.echo(line)
             click.echo(runner.render_traces(results))
-        _write_html(html_dir, results, scope, as_json, simulated=True)
+        _write_html(html_dir, results, scope, as_json, simulated=True, notes=search_notes(narrowed, {}))
         return
     try:
         mem = bound_of(frontier_mem, "the bound", str(frontier_mem)) if frontier_mem is not None \
@@ -371,32 +385,86 @@ def check(designs, props, design_files, property_files, depth, workers, engine, 
         err = click.ClickException(str(e))
         err.exit_code = e.status  # 2: a bad --address or no Ray, like a bad option
         raise err from None
+    # The reductions the explorer used for each design (check/symmetry.py:
+    # its seen-key with these properties), not what the switch asked for.
+    with user_code_errors():
+        used = {d: reductions(scope, d, props) for d in designs}
+    # (said only where there was something to fold: two pages or processes)
+    foldable = scope.symmetry and (scope.pages > 1 or scope.processes > 1)
+    notes = search_notes(narrowed, used if foldable else {})
     if as_json:
         keys = ("design", "property", "verdict", "depth", "states", "seconds", "trace")
-        # "symmetry": whether the scope lets the reduction run (the switch,
-        # and one enclave; check/symmetry.py); with two processes
-        # "process_swap": whether it may exchange parent and child too.
-        swap = {"process_swap": swap_allowed(scope)} if scope.processes > 1 else {}
-        click.echo(json.dumps({"scope": {**scope.as_dict(), "depth": depth,
-                                         "symmetry": scope_allows(scope), **swap},
-                               "results": [{k: r[k] for k in keys} for r in results]}, indent=1))
+        # "symmetry": a reduction ran for every design (each result's
+        # "symmetry" lists the ones its design's search used); with two
+        # processes "process_swap": the parent/child swap did for every one.
+        swap = {"process_swap": all("process-swap" in u for u in used.values())} if scope.processes > 1 else {}
+        click.echo(json.dumps({"scope": {**scope.as_dict(), **narrowed, "depth": depth,
+                                         "symmetry": all(used.values()), **swap},
+                               "results": [{**{k: r[k] for k in keys}, "symmetry": used[r["design"]]}
+                                           for r in results]}, indent=1))
     else:
         click.echo(runner.render_matrix(results))
+        for line in notes:
+            click.echo(line)
         click.echo(runner.render_traces(results))
-    _write_html(html_dir, results, scope, as_json)
+    _write_html(html_dir, results, scope, as_json, notes=notes)
+
+
+def narrowing(scope: Scope) -> dict:
+    """--perms, --map-perms, --sources and --actions as the search used
+    them, each where it differs from the default (a "holds" is then a
+    verdict within them only; --actions may also add mseal or mremap)."""
+    defaults = {"perms": PERMS, "map_perms": None, "sources": SOURCES, "actions": ACTIONS}
+    return {k: list(getattr(scope, k)) for k, v in defaults.items() if getattr(scope, k) != v}
+
+
+def reductions(scope: Scope, design: str, props: list[str]) -> list[str]:
+    """The symmetry reductions the explorer's seen-key uses for ``design``
+    and ``props`` (symmetry.seen_key): "pages" (a renaming of the explored
+    pages), "process-swap" (parent and child, where it applies)."""
+    model = _factory(scope)(design)
+    return [name for name, on in (("pages", bool(group(model, props))), ("process-swap", swaps(model, props)))
+            if on]
+
+
+def search_notes(narrowed: dict, used: dict[str, list[str]]) -> list[str]:
+    """Lines for the text output and the HTML index: the options that
+    narrowed the search, and with --symmetry on, the designs whose search
+    used no reduction (``used``: design -> reductions; {} to say nothing)."""
+    notes = []
+    if narrowed:
+        opts = " ".join(f"--{k.replace('_', '-')} {','.join(v)}" for k, v in narrowed.items())
+        notes.append(f"narrowed by {opts}: a property that holds (or a goal unreachable) does so only "
+                     "within them")
+    if used and not all(used.values()):
+        by = ", ".join(f"{d} {'+'.join(u) or 'none'}" for d, u in used.items())
+        notes.append(f"symmetry reduction used: {by} (docs/checker-reach.md says when it applies)")
+    return notes
 
 
 def _write_html(html_dir: Path | None, results: list[dict], scope: Scope, as_json: bool,
-                simulated: bool = False) -> None:
+                simulated: bool = False, notes: list[str] = ()) -> None:
     """--html, in every mode (simulation and --json wrote none); with --json
-    the path goes to stderr, so stdout stays one JSON object."""
+    the path goes to stderr, so stdout stays one JSON object.  ``notes``
+    (search_notes) follow the index's note."""
     if html_dir is None:
         return
     from sgxsim.report import BFS_NOTE, SIM_NOTE, write_run
 
+    note = " ".join([SIM_NOTE if simulated else BFS_NOTE, *(f"{n[0].upper()}{n[1:]}." for n in notes)])
     with user_code_errors(), output_errors("--html"):
-        index = write_run(html_dir, results, _factory(scope), SIM_NOTE if simulated else BFS_NOTE)
+        index = write_run(html_dir, results, _factory(scope), note)
     click.echo(f"\nHTML report: {index}", err=as_json)
+
+
+def not_an_input(out: Path, inputs, opt: str) -> None:
+    """Refuse (exit status 2, before the work) an output file that is one of
+    the input files: the page would overwrite the scenario it draws."""
+    for f in inputs:
+        with contextlib.suppress(OSError):  # an output not there yet is no input
+            if os.path.samefile(out, f):
+                raise click.BadParameter(f"{out} is the input file {f}: it would be overwritten",
+                                         param_hint=opt)
 
 
 def writable_dir(d: Path, opt: str) -> None:
@@ -416,7 +484,9 @@ def writable_dir(d: Path, opt: str) -> None:
                     "Exit status: 0 when the replay gives the verdict the scenario expects, at the step it "
                     "expects (also with --design: the scenario's expectation is the reference), 1 when it "
                     "does not (a last line says what happened instead and the first refusal), 2 for a "
-                    "usage error or a bad scenario file (docs/scenarios.md).  With --all-designs: 0.")
+                    "usage error, a bad scenario file, or a design or property file that does not load or "
+                    "raises during the replay; 74 for an --html page not written after the replay, 130 for "
+                    "Ctrl-C (docs/scenarios.md).  With --all-designs: 0.")
 @click.argument("file", type=click.Path(exists=True, dir_okay=False, path_type=Path))
 @click.option("--design", default=None, metavar="NAME",
               help="Replay on this design instead of the scenario's own (any registered kernel with an "
@@ -430,6 +500,8 @@ def writable_dir(d: Path, opt: str) -> None:
 @plugin_options
 def run(file: Path, design: str | None, all_designs: bool, html_file: Path | None, design_files,
         property_files) -> None:
+    if html_file is not None:  # before anything: the page would overwrite an input
+        not_an_input(html_file, [file, *design_files, *property_files], "--html")
     own = load_plugins(design_files, property_files)
     if design is not None:
         design_names([design])
@@ -526,33 +598,38 @@ def explain(file: Path, step: int, design: str | None, max_lines: int, design_fi
 @plugin_options
 def report(files, out_dir: Path, design: str | None, design_files, property_files) -> None:
     from sgxsim.outfile import write_output
-    from sgxsim.report import render_index, render_trace, trace_data
+    from sgxsim.report import render_report_index, render_trace, trace_data
 
-    load_plugins(design_files, property_files)
-    writable_dir(out_dir, "--out")
-    scenarios = [(f, read_scenario(f)) for f in files]
-    for f, sc in scenarios:
-        scenario_design(f, sc, design)
-    results, links = [], {}
-    pages = {"index.html"}  # taken by the index: index.toml gets index-2.html
-    for f, sc in scenarios:
-        model = _factory(Scope(**sc.scope))(design or sc.design)
-        with user_code_errors():
-            data = trace_data(model, sc.steps, sc.prop, expect=sc.expect, at_step=sc.at_step,
-                              reason=sc.reason)
+    names, pages = [], {"index.html"}  # taken by the index: index.toml gets index-2.html
+    for f in files:
         name = f"{Path(f).stem}.html"
         for n in itertools.count(2):  # a/x.toml and b/x.toml get a page each
             if name not in pages:
                 break
             name = f"{Path(f).stem}-{n}.html"
         pages.add(name)
+        names.append(name)
+    for name in ["index.html", *names]:  # refused now, before any page is written
+        not_an_input(out_dir / name, [*files, *design_files, *property_files], "--out")
+    load_plugins(design_files, property_files)
+    writable_dir(out_dir, "--out")
+    scenarios = [(f, read_scenario(f)) for f in files]
+    for f, sc in scenarios:
+        scenario_design(f, sc, design)
+    rows = []
+    for (f, sc), name in zip(scenarios, names, strict=True):
+        model = _factory(Scope(**sc.scope))(design or sc.design)
+        with user_code_errors():
+            data = trace_data(model, sc.steps, sc.prop, expect=sc.expect, at_step=sc.at_step,
+                              reason=sc.reason)
         with output_errors("--out"):
             write_output(out_dir / name, render_trace(data))
-        results.append({"design": data["design"], "property": sc.prop, "verdict": data["verdict"],
-                        "trace": sc.steps[:data["at"] or len(sc.steps)]})
-        links[(data["design"], sc.prop)] = name
+        # a row per file: two files on one design and property kept one link
+        rows.append({"file": str(f), "page": name, "design": data["design"], "property": sc.prop,
+                     "verdict": data["verdict"], "at": data["at"], "steps": len(sc.steps),
+                     "expect": sc.expect, "at_step": sc.at_step, "expect_design": sc.design})
         click.echo(f"{out_dir / name}: {data['design']} / {sc.prop}: {data['verdict']}"
                    + (f" at step {data['at']}" if data["at"] else ""))
     with output_errors("--out"):
-        write_output(out_dir / "index.html", render_index(results, links))
+        write_output(out_dir / "index.html", render_report_index(rows))
     click.echo(f"HTML report: {out_dir / 'index.html'}")
