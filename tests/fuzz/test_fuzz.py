@@ -169,3 +169,22 @@ def test_cli_rejects_a_run_of_no_time():
                      ("--shrink-seconds", "nan")):
         r = CliRunner().invoke(main, ["fuzz", "--cases", "1", opt, bad])
         assert r.exit_code == 2 and opt in r.output, (opt, bad, r.output)
+
+
+def test_a_step_timeout_swallowed_once_still_ends_the_step():
+    # The interpreter drops an exception raised in a finalizer or weakref
+    # callback; when the alarm's StepTimeout landed there (the garbage
+    # collector running one mid-step), the one alarm was spent and CI's
+    # starvation case ran for ever.  The alarm now fires again until the
+    # step ends.  Here the step itself swallows the first one.
+    import signal
+
+    from sgxsim.fuzz.runner import Live, _alarm, _execute
+
+    lines = ["try:\n    while True:\n        pass\nexcept BaseException:\n    pass\nwhile True:\n    pass"]
+    old = signal.signal(signal.SIGALRM, _alarm)  # as run_case() installs it
+    try:
+        finding = _execute(lines, {}, Live(), 0, 0.2, True)
+    finally:
+        signal.signal(signal.SIGALRM, old)
+    assert finding is not None and finding.kind == "timeout"

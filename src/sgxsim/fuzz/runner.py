@@ -79,8 +79,18 @@ def _signature(text: str) -> str:
     return re.sub(r"0x[0-9a-f]+|\d+", "#", text)[:160]
 
 
+# After the bound the alarm fires again every ALARM_REPEAT seconds until the
+# step ends: a StepTimeout raised while the interpreter runs a finalizer or
+# a weakref callback (the garbage collector runs them at any allocation,
+# e.g. for objects an earlier case or test left) is printed and dropped, and
+# with one alarm only, a step that never ends would run for ever.
+ALARM_REPEAT = 0.2
+_armed = False  # a step is running under the alarm: a late SIGALRM is ignored
+
+
 def _alarm(signum, frame):
-    raise StepTimeout()
+    if _armed:
+        raise StepTimeout()
 
 
 def run_case(case: Case, step_seconds: float = STEP_SECONDS) -> Outcome:
@@ -137,10 +147,12 @@ def _starved(m) -> str:
 
 def _execute(lines: list[str], ns: dict, live: Live, i: int, bound: float,
              use_alarm: bool) -> Finding | None:
+    global _armed
     ns.pop("_r", None)
     t0 = time.perf_counter()
     if use_alarm:
-        signal.setitimer(signal.ITIMER_REAL, bound)
+        _armed = True
+        signal.setitimer(signal.ITIMER_REAL, bound, ALARM_REPEAT)
     try:
         for line in lines:
             # A code object, not the string: exec(str) runs through
@@ -152,6 +164,7 @@ def _execute(lines: list[str], ns: dict, live: Live, i: int, bound: float,
     except (OSError, Signal, TaskBlocked):
         pass  # the model answering like the kernel (TaskBlocked: the call would never return)
     except StepTimeout:
+        _armed = False  # (a repeat arriving before the finally disarms it is ignored)
         return Finding("timeout", f"timeout in {lines[-1].split('(')[0]}",
                        f"step took more than {bound} s: {lines[-1][:200]}", i)
     except RecursionError as e:
@@ -162,6 +175,7 @@ def _execute(lines: list[str], ns: dict, live: Live, i: int, bound: float,
         return Finding("exception", f"{type(e).__name__} at {where}",
                        f"{type(e).__name__}: {e} at {where}\n{traceback.format_exc()[-1500:]}", i)
     finally:
+        _armed = False
         if use_alarm:
             signal.setitimer(signal.ITIMER_REAL, 0)
     if time.perf_counter() - t0 > bound:
