@@ -23,8 +23,8 @@ class SgxsimGroup(click.Group):
         try:
             return super().invoke(ctx)
         except KeyboardInterrupt:
-            click.echo(f"sgxsim {ctx.invoked_subcommand or ''}: interrupted".replace(" :", ":"),
-                       err=True)
+            name = " ".join(filter(None, ("sgxsim", ctx.invoked_subcommand)))
+            click.echo(f"{name}: interrupted", err=True)
             raise SystemExit(EXIT_INTERRUPTED) from None
 
 

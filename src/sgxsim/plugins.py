@@ -277,9 +277,9 @@ def user_error(exc: BaseException) -> str | None:
         return any(path == r or path.startswith(r + os.sep) for r in roots)
 
     where = [(f.filename, f.lineno) for f in traceback.extract_tb(exc.__traceback__) if mine(f.filename)]
-    # A forked worker's error comes with its traceback as the cause's text; a
-    # Ray actor's (RayTaskError) carries it in its own.
-    cause = exc.__cause__ if exc.__class__.__module__ != "ray.exceptions" else exc
+    # A worker's error carries its traceback as text: a forked worker's in
+    # the cause, a Ray actor's (RayTaskError) in its own message.
+    cause: BaseException | None = exc
     while not where and cause is not None:
         where = [(f, int(n)) for f, n in re.findall(r'File "([^"]+)", line (\d+)', str(cause)) if mine(f)]
         cause = cause.__cause__

@@ -28,6 +28,7 @@ import sys
 import tempfile
 
 from sgxsim.check.explorer import Worker
+from sgxsim.plugins import no_exit
 
 # A local cluster: two CPUs (one per worker of the default two), no
 # dashboard, loopback only.
@@ -186,16 +187,6 @@ def session(address: str | None = None, workers: int = LOCAL_CPUS):
         ray.shutdown()
 
 
-def _user_exits(method):
-    """``method`` of an actor with a SystemExit (``sys.exit()`` in a design or
-    property) raised as an ordinary error (plugins.UserExit): Ray takes a
-    SystemExit in an actor for the actor's wish to end, and the driver would
-    get a dead actor instead of the file and line."""
-    from sgxsim.plugins import no_exit
-
-    return no_exit(method)
-
-
 class _Actor(Worker):
     """A :class:`Worker` as a Ray actor: moved states go from actor to actor
     through Ray's object store, never through the driver.
@@ -203,9 +194,14 @@ class _Actor(Worker):
     An actor is a fresh process (on any node), not a fork of the driver: it
     first loads the installed entry points and the design and property files
     the driver loaded (their sources travel with it, see plugins.shipped()),
-    then fetches the model, whose pickle may name their classes."""
+    then fetches the model, whose pickle may name their classes.
 
-    @_user_exits
+    Its methods raise a SystemExit (``sys.exit()`` in a design or property)
+    as an ordinary error (plugins.no_exit): Ray takes a SystemExit in an
+    actor for the actor's wish to end, and the driver would get a dead actor
+    instead of the file and line."""
+
+    @no_exit
     def __init__(self, plugins, model_box, names, reuse, bound, spill_root):
         import ray
 
@@ -217,12 +213,12 @@ class _Actor(Worker):
         # the files above define its classes.
         super().__init__(ray.get(model_box[0]), names, reuse, bound, spill_root)
 
-    expand = _user_exits(Worker.expand)
-    keep = _user_exits(Worker.keep)
-    take = _user_exits(Worker.take)
-    dedup = _user_exits(Worker.dedup)
+    expand = no_exit(Worker.expand)
+    keep = no_exit(Worker.keep)
+    take = no_exit(Worker.take)
+    dedup = no_exit(Worker.dedup)
 
-    @_user_exits
+    @no_exit
     def keep_put(self, keeps, gives):
         """:meth:`Worker.keep`, the pieces to move put in the object store:
         only their references go back to the driver."""

@@ -69,9 +69,9 @@ class MprotectMixin:
         end = start + length
         if end <= start or end >= 1 << 64:
             raise refuse(errno.ENOMEM, "mm", "do_mprotect_pkey", "range wraps")
-        if prot & ~(PROT_READ | PROT_WRITE | PROT_EXEC | PROT_SEM):  # any bit of the unsigned long
-            raise refuse(errno.EINVAL, "mm", "arch_validate_prot",
-                         f"unknown prot bits {prot & ~(PROT_READ | PROT_WRITE | PROT_EXEC | PROT_SEM):#x}")
+        unknown = prot & ~(PROT_READ | PROT_WRITE | PROT_EXEC | PROT_SEM)  # any bit of the unsigned long
+        if unknown:
+            raise refuse(errno.EINVAL, "mm", "arch_validate_prot", f"unknown prot bits {unknown:#x}")
         if pkey != -1 and pkey not in mm.allocated_pkeys():
             raise refuse(errno.EINVAL, "mm", "do_mprotect_pkey", "protection key not allocated")
         reqprot = prot
