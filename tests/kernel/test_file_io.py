@@ -281,3 +281,90 @@ def test_fmode_bits_by_release(kernel):
     assert bool(reg & FMODE_CAN_ODIRECT) == new
     fd = p.open("/t/f", os.O_RDWR | os.O_DIRECT)  # direct_IO: allowed either way
     assert p.fcntl(fd, fcntl.F_SETFL, 0) == 0 and p.fcntl(fd, fcntl.F_SETFL, os.O_DIRECT) == 0
+
+
+def _host_probe(addr: int, n: int) -> bytes | str:
+    """Read n bytes at addr in a forked child (the mappings are inherited):
+    the bytes, or 'SIGBUS'/'SIGSEGV' when the read kills it."""
+    import ctypes
+    import signal
+
+    r, w = os.pipe()
+    pid = os.fork()
+    if pid == 0:  # pragma: no cover - the child
+        import faulthandler
+
+        faulthandler.disable()  # the SIGBUS is the answer, not a crash to report
+        os.close(r)
+        os.write(w, ctypes.string_at(addr, n))
+        os._exit(0)
+    os.close(w)
+    data = os.read(r, n)
+    os.close(r)
+    _, status = os.waitpid(pid, 0)
+    if os.WIFSIGNALED(status):
+        return signal.Signals(os.WTERMSIG(status)).name
+    return data
+
+
+def _model_probe(p, addr: int, n: int) -> bytes | str:
+    import signal
+
+    from sgxsim.kernel.errors import Signal
+
+    try:
+        return p.peek(addr, n)
+    except Signal as s:
+        return signal.Signals(s.signo).name
+
+
+def test_o_trunc_unmaps_the_file_everywhere_as_the_host_kernel(tmp_path):
+    """open(O_TRUNC) -> do_truncate(0) -> truncate_pagecache(): every mapping
+    of the file loses its pages, a MAP_PRIVATE mapping's COWed copies too
+    (unmap_mapping_range(..., even_cows=1)), and the cached pages go: a read
+    past the new EOF is SIGBUS, and the page a later write brings back holds
+    zeros past what was written (the old bytes were the cache's).  Compared
+    with the host kernel."""
+    import ctypes
+    import mmap
+
+    path = tmp_path / "f"
+    path.write_bytes(b"A" * 8192)
+    hfd = os.open(path, os.O_RDWR)
+    hshared = mmap.mmap(hfd, 8192, mmap.MAP_SHARED, mmap.PROT_READ | mmap.PROT_WRITE)
+    hpriv = mmap.mmap(hfd, 8192, mmap.MAP_PRIVATE, mmap.PROT_READ | mmap.PROT_WRITE)
+    hs = ctypes.addressof(ctypes.c_char.from_buffer(hshared))
+    hp = ctypes.addressof(ctypes.c_char.from_buffer(hpriv))
+
+    m = Machine(kernel="linux-6.12")
+    m.kernel.vfs.create_file("/t/f", b"A" * 8192)
+    p = m.spawn()
+    mfd = p.open("/t/f", os.O_RDWR)
+    ms = p.mmap(0, 8192, 0x3, 0x01, mfd)
+    mp = p.mmap(0, 8192, 0x3, 0x02, mfd)
+
+    def run(probe, write, trunc, pwrite, shared, priv):
+        out = [probe(shared, 4), probe(priv, 4)]  # fault both in
+        write(priv + 4096, b"P")  # a private COW copy of the second page
+        write(shared + 8, b"S")
+        out += [probe(priv + 4096, 2), probe(priv + 8, 1)]
+        trunc()
+        out += [probe(shared, 4), probe(priv, 4), probe(priv + 4096, 1), probe(shared + 4096, 1)]
+        pwrite(b"xy", 0)  # the file is two bytes long again
+        out += [probe(shared, 4), probe(shared + 4090, 6), probe(priv, 4), probe(priv + 4096, 1)]
+        return out
+
+    host = run(_host_probe, lambda a, d: ctypes.memmove(a, d, len(d)),
+               lambda: os.close(os.open(path, os.O_RDWR | os.O_TRUNC)),
+               lambda d, o: os.pwrite(hfd, d, o), hs, hp)
+    model = run(lambda a, n: _model_probe(p, a, n), p.poke,
+                lambda: p.close(p.open("/t/f", os.O_RDWR | os.O_TRUNC)),
+                lambda d, o: p.pwrite(mfd, d, o), ms, mp)
+    del hs, hp
+    hshared.close()
+    hpriv.close()
+    os.close(hfd)
+    assert model == host
+    assert host[4:8] == ["SIGBUS"] * 4 and host[8:10] == [b"xy\0\0", bytes(6)]
+    # the cached pages were given back: only the one the write brought back is left
+    assert len(p.file(mfd).inode.pages) == 1

@@ -26,6 +26,7 @@ from sgxsim.kernel.mm.flags import (
     FMODE_WRITE,
 )
 from sgxsim.kernel.mm.mseal import MsealMixin
+from sgxsim.kernel.mm.truncate import TruncateMixin
 from sgxsim.kernel.registry import register
 from sgxsim.kernel.security import Security, make_policy
 from sgxsim.kernel.sys import SysMixin
@@ -45,7 +46,8 @@ def new_encode_dev(major: int, minor: int) -> int:
 
 
 @register("linux")
-class Linux(MmapMixin, MprotectMixin, MremapMixin, FaultMixin, MsealMixin, SysMixin):
+class Linux(MmapMixin, MprotectMixin, MremapMixin, FaultMixin, MsealMixin, TruncateMixin,
+            SysMixin):
     """Linux without SGX support (the base of every kernel and design)."""
 
     name = "linux"

@@ -445,9 +445,10 @@ class Vfs:
             raise refuse(errno.EISDIR, "vfs", "may_open", f"{path} is a directory")
         f = self.vfs_open(ino, path, flags)
         if ino.is_reg() and flags & O_TRUNC and not created:
-            # do_open() -> handle_truncate(): whatever f_mode the file got
-            ino.data = bytearray()
-            ino.i_size = None
+            # do_open() -> handle_truncate() -> do_truncate(0): whatever
+            # f_mode the file got; the page cache goes too, and every mapping
+            # of the file loses its pages (a later access is SIGBUS)
+            self.kernel.truncate_setsize(ino, 0)
         return f
 
     def vfs_open(self, ino: Inode, path: str, flags: int) -> File:
